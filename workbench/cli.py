@@ -1,0 +1,274 @@
+"""Headless interface: `workbench train | runs | show | metrics | cancel | resume | methods | gui`.
+
+A stable scripting surface: `train` prints only the new run id on stdout (progress goes to
+stderr), `runs` and `show` take `--json`, `metrics --csv` prints the full series. Errors the
+user can fix print one line and exit with status 2. `WORKBENCH_HOME` selects the data folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+from workbench.config import PRESETS, config_class
+from workbench.errors import WorkbenchError
+from workbench.jobs import Runner, cancel_run, create_run, reconcile, resume_run
+from workbench.jobs.runner import log_path
+from workbench.methods import method_names
+from workbench.store import Run, RunStatus, Store
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `workbench show 3 | head` closed the pipe: not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description="ViT Workbench, headless.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="create a run and start its worker; prints the run id")
+    t.add_argument("--method", required=True, help=f"one of: {', '.join(method_names())}")
+    t.add_argument("--preset", choices=PRESETS, help="start from a preset (default: the method's defaults)")
+    t.add_argument("--set", dest="overrides", action="append", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config fields (`workbench methods` lists them)")
+    t.add_argument("--parent", action="append", default=[], metavar="ROLE=RUN",
+                   help="a parent run: teacher, encoder or tokenizer, as the method needs")
+    t.add_argument("--name", default="", help="a name for the run (default: METHOD-ID)")
+    t.add_argument("--wait", action="store_true", help="stay attached with a progress bar until it ends")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("runs", help="list runs")
+    r.add_argument("--status", help="only runs with this status")
+    r.add_argument("--method", help="only runs of this method")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("show", help="config, status, last metrics and artifacts of a run")
+    s.add_argument("run", type=int)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_show)
+
+    m = sub.add_parser("metrics", help="the full metric series of a run")
+    m.add_argument("run", type=int)
+    m.add_argument("--key", help="only this metric (e.g. val/top1)")
+    m.add_argument("--csv", action="store_true", help="CSV with a header row")
+    m.set_defaults(func=cmd_metrics)
+
+    c = sub.add_parser("cancel", help="stop a queued or running run (it keeps a checkpoint)")
+    c.add_argument("run", type=int)
+    c.add_argument("--grace", type=float, default=10.0, help="seconds to wait before killing the worker")
+    c.set_defaults(func=cmd_cancel)
+
+    u = sub.add_parser("resume", help="continue an interrupted, failed or cancelled run from its checkpoint")
+    u.add_argument("run", type=int)
+    u.add_argument("--wait", action="store_true")
+    u.set_defaults(func=cmd_resume)
+
+    d = sub.add_parser("methods", help="methods, presets and config fields with their help")
+    d.add_argument("method", nargs="?", help="only this method")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_methods)
+
+    g = sub.add_parser("gui", help="open the desktop app")
+    g.set_defaults(func=lambda _args: __import__("workbench.ui", fromlist=["main"]).main())
+    return p
+
+
+# ------------------------------------------------------------------ commands
+def cmd_train(args: argparse.Namespace) -> int:
+    store = Store()
+    overrides = [item for group in args.overrides for item in group]
+    parents = {}
+    for item in args.parent:
+        role, sep, run_id = item.partition("=")
+        if not sep or not run_id.strip().isdigit():
+            raise WorkbenchError(f"--parent takes ROLE=RUN_ID (e.g. teacher=3), got {item!r}")
+        parents[role.strip()] = int(run_id)
+    run = create_run(store, args.method, preset=args.preset, overrides=overrides, parents=parents, name=args.name)
+    return _launch(store, run.id, args.wait)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    store = Store()
+    reconcile(store)
+    run = resume_run(store, args.run)
+    return _launch(store, run.id, args.wait)
+
+
+def _launch(store: Store, run_id: int, wait: bool) -> int:
+    runner = Runner(store)
+    runner.start(run_id)
+    print(run_id, flush=True)
+    if not wait:
+        print(f"run {run_id} started; `workbench show {run_id}` follows it, log: {log_path(run_id)}",
+              file=sys.stderr)
+        return 0
+    status = _follow(store, runner, run_id)
+    run = store.get_run(run_id)
+    print(f"run {run_id} {status}" + "".join(f"  {k}={v:.4f}" for k, v in run.summary.items()), file=sys.stderr)
+    if run.error:
+        print(run.error, file=sys.stderr)
+    return 0 if status == RunStatus.FINISHED else 1
+
+
+def _follow(store: Store, runner: Runner, run_id: int) -> RunStatus:
+    """Wait with a tqdm bar on stderr; Ctrl-C detaches and leaves the run going."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit="step", file=sys.stderr, dynamic_ncols=True, desc=f"run {run_id}")
+
+    def update(run: Run) -> None:
+        bar.set_description(f"run {run_id}" if run.total_steps else f"run {run_id} starting", refresh=False)
+        if run.total_steps and bar.total != run.total_steps:
+            bar.reset(total=run.total_steps)
+        bar.n = run.step
+        last = store.last_metrics(run_id)
+        bar.set_postfix({k.split("/")[-1] if k == "train/loss" else k: f"{v:.3f}" for k, (_, v) in last.items()
+                         if k in ("train/loss", config_class(run.method).key_metric)}, refresh=False)
+        bar.refresh()
+
+    try:
+        return runner.wait(run_id, on_poll=update)
+    except KeyboardInterrupt:
+        print(f"\ndetached; run {run_id} goes on (`workbench cancel {run_id}` stops it)", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = Store()
+    reconcile(store)
+    runs = store.list_runs(status=args.status, method=args.method)
+    if args.json:
+        print(json.dumps([_run_dict(r) for r in runs], indent=1))
+        return 0
+    rows = [("ID", "NAME", "METHOD", "STATUS", "PROGRESS", "DEVICE", "KEY METRIC", "STARTED", "DURATION")]
+    for r in runs:
+        key = config_class(r.method).key_metric
+        metric = f"{key}={r.summary[key]:.4f}" if key in r.summary else ""
+        rows.append((str(r.id), r.name, r.method, r.status, f"{r.progress:.0%}", r.device or "", metric,
+                     _time(r.started_at), _duration(r)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = Store()
+    reconcile(store)
+    run = store.get_run(args.run)
+    info = _run_dict(run)
+    info["parents"] = {role: p.id for role, p in store.parents(run.id).items()}
+    info["children"] = [{"role": role, "run": c.id} for role, c in store.children(run.id)]
+    info["last_metrics"] = {k: {"step": s, "value": v} for k, (s, v) in store.last_metrics(run.id).items()}
+    info["artifacts"] = [{"kind": a.kind, "name": a.name, "step": a.step, "path": str(store.abspath(a))}
+                         for a in store.artifacts(run.id)]
+    info["log"] = str(log_path(run.id))
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"run {run.id}  {run.name}  [{run.method}]  {run.status}  {run.progress:.0%} "
+          f"({run.step}/{run.total_steps} steps)  device {run.device or '-'}")
+    print(f"started {_time(run.started_at)}  duration {_duration(run)}")
+    if info["parents"]:
+        print("parents: " + ", ".join(f"{role}={pid}" for role, pid in info["parents"].items()))
+    if run.error:
+        print(f"error: {run.error}")
+    print("config:")
+    for key, value in run.config.items():
+        print(f"  {key} = {value}")
+    print("last metrics:")
+    for key, m in sorted(info["last_metrics"].items()):
+        print(f"  {key} = {m['value']:.6g}  (step {m['step']})")
+    print("artifacts:")
+    for a in info["artifacts"]:
+        print(f"  {a['kind']:<10} step {a['step']:<7} {a['path']}")
+    print(f"log: {info['log']}")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    store = Store()
+    store.get_run(args.run)
+    rows = store.metrics(args.run, key=args.key)
+    out = csv.writer(sys.stdout) if args.csv else None
+    if out:
+        out.writerow(["step", "epoch", "key", "value", "wall_time"])
+    for _, step, epoch, key, value, wall in rows:
+        if out:
+            out.writerow([step, f"{epoch:.4f}", key, repr(value), f"{wall:.3f}"])
+        else:
+            print(f"{step:>8}  {epoch:8.3f}  {key:<24} {value:.6g}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    status = cancel_run(Store(), args.run, grace=args.grace)
+    print(f"run {args.run} {status}", file=sys.stderr)
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    names = [args.method] if args.method else method_names()
+    described: dict[str, Any] = {}
+    for name in names:
+        cls = config_class(name)
+        described[name] = {
+            "description": cls.description,
+            "parents": {role: list(ms) for role, ms in cls.parent_roles.items()},
+            "presets": {p: cls.preset(p) for p in PRESETS},
+            "fields": [{"name": f.name, "type": f.type.__name__, "default": f.default, "help": f.help,
+                        "min": f.min, "max": f.max, "choices": f.choices} for f in cls.field_specs()],
+        }
+    if args.json:
+        print(json.dumps(described, indent=1))
+        return 0
+    for name, d in described.items():
+        print(f"{name}: {d['description']}")
+        for f in d["fields"]:
+            allowed = f"one of {', '.join(f['choices'])}" if f["choices"] else (
+                f"[{f['min']}, {f['max']}]" if f["min"] is not None or f["max"] is not None else "")
+            print(f"  {f['name']:<18} {f['type']:<6} {str(f['default']):<12} {f['help']}"
+                  + (f"  {allowed}" if allowed else ""))
+        print()
+    return 0
+
+
+# ------------------------------------------------------------------- helpers
+def _run_dict(r: Run) -> dict[str, Any]:
+    return {"id": r.id, "name": r.name, "method": r.method, "status": r.status, "device": r.device,
+            "pid": r.pid, "step": r.step, "total_steps": r.total_steps, "progress": r.progress,
+            "created_at": r.created_at, "started_at": r.started_at, "finished_at": r.finished_at,
+            "error": r.error, "summary": r.summary, "config": r.config, "notes": r.notes, "tags": r.tags}
+
+
+def _time(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+
+
+def _duration(r: Run) -> str:
+    if not r.started_at:
+        return "-"
+    seconds = int((r.finished_at or time.time()) - r.started_at)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""Run configurations: the one schema the GUI form, the CLI and the database share.
+
+Each method has a dataclass whose fields carry a one-line help text and their allowed
+values in `metadata`. `validate()` checks types, ranges and the cross-field rules and
+raises `ConfigError` naming the field at fault, so a form can point at the widget and the
+CLI can say which `--set` was wrong. This module imports neither torch nor Qt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Iterable, Mapping
+
+from workbench.errors import ConfigError
+
+PRESETS = ("tiny", "small", "paper")
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def param(
+    default: Any,
+    help: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A config field with its help line and allowed values (read by validation, forms, CLI)."""
+    return field(default=default, metadata={"help": help, "min": min, "max": max, "choices": choices})
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What a form or `workbench methods` needs to know about one config field."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    min: float | None
+    max: float | None
+    choices: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class ParentInfo:
+    """A candidate parent run as the config checks see it (no torch, no files)."""
+
+    run_id: int
+    method: str
+    status: str
+    config: "TrainConfig"
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """Fields every method shares: data, optimisation, device and reporting intervals."""
+
+    method: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    # role -> methods allowed as that parent (e.g. {"encoder": ("mae", "beit")})
+    parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # preset name -> field overrides; merged down the class hierarchy
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    # the metric the run table shows and studies compare, and whether higher is better
+    key_metric: ClassVar[str] = "val/top1"
+    key_metric_higher_is_better: ClassVar[bool] = True
+
+    dataset: str = param("shapes", "dataset name; 'shapes' is the built-in procedural set")
+    image_size: int = param(32, "image side in pixels (square)", min=8, max=1024)
+    batch_size: int = param(128, "images per optimizer step", min=1, max=65536)
+    epochs: int = param(30, "passes over the training set", min=1, max=100000)
+    max_steps: int = param(0, "stop after this many optimizer steps (0: run all epochs)", min=0)
+    lr: float = param(1e-3, "peak learning rate (AdamW, cosine decay)", min=1e-8, max=10.0)
+    weight_decay: float = param(0.05, "AdamW weight decay (not applied to norms, biases, tokens)", min=0.0, max=10.0)
+    warmup_epochs: float = param(2.0, "linear learning-rate warmup, in epochs", min=0.0)
+    grad_clip: float = param(1.0, "clip the gradient norm to this (0: off)", min=0.0)
+    seed: int = param(0, "random seed for weights, data order and masks", min=0, max=2**31 - 1)
+    device: str = param("auto", "auto, cpu, mps, cuda or cuda:N (auto: CUDA, then MPS, then CPU)")
+    precision: str = param("auto", "auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16",
+                           choices=("auto", "fp32", "bf16", "fp16"))
+    num_workers: int = param(0, "DataLoader worker processes (0: load in the training process)", min=0, max=64)
+    log_every: int = param(10, "write training metrics every N steps", min=1)
+    eval_every: int = param(0, "evaluate every N steps (0: at the end of each epoch)", min=0)
+    snapshot_every: int = param(0, "save snapshot images every N steps (0: with each evaluation)", min=0)
+    checkpoint_every: int = param(0, "save a checkpoint every N steps (0: at the end of each epoch)", min=0)
+
+    # ----------------------------------------------------------------- checks
+    def validate(self) -> "TrainConfig":
+        """Check every field and the cross-field rules; return self for chaining."""
+        hints = _type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            _check_type(f.name, hints[f.name], value)
+            meta = f.metadata
+            if meta.get("choices") and value not in meta["choices"]:
+                raise ConfigError(f.name, f"{value!r} is not one of {', '.join(meta['choices'])}")
+            lo, hi = meta.get("min"), meta.get("max")
+            if lo is not None and value < lo or hi is not None and value > hi:
+                raise ConfigError(f.name, f"{value!r} is outside the allowed range {_range(lo, hi)}")
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Cross-field rules; subclasses extend this and call super().check()."""
+        if not _DEVICE_RE.match(self.device):
+            raise ConfigError("device", f"{self.device!r} is not a device; use auto, cpu, mps, cuda or cuda:N")
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError("warmup_epochs", f"warmup ({self.warmup_epochs} epochs) must be shorter "
+                                               f"than training ({self.epochs} epochs)")
+        if not self.dataset.strip():
+            raise ConfigError("dataset", "no dataset given; use 'shapes' for the built-in set")
+
+    def required_parents(self) -> dict[str, tuple[str, ...]]:
+        """Parent roles this config needs (some methods need one only in some modes)."""
+        return dict(self.parent_roles)
+
+    def check_parents(self, parents: Mapping[str, ParentInfo]) -> None:
+        """Refuse missing, unfinished or incompatible parent runs before anything starts."""
+        required = self.required_parents()
+        for role in parents:
+            if role not in self.parent_roles:
+                allowed = ", ".join(self.parent_roles) or "none"
+                raise ConfigError(f"parent:{role}", f"method {self.method} takes no {role!r} parent "
+                                                    f"(its parent roles: {allowed})")
+        for role, methods in required.items():
+            parent = parents.get(role)
+            if parent is None:
+                raise ConfigError(f"parent:{role}", f"method {self.method} needs a finished "
+                                                    f"{' or '.join(methods)} run as its {role}")
+            if parent.method not in methods:
+                raise ConfigError(f"parent:{role}", f"run {parent.run_id} is a {parent.method} run; "
+                                                    f"the {role} must be a {' or '.join(methods)} run")
+            if parent.status != "finished":
+                raise ConfigError(f"parent:{role}", f"run {parent.run_id} is {parent.status}; "
+                                                    f"wait until it has finished or pick another run")
+
+    # ------------------------------------------------------------ conversion
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def field_specs(cls) -> list[FieldSpec]:
+        hints = _type_hints(cls)
+        return [FieldSpec(f.name, hints[f.name], f.default, f.metadata.get("help", ""),
+                          f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("choices"))
+                for f in fields(cls)]
+
+    @classmethod
+    def preset(cls, name: str) -> dict[str, Any]:
+        """The merged overrides of preset `name` along the class hierarchy."""
+        if name not in PRESETS:
+            raise ConfigError("preset", f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        merged: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(getattr(klass, "presets", {}).get(name, {}))
+        return merged
+
+
+@dataclass(kw_only=True)
+class ViTBackboneConfig(TrainConfig):
+    """The ViT encoder shape shared by every ViT-family method."""
+
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # about a minute on a 2-core laptop CPU with the built-in 32 px shapes
+        "tiny": dict(image_size=32, patch_size=4, width=64, depth=2, heads=4, mlp_ratio=2.0,
+                     batch_size=64, epochs=8, lr=3e-3, warmup_epochs=1.0, drop_path=0.0),
+        "small": {},
+        # ViT-B/16 geometry (224/16 = 14x14 tokens) with the DeiT training recipe
+        "paper": dict(image_size=224, patch_size=16, width=768, depth=12, heads=12, mlp_ratio=4.0,
+                      batch_size=256, epochs=300, lr=2.5e-4, weight_decay=0.05, warmup_epochs=5.0,
+                      drop_path=0.1),
+    }
+
+    patch_size: int = param(4, "patch side in pixels; must divide the image size", min=1, max=256)
+    width: int = param(192, "token width (embedding dimension)", min=8, max=4096)
+    depth: int = param(6, "transformer blocks", min=1, max=64)
+    heads: int = param(3, "attention heads; must divide the width", min=1, max=64)
+    mlp_ratio: float = param(4.0, "MLP hidden width as a multiple of the token width", min=0.5, max=16.0)
+    drop_path: float = param(0.1, "stochastic depth rate", min=0.0, max=0.9)
+
+    def check(self) -> None:
+        super().check()
+        if self.image_size % self.patch_size:
+            divisors = [p for p in range(2, min(self.image_size, 33)) if self.image_size % p == 0]
+            raise ConfigError("patch_size", f"patch size {self.patch_size} does not divide image size "
+                                            f"{self.image_size}; choose one of {divisors}")
+        if self.width % self.heads:
+            raise ConfigError("heads", f"{self.heads} heads do not divide width {self.width}; "
+                                       f"choose a width that is a multiple of the head count")
+
+    @property
+    def grid_size(self) -> int:
+        """Patches per image side."""
+        return self.image_size // self.patch_size
+
+
+# ---------------------------------------------------------------- registry
+METHOD_CONFIGS: dict[str, type[TrainConfig]] = {}
+
+
+def register(cls: type[TrainConfig]) -> type[TrainConfig]:
+    """Class decorator: make a method's config known to the GUI, the CLI and the runner."""
+    METHOD_CONFIGS[cls.method] = cls
+    return cls
+
+
+@register
+@dataclass(kw_only=True)
+class VitConfig(ViTBackboneConfig):
+    method: ClassVar[str] = "vit"
+    description: ClassVar[str] = "Supervised ViT classifier: patches, [CLS] token, transformer encoder."
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": dict(label_smoothing=0.0)}
+
+    pos_embed: str = param("learned-1d", "position embedding: learned 1-D (the paper's), fixed 2-D sin-cos, or none",
+                           choices=("learned-1d", "sincos-2d", "none"))
+    label_smoothing: float = param(0.1, "label smoothing of the cross-entropy", min=0.0, max=0.5)
+
+
+def config_class(method: str) -> type[TrainConfig]:
+    try:
+        return METHOD_CONFIGS[method]
+    except KeyError:
+        raise ConfigError("method", f"unknown method {method!r}; choose one of "
+                                    f"{', '.join(sorted(METHOD_CONFIGS))}") from None
+
+
+def make_config(
+    method: str,
+    preset: str | None = None,
+    overrides: Mapping[str, Any] | Iterable[str] = (),
+) -> TrainConfig:
+    """Defaults, then a preset, then overrides (a mapping or "key=value" strings); validated."""
+    cls = config_class(method)
+    values: dict[str, Any] = cls.preset(preset) if preset else {}
+    if isinstance(overrides, Mapping):
+        values.update(overrides)
+    else:
+        values.update(parse_overrides(cls, overrides))
+    return config_from_dict(method, values)
+
+
+def parse_overrides(cls: type[TrainConfig], items: Iterable[str]) -> dict[str, Any]:
+    """Turn CLI `key=value` strings into typed values, naming the field on error."""
+    hints = _type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(key or item, f"expected key=value, got {item!r}")
+        if key not in known:
+            raise ConfigError(key, _unknown_field(cls, key))
+        out[key] = _coerce(key, hints[key], raw.strip())
+    return out
+
+
+def config_from_dict(method: str, data: Mapping[str, Any], *, strict: bool = True) -> TrainConfig:
+    """Build and validate a config. `strict=False` drops fields a newer build removed."""
+    cls = config_class(method)
+    known = {f.name for f in fields(cls)}
+    unknown = [k for k in data if k not in known]
+    if unknown and strict:
+        raise ConfigError(unknown[0], _unknown_field(cls, unknown[0]))
+    hints = _type_hints(cls)
+    values = {k: (float(v) if hints[k] is float and type(v) is int else v)
+              for k, v in data.items() if k in known}
+    try:
+        cfg = cls(**values)
+    except TypeError as exc:  # pragma: no cover - dataclass signature errors
+        raise ConfigError("config", str(exc)) from None
+    return cfg.validate()
+
+
+def config_from_json(method: str, text: str, *, strict: bool = True) -> TrainConfig:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError("config", f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config", "a config must be a JSON object of field: value")
+    return config_from_dict(method, data, strict=strict)
+
+
+# ----------------------------------------------------------------- helpers
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unknown_field(cls: type[TrainConfig], key: str) -> str:
+    names = sorted(f.name for f in fields(cls))
+    return f"unknown field for method {cls.method}; known fields: {', '.join(names)}"
+
+
+def _range(lo: float | None, hi: float | None) -> str:
+    return f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+
+
+def _check_type(name: str, kind: Any, value: Any) -> None:
+    if kind is bool:
+        ok = type(value) is bool
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and type(value) is not bool
+    elif kind is int:
+        ok = isinstance(value, int) and type(value) is not bool
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ConfigError(name, f"{value!r} is not a {kind.__name__}")
+
+
+def _coerce(name: str, kind: Any, raw: str) -> Any:
+    try:
+        if kind is bool:
+            low = raw.lower()
+            if low in _TRUE | _FALSE:
+                return low in _TRUE
+            raise ValueError
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(name, f"{raw!r} is not a {kind.__name__}") from None

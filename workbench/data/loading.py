@@ -1,0 +1,119 @@
+"""Torch side of the data: datasets, seeded epoch order, and the on-device batch transform.
+
+Images travel as uint8 to the device and are converted there (float, flip, normalise): cheap
+on the CPU side, and the augmentation draws from the torch RNG that checkpoints restore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from workbench.config import TrainConfig
+from workbench.data import check_dataset, shapes
+
+
+class ArrayDataset(Dataset):
+    """Images [N, H, W, 3] uint8 and labels [N]; fetches whole batches with one fancy index."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(np.array(self.images[index])).permute(2, 0, 1), int(self.labels[index])
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        order = np.asarray(indices)
+        images = torch.from_numpy(np.ascontiguousarray(self.images[np.sort(order)]))
+        back = np.argsort(np.argsort(order))  # undo the sort that made the read sequential
+        return images[back].permute(0, 3, 1, 2).contiguous(), torch.from_numpy(self.labels[order])
+
+
+def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Shuffled batches whose order depends only on (seed, epoch), so a resumed run sees the same
+    data order; `skip` drops the batches already trained on in that epoch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, drop_last: bool) -> None:
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def __len__(self) -> int:
+        full = self.n // self.batch_size
+        return (full if self.drop_last or self.n % self.batch_size == 0 else full + 1) - self.skip
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        for b in range(self.skip, len(self) + self.skip):
+            yield order[b * self.batch_size:(b + 1) * self.batch_size]
+
+
+@dataclass
+class DataBundle:
+    """What a method needs to know about the data, plus the two splits."""
+
+    train: Dataset
+    val: Dataset
+    classes: list[str]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    image_size: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def load_data(cfg: TrainConfig) -> DataBundle:
+    check_dataset(cfg.dataset)
+    splits, meta = shapes.load(cfg.image_size)
+    return DataBundle(train=ArrayDataset(splits["train"].images, splits["train"].labels),
+                      val=ArrayDataset(splits["val"].images, splits["val"].labels),
+                      classes=list(meta["classes"]), mean=tuple(meta["mean"]), std=tuple(meta["std"]),
+                      image_size=cfg.image_size)
+
+
+def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, pin_memory: bool = False) -> DataLoader:
+    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, shuffle=train, drop_last=train)
+    batched = hasattr(dataset, "__getitems__")
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=pin_memory,
+                      collate_fn=_keep_batch if batched else None,
+                      persistent_workers=cfg.num_workers > 0)
+
+
+class BatchTransform:
+    """uint8 [B, 3, H, W] on the device -> normalised float, with random flips when training."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device) -> None:
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
+
+    def __call__(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+        x = (images.float() - self.mean) / self.std
+        if train:
+            flip = torch.rand(x.shape[0], device="cpu") < 0.5
+            x = torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
+        return x
+
+    def undo(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised float -> uint8 [B, 3, H, W] (for snapshots)."""
+        return (x * self.std + self.mean).clamp(0, 255).round().to(torch.uint8)

@@ -1,0 +1,47 @@
+"""Device and precision choice: CUDA, then Apple MPS, then CPU; bf16 autocast on GPUs."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import ContextManager
+
+import torch
+
+from workbench.errors import WorkbenchError
+
+
+def select_device(spec: str) -> torch.device:
+    """Resolve `auto`/`cpu`/`mps`/`cuda`/`cuda:N`, refusing a device this machine lacks."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", 0)
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise WorkbenchError(f"device {spec} was asked for, but CUDA is not available on this machine; "
+                                 f"set device=auto or device=cpu")
+        index = int(spec.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise WorkbenchError(f"device {spec} was asked for, but this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s) (cuda:0 ... "
+                                 f"cuda:{torch.cuda.device_count() - 1})")
+        return torch.device("cuda", index)
+    if spec == "mps" and not has_mps:
+        raise WorkbenchError("device mps was asked for, but Apple MPS is not available; set device=auto or cpu")
+    return torch.device(spec)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision setting (None: plain fp32)."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None  # CPU and MPS train faster and safer in fp32 at these sizes
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

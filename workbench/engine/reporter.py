@@ -1,0 +1,65 @@
+"""Metric and image reporting from a worker to the store, batched so it costs little.
+
+Rows are buffered and written in one transaction every `flush_seconds` (and at each
+evaluation and at the end). If the database is busy, rows stay buffered and are retried:
+a slow reader can delay metrics but never loses them or crashes the run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from workbench import paths
+from workbench.errors import StoreError
+from workbench.store import Store
+
+
+class Reporter:
+    def __init__(self, store: Store, run_id: int, flush_seconds: float = 1.0) -> None:
+        self.store, self.run_id, self.flush_seconds = store, run_id, flush_seconds
+        self.rows: list[tuple[int, float, str, float, float]] = []
+        self.step = 0
+        self._last_flush = time.monotonic()
+
+    def log(self, step: int, epoch: float, metrics: dict[str, float]) -> None:
+        now = time.time()
+        self.rows.extend((step, epoch, key, float(value), now) for key, value in metrics.items())
+        self.step = step
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush(strict=False)
+
+    def flush(self, *, strict: bool = True) -> None:
+        """Write buffered rows and the run's progress. `strict=False` keeps them on a busy DB."""
+        self._last_flush = time.monotonic()
+        try:
+            self.store.add_metrics(self.run_id, self.rows)
+            self.store.update_run(self.run_id, step=self.step)
+        except StoreError as exc:
+            if strict:
+                raise
+            print(f"metrics held back ({len(self.rows)} rows): {exc}", file=sys.stderr)
+            return
+        self.rows = []
+
+    def summary(self, metrics: dict[str, float]) -> None:
+        """Record the newest evaluation metrics on the run row (what run lists show)."""
+        run = self.store.get_run(self.run_id)
+        self.store.update_run(self.run_id, summary={**run.summary, **{k: float(v) for k, v in metrics.items()}})
+
+    def images(self, step: int, images: dict[str, np.ndarray]) -> list[Path]:
+        """Save each [H, W, 3] uint8 image as a PNG artifact named after its key."""
+        folder = paths.run_dir(self.run_id) / "images"
+        folder.mkdir(exist_ok=True)
+        saved = []
+        for name, pixels in images.items():
+            path = folder / f"{name}-{step:08d}.png"
+            Image.fromarray(pixels).save(path)
+            self.store.add_artifact(self.run_id, "image", path, step=step, name=name,
+                                    meta={"width": int(pixels.shape[1]), "height": int(pixels.shape[0])})
+            saved.append(path)
+        return saved

@@ -1,0 +1,225 @@
+"""The training loop: the only one in the workbench, shared by every method.
+
+It builds data and model through the run's method, trains with AdamW + warmup/cosine, and
+reports metrics, snapshots and checkpoints to the store as it goes. A resumed run restores
+model, optimizer, scheduler, RNG and data position from its latest checkpoint, and drops the
+metrics the crashed attempt wrote after that checkpoint (they are written again).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import default_collate
+
+from workbench.config import TrainConfig, config_from_dict
+from workbench.data.loading import BatchTransform, DataBundle, load_data, make_loader
+from workbench.engine.checkpoint import Checkpoints
+from workbench.engine.device import autocast, autocast_dtype, select_device
+from workbench.engine.optim import build_optimizer, warmup_cosine
+from workbench.engine.reporter import Reporter
+from workbench.errors import DataError, WorkbenchError
+from workbench.methods import get_method
+from workbench.methods.base import DataInfo, Method, ParentRun
+from workbench.store import RunStatus, Store
+
+SNAPSHOT_IMAGES = 16
+
+
+class StopFlag:
+    """Set from a signal handler or another thread; the loop checks it after every step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def request(self, *_: Any) -> None:
+        self.requested = True
+
+
+@dataclass
+class Schedule:
+    """When things happen, in optimizer steps."""
+
+    steps_per_epoch: int
+    total: int
+    log: int
+    eval: int
+    snapshot: int
+    checkpoint: int
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, steps_per_epoch: int) -> "Schedule":
+        total = cfg.epochs * steps_per_epoch
+        if cfg.max_steps:
+            total = min(total, cfg.max_steps)
+        eval_every = cfg.eval_every or steps_per_epoch
+        return cls(steps_per_epoch, total, cfg.log_every, eval_every, cfg.snapshot_every or eval_every,
+                   cfg.checkpoint_every or steps_per_epoch)
+
+    def due(self, step: int, every: int) -> bool:
+        return step % every == 0 or step == self.total
+
+
+def load_parents(store: Store, run_id: int) -> dict[str, ParentRun]:
+    """Each parent's config and a loader for its newest readable checkpoint's model weights."""
+    parents = {}
+    for role, run in store.parents(run_id).items():
+        def load_state(parent_id: int = run.id) -> dict[str, torch.Tensor]:
+            found = Checkpoints(store, parent_id).latest_readable()
+            if found is None:
+                raise WorkbenchError(f"parent run {parent_id} has no readable checkpoint; "
+                                     f"its files may have been deleted — pick another parent run")
+            return found[0]["model"]
+        parents[role] = ParentRun(run.id, run.method, config_from_dict(run.method, run.config, strict=False),
+                                  load_state)
+    return parents
+
+
+def train(store: Store, run_id: int, stop: StopFlag | None = None,
+          log: Callable[[str], None] = print) -> RunStatus:
+    """Train run `run_id` to the end (or until `stop`); return the status it ended with."""
+    stop = stop or StopFlag()
+    run = store.get_run(run_id)
+    cfg = config_from_dict(run.method, run.config, strict=False)
+    device = select_device(cfg.device)
+    amp = autocast_dtype(cfg.precision, device)
+    store.mark_started(run_id, device=str(device))
+    torch.manual_seed(cfg.seed)
+
+    log(f"run {run_id}: {run.method} on {device}, precision {amp or torch.float32}; loading data")
+    data = load_data(cfg)
+    method: Method = get_method(run.method)(cfg, DataInfo(data.classes, data.mean, data.std, data.image_size),
+                                            load_parents(store, run_id))
+    model = method.build().to(device)
+    optimizer = build_optimizer(model, cfg)
+    loader = make_loader(data.train, cfg, train=True, pin_memory=device.type == "cuda")
+    steps_per_epoch = len(loader.batch_sampler)
+    if steps_per_epoch == 0:
+        raise DataError(f"batch_size {cfg.batch_size} is larger than the training set "
+                        f"({len(data.train)} images); lower batch_size")
+    plan = Schedule.from_config(cfg, steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(round(cfg.warmup_epochs * steps_per_epoch), plan.total))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    ckpts = Checkpoints(store, run_id)
+
+    step = _restore(ckpts, model, optimizer, scheduler, scaler, device)
+    if step:
+        log(f"resuming from step {step}")
+    store.delete_metrics_after(run_id, step)
+    for art in store.delete_artifacts_after(run_id, step, "image"):
+        store.abspath(art).unlink(missing_ok=True)
+    store.update_run(run_id, total_steps=plan.total, step=step)
+
+    reporter = Reporter(store, run_id)
+    transform = BatchTransform(data.mean, data.std, device)
+    snap_batch = _fixed_batch(data, cfg, transform, device)
+
+    def save_checkpoint() -> None:
+        ckpts.save(step, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step,
+            "method": run.method, "config": cfg.to_dict(), "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        })
+
+    def evaluate() -> None:
+        model.eval()
+        val_loader = make_loader(data.val, cfg, train=False, pin_memory=device.type == "cuda")
+        with autocast(device, amp):
+            metrics = method.evaluate(model, ((transform(x.to(device), False), y.to(device))
+                                              for x, y in val_loader))
+        val = {f"val/{k}": v for k, v in metrics.items()}
+        reporter.log(step, step / steps_per_epoch, val)
+        reporter.flush(strict=False)
+        reporter.summary(val)
+        log(f"step {step}/{plan.total} " + " ".join(f"{k}={v:.4f}" for k, v in val.items()))
+        model.train()
+
+    model.train()
+    sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=device))
+    window_steps, window_images, window_start = 0, 0, time.perf_counter()
+    while step < plan.total and not stop.requested:
+        loader.batch_sampler.set_epoch(step // steps_per_epoch, skip=step % steps_per_epoch)
+        for images, labels in loader:
+            images = transform(images.to(device, non_blocking=True), True)
+            labels = labels.to(device, non_blocking=True)
+            with autocast(device, amp):
+                out = method.step(model, (images, labels))
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(out["loss"]).backward()
+            if cfg.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            for key, value in out.items():
+                sums[key] += value.detach().float()
+            window_steps += 1
+            window_images += images.shape[0]
+
+            do_eval, do_ckpt = plan.due(step, plan.eval), plan.due(step, plan.checkpoint)
+            do_snap = snap_batch is not None and plan.due(step, plan.snapshot)
+            if plan.due(step, plan.log) or do_eval or do_snap or do_ckpt:
+                elapsed = time.perf_counter() - window_start
+                metrics = {f"train/{k}": (v / window_steps).item() for k, v in sums.items()}
+                if not math.isfinite(metrics["train/loss"]):
+                    raise WorkbenchError(f"the training loss became {metrics['train/loss']} at step {step}; "
+                                         f"lower lr (now {cfg.lr}) or use precision=fp32")
+                metrics["train/lr"] = scheduler.get_last_lr()[0]
+                metrics["train/images_per_s"] = window_images / max(elapsed, 1e-9)
+                reporter.log(step, step / steps_per_epoch, metrics)
+                sums.clear()
+                window_steps, window_images = 0, 0
+            if do_eval:
+                evaluate()
+            if do_snap:
+                model.eval()
+                reporter.images(step, method.snapshot(model, snap_batch))
+                model.train()
+            if do_ckpt:
+                save_checkpoint()
+            if window_steps == 0:  # evaluation and saving do not count against throughput
+                window_start = time.perf_counter()
+            if stop.requested or step >= plan.total:
+                break
+
+    finished = step >= plan.total
+    if not finished:
+        save_checkpoint()
+        log(f"stopped at step {step}; checkpoint saved, `workbench resume {run_id}` continues")
+    reporter.flush()
+    return RunStatus.FINISHED if finished else RunStatus.CANCELLED
+
+
+def _restore(ckpts: Checkpoints, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: Any, scaler: Any, device: torch.device) -> int:
+    found = ckpts.latest_readable()
+    if found is None:
+        return 0
+    state, _ = found
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng_cpu"])
+    if device.type == "cuda" and state["rng_cuda"]:
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    return int(state["step"])
+
+
+def _fixed_batch(data: DataBundle, cfg: TrainConfig, transform: BatchTransform,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The first validation images: the same ones in every snapshot, so progress is comparable."""
+    n = min(SNAPSHOT_IMAGES, len(data.val))
+    if n == 0:
+        return None
+    images, labels = default_collate([data.val[i] for i in range(n)])
+    return transform(images.to(device), False), labels.to(device)

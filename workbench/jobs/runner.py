@@ -1,0 +1,193 @@
+"""Worker processes: one plain OS process per run (`python -m workbench.jobs.worker RUN_ID`).
+
+A process, never a thread, so a CUDA crash or an out-of-memory kill takes down only its run.
+Workers start in their own session (their own process group): the GUI or CLI that started
+them can exit or be killed and the run goes on; cancelling kills the whole group, DataLoader
+workers included. The store is the source of truth: a worker reports its own end
+(finished / failed / cancelled); a worker that dies without doing so is found by its exit
+code here, or by its missing pid at the next start-up, and marked `interrupted`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from workbench import paths
+from workbench.errors import WorkbenchError
+from workbench.store import RESUMABLE, Run, RunStatus, Store
+
+WORKER_MODULE = "workbench.jobs.worker"
+LOG_NAME = "worker.log"
+
+
+def log_path(run_id: int) -> Path:
+    return paths.run_dir(run_id) / LOG_NAME
+
+
+def is_worker_alive(pid: int | None, run_id: int) -> bool:
+    """True if `pid` is a live (not zombie) worker process for this run."""
+    if not pid:
+        return False
+    proc = Path(f"/proc/{pid}")
+    if Path("/proc/self").exists():
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return False
+        return state not in ("Z", "X") and WORKER_MODULE.encode() in args and str(run_id).encode() in args
+    try:  # no /proc (macOS, Windows): the pid exists, which is the best we can tell
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError, OSError):
+        return False
+    return True
+
+
+def exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def log_tail(run_id: int, lines: int = 15) -> str:
+    try:
+        text = log_path(run_id).read_text(errors="replace").rstrip().splitlines()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def reconcile(store: Store) -> list[int]:
+    """Mark runs left `running` whose worker on this host is gone as `interrupted` (start-up check)."""
+    host = socket.gethostname()
+    lost = []
+    for run in store.list_runs(status=RunStatus.RUNNING):
+        if run.host not in (None, host) or is_worker_alive(run.pid, run.id):
+            continue
+        if store.transition(run.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
+                            error=f"the worker process (pid {run.pid}) was gone without reporting; "
+                                  f"`workbench resume {run.id}` continues from the last checkpoint"):
+            lost.append(run.id)
+    return lost
+
+
+def cancel_run(store: Store, run_id: int, grace: float = 10.0) -> RunStatus:
+    """Ask the worker to stop (SIGTERM: it checkpoints and exits), kill it after `grace` seconds."""
+    run = store.get_run(run_id)
+    if run.status == RunStatus.QUEUED:
+        store.transition(run_id, RunStatus.CANCELLED, only_from=[RunStatus.QUEUED], finished_at=time.time())
+        return RunStatus(store.get_run(run_id).status)
+    if run.status != RunStatus.RUNNING:
+        raise WorkbenchError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
+    if is_worker_alive(run.pid, run_id):
+        os.kill(run.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and is_worker_alive(run.pid, run_id):
+            time.sleep(0.1)
+        if is_worker_alive(run.pid, run_id):
+            try:
+                os.killpg(run.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    store.transition(run_id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
+                     error=f"cancelled; the worker did not stop within {grace:g} s and was killed")
+    return RunStatus(store.get_run(run_id).status)
+
+
+def resume_run(store: Store, run_id: int) -> Run:
+    """Put an interrupted, failed or cancelled run back in the queue (it restarts from its checkpoint)."""
+    run = store.get_run(run_id)
+    if run.status not in RESUMABLE:
+        raise WorkbenchError(f"run {run_id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
+    store.transition(run_id, RunStatus.QUEUED, only_from=list(RESUMABLE), error=None, finished_at=None)
+    return store.get_run(run_id)
+
+
+class Runner:
+    """Starts queued runs as worker processes (at most `max_concurrent` at once) and watches them.
+
+    Call `poll()` regularly (the GUI does from a timer; `wait` does in a loop).
+    """
+
+    def __init__(self, store: Store, max_concurrent: int = 2) -> None:
+        self.store = store
+        self.max_concurrent = max_concurrent
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def start(self, run_id: int) -> bool:
+        """Claim a queued run and launch its worker; False if someone else claimed it first."""
+        if not self.store.transition(run_id, RunStatus.RUNNING, only_from=[RunStatus.QUEUED],
+                                     started_at=time.time(), host=socket.gethostname(), pid=None):
+            return False
+        env = dict(os.environ, WORKBENCH_HOME=str(self.store.home), PYTHONUNBUFFERED="1")
+        with open(log_path(run_id), "ab") as log:
+            log.write(f"--- worker start {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+            log.flush()
+            try:
+                proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(run_id)], stdout=log,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                        start_new_session=True)
+            except OSError as exc:
+                self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING],
+                                      error=f"could not start the worker process: {exc}", finished_at=time.time())
+                raise WorkbenchError(f"could not start a worker for run {run_id}: {exc}") from exc
+        self.store.update_run(run_id, pid=proc.pid)
+        self.procs[run_id] = proc
+        return True
+
+    def poll(self) -> list[int]:
+        """Reap exited workers (marking silent deaths) and start queued runs; ids whose status changed."""
+        changed = []
+        for run_id, proc in list(self.procs.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self.procs[run_id]
+            changed.append(run_id)
+            if code < 0 or code == 0:
+                status, error = RunStatus.INTERRUPTED, (f"the worker was {exit_reason(code)} before it finished; "
+                                                        f"`workbench resume {run_id}` continues from the last checkpoint")
+            else:
+                status, error = RunStatus.FAILED, f"the worker {exit_reason(code)}:\n{log_tail(run_id)}"
+            self.store.transition(run_id, status, only_from=[RunStatus.RUNNING], error=error, finished_at=time.time())
+        free = self.max_concurrent - len(self.procs)
+        if free > 0:
+            for run in self.store.list_runs(status=RunStatus.QUEUED)[:free]:
+                if self.start(run.id):
+                    changed.append(run.id)
+        return changed
+
+    def cancel(self, run_id: int, grace: float = 10.0) -> RunStatus:
+        status = cancel_run(self.store, run_id, grace)
+        proc = self.procs.pop(run_id, None)
+        if proc is not None:
+            proc.wait()
+        return status
+
+    def wait(self, run_id: int, timeout: float | None = None, interval: float = 0.5,
+             on_poll: Callable[[Run], None] | None = None) -> RunStatus:
+        """Poll until the run reaches a final status; `on_poll` sees the run row each time."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.poll()
+            run = self.store.get_run(run_id)
+            if on_poll:
+                on_poll(run)
+            status = RunStatus(run.status)
+            if status.is_final:
+                return status
+            if run_id not in self.procs and status == RunStatus.RUNNING and not is_worker_alive(run.pid, run_id):
+                reconcile(self.store)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still {status} after {timeout} s")
+            time.sleep(interval)

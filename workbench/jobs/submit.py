@@ -1,0 +1,28 @@
+"""Creating a run: every check happens here, before anything is written or started."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from workbench.config import ParentInfo, config_from_dict, make_config
+from workbench.data import check_dataset
+from workbench.errors import ConfigError, StoreError
+from workbench.store import Run, Store
+
+
+def create_run(store: Store, method: str, *, preset: str | None = None,
+               overrides: Mapping[str, Any] | Iterable[str] = (), parents: Mapping[str, int] | None = None,
+               name: str = "") -> Run:
+    """Validate config and parents, then insert a `queued` run. A refused run writes nothing."""
+    cfg = make_config(method, preset, overrides)
+    check_dataset(cfg.dataset)
+    infos = {}
+    for role, parent_id in (parents or {}).items():
+        try:
+            parent = store.get_run(parent_id)
+        except StoreError:
+            raise ConfigError(f"parent:{role}", f"there is no run {parent_id}; `workbench runs` lists them") from None
+        infos[role] = ParentInfo(parent.id, parent.method, parent.status,
+                                 config_from_dict(parent.method, parent.config, strict=False))
+    cfg.check_parents(infos)
+    return store.create_run(method, cfg.to_dict(), name=name.strip(), parents=parents)

@@ -1,0 +1,124 @@
+"""The interface every method implements, and the shared classification pieces.
+
+The engine calls only these: `build` a model, `step` on a batch (the loss and metrics),
+`evaluate` on validation batches, `snapshot` images, and name the `exportable` part.
+Batches arrive on the device, already normalised: (images [B, 3, H, W] float, labels [B]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from workbench.config import TrainConfig
+
+Batch = tuple[Tensor, Tensor]
+
+
+@dataclass
+class DataInfo:
+    """What a method may know about the data (no datasets: those stay with the engine)."""
+
+    classes: list[str]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    image_size: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+@dataclass
+class ParentRun:
+    """A finished parent run (teacher, encoder, tokenizer): its config and trained weights."""
+
+    run_id: int
+    method: str
+    config: TrainConfig
+    load_state: Callable[[], dict[str, Tensor]]
+
+
+class Method:
+    """Base class: subclasses set `name` and implement `build` and `step`."""
+
+    name: str = ""
+
+    def __init__(self, cfg: TrainConfig, data: DataInfo, parents: dict[str, ParentRun] | None = None) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.parents = parents or {}
+
+    def build(self) -> nn.Module:
+        raise NotImplementedError
+
+    def step(self, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
+        """Training forward pass: {"loss": scalar to minimise, other metrics: scalars}."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+        """Mean of `step`'s metrics over the validation batches, weighted by batch size."""
+        totals: dict[str, float] = {}
+        count = 0
+        for batch in batches:
+            n = batch[0].shape[0]
+            for key, value in self.step(model, batch).items():
+                totals[key] = totals.get(key, 0.0) + float(value) * n
+            count += n
+        return {k: v / max(count, 1) for k, v in totals.items()}
+
+    @torch.no_grad()
+    def snapshot(self, model: nn.Module, batch: Batch) -> dict[str, np.ndarray]:
+        """Named images [H, W, 3] uint8 showing what the model does on a fixed batch."""
+        return {}
+
+    def exportable(self, model: nn.Module) -> nn.Module:
+        """The part of the model worth shipping (a classifier, or an encoder)."""
+        return model
+
+    def to_uint8(self, images: Tensor) -> np.ndarray:
+        """Normalised [B, 3, H, W] -> uint8 [B, H, W, 3] for display."""
+        mean = torch.tensor(self.data.mean, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.data.std, device=images.device).view(1, 3, 1, 1)
+        pixels = ((images.float() * std + mean) * 255).clamp(0, 255).round().to(torch.uint8)
+        return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+
+class ClassifierMethod(Method):
+    """Supervised classification: cross-entropy, top-1, and a prediction-grid snapshot."""
+
+    label_smoothing: float = 0.0
+
+    def step(self, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
+        images, labels = batch
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing if model.training else 0.0)
+        return {"loss": loss, "top1": (logits.argmax(-1) == labels).float().mean()}
+
+    @torch.no_grad()
+    def snapshot(self, model: nn.Module, batch: Batch) -> dict[str, np.ndarray]:
+        from workbench.methods.viz import prediction_grid
+
+        images, labels = batch
+        probs = model(images).float().softmax(-1)
+        conf, pred = probs.max(-1)
+        return {"predictions": prediction_grid(self.to_uint8(images), labels.tolist(), pred.tolist(),
+                                               conf.tolist(), self.data.classes)}
+
+
+def no_weight_decay_names(model: nn.Module) -> set[str]:
+    """Parameters AdamW should not decay: norms, biases, and tokens/position tables."""
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    return {n for n, p in model.named_parameters() if p.ndim <= 1 or n in skip or n.split(".")[-1] in skip}
+
+
+def load_state_file(path: Path) -> dict[str, Any]:
+    """Read a checkpoint without unpickling code (torch `weights_only`)."""
+    return torch.load(path, map_location="cpu", weights_only=True)

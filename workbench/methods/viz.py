@@ -1,0 +1,39 @@
+"""Small image helpers the methods' snapshots share (numpy + Pillow only)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+GOOD = (40, 170, 80)
+BAD = (215, 50, 50)
+
+
+def tile(images: Sequence[np.ndarray], columns: int, pad: int = 2, fill: int = 255) -> np.ndarray:
+    """Lay equal-sized images [H, W, 3] out in a grid with `pad` pixels between them."""
+    h, w = images[0].shape[:2]
+    rows = (len(images) + columns - 1) // columns
+    out = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), fill, np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, columns)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = img
+    return out
+
+
+def upscale(image: np.ndarray, side: int) -> np.ndarray:
+    """Nearest-neighbour upscale so patch boundaries stay visible."""
+    return np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.NEAREST))
+
+
+def prediction_grid(images: np.ndarray, labels: Sequence[int], preds: Sequence[int], conf: Sequence[float],
+                    classes: Sequence[str], columns: int = 8, side: int = 72) -> np.ndarray:
+    """Each image with a green (right) or red (wrong) frame and 'predicted  confidence' below."""
+    tiles = []
+    for img, y, p, c in zip(images, labels, preds, conf):
+        canvas = Image.new("RGB", (side + 4, side + 18), GOOD if y == p else BAD)
+        canvas.paste(Image.fromarray(upscale(img, side)), (2, 2))
+        ImageDraw.Draw(canvas).text((3, side + 4), f"{classes[p][:8]} {c:.0%}", fill=(255, 255, 255))
+        tiles.append(np.asarray(canvas))
+    return tile(tiles, columns)

@@ -1,0 +1,116 @@
+"""Database rows (SQLAlchemy 2.x typed models) and the schema version.
+
+Times are Unix seconds (float) so durations are a subtraction and every process agrees.
+Bump `SCHEMA_VERSION` and add a step to `MIGRATIONS` for every change to these tables:
+a database made by an older build must open in a newer one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Callable
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA_VERSION = 1
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # the worker died without saying so; resumable
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+RESUMABLE = (RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+class Meta(Base):
+    """Key/value facts about the database itself, such as the schema version."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(32), index=True)
+    config: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), index=True, default=RunStatus.QUEUED)
+    device: Mapped[str | None] = mapped_column(String(32), default=None)
+    pid: Mapped[int | None] = mapped_column(default=None)
+    host: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, default=None)
+    finished_at: Mapped[float | None] = mapped_column(Float, default=None)
+    step: Mapped[int] = mapped_column(default=0)
+    total_steps: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    # latest value of each evaluation metric, so run lists need no metric scan
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(String(500), default="")
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+
+class RunParent(Base):
+    """Lineage: `child_id` was built from `parent_id` in `role` (teacher, encoder, tokenizer)."""
+
+    __tablename__ = "run_parents"
+    child_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="RESTRICT"), index=True)
+
+
+class Metric(Base):
+    __tablename__ = "metrics"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[int]
+    epoch: Mapped[float] = mapped_column(Float)
+    key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+    wall_time: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_metrics_run_id", "run_id", "id"),  # incremental polling: rows newer than id
+        Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+    )
+
+
+class Artifact(Base):
+    """A file a run produced: checkpoint, image snapshot, export. `path` is relative to the home."""
+
+    __tablename__ = "artifacts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    step: Mapped[int] = mapped_column(default=0)
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (Index("ix_artifacts_run_kind_step", "run_id", "kind", "step"),)
+
+
+# version v -> function that upgrades a database from v to v + 1
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}

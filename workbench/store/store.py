@@ -1,0 +1,226 @@
+"""`Store`: every read and write of the run database goes through here.
+
+Returned rows are detached ORM objects (plain attribute access, no lazy loads), so callers
+never hold a session. Metric reads return plain tuples: the GUI polls them often.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from sqlalchemy import delete, func, insert, inspect, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from workbench import paths
+from workbench.errors import StoreError
+from workbench.store.engine import create_sqlite_engine
+from workbench.store.schema import (MIGRATIONS, SCHEMA_VERSION, Artifact, Base, Meta, Metric, Run,
+                                    RunParent, RunStatus)
+
+MetricRow = tuple[int, int, float, str, float, float]  # id, step, epoch, key, value, wall_time
+
+
+class Store:
+    """The run database of one workbench home."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path else paths.db_path()
+        self.home = self.path.parent
+        self.engine = create_sqlite_engine(self.path)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        with self._translate_errors():
+            self._migrate()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---------------------------------------------------------------- plumbing
+    @contextlib.contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreError(f"the run database {self.path} stayed locked by another process for "
+                                 f"30 s; close other programs using it (another workbench, a DB browser) "
+                                 f"and retry") from exc
+            raise StoreError(f"the run database {self.path} cannot be used: {exc.orig}") from exc
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success; errors come out as `StoreError` where they are ours."""
+        with self._translate_errors(), self._sessions.begin() as session:
+            yield session
+
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            tables = set(inspect(conn).get_table_names())
+            if "runs" not in tables:
+                Base.metadata.create_all(conn)
+                conn.execute(insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                return
+            version = int(conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar_one())
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer ViT Workbench (schema {version}, "
+                                 f"this build knows {SCHEMA_VERSION}); upgrade the workbench")
+            for v in range(version, SCHEMA_VERSION):
+                MIGRATIONS[v](conn)
+            if version != SCHEMA_VERSION:
+                conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+
+    def schema_version(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(Meta.value).where(Meta.key == "schema_version")))
+
+    # -------------------------------------------------------------------- runs
+    def create_run(self, method: str, config: Mapping[str, Any], *, name: str = "",
+                   parents: Mapping[str, int] | None = None) -> Run:
+        with self.session() as s:
+            run = Run(method=method, name=name, config=dict(config), status=RunStatus.QUEUED,
+                      created_at=time.time(), summary={})
+            s.add(run)
+            s.flush()
+            if not name:
+                run.name = f"{method}-{run.id}"
+            for role, parent_id in (parents or {}).items():
+                s.add(RunParent(child_id=run.id, role=role, parent_id=parent_id))
+            try:
+                s.flush()
+            except IntegrityError:
+                raise StoreError(f"a parent run among {dict(parents or {})} does not exist") from None
+            return run
+
+    def get_run(self, run_id: int) -> Run:
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"there is no run {run_id} in {self.path}; `workbench runs` lists them")
+            return run
+
+    def list_runs(self, *, status: str | Sequence[str] | None = None, method: str | None = None) -> list[Run]:
+        query = select(Run).order_by(Run.id)
+        if status:
+            query = query.where(Run.status.in_([status] if isinstance(status, str) else status))
+        if method:
+            query = query.where(Run.method == method)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def update_run(self, run_id: int, **values: Any) -> None:
+        with self.session() as s:
+            s.execute(update(Run).where(Run.id == run_id).values(**values))
+
+    def transition(self, run_id: int, to: RunStatus, *, only_from: Sequence[RunStatus],
+                   **values: Any) -> bool:
+        """Set the status only if it is still one of `only_from` (so a late writer never undoes a
+        cancel or a finish); True if it changed."""
+        with self.session() as s:
+            result = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(list(only_from)))
+                               .values(status=to, **values))
+            return result.rowcount == 1
+
+    def delete_run(self, run_id: int) -> None:
+        with self.session() as s:
+            if s.scalar(select(func.count()).where(RunParent.parent_id == run_id)):
+                raise StoreError(f"run {run_id} is the parent of other runs; delete those first")
+            s.execute(delete(Run).where(Run.id == run_id))
+
+    def parents(self, run_id: int) -> dict[str, Run]:
+        with self.session() as s:
+            rows = s.execute(select(RunParent.role, Run).join(Run, Run.id == RunParent.parent_id)
+                             .where(RunParent.child_id == run_id))
+            return {role: run for role, run in rows}
+
+    def children(self, run_id: int) -> list[tuple[str, Run]]:
+        with self.session() as s:
+            rows = s.execute(select(RunParent.role, Run).join(Run, Run.id == RunParent.child_id)
+                             .where(RunParent.parent_id == run_id).order_by(Run.id))
+            return [(role, run) for role, run in rows]
+
+    def mark_started(self, run_id: int, *, device: str) -> None:
+        self.update_run(run_id, status=RunStatus.RUNNING, device=device, pid=os.getpid(),
+                        host=socket.gethostname(), started_at=time.time(), error=None)
+
+    # ----------------------------------------------------------------- metrics
+    def add_metrics(self, run_id: int, rows: Sequence[tuple[int, float, str, float, float]]) -> None:
+        """Insert (step, epoch, key, value, wall_time) rows in one transaction."""
+        if not rows:
+            return
+        with self.session() as s:
+            s.execute(insert(Metric), [dict(run_id=run_id, step=st, epoch=ep, key=k, value=v, wall_time=w)
+                                       for st, ep, k, v, w in rows])
+
+    def metrics(self, run_id: int, *, after_id: int = 0, key: str | None = None) -> list[MetricRow]:
+        """Metric rows of a run newer than `after_id`, in insertion order (for incremental polling)."""
+        query = (select(Metric.id, Metric.step, Metric.epoch, Metric.key, Metric.value, Metric.wall_time)
+                 .where(Metric.run_id == run_id, Metric.id > after_id).order_by(Metric.id))
+        if key:
+            query = query.where(Metric.key == key)
+        with self.session() as s:
+            return [tuple(r) for r in s.execute(query)]
+
+    def metric_keys(self, run_id: int) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(Metric.key).where(Metric.run_id == run_id).distinct().order_by(Metric.key)))
+
+    def last_metrics(self, run_id: int) -> dict[str, tuple[int, float]]:
+        """key -> (step, value) of each metric's newest row."""
+        newest = (select(func.max(Metric.id)).where(Metric.run_id == run_id).group_by(Metric.key)).scalar_subquery()
+        with self.session() as s:
+            rows = s.execute(select(Metric.key, Metric.step, Metric.value).where(Metric.id.in_(newest)))
+            return {k: (st, v) for k, st, v in rows}
+
+    def delete_metrics_after(self, run_id: int, step: int) -> int:
+        """Drop rows a resumed run will write again (those after its checkpoint)."""
+        with self.session() as s:
+            return s.execute(delete(Metric).where(Metric.run_id == run_id, Metric.step > step)).rowcount
+
+    # --------------------------------------------------------------- artifacts
+    def add_artifact(self, run_id: int, kind: str, path: Path, *, step: int = 0, name: str = "",
+                     meta: Mapping[str, Any] | None = None) -> Artifact:
+        with self.session() as s:
+            art = Artifact(run_id=run_id, kind=kind, name=name, step=step, path=self._relative(path),
+                           created_at=time.time(), meta=dict(meta or {}))
+            s.add(art)
+            return art
+
+    def artifacts(self, run_id: int, kind: str | None = None, *, name: str | None = None) -> list[Artifact]:
+        """Artifacts of a run, oldest step first."""
+        query = select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.step, Artifact.id)
+        if kind:
+            query = query.where(Artifact.kind == kind)
+        if name:
+            query = query.where(Artifact.name == name)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def latest_artifact(self, run_id: int, kind: str, *, name: str | None = None) -> Artifact | None:
+        found = self.artifacts(run_id, kind, name=name)
+        return found[-1] if found else None
+
+    def delete_artifacts(self, ids: Sequence[int]) -> None:
+        with self.session() as s:
+            s.execute(delete(Artifact).where(Artifact.id.in_(list(ids))))
+
+    def delete_artifacts_after(self, run_id: int, step: int, kind: str) -> list[Artifact]:
+        with self.session() as s:
+            doomed = list(s.scalars(select(Artifact).where(Artifact.run_id == run_id, Artifact.kind == kind,
+                                                           Artifact.step > step)))
+            s.execute(delete(Artifact).where(Artifact.id.in_([a.id for a in doomed])))
+            return doomed
+
+    def abspath(self, artifact: Artifact) -> Path:
+        return self.home / artifact.path
+
+    def _relative(self, path: Path) -> str:
+        path = Path(path).resolve()
+        try:
+            return str(path.relative_to(self.home.resolve()))
+        except ValueError:
+            return str(path)
