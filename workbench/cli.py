@@ -12,9 +12,9 @@ import csv
 import json
 import os
 import sys
-import time
 from typing import Any, Sequence
 
+from workbench import fmt
 from workbench.config import PRESETS, config_class
 from workbench.errors import WorkbenchError
 from workbench.jobs import Runner, cancel_run, create_run, reconcile, resume_run
@@ -160,10 +160,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "NAME", "METHOD", "STATUS", "PROGRESS", "DEVICE", "KEY METRIC", "STARTED", "DURATION")]
     for r in runs:
-        key = config_class(r.method).key_metric
-        metric = f"{key}={r.summary[key]:.4f}" if key in r.summary else ""
-        rows.append((str(r.id), r.name, r.method, r.status, f"{r.progress:.0%}", r.device or "", metric,
-                     _time(r.started_at), _duration(r)))
+        rows.append((str(r.id), r.name, r.method, r.status, f"{r.progress:.0%}", r.device or "",
+                     fmt.key_metric(r), fmt.clock(r.started_at), fmt.duration(r)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -186,7 +184,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"run {run.id}  {run.name}  [{run.method}]  {run.status}  {run.progress:.0%} "
           f"({run.step}/{run.total_steps} steps)  device {run.device or '-'}")
-    print(f"started {_time(run.started_at)}  duration {_duration(run)}")
+    print(f"started {fmt.clock(run.started_at)}  duration {fmt.duration(run)}")
     if info["parents"]:
         print("parents: " + ", ".join(f"{role}={pid}" for role, pid in info["parents"].items()))
     if run.error:
@@ -257,17 +255,6 @@ def _run_dict(r: Run) -> dict[str, Any]:
             "pid": r.pid, "step": r.step, "total_steps": r.total_steps, "progress": r.progress,
             "created_at": r.created_at, "started_at": r.started_at, "finished_at": r.finished_at,
             "error": r.error, "summary": r.summary, "config": r.config, "notes": r.notes, "tags": r.tags}
-
-
-def _time(t: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
-
-
-def _duration(r: Run) -> str:
-    if not r.started_at:
-        return "-"
-    seconds = int((r.finished_at or time.time()) - r.started_at)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 if __name__ == "__main__":

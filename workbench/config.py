@@ -19,6 +19,7 @@ from workbench.errors import ConfigError
 
 PRESETS = ("tiny", "small", "paper")
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -316,7 +317,7 @@ def _check_type(name: str, kind: Any, value: Any) -> None:
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise ConfigError(name, f"{value!r} is not a {kind.__name__}")
+        raise ConfigError(name, f"{value!r} is not {_KIND_NAMES.get(kind, kind.__name__)}")
 
 
 def _coerce(name: str, kind: Any, raw: str) -> Any:
@@ -328,4 +329,4 @@ def _coerce(name: str, kind: Any, raw: str) -> Any:
             raise ValueError
         return kind(raw)
     except ValueError:
-        raise ConfigError(name, f"{raw!r} is not a {kind.__name__}") from None
+        raise ConfigError(name, f"{raw!r} is not {_KIND_NAMES.get(kind, kind.__name__)}") from None

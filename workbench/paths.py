@@ -38,6 +38,8 @@ def run_dir(run_id: int) -> Path:
 
 
 def dataset_cache() -> Path:
-    path = home() / "datasets"
+    """Generated/downloaded dataset caches; `WORKBENCH_DATASETS` lets several homes share one."""
+    env = os.environ.get("WORKBENCH_DATASETS")
+    path = Path(env).expanduser() if env else home() / "datasets"
     path.mkdir(parents=True, exist_ok=True)
     return path

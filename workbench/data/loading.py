@@ -95,9 +95,11 @@ def load_data(cfg: TrainConfig) -> DataBundle:
 def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, pin_memory: bool = False) -> DataLoader:
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, shuffle=train, drop_last=train)
     batched = hasattr(dataset, "__getitems__")
+    # its own generator: creating an iterator must not draw from the global RNG that
+    # checkpoints restore, or a resumed run would augment differently from an uninterrupted one
     return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=pin_memory,
-                      collate_fn=_keep_batch if batched else None,
-                      persistent_workers=cfg.num_workers > 0)
+                      collate_fn=_keep_batch if batched else None, persistent_workers=cfg.num_workers > 0,
+                      generator=torch.Generator().manual_seed(cfg.seed))
 
 
 class BatchTransform:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workbench import paths
 from workbench.errors import StoreError
-from workbench.store.engine import create_sqlite_engine
+from workbench.store.engine import BUSY_TIMEOUT_S, create_sqlite_engine
 from workbench.store.schema import (MIGRATIONS, SCHEMA_VERSION, Artifact, Base, Meta, Metric, Run,
                                     RunParent, RunStatus)
 
@@ -29,10 +29,11 @@ MetricRow = tuple[int, int, float, str, float, float]  # id, step, epoch, key, v
 class Store:
     """The run database of one workbench home."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.path = Path(path) if path else paths.db_path()
         self.home = self.path.parent
-        self.engine = create_sqlite_engine(self.path)
+        self.busy_timeout_s = busy_timeout_s
+        self.engine = create_sqlite_engine(self.path, busy_timeout_s)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         with self._translate_errors():
             self._migrate()
@@ -48,7 +49,7 @@ class Store:
         except OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise StoreError(f"the run database {self.path} stayed locked by another process for "
-                                 f"30 s; close other programs using it (another workbench, a DB browser) "
+                                 f"{self.busy_timeout_s:g} s; close other programs using it (another workbench, a DB browser) "
                                  f"and retry") from exc
             raise StoreError(f"the run database {self.path} cannot be used: {exc.orig}") from exc
 

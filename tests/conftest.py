@@ -1,0 +1,55 @@
+"""Shared fixtures: every test gets its own workbench home (database, runs); the generated
+dataset cache is shared by the whole session so it is drawn once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from workbench.store import Store  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def dataset_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("datasets")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dataset_cache: Path) -> Path:
+    path = tmp_path / "home"
+    monkeypatch.setenv("WORKBENCH_HOME", str(path))
+    monkeypatch.setenv("WORKBENCH_DATASETS", str(dataset_cache))
+    return path
+
+
+@pytest.fixture
+def store(home: Path) -> Store:
+    s = Store()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def cli(home: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """Run the real `workbench` command line in a subprocess against this test's home."""
+    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True,
+                              timeout=timeout, env=dict(os.environ), stdin=subprocess.DEVNULL)
+    return run
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 120, interval: float = 0.2) -> None:
+    """Poll until `predicate()` is true; fail the test with a clear message on timeout."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

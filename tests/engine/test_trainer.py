@@ -1,0 +1,94 @@
+"""The training loop, in-process on tiny runs: reporting, checkpoints, stop, resume."""
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from workbench.engine.checkpoint import Checkpoints
+from workbench.engine.trainer import StopFlag, train
+from workbench.errors import WorkbenchError
+from workbench.jobs import create_run
+from workbench.store import RunStatus, Store
+
+FAST = ["max_steps=30", "eval_every=10", "checkpoint_every=10", "log_every=5", "batch_size=32"]
+
+
+class Crash(Exception):
+    pass
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def test_train_reports_metrics_images_and_keeps_two_checkpoints(store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny", overrides=FAST)
+    assert train(store, run.id, log=_quiet) == RunStatus.FINISHED
+    row = store.get_run(run.id)
+    assert (row.step, row.total_steps, row.device) == (30, 30, "cpu")
+    assert set(row.summary) == {"val/loss", "val/top1"}
+    keys = set(store.metric_keys(run.id))
+    assert {"train/loss", "train/top1", "train/lr", "train/images_per_s", "val/loss", "val/top1"} <= keys
+    assert [r[1] for r in store.metrics(run.id, key="val/top1")] == [10, 20, 30]
+    assert [r[1] for r in store.metrics(run.id, key="train/loss")] == [5, 10, 15, 20, 25, 30]
+    assert [a.step for a in store.artifacts(run.id, "checkpoint")] == [20, 30]
+    assert sorted(p.name for p in (Path(store.home) / "runs" / f"{run.id:06d}" / "checkpoints").iterdir()) == \
+        ["step-00000020.pt", "step-00000030.pt"]
+    images = store.artifacts(run.id, "image", name="predictions")
+    assert [a.step for a in images] == [10, 20, 30]
+    with Image.open(store.abspath(images[-1])) as img:
+        assert img.mode == "RGB" and img.width > 200
+
+
+def test_stop_flag_checkpoints_and_reports_cancelled(store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny", overrides=FAST)
+    stop = StopFlag()
+
+    def log(message: str) -> None:
+        if message.startswith("step 10/"):
+            stop.request()
+
+    assert train(store, run.id, stop, log=log) == RunStatus.CANCELLED
+    assert store.latest_artifact(run.id, "checkpoint").step == 10
+    assert store.get_run(run.id).step == 10
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(store: Store) -> None:
+    reference = create_run(store, "vit", preset="tiny", overrides=FAST)
+    train(store, reference.id, log=_quiet)
+
+    run = create_run(store, "vit", preset="tiny", overrides=FAST)
+
+    def crash_at_20(message: str) -> None:
+        if message.startswith("step 20/"):
+            raise Crash  # dies like a killed worker, right after step 20's evaluation
+    with pytest.raises(Crash):
+        train(store, run.id, log=crash_at_20)
+    assert store.latest_artifact(run.id, "checkpoint").step == 10  # step 20's was never written
+    store.update_run(run.id, status=RunStatus.INTERRUPTED)
+
+    assert train(store, run.id, log=_quiet) == RunStatus.FINISHED
+    steps = [r[1] for r in store.metrics(run.id, key="train/loss")]
+    assert steps == [5, 10, 15, 20, 25, 30]  # rows after the checkpoint were dropped, then rewritten
+    ours = {k: v for k, (_, v) in store.last_metrics(run.id).items() if not k.endswith("images_per_s")}
+    theirs = {k: v for k, (_, v) in store.last_metrics(reference.id).items() if not k.endswith("images_per_s")}
+    assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-6)
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny", overrides=FAST)
+    train(store, run.id, log=_quiet)
+    ckpts = Checkpoints(store, run.id)
+    newest = store.latest_artifact(run.id, "checkpoint")
+    store.abspath(newest).write_bytes(b"torn write")
+    state, art = ckpts.latest_readable()
+    assert art.step == 20 and state["step"] == 20
+    store.abspath(art).unlink()
+    assert ckpts.latest_readable() is None
+
+
+def test_unavailable_device_fails_with_a_clear_message(store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny", overrides=["device=cuda:7"])
+    with pytest.raises(WorkbenchError, match="cuda:7 was asked for"):
+        train(store, run.id, log=_quiet)

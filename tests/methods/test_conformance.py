@@ -1,0 +1,83 @@
+"""Every registered method: builds tiny, trains two CPU steps with finite loss and gradients
+everywhere, snapshots uint8 H x W x 3 images, and names an exportable module."""
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.config import make_config
+from workbench.engine.optim import build_optimizer
+from workbench.methods import get_method, method_names
+from workbench.methods.base import DataInfo
+
+CLASSES = [f"c{i}" for i in range(10)]
+INFO = DataInfo(CLASSES, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 32)
+
+
+def _batch(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_method_conformance(name: str) -> None:
+    torch.manual_seed(0)
+    cfg = make_config(name, "tiny")
+    method = get_method(name)(cfg, INFO)
+    model = method.build()
+    optimizer = build_optimizer(model, cfg)
+    model.train()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for _ in range(2):
+        out = method.step(model, _batch())
+        assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+        optimizer.zero_grad()
+        out["loss"].backward()
+        for n, p in model.named_parameters():
+            if p.requires_grad:
+                assert p.grad is not None and torch.isfinite(p.grad).all(), f"no gradient reaches {n}"
+        optimizer.step()
+    changed = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
+    assert changed, "two optimizer steps changed no weights"
+    model.eval()
+    metrics = method.evaluate(model, [_batch(4), _batch(6)])
+    assert "loss" in metrics and all(np.isfinite(v) for v in metrics.values())
+    for key, image in method.snapshot(model, _batch(4)).items():
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, key
+    assert isinstance(method.exportable(model), torch.nn.Module)
+
+
+@pytest.mark.parametrize("pos_embed", ["learned-1d", "sincos-2d", "none"])
+def test_vit_position_embeddings(pos_embed: str) -> None:
+    cfg = make_config("vit", "tiny", {"pos_embed": pos_embed})
+    model = get_method("vit")(cfg, INFO).build()
+    table = model.pos_embed
+    if pos_embed == "none":
+        assert table is None
+        return
+    assert table.shape == (1, 1 + 64, 64)  # [CLS] + 8 x 8 patches
+    if pos_embed == "sincos-2d":
+        assert not table.requires_grad
+        assert torch.all(table[0, 0] == 0)  # the [CLS] slot carries no position
+        # a 2-D table: each channel encodes either the row or the column, so it is constant along the other
+        grid = table[0, 1:].reshape(8, 8, 64)
+        by_row = (grid - grid[:1]).abs().amax(dim=(0, 1)) < 1e-6
+        by_col = (grid - grid[:, :1]).abs().amax(dim=(0, 1)) < 1e-6
+        assert torch.all(by_row | by_col) and (by_row & ~by_col).sum() >= 16 and (by_col & ~by_row).sum() >= 16
+        optimised = {id(p) for g in build_optimizer(model, cfg).param_groups for p in g["params"]}
+        assert id(table) not in optimised
+    else:
+        assert table.requires_grad
+
+
+def test_vit_output_matches_plain_timm_model() -> None:
+    """The workbench's ViT is a timm VisionTransformer: its weights load into one unchanged."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    cfg = make_config("vit", "tiny")
+    model = get_method("vit")(cfg, INFO).build().eval()
+    plain = VisionTransformer(img_size=32, patch_size=4, num_classes=10, embed_dim=64, depth=2, num_heads=4,
+                              mlp_ratio=2.0).eval()
+    plain.load_state_dict(model.state_dict())
+    x = _batch(2)[0]
+    assert torch.allclose(model(x), plain(x), atol=1e-6)

@@ -1,0 +1,130 @@
+import multiprocessing
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.errors import StoreError
+from workbench.store import SCHEMA_VERSION, RunStatus, Store
+from workbench.store import schema
+
+
+def test_sqlite_file_uses_wal_foreign_keys_and_busy_timeout(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    assert store.path.exists() and store.schema_version() == SCHEMA_VERSION
+
+
+def test_run_lifecycle_and_guarded_transitions(store: Store) -> None:
+    run = store.create_run("vit", {"lr": 0.001})
+    assert run.name == f"vit-{run.id}" and run.status == RunStatus.QUEUED
+    assert store.transition(run.id, RunStatus.RUNNING, only_from=[RunStatus.QUEUED])
+    assert store.transition(run.id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING])
+    # a late "finished" from the worker must not undo the cancel
+    assert not store.transition(run.id, RunStatus.FINISHED, only_from=[RunStatus.RUNNING])
+    assert store.get_run(run.id).status == RunStatus.CANCELLED
+    with pytest.raises(StoreError, match="there is no run 999"):
+        store.get_run(999)
+
+
+def test_lineage_and_parent_protection(store: Store) -> None:
+    parent = store.create_run("vit", {})
+    child = store.create_run("vit", {}, parents={"encoder": parent.id})
+    assert store.parents(child.id)["encoder"].id == parent.id
+    assert [(role, r.id) for role, r in store.children(parent.id)] == [("encoder", child.id)]
+    with pytest.raises(StoreError, match="parent of other runs"):
+        store.delete_run(parent.id)
+    with pytest.raises(StoreError, match="does not exist"):
+        store.create_run("vit", {}, parents={"encoder": 12345})
+    assert [r.id for r in store.list_runs()] == [parent.id, child.id]  # the refused run left nothing
+
+
+def test_incremental_metric_reads(store: Store) -> None:
+    run = store.create_run("vit", {})
+    store.add_metrics(run.id, [(s, s / 10, "train/loss", 2.0 - s / 100, time.time()) for s in range(1, 51)])
+    first = store.metrics(run.id)
+    assert len(first) == 50
+    store.add_metrics(run.id, [(51, 5.1, "train/loss", 1.0, time.time()), (51, 5.1, "val/top1", 0.5, time.time())])
+    newer = store.metrics(run.id, after_id=first[-1][0])
+    assert [(r[1], r[3]) for r in newer] == [(51, "train/loss"), (51, "val/top1")]
+    assert store.last_metrics(run.id) == {"train/loss": (51, 1.0), "val/top1": (51, 0.5)}
+    assert store.metric_keys(run.id) == ["train/loss", "val/top1"]
+    assert store.delete_metrics_after(run.id, 40) == 12
+    assert max(r[1] for r in store.metrics(run.id)) == 40
+
+
+def test_artifacts_latest_and_relative_paths(store: Store, home: Path) -> None:
+    run = store.create_run("vit", {})
+    for step in (10, 30, 20):
+        store.add_artifact(run.id, "checkpoint", home / "runs" / f"c{step}.pt", step=step)
+    store.add_artifact(run.id, "image", home / "img.png", step=5, name="predictions")
+    latest = store.latest_artifact(run.id, "checkpoint")
+    assert latest.step == 30 and latest.path == "runs/c30.pt"
+    assert store.abspath(latest) == home / "runs" / "c30.pt"
+    assert [a.step for a in store.artifacts(run.id, "checkpoint")] == [10, 20, 30]
+    assert store.latest_artifact(run.id, "image", name="predictions").step == 5
+    assert store.latest_artifact(run.id, "export") is None
+
+
+def test_newer_schema_is_refused_and_older_is_migrated(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store()
+    store.create_run("vit", {})
+    store.close()
+    # a future build bumped the schema and added a column: this database must be upgraded in place
+    calls = []
+
+    def add_column(conn):
+        calls.append(1)
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN color TEXT DEFAULT ''")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("workbench.store.store.SCHEMA_VERSION", SCHEMA_VERSION + 1)
+        patch.setitem(schema.MIGRATIONS, SCHEMA_VERSION, add_column)
+        upgraded = Store()
+        assert calls == [1] and upgraded.schema_version() == SCHEMA_VERSION + 1
+        assert len(upgraded.list_runs()) == 1
+        upgraded.close()
+    with pytest.raises(StoreError, match="newer ViT Workbench"):
+        Store()
+
+
+def test_locked_database_gives_a_clear_error(store: Store) -> None:
+    run = store.create_run("vit", {})
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        impatient = Store(store.path, busy_timeout_s=0.3)
+        with pytest.raises(StoreError, match="locked by another process.*retry"):
+            impatient.update_run(run.id, step=5)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert store.get_run(run.id).step == 0  # nothing half-written
+
+
+def _write_rows(db: str, run_id: int, n: int) -> None:
+    store = Store(Path(db))
+    for start in range(0, n, 100):
+        store.add_metrics(run_id, [(s, 0.0, "train/loss", float(s), time.time()) for s in range(start, start + 100)])
+        store.update_run(run_id, step=start)
+
+
+def test_concurrent_writer_processes_lose_nothing(store: Store) -> None:
+    runs = [store.create_run("vit", {}) for _ in range(4)]
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_write_rows, args=(str(store.path), r.id, 2000)) for r in runs]
+    for p in procs:
+        p.start()
+    reads = 0
+    while any(p.is_alive() for p in procs):  # a reader polling meanwhile, like the GUI
+        store.list_runs()
+        reads += 1
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    for r in runs:
+        assert len(store.metrics(r.id)) == 2000
+    assert reads > 0

@@ -1,0 +1,76 @@
+import json
+
+import pytest
+
+from workbench.config import METHOD_CONFIGS, PRESETS, config_class, config_from_dict, config_from_json, make_config
+from workbench.errors import ConfigError
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_CONFIGS))
+@pytest.mark.parametrize("preset", [None, *PRESETS])
+def test_defaults_and_presets_are_valid_and_round_trip(method: str, preset: str | None) -> None:
+    cfg = make_config(method, preset)
+    again = config_from_json(method, cfg.to_json())
+    assert again == cfg
+    assert json.loads(cfg.to_json()) == cfg.to_dict()
+
+
+def test_every_field_has_help() -> None:
+    for cls in METHOD_CONFIGS.values():
+        for spec in cls.field_specs():
+            assert spec.help, f"{cls.method}.{spec.name} has no help text"
+
+
+def test_presets_differ_and_merge_down_the_hierarchy() -> None:
+    tiny, paper = make_config("vit", "tiny"), make_config("vit", "paper")
+    assert (tiny.image_size, tiny.patch_size, tiny.width) == (32, 4, 64)
+    assert (paper.image_size, paper.patch_size, paper.grid_size) == (224, 16, 14)
+    assert tiny.label_smoothing == 0.0  # from VitConfig's own tiny preset, on top of the backbone's
+
+
+@pytest.mark.parametrize("overrides, field, words", [
+    (["patch_size=5"], "patch_size", "does not divide image size 32"),
+    (["heads=5"], "heads", "do not divide width"),
+    (["lr=-0.1"], "lr", "outside the allowed range"),
+    (["epochs=0"], "epochs", "outside the allowed range"),
+    (["warmup_epochs=50"], "warmup_epochs", "must be shorter"),
+    (["device=gpu7"], "device", "not a device"),
+    (["precision=fp8"], "precision", "not one of"),
+    (["pos_embed=3d"], "pos_embed", "not one of"),
+    (["width=abc"], "width", "is not a whole number"),
+    (["bogus=1"], "bogus", "unknown field"),
+    (["lr"], "lr", "expected key=value"),
+])
+def test_bad_values_name_the_field(overrides: list[str], field: str, words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_config("vit", "tiny", overrides)
+    assert err.value.field == field
+    assert words in str(err.value)
+
+
+def test_unknown_method_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown method 'nope'; choose one of .*vit"):
+        config_class("nope")
+
+
+def test_overrides_are_typed() -> None:
+    cfg = make_config("vit", overrides=["lr=0.01", "epochs=3", "pos_embed=none", "image_size=64", "patch_size=8"])
+    assert cfg.lr == 0.01 and isinstance(cfg.lr, float)
+    assert cfg.epochs == 3 and cfg.pos_embed == "none" and cfg.grid_size == 8
+
+
+def test_json_with_ints_for_floats_and_type_errors() -> None:
+    assert config_from_dict("vit", {"lr": 1}).lr == 1.0
+    with pytest.raises(ConfigError) as err:
+        config_from_dict("vit", {"epochs": 2.5})
+    assert err.value.field == "epochs"
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        config_from_json("vit", "{nope")
+
+
+def test_non_strict_loading_drops_removed_fields() -> None:
+    """A config stored by an older build may carry a field that no longer exists."""
+    cfg = config_from_dict("vit", {"lr": 0.002, "retired_field": 1}, strict=False)
+    assert cfg.lr == 0.002
+    with pytest.raises(ConfigError):
+        config_from_dict("vit", {"retired_field": 1})
