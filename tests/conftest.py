@@ -4,6 +4,8 @@ dataset cache is shared by the whole session so it is drawn once."""
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from workbench.jobs.runner import is_worker_alive  # noqa: E402
 from workbench.store import Store  # noqa: E402
 
 
@@ -27,7 +30,20 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dataset_cache: Path) -
     path = tmp_path / "home"
     monkeypatch.setenv("WORKBENCH_HOME", str(path))
     monkeypatch.setenv("WORKBENCH_DATASETS", str(dataset_cache))
-    return path
+    yield path
+    _kill_workers(path)
+
+
+def _kill_workers(home: Path) -> None:
+    """No worker a test started may outlive it (they would slow every later test)."""
+    db = home / "workbench.sqlite"
+    if not db.exists():
+        return
+    with sqlite3.connect(db) as conn:  # plain sqlite: the test may have left any schema behind
+        running = conn.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
+    for run_id, pid in running:
+        if is_worker_alive(pid, run_id):
+            os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -87,6 +87,8 @@ class TrainConfig:
     precision: str = param("auto", "auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16",
                            choices=("auto", "fp32", "bf16", "fp16"))
     num_workers: int = param(0, "DataLoader worker processes (0: load in the training process)", min=0, max=64)
+    threads: int = param(0, "CPU threads for this run (0: share the cores among the runs going at start)",
+                         min=0, max=1024)
     log_every: int = param(10, "write training metrics every N steps", min=1)
     eval_every: int = param(0, "evaluate every N steps (0: at the end of each epoch)", min=0)
     snapshot_every: int = param(0, "save snapshot images every N steps (0: with each evaluation)", min=0)

@@ -9,6 +9,8 @@ metrics the crashed attempt wrote after that checkpoint (they are written again)
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -90,8 +92,10 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     amp = autocast_dtype(cfg.precision, device)
     store.mark_started(run_id, device=str(device))
     torch.manual_seed(cfg.seed)
+    threads = CpuShare(store, cfg.threads)
 
-    log(f"run {run_id}: {run.method} on {device}, precision {amp or torch.float32}; loading data")
+    log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
+        f"precision {amp or torch.float32}; loading data")
     data = load_data(cfg)
     method: Method = get_method(run.method)(cfg, DataInfo(data.classes, data.mean, data.std, data.image_size),
                                             load_parents(store, run_id))
@@ -176,6 +180,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
                 metrics["train/lr"] = scheduler.get_last_lr()[0]
                 metrics["train/images_per_s"] = window_images / max(elapsed, 1e-9)
                 reporter.log(step, step / steps_per_epoch, metrics)
+                threads.update()
                 sums.clear()
                 window_steps, window_images = 0, 0
             if do_eval:
@@ -197,6 +202,30 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
         log(f"stopped at step {step}; checkpoint saved, `workbench resume {run_id}` continues")
     reporter.flush()
     return RunStatus.FINISHED if finished else RunStatus.CANCELLED
+
+
+class CpuShare:
+    """CPU threads for this run: `fixed`, or this machine's cores divided among the runs going
+    on it, rechecked every few seconds, so concurrent runs never oversubscribe the cores
+    (spinning OpenMP threads on shared cores slow every run several times over)."""
+
+    def __init__(self, store: Store, fixed: int = 0, every_s: float = 5.0) -> None:
+        self.store, self.fixed, self.every_s = store, fixed, every_s
+        self.checked = 0.0
+        self.update()
+
+    def update(self) -> None:
+        if time.monotonic() - self.checked < self.every_s:
+            return
+        self.checked = time.monotonic()
+        if self.fixed:
+            wanted = self.fixed
+        else:
+            host = socket.gethostname()
+            running = sum(r.host == host for r in self.store.list_runs(status=RunStatus.RUNNING))
+            wanted = max(1, (os.cpu_count() or 1) // max(1, running))
+        if wanted != torch.get_num_threads():  # setting the current value again slows CPU steps
+            torch.set_num_threads(wanted)
 
 
 def _restore(ckpts: Checkpoints, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

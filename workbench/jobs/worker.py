@@ -11,23 +11,16 @@ import signal
 import sys
 import time
 import traceback
+from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.store import RunStatus, Store
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not args[0].isdigit():
-        print("usage: python -m workbench.jobs.worker RUN_ID", file=sys.stderr)
-        return 2
-    run_id = int(args[0])
-    store = Store()
-    from workbench.engine.trainer import StopFlag, train  # torch loads here, after the usage check
+def execute(store: Store, run_id: int, stop: Any = None) -> RunStatus:
+    """Train the run and record its final status (what a worker does, callable in-process)."""
+    from workbench.engine.trainer import train  # torch loads here, not when the module is imported
 
-    stop = StopFlag()
-    signal.signal(signal.SIGTERM, stop.request)
-    signal.signal(signal.SIGINT, stop.request)
     try:
         status = train(store, run_id, stop)
     except Exception as exc:
@@ -35,10 +28,25 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc) if isinstance(exc, WorkbenchError) else traceback.format_exc()
         store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING, RunStatus.QUEUED],
                          error=message, finished_at=time.time())
-        return 1
+        return RunStatus.FAILED
     store.transition(run_id, status, only_from=[RunStatus.RUNNING], finished_at=time.time())
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m workbench.jobs.worker RUN_ID", file=sys.stderr)
+        return 2
+    from workbench.engine.trainer import StopFlag
+
+    stop = StopFlag()
+    signal.signal(signal.SIGTERM, stop.request)
+    signal.signal(signal.SIGINT, stop.request)
+    run_id = int(args[0])
+    status = execute(Store(), run_id, stop)
     print(f"run {run_id} {status}", flush=True)
-    return 0
+    return 1 if status == RunStatus.FAILED else 0
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ class CurvesView(QWidget):
         self.plot.setLabel("bottom", "step")
         self.plot.setDownsampling(mode="peak")
         self.plot.setClipToView(True)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # show 0.4, not 400 (x0.001)
         self.legend = self.plot.addLegend(offset=(-10, 10))
         top = QHBoxLayout()
         top.addWidget(QLabel("Metric"))

@@ -39,6 +39,7 @@ class MainWindow(QMainWindow):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.model.modelReset.connect(self.table.resizeColumnsToContents)
         self.curves = CurvesView(self.store)
 
         splitter = QSplitter(Qt.Orientation.Vertical)

@@ -1,0 +1,120 @@
+"""Workbench overhead: the same tiny ViT trained by a bare PyTorch loop and by a workbench
+worker, alternately, in one process tree. Prints one JSON line with `overhead_ratio`
+(workbench seconds per step / bare seconds per step; target <= 1.03).
+
+Both sides train the same timm ViT on the same cached shapes data with the same batch,
+optimizer, schedule, clipping and augmentation. The workbench side is a real worker
+process writing metrics to SQLite; its time per step comes from the wall times of its own
+metric rows, so start-up and the end-of-run evaluation and checkpoint are excluded, as they
+are from the bare loop's timing. Rounds alternate to spread machine noise over both sides.
+
+    python bench/overhead.py [--steps 300] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+WARMUP = 20  # steps excluded from timing on both sides
+CONFIG = dict(max_steps=300, log_every=10, eval_every=100000, snapshot_every=100000, checkpoint_every=100000)
+
+
+def bare_loop(steps: int) -> float:
+    """Seconds per step of a plain PyTorch loop over the same data and model."""
+    import torch
+
+    from workbench.config import make_config
+    from workbench.data import shapes
+    from workbench.engine.optim import warmup_cosine
+    from timm.models.vision_transformer import VisionTransformer
+
+    cfg = make_config("vit", "tiny", {**CONFIG, "max_steps": steps})
+    torch.manual_seed(0)
+    splits, meta = shapes.load(cfg.image_size)
+    images = torch.from_numpy(splits["train"].images[:]).permute(0, 3, 1, 2).contiguous()
+    labels = torch.from_numpy(splits["train"].labels)
+    mean = torch.tensor(meta["mean"]).view(1, 3, 1, 1) * 255
+    std = torch.tensor(meta["std"]).view(1, 3, 1, 1) * 255
+    model = VisionTransformer(img_size=32, patch_size=cfg.patch_size, num_classes=10, embed_dim=cfg.width,
+                              depth=cfg.depth, num_heads=cfg.heads, mlp_ratio=cfg.mlp_ratio)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_epoch = len(labels) // cfg.batch_size
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(round(cfg.warmup_epochs * per_epoch), steps))
+    model.train()
+    step, start = 0, 0.0
+    while step < steps:
+        order = torch.randperm(len(labels))
+        for b in range(per_epoch):
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x = (images[idx].float() - mean) / std
+            flip = torch.rand(len(idx)) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            loss = torch.nn.functional.cross_entropy(model(x), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            if step % cfg.log_every == 0:
+                loss.item()  # the workbench reads its metrics at the same rate
+            if step == WARMUP:
+                start = time.perf_counter()
+            if step == steps:
+                break
+    return (time.perf_counter() - start) / (steps - WARMUP)
+
+
+def workbench_run(steps: int) -> float:
+    """Seconds per step of a real workbench worker, from its metric rows' wall times."""
+    from workbench.jobs import Runner, create_run
+    from workbench.store import RunStatus, Store
+
+    store = Store()
+    run = create_run(store, "vit", preset="tiny", overrides={**CONFIG, "max_steps": steps})
+    runner = Runner(store)
+    runner.start(run.id)
+    status = runner.wait(run.id, interval=1.0)
+    if status != RunStatus.FINISHED:
+        raise SystemExit(f"workbench run ended {status}: {store.get_run(run.id).error}")
+    rows = {step: wall for _, step, _, _, _, wall in store.metrics(run.id, key="train/loss")}
+    return (rows[steps] - rows[WARMUP]) / (steps - WARMUP)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=CONFIG["max_steps"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bare-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_child:
+        print(bare_loop(args.steps))
+        return
+
+    home = tempfile.mkdtemp(prefix="wb-bench-")
+    os.environ.setdefault("WORKBENCH_HOME", home)
+    from workbench.data import shapes
+
+    shapes.load(32)  # generate the cache outside the timed runs
+    bare, wb = [], []
+    for _ in range(args.rounds):
+        child = subprocess.run([sys.executable, __file__, "--bare-child", "--steps", str(args.steps)],
+                               capture_output=True, text=True, check=True, env=dict(os.environ))
+        bare.append(float(child.stdout.strip().splitlines()[-1]))
+        wb.append(workbench_run(args.steps))
+    ratio = statistics.median(w / b for w, b in zip(wb, bare))
+    print(json.dumps({"bench": "overhead", "steps": args.steps, "rounds": args.rounds,
+                      "bare_ms_per_step": round(1000 * statistics.median(bare), 2),
+                      "workbench_ms_per_step": round(1000 * statistics.median(wb), 2),
+                      "overhead_ratio": round(ratio, 4), "target": 1.03}))
+
+
+if __name__ == "__main__":
+    main()

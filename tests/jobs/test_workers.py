@@ -1,0 +1,103 @@
+"""Real worker processes started through the runner and the CLI, against a real SQLite file."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import wait_for
+from workbench.jobs import Runner, cancel_run, create_run, reconcile
+from workbench.jobs.runner import is_worker_alive, log_path
+from workbench.store import RunStatus, Store
+
+pytestmark = pytest.mark.slow
+
+
+def test_cli_tiny_vit_run_finishes_clearly_above_chance(cli, store: Store) -> None:
+    done = cli("train", "--method", "vit", "--preset", "tiny", "--set", "epochs=5", "--wait")
+    assert done.returncode == 0, done.stderr
+    run_id = int(done.stdout.strip())
+    run = store.get_run(run_id)
+    assert run.status == RunStatus.FINISHED and run.device == "cpu"
+    assert run.pid not in (None, os.getpid())  # trained in its own process
+    with sqlite3.connect(store.path) as db:  # the metrics are in the file itself
+        (top1,) = db.execute("SELECT value FROM metrics WHERE run_id=? AND key='val/top1' ORDER BY step DESC "
+                             "LIMIT 1", (run_id,)).fetchone()
+        (rows,) = db.execute("SELECT count(*) FROM metrics WHERE run_id=?", (run_id,)).fetchone()
+    assert top1 >= 0.2, f"val top-1 {top1:.3f} is not clearly above chance (0.1)"
+    assert rows > 100
+    assert "finished" in done.stderr and log_path(run_id).read_text().count("val/top1=") == 5
+
+
+def test_sigkill_keeps_flushed_metrics_and_resume_finishes(cli, store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny", overrides=["epochs=2", "checkpoint_every=20", "log_every=5"])
+    runner = Runner(store)
+    runner.start(run.id)
+    wait_for(lambda: store.get_run(run.id).step >= 45 and store.latest_artifact(run.id, "checkpoint") is not None)
+    flushed = store.metrics(run.id)
+    os.kill(store.get_run(run.id).pid, signal.SIGKILL)
+    wait_for(lambda: runner.poll() and store.get_run(run.id).status != RunStatus.RUNNING, timeout=30)
+    killed = store.get_run(run.id)
+    assert killed.status == RunStatus.INTERRUPTED and "SIGKILL" in killed.error
+    after = store.metrics(run.id)
+    assert after[:len(flushed)] == flushed  # every row it had flushed survived the kill
+
+    resumed = cli("resume", str(run.id), "--wait")
+    assert resumed.returncode == 0, resumed.stderr
+    final = store.get_run(run.id)
+    assert final.status == RunStatus.FINISHED and final.step == final.total_steps
+    steps = [r[1] for r in store.metrics(run.id, key="train/loss")]
+    assert steps == sorted(set(steps)) and steps[-1] == final.total_steps  # no duplicated stretch
+    assert "resuming from step" in log_path(run.id).read_text()
+
+
+def test_two_runs_at_once_both_finish_without_lock_errors(store: Store) -> None:
+    runs = [create_run(store, "vit", preset="tiny", overrides=["max_steps=60", "log_every=1", "eval_every=20"])
+            for _ in range(2)]
+    runner = Runner(store, max_concurrent=2)
+    runner.poll()  # starts both queued runs
+    assert set(runner.procs) == {r.id for r in runs}
+    for r in runs:
+        assert runner.wait(r.id, timeout=180) == RunStatus.FINISHED
+    a, b = (store.get_run(r.id) for r in runs)
+    assert b.started_at < a.finished_at  # they really overlapped
+    for r in runs:
+        assert len(store.metrics(r.id, key="train/loss")) == 60
+        assert "locked" not in log_path(r.id).read_text()
+
+
+def test_cancel_stops_the_worker_and_keeps_a_checkpoint(store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny")
+    runner = Runner(store)
+    runner.start(run.id)
+    wait_for(lambda: store.get_run(run.id).step >= 10)
+    pid = store.get_run(run.id).pid
+    assert runner.cancel(run.id) == RunStatus.CANCELLED
+    assert not is_worker_alive(pid, run.id)
+    assert store.latest_artifact(run.id, "checkpoint") is not None
+    assert store.get_run(run.id).error is None  # it stopped gracefully, not killed
+    queued = create_run(store, "vit", preset="tiny")
+    assert cancel_run(store, queued.id) == RunStatus.CANCELLED
+
+
+def test_worker_error_marks_failed_with_the_message(cli, store: Store) -> None:
+    done = cli("train", "--method", "vit", "--preset", "tiny", "--set", "device=cuda:3", "--wait")
+    assert done.returncode == 1
+    run = store.get_run(int(done.stdout.strip()))
+    assert run.status == RunStatus.FAILED
+    assert "cuda:3 was asked for" in run.error and "cuda:3 was asked for" in done.stderr
+
+
+def test_startup_marks_runs_whose_worker_is_gone(store: Store) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone, stranger = create_run(store, "vit"), create_run(store, "vit")
+    store.update_run(gone.id, status=RunStatus.RUNNING, pid=dead.pid)
+    store.update_run(stranger.id, status=RunStatus.RUNNING, pid=os.getpid())  # pid reused by another program
+    assert sorted(reconcile(store)) == [gone.id, stranger.id]
+    for r in (gone, stranger):
+        row = store.get_run(r.id)
+        assert row.status == RunStatus.INTERRUPTED and "workbench resume" in row.error

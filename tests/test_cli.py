@@ -1,0 +1,64 @@
+import csv
+import io
+import json
+
+import pytest
+
+from workbench.jobs import create_run
+from workbench.jobs.worker import execute
+from workbench.store import Store
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--set", "patch_size=5"], "patch_size: patch size 5 does not divide image size 32"),
+    (["--set", "width=64", "heads=5"], "heads: 5 heads do not divide width 64"),
+    (["--set", "lr=-1"], "lr: -1.0 is outside the allowed range"),
+    (["--set", "colour=red"], "colour: unknown field for method vit"),
+    (["--parent", "teacher=1"], "there is no run 1"),
+    (["--parent", "teacher"], "--parent takes ROLE=RUN_ID"),
+    (["--set", "dataset=imagenet"], "dataset: unknown dataset 'imagenet'"),
+])
+def test_bad_train_requests_are_refused_and_write_nothing(cli, store: Store, args: list[str], words: str) -> None:
+    done = cli("train", "--method", "vit", "--preset", "tiny", *args)
+    assert done.returncode == 2
+    assert words in done.stderr and done.stdout == ""
+    assert store.list_runs() == []
+
+
+def test_unknown_method_and_parent_role(cli, store: Store) -> None:
+    done = cli("train", "--method", "mae2")
+    assert done.returncode == 2 and "unknown method 'mae2'" in done.stderr
+    parent = create_run(store, "vit")
+    done = cli("train", "--method", "vit", "--parent", f"teacher={parent.id}")
+    assert done.returncode == 2 and "takes no 'teacher' parent" in done.stderr
+    assert len(store.list_runs()) == 1
+
+
+def test_runs_show_and_metrics_of_a_finished_run(cli, store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny", overrides=["max_steps=20", "eval_every=10"], name="tiny one")
+    assert execute(store, run.id) == "finished"
+
+    listed = json.loads(cli("runs", "--json").stdout)
+    assert [(r["id"], r["name"], r["status"]) for r in listed] == [(run.id, "tiny one", "finished")]
+    table = cli("runs").stdout.splitlines()
+    assert table[0].split()[:4] == ["ID", "NAME", "METHOD", "STATUS"] and "val/top1=" in table[1]
+
+    shown = json.loads(cli("show", str(run.id), "--json").stdout)
+    assert shown["config"]["max_steps"] == 20 and shown["last_metrics"]["val/top1"]["step"] == 20
+    kinds = {a["kind"] for a in shown["artifacts"]}
+    assert kinds == {"checkpoint", "image"}
+    assert all(a["path"].startswith(str(store.home)) for a in shown["artifacts"])
+    assert "config:" in cli("show", str(run.id)).stdout
+
+    rows = list(csv.DictReader(io.StringIO(cli("metrics", str(run.id), "--key", "val/top1", "--csv").stdout)))
+    assert [int(r["step"]) for r in rows] == [10, 20]
+    assert float(rows[-1]["value"]) == pytest.approx(store.get_run(run.id).summary["val/top1"])
+    assert cli("show", "77").returncode == 2
+
+
+def test_methods_lists_fields_with_help_and_ranges(cli) -> None:
+    described = json.loads(cli("methods", "--json").stdout)
+    fields = {f["name"]: f for f in described["vit"]["fields"]}
+    assert fields["pos_embed"]["choices"] == ["learned-1d", "sincos-2d", "none"]
+    assert fields["lr"]["min"] > 0 and fields["patch_size"]["help"]
+    assert described["vit"]["presets"]["tiny"]["width"] == 64
