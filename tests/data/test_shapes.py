@@ -67,4 +67,9 @@ def test_loader_and_transform(home) -> None:
     t = BatchTransform(data.mean, data.std, torch.device("cpu"))
     x = t(images, train=False)
     assert abs(float(x.mean())) < 0.5 and 0.5 < float(x.std()) < 1.5
-    assert torch.equal(t.undo(x), images)
+    mean = torch.tensor(data.mean).view(1, 3, 1, 1)
+    std = torch.tensor(data.std).view(1, 3, 1, 1)
+    assert torch.allclose(x * std + mean, images / 255.0, atol=1e-5)
+    flipped = t(images, train=True)
+    per_image = [torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2)) for i in range(len(x))]
+    assert all(per_image) and not torch.equal(flipped, x)  # each image as is or mirrored, some mirrored

@@ -92,3 +92,21 @@ def test_unavailable_device_fails_with_a_clear_message(store: Store) -> None:
     run = create_run(store, "vit", preset="tiny", overrides=["device=cuda:7"])
     with pytest.raises(WorkbenchError, match="cuda:7 was asked for"):
         train(store, run.id, log=_quiet)
+
+
+def test_resume_past_a_corrupt_checkpoint_replaces_it(store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny", overrides=FAST)
+
+    def crash_at_30(message: str) -> None:
+        if message.startswith("step 30/"):
+            raise Crash
+    with pytest.raises(Crash):
+        train(store, run.id, log=crash_at_30)
+    newest = store.latest_artifact(run.id, "checkpoint")
+    assert newest.step == 20
+    store.abspath(newest).write_bytes(b"\0" * 100)  # torn by a full disk, say
+    assert train(store, run.id, log=_quiet) == RunStatus.FINISHED  # restarts from step 10
+    kept = store.artifacts(run.id, "checkpoint")
+    assert [a.step for a in kept] == [20, 30]
+    for art in kept:
+        assert store.abspath(art).stat().st_size > 1000  # rewritten, not the torn file

@@ -115,7 +115,3 @@ class BatchTransform:
             flip = torch.rand(x.shape[0], device="cpu") < 0.5
             x = torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
         return x
-
-    def undo(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised float -> uint8 [B, 3, H, W] (for snapshots)."""
-        return (x * self.std + self.mean).clamp(0, 255).round().to(torch.uint8)

@@ -116,8 +116,9 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     if step:
         log(f"resuming from step {step}")
     store.delete_metrics_after(run_id, step)
-    for art in store.delete_artifacts_after(run_id, step, "image"):
-        store.abspath(art).unlink(missing_ok=True)
+    for kind in ("image", "checkpoint"):  # what the crashed attempt wrote after the restored step
+        for art in store.delete_artifacts_after(run_id, step, kind):
+            store.abspath(art).unlink(missing_ok=True)
     store.update_run(run_id, total_steps=plan.total, step=step)
 
     reporter = Reporter(store, run_id)

@@ -67,12 +67,17 @@ def log_tail(run_id: int, lines: int = 15) -> str:
     return "\n".join(text[-lines:])
 
 
+STARTING_GRACE_S = 30.0  # a run claimed by a runner gets its pid a moment later
+
+
 def reconcile(store: Store) -> list[int]:
     """Mark runs left `running` whose worker on this host is gone as `interrupted` (start-up check)."""
     host = socket.gethostname()
     lost = []
     for run in store.list_runs(status=RunStatus.RUNNING):
         if run.host not in (None, host) or is_worker_alive(run.pid, run.id):
+            continue
+        if run.pid is None and time.time() - (run.started_at or 0) < STARTING_GRACE_S:
             continue
         if store.transition(run.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
                             error=f"the worker process (pid {run.pid}) was gone without reporting; "

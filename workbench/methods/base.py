@@ -8,8 +8,7 @@ Batches arrive on the device, already normalised: (images [B, 3, H, W] float, la
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -117,8 +116,3 @@ def no_weight_decay_names(model: nn.Module) -> set[str]:
     """Parameters AdamW should not decay: norms, biases, and tokens/position tables."""
     skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     return {n for n, p in model.named_parameters() if p.ndim <= 1 or n in skip or n.split(".")[-1] in skip}
-
-
-def load_state_file(path: Path) -> dict[str, Any]:
-    """Read a checkpoint without unpickling code (torch `weights_only`)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
