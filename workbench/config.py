@@ -67,6 +67,8 @@ class TrainConfig:
     description: ClassVar[str] = ""
     # role -> methods allowed as that parent (e.g. {"encoder": ("mae", "beit")})
     parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # role -> fields taken from that parent's config unless set explicitly (e.g. the encoder shape)
+    inherits: ClassVar[dict[str, tuple[str, ...]]] = {}
     # preset name -> field overrides; merged down the class hierarchy
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     # the metric the run table shows and studies compare, and whether higher is better
@@ -80,6 +82,7 @@ class TrainConfig:
     max_steps: int = param(0, "stop after this many optimizer steps (0: run all epochs)", min=0)
     lr: float = param(1e-3, "peak learning rate (AdamW, cosine decay)", min=1e-8, max=10.0)
     weight_decay: float = param(0.05, "AdamW weight decay (not applied to norms, biases, tokens)", min=0.0, max=10.0)
+    adam_beta2: float = param(0.999, "AdamW beta2 (MAE pre-training uses 0.95)", min=0.5, max=0.99999)
     warmup_epochs: float = param(2.0, "linear learning-rate warmup, in epochs", min=0.0)
     grad_clip: float = param(1.0, "clip the gradient norm to this (0: off)", min=0.0)
     seed: int = param(0, "random seed for weights, data order and masks", min=0, max=2**31 - 1)
@@ -143,6 +146,12 @@ class TrainConfig:
             if parent.status != "finished":
                 raise ConfigError(f"parent:{role}", f"run {parent.run_id} is {parent.status}; "
                                                     f"wait until it has finished or pick another run")
+            for name in self.inherits.get(role, ()):
+                mine, theirs = getattr(self, name), getattr(parent.config, name, None)
+                if mine != theirs:
+                    raise ConfigError(name, f"{name} {mine} differs from the {role} run {parent.run_id}'s "
+                                            f"{theirs}; leave {name} unset to take the parent's, or pick "
+                                            f"another parent")
 
     # ------------------------------------------------------------ conversion
     def to_dict(self) -> dict[str, Any]:
@@ -229,6 +238,70 @@ class VitConfig(ViTBackboneConfig):
     label_smoothing: float = param(0.1, "label smoothing of the cross-entropy", min=0.0, max=0.5)
 
 
+ENCODER_SHAPE = ("image_size", "patch_size", "width", "depth", "heads", "mlp_ratio")
+
+
+@register
+@dataclass(kw_only=True)
+class MaeConfig(ViTBackboneConfig):
+    method: ClassVar[str] = "mae"
+    description: ClassVar[str] = ("Masked autoencoder: the encoder sees only the visible patches, a light decoder "
+                                  "reconstructs the masked ones' pixels.")
+    key_metric: ClassVar[str] = "val/loss"
+    key_metric_higher_is_better: ClassVar[bool] = False
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": dict(decoder_width=48, decoder_depth=1, decoder_heads=3, epochs=8, lr=2e-3, adam_beta2=0.95),
+        "small": {},
+        # He et al.: 75 % random masking, 512-d 8-block decoder, normalised pixel targets, AdamW(0.9, 0.95)
+        "paper": dict(decoder_width=512, decoder_depth=8, decoder_heads=16, norm_pix_loss=True, epochs=800,
+                      batch_size=256, lr=4e-4, weight_decay=0.05, warmup_epochs=40.0, adam_beta2=0.95,
+                      drop_path=0.0),
+    }
+
+    mask_ratio: float = param(0.75, "share of patches masked (and dropped from the encoder)", min=0.05, max=0.95)
+    mask_strategy: str = param("random", "which patches: random (the paper's best), block or grid",
+                               choices=("random", "block", "grid"))
+    decoder_width: int = param(128, "decoder token width (narrower than the encoder)", min=8, max=4096)
+    decoder_depth: int = param(2, "decoder transformer blocks", min=1, max=32)
+    decoder_heads: int = param(4, "decoder attention heads; must divide the decoder width", min=1, max=64)
+    norm_pix_loss: bool = param(False, "predict each patch's pixels normalised by its own mean and variance")
+    drop_path: float = param(0.0, "stochastic depth rate in the encoder", min=0.0, max=0.9)
+
+    def check(self) -> None:
+        super().check()
+        if self.decoder_width % self.decoder_heads:
+            raise ConfigError("decoder_heads", f"{self.decoder_heads} heads do not divide decoder width "
+                                               f"{self.decoder_width}")
+        if round(self.grid_size ** 2 * (1 - self.mask_ratio)) < 1:
+            raise ConfigError("mask_ratio", f"mask ratio {self.mask_ratio} leaves no visible patch of "
+                                            f"{self.grid_size ** 2}; lower it")
+
+
+@register
+@dataclass(kw_only=True)
+class FinetuneConfig(ViTBackboneConfig):
+    method: ClassVar[str] = "finetune"
+    description: ClassVar[str] = ("Fine-tune or linearly probe a pre-trained encoder (MAE) as a classifier on a "
+                                  "labelled dataset.")
+    parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ("mae",)}
+    inherits: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ENCODER_SHAPE}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": dict(epochs=8, lr=2e-3),
+        "small": {},
+        # MAE fine-tuning recipe (ViT-B): layer decay 0.65, drop path 0.1, label smoothing 0.1
+        "paper": dict(epochs=100, batch_size=256, lr=1e-3, weight_decay=0.05, warmup_epochs=5.0,
+                      layer_decay=0.65, drop_path=0.1, label_smoothing=0.1),
+    }
+
+    mode: str = param("full", "full: train every weight; linear: freeze the encoder, train a linear head "
+                              "(after a BatchNorm without affine, as MAE's linear probe)",
+                      choices=("full", "linear"))
+    layer_decay: float = param(0.75, "layer-wise learning-rate decay in full mode (1: off)", min=0.05, max=1.0)
+    pool: str = param("avg", "image feature: avg (mean of patch tokens) or token ([CLS])", choices=("avg", "token"))
+    label_smoothing: float = param(0.0, "label smoothing of the cross-entropy", min=0.0, max=0.5)
+    drop_path: float = param(0.0, "stochastic depth rate (full mode)", min=0.0, max=0.9)
+
+
 def config_class(method: str) -> type[TrainConfig]:
     try:
         return METHOD_CONFIGS[method]
@@ -241,10 +314,13 @@ def make_config(
     method: str,
     preset: str | None = None,
     overrides: Mapping[str, Any] | Iterable[str] = (),
+    inherited: Mapping[str, Any] | None = None,
 ) -> TrainConfig:
-    """Defaults, then a preset, then overrides (a mapping or "key=value" strings); validated."""
+    """Defaults, then a preset, then values inherited from parents, then overrides (a mapping or
+    "key=value" strings); validated."""
     cls = config_class(method)
     values: dict[str, Any] = cls.preset(preset) if preset else {}
+    values.update(inherited or {})
     if isinstance(overrides, Mapping):
         values.update(overrides)
     else:

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.config import make_config
+from workbench.config import config_class, make_config
 from workbench.engine.optim import build_optimizer
 from workbench.methods import get_method, method_names
-from workbench.methods.base import DataInfo
+from workbench.methods.base import DataInfo, ParentRun
 
 CLASSES = [f"c{i}" for i in range(10)]
 INFO = DataInfo(CLASSES, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 32)
@@ -19,13 +19,24 @@ def _batch(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
+def tiny_parents(name: str) -> dict[str, ParentRun]:
+    """An untrained tiny run of the first allowed method for every parent role `name` needs."""
+    parents = {}
+    for role, methods in make_config(name, "tiny").required_parents().items():
+        cfg = make_config(methods[0], "tiny")
+        state = get_method(methods[0])(cfg, INFO, tiny_parents(methods[0])).build().state_dict()
+        parents[role] = ParentRun(100, methods[0], cfg, lambda state=state: state)
+    return parents
+
+
 @pytest.mark.parametrize("name", method_names())
 def test_method_conformance(name: str) -> None:
     torch.manual_seed(0)
     cfg = make_config(name, "tiny")
-    method = get_method(name)(cfg, INFO)
+    assert config_class(name).description
+    method = get_method(name)(cfg, INFO, tiny_parents(name))
     model = method.build()
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(method.param_groups(model), cfg)
     model.train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     for _ in range(2):
@@ -64,7 +75,8 @@ def test_vit_position_embeddings(pos_embed: str) -> None:
         by_row = (grid - grid[:1]).abs().amax(dim=(0, 1)) < 1e-6
         by_col = (grid - grid[:, :1]).abs().amax(dim=(0, 1)) < 1e-6
         assert torch.all(by_row | by_col) and (by_row & ~by_col).sum() >= 16 and (by_col & ~by_row).sum() >= 16
-        optimised = {id(p) for g in build_optimizer(model, cfg).param_groups for p in g["params"]}
+        method = get_method("vit")(cfg, INFO)
+        optimised = {id(p) for g in build_optimizer(method.param_groups(model), cfg).param_groups for p in g["params"]}
         assert id(table) not in optimised
     else:
         assert table.requires_grad

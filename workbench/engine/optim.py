@@ -1,4 +1,4 @@
-"""AdamW with decoupled weight decay on weight matrices only, and warmup + cosine schedule."""
+"""AdamW over the method's parameter groups, and the warmup + cosine schedule."""
 
 from __future__ import annotations
 
@@ -6,20 +6,15 @@ import math
 from typing import Callable
 
 import torch
-from torch import nn
 
 from workbench.config import TrainConfig
-from workbench.methods.base import no_weight_decay_names
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    skip = no_weight_decay_names(model)
-    decay, plain = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (plain if name in skip else decay).append(param)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
+def build_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over `Method.param_groups`; each group's lr is the run's lr times its `lr_scale`."""
+    groups = [{**{k: v for k, v in g.items() if k != "lr_scale"}, "lr": cfg.lr * g.get("lr_scale", 1.0)}
+              for g in groups]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.adam_beta2))
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.01) -> Callable[[int], float]:

@@ -100,7 +100,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     method: Method = get_method(run.method)(cfg, DataInfo(data.classes, data.mean, data.std, data.image_size),
                                             load_parents(store, run_id))
     model = method.build().to(device)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(method.param_groups(model), cfg)
     loader = make_loader(data.train, cfg, train=True, pin_memory=device.type == "cuda")
     steps_per_epoch = len(loader.batch_sampler)
     if steps_per_epoch == 0:

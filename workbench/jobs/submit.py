@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from workbench.config import ParentInfo, config_from_dict, make_config
+from workbench.config import ParentInfo, config_class, config_from_dict, make_config
 from workbench.data import check_dataset
 from workbench.errors import ConfigError, StoreError
 from workbench.store import Run, Store
@@ -13,16 +13,26 @@ from workbench.store import Run, Store
 def create_run(store: Store, method: str, *, preset: str | None = None,
                overrides: Mapping[str, Any] | Iterable[str] = (), parents: Mapping[str, int] | None = None,
                name: str = "") -> Run:
-    """Validate config and parents, then insert a `queued` run. A refused run writes nothing."""
-    cfg = make_config(method, preset, overrides)
-    check_dataset(cfg.dataset)
+    """Validate config and parents, then insert a `queued` run. A refused run writes nothing.
+
+    Fields a method inherits from a parent (an encoder's shape, say) are taken from it unless
+    set explicitly; an explicit value that differs is refused by the parent check."""
+    cls = config_class(method)
     infos = {}
+    inherited: dict[str, Any] = {}
     for role, parent_id in (parents or {}).items():
         try:
             parent = store.get_run(parent_id)
         except StoreError:
             raise ConfigError(f"parent:{role}", f"there is no run {parent_id}; `workbench runs` lists them") from None
+        checkpoint = store.latest_artifact(parent.id, "checkpoint")
+        if parent.status == "finished" and (checkpoint is None or not store.abspath(checkpoint).exists()):
+            raise ConfigError(f"parent:{role}", f"run {parent.id} has no checkpoint file left (deleted?); "
+                                                f"pick another run or train it again")
         infos[role] = ParentInfo(parent.id, parent.method, parent.status,
                                  config_from_dict(parent.method, parent.config, strict=False))
+        inherited.update({k: parent.config[k] for k in cls.inherits.get(role, ()) if k in parent.config})
+    cfg = make_config(method, preset, overrides, inherited=inherited)
+    check_dataset(cfg.dataset)
     cfg.check_parents(infos)
     return store.create_run(method, cfg.to_dict(), name=name.strip(), parents=parents)

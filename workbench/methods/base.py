@@ -78,6 +78,10 @@ class Method:
         """Named images [H, W, 3] uint8 showing what the model does on a fixed batch."""
         return {}
 
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        """What the optimizer trains: weight-decay groups (methods may add lr scales or freeze)."""
+        return param_groups(model, self.cfg.weight_decay)
+
     def exportable(self, model: nn.Module) -> nn.Module:
         """The part of the model worth shipping (a classifier, or an encoder)."""
         return model
@@ -110,6 +114,31 @@ class ClassifierMethod(Method):
         conf, pred = probs.max(-1)
         return {"predictions": prediction_grid(self.to_uint8(images), labels.tolist(), pred.tolist(),
                                                conf.tolist(), self.data.classes)}
+
+
+def load_parent_module(parent: ParentRun, data: DataInfo) -> nn.Module:
+    """The trained, exportable part of a parent run (an encoder, a teacher), rebuilt through its
+    own method and loaded from its newest readable checkpoint."""
+    from workbench.methods import get_method
+
+    method = get_method(parent.method)(parent.config, data)
+    model = method.build()
+    model.load_state_dict(parent.load_state())
+    return method.exportable(model)
+
+
+def param_groups(model: nn.Module, weight_decay: float,
+                 lr_scale: Callable[[str], float] | None = None) -> list[dict]:
+    """Trainable parameters grouped by (decayed or not, lr scale); frozen ones are left out.
+    Each group's `lr_scale` multiplies the run's learning rate."""
+    skip = no_weight_decay_names(model)
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            key = (name not in skip, lr_scale(name) if lr_scale else 1.0)
+            groups.setdefault(key, []).append(p)
+    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale}
+            for (decay, scale), ps in groups.items()]
 
 
 def no_weight_decay_names(model: nn.Module) -> set[str]:

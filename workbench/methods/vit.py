@@ -16,9 +16,12 @@ from workbench.config import ViTBackboneConfig, VitConfig
 from workbench.methods.base import ClassifierMethod
 
 
-def build_vit(cfg: ViTBackboneConfig, num_classes: int, pos_embed: str = "learned-1d") -> VisionTransformer:
+def build_vit(cfg: ViTBackboneConfig, num_classes: int, pos_embed: str = "learned-1d", *,
+              global_pool: str = "token", fc_norm: bool | None = None) -> VisionTransformer:
     """A timm ViT with the config's geometry; `num_classes=0` gives a headless encoder."""
     model = VisionTransformer(
+        global_pool=global_pool,
+        fc_norm=fc_norm,
         img_size=cfg.image_size,
         patch_size=cfg.patch_size,
         num_classes=num_classes,

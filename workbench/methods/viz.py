@@ -37,3 +37,15 @@ def prediction_grid(images: np.ndarray, labels: Sequence[int], preds: Sequence[i
         ImageDraw.Draw(canvas).text((3, side + 4), f"{classes[p][:8]} {c:.0%}", fill=(255, 255, 255))
         tiles.append(np.asarray(canvas))
     return tile(tiles, columns)
+
+
+def labelled_grid(columns: Sequence[np.ndarray], headers: Sequence[str], side: int = 96) -> np.ndarray:
+    """Columns of images (each [B, H, W, 3]) side by side, one row per image, a header above each."""
+    rows = len(columns[0])
+    tiles = [upscale(col[r], side) for r in range(rows) for col in columns]
+    body = tile(tiles, len(columns))
+    head = Image.new("RGB", (body.shape[1], 14), (255, 255, 255))
+    draw = ImageDraw.Draw(head)
+    for c, text in enumerate(headers):
+        draw.text((2 + c * (side + 2) + 2, 1), text[:side // 6], fill=(40, 40, 40))
+    return np.concatenate([np.asarray(head), body], axis=0)

@@ -1,0 +1,65 @@
+"""Fine-tuning and linear probing of a pre-trained encoder: what pre-training is for.
+
+The parent run's encoder (a timm ViT) is rebuilt as a classifier for this run's dataset.
+`full` trains every weight, with layer-wise learning-rate decay (deeper blocks learn
+faster, as in BEiT and MAE fine-tuning). `linear` freezes the encoder and trains only a
+linear head behind a BatchNorm without affine parameters (MAE's linear probe), so it
+measures how linearly separable the pre-trained features are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from workbench.config import FinetuneConfig
+from workbench.errors import WorkbenchError
+from workbench.methods.base import ClassifierMethod, load_parent_module, param_groups
+from workbench.methods.vit import build_vit
+
+
+class FinetuneMethod(ClassifierMethod):
+    name = "finetune"
+    cfg: FinetuneConfig
+
+    def build(self) -> VisionTransformer:
+        self.label_smoothing = self.cfg.label_smoothing
+        linear = self.cfg.mode == "linear"
+        encoder = load_parent_module(self.parents["encoder"], self.data)
+        cfg = dataclasses.replace(self.cfg, drop_path=0.0) if linear else self.cfg
+        # full + avg: a fresh LayerNorm after pooling (MAE fine-tuning); otherwise the encoder's own norm
+        model = build_vit(cfg, self.data.num_classes, global_pool=self.cfg.pool,
+                          fc_norm=None if not linear and self.cfg.pool == "avg" else False)
+        missing, unexpected = model.load_state_dict(encoder.state_dict(), strict=False)
+        stray = [k for k in missing + unexpected if not k.startswith(("head.", "fc_norm.", "norm."))]
+        if stray:
+            raise WorkbenchError(f"the encoder of run {self.parents['encoder'].run_id} does not fit this "
+                                 f"classifier (mismatched weights: {', '.join(stray[:5])})")
+        if linear:
+            model.requires_grad_(False)
+            model.head = nn.Sequential(nn.BatchNorm1d(self.cfg.width, affine=False),
+                                       nn.Linear(self.cfg.width, self.data.num_classes))
+            nn.init.trunc_normal_(model.head[1].weight, std=0.01)
+            nn.init.zeros_(model.head[1].bias)
+        return model
+
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        if self.cfg.mode == "linear" or self.cfg.layer_decay == 1.0:
+            return param_groups(model, self.cfg.weight_decay)
+        depth, decay = self.cfg.depth, self.cfg.layer_decay
+        return param_groups(model, self.cfg.weight_decay,
+                            lr_scale=lambda name: decay ** (depth + 1 - layer_id(name, depth)))
+
+
+def layer_id(name: str, depth: int) -> int:
+    """0 for the embeddings, i + 1 for block i, depth + 1 for the final norm and head."""
+    if name.startswith(("cls_token", "pos_embed", "patch_embed", "reg_token")):
+        return 0
+    if name.startswith("blocks."):
+        return int(name.split(".")[1]) + 1
+    return depth + 1
+
+
+METHOD = FinetuneMethod
