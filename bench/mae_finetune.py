@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 
@@ -34,7 +35,7 @@ def main() -> None:
     def run(name: str, method: str, overrides: list[str], parents: dict[str, int] | None = None) -> int:
         r = create_run(store, method, preset="tiny", overrides=overrides, parents=parents, name=name)
         start = time.perf_counter()
-        if execute(store, r.id) != RunStatus.FINISHED:
+        if execute(store, r.id, log=lambda line: print(line, file=sys.stderr)) != RunStatus.FINISHED:
             raise SystemExit(f"{name} ended {store.get_run(r.id).status}: {store.get_run(r.id).error}")
         seconds[name] = round(time.perf_counter() - start, 1)
         return r.id

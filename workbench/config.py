@@ -13,6 +13,7 @@ import json
 import re
 import typing
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping
 
 from workbench.errors import ConfigError
@@ -300,6 +301,72 @@ class FinetuneConfig(ViTBackboneConfig):
     pool: str = param("avg", "image feature: avg (mean of patch tokens) or token ([CLS])", choices=("avg", "token"))
     label_smoothing: float = param(0.0, "label smoothing of the cross-entropy", min=0.0, max=0.5)
     drop_path: float = param(0.0, "stochastic depth rate (full mode)", min=0.0, max=0.9)
+
+
+@register
+@dataclass(kw_only=True)
+class CnnConfig(TrainConfig):
+    method: ClassVar[str] = "cnn"
+    description: ClassVar[str] = ("Supervised CNN classifier from timm (RegNet as in DeiT, or ResNet): a teacher "
+                                  "for DeiT, or a baseline.")
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # ResNet-10-T: RegNets learn slowly from scratch at 32 px; this reaches ~70 % in 3 epochs
+        "tiny": dict(arch="resnet10t", image_size=32, batch_size=64, epochs=3, lr=2e-3, warmup_epochs=0.5,
+                     label_smoothing=0.0),
+        "small": {},
+        # DeiT's teacher: RegNetY-16GF at 224 px
+        "paper": dict(arch="regnety_160", image_size=224, batch_size=256, epochs=300, lr=1e-3, warmup_epochs=5.0),
+    }
+
+    arch: str = param("regnety_002", "timm architecture (built from scratch, never downloaded)",
+                      choices=("regnety_002", "regnetx_002", "regnety_160", "resnet10t", "resnet18", "resnet50"))
+    drop_rate: float = param(0.0, "dropout before the classifier", min=0.0, max=0.9)
+    label_smoothing: float = param(0.1, "label smoothing of the cross-entropy", min=0.0, max=0.5)
+
+
+@register
+@dataclass(kw_only=True)
+class DeitConfig(ViTBackboneConfig):
+    method: ClassVar[str] = "deit"
+    description: ClassVar[str] = ("DeiT: a ViT with a distillation token whose head learns from a teacher "
+                                  "(hard labels or soft, tempered distributions).")
+    parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {"teacher": ("cnn", "vit", "deit")}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": dict(label_smoothing=0.0),
+        "small": {},
+        # DeiT-B recipe: hard distillation from a RegNetY-16GF, 300 epochs
+        "paper": dict(label_smoothing=0.1),
+    }
+
+    distill: str = param("hard", "hard: the teacher's argmax as label (DeiT's best); soft: its tempered "
+                                 "distribution (KL); none: both heads learn the true labels (the baseline)",
+                         choices=("hard", "soft", "none"))
+    alpha: float = param(0.5, "weight of the distillation loss (DeiT: 0.5 for hard, 0.1 for soft)", min=0.0, max=1.0)
+    tau: float = param(3.0, "softmax temperature of soft distillation (DeiT: 3)", min=0.1, max=20.0)
+    teacher_file: str = param("", "a teacher weights file (.safetensors or .pt) instead of a teacher run")
+    teacher_arch: str = param("", "the timm architecture of teacher_file (e.g. regnety_002)")
+    label_smoothing: float = param(0.1, "label smoothing of the cross-entropy on true labels", min=0.0, max=0.5)
+
+    def check(self) -> None:
+        super().check()
+        if self.teacher_file and not self.teacher_arch:
+            raise ConfigError("teacher_arch", "a teacher file needs its timm architecture name (e.g. regnety_002)")
+        if self.teacher_file and not Path(self.teacher_file).expanduser().is_file():
+            raise ConfigError("teacher_file", f"no file at {self.teacher_file}")
+
+    def required_parents(self) -> dict[str, tuple[str, ...]]:
+        if self.distill == "none" or self.teacher_file:
+            return {}
+        return dict(self.parent_roles)
+
+    def check_parents(self, parents: Mapping[str, ParentInfo]) -> None:
+        super().check_parents(parents)
+        teacher = parents.get("teacher")
+        if teacher is not None and self.teacher_file:
+            raise ConfigError("teacher_file", "give either a teacher run or a teacher file, not both")
+        if teacher is not None and teacher.config.dataset != self.dataset:
+            raise ConfigError("parent:teacher", f"run {teacher.run_id} was trained on {teacher.config.dataset!r}, "
+                                                f"this student on {self.dataset!r}: their classes must match")
 
 
 def config_class(method: str) -> type[TrainConfig]:

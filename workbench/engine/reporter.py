@@ -7,9 +7,12 @@ a slow reader can delay metrics but never loses them or crashes the run.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -50,6 +53,15 @@ class Reporter:
         """Record the newest evaluation metrics on the run row (what run lists show)."""
         run = self.store.get_run(self.run_id)
         self.store.update_run(self.run_id, summary={**run.summary, **{k: float(v) for k, v in metrics.items()}})
+
+    def report(self, step: int, name: str, data: dict[str, Any]) -> Path:
+        """Save a method's end-of-training report as a JSON artifact (written atomically)."""
+        path = paths.run_dir(self.run_id) / f"{name}-report.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+        self.store.add_artifact(self.run_id, "report", path, step=step, name=name)
+        return path
 
     def images(self, step: int, images: dict[str, np.ndarray]) -> list[Path]:
         """Save each [H, W, 3] uint8 image as a PNG artifact named after its key."""

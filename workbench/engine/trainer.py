@@ -14,7 +14,7 @@ import socket
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.utils.data import default_collate
@@ -133,12 +133,14 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
             "rng_cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
         })
 
+    def val_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in make_loader(data.val, cfg, train=False, pin_memory=device.type == "cuda"):
+            yield transform(x.to(device, non_blocking=True), False), y.to(device, non_blocking=True)
+
     def evaluate() -> None:
         model.eval()
-        val_loader = make_loader(data.val, cfg, train=False, pin_memory=device.type == "cuda")
         with autocast(device, amp):
-            metrics = method.evaluate(model, ((transform(x.to(device), False), y.to(device))
-                                              for x, y in val_loader))
+            metrics = method.evaluate(model, val_batches())
         val = {f"val/{k}": v for k, v in metrics.items()}
         reporter.log(step, step / steps_per_epoch, val)
         reporter.flush(strict=False)
@@ -198,7 +200,14 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
                 break
 
     finished = step >= plan.total
-    if not finished:
+    if finished:
+        model.eval()
+        with torch.no_grad(), autocast(device, amp):
+            report = method.report(model, val_batches())
+        if report is not None:
+            reporter.report(step, run.method, report[0])
+            reporter.images(step, report[1])
+    else:
         save_checkpoint()
         log(f"stopped at step {step}; checkpoint saved, `workbench resume {run_id}` continues")
     reporter.flush()

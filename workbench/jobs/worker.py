@@ -11,18 +11,18 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
 from workbench.store import RunStatus, Store
 
 
-def execute(store: Store, run_id: int, stop: Any = None) -> RunStatus:
+def execute(store: Store, run_id: int, stop: Any = None, log: Callable[[str], None] = print) -> RunStatus:
     """Train the run and record its final status (what a worker does, callable in-process)."""
     from workbench.engine.trainer import train  # torch loads here, not when the module is imported
 
     try:
-        status = train(store, run_id, stop)
+        status = train(store, run_id, stop, log=log)
     except Exception as exc:
         traceback.print_exc()
         message = str(exc) if isinstance(exc, WorkbenchError) else traceback.format_exc()

@@ -8,7 +8,7 @@ Batches arrive on the device, already normalised: (images [B, 3, H, W] float, la
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -77,6 +77,11 @@ class Method:
     def snapshot(self, model: nn.Module, batch: Batch) -> dict[str, np.ndarray]:
         """Named images [H, W, 3] uint8 showing what the model does on a fixed batch."""
         return {}
+
+    def report(self, model: nn.Module, batches: Iterable[Batch]) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        """An end-of-training summary over the validation set for the GUI's views: JSON-able data
+        and named images (None: the method has nothing beyond its metrics)."""
+        return None
 
     def param_groups(self, model: nn.Module) -> list[dict]:
         """What the optimizer trains: weight-decay groups (methods may add lr scales or freeze)."""

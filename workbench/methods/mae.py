@@ -109,9 +109,9 @@ class MaskedAutoencoder(nn.Module):
 class MaeMethod(Method):
     name = "mae"
     cfg: MaeConfig
+    _eval_rng: np.random.Generator | None = None  # set while evaluating
 
     def build(self) -> MaskedAutoencoder:
-        self._eval_rng: np.random.Generator | None = None
         return MaskedAutoencoder(self.cfg)
 
     def mask(self, batch: int, rng: np.random.Generator, device: torch.device) -> Tensor:

@@ -17,9 +17,11 @@ from workbench.methods.base import ClassifierMethod
 
 
 def build_vit(cfg: ViTBackboneConfig, num_classes: int, pos_embed: str = "learned-1d", *,
-              global_pool: str = "token", fc_norm: bool | None = None) -> VisionTransformer:
-    """A timm ViT with the config's geometry; `num_classes=0` gives a headless encoder."""
-    model = VisionTransformer(
+              global_pool: str = "token", fc_norm: bool | None = None,
+              model_class: type[VisionTransformer] = VisionTransformer) -> VisionTransformer:
+    """A timm ViT (or subclass, such as DeiT's distilled one) with the config's geometry;
+    `num_classes=0` gives a headless encoder."""
+    model = model_class(
         global_pool=global_pool,
         fc_norm=fc_norm,
         img_size=cfg.image_size,
