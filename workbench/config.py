@@ -14,7 +14,7 @@ import re
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from workbench.errors import ConfigError
 
@@ -140,10 +140,10 @@ class TrainConfig:
             parent = parents.get(role)
             if parent is None:
                 raise ConfigError(f"parent:{role}", f"method {self.method} needs a finished "
-                                                    f"{' or '.join(methods)} run as its {role}")
+                                                    f"{_either(methods)} run as its {role}")
             if parent.method not in methods:
                 raise ConfigError(f"parent:{role}", f"run {parent.run_id} is a {parent.method} run; "
-                                                    f"the {role} must be a {' or '.join(methods)} run")
+                                                    f"the {role} must be a {_either(methods)} run")
             if parent.status != "finished":
                 raise ConfigError(f"parent:{role}", f"run {parent.run_id} is {parent.status}; "
                                                     f"wait until it has finished or pick another run")
@@ -282,9 +282,9 @@ class MaeConfig(ViTBackboneConfig):
 @dataclass(kw_only=True)
 class FinetuneConfig(ViTBackboneConfig):
     method: ClassVar[str] = "finetune"
-    description: ClassVar[str] = ("Fine-tune or linearly probe a pre-trained encoder (MAE) as a classifier on a "
-                                  "labelled dataset.")
-    parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ("mae",)}
+    description: ClassVar[str] = ("Fine-tune or linearly probe a pre-trained encoder (MAE, BEiT, masked patch "
+                                  "prediction) as a classifier on a labelled dataset.")
+    parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ("mae", "beit", "mpp")}
     inherits: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ENCODER_SHAPE}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": dict(epochs=8, lr=2e-3),
@@ -369,6 +369,104 @@ class DeitConfig(ViTBackboneConfig):
                                                 f"this student on {self.dataset!r}: their classes must match")
 
 
+@register
+@dataclass(kw_only=True)
+class DvaeConfig(TrainConfig):
+    method: ClassVar[str] = "dvae"
+    description: ClassVar[str] = ("Discrete VAE tokenizer for BEiT: maps each image patch to one of K visual "
+                                  "tokens (Gumbel-softmax, annealed temperature).")
+    key_metric: ClassVar[str] = "val/recon_hard"
+    key_metric_higher_is_better: ClassVar[bool] = False
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": dict(image_size=32, patch_size=4, codebook_size=128, hidden=64, batch_size=64, epochs=6,
+                     lr=2e-3, warmup_epochs=0.5, weight_decay=0.0),
+        "small": {},
+        # BEiT used DALL-E's tokenizer: 8192 tokens, a 14 x 14 grid at 224 px (stride 16)
+        "paper": dict(image_size=224, patch_size=16, codebook_size=8192, hidden=256, batch_size=256,
+                      epochs=100, lr=1e-3, warmup_epochs=2.0),
+    }
+
+    patch_size: int = param(4, "pixels per token side (the BEiT ViT's patch size); a power of 2", min=2, max=64)
+    codebook_size: int = param(512, "K: number of visual tokens", min=2, max=16384)
+    hidden: int = param(96, "channels of the conv encoder and decoder", min=8, max=1024)
+    temp_start: float = param(1.0, "Gumbel-softmax temperature at the start", min=0.01, max=10.0)
+    temp_end: float = param(0.0625, "temperature at the end (annealed exponentially; DALL-E: 1/16)",
+                            min=0.01, max=10.0)
+    kl_weight: float = param(0.01, "weight of the KL to the uniform prior over codes", min=0.0, max=10.0)
+    kl_warmup_epochs: float = param(1.0, "ramp the KL weight up from 0 over this many epochs", min=0.0)
+    weight_decay: float = param(0.0, "AdamW weight decay", min=0.0, max=10.0)
+
+    def check(self) -> None:
+        super().check()
+        if self.patch_size & (self.patch_size - 1):
+            raise ConfigError("patch_size", f"patch size {self.patch_size} is not a power of 2 (each halving is "
+                                            f"one stride-2 convolution); use 2, 4, 8 or 16")
+        if self.image_size % self.patch_size:
+            raise ConfigError("patch_size", f"patch size {self.patch_size} does not divide image size "
+                                            f"{self.image_size}")
+        if self.temp_end > self.temp_start:
+            raise ConfigError("temp_end", f"the end temperature {self.temp_end} is above the start "
+                                          f"{self.temp_start}; annealing lowers it")
+
+
+@register
+@dataclass(kw_only=True)
+class BeitConfig(ViTBackboneConfig):
+    method: ClassVar[str] = "beit"
+    description: ClassVar[str] = ("BEiT: blockwise-masked patches replaced by a [mask] embedding; the ViT predicts "
+                                  "each masked patch's visual token from a dVAE tokenizer.")
+    parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {"tokenizer": ("dvae",)}
+    inherits: ClassVar[dict[str, tuple[str, ...]]] = {"tokenizer": ("image_size", "patch_size")}
+    key_metric: ClassVar[str] = "val/mask_acc"
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": dict(epochs=8, lr=2e-3),
+        "small": {},
+        # BEiT-B: 40 % blockwise masking, 800 epochs, layer-scale 0.1
+        "paper": dict(epochs=800, batch_size=2048, lr=1.5e-3, warmup_epochs=10.0, weight_decay=0.05,
+                      drop_path=0.1, adam_beta2=0.999),
+    }
+
+    mask_ratio: float = param(0.4, "share of patches masked (BEiT: up to 40 %)", min=0.05, max=0.6)
+    mask_strategy: str = param("block", "which patches: block (BEiT) or random", choices=("block", "random"))
+    drop_path: float = param(0.0, "stochastic depth rate", min=0.0, max=0.9)
+
+    def check_parents(self, parents: Mapping[str, ParentInfo]) -> None:
+        super().check_parents(parents)
+        tokenizer = parents["tokenizer"].config
+        if tokenizer.image_size // tokenizer.patch_size != self.grid_size:
+            raise ConfigError("patch_size", f"the tokenizer's {tokenizer.image_size // tokenizer.patch_size}^2 "
+                                            f"token grid does not match this ViT's {self.grid_size}^2 patches")
+
+
+@register
+@dataclass(kw_only=True)
+class MppConfig(ViTBackboneConfig):
+    method: ClassVar[str] = "mpp"
+    description: ClassVar[str] = ("ViT masked patch prediction (the ViT paper's self-supervision): corrupt half "
+                                  "the patch embeddings, predict their mean colours or pixels.")
+    key_metric: ClassVar[str] = "val/loss"
+    key_metric_higher_is_better: ClassVar[bool] = False
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": dict(epochs=8, lr=2e-3),
+        "small": {},
+        # ViT-B/16 self-supervision: 50 % corruption, 3-bit mean colour target
+        "paper": dict(epochs=300, batch_size=4096, lr=2e-4, warmup_epochs=10.0, weight_decay=0.1),
+    }
+
+    corrupt_ratio: float = param(0.5, "share of patch embeddings corrupted: of those 80 % become [mask], "
+                                      "10 % another patch's embedding, 10 % stay", min=0.05, max=0.95)
+    target: str = param("color3bit", "what to predict per corrupted patch: its 3-bit mean colour (512 classes), "
+                                     "a 4x4 grid of 3-bit mean colours, or its pixels (L2)",
+                        choices=("color3bit", "color3bit_4x4", "pixel_l2"))
+    drop_path: float = param(0.0, "stochastic depth rate", min=0.0, max=0.9)
+
+    def check(self) -> None:
+        super().check()
+        if self.target == "color3bit_4x4" and self.patch_size % 4:
+            raise ConfigError("target", f"color3bit_4x4 splits each patch into 4 x 4 cells; patch size "
+                                        f"{self.patch_size} is not a multiple of 4")
+
+
 def config_class(method: str) -> type[TrainConfig]:
     try:
         return METHOD_CONFIGS[method]
@@ -446,6 +544,11 @@ def _type_hints(cls: type) -> dict[str, Any]:
 def _unknown_field(cls: type[TrainConfig], key: str) -> str:
     names = sorted(f.name for f in fields(cls))
     return f"unknown field for method {cls.method}; known fields: {', '.join(names)}"
+
+
+def _either(names: Sequence[str]) -> str:
+    """('mae', 'beit', 'mpp') -> 'mae, beit or mpp'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _range(lo: float | None, hi: float | None) -> str:

@@ -152,7 +152,7 @@ def _finished(store: Store, method: str, **config) -> int:
 
 
 def test_teacher_checks_before_anything_starts(store: Store) -> None:
-    with pytest.raises(ConfigError, match="needs a finished cnn or vit or deit run as its teacher"):
+    with pytest.raises(ConfigError, match="needs a finished cnn, vit or deit run as its teacher"):
         create_run(store, "deit", preset="tiny")
     other = _finished(store, "cnn", dataset="cifar10")
     with pytest.raises(ConfigError, match="trained on 'cifar10'.*classes must match"):

@@ -77,9 +77,9 @@ def test_finetune_takes_the_encoder_shape_from_its_parent(store: Store) -> None:
 
 
 @pytest.mark.parametrize("setup, field, words", [
-    ("no parent", "parent:encoder", "needs a finished mae run as its encoder"),
+    ("no parent", "parent:encoder", "needs a finished mae, beit or mpp run as its encoder"),
     ("unfinished", "parent:encoder", "is running; wait until it has finished"),
-    ("not an encoder", "parent:encoder", "is a vit run; the encoder must be a mae run"),
+    ("not an encoder", "parent:encoder", "is a vit run; the encoder must be a mae, beit or mpp run"),
     ("other patch size", "patch_size", "patch_size 8 differs from the encoder run"),
     ("other width", "width", "width 128 differs"),
     ("checkpoint deleted", "parent:encoder", "has no checkpoint file left"),

@@ -18,7 +18,7 @@ def mae():
     method = get_method("mae")(make_config("mae", "tiny"), INFO)
     model = method.build().eval()
     images = torch.randn(3, 3, 32, 32)
-    mask = method.mask(3, np.random.default_rng(0), torch.device("cpu"))
+    mask = method.mask(3, torch.device("cpu"), np.random.default_rng(0))
     return method, model, images, mask
 
 

@@ -156,6 +156,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
         for images, labels in loader:
             images = transform(images.to(device, non_blocking=True), True)
             labels = labels.to(device, non_blocking=True)
+            method.on_step(step, plan.total)
             with autocast(device, amp):
                 out = method.step(model, (images, labels))
             optimizer.zero_grad(set_to_none=True)

@@ -7,8 +7,9 @@ Batches arrive on the device, already normalised: (images [B, 3, H, W] float, la
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -57,6 +58,10 @@ class Method:
     def build(self) -> nn.Module:
         raise NotImplementedError
 
+    def on_step(self, step: int, total: int) -> None:
+        """Called before each training step (`step` counts from 0), for schedules a method keeps
+        itself (a temperature, a loss ramp); derive them from `step` so a resumed run agrees."""
+
     def step(self, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
         """Training forward pass: {"loss": scalar to minimise, other metrics: scalars}."""
         raise NotImplementedError
@@ -97,6 +102,42 @@ class Method:
         std = torch.tensor(self.data.std, device=images.device).view(1, 3, 1, 1)
         pixels = ((images.float() * std + mean) * 255).clamp(0, 255).round().to(torch.uint8)
         return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+
+class MaskedMethod(Method):
+    """Methods that mask patches (MAE, BEiT, masked patch prediction). Training masks take their
+    seed from torch's RNG, which checkpoints restore, so a resumed run masks as the original
+    would; evaluation and snapshots use a fixed sequence, so every evaluation sees the same masks."""
+
+    _eval_rng: np.random.Generator | None = None
+
+    def mask_spec(self) -> tuple[str, float, bool]:
+        """(strategy, ratio, exact count) of this method's masks."""
+        raise NotImplementedError
+
+    def mask(self, batch: int, device: torch.device, rng: np.random.Generator | None = None) -> Tensor:
+        """A bool mask [batch, N] (True = masked) on `device`."""
+        from workbench.data.masking import make_mask
+
+        strategy, ratio, exact = self.mask_spec()
+        grid = self.cfg.image_size // self.cfg.patch_size
+        rng = rng or self._eval_rng or np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,))))
+        return torch.from_numpy(make_mask(strategy, batch, (grid, grid), ratio, rng, exact=exact)).to(device)
+
+    def fixed_rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.cfg.seed)
+
+    @contextlib.contextmanager
+    def fixed_masks(self) -> Iterator[None]:
+        self._eval_rng = self.fixed_rng()
+        try:
+            yield
+        finally:
+            self._eval_rng = None
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
+        with self.fixed_masks():
+            return super().evaluate(model, batches)
 
 
 class ClassifierMethod(Method):

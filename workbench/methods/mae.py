@@ -16,9 +16,8 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from workbench.config import MaeConfig
-from workbench.data.masking import make_mask
-from workbench.methods.base import Batch, Method
-from workbench.methods.vit import build_vit, freeze_sincos_2d
+from workbench.methods.base import Batch, MaskedMethod
+from workbench.methods.vit import build_vit, freeze_sincos_2d, patchify, unpatchify
 from workbench.methods.viz import labelled_grid
 
 SNAPSHOT_IMAGES = 8
@@ -56,16 +55,10 @@ class MaskedAutoencoder(nn.Module):
         return {"cls_token", "pos_embed", "mask_token", "decoder_pos_embed"}
 
     def patchify(self, images: Tensor) -> Tensor:
-        """[B, 3, H, W] -> [B, N, P*P*3], patches in raster order, pixels (row, col, channel)."""
-        b, p, g = images.shape[0], self.patch_size, self.grid
-        x = images.reshape(b, 3, g, p, g, p)
-        return torch.einsum("nchpwq->nhwpqc", x).reshape(b, g * g, p * p * 3)
+        return patchify(images, self.patch_size)
 
     def unpatchify(self, patches: Tensor) -> Tensor:
-        """[B, N, P*P*3] -> [B, 3, H, W]."""
-        b, p, g = patches.shape[0], self.patch_size, self.grid
-        x = patches.reshape(b, g, g, p, p, 3)
-        return torch.einsum("nhwpqc->nchpwq", x).reshape(b, 3, g * p, g * p)
+        return unpatchify(patches, self.patch_size)
 
     def forward_encoder(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """images [B, 3, H, W], mask [B, N] (True = masked, the same count in every row) ->
@@ -106,37 +99,20 @@ class MaskedAutoencoder(nn.Module):
         return (per_patch * mask).sum() / mask.sum(), pred
 
 
-class MaeMethod(Method):
+class MaeMethod(MaskedMethod):
     name = "mae"
     cfg: MaeConfig
-    _eval_rng: np.random.Generator | None = None  # set while evaluating
 
     def build(self) -> MaskedAutoencoder:
         return MaskedAutoencoder(self.cfg)
 
-    def mask(self, batch: int, rng: np.random.Generator, device: torch.device) -> Tensor:
-        grid = (self.cfg.grid_size, self.cfg.grid_size)
-        m = make_mask(self.cfg.mask_strategy, batch, grid, self.cfg.mask_ratio, rng, exact=True)
-        return torch.from_numpy(m).to(device)
-
-    def _rng(self) -> np.random.Generator:
-        """Training masks draw their seed from torch's RNG, which checkpoints restore;
-        evaluation uses a fixed sequence so every evaluation sees the same masks."""
-        if self._eval_rng is not None:
-            return self._eval_rng
-        return np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,))))
+    def mask_spec(self) -> tuple[str, float, bool]:
+        return self.cfg.mask_strategy, self.cfg.mask_ratio, True  # equal counts: visible tokens batch
 
     def step(self, model: MaskedAutoencoder, batch: Batch) -> dict[str, Tensor]:
         images = batch[0]
-        loss, _ = model(images, self.mask(images.shape[0], self._rng(), images.device), self.cfg.norm_pix_loss)
+        loss, _ = model(images, self.mask(images.shape[0], images.device), self.cfg.norm_pix_loss)
         return {"loss": loss}
-
-    def evaluate(self, model: nn.Module, batches) -> dict[str, float]:
-        self._eval_rng = np.random.default_rng(self.cfg.seed)
-        try:
-            return super().evaluate(model, batches)
-        finally:
-            self._eval_rng = None
 
     @torch.no_grad()
     def reconstruct(self, model: MaskedAutoencoder, images: Tensor, mask: Tensor) -> dict[str, np.ndarray]:
@@ -160,8 +136,7 @@ class MaeMethod(Method):
     @torch.no_grad()
     def snapshot(self, model: MaskedAutoencoder, batch: Batch) -> dict[str, np.ndarray]:
         images = batch[0][:SNAPSHOT_IMAGES]
-        mask = self.mask(images.shape[0], np.random.default_rng(self.cfg.seed), images.device)
-        panels = self.reconstruct(model, images, mask)
+        panels = self.reconstruct(model, images, self.mask(images.shape[0], images.device, self.fixed_rng()))
         return {"reconstructions": labelled_grid(list(panels.values()), list(panels))}
 
     def exportable(self, model: MaskedAutoencoder) -> nn.Module:

@@ -50,6 +50,51 @@ def freeze_sincos_2d(table: torch.nn.Parameter, grid: int, num_prefix: int = 1) 
     table.requires_grad_(False)
 
 
+def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """[B, C, H, W] -> [B, N, P*P*C]: patches in raster order, pixels (row, col, channel)."""
+    b, c, h, w = images.shape
+    p = patch_size
+    x = images.reshape(b, c, h // p, p, w // p, p)
+    return torch.einsum("nchpwq->nhwpqc", x).reshape(b, (h // p) * (w // p), p * p * c)
+
+
+def unpatchify(patches: torch.Tensor, patch_size: int, channels: int = 3) -> torch.Tensor:
+    """[B, N, P*P*C] -> [B, C, H, W] for a square grid of patches."""
+    b, n, _ = patches.shape
+    g, p = int(round(n ** 0.5)), patch_size
+    x = patches.reshape(b, g, g, p, p, channels)
+    return torch.einsum("nhwpqc->nchpwq", x).reshape(b, channels, g * p, g * p)
+
+
+class MaskedTokenEncoder(torch.nn.Module):
+    """A timm ViT whose patch embeddings can be replaced before the position embeddings are
+    added (BERT-style corruption, as BEiT and ViT's masked patch prediction do): the encoder
+    sees all N + 1 tokens, some of them a learned [mask] embedding."""
+
+    def __init__(self, cfg: ViTBackboneConfig) -> None:
+        super().__init__()
+        self.vit = build_vit(cfg, num_classes=0)
+        self.mask_token = torch.nn.Parameter(torch.zeros(1, 1, cfg.width))
+        torch.nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"cls_token", "pos_embed", "mask_token"}
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] -> patch embeddings [B, N, D], before any position information."""
+        return self.vit.patch_embed(images)
+
+    def encode(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings [B, N, D] (some replaced) -> encoded patch tokens [B, N, D]."""
+        vit = self.vit
+        x = vit.norm_pre(vit._pos_embed(embeddings))  # prepends [CLS], adds position embeddings
+        return vit.norm(vit.blocks(x))[:, vit.num_prefix_tokens:]
+
+    def masked(self, embeddings: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Replace the embeddings at mask [B, N] (True) with the [mask] embedding."""
+        return torch.where(mask.unsqueeze(-1), self.mask_token.to(embeddings.dtype), embeddings)
+
+
 class VitMethod(ClassifierMethod):
     name = "vit"
     cfg: VitConfig

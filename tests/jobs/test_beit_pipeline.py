@@ -1,0 +1,24 @@
+"""BEiT end to end, in-process: a tiny dVAE tokenizer learns and uses many codes; a tiny
+BEiT on its tokens beats always guessing the most frequent token."""
+
+import pytest
+
+from workbench.jobs import create_run
+from workbench.jobs.worker import execute
+from workbench.store import RunStatus, Store
+
+pytestmark = pytest.mark.slow
+
+
+def test_dvae_then_beit(store: Store) -> None:
+    dvae = create_run(store, "dvae", preset="tiny", overrides=["epochs=2"])
+    assert execute(store, dvae.id, log=lambda _: None) == RunStatus.FINISHED
+    recon = [value for _, _, _, _, value, _ in store.metrics(dvae.id, key="train/recon")]
+    assert recon[-1] < 0.5 * recon[0], f"reconstruction MSE went {recon[0]:.3f} -> {recon[-1]:.3f}"
+    assert store.get_run(dvae.id).summary["val/codes_used"] > 16  # no codebook collapse
+
+    beit = create_run(store, "beit", preset="tiny", overrides=["epochs=1", "warmup_epochs=0.2"], parents={"tokenizer": dvae.id})
+    assert execute(store, beit.id, log=lambda _: None) == RunStatus.FINISHED
+    summary = store.get_run(beit.id).summary
+    assert summary["val/mask_acc"] > summary["val/majority_acc"] + 0.03, summary
+    assert store.latest_artifact(beit.id, "image", name="predictions") is not None

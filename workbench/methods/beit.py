@@ -1,0 +1,104 @@
+"""BEiT (Bao et al.): BERT-style masked image modelling over visual tokens.
+
+A finished `dvae` run tokenizes every image into one visual token per patch. Up to 40 % of
+the patches are masked blockwise, their embeddings replaced by a learned [mask] embedding
+before the position embeddings are added (the encoder sees all N + 1 tokens), and a linear
+head predicts the visual token of each masked patch: cross-entropy on masked positions
+only. The tokenizer stays frozen and is not part of what is exported or fine-tuned.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from workbench.config import BeitConfig
+from workbench.methods.base import Batch, MaskedMethod, load_parent_module
+from workbench.methods.dvae import DiscreteVAE
+from workbench.methods.vit import MaskedTokenEncoder
+from workbench.methods.viz import labelled_grid
+
+SNAPSHOT_IMAGES = 8
+
+
+class BeitPretrain(nn.Module):
+    def __init__(self, cfg: BeitConfig, tokenizer: DiscreteVAE) -> None:
+        super().__init__()
+        self.encoder = MaskedTokenEncoder(cfg)
+        self.lm_head = nn.Linear(cfg.width, tokenizer.codebook_size)
+        self.tokenizer = tokenizer.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> "BeitPretrain":
+        super().train(mode)
+        self.tokenizer.eval()
+        return self
+
+    def no_weight_decay(self) -> set[str]:
+        return self.encoder.no_weight_decay()
+
+    def forward(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """images [B, 3, H, W], mask [B, N] -> (token logits [B, N, K], target token ids [B, N])."""
+        targets = self.tokenizer.tokenize(images)
+        tokens = self.encoder.encode(self.encoder.masked(self.encoder.embed(images), mask))
+        return self.lm_head(tokens), targets
+
+
+class BeitMethod(MaskedMethod):
+    name = "beit"
+    cfg: BeitConfig
+
+    def build(self) -> BeitPretrain:
+        tokenizer = load_parent_module(self.parents["tokenizer"], self.data)
+        return BeitPretrain(self.cfg, tokenizer)
+
+    def mask_spec(self) -> tuple[str, float, bool]:
+        return self.cfg.mask_strategy, self.cfg.mask_ratio, False  # blockwise: up to the ratio
+
+    def step(self, model: BeitPretrain, batch: Batch) -> dict[str, Tensor]:
+        images = batch[0]
+        mask = self.mask(images.shape[0], images.device)
+        logits, targets = model(images, mask)
+        loss = F.cross_entropy(logits[mask].float(), targets[mask])
+        hits = (logits[mask].argmax(-1) == targets[mask]).float().mean()
+        return {"loss": loss, "mask_acc": hits}
+
+    @torch.no_grad()
+    def evaluate(self, model: BeitPretrain, batches) -> dict[str, float]:
+        """MIM loss and masked-token accuracy on fixed masks, beside the accuracy of always guessing
+        the most frequent token (the bar a model that learned nothing would reach)."""
+        counts = torch.zeros(model.lm_head.out_features)
+
+        def counted(stream):
+            for images, labels in stream:
+                counts.add_(torch.bincount(model.tokenizer.tokenize(images).flatten().cpu(), minlength=len(counts)))
+                yield images, labels
+
+        metrics = super().evaluate(model, counted(batches))
+        metrics["majority_acc"] = float(counts.max() / counts.sum().clamp_min(1))
+        return metrics
+
+    @torch.no_grad()
+    def snapshot(self, model: BeitPretrain, batch: Batch) -> dict[str, np.ndarray]:
+        """Original, masked input, and the image decoded from the predicted tokens at masked
+        positions (the tokenizer's own tokens elsewhere) beside the tokenizer's reconstruction."""
+        images = batch[0][:SNAPSHOT_IMAGES]
+        mask = self.mask(images.shape[0], images.device, self.fixed_rng())
+        logits, targets = model(images, mask)
+        predicted = torch.where(mask, logits.argmax(-1), targets)
+        masked = self.to_uint8(images)
+        p = self.cfg.patch_size
+        pixel_mask = mask.view(-1, self.cfg.grid_size, self.cfg.grid_size).repeat_interleave(p, 1)
+        masked[pixel_mask.repeat_interleave(p, 2).cpu().numpy()] = 110
+        tokenizer = model.tokenizer
+        return {"predictions": labelled_grid(
+            [self.to_uint8(images), masked, self.to_uint8(tokenizer.decode_tokens(predicted)),
+             self.to_uint8(tokenizer.decode_tokens(targets))],
+            ["original", "masked input", "predicted tokens", "true tokens"])}
+
+    def exportable(self, model: BeitPretrain) -> nn.Module:
+        return model.encoder.vit
+
+
+METHOD = BeitMethod
