@@ -2,7 +2,14 @@ import json
 
 import pytest
 
-from workbench.config import METHOD_CONFIGS, PRESETS, config_class, config_from_dict, config_from_json, make_config
+from workbench.config import (
+    METHOD_CONFIGS,
+    PRESETS,
+    config_class,
+    config_from_dict,
+    config_from_json,
+    make_config,
+)
 from workbench.errors import ConfigError
 
 

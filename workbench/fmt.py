@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 import time
+from typing import TYPE_CHECKING, Any, Mapping
 
 from workbench.config import config_class
-from workbench.store import Run
+
+if TYPE_CHECKING:
+    from workbench.store import Run
 
 
 def clock(t: float | None) -> str:
@@ -19,7 +23,32 @@ def duration(run: Run) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def key_value(run: Run) -> float | None:
+    """The newest value of the method's key metric, or None before the first evaluation."""
+    return run.summary.get(config_class(run.method).key_metric)
+
+
 def key_metric(run: Run) -> str:
     """'val/top1=0.8312' for the method's key metric, or '' before the first evaluation."""
-    key = config_class(run.method).key_metric
-    return f"{key}={run.summary[key]:.4f}" if key in run.summary else ""
+    value = key_value(run)
+    return "" if value is None else f"{config_class(run.method).key_metric}={value:.4f}"
+
+
+def higher_is_better(key: str) -> bool:
+    """Losses and reconstruction errors go down; accuracies and agreement go up."""
+    return not any(word in key for word in ("loss", "recon", "mse", "kl"))
+
+
+def cli_command(method: str, config: Mapping[str, Any], parents: Mapping[str, int] | None = None,
+                name: str = "") -> str:
+    """The `workbench train` line that recreates this config (fields at their default left out)."""
+    defaults = {spec.name: spec.default for spec in config_class(method).field_specs()}
+    sets = [f"{k}={v}" for k, v in config.items() if k in defaults and v != defaults[k]]
+    parts = ["workbench", "train", "--method", method]
+    if sets:
+        parts += ["--set", *sets]
+    for role, run_id in (parents or {}).items():
+        parts += ["--parent", f"{role}={run_id}"]
+    if name:
+        parts += ["--name", name]
+    return " ".join(shlex.quote(p) for p in parts)

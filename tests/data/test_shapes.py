@@ -4,7 +4,13 @@ import torch
 
 from workbench.config import make_config
 from workbench.data import check_dataset, shapes
-from workbench.data.loading import ArrayDataset, BatchTransform, EpochBatchSampler, load_data, make_loader
+from workbench.data.loading import (
+    ArrayDataset,
+    BatchTransform,
+    EpochBatchSampler,
+    load_data,
+    make_loader,
+)
 from workbench.errors import ConfigError
 
 

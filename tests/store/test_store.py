@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import StoreError
-from workbench.store import SCHEMA_VERSION, RunStatus, Store
-from workbench.store import schema
+from workbench.store import SCHEMA_VERSION, RunStatus, Store, schema
 
 
 def test_sqlite_file_uses_wal_foreign_keys_and_busy_timeout(store: Store) -> None:

@@ -19,7 +19,9 @@ from workbench.store import RunStatus, Store
 
 def execute(store: Store, run_id: int, stop: Any = None, log: Callable[[str], None] = print) -> RunStatus:
     """Train the run and record its final status (what a worker does, callable in-process)."""
-    from workbench.engine.trainer import train  # torch loads here, not when the module is imported
+    from workbench.engine.trainer import (
+        train,  # torch loads here, not when the module is imported
+    )
 
     try:
         status = train(store, run_id, stop, log=log)

@@ -21,7 +21,12 @@ from torch import Tensor, nn
 
 from workbench.config import DeitConfig
 from workbench.errors import WorkbenchError
-from workbench.methods.base import Batch, ClassifierMethod, load_parent_module, param_groups
+from workbench.methods.base import (
+    Batch,
+    ClassifierMethod,
+    load_parent_module,
+    param_groups,
+)
 from workbench.methods.vit import build_vit
 from workbench.methods.viz import BAD, GOOD, tile, upscale
 

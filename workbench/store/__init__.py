@@ -1,6 +1,22 @@
-"""The run database: SQLite in WAL mode through SQLAlchemy 2.x. No torch, no Qt here."""
+"""The run database: SQLite in WAL mode through SQLAlchemy 2.x. No torch, no Qt here.
 
-from workbench.store.schema import RESUMABLE, SCHEMA_VERSION, Artifact, Metric, Run, RunStatus
-from workbench.store.store import MetricRow, Store
+Statuses import at once; the SQLAlchemy parts load on first use (PEP 562), so a window can
+show before SQLAlchemy is imported.
+"""
 
-__all__ = ["RESUMABLE", "SCHEMA_VERSION", "Artifact", "Metric", "MetricRow", "Run", "RunStatus", "Store"]
+from typing import Any
+
+from workbench.store.status import RESUMABLE, RunStatus
+
+_LAZY = {"Store": "store", "MetricRow": "store", "SCHEMA_VERSION": "schema", "Artifact": "schema",
+         "Metric": "schema", "Run": "schema"}
+
+__all__ = ["RESUMABLE", "RunStatus", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"workbench.store.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'workbench.store' has no attribute {name!r}")

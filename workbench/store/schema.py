@@ -7,30 +7,15 @@ a database made by an older build must open in a newer one.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Callable
 
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from workbench.store.status import RunStatus
+
 SCHEMA_VERSION = 1
-
-
-class RunStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    FINISHED = "finished"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"  # the worker died without saying so; resumable
-
-    @property
-    def is_final(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
-
-
-RESUMABLE = (RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 class Base(DeclarativeBase):

@@ -20,8 +20,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from workbench import paths
 from workbench.errors import StoreError
 from workbench.store.engine import BUSY_TIMEOUT_S, create_sqlite_engine
-from workbench.store.schema import (MIGRATIONS, SCHEMA_VERSION, Artifact, Base, Meta, Metric, Run,
-                                    RunParent, RunStatus)
+from workbench.store.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Artifact,
+    Base,
+    Meta,
+    Metric,
+    Run,
+    RunParent,
+    RunStatus,
+)
 
 MetricRow = tuple[int, int, float, str, float, float]  # id, step, epoch, key, value, wall_time
 
@@ -176,6 +185,13 @@ class Store:
         with self.session() as s:
             rows = s.execute(select(Metric.key, Metric.step, Metric.value).where(Metric.id.in_(newest)))
             return {k: (st, v) for k, st, v in rows}
+
+    def metric_extremes(self, run_id: int, prefix: str = "val/") -> dict[str, tuple[float, float]]:
+        """key -> (min, max) over the run's whole series, for keys starting with `prefix`."""
+        query = (select(Metric.key, func.min(Metric.value), func.max(Metric.value))
+                 .where(Metric.run_id == run_id, Metric.key.startswith(prefix)).group_by(Metric.key))
+        with self.session() as s:
+            return {k: (lo, hi) for k, lo, hi in s.execute(query)}
 
     def delete_metrics_after(self, run_id: int, step: int) -> int:
         """Drop rows a resumed run will write again (those after its checkpoint)."""

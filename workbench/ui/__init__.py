@@ -16,4 +16,6 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("ViT Workbench")
     window = MainWindow()
     window.show()
+    app.processEvents()  # paint the window before the database and plotting libraries load
+    window.load()
     return app.exec()

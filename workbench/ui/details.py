@@ -1,0 +1,113 @@
+"""`RunDetailsView`: everything about one run: status and failure, config (copyable as JSON
+or as the CLI command that recreates it), lineage, artifacts, and editable notes and tags."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench import fmt
+from workbench.store import Run, Store
+
+
+class RunDetailsView(QWidget):
+    open_run = Signal(int)  # a lineage link was clicked
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.run: Run | None = None
+        self.title = QLabel("select a run")
+        self.title.setStyleSheet("font-size: 14px; font-weight: 600;")
+        self.lineage = QLabel()
+        self.lineage.linkActivated.connect(lambda link: self.open_run.emit(int(link.split(":")[1])))
+        self.config = QPlainTextEdit()
+        self.config.setReadOnly(True)
+        copy_json = QPushButton("Copy JSON")
+        copy_json.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.config.toPlainText()))
+        copy_cli = QPushButton("Copy CLI command")
+        copy_cli.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.cli_command()))
+        self.artifacts = QTableWidget(0, 4)
+        self.artifacts.setHorizontalHeaderLabels(["kind", "name", "step", "path"])
+        self.artifacts.horizontalHeader().setStretchLastSection(True)
+        self.artifacts.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.artifacts.verticalHeader().hide()
+        self.artifacts.cellDoubleClicked.connect(
+            lambda row, _: QDesktopServices.openUrl(QUrl.fromLocalFile(self.artifacts.item(row, 3).text())))
+        self.notes = QPlainTextEdit()
+        self.notes.setPlaceholderText("notes about this run")
+        self.notes.setMaximumHeight(90)
+        self.tags = QLineEdit()
+        self.tags.setPlaceholderText("tags, separated by spaces")
+        save = QPushButton("Save notes and tags")
+        save.clicked.connect(self.save_notes)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(copy_json)
+        buttons.addWidget(copy_cli)
+        buttons.addStretch(1)
+        notes = QFormLayout()
+        notes.addRow("Notes", self.notes)
+        notes.addRow("Tags", self.tags)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.lineage)
+        layout.addWidget(QLabel("Config"))
+        layout.addWidget(self.config, 2)
+        layout.addLayout(buttons)
+        layout.addWidget(QLabel("Artifacts (double-click opens)"))
+        layout.addWidget(self.artifacts, 1)
+        layout.addLayout(notes)
+        layout.addWidget(save)
+
+    def show_run(self, run: Run | None) -> None:
+        """Show `run`; the notes editor is only refilled when another run is chosen."""
+        changed = run is None or self.run is None or run.id != self.run.id
+        self.run = run
+        if run is None:
+            self.title.setText("select a run")
+            self.config.clear()
+            self.artifacts.setRowCount(0)
+            self.lineage.clear()
+            return
+        self.title.setText(f"{run.name} · {run.method} · {run.status} · {run.progress:.0%} "
+                           f"({run.step}/{run.total_steps} steps) · {run.device or 'no device yet'}")
+        parents = self.store.parents(run.id)
+        children = self.store.children(run.id)
+        links = [f"{role}: <a href='run:{p.id}'>{p.id} · {p.name}</a>" for role, p in parents.items()]
+        links += [f"{role} of <a href='run:{c.id}'>{c.id} · {c.name}</a>" for role, c in children]
+        self.lineage.setText("Lineage — " + (" · ".join(links) if links else "no parents or children"))
+        if changed:
+            self.config.setPlainText(json.dumps(run.config, indent=2))
+            self.notes.setPlainText(run.notes)
+            self.tags.setText(run.tags)
+        arts = self.store.artifacts(run.id)
+        self.artifacts.setRowCount(len(arts))
+        for row, art in enumerate(arts):
+            for col, value in enumerate([art.kind, art.name, str(art.step), str(self.store.abspath(art))]):
+                self.artifacts.setItem(row, col, QTableWidgetItem(value))
+
+    def cli_command(self) -> str:
+        if self.run is None:
+            return ""
+        parents = {role: p.id for role, p in self.store.parents(self.run.id).items()}
+        return fmt.cli_command(self.run.method, self.run.config, parents)
+
+    def save_notes(self) -> None:
+        if self.run is not None:
+            self.store.update_run(self.run.id, notes=self.notes.toPlainText(), tags=self.tags.text().strip())

@@ -1,0 +1,203 @@
+"""`NewRunDialog`: point-and-click experiment setup.
+
+Pick a method (each with its one-line description), a preset, the parent runs it needs
+(only finished runs of the allowed methods are offered) and edit the generated form. Every
+change is validated by the same code the CLI uses; until the config is valid, Start stays
+disabled and the reason is shown under the form, with the offending field outlined.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.config import (
+    METHOD_CONFIGS,
+    PRESETS,
+    ParentInfo,
+    config_class,
+    config_from_dict,
+)
+from workbench.data import check_dataset
+from workbench.errors import ConfigError, WorkbenchError
+from workbench.jobs import create_run
+from workbench.store import Run, RunStatus, Store
+from workbench.ui.config_form import ConfigForm
+
+NO_PARENT = "(none)"
+
+
+class NewRunDialog(QDialog):
+    def __init__(self, store: Store, parent: QWidget | None = None, *, method: str = "vit",
+                 preset: str | None = "tiny", values: Mapping[str, Any] | None = None,
+                 parents: Mapping[str, int] | None = None, name: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New experiment")
+        self.store = store
+        self.created: Run | None = None
+        self.form: ConfigForm | None = None
+        self.parent_boxes: dict[str, QComboBox] = {}
+
+        self.methods = QListWidget()
+        for m in METHOD_CONFIGS:
+            item = QListWidgetItem(f"{m}\n{config_class(m).description}")
+            item.setData(Qt.ItemDataRole.UserRole, m)
+            item.setToolTip(config_class(m).description)
+            self.methods.addItem(item)
+        self.methods.setWordWrap(True)
+        self.methods.setSpacing(3)
+        self.methods.setMinimumWidth(230)
+
+        self.name = QLineEdit(name)
+        self.name.setPlaceholderText("optional (default: method-id)")
+        self.preset = QComboBox()
+        self.preset.addItems(["(defaults)", *PRESETS])
+        apply_preset = QPushButton("Apply preset")
+        apply_preset.clicked.connect(self.apply_preset)
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(self.preset, 1)
+        preset_row.addWidget(apply_preset)
+        self.parents_layout = QFormLayout()
+        head = QFormLayout()
+        head.addRow("Name", self.name)
+        head.addRow("Preset", preset_row)
+
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #b3261e; font-weight: 600;")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.start_button = self.buttons.addButton("Start", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.buttons.accepted.connect(self.start)
+        self.buttons.rejected.connect(self.reject)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.addLayout(head)
+        right_layout.addLayout(self.parents_layout)
+        right_layout.addWidget(self.scroll, 1)
+        right_layout.addWidget(self.error)
+        right_layout.addWidget(self.buttons)
+        splitter = QSplitter()
+        splitter.addWidget(self.methods)
+        splitter.addWidget(right)
+        splitter.setSizes([260, 560])
+        QVBoxLayout(self).addWidget(splitter)
+        self.resize(900, 720)
+
+        self.methods.currentItemChanged.connect(
+            lambda item, _: item and self.set_method(item.data(Qt.ItemDataRole.UserRole),
+                                                     preset=self.preset.currentText()))
+        self.set_method(method, preset=preset, values=values, parents=parents)
+        self.methods.setCurrentRow(list(METHOD_CONFIGS).index(method))
+
+    # ----------------------------------------------------------------- method
+    def set_method(self, method: str, *, preset: str | None = "tiny", values: Mapping[str, Any] | None = None,
+                   parents: Mapping[str, int] | None = None) -> None:
+        if self.form is not None and self.form.cls.method == method:
+            return
+        cls = config_class(method)
+        self.form = ConfigForm(cls)
+        self.scroll.setWidget(self.form)
+        self._build_parent_pickers(cls, parents or {})
+        if values is not None:
+            self.form.set_values(values)
+        elif preset:
+            self.preset.setCurrentText(preset)
+            self.apply_preset()
+        self.form.changed.connect(self.validate)
+        self._apply_inherited()
+        self.validate()
+
+    def _build_parent_pickers(self, cls: type, chosen: Mapping[str, int]) -> None:
+        while self.parents_layout.rowCount():
+            self.parents_layout.removeRow(0)
+        self.parent_boxes = {}
+        finished = self.store.list_runs(status=RunStatus.FINISHED)
+        for role, methods in cls.parent_roles.items():
+            box = QComboBox()
+            box.addItem(NO_PARENT, None)
+            for run in finished:
+                if run.method in methods:
+                    box.addItem(f"{run.id} · {run.name} ({run.method})", run.id)
+            if role in chosen:
+                box.setCurrentIndex(max(0, box.findData(chosen[role])))
+            elif box.count() > 1:
+                box.setCurrentIndex(box.count() - 1)  # the newest compatible run
+            box.currentIndexChanged.connect(self._apply_inherited)
+            box.setToolTip(f"a finished {' / '.join(methods)} run")
+            self.parents_layout.addRow(f"{role.capitalize()} run", box)
+            self.parent_boxes[role] = box
+
+    def apply_preset(self) -> None:
+        name = self.preset.currentText()
+        cls = self.form.cls
+        values = {s.name: s.default for s in cls.field_specs()}
+        if name in PRESETS:
+            values.update(cls.preset(name))
+        self.form.set_values(values)
+        self._apply_inherited()
+
+    def chosen_parents(self) -> dict[str, int]:
+        return {role: box.currentData() for role, box in self.parent_boxes.items() if box.currentData() is not None}
+
+    def _apply_inherited(self) -> None:
+        """Copy the fields a parent dictates (an encoder's shape) into the form and lock them."""
+        locked: dict[str, str] = {}
+        for role, run_id in self.chosen_parents().items():
+            names = self.form.cls.inherits.get(role, ())
+            if names:
+                parent = self.store.get_run(run_id)
+                self.form.set_values({k: parent.config[k] for k in names if k in parent.config})
+                locked.update({k: f"taken from the {role} run {run_id}" for k in names})
+        self.form.lock(locked)
+        self.validate()
+
+    # ------------------------------------------------------------- validation
+    def problem(self) -> ConfigError | None:
+        """Why this config cannot start, or None."""
+        try:
+            cfg = config_from_dict(self.form.cls.method, self.form.values())
+            check_dataset(cfg.dataset)
+            infos = {}
+            for role, run_id in self.chosen_parents().items():
+                run = self.store.get_run(run_id)
+                infos[role] = ParentInfo(run.id, run.method, run.status,
+                                         config_from_dict(run.method, run.config, strict=False))
+            cfg.check_parents(infos)
+        except ConfigError as exc:
+            return exc
+        return None
+
+    def validate(self) -> None:
+        err = self.problem()
+        self.form.mark_error(err.field if err else None)
+        self.error.setText(f"Cannot start — {err.field.replace('_', ' ')}: {err.reason}" if err else "")
+        self.start_button.setEnabled(err is None)
+
+    def start(self) -> None:
+        try:
+            self.created = create_run(self.store, self.form.cls.method, overrides=self.form.values(),
+                                      parents=self.chosen_parents(), name=self.name.text())
+        except WorkbenchError as exc:
+            self.error.setText(f"Cannot start — {exc}")
+            return
+        self.accept()
