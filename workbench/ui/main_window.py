@@ -186,9 +186,9 @@ class MainWindow(QMainWindow):
             a.setToolTip(tip or text)
             return a
 
-        self.new_action = action("New experiment…", self.new_run, QKeySequence.StandardKey.New,
+        self.new_action = action("New experiment…", lambda: self.new_run(), QKeySequence.StandardKey.New,
                                  "set up and start a new run (Ctrl+N)")
-        self.duplicate_action = action("Duplicate…", self.duplicate_run, "Ctrl+D",
+        self.duplicate_action = action("Duplicate…", lambda: self.duplicate_run(), "Ctrl+D",
                                        "a new run starting from the selected run's config (Ctrl+D)")
         self.cancel_action = action("Cancel", self.cancel_selected, "Ctrl+.", "stop the selected runs (Ctrl+.)")
         self.resume_action = action("Resume", self.resume_selected, "Ctrl+R",
@@ -274,15 +274,21 @@ class MainWindow(QMainWindow):
             self.table.selectRow(self.proxy.mapFromSource(self.model.index(row, 0)).row())
 
     # ---------------------------------------------------------------- actions
-    def new_run(self, *, method: str = "vit", preset: str | None = "tiny", values=None, parents=None,
+    def new_run(self, *, method: str | None = None, preset: str | None = None, values=None, parents=None,
                 name: str = "") -> Run | None:
+        """Open the new-experiment dialog (by default on the last method and preset used)."""
         from workbench.ui.new_run_dialog import NewRunDialog
 
         self.load()
-        dialog = NewRunDialog(self.store, self, method=method, preset=preset, values=values, parents=parents,
-                              name=name)
+        if values is None:
+            method = method or str(self.settings.value("new/method", "vit"))
+            preset = preset or str(self.settings.value("new/preset", "tiny"))
+        dialog = NewRunDialog(self.store, self, method=method or "vit", preset=preset, values=values,
+                              parents=parents, name=name)
         self.dialog = dialog  # tests drive it
         if dialog.exec() and dialog.created is not None:
+            self.settings.setValue("new/method", dialog.created.method)
+            self.settings.setValue("new/preset", dialog.preset.currentText())
             self.poll()
             self.select_run(dialog.created.id)
             return dialog.created
