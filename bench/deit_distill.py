@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-import tempfile
+
+from common import bench_store, train_tiny
 
 
 def main() -> None:
@@ -19,19 +18,11 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=8)
     args = parser.parse_args()
-    os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-"))
-
-    from workbench.jobs import create_run
-    from workbench.jobs.worker import execute
-    from workbench.store import RunStatus, Store
-
-    store = Store()
+    store = bench_store()
 
     def run(method: str, overrides: list[str], parents: dict[str, int] | None = None) -> dict:
-        r = create_run(store, method, preset="tiny", overrides=overrides, parents=parents)
-        if execute(store, r.id, log=lambda line: print(line, file=sys.stderr)) != RunStatus.FINISHED:
-            raise SystemExit(f"{method} ended {store.get_run(r.id).status}: {store.get_run(r.id).error}")
-        return {"id": r.id, **store.get_run(r.id).summary}
+        run_id = train_tiny(store, method, overrides, parents)
+        return {"id": run_id, **store.get_run(run_id).summary}
 
     teacher = run("cnn", [f"epochs={args.teacher_epochs}"])
     students = {kind: run("deit", [f"epochs={args.epochs}", f"distill={kind}", *(["alpha=0.1"] if kind == "soft" else [])],

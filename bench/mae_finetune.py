@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-import tempfile
 import time
+
+from common import bench_store, train_tiny
 
 
 def main() -> None:
@@ -22,23 +21,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="budget of fine-tuning and of the scratch run")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-"))
-
-    from workbench.jobs import create_run
-    from workbench.jobs.worker import execute
-    from workbench.store import RunStatus, Store
-
-    store = Store()
+    store = bench_store()
     common = [f"seed={args.seed}", f"epochs={args.epochs}"]
     seconds: dict[str, float] = {}
 
     def run(name: str, method: str, overrides: list[str], parents: dict[str, int] | None = None) -> int:
-        r = create_run(store, method, preset="tiny", overrides=overrides, parents=parents, name=name)
         start = time.perf_counter()
-        if execute(store, r.id, log=lambda line: print(line, file=sys.stderr)) != RunStatus.FINISHED:
-            raise SystemExit(f"{name} ended {store.get_run(r.id).status}: {store.get_run(r.id).error}")
+        run_id = train_tiny(store, method, overrides, parents, name=name)
         seconds[name] = round(time.perf_counter() - start, 1)
-        return r.id
+        return run_id
 
     mae = run("mae", "mae", [f"seed={args.seed}", f"epochs={args.pretrain_epochs}"])
     finetuned = run("finetune", "finetune", common, {"encoder": mae})

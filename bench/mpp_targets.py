@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-import tempfile
+
+from common import bench_store, train_tiny
 
 
 def main() -> None:
@@ -20,19 +19,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--probe-epochs", type=int, default=5)
     args = parser.parse_args()
-    os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-"))
-
-    from workbench.jobs import create_run
-    from workbench.jobs.worker import execute
-    from workbench.store import RunStatus, Store
-
-    store = Store()
+    store = bench_store()
 
     def run(method: str, overrides: list[str], parents: dict[str, int] | None = None) -> int:
-        r = create_run(store, method, preset="tiny", overrides=overrides, parents=parents)
-        if execute(store, r.id, log=lambda line: print(line, file=sys.stderr)) != RunStatus.FINISHED:
-            raise SystemExit(f"{method} ended {store.get_run(r.id).status}: {store.get_run(r.id).error}")
-        return r.id
+        return train_tiny(store, method, overrides, parents)
 
     probe = [f"epochs={args.probe_epochs}", "mode=linear", "lr=0.01", "weight_decay=0.0", "warmup_epochs=0.5"]
     result: dict[str, float] = {}

@@ -29,11 +29,11 @@ CONFIG = dict(max_steps=300, log_every=10, eval_every=100000, snapshot_every=100
 def bare_loop(steps: int) -> float:
     """Seconds per step of a plain PyTorch loop over the same data and model."""
     import torch
+    from timm.models.vision_transformer import VisionTransformer
 
     from workbench.config import make_config
     from workbench.data import shapes
     from workbench.engine.optim import warmup_cosine
-    from timm.models.vision_transformer import VisionTransformer
 
     cfg = make_config("vit", "tiny", {**CONFIG, "max_steps": steps})
     torch.manual_seed(0)

@@ -69,3 +69,17 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 120, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def finished_run(store: Store, method: str, **config: object) -> int:
+    """A run the store sees as finished, with a checkpoint file on disk (never read: for the
+    checks made before anything trains). `config` overrides its tiny preset, unvalidated."""
+    from workbench.config import make_config
+
+    run = store.create_run(method, {**make_config(method, "tiny").to_dict(), **config})
+    checkpoint = store.home / "runs" / f"{run.id}.pt"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(b"weights")
+    store.add_artifact(run.id, "checkpoint", checkpoint, step=10)
+    store.update_run(run.id, status="finished")
+    return run.id

@@ -430,13 +430,6 @@ class BeitConfig(ViTBackboneConfig):
     mask_strategy: str = param("block", "which patches: block (BEiT) or random", choices=("block", "random"))
     drop_path: float = param(0.0, "stochastic depth rate", min=0.0, max=0.9)
 
-    def check_parents(self, parents: Mapping[str, ParentInfo]) -> None:
-        super().check_parents(parents)
-        tokenizer = parents["tokenizer"].config
-        if tokenizer.image_size // tokenizer.patch_size != self.grid_size:
-            raise ConfigError("patch_size", f"the tokenizer's {tokenizer.image_size // tokenizer.patch_size}^2 "
-                                            f"token grid does not match this ViT's {self.grid_size}^2 patches")
-
 
 @register
 @dataclass(kw_only=True)

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import finished_run
 from workbench.config import make_config
 from workbench.errors import ConfigError
 from workbench.jobs import create_run
 from workbench.methods import get_method
 from workbench.methods.base import DataInfo, ParentRun
 from workbench.methods.mpp import class_colours, color_targets, corrupt
-from workbench.store import RunStatus, Store
+from workbench.store import Store
 
 INFO = DataInfo([f"c{i}" for i in range(10)], (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 32)
 
@@ -115,19 +116,10 @@ def test_mpp_targets_train(target: str) -> None:
         assert "target_acc" in out
 
 
-def _finished_dvae(store: Store, **config) -> int:
-    run = store.create_run("dvae", {**make_config("dvae", "tiny").to_dict(), **config})
-    ckpt = store.home / f"{run.id}.pt"
-    ckpt.write_bytes(b"weights")
-    store.add_artifact(run.id, "checkpoint", ckpt)
-    store.update_run(run.id, status=RunStatus.FINISHED)
-    return run.id
-
-
 def test_beit_parent_and_ratio_checks(store: Store) -> None:
     with pytest.raises(ConfigError, match="needs a finished dvae run as its tokenizer"):
         create_run(store, "beit", preset="tiny")
-    tokenizer = _finished_dvae(store, patch_size=8)
+    tokenizer = finished_run(store, "dvae", patch_size=8)
     beit = create_run(store, "beit", preset="tiny", parents={"tokenizer": tokenizer})
     assert beit.config["patch_size"] == 8  # the grid follows the tokenizer
     with pytest.raises(ConfigError) as err:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import finished_run
 from workbench.config import make_config
 from workbench.engine.optim import build_optimizer
 from workbench.errors import ConfigError, WorkbenchError
@@ -142,22 +143,13 @@ def test_teacher_files(tmp_path) -> None:
     assert err.value.field == "teacher_file"
 
 
-def _finished(store: Store, method: str, **config) -> int:
-    run = store.create_run(method, {**make_config(method, "tiny").to_dict(), **config})
-    ckpt = store.home / f"{run.id}.pt"
-    ckpt.write_bytes(b"weights")
-    store.add_artifact(run.id, "checkpoint", ckpt)
-    store.update_run(run.id, status=RunStatus.FINISHED)
-    return run.id
-
-
 def test_teacher_checks_before_anything_starts(store: Store) -> None:
     with pytest.raises(ConfigError, match="needs a finished cnn, vit or deit run as its teacher"):
         create_run(store, "deit", preset="tiny")
-    other = _finished(store, "cnn", dataset="cifar10")
+    other = finished_run(store, "cnn", dataset="cifar10")
     with pytest.raises(ConfigError, match="trained on 'cifar10'.*classes must match"):
         create_run(store, "deit", preset="tiny", parents={"teacher": other})
-    busy = _finished(store, "cnn")
+    busy = finished_run(store, "cnn")
     store.update_run(busy, status=RunStatus.RUNNING)
     with pytest.raises(ConfigError, match="is running"):
         create_run(store, "deit", preset="tiny", parents={"teacher": busy})

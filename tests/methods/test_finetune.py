@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from tests.conftest import finished_run
 from workbench.config import make_config
 from workbench.errors import ConfigError
 from workbench.jobs import create_run
@@ -58,19 +59,8 @@ def test_linear_probe_trains_only_the_head(encoder_parent) -> None:
     assert torch.equal(model.blocks[0].attn.qkv.weight, frozen)
 
 
-def _finished_mae(store: Store, **overrides) -> int:
-    """A finished MAE run as the store sees it (its checkpoint file exists; it is never read here)."""
-    run = create_run(store, "mae", preset="tiny", overrides=overrides)
-    checkpoint = store.home / "runs" / f"{run.id}.pt"
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_bytes(b"weights")
-    store.add_artifact(run.id, "checkpoint", checkpoint, step=10)
-    store.update_run(run.id, status=RunStatus.FINISHED)
-    return run.id
-
-
 def test_finetune_takes_the_encoder_shape_from_its_parent(store: Store) -> None:
-    parent = _finished_mae(store, width=96, heads=3, patch_size=8)
+    parent = finished_run(store, "mae", width=96, heads=3, patch_size=8)
     run = create_run(store, "finetune", preset="tiny", parents={"encoder": parent})
     assert (run.config["width"], run.config["heads"], run.config["patch_size"]) == (96, 3, 8)
     assert store.parents(run.id)["encoder"].id == parent
@@ -86,7 +76,7 @@ def test_finetune_takes_the_encoder_shape_from_its_parent(store: Store) -> None:
 ])
 def test_bad_parents_are_refused_before_anything_is_written(store: Store, setup: str, field: str,
                                                             words: str) -> None:
-    parent = _finished_mae(store)
+    parent = finished_run(store, "mae")
     overrides: list[str] = []
     parents = {"encoder": parent}
     if setup == "no parent":

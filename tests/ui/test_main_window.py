@@ -7,7 +7,7 @@ import sys
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from workbench.jobs import create_run
+from tests.conftest import finished_run
 from workbench.store import RunStatus, Store
 from workbench.ui.main_window import MainWindow
 
@@ -22,12 +22,6 @@ def window(qtbot, store: Store) -> MainWindow:
     w.close()
 
 
-def _finished(store: Store, method: str = "vit", **overrides) -> int:
-    run = create_run(store, method, preset="tiny", overrides=overrides)
-    store.update_run(run.id, status=RunStatus.FINISHED)  # the window's runner must not start it
-    return run.id
-
-
 def test_the_gui_does_not_import_torch(home) -> None:
     code = ("import sys; from PySide6.QtWidgets import QApplication; app = QApplication([]); "
             "from workbench.ui.main_window import MainWindow; w = MainWindow(); w.show(); "
@@ -37,7 +31,7 @@ def test_the_gui_does_not_import_torch(home) -> None:
 
 
 def test_runs_are_listed_filtered_and_sorted(window: MainWindow, store: Store) -> None:
-    ids = [_finished(store, "vit"), _finished(store, "mae"), _finished(store, "vit")]
+    ids = [finished_run(store, "vit"), finished_run(store, "mae"), finished_run(store, "vit")]
     store.update_run(ids[2], status=RunStatus.FAILED, tags="baseline", error="boom")
     window.poll()
     assert window.proxy.rowCount() == 3
@@ -59,7 +53,7 @@ def test_runs_are_listed_filtered_and_sorted(window: MainWindow, store: Store) -
 
 
 def test_curves_fetch_incrementally_and_export(window: MainWindow, store: Store, tmp_path) -> None:
-    run = _finished(store)
+    run = finished_run(store, "vit")
     store.add_metrics(run, [(s, s / 10, "train/loss", 3 - s / 10, 100.0 + s) for s in range(1, 11)])
     window.poll()
     window.select_run(run)
@@ -86,8 +80,8 @@ def test_curves_fetch_incrementally_and_export(window: MainWindow, store: Store,
 
 
 def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store) -> None:
-    a = _finished(store, "vit", lr=0.002)
-    b = _finished(store, "vit", lr=0.004, pos_embed="none")
+    a = finished_run(store, "vit", lr=0.002)
+    b = finished_run(store, "vit", lr=0.004, pos_embed="none")
     store.update_run(a, summary={"val/top1": 0.4})
     store.update_run(b, summary={"val/top1": 0.6})
     store.add_metrics(b, [(1, 1.0, "val/top1", 0.7, 0.0), (2, 2.0, "val/top1", 0.6, 0.0)])
@@ -112,7 +106,7 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
 def test_delete_removes_the_run_and_its_folder(window: MainWindow, store: Store) -> None:
     from workbench import paths
 
-    run = _finished(store)
+    run = finished_run(store, "vit")
     folder = paths.run_dir(run)
     (folder / "worker.log").write_text("hello")
     window.poll()
