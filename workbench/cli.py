@@ -1,4 +1,4 @@
-"""Headless interface: `workbench train | runs | show | metrics | cancel | resume | methods | gui`.
+"""Headless interface: `workbench train | runs | show | metrics | cancel | resume | export | methods | gui`.
 
 A stable scripting surface: `train` prints only the new run id on stdout (progress goes to
 stderr), `runs` and `show` take `--json`, `metrics --csv` prints the full series. Errors the
@@ -12,11 +12,13 @@ import csv
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
-from workbench import fmt
+from workbench import fmt, paths
 from workbench.config import PRESETS, config_class
 from workbench.errors import WorkbenchError
+from workbench.export import CARD, FILES, FORMATS
 from workbench.jobs import Runner, cancel_run, create_run, reconcile, resume_run
 from workbench.jobs.runner import log_path
 from workbench.methods import method_names
@@ -78,6 +80,15 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("run", type=int)
     u.add_argument("--wait", action="store_true")
     u.set_defaults(func=cmd_resume)
+
+    e = sub.add_parser("export", help="write a finished run's model as safetensors + config, ONNX, torch.export")
+    e.add_argument("run", type=int)
+    e.add_argument("--format", nargs="+", choices=[*FORMATS, "all"], default=["all"],
+                   help="which files (default: all three, each reloaded and checked)")
+    e.add_argument("--out", help="folder to write (default: the run's exports/ folder)")
+    e.add_argument("--overwrite", action="store_true", help="replace files already there")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.set_defaults(func=cmd_export)
 
     d = sub.add_parser("methods", help="methods, presets and config fields with their help")
     d.add_argument("method", nargs="?", help="only this method")
@@ -220,6 +231,27 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     status = cancel_run(Store(), args.run, grace=args.grace)
     print(f"run {args.run} {status}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from workbench.export.exporter import (
+        export_run,  # torch loads here, only for this command
+    )
+
+    store = Store()
+    formats = list(FORMATS) if "all" in args.format else list(dict.fromkeys(args.format))
+    out = Path(args.out) if args.out else paths.run_dir(args.run) / "exports"
+    results = export_run(store, args.run, out, formats, overwrite=args.overwrite,
+                         log=lambda line: print(line, file=sys.stderr))
+    files = {fmt: [str(out / name) for name in FILES[fmt]] for fmt in formats}
+    if args.json:
+        print(json.dumps({"run": args.run, "folder": str(out), "files": files, "max_abs_diff": results,
+                          "model_card": str(out / CARD)}, indent=1))
+    else:
+        for fmt in formats:
+            print(f"{fmt:<12} {'  '.join(files[fmt])}  (max abs diff {results[fmt]:.1e})")
+        print(f"{'model card':<12} {out / CARD}")
     return 0
 
 

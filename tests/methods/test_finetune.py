@@ -96,3 +96,21 @@ def test_bad_parents_are_refused_before_anything_is_written(store: Store, setup:
         create_run(store, "finetune", preset="tiny", overrides=overrides, parents=parents)
     assert err.value.field == field and words in str(err.value)
     assert len(store.list_runs()) == before
+
+
+def test_linear_probe_exports_as_a_plain_timm_classifier(encoder_parent) -> None:
+    """The probe's BatchNorm is folded into its linear head: the same outputs, timm's own layout."""
+    from workbench.export.exporter import as_timm
+
+    parent, _ = encoder_parent
+    method, model = _build(parent, mode="linear")
+    norm = model.head[0]
+    norm.running_mean.uniform_(-1, 1)
+    norm.running_var.uniform_(0.5, 2)
+    model.eval()
+    x = torch.randn(4, 3, 32, 32)
+    plain = method.exportable(model)
+    assert isinstance(plain.head, torch.nn.Linear) and isinstance(model.head, torch.nn.Sequential)
+    timm_model, arch = as_timm(plain)
+    assert arch == "vit_base_patch16_224"
+    assert torch.allclose(timm_model(x), model(x), atol=1e-5)

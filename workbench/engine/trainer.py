@@ -8,6 +8,7 @@ metrics the crashed attempt wrote after that checkpoint (they are written again)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -97,8 +98,8 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
         f"precision {amp or torch.float32}; loading data")
     data = load_data(cfg)
-    method: Method = get_method(run.method)(cfg, DataInfo(data.classes, data.mean, data.std, data.image_size),
-                                            load_parents(store, run_id))
+    info = DataInfo(data.classes, data.mean, data.std, data.image_size)
+    method: Method = get_method(run.method)(cfg, info, load_parents(store, run_id))
     model = method.build().to(device)
     optimizer = build_optimizer(method.param_groups(model), cfg)
     loader = make_loader(data.train, cfg, train=True, pin_memory=device.type == "cuda")
@@ -129,7 +130,8 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
         ckpts.save(step, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step,
-            "method": run.method, "config": cfg.to_dict(), "rng_cpu": torch.get_rng_state(),
+            "method": run.method, "config": cfg.to_dict(), "data": dataclasses.asdict(info),
+            "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
         })
 

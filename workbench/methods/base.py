@@ -37,12 +37,13 @@ class DataInfo:
 
 @dataclass
 class ParentRun:
-    """A finished parent run (teacher, encoder, tokenizer): its config and trained weights."""
+    """A finished parent run (teacher, encoder, tokenizer): its config and trained weights
+    (`load_state` may return None where only the architecture is needed, as in export)."""
 
     run_id: int
     method: str
     config: TrainConfig
-    load_state: Callable[[], dict[str, Tensor]]
+    load_state: Callable[[], dict[str, Tensor] | None]
 
 
 class Method:
@@ -169,7 +170,9 @@ def load_parent_module(parent: ParentRun, data: DataInfo) -> nn.Module:
 
     method = get_method(parent.method)(parent.config, data)
     model = method.build()
-    model.load_state_dict(parent.load_state())
+    state = parent.load_state()
+    if state is not None:
+        model.load_state_dict(state)
     return method.exportable(model)
 
 

@@ -9,8 +9,10 @@ measures how linearly separable the pre-trained features are.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
+import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
@@ -44,6 +46,21 @@ class FinetuneMethod(ClassifierMethod):
             nn.init.trunc_normal_(model.head[1].weight, std=0.01)
             nn.init.zeros_(model.head[1].bias)
         return model
+
+    def exportable(self, model: VisionTransformer) -> nn.Module:
+        """The classifier; a linear probe's BatchNorm (no affine, fixed statistics in eval) is folded
+        into its linear layer, so the result is a plain timm ViT with a plain linear head."""
+        if self.cfg.mode != "linear":
+            return model
+        norm, linear = model.head
+        scale = (norm.running_var + norm.eps).rsqrt()
+        folded = nn.Linear(linear.in_features, linear.out_features)
+        with torch.no_grad():
+            folded.weight.copy_(linear.weight * scale)
+            folded.bias.copy_(linear.bias - linear.weight @ (norm.running_mean * scale))
+        plain = copy.deepcopy(model)
+        plain.head = folded
+        return plain
 
     def param_groups(self, model: nn.Module) -> list[dict]:
         if self.cfg.mode == "linear" or self.cfg.layer_decay == 1.0:

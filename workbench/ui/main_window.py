@@ -196,6 +196,8 @@ class MainWindow(QMainWindow):
         self.delete_action = action("Delete…", self.delete_selected, QKeySequence.StandardKey.Delete,
                                     "delete the selected runs and their files")
         self.folder_action = action("Open folder", self.open_folder, "Ctrl+O", "open the run's folder (Ctrl+O)")
+        self.export_action = action("Export…", lambda: self.export_selected(), "Ctrl+E",
+                                    "write the selected finished run's model as safetensors, ONNX, .pt2 (Ctrl+E)")
         refresh = action("Refresh", self.poll, QKeySequence.StandardKey.Refresh)
         quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.parallel = QSpinBox()
@@ -208,7 +210,7 @@ class MainWindow(QMainWindow):
         bar.setMovable(False)
         self.addToolBar(bar)
         for a in (self.new_action, self.duplicate_action, self.cancel_action, self.resume_action,
-                  self.delete_action, self.folder_action):
+                  self.delete_action, self.export_action, self.folder_action):
             bar.addAction(a)
         bar.addSeparator()
         bar.addWidget(QLabel(" parallel runs "))
@@ -218,7 +220,7 @@ class MainWindow(QMainWindow):
         for a in (self.new_action, self.duplicate_action, quit_action):
             file_menu.addAction(a)
         run_menu = menus.addMenu("&Run")
-        for a in (self.cancel_action, self.resume_action, self.delete_action, self.folder_action):
+        for a in (self.cancel_action, self.resume_action, self.delete_action, self.export_action, self.folder_action):
             run_menu.addAction(a)
         menus.addMenu("&View").addAction(refresh)
 
@@ -340,6 +342,19 @@ class MainWindow(QMainWindow):
                 shutil.rmtree(paths.run_dir(run.id), ignore_errors=True)
 
         self.tasks.submit(delete, lambda _: self.poll(), lambda msg: QMessageBox.warning(self, "Not deleted", msg))
+
+    def export_selected(self):
+        """Open the export dialog for the selected run, if it has finished."""
+        from workbench.ui.export_dialog import ExportDialog
+
+        runs = self.selected_runs()
+        if not runs or runs[-1].status != RunStatus.FINISHED:
+            self.statusBar().showMessage("Select a finished run to export.", 5000)
+            return None
+        self.export_dialog = ExportDialog(runs[-1].id, runs[-1].name, self)
+        self.export_dialog.finished.connect(lambda _: self.poll())
+        self.export_dialog.show()
+        return self.export_dialog
 
     def open_folder(self) -> None:
         for run in self.selected_runs()[-1:]:

@@ -1,0 +1,154 @@
+"""Export a tiny ViT classifier and a tiny MAE encoder in every format, and load them again in
+a fresh Python that never imports the workbench."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.config import config_from_dict
+from workbench.engine.checkpoint import Checkpoints
+from workbench.errors import WorkbenchError
+from workbench.export import CARD, FORMATS, exporter
+from workbench.export.exporter import export_run
+from workbench.jobs import create_run
+from workbench.jobs.worker import execute
+from workbench.methods import get_method
+from workbench.methods.base import DataInfo
+from workbench.store import Store
+
+pytestmark = pytest.mark.slow
+
+RELOAD = r"""
+import json, sys
+import numpy as np, onnxruntime, timm, torch
+folder, x_path = sys.argv[1], sys.argv[2]
+x = torch.from_numpy(np.load(x_path))
+out = {}
+model = timm.create_model("local-dir:" + folder, pretrained=True).eval()
+with torch.no_grad():
+    out["safetensors"] = model(x).numpy().tolist()
+session = onnxruntime.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
+out["onnx"] = session.run(None, {"images": x.numpy()})[0].tolist()
+with torch.no_grad():
+    out["pt2"] = torch.export.load(folder + "/model.pt2").module()(x).numpy().tolist()
+cfg = json.load(open(folder + "/config.json"))
+out["label_names"] = cfg.get("label_names")
+out["mean"] = cfg["pretrained_cfg"]["mean"]
+assert not any(m == "workbench" or m.startswith("workbench.") for m in sys.modules), "workbench was imported"
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, dataset_cache):
+    """A finished tiny ViT and a finished tiny MAE in a home of their own."""
+    home = tmp_path_factory.mktemp("export-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKBENCH_HOME", str(home))
+        patch.setenv("WORKBENCH_DATASETS", str(dataset_cache))
+        store = Store()
+        runs = {}
+        for method in ("vit", "mae"):
+            run = create_run(store, method, preset="tiny", overrides=["max_steps=20", "eval_every=20"])
+            assert execute(store, run.id, log=lambda _: None) == "finished"
+            runs[method] = run.id
+        yield store, runs, home, patch
+
+
+def _workbench_model(store: Store, run_id: int) -> torch.nn.Module:
+    """The exportable part exactly as the workbench itself builds and loads it."""
+    run = store.get_run(run_id)
+    state, _ = Checkpoints(store, run_id).latest_readable()
+    method = get_method(run.method)(config_from_dict(run.method, run.config), DataInfo(**state["data"]))
+    model = method.build()
+    model.load_state_dict(state["model"])
+    return method.exportable(model).eval()
+
+
+@pytest.mark.parametrize("method", ["vit", "mae"])
+def test_every_format_reloads_without_the_workbench(trained, method: str, tmp_path: Path) -> None:
+    store, runs, _, _ = trained
+    run_id = runs[method]
+    folder = tmp_path / "out"
+    results = export_run(store, run_id, folder, log=lambda _: None)
+    assert set(results) == set(FORMATS) and all(d <= 1e-4 for d in results.values())
+    names = {p.name for p in folder.iterdir()}
+    assert names == {"model.safetensors", "config.json", "model.onnx", "model.pt2", CARD}
+    card = (folder / CARD).read_text()
+    assert f"method `{method}`" in card and "local-dir:" in card and "Final metrics" in card
+    assert [a.name for a in store.artifacts(run_id, "export")][-3:] == list(FORMATS)
+
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    np.save(tmp_path / "x.npy", x.numpy())
+    with torch.no_grad():
+        expected = _workbench_model(store, run_id)(x).numpy()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", RELOAD, str(folder), str(tmp_path / "x.npy")], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    for fmt in FORMATS:
+        assert np.abs(np.array(loaded[fmt]) - expected).max() <= 1e-4, fmt
+    assert expected.shape == ((3, 10) if method == "vit" else (3, 64))  # classifier logits / encoder features
+    assert loaded["label_names"][:2] == ["circle", "ring"] and len(loaded["mean"]) == 3
+
+
+def test_bad_exports_fail_clearly_and_leave_nothing(trained, tmp_path: Path) -> None:
+    store, runs, home, patch = trained
+    queued = create_run(store, "vit", preset="tiny")
+    with pytest.raises(WorkbenchError, match="is queued; only finished runs can be exported"):
+        export_run(store, queued.id, tmp_path / "a", log=lambda _: None)
+    assert not (tmp_path / "a").exists()
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(WorkbenchError, match="cannot write to"):
+        export_run(store, runs["vit"], blocker / "out", ["pt2"], log=lambda _: None)
+
+    target = tmp_path / "b"
+    target.mkdir()
+    (target / "model.pt2").write_text("keep me")
+    with pytest.raises(WorkbenchError, match="already exists; overwrite"):
+        export_run(store, runs["vit"], target, ["pt2"], log=lambda _: None)
+    assert (target / "model.pt2").read_text() == "keep me"
+
+    def broken(exported, folder):
+        (folder / "model.onnx").write_bytes(b"half")
+        raise WorkbenchError("the onnx export differs from the model")
+    with patch.context() as inner:
+        inner.setitem(exporter.WRITERS, "onnx", broken)
+        with pytest.raises(WorkbenchError, match="differs"):
+            export_run(store, runs["vit"], tmp_path / "c", ["pt2", "onnx"], log=lambda _: None)
+    assert list((tmp_path / "c").iterdir()) == []  # neither the good pt2 nor the half onnx, no staging
+
+    for art in store.artifacts(runs["mae"], "checkpoint"):
+        store.abspath(art).unlink()
+    with pytest.raises(WorkbenchError, match="no readable checkpoint"):
+        export_run(store, runs["mae"], tmp_path / "d", log=lambda _: None)
+    with pytest.raises(WorkbenchError, match="unknown export format"):
+        export_run(store, runs["vit"], tmp_path / "e", ["tflite"], log=lambda _: None)
+
+
+def test_export_dialog_runs_the_export_in_another_process(trained, qtbot, tmp_path: Path) -> None:
+    from workbench.ui.export_dialog import ExportDialog
+
+    store, runs, _, _ = trained
+    dialog = ExportDialog(runs["vit"], "tiny vit")
+    qtbot.addWidget(dialog)
+    dialog.boxes["onnx"].setChecked(False)
+    dialog.boxes["safetensors"].setChecked(False)
+    dialog.folder.setText(str(tmp_path / "gui"))
+    assert dialog.start()
+    qtbot.waitUntil(lambda: dialog.result is not None or "failed" in dialog.output.toPlainText(), timeout=120_000)
+    assert dialog.result is not None, dialog.output.toPlainText()
+    assert (tmp_path / "gui" / "model.pt2").exists() and not (tmp_path / "gui" / "model.onnx").exists()
+    assert "Written and verified" in dialog.output.toPlainText()
+    assert dialog.start(confirm_overwrite=False)  # existing files: replaced only when allowed
+    qtbot.waitUntil(lambda: dialog.export_button.isEnabled(), timeout=120_000)
+    assert store.artifacts(runs["vit"], "export", name="pt2")

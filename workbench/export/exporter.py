@@ -1,0 +1,251 @@
+"""Export a finished run's model to files other tools load, without the workbench:
+
+- `safetensors`: `model.safetensors` + `config.json` in timm's own layout, so plain timm
+  rebuilds it: `timm.create_model("local-dir:FOLDER", pretrained=True)`. The config holds the
+  architecture and its arguments, the class names and the preprocessing (mean, std, size).
+- `onnx`: `model.onnx` (dynamic batch axis), checked with `onnx.checker` and run in
+  onnxruntime against PyTorch on the same inputs.
+- `pt2`: a `torch.export` program, reloaded with `torch.export.load` and compared likewise.
+
+What is exported is the method's exportable part (the classifier; the encoder of a
+pre-training method), rebuilt as a native timm model. Every format is verified before it is
+kept; files are written to a staging folder and moved into place at the end, so a failed
+export leaves nothing behind. A model card (`README.md`) goes beside the files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from workbench.config import config_from_dict
+from workbench.engine.checkpoint import Checkpoints
+from workbench.errors import WorkbenchError
+from workbench.export import CARD, FILES, FORMATS
+from workbench.methods import get_method
+from workbench.methods.base import DataInfo, ParentRun
+from workbench.store import Run, RunStatus, Store
+
+TOLERANCE = 1e-4  # fp32 max abs difference the reloaded model may show
+
+
+@dataclass
+class Exported:
+    """A timm-native model ready to export, and what the files should say about it."""
+
+    model: nn.Module
+    architecture: str
+    run: Run
+    data: DataInfo
+    metrics: dict[str, float]
+    parents: dict[str, int]
+    checkpoint_step: int
+    results: dict[str, float] = field(default_factory=dict)  # format -> max abs diff
+
+    def example(self, batch: int) -> torch.Tensor:
+        return torch.randn(batch, 3, self.data.image_size, self.data.image_size,
+                           generator=torch.Generator().manual_seed(batch))
+
+
+def export_run(store: Store, run_id: int, out: Path, formats: Sequence[str] = FORMATS, *,
+               overwrite: bool = False, log: Callable[[str], None] = print) -> dict[str, float]:
+    """Export run `run_id` into folder `out`; format -> verified max abs difference."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise WorkbenchError(f"unknown export format {unknown[0] if unknown else '(none)'}; "
+                             f"choose from {', '.join(FORMATS)}")
+    out = Path(out).expanduser().resolve()
+    targets = [out / name for f in formats for name in FILES[f]] + [out / CARD]
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise WorkbenchError(f"{existing[0]} already exists; overwrite it (--overwrite) or choose another folder")
+    exported = load_exportable(store, run_id)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    except OSError as exc:
+        raise WorkbenchError(f"cannot write to {out}: {exc.strerror or exc}; choose another folder") from None
+    try:
+        for fmt in formats:
+            log(f"exporting {fmt}…")
+            exported.results[fmt] = WRITERS[fmt](exported, staging)
+            log(f"  {fmt}: reloaded and compared, max abs difference {exported.results[fmt]:.2e}")
+        (staging / CARD).write_text(model_card(exported, out))
+        umask = os.umask(0)
+        os.umask(umask)
+        for path in sorted(staging.iterdir()):
+            path.chmod(0o666 & ~umask)  # some writers create private files; exports are for sharing
+            os.replace(path, out / path.name)
+    except OSError as exc:
+        raise WorkbenchError(f"writing the export to {out} failed: {exc.strerror or exc}; nothing was kept") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for fmt in formats:
+        store.add_artifact(run_id, "export", out / FILES[fmt][0], step=exported.checkpoint_step, name=fmt,
+                           meta={"max_abs_diff": exported.results[fmt], "folder": str(out)})
+    return exported.results
+
+
+def load_exportable(store: Store, run_id: int) -> Exported:
+    """The run's exportable module, loaded from its newest readable checkpoint, as a timm model."""
+    run = store.get_run(run_id)
+    if run.status != RunStatus.FINISHED:
+        raise WorkbenchError(f"run {run_id} is {run.status}; only finished runs can be exported "
+                             f"(wait for it to finish, or resume it)")
+    found = Checkpoints(store, run_id).latest_readable()
+    if found is None:
+        raise WorkbenchError(f"run {run_id} has no readable checkpoint left (deleted?); there is nothing to export")
+    state, art = found
+    cfg = config_from_dict(run.method, run.config, strict=False)
+    if "data" in state:
+        data = DataInfo(**state["data"])
+    else:  # checkpoints from before the data description was stored in them
+        from workbench.data.loading import load_data
+
+        bundle = load_data(cfg)
+        data = DataInfo(bundle.classes, bundle.mean, bundle.std, bundle.image_size)
+    # parents only shape the model here: its own checkpoint holds every weight
+    parents = {role: ParentRun(p.id, p.method, config_from_dict(p.method, p.config, strict=False), lambda: None)
+               for role, p in store.parents(run_id).items()}
+    method = get_method(run.method)(cfg, data, parents)
+    model = method.build()
+    model.load_state_dict(state["model"])
+    module = method.exportable(model).eval()
+    timm_model, architecture = as_timm(module)
+    return Exported(timm_model, architecture, run, data, dict(run.summary),
+                    {role: p.run_id for role, p in parents.items()}, art.step)
+
+
+def as_timm(module: nn.Module) -> tuple[nn.Module, str]:
+    """Rebuild `module` with `timm.create_model` (so timm records how to build it again) and load
+    its weights strictly: proof that plain timm can express it."""
+    import timm
+    from timm.models.deit import VisionTransformerDistilled
+    from timm.models.vision_transformer import VisionTransformer
+
+    if isinstance(module, VisionTransformer):
+        architecture = ("deit_base_distilled_patch16_224" if isinstance(module, VisionTransformerDistilled)
+                        else "vit_base_patch16_224")
+        args: dict[str, Any] = dict(
+            img_size=module.patch_embed.img_size[0], patch_size=module.patch_embed.patch_size[0],
+            embed_dim=module.embed_dim, depth=len(module.blocks), num_heads=module.blocks[0].attn.num_heads,
+            mlp_ratio=module.blocks[0].mlp.fc1.out_features / module.embed_dim, num_classes=module.num_classes,
+            global_pool=module.global_pool, fc_norm=not isinstance(module.fc_norm, nn.Identity),
+            pos_embed="none" if module.pos_embed is None else "learn")
+    elif getattr(module, "pretrained_cfg", None):
+        architecture = module.pretrained_cfg["architecture"]
+        args = {"num_classes": module.num_classes}
+    else:
+        raise WorkbenchError(f"a {type(module).__name__} is not a timm architecture, so it cannot be exported")
+    rebuilt = timm.create_model(architecture, pretrained=False, **args)
+    rebuilt.load_state_dict(module.state_dict())
+    return rebuilt.eval(), architecture
+
+
+def _max_diff(a: torch.Tensor, b: Any) -> float:
+    return float((a.detach().float() - torch.as_tensor(b).float()).abs().max())
+
+
+def _checked(exported: Exported, fmt: str, run_copy: Callable[[torch.Tensor], Any]) -> float:
+    """Run the reloaded copy and the model on the same batch (of a size the export never saw)."""
+    x = exported.example(5)
+    with torch.no_grad():
+        diff = _max_diff(exported.model(x), run_copy(x))
+    if not diff <= TOLERANCE:
+        raise WorkbenchError(f"the {fmt} export differs from the model by {diff:.2e} (more than {TOLERANCE}); "
+                             f"nothing was kept")
+    return diff
+
+
+def write_safetensors(exported: Exported, folder: Path) -> float:
+    import timm
+
+    timm.models.save_for_hf(
+        exported.model, str(folder), safe_serialization=True,
+        model_config={"label_names": list(exported.data.classes),
+                      "pretrained_cfg": {"tag": f"vit-workbench-run-{exported.run.id}", "license": "unknown",
+                                         "crop_pct": 1.0, "interpolation": "bilinear"}},
+        data_config={"mean": tuple(exported.data.mean), "std": tuple(exported.data.std),
+                     "input_size": (3, exported.data.image_size, exported.data.image_size)})
+    reloaded = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    return _checked(exported, "safetensors", reloaded)
+
+
+def write_onnx(exported: Exported, folder: Path) -> float:
+    import onnx
+    import onnxruntime
+
+    path = folder / "model.onnx"
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    torch.onnx.export(exported.model, (exported.example(2),), str(path), input_names=["images"],
+                      output_names=["output"], dynamic_shapes={"x": {0: batch}}, dynamo=True,
+                      external_data=False, verbose=False)
+    onnx.checker.check_model(str(path))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return _checked(exported, "onnx", lambda x: session.run(None, {"images": x.numpy()})[0])
+
+
+def write_pt2(exported: Exported, folder: Path) -> float:
+    path = folder / "model.pt2"
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(exported.model, (exported.example(2),), dynamic_shapes={"x": {0: batch}})
+    torch.export.save(program, str(path))
+    return _checked(exported, "pt2", torch.export.load(str(path)).module())
+
+
+WRITERS: dict[str, Callable[[Exported, Path], float]] = {"safetensors": write_safetensors, "onnx": write_onnx,
+                                                        "pt2": write_pt2}
+
+
+def model_card(exported: Exported, folder: Path) -> str:
+    run, data = exported.run, exported.data
+    what = "classifier" if getattr(exported.model, "num_classes", 0) else "encoder (no classification head)"
+    files = "\n".join(f"- `{name}` ({fmt}; reloaded and compared: max abs difference {diff:.1e})"
+                      for fmt, diff in exported.results.items() for name in FILES[fmt])
+    metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(exported.metrics.items())) or "| (none) | |"
+    lineage = ", ".join(f"{role}: run {pid}" for role, pid in exported.parents.items()) or "none"
+    return f"""# {run.name}
+
+A {what} trained with ViT Workbench: method `{run.method}`, run {run.id}, exported
+{time.strftime('%Y-%m-%d %H:%M')} from the checkpoint of step {exported.checkpoint_step}.
+
+- architecture: timm `{exported.architecture}` (arguments in `config.json`)
+- dataset: `{run.config.get('dataset')}`, {data.image_size} x {data.image_size} px, classes: {', '.join(data.classes)}
+- preprocessing: RGB in [0, 1], resized to {data.image_size} px, normalised with mean {list(data.mean)}
+  and std {list(data.std)}
+- lineage: {lineage}
+
+## Files
+{files}
+
+## Final metrics
+| metric | value |
+|---|---|
+{metrics}
+
+## Load it
+```python
+import timm  # plain timm and safetensors, no workbench
+model = timm.create_model("local-dir:{folder}", pretrained=True).eval()
+
+import onnxruntime  # or ONNX: input "images" [batch, 3, {data.image_size}, {data.image_size}], normalised
+session = onnxruntime.InferenceSession("{folder / 'model.onnx'}")
+
+import torch  # or the torch.export program
+model = torch.export.load("{folder / 'model.pt2'}").module()
+```
+
+## Config
+```json
+{json.dumps(run.config, indent=2)}
+```
+"""
