@@ -1,4 +1,5 @@
-"""Headless interface: `workbench train | runs | show | metrics | cancel | resume | export | methods | gui`.
+"""Headless interface: `workbench train | runs | show | metrics | cancel | resume | export | datasets |
+methods | gui`.
 
 A stable scripting surface: `train` prints only the new run id on stdout (progress goes to
 stderr), `runs` and `show` take `--json`, `metrics --csv` prints the full series. Errors the
@@ -18,6 +19,7 @@ from typing import Any, Sequence
 from workbench import fmt, paths
 from workbench.config import PRESETS, config_class
 from workbench.errors import WorkbenchError
+from workbench.data import BUILTIN_DATASETS, KIND_HELP, KINDS
 from workbench.export import CARD, FILES, FORMATS
 from workbench.jobs import Runner, cancel_run, create_run, reconcile, resume_run
 from workbench.jobs.runner import log_path
@@ -89,6 +91,26 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace files already there")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=cmd_export)
+
+    ds = sub.add_parser("datasets", help="list, add, show or remove datasets (your image folders, CIFAR)")
+    ds_sub = ds.add_subparsers(dest="action")
+    ds.set_defaults(func=cmd_datasets, action="list")
+    ds_list = ds_sub.add_parser("list", help="the datasets runs can use")
+    ds_list.add_argument("--json", action="store_true")
+    add = ds_sub.add_parser("add", help="register a dataset (every image is checked; bad files are reported)")
+    add.add_argument("name", help="the name runs will use (--set dataset=NAME)")
+    add.add_argument("path", help="its folder")
+    add.add_argument("--kind", choices=KINDS, default="imagefolder",
+                     help="; ".join(f"{k}: {h}" for k, h in KIND_HELP.items()))
+    add.add_argument("--val", help="a separate validation folder (default: a seeded split of PATH)")
+    add.add_argument("--val-fraction", type=float, default=0.1, help="share of each class held out for validation")
+    add.add_argument("--download", action="store_true", help="cifar10/cifar100: download into PATH when online")
+    add.add_argument("--json", action="store_true")
+    show = ds_sub.add_parser("show", help="classes, counts, image sizes and skipped files of a dataset")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    remove = ds_sub.add_parser("remove", help="forget a dataset (its files stay where they are)")
+    remove.add_argument("name")
 
     d = sub.add_parser("methods", help="methods, presets and config fields with their help")
     d.add_argument("method", nargs="?", help="only this method")
@@ -252,6 +274,61 @@ def cmd_export(args: argparse.Namespace) -> int:
         for fmt in formats:
             print(f"{fmt:<12} {'  '.join(files[fmt])}  (max abs diff {results[fmt]:.1e})")
         print(f"{'model card':<12} {out / CARD}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from workbench.data import registry
+
+    store = Store()
+    if args.action == "add":
+        record = registry.register(store, args.name, args.kind, Path(args.path),
+                                   val_path=Path(args.val) if args.val else None, val_fraction=args.val_fraction,
+                                   download=args.download)
+        return _print_dataset(record, args.json)
+    if args.action == "show":
+        record = store.get_dataset(args.name)
+        if record is None:
+            raise WorkbenchError(f"no dataset named {args.name!r}; `workbench datasets` lists them")
+        return _print_dataset(record, args.json)
+    if args.action == "remove":
+        if store.get_dataset(args.name) is None:
+            raise WorkbenchError(f"no dataset named {args.name!r}")
+        store.remove_dataset(args.name)
+        print(f"dataset {args.name} removed (its files are untouched)", file=sys.stderr)
+        return 0
+    records = store.list_datasets()
+    if getattr(args, "json", False):
+        print(json.dumps([_dataset_dict(r) for r in records], indent=1))
+        return 0
+    print(f"shapes  (built in)  {BUILTIN_DATASETS['shapes']}")
+    for r in records:
+        classes = len(r.stats.get("classes", []))
+        print(f"{r.name}  ({r.kind})  {r.path}  {classes} classes  {r.stats.get('images') or '?'} images"
+              + (f"  {r.stats['skipped']} skipped" if r.stats.get("skipped") else ""))
+    return 0
+
+
+def _dataset_dict(record: Any) -> dict[str, Any]:
+    return {"name": record.name, "kind": record.kind, "path": record.path, "val_path": record.val_path,
+            "val_fraction": record.val_fraction, **record.stats}
+
+
+def _print_dataset(record: Any, as_json: bool) -> int:
+    info = _dataset_dict(record)
+    if as_json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"{record.name} ({record.kind}) at {record.path}")
+    if info.get("classes"):
+        counts = info.get("per_class") or []
+        print("classes: " + ", ".join(f"{c} ({n})" if counts else c
+                                       for c, n in zip(info["classes"], counts or [None] * len(info["classes"]))))
+    if info.get("images"):
+        print(f"images: {info['images']}; width min/median/max {info['width']}, height {info['height']}")
+    print(f"validation: {record.val_path or f'{record.val_fraction:.0%} of each class, seeded'}")
+    for path, why in info.get("problems", []):
+        print(f"skipped: {path}: {why}")
     return 0
 
 

@@ -75,6 +75,8 @@ class TrainConfig:
     # the metric the run table shows and studies compare, and whether higher is better
     key_metric: ClassVar[str] = "val/top1"
     key_metric_higher_is_better: ClassVar[bool] = True
+    # whether the method learns from labels (unlabelled datasets suit pre-training methods only)
+    needs_labels: ClassVar[bool] = True
 
     dataset: str = param("shapes", "dataset name; 'shapes' is the built-in procedural set")
     image_size: int = param(32, "image side in pixels (square)", min=8, max=1024)
@@ -248,6 +250,7 @@ class MaeConfig(ViTBackboneConfig):
     method: ClassVar[str] = "mae"
     description: ClassVar[str] = ("Masked autoencoder: the encoder sees only the visible patches, a light decoder "
                                   "reconstructs the masked ones' pixels.")
+    needs_labels: ClassVar[bool] = False
     key_metric: ClassVar[str] = "val/loss"
     key_metric_higher_is_better: ClassVar[bool] = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {
@@ -375,6 +378,7 @@ class DvaeConfig(TrainConfig):
     method: ClassVar[str] = "dvae"
     description: ClassVar[str] = ("Discrete VAE tokenizer for BEiT: maps each image patch to one of K visual "
                                   "tokens (Gumbel-softmax, annealed temperature).")
+    needs_labels: ClassVar[bool] = False
     key_metric: ClassVar[str] = "val/recon_hard"
     key_metric_higher_is_better: ClassVar[bool] = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {
@@ -415,6 +419,7 @@ class BeitConfig(ViTBackboneConfig):
     method: ClassVar[str] = "beit"
     description: ClassVar[str] = ("BEiT: blockwise-masked patches replaced by a [mask] embedding; the ViT predicts "
                                   "each masked patch's visual token from a dVAE tokenizer.")
+    needs_labels: ClassVar[bool] = False
     parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {"tokenizer": ("dvae",)}
     inherits: ClassVar[dict[str, tuple[str, ...]]] = {"tokenizer": ("image_size", "patch_size")}
     key_metric: ClassVar[str] = "val/mask_acc"
@@ -437,6 +442,7 @@ class MppConfig(ViTBackboneConfig):
     method: ClassVar[str] = "mpp"
     description: ClassVar[str] = ("ViT masked patch prediction (the ViT paper's self-supervision): corrupt half "
                                   "the patch embeddings, predict their mean colours or pixels.")
+    needs_labels: ClassVar[bool] = False
     key_metric: ClassVar[str] = "val/loss"
     key_metric_higher_is_better: ClassVar[bool] = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {

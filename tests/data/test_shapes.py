@@ -37,9 +37,9 @@ def test_cache_is_generated_once_balanced_and_normalised(home) -> None:
     assert not list(shapes.cache_dir(32).parent.glob("*.tmp-*"))  # no temp folder left
 
 
-def test_unknown_dataset_is_refused() -> None:
-    with pytest.raises(ConfigError, match="unknown dataset 'imagenet'"):
-        check_dataset("imagenet")
+def test_unknown_dataset_is_refused(store) -> None:
+    with pytest.raises(ConfigError, match="unknown dataset 'imagenet'; available: shapes"):
+        check_dataset(store, "imagenet", needs_labels=True)
 
 
 def test_epoch_order_is_seeded_and_skip_resumes_mid_epoch() -> None:

@@ -1,14 +1,38 @@
-"""Datasets. This package imports torch only inside `workbench.data.loading`, so the GUI can
-list datasets and preview images without it."""
+"""Datasets: the built-in `shapes`, and registered image folders and CIFAR folders.
+
+Nothing here imports torch (only `workbench.data.loading` does), so the GUI can list, register
+and preview datasets without it.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from workbench.errors import ConfigError
 
 BUILTIN_DATASETS = {"shapes": "ten procedural shape classes drawn with Pillow (built in, no download)"}
+KINDS = ("imagefolder", "unlabeled", "cifar10", "cifar100")
+KIND_HELP = {
+    "imagefolder": "labelled: one subfolder per class (torchvision's ImageFolder layout)",
+    "unlabeled": "any folder tree of images, no labels (for pre-training: mae, dvae, beit, mpp)",
+    "cifar10": "CIFAR-10 python batches (cifar-10-batches-py)",
+    "cifar100": "CIFAR-100 python batches (cifar-100-python)",
+}
 
 
-def check_dataset(name: str) -> None:
-    """Refuse an unknown dataset name before a run is created."""
-    if name not in BUILTIN_DATASETS:
-        raise ConfigError("dataset", f"unknown dataset {name!r}; available: {', '.join(BUILTIN_DATASETS)}")
+def dataset_names(store: Any) -> list[str]:
+    """Every dataset a run can use: built in first, then the registered ones."""
+    return [*BUILTIN_DATASETS, *(d.name for d in store.list_datasets())]
+
+
+def check_dataset(store: Any, name: str, needs_labels: bool) -> None:
+    """Refuse an unknown dataset, or an unlabelled one for a method that needs labels."""
+    if name in BUILTIN_DATASETS:
+        return
+    record = store.get_dataset(name)
+    if record is None:
+        raise ConfigError("dataset", f"unknown dataset {name!r}; available: {', '.join(dataset_names(store))} "
+                                     f"(`workbench datasets add` registers your own)")
+    if needs_labels and record.kind == "unlabeled":
+        raise ConfigError("dataset", f"dataset {name!r} has no labels; this method needs a labelled dataset "
+                                     f"(an image folder with one subfolder per class)")

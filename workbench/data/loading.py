@@ -7,14 +7,17 @@ on the CPU side, and the augmentation draws from the torch RNG that checkpoints 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from workbench.config import TrainConfig
-from workbench.data import check_dataset, shapes
+from workbench.data import folders
+from workbench.data.registry import resolve
+from workbench.errors import DataError
 
 
 class ArrayDataset(Dataset):
@@ -67,6 +70,25 @@ class EpochBatchSampler(Sampler[list[int]]):
             yield order[b * self.batch_size:(b + 1) * self.batch_size]
 
 
+class FileDataset(Dataset):
+    """Images decoded from their files on every read (datasets too large to cache), in the
+    DataLoader's worker processes when `num_workers` > 0."""
+
+    def __init__(self, items: list[tuple[Path, int]], image_size: int) -> None:
+        self.items, self.image_size = items, image_size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.items[index]
+        try:
+            image = folders.load_image(path, self.image_size)
+        except OSError as exc:
+            raise DataError(f"{path} could not be read any more ({exc}); fix or remove it and resume") from None
+        return torch.from_numpy(image).permute(2, 0, 1), label
+
+
 @dataclass
 class DataBundle:
     """What a method needs to know about the data, plus the two splits."""
@@ -83,13 +105,16 @@ class DataBundle:
         return len(self.classes)
 
 
-def load_data(cfg: TrainConfig) -> DataBundle:
-    check_dataset(cfg.dataset)
-    splits, meta = shapes.load(cfg.image_size)
-    return DataBundle(train=ArrayDataset(splits["train"].images, splits["train"].labels),
-                      val=ArrayDataset(splits["val"].images, splits["val"].labels),
-                      classes=list(meta["classes"]), mean=tuple(meta["mean"]), std=tuple(meta["std"]),
-                      image_size=cfg.image_size)
+def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
+    """The run's dataset at its image size: cached arrays, or files for very large folders."""
+    source = resolve(store, cfg.dataset, cfg.image_size)
+    if source.splits is not None:
+        train, val = (ArrayDataset(source.splits[s].images, source.splits[s].labels) for s in ("train", "val"))
+    else:
+        train, val = (FileDataset(source.files[s], cfg.image_size) for s in ("train", "val"))
+    meta = source.meta
+    return DataBundle(train=train, val=val, classes=list(meta["classes"]), mean=tuple(meta["mean"]),
+                      std=tuple(meta["std"]), image_size=cfg.image_size)
 
 
 def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, pin_memory: bool = False) -> DataLoader:

@@ -10,30 +10,18 @@ machine, at every size (32/64/96/224 px, or any other). Needs numpy and Pillow o
 from __future__ import annotations
 
 import colorsys
-import json
 import math
-import os
-import shutil
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from workbench import paths
+from workbench.data.cache import Arrays, CacheWriter, cached_arrays
 
 VERSION = 1
 CLASSES = ("circle", "ring", "triangle", "square", "pentagon", "star", "cross", "crescent", "heart", "arrow")
 _SPLIT_SEED = {"train": 1, "val": 2}
-
-
-@dataclass(frozen=True)
-class ShapesArrays:
-    """One split: images [N, H, W, 3] uint8 (memory-mapped) and labels [N] int64."""
-
-    images: np.ndarray
-    labels: np.ndarray
 
 
 def split_sizes(image_size: int) -> dict[str, int]:
@@ -45,52 +33,20 @@ def cache_dir(image_size: int) -> Path:
     return paths.dataset_cache() / f"shapes-v{VERSION}-{image_size}px"
 
 
-def load(image_size: int) -> tuple[dict[str, ShapesArrays], dict]:
-    """Both splits and the metadata (classes, mean, std), generating the cache on first use."""
-    folder = cache_dir(image_size)
-    if not (folder / "meta.json").exists():
-        generate(image_size, folder)
-    meta = json.loads((folder / "meta.json").read_text())
-    splits = {split: ShapesArrays(np.load(folder / f"{split}_images.npy", mmap_mode="r"),
-                                  np.load(folder / f"{split}_labels.npy"))
-              for split in _SPLIT_SEED}
-    return splits, meta
+def load(image_size: int) -> tuple[dict[str, Arrays], dict]:
+    """Both splits and the metadata (classes, mean, std), drawing the set on first use."""
+    return cached_arrays(cache_dir(image_size), image_size, _draw_all)
 
 
-def generate(image_size: int, folder: Path) -> None:
-    """Draw every image and write the cache atomically (a temp folder renamed into place), so
-    two workers generating at once, or a crash mid-way, never leave a half-written cache."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    try:
-        sums = np.zeros(3)
-        sq_sums = np.zeros(3)
-        for split, count in split_sizes(image_size).items():
-            images = np.lib.format.open_memmap(tmp / f"{split}_images.npy", mode="w+", dtype=np.uint8,
-                                               shape=(count, image_size, image_size, 3))
-            labels = np.arange(count, dtype=np.int64) % len(CLASSES)
-            for i in range(count):
-                images[i] = draw(image_size, int(labels[i]), np.random.default_rng([VERSION, _SPLIT_SEED[split], i]))
-            if split == "train":
-                pixels = images.reshape(-1, 3).astype(np.float64) / 255.0
-                sums, sq_sums = pixels.sum(0), (pixels ** 2).sum(0)
-                n = pixels.shape[0]
-            images.flush()
-            del images
-            np.save(tmp / f"{split}_labels.npy", labels)
-        mean = sums / n
-        std = np.sqrt(np.maximum(sq_sums / n - mean ** 2, 1e-12))
-        meta = dict(name="shapes", version=VERSION, image_size=image_size, classes=list(CLASSES),
-                    mean=[round(float(m), 5) for m in mean], std=[round(float(s), 5) for s in std],
-                    counts=split_sizes(image_size))
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another process finished first: its cache is identical
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def _draw_all(writer: CacheWriter) -> dict:
+    """Draw every image; image `i` of a split comes from its own seeded generator."""
+    size = writer.image_size
+    for split, count in split_sizes(size).items():
+        labels = np.arange(count, dtype=np.int64) % len(CLASSES)
+        images = (draw(size, int(labels[i]), np.random.default_rng([VERSION, _SPLIT_SEED[split], i]))
+                  for i in range(count))
+        writer.split(split, count, images, labels)
+    return dict(name="shapes", version=VERSION, classes=list(CLASSES))
 
 
 def draw(image_size: int, label: int, rng: np.random.Generator) -> np.ndarray:

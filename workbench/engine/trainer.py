@@ -97,7 +97,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
 
     log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
         f"precision {amp or torch.float32}; loading data")
-    data = load_data(cfg)
+    data = load_data(cfg, store)
     info = DataInfo(data.classes, data.mean, data.std, data.image_size)
     method: Method = get_method(run.method)(cfg, info, load_parents(store, run_id))
     model = method.build().to(device)

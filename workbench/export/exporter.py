@@ -111,7 +111,7 @@ def load_exportable(store: Store, run_id: int) -> Exported:
     else:  # checkpoints from before the data description was stored in them
         from workbench.data.loading import load_data
 
-        bundle = load_data(cfg)
+        bundle = load_data(cfg, store)
         data = DataInfo(bundle.classes, bundle.mean, bundle.std, bundle.image_size)
     # parents only shape the model here: its own checkpoint holds every weight
     parents = {role: ParentRun(p.id, p.method, config_from_dict(p.method, p.config, strict=False), lambda: None)

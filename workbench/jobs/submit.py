@@ -33,6 +33,6 @@ def create_run(store: Store, method: str, *, preset: str | None = None,
                                  config_from_dict(parent.method, parent.config, strict=False))
         inherited.update({k: parent.config[k] for k in cls.inherits.get(role, ()) if k in parent.config})
     cfg = make_config(method, preset, overrides, inherited=inherited)
-    check_dataset(cfg.dataset)
+    check_dataset(store, cfg.dataset, cls.needs_labels)
     cfg.check_parents(infos)
     return store.create_run(method, cfg.to_dict(), name=name.strip(), parents=parents)

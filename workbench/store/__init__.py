@@ -9,7 +9,7 @@ from typing import Any
 from workbench.store.status import RESUMABLE, RunStatus
 
 _LAZY = {"Store": "store", "MetricRow": "store", "SCHEMA_VERSION": "schema", "Artifact": "schema",
-         "Metric": "schema", "Run": "schema"}
+         "Metric": "schema", "Run": "schema", "Dataset": "schema"}
 
 __all__ = ["RESUMABLE", "RunStatus", *_LAZY]
 

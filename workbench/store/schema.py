@@ -15,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from workbench.store.status import RunStatus
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Base(DeclarativeBase):
@@ -97,5 +97,24 @@ class Artifact(Base):
     __table_args__ = (Index("ix_artifacts_run_kind_step", "run_id", "kind", "step"),)
 
 
+class Dataset(Base):
+    """A registered dataset: an image folder (labelled or not) or a CIFAR folder. `stats` holds
+    what the last scan found: classes, counts, image sizes, and the files it skipped and why."""
+
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    val_path: Mapped[str | None] = mapped_column(Text, default=None)
+    val_fraction: Mapped[float] = mapped_column(Float, default=0.1)
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+def _add_datasets_table(conn: Connection) -> None:
+    Dataset.__table__.create(conn)
+
+
 # version v -> function that upgrades a database from v to v + 1
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_datasets_table}

@@ -25,6 +25,7 @@ from workbench.store.schema import (
     SCHEMA_VERSION,
     Artifact,
     Base,
+    Dataset,
     Meta,
     Metric,
     Run,
@@ -231,6 +232,33 @@ class Store:
                                                            Artifact.step > step)))
             s.execute(delete(Artifact).where(Artifact.id.in_([a.id for a in doomed])))
             return doomed
+
+    # ---------------------------------------------------------------- datasets
+    def add_dataset(self, name: str, kind: str, path: Path, *, val_path: Path | None = None,
+                    val_fraction: float = 0.1, stats: Mapping[str, Any] | None = None) -> Dataset:
+        with self.session() as s:
+            if s.scalar(select(Dataset).where(Dataset.name == name)) is not None:
+                raise StoreError(f"a dataset named {name!r} exists already; choose another name or remove it")
+            dataset = Dataset(name=name, kind=kind, path=str(path), val_path=str(val_path) if val_path else None,
+                              val_fraction=val_fraction, stats=dict(stats or {}), created_at=time.time())
+            s.add(dataset)
+            return dataset
+
+    def get_dataset(self, name: str) -> Dataset | None:
+        with self.session() as s:
+            return s.scalar(select(Dataset).where(Dataset.name == name))
+
+    def list_datasets(self) -> list[Dataset]:
+        with self.session() as s:
+            return list(s.scalars(select(Dataset).order_by(Dataset.name)))
+
+    def update_dataset(self, name: str, **values: Any) -> None:
+        with self.session() as s:
+            s.execute(update(Dataset).where(Dataset.name == name).values(**values))
+
+    def remove_dataset(self, name: str) -> None:
+        with self.session() as s:
+            s.execute(delete(Dataset).where(Dataset.name == name))
 
     def abspath(self, artifact: Artifact) -> Path:
         return self.home / artifact.path

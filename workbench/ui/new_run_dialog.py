@@ -176,7 +176,7 @@ class NewRunDialog(QDialog):
         """Why this config cannot start, or None."""
         try:
             cfg = config_from_dict(self.form.cls.method, self.form.values())
-            check_dataset(cfg.dataset)
+            check_dataset(self.store, cfg.dataset, self.form.cls.needs_labels)
             infos = {}
             for role, run_id in self.chosen_parents().items():
                 run = self.store.get_run(run_id)

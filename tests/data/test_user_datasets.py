@@ -1,0 +1,214 @@
+"""The user's own data: image folders written here as real files in several formats, with the
+usual mess (corrupt, empty, not-an-image, empty class, nested, unicode), and a fake CIFAR-10
+in the real pickle layout."""
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from workbench.config import make_config
+from workbench.data import check_dataset, folders, registry
+from workbench.data.loading import load_data
+from workbench.errors import ConfigError, DataError
+from workbench.jobs import create_run
+from workbench.store import Store
+
+COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220), "grün": (40, 200, 70)}
+
+
+def _image(colour: tuple[int, int, int], size: tuple[int, int], seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour) + rng.normal(0, 25, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels)
+
+
+def write_folder(root: Path, per_class: int = 12) -> dict[str, list[str]]:
+    """A labelled folder in every format Pillow reads, plus the files that must be skipped."""
+    bad = []
+    formats = [("png", {}), ("jpg", {}), ("webp", {}), ("bmp", {}), ("tiff", {})]
+    for c, (name, colour) in enumerate(COLOURS.items()):
+        folder = root / name
+        (folder / "nested" / "deeper").mkdir(parents=True)
+        for i in range(per_class):
+            ext, kwargs = formats[i % len(formats)]
+            image = _image(colour, (40 + 3 * i, 30 + 2 * i), seed=100 * c + i)
+            if i % 4 == 1:
+                image = image.convert("L")  # greyscale
+            if i % 4 == 2 and ext == "png":
+                image = image.convert("RGBA")
+            target = folder / ("nested/deeper" if i % 3 == 0 else "") / f"ímage_{i}.{ext}"
+            image.save(target, **kwargs)
+    (root / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "blue" / "empty.png").write_bytes(b"")
+    (root / "grün" / "notes.txt").write_text("not an image")
+    png = root / "blue" / "truncated.png"
+    _image((1, 2, 3), (30, 30), 0).save(png)
+    png.write_bytes(png.read_bytes()[:40])
+    (root / "empty_class").mkdir()
+    (root / "stray.png").write_bytes(b"")
+    bad = ["broken.jpg", "empty.png", "notes.txt", "truncated.png", "empty_class", "stray.png"]
+    return {"bad": bad}
+
+
+def test_scan_keeps_the_good_images_and_reports_the_bad_ones(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    expected = write_folder(root)
+    scan = folders.scan(root, labelled=True)
+    assert scan.classes == ["blue", "grün", "red"]  # the empty class is dropped
+    assert len(scan.items) == 36
+    assert np.bincount([label for _, label in scan.items]).tolist() == [12, 12, 12]
+    reported = {Path(p).name: why for p, why in scan.problems}
+    assert set(reported) == set(expected["bad"])
+    assert "not an image file (.txt)" in reported["notes.txt"]
+    assert reported["empty.png"] == "empty file (0 bytes)"
+    assert reported["broken.jpg"].startswith("unreadable image")
+    assert reported["truncated.png"].startswith("unreadable image")
+    assert "no readable images" in reported["empty_class"]
+    assert "not inside a class folder" in reported["stray.png"]
+    report = scan.report()
+    assert report["images"] == 36 and report["skipped"] == 6 and report["width"][0] == 40
+    image = folders.load_image(scan.items[0][0], 16)
+    assert image.shape == (16, 16, 3) and image.dtype == np.uint8
+
+
+def test_nothing_usable_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "only_bad" / "a").mkdir(parents=True)
+    (tmp_path / "only_bad" / "a" / "x.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match="no readable images in .*only_bad.*empty file"):
+        folders.scan(tmp_path / "only_bad", labelled=True)
+    (tmp_path / "one_class" / "a").mkdir(parents=True)
+    _image((0, 0, 0), (8, 8), 0).save(tmp_path / "one_class" / "a" / "x.png")
+    with pytest.raises(DataError, match="needs at least 2"):
+        folders.scan(tmp_path / "one_class", labelled=True)
+    with pytest.raises(DataError, match="there is no folder"):
+        folders.scan(tmp_path / "missing", labelled=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="it is empty"):
+        folders.scan(tmp_path / "empty", labelled=False)
+
+
+def test_registered_folder_trains_from_a_decoded_cache(store: Store, tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    write_folder(root)
+    record = registry.register(store, "photos", "imagefolder", root, val_fraction=0.25)
+    assert record.stats["classes"] == ["blue", "grün", "red"] and record.stats["skipped"] == 6
+    data = load_data(make_config("vit", "tiny", {"dataset": "photos"}), store)
+    assert (len(data.train), len(data.val)) == (27, 9)  # 25 % of each class held out
+    assert data.classes == ["blue", "grün", "red"]
+    images, labels = data.val.__getitems__(list(range(9)))
+    assert images.shape == (9, 3, 32, 32) and sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    red = images[labels == 2].float().mean(dim=(0, 2, 3))
+    assert red[0] > red[1] and red[0] > red[2]  # the red class really is red
+    again = load_data(make_config("vit", "tiny", {"dataset": "photos"}), store)
+    assert np.array_equal(again.train.images[:5], data.train.images[:5])  # same seeded split, same cache
+    with pytest.raises(Exception, match="exists already"):
+        registry.register(store, "photos", "imagefolder", root)
+
+
+def test_separate_val_folder_and_unlabelled_datasets(store: Store, tmp_path: Path) -> None:
+    write_folder(tmp_path / "train")
+    val = tmp_path / "val"
+    for name, colour in COLOURS.items():
+        (val / name).mkdir(parents=True)
+        for i in range(2):
+            _image(colour, (32, 32), 900 + i).save(val / name / f"v{i}.png")
+    registry.register(store, "split", "imagefolder", tmp_path / "train", val_path=val)
+    data = load_data(make_config("vit", "tiny", {"dataset": "split"}), store)
+    assert (len(data.train), len(data.val)) == (36, 6)
+
+    registry.register(store, "loose", "unlabeled", tmp_path / "train")
+    with pytest.raises(ConfigError, match="has no labels"):
+        check_dataset(store, "loose", needs_labels=True)
+    check_dataset(store, "loose", needs_labels=False)
+    mae = create_run(store, "mae", preset="tiny", overrides=["dataset=loose"])
+    assert mae.config["dataset"] == "loose"
+    with pytest.raises(ConfigError, match="has no labels"):
+        create_run(store, "vit", preset="tiny", overrides=["dataset=loose"])
+    data = load_data(make_config("mae", "tiny", {"dataset": "loose"}), store)
+    assert data.classes == [] and len(data.train) + len(data.val) == 36
+    assert set(data.train.labels.tolist()) == {-1}
+
+
+def write_fake_cifar10(root: Path, per_batch: int = 20) -> np.ndarray:
+    """CIFAR-10's python layout: pickled dicts of bytes keys, data rows of 3072 bytes (R, G, B planes)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    first = None
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        labels = [int(x) for x in rng.integers(0, 10, per_batch)]
+        with open(folder / name, "wb") as fh:
+            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
+                         b"filenames": [b"x.png"] * per_batch}, fh, protocol=2)
+        first = data if first is None else first
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({b"label_names": names, b"num_vis": 3072, b"num_cases_per_batch": per_batch}, fh, protocol=2)
+    return first
+
+
+def test_fake_cifar10_loads_in_the_real_layout(store: Store, tmp_path: Path) -> None:
+    first = write_fake_cifar10(tmp_path / "cifar")
+    record = registry.register(store, "cifar", "cifar10", tmp_path / "cifar")
+    assert record.stats["classes"][:2] == ["airplane", "automobile"] and record.stats["val_images"] == 20
+    data = load_data(make_config("vit", "tiny", {"dataset": "cifar"}), store)
+    assert (len(data.train), len(data.val)) == (100, 20) and len(data.classes) == 10
+    image, _ = data.train[0]
+    expected = first[0].reshape(3, 32, 32)  # planes R, G, B of row 0
+    assert np.array_equal(image.numpy(), expected)
+
+
+def test_cifar_errors_say_where_to_put_the_files(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no cifar10 batch files in .*cifar-10-batches-py"):
+        registry.register(store, "c", "cifar10", tmp_path)
+    folder = tmp_path / "evil" / "cifar-10-batches-py"
+    write_fake_cifar10(tmp_path / "evil")
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": __import__("os").getcwd}))  # not numpy: refused
+    with pytest.raises(DataError, match="not a readable CIFAR batch file"):
+        registry.register(store, "evil", "cifar10", tmp_path / "evil")
+
+
+def test_cli_registers_and_shows_a_folder(cli, tmp_path: Path) -> None:
+    write_folder(tmp_path / "photos")
+    done = cli("datasets", "add", "mine", str(tmp_path / "photos"), "--json")
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["images"] == 36 and len(info["problems"]) == 6
+    shown = cli("datasets", "show", "mine").stdout
+    assert "skipped:" in shown and "notes.txt" in shown and "blue (12)" in shown
+    assert "mine  (imagefolder)" in cli("datasets").stdout
+    bad = cli("datasets", "add", "nothing", str(tmp_path / "nope"))
+    assert bad.returncode == 2 and "there is no folder" in bad.stderr
+    assert cli("datasets", "remove", "mine").returncode == 0
+    assert "mine" not in cli("datasets").stdout
+
+
+@pytest.mark.slow
+def test_a_tiny_run_trains_on_a_user_folder(cli, store: Store, tmp_path: Path) -> None:
+    write_folder(tmp_path / "photos", per_class=20)
+    assert cli("datasets", "add", "photos", str(tmp_path / "photos"), "--val-fraction", "0.25").returncode == 0
+    done = cli("train", "--method", "vit", "--preset", "tiny", "--set", "dataset=photos", "batch_size=8", "epochs=6",
+               "log_every=2", "--wait")
+    assert done.returncode == 0, done.stderr
+    run = store.get_run(int(done.stdout))
+    assert run.summary["val/top1"] >= 0.6, run.summary  # three colours: easy, chance is 1/3
+    assert store.latest_artifact(run.id, "image", name="predictions") is not None
+
+
+def test_a_version_1_database_gains_the_datasets_table(home: Path) -> None:
+    import sqlite3
+
+    store = Store()
+    run = store.create_run("vit", {})
+    store.close()
+    with sqlite3.connect(home / "workbench.sqlite") as db:  # what the first build wrote
+        db.execute("DROP TABLE datasets")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    upgraded = Store()
+    assert upgraded.schema_version() == 2 and upgraded.get_run(run.id).method == "vit"
+    assert upgraded.list_datasets() == []

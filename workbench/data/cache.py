@@ -1,0 +1,101 @@
+"""Decoded-image caches: every dataset small enough becomes uint8 arrays on disk, decoded once.
+
+A cache folder holds `{split}_images.npy` [N, S, S, 3] uint8, `{split}_labels.npy` [N] and
+`meta.json` (classes, channel mean/std of the training split, counts, and whatever the
+builder reports, such as skipped files). It is built in a temporary folder and renamed into
+place, so concurrent builders or a crash never leave a half-written cache. Reading maps the
+images from disk, so a large cache costs no memory until used. numpy and Pillow only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """One split: images [N, H, W, 3] uint8 (memory-mapped) and labels [N] int64 (-1: unlabelled)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+Builder = Callable[["CacheWriter"], dict[str, Any]]
+
+
+class CacheWriter:
+    """Handed to a builder: `split(name, count, images, labels)` writes one split."""
+
+    def __init__(self, folder: Path, image_size: int) -> None:
+        self.folder, self.image_size = folder, image_size
+        self.counts: dict[str, int] = {}
+        self.stats: tuple[list[float], list[float]] | None = None
+
+    def split(self, name: str, count: int, images: Iterable[np.ndarray], labels: np.ndarray) -> None:
+        """Write `count` images [S, S, 3] uint8 (from an iterator: nothing is held in memory)."""
+        out = np.lib.format.open_memmap(self.folder / f"{name}_images.npy", mode="w+", dtype=np.uint8,
+                                        shape=(count, self.image_size, self.image_size, 3))
+        written = 0
+        for i, image in enumerate(images):
+            out[i] = image
+            written += 1
+        if written != count:
+            raise ValueError(f"split {name}: {written} images written, {count} announced")
+        if name == "train":
+            self.stats = channel_stats(out)
+        out.flush()
+        del out
+        np.save(self.folder / f"{name}_labels.npy", np.asarray(labels, dtype=np.int64))
+        self.counts[name] = count
+
+
+def channel_stats(images: np.ndarray, chunk: int = 2048) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images [N, H, W, 3], in [0, 1] units."""
+    total, sq, n = np.zeros(3), np.zeros(3), 0
+    for start in range(0, len(images), chunk):
+        pixels = images[start:start + chunk].reshape(-1, 3).astype(np.float64) / 255.0
+        total += pixels.sum(0)
+        sq += (pixels ** 2).sum(0)
+        n += len(pixels)
+    mean = total / max(n, 1)
+    std = np.sqrt(np.maximum(sq / max(n, 1) - mean ** 2, 1e-12))
+    return [round(float(m), 5) for m in mean], [round(float(s), 5) for s in std]
+
+
+def cached_arrays(folder: Path, image_size: int, build: Builder) -> tuple[dict[str, Arrays], dict[str, Any]]:
+    """Both splits and the metadata, building the cache first if it is not there."""
+    if not (folder / "meta.json").exists():
+        _build(folder, image_size, build)
+    meta = json.loads((folder / "meta.json").read_text())
+    splits = {s: Arrays(np.load(folder / f"{s}_images.npy", mmap_mode="r"), np.load(folder / f"{s}_labels.npy"))
+              for s in SPLITS}
+    return splits, meta
+
+
+def _build(folder: Path, image_size: int, build: Builder) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+    try:
+        writer = CacheWriter(tmp, image_size)
+        meta = build(writer)
+        if writer.stats is None or set(writer.counts) != set(SPLITS):
+            raise ValueError("a dataset cache needs a train and a val split")
+        meta.update(image_size=image_size, counts=writer.counts, mean=writer.stats[0], std=writer.stats[1])
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process finished first: its cache is the same
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,154 @@
+"""The user's own images: labelled folders (`root/class_x/…`, torchvision's ImageFolder layout,
+images may sit in nested folders) and unlabelled folder trees (for pre-training).
+
+`scan` finds the images and checks each one with Pillow; what it cannot use (a wrong file
+type, an empty or corrupt file, a class folder with nothing readable) is skipped and reported
+by path with the reason, never fatal, unless nothing usable is left. Images are converted to
+RGB (greyscale, palette and RGBA on white), resized so the shorter side fits and centre-cropped
+to a square. numpy and Pillow only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from workbench.errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+MAX_REPORTED = 500  # problems kept in a scan report
+
+
+@dataclass
+class Scan:
+    """What a folder holds: usable images (path, label; -1 when unlabelled) and skipped files."""
+
+    root: Path
+    labelled: bool
+    classes: list[str] = field(default_factory=list)
+    items: list[tuple[Path, int]] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+
+    def report(self) -> dict:
+        """JSON-able summary for the store and the GUI."""
+        counts = np.bincount([label for _, label in self.items], minlength=len(self.classes)).tolist() \
+            if self.labelled else []
+        widths = [w for w, _ in self.sizes] or [0]
+        heights = [h for _, h in self.sizes] or [0]
+        return {"classes": self.classes, "images": len(self.items), "per_class": counts,
+                "width": [min(widths), int(np.median(widths)), max(widths)],
+                "height": [min(heights), int(np.median(heights)), max(heights)],
+                "skipped": len(self.problems), "problems": [list(p) for p in self.problems[:MAX_REPORTED]]}
+
+    def fingerprint(self) -> str:
+        """Changes whenever a file is added, removed or modified."""
+        h = hashlib.sha1(str(self.root).encode())
+        for path, label in self.items:
+            stat = path.stat()
+            h.update(f"{path.relative_to(self.root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        return h.hexdigest()[:12]
+
+
+def check_image(path: Path) -> tuple[tuple[int, int] | None, str]:
+    """(width, height) and "" for a usable image, or None and why it is not."""
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None, f"not an image file ({path.suffix or 'no extension'})"
+    try:
+        if path.stat().st_size == 0:
+            return None, "empty file (0 bytes)"
+        with Image.open(path) as image:
+            size = image.size
+            image.verify()
+        return size, ""
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return None, f"unreadable image ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts):
+            yield path
+
+
+def scan(root: Path, labelled: bool, classes: list[str] | None = None) -> Scan:
+    """Find and check the images under `root`. Labelled: one subfolder per class (`classes`
+    fixes the class list, as for a separate validation folder)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"there is no folder at {root}")
+    result = Scan(root, labelled)
+    if labelled:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for path in root.iterdir():
+            if path.is_file() and not path.name.startswith("."):
+                result.problems.append((str(path), "not inside a class folder"))
+        names = classes if classes is not None else [f.name for f in folders]
+        groups = [(names.index(f.name), f) for f in folders if f.name in names]
+        for f in folders:
+            if f.name not in names:
+                result.problems.append((str(f), "class folder not in the training classes; skipped"))
+    else:
+        names, groups = [], [(-1, root)]
+    found: dict[int, int] = {}
+    for label, folder in groups:
+        for path in _files(folder):
+            size, problem = check_image(path)
+            if problem:
+                result.problems.append((str(path), problem))
+            else:
+                result.items.append((path, label))
+                result.sizes.append(size)
+                found[label] = found.get(label, 0) + 1
+        if labelled and not found.get(label):
+            result.problems.append((str(folder), "class folder has no readable images; skipped"))
+    if labelled:
+        kept = [i for i in range(len(names)) if found.get(i)] if classes is None else list(range(len(names)))
+        remap = {old: new for new, old in enumerate(kept)}
+        result.classes = [names[i] for i in kept]
+        result.items = [(p, remap[label]) for p, label in result.items]
+    if not result.items:
+        reasons = "; ".join(f"{Path(p).name}: {why}" for p, why in result.problems[:3])
+        raise DataError(f"no readable images in {root}" + (f" ({len(result.problems)} skipped: {reasons} …)"
+                                                             if result.problems else " (it is empty)"))
+    if labelled and classes is None and len(result.classes) < 2:
+        raise DataError(f"{root} has {len(result.classes)} class folder with images; a labelled dataset needs "
+                        f"at least 2 (one subfolder per class), or add it as an unlabelled dataset")
+    return result
+
+
+def split(items: list[tuple[Path, int]], fraction: float, seed: int = 0) -> tuple[list, list]:
+    """A seeded split into (train, val) with `fraction` of every class (at least one) in val."""
+    rng = np.random.default_rng(seed)
+    by_label: dict[int, list[tuple[Path, int]]] = {}
+    for item in items:
+        by_label.setdefault(item[1], []).append(item)
+    train, val = [], []
+    for label in sorted(by_label):
+        group = by_label[label]
+        order = rng.permutation(len(group))
+        n_val = min(len(group) - 1, max(1, int(round(len(group) * fraction)))) if len(group) > 1 else 0
+        val += [group[i] for i in order[:n_val]]
+        train += [group[i] for i in order[n_val:]]
+    return train, val
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    """[size, size, 3] uint8: RGB (transparency over white), shorter side resized, centre crop."""
+    with Image.open(path) as image:
+        image.load()
+        if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        image = image.convert("RGB")
+    w, h = image.size
+    scale = size / min(w, h)
+    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC)
+    w, h = image.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)))
