@@ -18,8 +18,8 @@ from typing import Any, Sequence
 
 from workbench import fmt, paths
 from workbench.config import PRESETS, config_class
-from workbench.errors import WorkbenchError
 from workbench.data import BUILTIN_DATASETS, KIND_HELP, KINDS
+from workbench.errors import WorkbenchError
 from workbench.export import CARD, FILES, FORMATS
 from workbench.jobs import Runner, cancel_run, create_run, reconcile, resume_run
 from workbench.jobs.runner import log_path

@@ -92,6 +92,11 @@ class TrainConfig:
     device: str = param("auto", "auto, cpu, mps, cuda or cuda:N (auto: CUDA, then MPS, then CPU)")
     precision: str = param("auto", "auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16",
                            choices=("auto", "fp32", "bf16", "fp16"))
+    augment: str = param("flip", "training augmentation: none, flip, crop_flip (random resized crop + flip) or "
+                                 "randaugment (RandAugment 2/9, then crop + flip)",
+                         choices=("none", "flip", "crop_flip", "randaugment"))
+    mixup: float = param(0.0, "mixup strength alpha (0: off; DeiT used 0.8); classification methods only",
+                         min=0.0, max=10.0)
     num_workers: int = param(0, "DataLoader worker processes (0: load in the training process)", min=0, max=64)
     threads: int = param(0, "CPU threads for this run (0: share the cores among the runs going at start)",
                          min=0, max=1024)
@@ -125,6 +130,9 @@ class TrainConfig:
                                                f"than training ({self.epochs} epochs)")
         if not self.dataset.strip():
             raise ConfigError("dataset", "no dataset given; use 'shapes' for the built-in set")
+        if self.mixup and not self.needs_labels:
+            raise ConfigError("mixup", f"mixup blends labels, and method {self.method} learns without labels; "
+                                       f"set mixup=0")
 
     def required_parents(self) -> dict[str, tuple[str, ...]]:
         """Parent roles this config needs (some methods need one only in some modes)."""

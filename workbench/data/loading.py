@@ -1,17 +1,19 @@
 """Torch side of the data: datasets, seeded epoch order, and the on-device batch transform.
 
-Images travel as uint8 to the device and are converted there (float, flip, normalise): cheap
-on the CPU side, and the augmentation draws from the torch RNG that checkpoints restore.
+Images travel as uint8 to the device and are converted and augmented there: cheap on the CPU
+side, and the augmentation draws from the torch RNG that checkpoints restore.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from workbench.config import TrainConfig
@@ -128,15 +130,64 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, pin_memory: 
 
 
 class BatchTransform:
-    """uint8 [B, 3, H, W] on the device -> normalised float, with random flips when training."""
+    """A loader's batch -> normalised float images on the device (and labels), augmented when
+    training as the run asks:
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device) -> None:
+    - `flip`: random horizontal flips; `crop_flip`: a random resized crop (area 35-100 %, aspect
+      3/4-4/3) then a flip, done for the whole batch at once on the device;
+    - `randaugment`: RandAugment (2 ops, magnitude 9, per image, on the CPU) then crop and flip;
+    - `mixup` > 0: images and labels mixed with weights from Beta(mixup, mixup) (labels become
+      class probabilities [B, C]).
+
+    Every draw comes from torch's global RNG, which checkpoints restore.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device, augment: str = "flip",
+                 mixup: float = 0.0, num_classes: int = 0) -> None:
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
+        self.device, self.augment, self.mixup, self.num_classes = device, augment, mixup, num_classes
+        self.randaugment = None
+        if augment == "randaugment":
+            from torchvision.transforms import v2
 
-    def __call__(self, images: torch.Tensor, train: bool) -> torch.Tensor:
-        x = (images.float() - self.mean) / self.std
-        if train:
-            flip = torch.rand(x.shape[0], device="cpu") < 0.5
-            x = torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
-        return x
+            self.randaugment = v2.RandAugment(num_ops=2, magnitude=9)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if train and self.randaugment is not None:
+            images = torch.stack([self.randaugment(image) for image in images])
+        x = (images.to(self.device, non_blocking=True).float() - self.mean) / self.std
+        labels = labels.to(self.device, non_blocking=True)
+        if not train or self.augment == "none":
+            return x, labels
+        if self.augment in ("crop_flip", "randaugment"):
+            x = random_resized_crop(x)
+        flip = torch.rand(x.shape[0]) < 0.5
+        x = torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
+        if self.mixup > 0:
+            x, labels = mix(x, labels, self.mixup, self.num_classes)
+        return x, labels
+
+
+def random_resized_crop(x: torch.Tensor, scale: tuple[float, float] = (0.35, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """A different random crop of every image [B, C, H, W], resized back to H x W (bilinear)."""
+    b = x.shape[0]
+    area = torch.empty(b).uniform_(*scale)
+    aspect = torch.exp(torch.empty(b).uniform_(math.log(ratio[0]), math.log(ratio[1])))
+    w = (area * aspect).sqrt().clamp(max=1.0)
+    h = (area / aspect).sqrt().clamp(max=1.0)
+    cx = (torch.rand(b) * 2 - 1) * (1 - w)
+    cy = (torch.rand(b) * 2 - 1) * (1 - h)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w, cx, h, cy
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def mix(x: torch.Tensor, labels: torch.Tensor, alpha: float, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup: each image blended with another of the batch; labels -> probabilities [B, C]."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    order = torch.randperm(x.shape[0]).to(x.device)
+    one_hot = F.one_hot(labels, num_classes).float()
+    return lam * x + (1 - lam) * x[order], lam * one_hot + (1 - lam) * one_hot[order]

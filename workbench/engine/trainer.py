@@ -123,7 +123,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     store.update_run(run_id, total_steps=plan.total, step=step)
 
     reporter = Reporter(store, run_id)
-    transform = BatchTransform(data.mean, data.std, device)
+    transform = BatchTransform(data.mean, data.std, device, cfg.augment, cfg.mixup, data.num_classes)
     snap_batch = _fixed_batch(data, cfg, transform, device)
 
     def save_checkpoint() -> None:
@@ -137,7 +137,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
 
     def val_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in make_loader(data.val, cfg, train=False, pin_memory=device.type == "cuda"):
-            yield transform(x.to(device, non_blocking=True), False), y.to(device, non_blocking=True)
+            yield transform(x, y, False)
 
     def evaluate() -> None:
         model.eval()
@@ -151,13 +151,12 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
         model.train()
 
     model.train()
-    sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=device))
-    window_steps, window_images, window_start = 0, 0, time.perf_counter()
+    window = Window(device)
     while step < plan.total and not stop.requested:
         loader.batch_sampler.set_epoch(step // steps_per_epoch, skip=step % steps_per_epoch)
         for images, labels in loader:
-            images = transform(images.to(device, non_blocking=True), True)
-            labels = labels.to(device, non_blocking=True)
+            window.batch_arrived()
+            images, labels = transform(images, labels, True)
             method.on_step(step, plan.total)
             with autocast(device, amp):
                 out = method.step(model, (images, labels))
@@ -170,25 +169,19 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
             scaler.update()
             scheduler.step()
             step += 1
-            for key, value in out.items():
-                sums[key] += value.detach().float()
-            window_steps += 1
-            window_images += images.shape[0]
+            window.step_done(out, images.shape[0])
 
             do_eval, do_ckpt = plan.due(step, plan.eval), plan.due(step, plan.checkpoint)
             do_snap = snap_batch is not None and plan.due(step, plan.snapshot)
             if plan.due(step, plan.log) or do_eval or do_snap or do_ckpt:
-                elapsed = time.perf_counter() - window_start
-                metrics = {f"train/{k}": (v / window_steps).item() for k, v in sums.items()}
+                metrics = window.metrics()
                 if not math.isfinite(metrics["train/loss"]):
                     raise WorkbenchError(f"the training loss became {metrics['train/loss']} at step {step}; "
                                          f"lower lr (now {cfg.lr}) or use precision=fp32")
                 metrics["train/lr"] = scheduler.get_last_lr()[0]
-                metrics["train/images_per_s"] = window_images / max(elapsed, 1e-9)
                 reporter.log(step, step / steps_per_epoch, metrics)
                 threads.update()
-                sums.clear()
-                window_steps, window_images = 0, 0
+                window.reset()
             if do_eval:
                 evaluate()
             if do_snap:
@@ -197,8 +190,8 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
                 model.train()
             if do_ckpt:
                 save_checkpoint()
-            if window_steps == 0:  # evaluation and saving do not count against throughput
-                window_start = time.perf_counter()
+            if do_eval or do_snap or do_ckpt:  # that time counts neither as training nor as waiting for data
+                window.reset()
             if stop.requested or step >= plan.total:
                 break
 
@@ -215,6 +208,37 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
         log(f"stopped at step {step}; checkpoint saved, `workbench resume {run_id}` continues")
     reporter.flush()
     return RunStatus.FINISHED if finished else RunStatus.CANCELLED
+
+
+class Window:
+    """Training metrics averaged since the last report, and where the time went: images per
+    second, and the share of it spent waiting for the next batch (the input pipeline)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
+        self.steps, self.images, self.waiting = 0, 0, 0.0
+        self.start = self.mark = time.perf_counter()
+
+    def batch_arrived(self) -> None:
+        self.waiting += time.perf_counter() - self.mark
+
+    def step_done(self, out: dict[str, torch.Tensor], images: int) -> None:
+        for key, value in out.items():
+            self.sums[key] += value.detach().float()
+        self.steps += 1
+        self.images += images
+        self.mark = time.perf_counter()
+
+    def metrics(self) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        metrics = {f"train/{k}": (v / max(self.steps, 1)).item() for k, v in self.sums.items()}
+        metrics["train/images_per_s"] = self.images / elapsed
+        metrics["train/data_wait"] = self.waiting / elapsed
+        return metrics
 
 
 class CpuShare:
@@ -264,4 +288,4 @@ def _fixed_batch(data: DataBundle, cfg: TrainConfig, transform: BatchTransform,
     if n == 0:
         return None
     images, labels = default_collate([data.val[i] for i in range(n)])
-    return transform(images.to(device), False), labels.to(device)
+    return transform(images, labels, False)

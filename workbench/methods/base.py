@@ -141,8 +141,14 @@ class MaskedMethod(Method):
             return super().evaluate(model, batches)
 
 
+def hard_labels(labels: Tensor) -> Tensor:
+    """Class ids [B] from ids, or from mixup's class probabilities [B, C]."""
+    return labels.argmax(-1) if labels.is_floating_point() else labels
+
+
 class ClassifierMethod(Method):
-    """Supervised classification: cross-entropy, top-1, and a prediction-grid snapshot."""
+    """Supervised classification: cross-entropy (labels may be mixup's probabilities), top-1,
+    and a prediction-grid snapshot."""
 
     label_smoothing: float = 0.0
 
@@ -150,7 +156,7 @@ class ClassifierMethod(Method):
         images, labels = batch
         logits = model(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing if model.training else 0.0)
-        return {"loss": loss, "top1": (logits.argmax(-1) == labels).float().mean()}
+        return {"loss": loss, "top1": (logits.argmax(-1) == hard_labels(labels)).float().mean()}
 
     @torch.no_grad()
     def snapshot(self, model: nn.Module, batch: Batch) -> dict[str, np.ndarray]:

@@ -24,6 +24,7 @@ from workbench.errors import WorkbenchError
 from workbench.methods.base import (
     Batch,
     ClassifierMethod,
+    hard_labels,
     load_parent_module,
     param_groups,
 )
@@ -133,7 +134,7 @@ class DeitMethod(ClassifierMethod):
         loss_dist = distillation_loss(self.cfg.distill, dist, teacher, labels, self.cfg.tau)
         alpha = self.cfg.alpha
         return {"loss": (1 - alpha) * loss_cls + alpha * loss_dist, "loss_cls": loss_cls, "loss_dist": loss_dist,
-                "top1": (average_probabilities(cls, dist).argmax(-1) == labels).float().mean()}
+                "top1": (average_probabilities(cls, dist).argmax(-1) == hard_labels(labels)).float().mean()}
 
     @torch.no_grad()
     def predictions(self, model: DistillationModel, batches: Iterable[Batch]) -> dict[str, Tensor]:

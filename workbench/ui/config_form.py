@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from workbench.config import FieldSpec, TrainConfig, ViTBackboneConfig
 from workbench.errors import ConfigError
 
-DATA = ("dataset", "image_size")
+DATA = ("dataset", "image_size", "augment", "mixup")
 RUNTIME = ("device", "precision", "num_workers", "threads", "log_every", "eval_every", "snapshot_every",
            "checkpoint_every")
 ERROR_STYLE = "border: 2px solid #d64545; border-radius: 3px;"
