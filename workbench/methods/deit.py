@@ -29,7 +29,7 @@ from workbench.methods.base import (
     param_groups,
 )
 from workbench.methods.vit import build_vit
-from workbench.methods.viz import BAD, GOOD, tile, upscale
+from workbench.methods.viz import BAD, GOOD, font, tile, upscale
 
 REPORT_IMAGES = 16
 
@@ -226,7 +226,7 @@ def _comparison_tile(image: np.ndarray, classes: list[str], label: int, student:
             continue
         conf, pred = probs.max(-1)
         draw.text((3, side + 4 + 12 * row), f"{tag} {classes[int(pred)][:7]} {float(conf):.0%}",
-                  fill=GOOD if int(pred) == label else BAD)
+                  fill=GOOD if int(pred) == label else BAD, font=font(10))
     return np.asarray(canvas)
 
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 GOOD = (40, 170, 80)
 BAD = (215, 50, 50)
+
+
+@functools.lru_cache(maxsize=4)
+def font(size: int = 11) -> ImageFont.ImageFont:
+    """A font with accents and most scripts when the system has DejaVu, else Pillow's own."""
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:
+        return ImageFont.load_default(size=size)
 
 
 def tile(images: Sequence[np.ndarray], columns: int, pad: int = 2, fill: int = 255) -> np.ndarray:
@@ -34,7 +44,7 @@ def prediction_grid(images: np.ndarray, labels: Sequence[int], preds: Sequence[i
     for img, y, p, c in zip(images, labels, preds, conf):
         canvas = Image.new("RGB", (side + 4, side + 18), GOOD if y == p else BAD)
         canvas.paste(Image.fromarray(upscale(img, side)), (2, 2))
-        ImageDraw.Draw(canvas).text((3, side + 4), f"{classes[p][:8]} {c:.0%}", fill=(255, 255, 255))
+        ImageDraw.Draw(canvas).text((3, side + 3), f"{classes[p][:8]} {c:.0%}", fill=(255, 255, 255), font=font(10))
         tiles.append(np.asarray(canvas))
     return tile(tiles, columns)
 
@@ -47,5 +57,5 @@ def labelled_grid(columns: Sequence[np.ndarray], headers: Sequence[str], side: i
     head = Image.new("RGB", (body.shape[1], 14), (255, 255, 255))
     draw = ImageDraw.Draw(head)
     for c, text in enumerate(headers):
-        draw.text((2 + c * (side + 2) + 2, 1), text[:side // 6], fill=(40, 40, 40))
+        draw.text((2 + c * (side + 2) + 2, 1), text[:side // 6], fill=(40, 40, 40), font=font(10))
     return np.concatenate([np.asarray(head), body], axis=0)

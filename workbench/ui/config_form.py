@@ -8,6 +8,7 @@ only collects values: `workbench.config` validates them, and names the field at 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 from PySide6.QtCore import Signal
@@ -47,10 +48,13 @@ def group_of(cls: type[TrainConfig], name: str) -> str:
 class ConfigForm(QWidget):
     changed = Signal()
 
-    def __init__(self, cls: type[TrainConfig]) -> None:
+    def __init__(self, cls: type[TrainConfig], choices: Mapping[str, list[str]] | None = None) -> None:
+        """`choices` offers a list for free-text fields known elsewhere (the registered datasets)."""
         super().__init__()
         self.cls = cls
         self.specs = {spec.name: spec for spec in cls.field_specs()}
+        for name, options in (choices or {}).items():
+            self.specs[name] = dataclasses.replace(self.specs[name], choices=tuple(options))
         self.widgets: dict[str, QWidget] = {}
         self._tooltips: dict[str, str] = {}
         groups: dict[str, QFormLayout] = {}

@@ -199,6 +199,8 @@ class MainWindow(QMainWindow):
         self.export_action = action("Export…", lambda: self.export_selected(), "Ctrl+E",
                                     "write the selected finished run's model as safetensors, ONNX, .pt2 (Ctrl+E)")
         refresh = action("Refresh", self.poll, QKeySequence.StandardKey.Refresh)
+        self.datasets_action = action("Datasets…", lambda: self.open_datasets(), "Ctrl+Shift+D",
+                                      "browse, add and preview datasets (your own image folders, CIFAR)")
         quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.parallel = QSpinBox()
         self.parallel.setRange(1, 32)
@@ -210,7 +212,7 @@ class MainWindow(QMainWindow):
         bar.setMovable(False)
         self.addToolBar(bar)
         for a in (self.new_action, self.duplicate_action, self.cancel_action, self.resume_action,
-                  self.delete_action, self.export_action, self.folder_action):
+                  self.delete_action, self.export_action, self.folder_action, self.datasets_action):
             bar.addAction(a)
         bar.addSeparator()
         bar.addWidget(QLabel(" parallel runs "))
@@ -222,6 +224,7 @@ class MainWindow(QMainWindow):
         run_menu = menus.addMenu("&Run")
         for a in (self.cancel_action, self.resume_action, self.delete_action, self.export_action, self.folder_action):
             run_menu.addAction(a)
+        menus.addMenu("&Data").addAction(self.datasets_action)
         menus.addMenu("&View").addAction(refresh)
 
     def _set_parallel(self, value: int) -> None:
@@ -355,6 +358,14 @@ class MainWindow(QMainWindow):
         self.export_dialog.finished.connect(lambda _: self.poll())
         self.export_dialog.show()
         return self.export_dialog
+
+    def open_datasets(self):
+        from workbench.ui.datasets_dialog import DatasetsDialog
+
+        self.load()
+        self.datasets_dialog = DatasetsDialog(self.store, self)
+        self.datasets_dialog.show()
+        return self.datasets_dialog
 
     def open_folder(self) -> None:
         for run in self.selected_runs()[-1:]:

@@ -35,7 +35,7 @@ from workbench.config import (
     config_class,
     config_from_dict,
 )
-from workbench.data import check_dataset
+from workbench.data import check_dataset, dataset_names
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import create_run
 from workbench.store import Run, RunStatus, Store
@@ -115,7 +115,7 @@ class NewRunDialog(QDialog):
         if self.form is not None and self.form.cls.method == method:
             return
         cls = config_class(method)
-        self.form = ConfigForm(cls)
+        self.form = ConfigForm(cls, choices={"dataset": dataset_names(self.store)})
         self.scroll.setWidget(self.form)
         self._build_parent_pickers(cls, parents or {})
         if values is not None:

@@ -1,0 +1,196 @@
+"""`DatasetsDialog`: the datasets runs can use: browse them (classes, counts, image sizes), see
+thumbnails with their class names and the files that were skipped and why, register a folder
+or CIFAR download, or forget one. Scanning and thumbnails run off the GUI thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.data import BUILTIN_DATASETS, KIND_HELP, KINDS
+from workbench.store import Store
+from workbench.ui.tasks import Tasks
+
+
+def to_pixmap(pixels) -> QPixmap:
+    """[H, W, 3] uint8 numpy -> QPixmap (copied, so the array may go)."""
+    h, w, _ = pixels.shape
+    return QPixmap.fromImage(QImage(pixels.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy())
+
+
+class DatasetsDialog(QDialog):
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Datasets")
+        self.store = store
+        self.tasks = Tasks(self)
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["name", "kind", "classes", "images", "skipped", "path"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._show_selected)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.thumbnails = QLabel("select a dataset")
+        self.thumbnails.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        scroll = QScrollArea()
+        scroll.setWidget(self.thumbnails)
+        scroll.setWidgetResizable(True)
+        self.problems = QListWidget()
+
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("a name for --set dataset=NAME")
+        self.kind = QComboBox()
+        for kind in KINDS:
+            self.kind.addItem(kind, kind)
+            self.kind.setItemData(self.kind.count() - 1, KIND_HELP[kind], Qt.ItemDataRole.ToolTipRole)
+        self.path = QLineEdit()
+        self.val_path = QLineEdit()
+        self.val_path.setPlaceholderText("optional: a separate validation folder")
+        self.val_fraction = QDoubleSpinBox()
+        self.val_fraction.setRange(0.01, 0.89)
+        self.val_fraction.setSingleStep(0.05)
+        self.val_fraction.setValue(0.1)
+        self.add_button = QPushButton("Register")
+        self.add_button.clicked.connect(self.register)
+        self.remove_button = QPushButton("Forget selected")
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Name", self.name)
+        form.addRow("Kind", self.kind)
+        form.addRow("Folder", self._with_browse(self.path))
+        form.addRow("Validation", self._with_browse(self.val_path))
+        form.addRow("Held out", self.val_fraction)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.remove_button)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.addWidget(self.table, 1)
+        left_layout.addWidget(QLabel("<b>Add a dataset</b>"))
+        left_layout.addLayout(form)
+        left_layout.addLayout(buttons)
+        left_layout.addWidget(self.status)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.addWidget(self.summary)
+        right_layout.addWidget(scroll, 3)
+        right_layout.addWidget(QLabel("Skipped files"))
+        right_layout.addWidget(self.problems, 1)
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setSizes([480, 620])
+        QVBoxLayout(self).addWidget(splitter)
+        self.resize(1150, 720)
+        self.refresh()
+
+    def _with_browse(self, edit: QLineEdit) -> QWidget:
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(edit, 1)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(lambda: edit.setText(QFileDialog.getExistingDirectory(self, "Folder", edit.text())
+                                                    or edit.text()))
+        layout.addWidget(browse)
+        return row
+
+    def refresh(self) -> None:
+        rows = [(name, "built in", "10", "6000", "0", desc) for name, desc in BUILTIN_DATASETS.items()]
+        for d in self.store.list_datasets():
+            rows.append((d.name, d.kind, str(len(d.stats.get("classes", []))) if d.kind != "unlabeled" else "-",
+                         str(d.stats.get("images") or "?"), str(d.stats.get("skipped", 0)), d.path))
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                self.table.setItem(r, c, QTableWidgetItem(value))
+        self.table.resizeColumnsToContents()
+
+    def selected_name(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.table.item(rows[0].row(), 0).text() if rows else None
+
+    def _show_selected(self) -> None:
+        from workbench.data.preview import thumbnail_grid
+
+        name = self.selected_name()
+        if name is None:
+            return
+        record = self.store.get_dataset(name)
+        self.problems.clear()
+        if record is None:
+            self.summary.setText(f"<b>{name}</b> — {BUILTIN_DATASETS.get(name, '')}")
+        else:
+            stats = record.stats
+            classes = ", ".join(f"{c} ({n})" for c, n in zip(stats.get("classes", []), stats.get("per_class", []))) \
+                or ", ".join(stats.get("classes", [])) or "no labels"
+            sizes = (f" · width min/median/max {stats['width']} · height {stats['height']}" if stats.get("width")
+                     else "")
+            val = record.val_path or f"{record.val_fraction:.0%} of each class held out (seeded)"
+            self.summary.setText(f"<b>{name}</b> ({record.kind}) at {record.path}<br>{classes}<br>"
+                                 f"{stats.get('images') or '?'} images{sizes}<br>validation: {val}")
+            for path, why in stats.get("problems", []):
+                self.problems.addItem(f"{path} — {why}")
+        self.thumbnails.setText("loading thumbnails…")
+        self.tasks.submit(lambda: thumbnail_grid(self.store, name),
+                          lambda grid, n=name: self.selected_name() == n and self.thumbnails.setPixmap(to_pixmap(grid)),
+                          lambda msg: self.thumbnails.setText(f"no preview: {msg}"))
+
+    def register(self) -> None:
+        from workbench.data import registry
+
+        name, kind, path = self.name.text().strip(), self.kind.currentData(), self.path.text().strip()
+        val = self.val_path.text().strip()
+        fraction = self.val_fraction.value()
+        self.status.setText(f"scanning {path}… (every image is opened once)")
+        self.add_button.setEnabled(False)
+
+        def done(record) -> None:
+            self.add_button.setEnabled(True)
+            self.status.setText(f"registered {record.name}: {record.stats.get('images') or '?'} images, "
+                                f"{record.stats.get('skipped', 0)} skipped")
+            self.refresh()
+            for r in range(self.table.rowCount()):
+                if self.table.item(r, 0).text() == record.name:
+                    self.table.selectRow(r)
+
+        def failed(message: str) -> None:
+            self.add_button.setEnabled(True)
+            self.status.setText(f"<span style='color:#b3261e'>Not registered: {message}</span>")
+
+        self.tasks.submit(lambda: registry.register(self.store, name, kind, Path(path),
+                                                    val_path=Path(val) if val else None, val_fraction=fraction),
+                          done, failed)
+
+    def remove_selected(self) -> None:
+        name = self.selected_name()
+        if name and name not in BUILTIN_DATASETS:
+            self.store.remove_dataset(name)
+            self.refresh()
