@@ -1,48 +1,19 @@
 """Export a tiny ViT classifier and a tiny MAE encoder in every format, and load them again in
 a fresh Python that never imports the workbench."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
-from workbench.config import config_from_dict
-from workbench.engine.checkpoint import Checkpoints
+from tests.export.roundtrip import reload_and_compare
 from workbench.errors import WorkbenchError
 from workbench.export import CARD, FORMATS, exporter
 from workbench.export.exporter import export_run
 from workbench.jobs import create_run
 from workbench.jobs.worker import execute
-from workbench.methods import get_method
-from workbench.methods.base import DataInfo
 from workbench.store import Store
 
 pytestmark = pytest.mark.slow
-
-RELOAD = r"""
-import json, sys
-import numpy as np, onnxruntime, timm, torch
-folder, x_path = sys.argv[1], sys.argv[2]
-x = torch.from_numpy(np.load(x_path))
-out = {}
-model = timm.create_model("local-dir:" + folder, pretrained=True).eval()
-with torch.no_grad():
-    out["safetensors"] = model(x).numpy().tolist()
-session = onnxruntime.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
-out["onnx"] = session.run(None, {"images": x.numpy()})[0].tolist()
-with torch.no_grad():
-    out["pt2"] = torch.export.load(folder + "/model.pt2").module()(x).numpy().tolist()
-cfg = json.load(open(folder + "/config.json"))
-out["label_names"] = cfg.get("label_names")
-out["mean"] = cfg["pretrained_cfg"]["mean"]
-assert not any(m == "workbench" or m.startswith("workbench.") for m in sys.modules), "workbench was imported"
-print(json.dumps(out))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +32,6 @@ def trained(tmp_path_factory, dataset_cache):
         yield store, runs, home, patch
 
 
-def _workbench_model(store: Store, run_id: int) -> torch.nn.Module:
-    """The exportable part exactly as the workbench itself builds and loads it."""
-    run = store.get_run(run_id)
-    state, _ = Checkpoints(store, run_id).latest_readable()
-    method = get_method(run.method)(config_from_dict(run.method, run.config), DataInfo(**state["data"]))
-    model = method.build()
-    model.load_state_dict(state["model"])
-    return method.exportable(model).eval()
-
-
 @pytest.mark.parametrize("method", ["vit", "mae"])
 def test_every_format_reloads_without_the_workbench(trained, method: str, tmp_path: Path) -> None:
     store, runs, _, _ = trained
@@ -84,17 +45,7 @@ def test_every_format_reloads_without_the_workbench(trained, method: str, tmp_pa
     assert f"method `{method}`" in card and "local-dir:" in card and "Final metrics" in card
     assert [a.name for a in store.artifacts(run_id, "export")][-3:] == list(FORMATS)
 
-    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(4))
-    np.save(tmp_path / "x.npy", x.numpy())
-    with torch.no_grad():
-        expected = _workbench_model(store, run_id)(x).numpy()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", RELOAD, str(folder), str(tmp_path / "x.npy")], capture_output=True,
-                          text=True, env=env, cwd=tmp_path, timeout=300)
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout.strip().splitlines()[-1])
-    for fmt in FORMATS:
-        assert np.abs(np.array(loaded[fmt]) - expected).max() <= 1e-4, fmt
+    expected, loaded = reload_and_compare(store, run_id, folder, tmp_path)
     assert expected.shape == ((3, 10) if method == "vit" else (3, 64))  # classifier logits / encoder features
     assert loaded["label_names"][:2] == ["circle", "ring"] and len(loaded["mean"]) == 3
 

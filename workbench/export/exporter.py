@@ -141,9 +141,11 @@ def as_timm(module: nn.Module) -> tuple[nn.Module, str]:
             mlp_ratio=module.blocks[0].mlp.fc1.out_features / module.embed_dim, num_classes=module.num_classes,
             global_pool=module.global_pool, fc_norm=not isinstance(module.fc_norm, nn.Identity),
             pos_embed="none" if module.pos_embed is None else "learn")
-    elif getattr(module, "pretrained_cfg", None):
+    elif getattr(module, "pretrained_cfg", None):  # made by timm.create_model, which recorded its arguments
+        from timm.models._input import get_model_args
+
         architecture = module.pretrained_cfg["architecture"]
-        args = {"num_classes": module.num_classes}
+        args = get_model_args(module)
     else:
         raise WorkbenchError(f"a {type(module).__name__} is not a timm architecture, so it cannot be exported")
     rebuilt = timm.create_model(architecture, pretrained=False, **args)
