@@ -153,7 +153,7 @@ def _launch(store: Store, run_id: int, wait: bool) -> int:
         return 0
     status = _follow(store, runner, run_id)
     run = store.get_run(run_id)
-    print(f"run {run_id} {status}" + "".join(f"  {k}={v:.4f}" for k, v in run.summary.items()), file=sys.stderr)
+    print(f"run {run_id} {status}" + "".join(f"  {k}={fmt.number(v)}" for k, v in run.summary.items()), file=sys.stderr)
     if run.error:
         print(run.error, file=sys.stderr)
     return 0 if status == RunStatus.FINISHED else 1

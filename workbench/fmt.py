@@ -23,6 +23,11 @@ def duration(run: Run) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def number(value: float) -> str:
+    """Counts (parameters) as '95,478', everything else (accuracies, losses) to four decimals."""
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 1000 else f"{value:.4f}"
+
+
 def key_value(run: Run) -> float | None:
     """The newest value of the method's key metric, or None before the first evaluation."""
     return run.summary.get(config_class(run.method).key_metric)
@@ -31,7 +36,7 @@ def key_value(run: Run) -> float | None:
 def key_metric(run: Run) -> str:
     """'val/top1=0.8312' for the method's key metric, or '' before the first evaluation."""
     value = key_value(run)
-    return "" if value is None else f"{config_class(run.method).key_metric}={value:.4f}"
+    return "" if value is None else f"{config_class(run.method).key_metric}={number(value)}"
 
 
 def higher_is_better(key: str) -> bool:

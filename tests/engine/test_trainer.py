@@ -5,10 +5,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from workbench.config import make_config
 from workbench.engine.checkpoint import Checkpoints
 from workbench.engine.trainer import StopFlag, train
 from workbench.errors import WorkbenchError
 from workbench.jobs import create_run
+from workbench.methods import get_method
+from workbench.methods.base import DataInfo
 from workbench.store import RunStatus, Store
 
 FAST = ["max_steps=30", "eval_every=10", "checkpoint_every=10", "log_every=5", "batch_size=32"]
@@ -27,7 +30,10 @@ def test_train_reports_metrics_images_and_keeps_two_checkpoints(store: Store) ->
     assert train(store, run.id, log=_quiet) == RunStatus.FINISHED
     row = store.get_run(run.id)
     assert (row.step, row.total_steps, row.device) == (30, 30, "cpu")
-    assert set(row.summary) == {"val/loss", "val/top1"}
+    assert set(row.summary) == {"params", "val/loss", "val/top1"}
+    info = DataInfo([str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3, 32)
+    built = get_method("vit")(make_config("vit", "tiny"), info).build()
+    assert row.summary["params"] == sum(p.numel() for p in built.parameters())
     keys = set(store.metric_keys(run.id))
     assert {"train/loss", "train/top1", "train/lr", "train/images_per_s", "train/data_wait", "val/loss",
             "val/top1"} <= keys

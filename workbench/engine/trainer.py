@@ -123,6 +123,9 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     store.update_run(run_id, total_steps=plan.total, step=step)
 
     reporter = Reporter(store, run_id)
+    params = sum(p.numel() for p in model.parameters())
+    reporter.summary({"params": params})
+    log(f"model: {params:,} parameters")
     transform = BatchTransform(data.mean, data.std, device, cfg.augment, cfg.mixup, data.num_classes)
     snap_batch = _fixed_batch(data, cfg, transform, device)
 

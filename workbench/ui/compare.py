@@ -53,8 +53,9 @@ class CompareView(QWidget):
         metrics = sorted({k for r in runs for k in r.summary}, key=lambda k: (k not in first, k))
         extremes = {r.id: self.store.metric_extremes(r.id) for r in runs}
         columns = ["run", "method", *differing]
+        tracked = [k for k in metrics if k.startswith("val/")]  # a curve, so final and best differ
         for key in metrics:
-            columns += [f"{key} (final)", f"{key} (best)"]
+            columns += [f"{key} (final)", f"{key} (best)"] if key in tracked else [key]
         self.table.clear()
         self.table.setColumnCount(len(columns))
         self.table.setHorizontalHeaderLabels(columns)
@@ -65,7 +66,7 @@ class CompareView(QWidget):
             for key in metrics:
                 low, high = extremes[run.id].get(key, (None, None))
                 best = high if fmt.higher_is_better(key) else low
-                values += [run.summary.get(key, ""), "" if best is None else best]
+                values += [run.summary.get(key, "")] + (["" if best is None else best] if key in tracked else [])
             for col, value in enumerate(values):
                 self.table.setItem(row, col, _Cell(value))
         self.table.resizeColumnsToContents()
