@@ -92,6 +92,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=cmd_export)
 
+    i = sub.add_parser("inspect", help="what a trained run does with one image: reconstructions, attention maps")
+    i.add_argument("view", choices=("reconstruct", "attention"))
+    i.add_argument("run", type=int)
+    i.add_argument("--image", default="val:0", help="val:N (the N-th validation image) or an image file")
+    i.add_argument("--step", type=int, help="which checkpoint (default: the newest readable one)")
+    i.add_argument("--ratio", type=float, help="reconstruct: mask ratio (default: the run's)")
+    i.add_argument("--strategy", help="reconstruct: random, block or grid (default: the run's)")
+    i.add_argument("--seed", type=int, default=0, help="reconstruct: seed of the mask")
+    i.add_argument("--out", required=True, help="PNG file to write")
+    i.add_argument("--json", action="store_true", help="print the result as JSON")
+    i.set_defaults(func=cmd_inspect)
+
     ds = sub.add_parser("datasets", help="list, add, show or remove datasets (your image folders, CIFAR)")
     ds_sub = ds.add_subparsers(dest="action")
     ds.set_defaults(func=cmd_datasets, action="list")
@@ -274,6 +286,28 @@ def cmd_export(args: argparse.Namespace) -> int:
         for fmt in formats:
             print(f"{fmt:<12} {'  '.join(files[fmt])}  (max abs diff {results[fmt]:.1e})")
         print(f"{'model card':<12} {out / CARD}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from workbench import inspect  # torch loads here, only for this command
+
+    store = Store()
+    if args.view == "reconstruct":
+        image, info = inspect.reconstruct(store, args.run, args.image, ratio=args.ratio, strategy=args.strategy,
+                                          seed=args.seed, step=args.step)
+    else:
+        image, info = inspect.attention(store, args.run, args.image, step=args.step)
+    out = Path(args.out).expanduser()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(out)
+    except (OSError, ValueError) as exc:
+        raise WorkbenchError(f"cannot write {out}: {exc}; choose another file (.png)") from None
+    info = {"run": args.run, "view": args.view, "image": args.image, "out": str(out), **info}
+    print(json.dumps(info) if args.json else "  ".join(f"{k}={v}" for k, v in info.items()))
     return 0
 
 

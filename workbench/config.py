@@ -77,6 +77,11 @@ class TrainConfig:
     key_metric_higher_is_better: ClassVar[bool] = True
     # whether the method learns from labels (unlabelled datasets suit pre-training methods only)
     needs_labels: ClassVar[bool] = True
+    # masked methods: (ratio field, strategy field or None for always random, exact count per image)
+    mask_fields: ClassVar[tuple[str, str | None, bool] | None] = None
+    # what the GUI's Inspect view can do with a trained run: "attention" (a ViT inside),
+    # "reconstruct" (the method's `reconstruct(model, images, mask)` gives image panels)
+    inspections: ClassVar[tuple[str, ...]] = ()
 
     dataset: str = param("shapes", "dataset name; 'shapes' is the built-in procedural set")
     image_size: int = param(32, "image side in pixels (square)", min=8, max=1024)
@@ -133,6 +138,14 @@ class TrainConfig:
         if self.mixup and not self.needs_labels:
             raise ConfigError("mixup", f"mixup blends labels, and method {self.method} learns without labels; "
                                        f"set mixup=0")
+
+    def mask_spec(self) -> tuple[str, float, bool] | None:
+        """(strategy, ratio, exact count) of the masks this run trains with; None if it masks nothing.
+        The training code and the GUI's mask preview both read it, so they mask alike."""
+        if self.mask_fields is None:
+            return None
+        ratio, strategy, exact = self.mask_fields
+        return getattr(self, strategy) if strategy else "random", getattr(self, ratio), exact
 
     def required_parents(self) -> dict[str, tuple[str, ...]]:
         """Parent roles this config needs (some methods need one only in some modes)."""
@@ -192,6 +205,8 @@ class TrainConfig:
 @dataclass(kw_only=True)
 class ViTBackboneConfig(TrainConfig):
     """The ViT encoder shape shared by every ViT-family method."""
+
+    inspections: ClassVar[tuple[str, ...]] = ("attention",)
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # about a minute on a 2-core laptop CPU with the built-in 32 px shapes
@@ -261,6 +276,8 @@ class MaeConfig(ViTBackboneConfig):
     needs_labels: ClassVar[bool] = False
     key_metric: ClassVar[str] = "val/loss"
     key_metric_higher_is_better: ClassVar[bool] = False
+    mask_fields: ClassVar[tuple[str, str | None, bool] | None] = ("mask_ratio", "mask_strategy", True)  # equal counts batch
+    inspections: ClassVar[tuple[str, ...]] = ("attention", "reconstruct")
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": dict(decoder_width=48, decoder_depth=1, decoder_heads=3, epochs=8, lr=2e-3, adam_beta2=0.95),
         "small": {},
@@ -432,6 +449,7 @@ class BeitConfig(ViTBackboneConfig):
     parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {"tokenizer": ("dvae",)}
     inherits: ClassVar[dict[str, tuple[str, ...]]] = {"tokenizer": ("image_size", "patch_size")}
     key_metric: ClassVar[str] = "val/mask_acc"
+    mask_fields: ClassVar[tuple[str, str | None, bool] | None] = ("mask_ratio", "mask_strategy", False)  # up to the ratio
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": dict(epochs=8, lr=2e-3),
         "small": {},
@@ -454,6 +472,7 @@ class MppConfig(ViTBackboneConfig):
     needs_labels: ClassVar[bool] = False
     key_metric: ClassVar[str] = "val/loss"
     key_metric_higher_is_better: ClassVar[bool] = False
+    mask_fields: ClassVar[tuple[str, str | None, bool] | None] = ("corrupt_ratio", None, True)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": dict(epochs=8, lr=2e-3),
         "small": {},

@@ -10,11 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.config import config_from_dict
-from workbench.engine.checkpoint import Checkpoints
+from workbench.engine.checkpoint import load_trained
 from workbench.export import FORMATS
-from workbench.methods import get_method
-from workbench.methods.base import DataInfo
 from workbench.store import Store
 
 RELOAD = r"""
@@ -40,12 +37,8 @@ print(json.dumps(out))
 
 def workbench_model(store: Store, run_id: int) -> torch.nn.Module:
     """The exportable part exactly as the workbench itself builds and loads it."""
-    run = store.get_run(run_id)
-    state, _ = Checkpoints(store, run_id).latest_readable()
-    method = get_method(run.method)(config_from_dict(run.method, run.config), DataInfo(**state["data"]))
-    model = method.build()
-    model.load_state_dict(state["model"])
-    return method.exportable(model).eval()
+    trained = load_trained(store, run_id)
+    return trained.method.exportable(trained.model).eval()
 
 
 def reload_and_compare(store: Store, run_id: int, folder: Path, tmp_path: Path) -> tuple[np.ndarray, dict]:

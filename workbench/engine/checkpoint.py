@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from workbench import paths
-from workbench.store import Artifact, Store
+from workbench.errors import WorkbenchError
+from workbench.store import Artifact, Run, Store
+
+if TYPE_CHECKING:
+    from workbench.methods.base import DataInfo, Method
 
 KIND = "checkpoint"
 
@@ -55,9 +60,12 @@ class Checkpoints:
         self.store.delete_artifacts([a.id for a in old])
         return path
 
-    def latest_readable(self) -> tuple[dict[str, Any], Artifact] | None:
-        """The newest checkpoint that loads; unreadable or missing ones are reported and skipped."""
+    def latest_readable(self, step: int | None = None) -> tuple[dict[str, Any], Artifact] | None:
+        """The newest checkpoint that loads (the one at `step`, if given); unreadable or missing
+        ones are reported and skipped."""
         for art in reversed(self.store.artifacts(self.run_id, KIND)):
+            if step is not None and art.step != step:
+                continue
             path = self.store.abspath(art)
             try:
                 return read(path), art
@@ -66,3 +74,44 @@ class Checkpoints:
             except Exception as exc:  # a torn or corrupted file: fall back to the previous one
                 print(f"checkpoint {path} is unreadable ({exc}); trying an older one", file=sys.stderr)
         return None
+
+
+@dataclass
+class Trained:
+    """A run's model rebuilt through its method and loaded from one of its checkpoints."""
+
+    run: Run
+    method: Method
+    model: torch.nn.Module
+    data: DataInfo
+    step: int
+
+
+def load_trained(store: Store, run_id: int, step: int | None = None) -> Trained:
+    """The run's whole model (eval mode) from its newest readable checkpoint, or the one at `step`.
+    Parent runs only shape the model here: its own checkpoint holds every weight."""
+    from workbench.config import config_from_dict
+    from workbench.methods import get_method
+    from workbench.methods.base import DataInfo, ParentRun
+
+    run = store.get_run(run_id)
+    found = Checkpoints(store, run_id).latest_readable(step)
+    if found is None:
+        which = f"at step {step}" if step is not None else "left (deleted?)"
+        raise WorkbenchError(f"run {run_id} has no readable checkpoint {which}; pick another checkpoint or "
+                             f"resume the run to write one")
+    state, art = found
+    cfg = config_from_dict(run.method, run.config, strict=False)
+    if "data" in state:
+        data = DataInfo(**state["data"])
+    else:  # checkpoints from before the data description was stored in them
+        from workbench.data.loading import load_data
+
+        bundle = load_data(cfg, store)
+        data = DataInfo(bundle.classes, bundle.mean, bundle.std, bundle.image_size)
+    parents = {role: ParentRun(p.id, p.method, config_from_dict(p.method, p.config, strict=False), lambda: None)
+               for role, p in store.parents(run_id).items()}
+    method = get_method(run.method)(cfg, data, parents)
+    model = method.build()
+    model.load_state_dict(state["model"])
+    return Trained(run, method, model.eval(), data, art.step)

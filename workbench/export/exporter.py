@@ -27,12 +27,10 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from workbench.config import config_from_dict
-from workbench.engine.checkpoint import Checkpoints
+from workbench.engine.checkpoint import load_trained
 from workbench.errors import WorkbenchError
 from workbench.export import CARD, FILES, FORMATS
-from workbench.methods import get_method
-from workbench.methods.base import DataInfo, ParentRun
+from workbench.methods.base import DataInfo
 from workbench.store import Run, RunStatus, Store
 
 TOLERANCE = 1e-4  # fp32 max abs difference the reloaded model may show
@@ -101,28 +99,10 @@ def load_exportable(store: Store, run_id: int) -> Exported:
     if run.status != RunStatus.FINISHED:
         raise WorkbenchError(f"run {run_id} is {run.status}; only finished runs can be exported "
                              f"(wait for it to finish, or resume it)")
-    found = Checkpoints(store, run_id).latest_readable()
-    if found is None:
-        raise WorkbenchError(f"run {run_id} has no readable checkpoint left (deleted?); there is nothing to export")
-    state, art = found
-    cfg = config_from_dict(run.method, run.config, strict=False)
-    if "data" in state:
-        data = DataInfo(**state["data"])
-    else:  # checkpoints from before the data description was stored in them
-        from workbench.data.loading import load_data
-
-        bundle = load_data(cfg, store)
-        data = DataInfo(bundle.classes, bundle.mean, bundle.std, bundle.image_size)
-    # parents only shape the model here: its own checkpoint holds every weight
-    parents = {role: ParentRun(p.id, p.method, config_from_dict(p.method, p.config, strict=False), lambda: None)
-               for role, p in store.parents(run_id).items()}
-    method = get_method(run.method)(cfg, data, parents)
-    model = method.build()
-    model.load_state_dict(state["model"])
-    module = method.exportable(model).eval()
-    timm_model, architecture = as_timm(module)
-    return Exported(timm_model, architecture, run, data, dict(run.summary),
-                    {role: p.run_id for role, p in parents.items()}, art.step)
+    trained = load_trained(store, run_id)
+    timm_model, architecture = as_timm(trained.method.exportable(trained.model).eval())
+    return Exported(timm_model, architecture, run, trained.data, dict(run.summary),
+                    {role: p.id for role, p in store.parents(run_id).items()}, trained.step)
 
 
 def as_timm(module: nn.Module) -> tuple[nn.Module, str]:

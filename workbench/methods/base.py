@@ -112,15 +112,11 @@ class MaskedMethod(Method):
 
     _eval_rng: np.random.Generator | None = None
 
-    def mask_spec(self) -> tuple[str, float, bool]:
-        """(strategy, ratio, exact count) of this method's masks."""
-        raise NotImplementedError
-
     def mask(self, batch: int, device: torch.device, rng: np.random.Generator | None = None) -> Tensor:
         """A bool mask [batch, N] (True = masked) on `device`."""
         from workbench.data.masking import make_mask
 
-        strategy, ratio, exact = self.mask_spec()
+        strategy, ratio, exact = self.cfg.mask_spec()
         grid = self.cfg.image_size // self.cfg.patch_size
         rng = rng or self._eval_rng or np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,))))
         return torch.from_numpy(make_mask(strategy, batch, (grid, grid), ratio, rng, exact=exact)).to(device)

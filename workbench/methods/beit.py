@@ -53,9 +53,6 @@ class BeitMethod(MaskedMethod):
         tokenizer = load_parent_module(self.parents["tokenizer"], self.data)
         return BeitPretrain(self.cfg, tokenizer)
 
-    def mask_spec(self) -> tuple[str, float, bool]:
-        return self.cfg.mask_strategy, self.cfg.mask_ratio, False  # blockwise: up to the ratio
-
     def step(self, model: BeitPretrain, batch: Batch) -> dict[str, Tensor]:
         images = batch[0]
         mask = self.mask(images.shape[0], images.device)

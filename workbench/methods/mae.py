@@ -106,9 +106,6 @@ class MaeMethod(MaskedMethod):
     def build(self) -> MaskedAutoencoder:
         return MaskedAutoencoder(self.cfg)
 
-    def mask_spec(self) -> tuple[str, float, bool]:
-        return self.cfg.mask_strategy, self.cfg.mask_ratio, True  # equal counts: visible tokens batch
-
     def step(self, model: MaskedAutoencoder, batch: Batch) -> dict[str, Tensor]:
         images = batch[0]
         loss, _ = model(images, self.mask(images.shape[0], images.device), self.cfg.norm_pix_loss)

@@ -83,9 +83,6 @@ class MppMethod(MaskedMethod):
     def build(self) -> MppModel:
         return MppModel(self.cfg)
 
-    def mask_spec(self) -> tuple[str, float, bool]:
-        return "random", self.cfg.corrupt_ratio, True
-
     def pixels(self, images: Tensor) -> Tensor:
         """Normalised images -> pixels in [0, 1] (colour targets are defined on real colours)."""
         mean = torch.tensor(self.data.mean, device=images.device).view(1, 3, 1, 1)
