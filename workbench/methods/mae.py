@@ -18,10 +18,9 @@ from torch import Tensor, nn
 from workbench.config import MaeConfig
 from workbench.methods.base import Batch, MaskedMethod
 from workbench.methods.vit import build_vit, freeze_sincos_2d, patchify, unpatchify
-from workbench.methods.viz import labelled_grid
+from workbench.methods.viz import MASK_GREY, labelled_grid
 
 SNAPSHOT_IMAGES = 8
-MASK_GREY = 110
 
 
 class MaskedAutoencoder(nn.Module):

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 GOOD = (40, 170, 80)
 BAD = (215, 50, 50)
+MASK_GREY = 110  # masked patches, in reconstructions and in the GUI's mask preview alike
 
 
 @functools.lru_cache(maxsize=4)

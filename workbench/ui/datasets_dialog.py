@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -30,13 +29,8 @@ from PySide6.QtWidgets import (
 
 from workbench.data import BUILTIN_DATASETS, KIND_HELP, KINDS
 from workbench.store import Store
+from workbench.ui.image_view import to_pixmap
 from workbench.ui.tasks import Tasks
-
-
-def to_pixmap(pixels) -> QPixmap:
-    """[H, W, 3] uint8 numpy -> QPixmap (copied, so the array may go)."""
-    h, w, _ = pixels.shape
-    return QPixmap.fromImage(QImage(pixels.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy())
 
 
 class DatasetsDialog(QDialog):

@@ -1,18 +1,14 @@
 """`ExportDialog`: write a finished run's model as files other tools load.
 
-The export itself (which imports torch and verifies every file) runs in a separate process,
-`workbench export … --json`, so the window stays responsive and torch-free; its progress
+The export itself (which imports torch and verifies every file) runs in a separate process
+(`workbench export … --json` through `CliProcess`), so the window stays responsive and torch-free; its progress
 lines appear in the dialog. Files that already exist are only replaced after asking.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 
-from PySide6.QtCore import QProcess
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -31,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from workbench import paths
 from workbench.export import CARD, FILES, FORMATS
+from workbench.ui.cli_process import CliProcess
 
 LABELS = {"safetensors": "safetensors + config.json (timm)", "onnx": "ONNX (onnxruntime)",
           "pt2": "torch.export program (.pt2)"}
@@ -42,7 +39,10 @@ class ExportDialog(QDialog):
         self.setWindowTitle(f"Export run {run_id}")
         self.run_id = run_id
         self.result: dict | None = None
-        self.process: QProcess | None = None
+        self.process = CliProcess(self)
+        self.process.progress.connect(self.output.appendPlainText)
+        self.process.done.connect(self._finished)
+        self.process.failed.connect(lambda reason: self._finished(None, reason))
         self.boxes = {fmt: QCheckBox(LABELS[fmt]) for fmt in FORMATS}
         for box in self.boxes.values():
             box.setChecked(True)
@@ -95,39 +95,19 @@ class ExportDialog(QDialog):
                 self, "Replace files?", f"{len(existing)} file(s) in {folder} would be replaced, such as "
                                         f"{existing[0].name}. Replace them?") != QMessageBox.StandardButton.Yes:
             return False
-        args = ["-m", "workbench.cli", "export", str(self.run_id), "--format", *formats, "--out", str(folder),
-                "--json", *(["--overwrite"] if overwrite else [])]
-        self.process = QProcess(self)
-        self.process.setProcessEnvironment(self._environment())
-        self.process.readyReadStandardError.connect(self._progress)
-        self.process.finished.connect(self._finished)
         self.output.clear()
         self.busy.show()
         self.export_button.setEnabled(False)
-        self.process.start(sys.executable, args)
+        self.process.start(["export", str(self.run_id), "--format", *formats, "--out", str(folder), "--json",
+                            *(["--overwrite"] if overwrite else [])])
         return True
 
-    @staticmethod
-    def _environment():
-        from PySide6.QtCore import QProcessEnvironment
-
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("WORKBENCH_HOME", str(paths.home()))
-        if os.environ.get("WORKBENCH_DATASETS"):
-            env.insert("WORKBENCH_DATASETS", os.environ["WORKBENCH_DATASETS"])
-        return env
-
-    def _progress(self) -> None:
-        text = bytes(self.process.readAllStandardError()).decode(errors="replace")
-        self.output.appendPlainText(text.rstrip())
-
-    def _finished(self, code: int, _status: object) -> None:
+    def _finished(self, result: dict | None, reason: str = "") -> None:
         self.busy.hide()
         self.export_button.setEnabled(True)
-        out = bytes(self.process.readAllStandardOutput()).decode(errors="replace").strip()
-        if code == 0 and out:
-            self.result = json.loads(out)
-            files = [f for names in self.result["files"].values() for f in names] + [self.result["model_card"]]
+        if result is not None:
+            self.result = result
+            files = [f for names in result["files"].values() for f in names] + [result["model_card"]]
             self.output.appendPlainText("\nWritten and verified:\n" + "\n".join(files))
         else:
-            self.output.appendPlainText("\nExport failed; nothing was written.")
+            self.output.appendPlainText(f"\nExport failed ({reason}); nothing was written.")

@@ -4,6 +4,8 @@ Pick a method (each with its one-line description), a preset, the parent runs it
 (only finished runs of the allowed methods are offered) and edit the generated form. Every
 change is validated by the same code the CLI uses; until the config is valid, Start stays
 disabled and the reason is shown under the form, with the offending field outlined.
+Masked methods get a live mask preview on real images of the chosen dataset, in step with the
+form's mask ratio and strategy.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -40,6 +43,8 @@ from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import create_run
 from workbench.store import Run, RunStatus, Store
 from workbench.ui.config_form import ConfigForm
+from workbench.ui.mask_preview import MaskPreview
+from workbench.ui.tasks import Tasks
 
 NO_PARENT = "(none)"
 
@@ -54,6 +59,8 @@ class NewRunDialog(QDialog):
         self.created: Run | None = None
         self.form: ConfigForm | None = None
         self.parent_boxes: dict[str, QComboBox] = {}
+        self.tasks = Tasks(self)
+        self.preview_images_for: tuple[str, int] | None = None  # (dataset, size) of the preview's images
 
         self.methods = QListWidget()
         for m in METHOD_CONFIGS:
@@ -94,6 +101,11 @@ class NewRunDialog(QDialog):
         right_layout.addLayout(head)
         right_layout.addLayout(self.parents_layout)
         right_layout.addWidget(self.scroll, 1)
+        self.mask_preview = MaskPreview()
+        self.mask_preview.changed.connect(self._preview_to_form)
+        self.mask_box = QGroupBox("Masking preview — exactly what training masks, on images of the dataset")
+        QVBoxLayout(self.mask_box).addWidget(self.mask_preview)
+        right_layout.addWidget(self.mask_box)
         right_layout.addWidget(self.error)
         right_layout.addWidget(self.buttons)
         splitter = QSplitter()
@@ -124,8 +136,16 @@ class NewRunDialog(QDialog):
             self.preset.setCurrentText(preset)
             self.apply_preset()
         self.form.changed.connect(self.validate)
+        self.form.changed.connect(self._form_to_preview)
+        self.mask_box.setVisible(cls.mask_fields is not None)
+        if cls.mask_fields is not None:
+            specs = {spec.name: spec for spec in cls.field_specs()}
+            ratio, strategy, _ = cls.mask_fields
+            self.mask_preview.set_choices(specs[strategy].choices if strategy else ("random",),
+                                          (specs[ratio].min, specs[ratio].max))
         self._apply_inherited()
         self.validate()
+        self._form_to_preview()
 
     def _build_parent_pickers(self, cls: type, chosen: Mapping[str, int]) -> None:
         while self.parents_layout.rowCount():
@@ -170,6 +190,36 @@ class NewRunDialog(QDialog):
                 locked.update({k: f"taken from the {role} run {run_id}" for k in names})
         self.form.lock(locked)
         self.validate()
+
+    # ----------------------------------------------------------- mask preview
+    def _form_to_preview(self) -> None:
+        """Follow the form: grid, ratio, strategy; fresh sample images when dataset or size change."""
+        fields = self.form.cls.mask_fields
+        if fields is None:
+            return
+        try:
+            values = self.form.values()
+            size, patch = int(values["image_size"]), int(values["patch_size"])
+            ratio = float(values[fields[0]])
+        except (ConfigError, ValueError, KeyError):
+            return  # the form shows what is wrong
+        if size % patch:
+            return
+        self.mask_preview.configure(size // patch, patch, fields[2])
+        self.mask_preview.set_values(ratio, values[fields[1]] if fields[1] else "random")
+        wanted = (str(values["dataset"]), size)
+        if wanted != self.preview_images_for:
+            self.preview_images_for = wanted
+            from workbench.data.preview import samples
+
+            self.tasks.submit(lambda: [images[0] for _, images in samples(self.store, wanted[0], 1, wanted[1])][:5],
+                              lambda images: self.preview_images_for == wanted and self.mask_preview.set_images(images),
+                              lambda error: self.mask_preview.count.setText(f"no preview images: {error}"))
+
+    def _preview_to_form(self) -> None:
+        ratio_field, strategy_field, _ = self.form.cls.mask_fields
+        ratio, strategy, _ = self.mask_preview.values()
+        self.form.set_values({ratio_field: ratio, **({strategy_field: strategy} if strategy_field else {})})
 
     # ------------------------------------------------------------- validation
     def problem(self) -> ConfigError | None:

@@ -1,0 +1,89 @@
+"""`ZoomImage`: an image that zooms with the wheel (or +/-), fits on double-click, scrolls when
+larger than the view and saves as PNG; every inspection view shows its pictures with it."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPainter, QPixmap, QWheelEvent
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QWidget,
+)
+
+
+def to_pixmap(image: np.ndarray) -> QPixmap:
+    """[H, W, 3] uint8 -> QPixmap (copied, so the array may go)."""
+    image = np.ascontiguousarray(image[..., :3])
+    h, w = image.shape[:2]
+    return QPixmap.fromImage(QImage(image.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
+
+
+class ZoomImage(QGraphicsView):
+    def __init__(self, parent: QWidget | None = None, placeholder: str = "") -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.item = QGraphicsPixmapItem()
+        self.item.setTransformationMode(Qt.TransformationMode.FastTransformation)  # crisp patches when zoomed
+        self.scene().addItem(self.item)
+        self.text = self.scene().addText(placeholder)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        self.setToolTip("wheel or +/- to zoom, drag to pan, double-click to fit")
+        self.zoom = 1.0
+
+    def set_pixmap(self, pixmap: QPixmap | None, *, keep_zoom: bool = True) -> None:
+        """Show `pixmap` (None: the placeholder). The first picture is fitted to the view; later
+        ones keep the zoom, so stepping through snapshots does not jump."""
+        first = self.item.pixmap().isNull()
+        self.item.setPixmap(pixmap or QPixmap())
+        self.text.setVisible(pixmap is None)
+        self.scene().setSceneRect(self.item.boundingRect() if pixmap else self.text.boundingRect())
+        if pixmap is not None and (first or not keep_zoom):
+            self.fit()
+
+    def set_placeholder(self, text: str) -> None:
+        self.text.setPlainText(text)
+        self.set_pixmap(None)
+
+    def fit(self) -> None:
+        if self.item.pixmap().isNull():
+            return
+        self.resetTransform()
+        rect = self.item.boundingRect()
+        scale = min(self.viewport().width() / max(rect.width(), 1), self.viewport().height() / max(rect.height(), 1))
+        self.zoom = max(0.1, min(scale * 0.98, 8.0))
+        self.scale(self.zoom, self.zoom)
+
+    def zoom_by(self, factor: float) -> None:
+        factor = max(0.1, min(self.zoom * factor, 16.0)) / self.zoom
+        self.zoom *= factor
+        self.scale(factor, factor)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        self.zoom_by(1.25 if event.angleDelta().y() > 0 else 0.8)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.key() in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.zoom_by(1.25)
+        elif event.key() == Qt.Key.Key_Minus:
+            self.zoom_by(0.8)
+        else:
+            super().keyPressEvent(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
+        self.fit()
+
+    def save(self, path: str | None = None) -> str | None:
+        """Save the shown picture (at its own resolution) as PNG; asks for a file when `path` is None."""
+        if self.item.pixmap().isNull():
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save image", "image.png", "PNG image (*.png)")
+            if not path:
+                return None
+        return path if self.item.pixmap().save(path, "PNG") else None
