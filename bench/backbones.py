@@ -30,7 +30,7 @@ def main() -> None:
     for label, method, overrides in MODELS:
         run_id = train_tiny(store, method, [*overrides, f"epochs={args.epochs}"], name=label)
         run = store.get_run(run_id)
-        speeds = [row.value for row in store.metrics(run_id, key="train/images_per_s")]
+        speeds = [value for _, _, _, _, value, _ in store.metrics(run_id, key="train/images_per_s")]
         result[f"{label}_params"] = run.summary["params"]
         result[f"{label}_top1"] = round(run.summary["val/top1"], 4)
         result[f"{label}_images_per_s"] = round(statistics.median(speeds), 1)

@@ -123,9 +123,9 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     store.update_run(run_id, total_steps=plan.total, step=step)
 
     reporter = Reporter(store, run_id)
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)  # not a frozen teacher or encoder
     reporter.summary({"params": params})
-    log(f"model: {params:,} parameters")
+    log(f"model: {params:,} trained parameters ({sum(p.numel() for p in model.parameters()):,} in all)")
     transform = BatchTransform(data.mean, data.std, device, cfg.augment, cfg.mixup, data.num_classes)
     snap_batch = _fixed_batch(data, cfg, transform, device)
 

@@ -134,7 +134,10 @@ class MainWindow(QMainWindow):
         from workbench.ui.compare import CompareView
         from workbench.ui.curves import CurvesView
         from workbench.ui.details import RunDetailsView
+        from workbench.ui.distill_view import DistillView
+        from workbench.ui.inspect_view import InspectView
         from workbench.ui.log_view import LogView
+        from workbench.ui.snapshots import SnapshotsView
 
         self.store = self._store or Store()
         self.runner = Runner(self.store, max_concurrent=self.parallel.value())
@@ -144,8 +147,12 @@ class MainWindow(QMainWindow):
         self.details.open_run.connect(self.select_run)
         self.log = LogView()
         self.compare = CompareView(self.store)
+        self.snapshots = SnapshotsView(self.store)
+        self.inspect = InspectView(self.store, self.tasks)
+        self.distill = DistillView(self.store)
         self.tabs.removeTab(0)
-        for widget, title in ((self.curves, "Curves"), (self.details, "Details"), (self.log, "Log"),
+        for widget, title in ((self.curves, "Curves"), (self.snapshots, "Images"), (self.inspect, "Inspect"),
+                              (self.distill, "Distillation"), (self.details, "Details"), (self.log, "Log"),
                               (self.compare, "Compare")):
             self.tabs.addTab(widget, title)
         self.tabs.currentChanged.connect(lambda _: self._selection_changed())
@@ -269,6 +276,10 @@ class MainWindow(QMainWindow):
                                 + (" — Resume continues it." if r.status in RESUMABLE else ""))
             self.banner.setToolTip(r.error)
         self.details.show_run(current)
+        shown = self.tabs.currentWidget()  # the heavier views follow the run only while visible
+        for view in (self.snapshots, self.inspect, self.distill):
+            if view is shown:
+                view.show_run(current)
         self.log.show_log(paths.run_dir(current.id) / "worker.log" if current else None)
         self.log.refresh()
         self.curves.refresh()
@@ -375,6 +386,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("main/geometry", self.saveGeometry())
         if self.loaded:
             self.settings.setValue("curves/state", self.curves.state())
+            self.inspect.process.stop()
         self.timer.stop()
         if getattr(self, "probe", None) is not None and self.probe.state() != QProcess.ProcessState.NotRunning:
             self.probe.kill()

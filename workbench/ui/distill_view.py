@@ -1,0 +1,205 @@
+"""`DistillView`: a distilled student against its teacher, from the comparison report a DeiT run
+stores at the end of training: top-1 of the teacher and of the student's cls head, dist head
+and their average, next to a no-distillation baseline run (pickable); agreement rate; per-class
+accuracy; the teacher x student prediction matrix; and the grid of validation images with both
+predictions, disagreements first."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.store import Run, RunStatus, Store
+from workbench.ui.image_view import ZoomImage
+
+COLOURS = {"teacher": "#6b6b6b", "student": "#2f6fd6", "baseline": "#d9862b"}
+NO_BASELINE = "(no baseline)"
+
+
+def read_report(store: Store, run_id: int) -> dict | None:
+    """The run's newest distillation report, or None (not a distilled run, or not finished)."""
+    art = store.latest_artifact(run_id, "report")
+    if art is None:
+        return None
+    try:
+        report = json.loads(store.abspath(art).read_text())
+    except (OSError, ValueError):
+        return None
+    return report if {"cls", "dist", "avg"} <= set(report.get("top1", {})) else None
+
+
+class DistillView(QWidget):
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.run: Run | None = None
+        self.report: dict | None = None
+        self.bars: dict[str, float] = {}  # what the top-1 chart shows, label -> value
+        self.title = QLabel("select a finished DeiT run")
+        self.title.setStyleSheet("font-weight: 600;")
+        self.title.setWordWrap(True)
+        self.baseline = QComboBox()
+        self.baseline.setToolTip("a DeiT run trained without distillation (the same student alone)")
+        self.baseline.currentIndexChanged.connect(lambda _: self._draw())
+        pg.setConfigOptions(antialias=True)
+        self.top1_plot = pg.PlotWidget(title="top-1 on the validation set (student heads in blue)")
+        self.class_plot = pg.PlotWidget(title="per-class accuracy")
+        for plot in (self.top1_plot, self.class_plot):
+            plot.setBackground("w")
+            plot.setYRange(0, 1.05)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.hideButtons()
+        self.class_plot.addLegend(offset=(-5, 5))
+        self.matrix = QTableWidget()
+        self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.matrix.setToolTip("rows: the teacher's prediction; columns: the student's; the diagonal is agreement")
+        self.grid = ZoomImage(placeholder="disagreements appear here")
+
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(QLabel("baseline"))
+        top.addWidget(self.baseline)
+        charts = QSplitter()
+        charts.addWidget(self.top1_plot)
+        charts.addWidget(self.class_plot)
+        charts.setSizes([300, 500])
+        lower = QSplitter()
+        matrix_box = QWidget()
+        matrix_layout = QVBoxLayout(matrix_box)
+        matrix_layout.setContentsMargins(0, 0, 0, 0)
+        matrix_layout.addWidget(QLabel("teacher (rows) × student (columns) predictions"))
+        matrix_layout.addWidget(self.matrix)
+        grid_box = QWidget()
+        grid_layout = QVBoxLayout(grid_box)
+        grid_layout.setContentsMargins(0, 0, 0, 0)
+        grid_layout.addWidget(QLabel("validation images, disagreements first (S: student, T: teacher; green right, "
+                                     "red wrong)"))
+        grid_layout.addWidget(self.grid)
+        lower.addWidget(matrix_box)
+        lower.addWidget(grid_box)
+        lower.setSizes([420, 420])
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(charts)
+        body.addWidget(lower)
+        body.setSizes([300, 400])
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(body, 1)
+
+    def show_run(self, run: Run | None) -> None:
+        """Follow the selected run; the report is only re-read when the run or its status changes."""
+        if run is not None and self.run is not None and (run.id, run.status) == (self.run.id, self.run.status):
+            return
+        self.run = run
+        self.report = read_report(self.store, run.id) if run else None
+        self.baseline.blockSignals(True)
+        self.baseline.clear()
+        self.baseline.addItem(NO_BASELINE, None)
+        if self.report is not None:
+            for other in self.store.list_runs(status=RunStatus.FINISHED, method=run.method):
+                if (other.id != run.id and other.config.get("distill") == "none"
+                        and other.config.get("dataset") == run.config.get("dataset")):
+                    self.baseline.addItem(f"{other.id} · {other.name}", other.id)
+            self.baseline.setCurrentIndex(self.baseline.count() - 1)  # the newest baseline, if any
+        self.baseline.blockSignals(False)
+        self._draw()
+
+    def baseline_report(self) -> dict | None:
+        run_id = self.baseline.currentData()
+        return read_report(self.store, run_id) if run_id is not None else None
+
+    def _draw(self) -> None:
+        self.top1_plot.clear()
+        self.class_plot.clear()
+        self.bars = {}
+        report = self.report
+        if report is None:
+            self.title.setText("select a finished DeiT run: its teacher-vs-student report appears here"
+                               if self.run is None or self.run.status != RunStatus.FINISHED else
+                               f"run {self.run.id} ({self.run.method}) has no distillation report")
+            self.matrix.setRowCount(0)
+            self.grid.set_placeholder("disagreements appear here")
+            return
+        top1 = report["top1"]
+        baseline = self.baseline_report()
+        if "teacher" in top1:
+            self.bars["teacher"] = top1["teacher"]
+        self.bars.update({"cls": top1["cls"], "dist": top1["dist"], "cls+dist": top1["avg"]})
+        if baseline is not None:
+            self.bars["baseline"] = baseline["top1"]["avg"]
+        agreement = report.get("agreement")
+        self.title.setText(f"run {self.run.id} · {self.run.name}: {report['distill']} distillation · student "
+                           f"(cls+dist) {top1['avg']:.1%}" + (f" vs teacher {top1['teacher']:.1%}" if "teacher" in top1
+                                                              else "")
+                           + (f" · agrees with the teacher on {agreement:.1%} of validation images"
+                              if agreement is not None else "")
+                           + (f" · baseline (no distillation) {self.bars['baseline']:.1%}" if baseline else ""))
+        self._bar_chart(list(self.bars.values()), list(self.bars))
+        self._per_class(report, baseline)
+        self._matrix(report)
+        art = self.store.latest_artifact(self.run.id, "image", name="teacher_vs_student")
+        if art is not None:
+            self.grid.set_pixmap(QPixmap(str(self.store.abspath(art))))
+
+    def _bar_chart(self, values: list[float], labels: list[str]) -> None:
+        colours = [COLOURS["teacher"] if k == "teacher" else COLOURS["baseline"] if k == "baseline"
+                   else COLOURS["student"] for k in labels]
+        x = np.arange(len(values))
+        self.top1_plot.addItem(pg.BarGraphItem(x=x, height=values, width=0.6, brushes=colours))
+        for i, value in enumerate(values):
+            text = pg.TextItem(f"{value:.1%}", color="k", anchor=(0.5, 1.0))
+            text.setPos(i, value + 0.01)
+            self.top1_plot.addItem(text)
+        self.top1_plot.getAxis("bottom").setTicks([list(zip(x.tolist(), labels))])
+
+    def _per_class(self, report: dict, baseline: dict | None) -> None:
+        series = {"student": report["per_class"]["student"]}
+        if "teacher" in report["per_class"]:
+            series = {"teacher": report["per_class"]["teacher"], **series}
+        if baseline is not None:
+            series["baseline"] = baseline["per_class"]["student"]
+        classes = report["classes"]
+        width = 0.8 / len(series)
+        for k, (name, values) in enumerate(series.items()):
+            x = np.arange(len(values)) - 0.4 + width * (k + 0.5)
+            self.class_plot.addItem(pg.BarGraphItem(x=x, height=values, width=width * 0.95,
+                                                    brush=COLOURS[name], name=name))
+        self.class_plot.getAxis("bottom").setTicks([[(i, c[:7]) for i, c in enumerate(classes)]])
+
+    def _matrix(self, report: dict) -> None:
+        counts = report.get("agreement_matrix")
+        classes = report["classes"]
+        if counts is None:
+            self.matrix.setRowCount(0)
+            return
+        n = len(classes)
+        self.matrix.setRowCount(n)
+        self.matrix.setColumnCount(n)
+        self.matrix.setHorizontalHeaderLabels([c[:8] for c in classes])
+        self.matrix.setVerticalHeaderLabels([c[:10] for c in classes])
+        peak = max(max(row) for row in counts) or 1
+        for r in range(n):
+            for c in range(n):
+                item = QTableWidgetItem(str(counts[r][c]))
+                share = counts[r][c] / peak
+                base = (47, 111, 214) if r == c else (214, 69, 69)
+                item.setBackground(QColor(*(round(255 - (255 - b) * share) for b in base)))
+                item.setForeground(QColor("white" if share > 0.6 else "black"))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                self.matrix.setItem(r, c, item)
+        self.matrix.resizeColumnsToContents()

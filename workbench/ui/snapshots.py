@@ -1,0 +1,123 @@
+"""`SnapshotsView`: the images a run saved while training (MAE reconstructions, dVAE and BEiT
+tokens, prediction grids, DeiT comparisons), one kind at a time, with a step slider and
+play/pause to watch them improve, zoom, and Save PNG. Works for every method: it reads the
+run's `image` artifacts, whatever their names."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.store import Artifact, Run, Store
+from workbench.ui.image_view import ZoomImage
+
+PLAY_MS = 700
+
+
+class SnapshotsView(QWidget):
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.run_id: int | None = None
+        self.frames: list[Artifact] = []
+        self.kind = QComboBox()
+        self.kind.setToolTip("which of the run's images")
+        self.kind.currentTextChanged.connect(lambda _: self._load_frames(follow=True))
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.valueChanged.connect(self._show_frame)
+        self.play = QPushButton("Play")
+        self.play.setCheckable(True)
+        self.play.toggled.connect(self._toggle_play)
+        self.step_label = QLabel()
+        save = QPushButton("Save PNG…")
+        save.clicked.connect(lambda: self.image.save())
+        self.image = ZoomImage(placeholder="select a run that saved images")
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self._advance)
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.kind)
+        bar.addWidget(self.play)
+        bar.addWidget(self.slider, 1)
+        bar.addWidget(self.step_label)
+        bar.addWidget(save)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.image, 1)
+
+    def show_run(self, run: Run | None) -> None:
+        """Show `run`'s images; called on every poll, so new snapshots appear while it trains (the
+        slider follows them when it was on the newest one)."""
+        if run is None:
+            self.run_id = None
+            self.kind.clear()
+            self.frames = []
+            self.image.set_placeholder("select a run that saved images")
+            return
+        changed = run.id != self.run_id
+        self.run_id = run.id
+        names = sorted({a.name for a in self.store.artifacts(run.id, "image")})
+        current = self.kind.currentText()
+        if changed or names != [self.kind.itemText(i) for i in range(self.kind.count())]:
+            self.kind.blockSignals(True)
+            self.kind.clear()
+            self.kind.addItems(names)
+            if current in names and not changed:
+                self.kind.setCurrentText(current)
+            self.kind.blockSignals(False)
+        if not names:
+            self.frames = []
+            self.step_label.clear()
+            self.image.set_placeholder(f"run {run.id} has saved no images yet")
+            return
+        self._load_frames(follow=changed or self.slider.value() == self.slider.maximum())
+
+    def _load_frames(self, follow: bool) -> None:
+        if self.run_id is None or not self.kind.currentText():
+            return
+        frames = self.store.artifacts(self.run_id, "image", name=self.kind.currentText())
+        if [f.id for f in frames] == [f.id for f in self.frames]:
+            return
+        self.frames = frames
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, len(frames) - 1))
+        if follow:
+            self.slider.setValue(len(frames) - 1)
+        self.slider.blockSignals(False)
+        self._show_frame(self.slider.value())
+
+    def _show_frame(self, index: int) -> None:
+        if not self.frames:
+            return
+        art = self.frames[min(index, len(self.frames) - 1)]
+        path = self.store.abspath(art)
+        pixmap = QPixmap(str(path))
+        if pixmap.isNull():
+            self.image.set_placeholder(f"{path} is missing or not an image")
+        else:
+            self.image.set_pixmap(pixmap)
+        self.step_label.setText(f"step {art.step}  ({index + 1}/{len(self.frames)})")
+
+    def _toggle_play(self, on: bool) -> None:
+        self.play.setText("Pause" if on else "Play")
+        if on:
+            if self.slider.value() == self.slider.maximum():
+                self.slider.setValue(0)
+            self.timer.start(PLAY_MS)
+        else:
+            self.timer.stop()
+
+    def _advance(self) -> None:
+        if self.slider.value() >= self.slider.maximum():
+            self.play.setChecked(False)
+        else:
+            self.slider.setValue(self.slider.value() + 1)
