@@ -1,11 +1,16 @@
 """Save the README's screenshots from the runs in $WORKBENCH_HOME (offscreen):
 
-    QT_QPA_PLATFORM=offscreen WORKBENCH_HOME=... python assets/screenshots/take.py RUN_ID [RUN_ID ...]
+    QT_QPA_PLATFORM=offscreen WORKBENCH_HOME=... python assets/screenshots/take.py RUN_ID [RUN_ID ...] \
+        [--mae ID] [--vit ID] [--deit ID]
+
+The runs given plainly are selected for the main window and Compare; --mae shows its snapshots
+(Images) and a reconstruction (Inspect), --vit its attention maps, --deit the Distillation view.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel
@@ -14,7 +19,7 @@ from PySide6.QtWidgets import QApplication
 HERE = Path(__file__).parent
 
 
-def main(run_ids: list[int]) -> None:
+def main(run_ids: list[int], mae: int | None = None, vit: int | None = None, deit: int | None = None) -> None:
     app = QApplication.instance() or QApplication([])
     from workbench.ui.main_window import MainWindow
     from workbench.ui.new_run_dialog import NewRunDialog
@@ -39,11 +44,52 @@ def main(run_ids: list[int]) -> None:
     app.processEvents()
     window.grab().save(str(HERE / "compare.png"))
     dialog = NewRunDialog(window.store, window, method="mae")
+    dialog.resize(900, 860)
     dialog.show()
-    app.processEvents()
+    dialog.tasks.wait()
+    for _ in range(3):
+        app.processEvents()
     dialog.grab().save(str(HERE / "new_experiment.png"))
+    dialog.close()
+
+    def view(run_id: int, tab) -> None:
+        window.table.clearSelection()
+        window.select_run(run_id)
+        window.tabs.setCurrentWidget(tab)
+        window.poll()
+        app.processEvents()
+        window.tasks.wait()
+        app.processEvents()
+
+    def ask(what: str, name: str) -> None:
+        window.inspect.result = None
+        window.inspect.start(what)
+        deadline = time.time() + 120
+        while window.inspect.result is None and time.time() < deadline and "failed" not in window.inspect.info.text():
+            app.processEvents()
+            time.sleep(0.05)
+        window.grab().save(str(HERE / name))
+
+    if mae is not None:
+        view(mae, window.snapshots)
+        window.grab().save(str(HERE / "images.png"))
+        view(mae, window.inspect)
+        ask("reconstruct", "reconstruct.png")
+    if vit is not None:
+        view(vit, window.inspect)
+        window.inspect.samples.setCurrentRow(4)
+        ask("attention", "attention.png")
+    if deit is not None:
+        view(deit, window.distill)
+        window.grab().save(str(HERE / "distillation.png"))
     window.close()
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runs", nargs="*", type=int)
+    parser.add_argument("--mae", type=int)
+    parser.add_argument("--vit", type=int)
+    parser.add_argument("--deit", type=int)
+    args = parser.parse_args()
+    main(args.runs, args.mae, args.vit, args.deit)
