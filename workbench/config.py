@@ -228,10 +228,7 @@ class ViTBackboneConfig(TrainConfig):
 
     def check(self) -> None:
         super().check()
-        if self.image_size % self.patch_size:
-            divisors = [p for p in range(2, min(self.image_size, 33)) if self.image_size % p == 0]
-            raise ConfigError("patch_size", f"patch size {self.patch_size} does not divide image size "
-                                            f"{self.image_size}; choose one of {divisors}")
+        check_patch_size(self.image_size, self.patch_size)
         if self.width % self.heads:
             raise ConfigError("heads", f"{self.heads} heads do not divide width {self.width}; "
                                        f"choose a width that is a multiple of the head count")
@@ -431,9 +428,7 @@ class DvaeConfig(TrainConfig):
         if self.patch_size & (self.patch_size - 1):
             raise ConfigError("patch_size", f"patch size {self.patch_size} is not a power of 2 (each halving is "
                                             f"one stride-2 convolution); use 2, 4, 8 or 16")
-        if self.image_size % self.patch_size:
-            raise ConfigError("patch_size", f"patch size {self.patch_size} does not divide image size "
-                                            f"{self.image_size}")
+        check_patch_size(self.image_size, self.patch_size)
         if self.temp_end > self.temp_start:
             raise ConfigError("temp_end", f"the end temperature {self.temp_end} is above the start "
                                           f"{self.temp_start}; annealing lowers it")
@@ -494,6 +489,14 @@ class MppConfig(ViTBackboneConfig):
                                         f"{self.patch_size} is not a multiple of 4")
 
 
+def check_patch_size(image_size: int, patch_size: int) -> None:
+    """Patches must tile the image exactly; the message lists the sizes that do."""
+    if image_size % patch_size:
+        divisors = [p for p in range(2, min(image_size, 33)) if image_size % p == 0]
+        raise ConfigError("patch_size", f"patch size {patch_size} does not divide image size {image_size}; "
+                                        f"choose one of {divisors}")
+
+
 def int_list(field: str, text: str) -> list[int]:
     """'2,2,6' -> [2, 2, 6], naming the field when it is not a list of positive whole numbers."""
     try:
@@ -535,9 +538,7 @@ class SwinConfig(TrainConfig):
         depths, heads = int_list("depths", self.depths), int_list("heads", self.heads)
         if len(heads) != len(depths):
             raise ConfigError("heads", f"{len(heads)} head counts for {len(depths)} stages; give one per stage")
-        if self.image_size % self.patch_size:
-            raise ConfigError("patch_size", f"patch size {self.patch_size} does not divide image size "
-                                            f"{self.image_size}")
+        check_patch_size(self.image_size, self.patch_size)
         grid = self.image_size // self.patch_size
         if grid % 2 ** (len(depths) - 1):
             raise ConfigError("depths", f"{len(depths)} stages halve the {grid}x{grid} token grid "
