@@ -39,10 +39,6 @@ class ExportDialog(QDialog):
         self.setWindowTitle(f"Export run {run_id}")
         self.run_id = run_id
         self.result: dict | None = None
-        self.process = CliProcess(self)
-        self.process.progress.connect(self.output.appendPlainText)
-        self.process.done.connect(self._finished)
-        self.process.failed.connect(lambda reason: self._finished(None, reason))
         self.boxes = {fmt: QCheckBox(LABELS[fmt]) for fmt in FORMATS}
         for box in self.boxes.values():
             box.setChecked(True)
@@ -55,6 +51,10 @@ class ExportDialog(QDialog):
         self.output = QPlainTextEdit()
         self.output.setReadOnly(True)
         self.output.setPlaceholderText("each file is reloaded and compared with the model before it is kept")
+        self.process = CliProcess(self)
+        self.process.progress.connect(self.output.appendPlainText)
+        self.process.done.connect(self._finished)
+        self.process.failed.connect(lambda reason: self._finished(None, reason))
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ActionRole)
         self.export_button.clicked.connect(lambda: self.start())
