@@ -144,7 +144,7 @@ def test_teacher_files(tmp_path) -> None:
 
 
 def test_teacher_checks_before_anything_starts(store: Store) -> None:
-    with pytest.raises(ConfigError, match="needs a finished cnn, vit or deit run as its teacher"):
+    with pytest.raises(ConfigError, match="needs a finished cnn, vit, deit or swin run as its teacher"):
         create_run(store, "deit", preset="tiny")
     other = finished_run(store, "cnn", dataset="cifar10")
     with pytest.raises(ConfigError, match="trained on 'cifar10'.*classes must match"):
