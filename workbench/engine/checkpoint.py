@@ -52,7 +52,14 @@ class Checkpoints:
 
     def save(self, step: int, state: dict[str, Any]) -> Path:
         path = paths.run_dir(self.run_id) / "checkpoints" / f"step-{step:08d}.pt"
-        write_atomic(path, state)
+        try:
+            write_atomic(path, state)
+        except OSError as exc:  # a full disk, say: the earlier checkpoints are untouched
+            kept = [a.step for a in self.store.artifacts(self.run_id, KIND)]
+            raise WorkbenchError(
+                f"could not write the checkpoint of step {step} to {path.parent}: {exc.strerror or exc}; free some "
+                f"space, then resume the run (it continues from "
+                f"{f'step {kept[-1]}' if kept else 'the start'}, which is intact)") from None
         self.store.add_artifact(self.run_id, KIND, path, step=step)
         old = self.store.artifacts(self.run_id, KIND)[:-self.keep]
         for art in old:

@@ -68,6 +68,7 @@ def log_tail(run_id: int, lines: int = 15) -> str:
 
 
 STARTING_GRACE_S = 30.0  # a run claimed by a runner gets its pid a moment later
+ADOPTED_CHECK_S = 2.0  # how often a runner checks that workers it did not start still live
 
 
 def reconcile(store: Store) -> list[int]:
@@ -128,6 +129,7 @@ class Runner:
         self.store = store
         self.max_concurrent = max_concurrent
         self.procs: dict[int, subprocess.Popen] = {}
+        self._next_check = 0.0
 
     def start(self, run_id: int) -> bool:
         """Claim a queued run and launch its worker; False if someone else claimed it first."""
@@ -165,7 +167,17 @@ class Runner:
             else:
                 status, error = RunStatus.FAILED, f"the worker {exit_reason(code)}:\n{log_tail(run_id)}"
             self.store.transition(run_id, status, only_from=[RunStatus.RUNNING], error=error, finished_at=time.time())
-        free = self.max_concurrent - len(self.procs)
+        # workers this runner did not start (by a window that was closed or killed, or the CLI):
+        # they count against the limit, and one that dies silently is marked interrupted
+        host = socket.gethostname()
+        adopted = [r for r in self.store.list_runs(status=RunStatus.RUNNING)
+                   if r.id not in self.procs and r.host in (None, host)]
+        if adopted and time.monotonic() >= self._next_check:
+            self._next_check = time.monotonic() + ADOPTED_CHECK_S
+            lost = reconcile(self.store)
+            changed += lost
+            adopted = [r for r in adopted if r.id not in lost]
+        free = self.max_concurrent - len(self.procs) - len(adopted)
         if free > 0:
             for run in self.store.list_runs(status=RunStatus.QUEUED)[:free]:
                 if self.start(run.id):
