@@ -97,6 +97,8 @@ class TrainConfig:
     device: str = param("auto", "auto, cpu, mps, cuda or cuda:N (auto: CUDA, then MPS, then CPU)")
     precision: str = param("auto", "auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16",
                            choices=("auto", "fp32", "bf16", "fp16"))
+    nproc: int = param(1, "processes training this run together, data-parallel (torchrun): one per GPU, or "
+                          "several on the CPU; batch_size is split among them", min=1, max=64)
     augment: str = param("flip", "training augmentation: none, flip, crop_flip (random resized crop + flip) or "
                                  "randaugment (RandAugment 2/9, then crop + flip)",
                          choices=("none", "flip", "crop_flip", "randaugment"))
@@ -135,6 +137,9 @@ class TrainConfig:
                                                f"than training ({self.epochs} epochs)")
         if not self.dataset.strip():
             raise ConfigError("dataset", "no dataset given; use 'shapes' for the built-in set")
+        if self.batch_size % self.nproc:
+            raise ConfigError("nproc", f"{self.nproc} processes cannot share batch_size {self.batch_size} equally; "
+                                       f"use a batch size that is a multiple of {self.nproc}")
         if self.mixup and not self.needs_labels:
             raise ConfigError("mixup", f"mixup blends labels, and method {self.method} learns without labels; "
                                        f"set mixup=0")

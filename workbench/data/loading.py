@@ -50,9 +50,11 @@ class EpochBatchSampler(Sampler[list[int]]):
     """Shuffled batches whose order depends only on (seed, epoch), so a resumed run sees the same
     data order; `skip` drops the batches already trained on in that epoch."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, drop_last: bool) -> None:
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, drop_last: bool, rank: int = 0,
+                 world: int = 1) -> None:
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.shuffle, self.drop_last = shuffle, drop_last
+        self.rank, self.world = rank, world  # data-parallel: this process takes every world-th image of a batch
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
@@ -69,7 +71,7 @@ class EpochBatchSampler(Sampler[list[int]]):
         else:
             order = list(range(self.n))
         for b in range(self.skip, len(self) + self.skip):
-            yield order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield order[b * self.batch_size:(b + 1) * self.batch_size][self.rank::self.world]
 
 
 class FileDataset(Dataset):
@@ -119,8 +121,12 @@ def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
                       std=tuple(meta["std"]), image_size=cfg.image_size)
 
 
-def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, pin_memory: bool = False) -> DataLoader:
-    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, shuffle=train, drop_last=train)
+def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, pin_memory: bool = False, rank: int = 0,
+                world: int = 1) -> DataLoader:
+    """Batches of `cfg.batch_size` images (this process's 1/`world` share of each, when training
+    data-parallel)."""
+    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, shuffle=train, drop_last=train,
+                                rank=rank, world=world)
     batched = hasattr(dataset, "__getitems__")
     # its own generator: creating an iterator must not draw from the global RNG that
     # checkpoints restore, or a resumed run would augment differently from an uninterrupted one

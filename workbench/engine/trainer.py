@@ -22,6 +22,7 @@ from torch.utils.data import default_collate
 
 from workbench.config import TrainConfig, config_from_dict
 from workbench.data.loading import BatchTransform, DataBundle, load_data, make_loader
+from workbench.engine import distributed
 from workbench.engine.checkpoint import Checkpoints
 from workbench.engine.device import autocast, autocast_dtype, select_device
 from workbench.engine.optim import build_optimizer, warmup_cosine
@@ -85,15 +86,20 @@ def load_parents(store: Store, run_id: int) -> dict[str, ParentRun]:
 
 def train(store: Store, run_id: int, stop: StopFlag | None = None,
           log: Callable[[str], None] = print) -> RunStatus:
-    """Train run `run_id` to the end (or until `stop`); return the status it ended with."""
+    """Train run `run_id` to the end (or until `stop`); return the status it ended with.
+    Under torchrun every rank calls this; only rank 0 writes to the store."""
     stop = stop or StopFlag()
     run = store.get_run(run_id)
     cfg = config_from_dict(run.method, run.config, strict=False)
-    device = select_device(cfg.device)
+    ranks = distributed.current()
+    device = distributed.setup(ranks, select_device(cfg.device))
+    if not ranks.main:
+        log = _quiet
     amp = autocast_dtype(cfg.precision, device)
-    store.mark_started(run_id, device=str(device))
-    torch.manual_seed(cfg.seed)
-    threads = CpuShare(store, cfg.threads)
+    if ranks.main:
+        store.mark_started(run_id, device=str(device) + (f" x{ranks.world}" if ranks.world > 1 else ""))
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    threads = CpuShare(store, cfg.threads, share=ranks.world)
 
     log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
         f"precision {amp or torch.float32}; loading data")
@@ -102,7 +108,8 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     method: Method = get_method(run.method)(cfg, info, load_parents(store, run_id))
     model = method.build().to(device)
     optimizer = build_optimizer(method.param_groups(model), cfg)
-    loader = make_loader(data.train, cfg, train=True, pin_memory=device.type == "cuda")
+    loader = make_loader(data.train, cfg, train=True, pin_memory=device.type == "cuda", rank=ranks.rank,
+                         world=ranks.world)
     steps_per_epoch = len(loader.batch_sampler)
     if steps_per_epoch == 0:
         raise DataError(f"batch_size {cfg.batch_size} is larger than the training set "
@@ -116,16 +123,20 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     step = _restore(ckpts, model, optimizer, scheduler, scaler, device)
     if step:
         log(f"resuming from step {step}")
-    store.delete_metrics_after(run_id, step)
-    for kind in ("image", "checkpoint"):  # what the crashed attempt wrote after the restored step
-        for art in store.delete_artifacts_after(run_id, step, kind):
-            store.abspath(art).unlink(missing_ok=True)
-    store.update_run(run_id, total_steps=plan.total, step=step)
-
+    if ranks.rank:  # other ranks augment and mask other random draws
+        torch.manual_seed(cfg.seed + 7919 * ranks.rank + step)
     reporter = Reporter(store, run_id)
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)  # not a frozen teacher or encoder
-    reporter.summary({"params": params})
-    log(f"model: {params:,} trained parameters ({sum(p.numel() for p in model.parameters()):,} in all)")
+    if ranks.main:
+        store.delete_metrics_after(run_id, step)
+        for kind in ("image", "checkpoint"):  # what the crashed attempt wrote after the restored step
+            for art in store.delete_artifacts_after(run_id, step, kind):
+                store.abspath(art).unlink(missing_ok=True)
+        store.update_run(run_id, total_steps=plan.total, step=step)
+        params = sum(p.numel() for p in model.parameters() if p.requires_grad)  # not a frozen teacher or encoder
+        reporter.summary({"params": params})
+        log(f"model: {params:,} trained parameters ({sum(p.numel() for p in model.parameters()):,} in all)"
+            + (f"; {ranks.world} processes, {cfg.batch_size // ranks.world} images each per step"
+               if ranks.world > 1 else ""))
     transform = BatchTransform(data.mean, data.std, device, cfg.augment, cfg.mixup, data.num_classes)
     snap_batch = _fixed_batch(data, cfg, transform, device)
 
@@ -155,7 +166,8 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
 
     model.train()
     window = Window(device)
-    while step < plan.total and not stop.requested:
+    stopping = False
+    while step < plan.total and not stopping:
         loader.batch_sampler.set_epoch(step // steps_per_epoch, skip=step % steps_per_epoch)
         for images, labels in loader:
             window.batch_arrived()
@@ -165,6 +177,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
                 out = method.step(model, (images, labels))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(out["loss"]).backward()
+            stopping = distributed.average_gradients(model.parameters(), stop.requested, ranks)
             if cfg.grad_clip:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -172,11 +185,12 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
             scaler.update()
             scheduler.step()
             step += 1
-            window.step_done(out, images.shape[0])
+            window.step_done(out, images.shape[0] * ranks.world)
 
-            do_eval, do_ckpt = plan.due(step, plan.eval), plan.due(step, plan.checkpoint)
-            do_snap = snap_batch is not None and plan.due(step, plan.snapshot)
-            if plan.due(step, plan.log) or do_eval or do_snap or do_ckpt:
+            do_eval = ranks.main and plan.due(step, plan.eval)
+            do_ckpt = ranks.main and plan.due(step, plan.checkpoint)
+            do_snap = ranks.main and snap_batch is not None and plan.due(step, plan.snapshot)
+            if ranks.main and (plan.due(step, plan.log) or do_eval or do_snap or do_ckpt):
                 metrics = window.metrics()
                 if not math.isfinite(metrics["train/loss"]):
                     raise WorkbenchError(f"the training loss became {metrics['train/loss']} at step {step}; "
@@ -195,10 +209,13 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
                 save_checkpoint()
             if do_eval or do_snap or do_ckpt:  # that time counts neither as training nor as waiting for data
                 window.reset()
-            if stop.requested or step >= plan.total:
+            if stopping or step >= plan.total:
                 break
 
+    distributed.teardown()
     finished = step >= plan.total
+    if not ranks.main:
+        return RunStatus.FINISHED if finished else RunStatus.CANCELLED
     if finished:
         model.eval()
         with torch.no_grad(), autocast(device, amp):
@@ -249,8 +266,8 @@ class CpuShare:
     on it, rechecked every few seconds, so concurrent runs never oversubscribe the cores
     (spinning OpenMP threads on shared cores slow every run several times over)."""
 
-    def __init__(self, store: Store, fixed: int = 0, every_s: float = 5.0) -> None:
-        self.store, self.fixed, self.every_s = store, fixed, every_s
+    def __init__(self, store: Store, fixed: int = 0, every_s: float = 5.0, share: int = 1) -> None:
+        self.store, self.fixed, self.every_s, self.share = store, fixed, every_s, share
         self.checked = 0.0
         self.update()
 
@@ -263,9 +280,13 @@ class CpuShare:
         else:
             host = socket.gethostname()
             running = sum(r.host == host for r in self.store.list_runs(status=RunStatus.RUNNING))
-            wanted = max(1, (os.cpu_count() or 1) // max(1, running))
+            wanted = max(1, (os.cpu_count() or 1) // max(1, running * self.share))
         if wanted != torch.get_num_threads():  # setting the current value again slows CPU steps
             torch.set_num_threads(wanted)
+
+
+def _quiet(_: str) -> None:
+    """The log of ranks other than 0: one voice in the worker log is enough."""
 
 
 def _restore(ckpts: Checkpoints, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

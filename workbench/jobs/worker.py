@@ -2,11 +2,13 @@
 
 Trains one run and records how it ended. SIGTERM asks it to stop: it finishes the current
 step, saves a checkpoint and reports `cancelled`. An exception reports `failed` with the
-message (and the traceback in the run's log).
+message (and the traceback in the run's log). A run with `nproc` > 1 turns its worker into
+torchrun (same process), which runs this module once per rank (`workbench.engine.distributed`).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -19,10 +21,13 @@ from workbench.store import RunStatus, Store
 
 def execute(store: Store, run_id: int, stop: Any = None, log: Callable[[str], None] = print) -> RunStatus:
     """Train the run and record its final status (what a worker does, callable in-process)."""
+    from workbench.engine import distributed
     from workbench.engine.trainer import (
         train,  # torch loads here, not when the module is imported
     )
 
+    if not distributed.current().main:  # rank 0 of a torchrun launch records the run's status
+        return train(store, run_id, stop, log=log)
     try:
         status = train(store, run_id, stop, log=log)
     except Exception as exc:
@@ -46,8 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop.request)
     signal.signal(signal.SIGINT, stop.request)
     run_id = int(args[0])
-    status = execute(Store(), run_id, stop)
-    print(f"run {run_id} {status}", flush=True)
+    store = Store()
+    nproc = int(store.get_run(run_id).config.get("nproc", 1))
+    if nproc > 1 and "RANK" not in os.environ:  # become torchrun (same pid), which starts the ranks
+        from workbench.engine.distributed import launch_argv
+        from workbench.jobs.runner import WORKER_MODULE
+
+        argv = launch_argv(WORKER_MODULE, run_id, nproc)
+        print(f"run {run_id}: {nproc} processes through torchrun", flush=True)
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+        os.execv(argv[0], argv)
+    status = execute(store, run_id, stop)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"run {run_id} {status}", flush=True)
     return 1 if status == RunStatus.FAILED else 0
 
 

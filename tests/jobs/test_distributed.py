@@ -1,0 +1,42 @@
+"""Data-parallel training on the CPU: a run with nproc=2 goes through a real worker that becomes
+torchrun with two gloo ranks; it ends with the same weights (so the same validation metrics) as
+the same run in one process, and only rank 0 writes to the store."""
+
+import pytest
+
+from workbench.config import ConfigError, make_config
+from workbench.engine.checkpoint import Checkpoints
+from workbench.jobs import create_run
+from workbench.jobs.runner import Runner, log_path
+from workbench.store import RunStatus, Store
+
+pytestmark = pytest.mark.slow
+
+SAME = ["max_steps=30", "eval_every=15", "log_every=10", "checkpoint_every=15", "augment=none"]
+
+
+def test_two_gloo_processes_train_like_one(store: Store) -> None:
+    single = create_run(store, "vit", preset="tiny", overrides=SAME)
+    double = create_run(store, "vit", preset="tiny", overrides=[*SAME, "nproc=2"])
+    runner = Runner(store, max_concurrent=1)
+    for run in (double, single):
+        runner.start(run.id)
+        assert runner.wait(run.id, timeout=300) == RunStatus.FINISHED, store.get_run(run.id).error
+
+    log = log_path(double.id).read_text()
+    assert "2 processes through torchrun" in log and "2 processes, 32 images each per step" in log
+    assert log.count(f"run {double.id} finished") == 1  # rank 1 stays quiet
+    steps = [r[1] for r in store.metrics(double.id, key="train/loss")]
+    assert steps == [10, 15, 20, 30] == [r[1] for r in store.metrics(single.id, key="train/loss")]  # one writer
+    assert [r[1] for r in store.metrics(double.id, key="val/loss")] == [15, 30]
+    ours, theirs = store.get_run(double.id).summary, store.get_run(single.id).summary
+    assert ours["val/loss"] == pytest.approx(theirs["val/loss"], rel=1e-4)  # averaged gradients = one big batch
+    assert ours["val/top1"] == pytest.approx(theirs["val/top1"], abs=2e-3)
+    state, art = Checkpoints(store, double.id).latest_readable()
+    assert art.step == 30 and state["step"] == 30
+    assert store.get_run(double.id).device == "cpu x2"
+
+
+def test_processes_must_share_the_batch_equally() -> None:
+    with pytest.raises(ConfigError, match="nproc: 3 processes cannot share batch_size 64 equally"):
+        make_config("vit", "tiny", ["nproc=3"])

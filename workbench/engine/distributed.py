@@ -1,0 +1,83 @@
+"""Data-parallel training over several processes (`nproc` > 1), launched with torchrun.
+
+The worker of such a run replaces itself with `torchrun --nproc_per_node N` running the same
+worker module; each rank trains on its share of every batch (`EpochBatchSampler`), and after
+each backward pass the ranks average their gradients with one all-reduce (NCCL on GPUs, gloo on
+the CPU), so every rank keeps identical weights. Only rank 0 talks to the store: metrics,
+evaluation, snapshots, checkpoints and the run's status. A stop request (cancel) rides along in
+the same all-reduce, so all ranks stop after the same step.
+
+The gradient averaging is done here rather than by wrapping the model in
+`DistributedDataParallel`, because methods call their models' own methods (a DeiT's two heads,
+an MAE's encoder) that a DDP wrapper would hide; the arithmetic is the same as DDP's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Iterable
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world: int = 1
+    local: int = 0
+
+    @property
+    def main(self) -> bool:
+        """The rank that writes to the store."""
+        return self.rank == 0
+
+
+def current() -> Ranks:
+    """This process's place in a torchrun launch (a lone process: rank 0 of 1)."""
+    env = os.environ
+    return Ranks(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+
+def launch_argv(worker_module: str, run_id: int, nproc: int) -> list[str]:
+    """The torchrun command that runs `nproc` ranks of this run's worker on this machine."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", worker_module, str(run_id)]
+
+
+def setup(ranks: Ranks, device: torch.device) -> torch.device:
+    """Join the process group; a GPU run's rank takes its own GPU. The device to train on."""
+    if ranks.world == 1:
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", ranks.local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(minutes=30))
+    return device
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def average_gradients(params: Iterable[torch.nn.Parameter], stop: bool, ranks: Ranks) -> bool:
+    """Average the gradients of every trainable parameter over the ranks (a parameter without a
+    gradient on one rank counts as zero there) and agree on stopping: True if any rank must stop."""
+    if ranks.world == 1:
+        return stop
+    params = [p for p in params if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flag = torch.tensor([1.0 if stop else 0.0], device=grads[0].device if grads else "cpu")
+    flat = torch.cat([g.reshape(-1).float() for g in grads] + [flag])
+    dist.all_reduce(flat)
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = (flat[offset:offset + n] / ranks.world).view_as(g).to(g.dtype)
+        offset += n
+    return bool(flat[-1] > 0)
