@@ -97,6 +97,8 @@ class TrainConfig:
     device: str = param("auto", "auto, cpu, mps, cuda or cuda:N (auto: CUDA, then MPS, then CPU)")
     precision: str = param("auto", "auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16",
                            choices=("auto", "fp32", "bf16", "fp16"))
+    compile: bool = param(False, "torch.compile the model's forward: faster steps after a compile pause "
+                                 "(tens of seconds; on a CPU it needs a C compiler)")
     nproc: int = param(1, "processes training this run together, data-parallel (torchrun): one per GPU, or "
                           "several on the CPU; batch_size is split among them", min=1, max=64)
     augment: str = param("flip", "training augmentation: none, flip, crop_flip (random resized crop + flip) or "

@@ -119,3 +119,16 @@ def test_resume_past_a_corrupt_checkpoint_replaces_it(store: Store) -> None:
     assert [a.step for a in kept] == [20, 30]
     for art in kept:
         assert store.abspath(art).stat().st_size > 1000  # rewritten, not the torn file
+
+
+def test_compiled_run_trains_like_an_eager_one(store: Store) -> None:
+    eager = create_run(store, "vit", preset="tiny", overrides=["max_steps=10", "eval_every=10", "augment=none"])
+    compiled = create_run(store, "vit", preset="tiny",
+                          overrides=["max_steps=10", "eval_every=10", "augment=none", "compile=true"])
+    for run in (eager, compiled):
+        assert train(store, run.id, log=_quiet) == RunStatus.FINISHED
+    ours, theirs = store.get_run(compiled.id).summary, store.get_run(eager.id).summary
+    assert ours["val/loss"] == pytest.approx(theirs["val/loss"], rel=1e-3)
+    state, _ = Checkpoints(store, compiled.id).latest_readable()
+    plain = get_method("vit")(make_config("vit", "tiny"), DataInfo(**state["data"])).build()
+    plain.load_state_dict(state["model"])  # a compiled run's checkpoint loads into a plain model

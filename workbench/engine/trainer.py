@@ -107,6 +107,8 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     info = DataInfo(data.classes, data.mean, data.std, data.image_size)
     method: Method = get_method(run.method)(cfg, info, load_parents(store, run_id))
     model = method.build().to(device)
+    if cfg.compile:
+        model.compile()  # in place: the forward is compiled, the state dict keeps its keys
     optimizer = build_optimizer(method.param_groups(model), cfg)
     loader = make_loader(data.train, cfg, train=True, pin_memory=device.type == "cuda", rank=ranks.rank,
                          world=ranks.world)
