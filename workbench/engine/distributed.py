@@ -4,8 +4,8 @@ The worker of such a run replaces itself with `torchrun --nproc_per_node N` runn
 worker module; each rank trains on its share of every batch (`EpochBatchSampler`), and after
 each backward pass the ranks average their gradients with one all-reduce (NCCL on GPUs, gloo on
 the CPU), so every rank keeps identical weights. Only rank 0 talks to the store: metrics,
-evaluation, snapshots, checkpoints and the run's status. A stop request (cancel) rides along in
-the same all-reduce, so all ranks stop after the same step.
+evaluation, snapshots, checkpoints and the run's status. A stop request (cancel) is agreed on by
+a one-number all-reduce after every step, so all ranks stop after the same step.
 
 The gradient averaging is done here rather than by wrapping the model in
 `DistributedDataParallel`, because methods call their models' own methods (a DeiT's two heads,
@@ -65,19 +65,26 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def average_gradients(params: Iterable[torch.nn.Parameter], stop: bool, ranks: Ranks) -> bool:
-    """Average the gradients of every trainable parameter over the ranks (a parameter without a
-    gradient on one rank counts as zero there) and agree on stopping: True if any rank must stop."""
+def average_gradients(params: Iterable[torch.nn.Parameter], ranks: Ranks) -> None:
+    """Average the gradients of every trainable parameter over the ranks, in one all-reduce (a
+    parameter without a gradient on one rank counts as zero there)."""
     if ranks.world == 1:
-        return stop
+        return
     params = [p for p in params if p.requires_grad]
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flag = torch.tensor([1.0 if stop else 0.0], device=grads[0].device if grads else "cpu")
-    flat = torch.cat([g.reshape(-1).float() for g in grads] + [flag])
+    flat = torch.cat([g.reshape(-1).float() for g in grads])
     dist.all_reduce(flat)
     offset = 0
     for p, g in zip(params, grads):
         n = g.numel()
         p.grad = (flat[offset:offset + n] / ranks.world).view_as(g).to(g.dtype)
         offset += n
-    return bool(flat[-1] > 0)
+
+
+def any_rank(flag: bool, ranks: Ranks, device: torch.device) -> bool:
+    """True on every rank if `flag` is true on any (a stop request), so all stop after the same step."""
+    if ranks.world == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value)
+    return bool(value.item() > 0)

@@ -179,7 +179,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
                 out = method.step(model, (images, labels))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(out["loss"]).backward()
-            stopping = distributed.average_gradients(model.parameters(), stop.requested, ranks)
+            distributed.average_gradients(model.parameters(), ranks)
             if cfg.grad_clip:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -211,6 +211,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
                 save_checkpoint()
             if do_eval or do_snap or do_ckpt:  # that time counts neither as training nor as waiting for data
                 window.reset()
+            stopping = distributed.any_rank(stop.requested, ranks, device)
             if stopping or step >= plan.total:
                 break
 
