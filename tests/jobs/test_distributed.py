@@ -2,12 +2,15 @@
 torchrun with two gloo ranks; it ends with the same weights (so the same validation metrics) as
 the same run in one process, and only rank 0 writes to the store."""
 
+import subprocess
+import time
+
 import pytest
 
 from workbench.config import ConfigError, make_config
 from workbench.engine.checkpoint import Checkpoints
 from workbench.jobs import create_run
-from workbench.jobs.runner import Runner, log_path
+from workbench.jobs.runner import Runner, is_worker_alive, log_path
 from workbench.store import RunStatus, Store
 
 pytestmark = pytest.mark.slow
@@ -40,3 +43,21 @@ def test_two_gloo_processes_train_like_one(store: Store) -> None:
 def test_processes_must_share_the_batch_equally() -> None:
     with pytest.raises(ConfigError, match="nproc: 3 processes cannot share batch_size 64 equally"):
         make_config("vit", "tiny", ["nproc=3"])
+
+
+def test_cancelling_a_two_process_run_checkpoints_and_stops_both(store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny", overrides=["nproc=2", "eval_every=100000"])
+    runner = Runner(store, max_concurrent=1)
+    runner.start(run.id)
+    deadline = time.monotonic() + 120
+    while store.get_run(run.id).step < 20:
+        assert time.monotonic() < deadline and store.get_run(run.id).status == RunStatus.RUNNING
+        time.sleep(0.2)
+    pid = store.get_run(run.id).pid
+    assert runner.cancel(run.id, grace=30) == RunStatus.CANCELLED
+    row = store.get_run(run.id)
+    assert row.error is None and not is_worker_alive(pid, run.id)
+    _, art = Checkpoints(store, run.id).latest_readable()
+    assert art.step == row.step >= 20  # the step all ranks stopped after
+    ranks = subprocess.run(["pgrep", "-f", f"workbench.jobs.worker {run.id}$"], capture_output=True, text=True)
+    assert ranks.stdout.strip() == ""  # no rank left behind

@@ -229,6 +229,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     else:
         save_checkpoint()
         log(f"stopped at step {step}; checkpoint saved, `workbench resume {run_id}` continues")
+    reporter.step = step  # the run's progress is where it stopped, even between metric rows
     reporter.flush()
     return RunStatus.FINISHED if finished else RunStatus.CANCELLED
 
