@@ -3,10 +3,10 @@ torchrun with two gloo ranks; it ends with the same weights (so the same validat
 the same run in one process, and only rank 0 writes to the store."""
 
 import subprocess
-import time
 
 import pytest
 
+from tests.conftest import wait_for
 from workbench.config import ConfigError, make_config
 from workbench.engine.checkpoint import Checkpoints
 from workbench.jobs import create_run
@@ -49,10 +49,7 @@ def test_cancelling_a_two_process_run_checkpoints_and_stops_both(store: Store) -
     run = create_run(store, "vit", preset="tiny", overrides=["nproc=2", "eval_every=100000"])
     runner = Runner(store, max_concurrent=1)
     runner.start(run.id)
-    deadline = time.monotonic() + 120
-    while store.get_run(run.id).step < 20:
-        assert time.monotonic() < deadline and store.get_run(run.id).status == RunStatus.RUNNING
-        time.sleep(0.2)
+    wait_for(lambda: store.get_run(run.id).step >= 20)
     pid = store.get_run(run.id).pid
     assert runner.cancel(run.id, grace=30) == RunStatus.CANCELLED
     row = store.get_run(run.id)

@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
+from tests.conftest import wait_for
 from workbench.engine import checkpoint
 from workbench.jobs import create_run
 from workbench.jobs.runner import Runner, is_worker_alive, resume_run
@@ -36,18 +36,11 @@ while True:
 """
 
 
-def _wait_for(predicate, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def test_killed_window_leaves_workers_running_and_a_new_runner_reattaches(store: Store) -> None:
     window = subprocess.Popen([sys.executable, "-c", WINDOW, "300", "2000"], stdout=subprocess.PIPE, text=True,
                               env=dict(os.environ))
     survivor, victim = int(window.stdout.readline()), int(window.stdout.readline())
-    _wait_for(lambda: all(store.get_run(r).step > 0 for r in (survivor, victim)))
+    wait_for(lambda: all(store.get_run(r).step > 0 for r in (survivor, victim)))
     window.kill()  # SIGKILL: no chance to clean up
     window.wait()
     pids = {r: store.get_run(r).pid for r in (survivor, victim)}
@@ -60,7 +53,7 @@ def test_killed_window_leaves_workers_running_and_a_new_runner_reattaches(store:
     def victim_found() -> bool:
         runner.poll()
         return store.get_run(victim).status == RunStatus.INTERRUPTED
-    _wait_for(victim_found, timeout=30)
+    wait_for(victim_found, timeout=30)
     assert "workbench resume" in store.get_run(victim).error
     runner.poll()
     assert store.get_run(survivor).status == RunStatus.RUNNING  # re-attached, not marked lost

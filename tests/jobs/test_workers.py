@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -101,3 +102,21 @@ def test_startup_marks_runs_whose_worker_is_gone(store: Store) -> None:
     for r in (gone, stranger):
         row = store.get_run(r.id)
         assert row.status == RunStatus.INTERRUPTED and "workbench resume" in row.error
+
+
+def test_concurrent_auto_runs_get_distinct_gpus(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.engine.device import select_device
+    from workbench.jobs.runner import gpu_count, pick_gpu
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    assert gpu_count() == 3
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert gpu_count() == 0
+    runs = [create_run(store, "vit") for _ in range(3)]
+    for run, device in zip(runs, ["cuda:0", "cuda:2 x2", "cpu"]):
+        store.update_run(run.id, status=RunStatus.RUNNING, device=device, host=socket.gethostname())
+    running = store.list_runs(status=RunStatus.RUNNING)
+    assert pick_gpu(3, running) == 1
+    assert pick_gpu(2, running[:1]) == 1 and pick_gpu(1, running) is None  # all taken: share
+    monkeypatch.setenv("WORKBENCH_AUTO_DEVICE", "cpu")  # what the runner passes to a worker it placed
+    assert str(select_device("auto")) == "cpu"

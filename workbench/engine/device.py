@@ -1,8 +1,10 @@
-"""Device and precision choice: CUDA, then Apple MPS, then CPU; bf16 autocast on GPUs."""
+"""Device and precision choice: CUDA (the GPU the runner picked for this run, when several),
+then Apple MPS, then CPU; bf16 autocast on GPUs."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import ContextManager
 
 import torch
@@ -14,6 +16,8 @@ def select_device(spec: str) -> torch.device:
     """Resolve `auto`/`cpu`/`mps`/`cuda`/`cuda:N`, refusing a device this machine lacks."""
     has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if spec == "auto":
+        if os.environ.get("WORKBENCH_AUTO_DEVICE"):  # the runner's pick: a GPU no other run uses
+            return select_device(os.environ["WORKBENCH_AUTO_DEVICE"])
         if torch.cuda.is_available():
             return torch.device("cuda", 0)
         return torch.device("mps") if has_mps else torch.device("cpu")

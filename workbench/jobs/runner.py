@@ -119,6 +119,27 @@ def resume_run(store: Store, run_id: int) -> Run:
     return store.get_run(run_id)
 
 
+def gpu_count() -> int:
+    """GPUs this machine offers, found without importing torch (`nvidia-smi -L`); 0 if none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(line.startswith("GPU ") for line in out.stdout.splitlines()) if out.returncode == 0 else 0
+
+
+def pick_gpu(total: int, running: list[Run]) -> int | None:
+    """The first GPU no running run on this host uses (their `device` says `cuda:N`), or None when
+    every GPU is taken (the run then shares one, as `device=auto` would)."""
+    host = socket.gethostname()
+    busy = {int(r.device.split(":")[1].split()[0]) for r in running
+            if r.host in (None, host) and (r.device or "").startswith("cuda:")}
+    return next((i for i in range(total) if i not in busy), None)
+
+
 class Runner:
     """Starts queued runs as worker processes (at most `max_concurrent` at once) and watches them.
 
@@ -130,6 +151,7 @@ class Runner:
         self.max_concurrent = max_concurrent
         self.procs: dict[int, subprocess.Popen] = {}
         self._next_check = 0.0
+        self._gpus: int | None = None  # counted at the first start
 
     def start(self, run_id: int) -> bool:
         """Claim a queued run and launch its worker; False if someone else claimed it first."""
@@ -137,6 +159,14 @@ class Runner:
                                      started_at=time.time(), host=socket.gethostname(), pid=None):
             return False
         env = dict(os.environ, WORKBENCH_HOME=str(self.store.home), PYTHONUNBUFFERED="1")
+        run = self.store.get_run(run_id)
+        if run.config.get("device", "auto") == "auto" and int(run.config.get("nproc", 1)) == 1:
+            if self._gpus is None:
+                self._gpus = gpu_count()
+            others = [r for r in self.store.list_runs(status=RunStatus.RUNNING) if r.id != run_id]
+            gpu = pick_gpu(self._gpus, others) if self._gpus > 1 else None
+            if gpu is not None:  # concurrent runs on distinct GPUs
+                env["WORKBENCH_AUTO_DEVICE"] = f"cuda:{gpu}"
         with open(log_path(run_id), "ab") as log:
             log.write(f"--- worker start {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
             log.flush()
