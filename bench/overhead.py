@@ -73,14 +73,15 @@ def bare_loop(steps: int) -> float:
     return (time.perf_counter() - start) / (steps - WARMUP)
 
 
-def workbench_run(steps: int) -> tuple[float, float]:
+def workbench_run(steps: int, method: str = "vit", overrides: tuple[str, ...] = ()) -> tuple[float, float]:
     """(seconds per step of a real workbench worker, from its metric rows' wall times; seconds
     from Start to its first metric row, worker start-up and data loading included)."""
     from workbench.jobs import Runner, create_run
     from workbench.store import RunStatus, Store
 
     store = Store()
-    run = create_run(store, "vit", preset="tiny", overrides={**CONFIG, "max_steps": steps})
+    run = create_run(store, method, preset="tiny",
+                     overrides=[*(f"{k}={v}" for k, v in {**CONFIG, "max_steps": steps}.items()), *overrides])
     runner = Runner(store)
     started = time.time()
     runner.start(run.id)
