@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from workbench.config import make_config
@@ -132,3 +133,15 @@ def test_compiled_run_trains_like_an_eager_one(store: Store) -> None:
     state, _ = Checkpoints(store, compiled.id).latest_readable()
     plain = get_method("vit")(make_config("vit", "tiny"), DataInfo(**state["data"])).build()
     plain.load_state_dict(state["model"])  # a compiled run's checkpoint loads into a plain model
+
+
+def test_channels_last_only_for_convolutional_networks_on_gpus() -> None:
+    from workbench.engine.device import wants_channels_last
+
+    info = DataInfo([str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3, 32)
+    cnn = get_method("cnn")(make_config("cnn", "tiny"), info).build()
+    vit = get_method("vit")(make_config("vit", "tiny"), info).build()
+    gpu = torch.device("cuda", 0)  # a device object; no GPU is needed to ask
+    assert wants_channels_last(cnn, gpu)
+    assert not wants_channels_last(vit, gpu)  # only its patch embedding convolves
+    assert not wants_channels_last(cnn, torch.device("cpu"))

@@ -49,3 +49,10 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def wants_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
+    """Channels-last memory speeds up convolutional networks on GPUs (tensor cores); a ViT's only
+    convolution is its patch embedding, where it does not pay, and CPUs gain little."""
+    convs = sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size != m.stride for m in model.modules())
+    return device.type == "cuda" and convs >= 4

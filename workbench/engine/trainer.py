@@ -24,7 +24,12 @@ from workbench.config import TrainConfig, config_from_dict
 from workbench.data.loading import BatchTransform, DataBundle, load_data, make_loader
 from workbench.engine import distributed
 from workbench.engine.checkpoint import Checkpoints
-from workbench.engine.device import autocast, autocast_dtype, select_device
+from workbench.engine.device import (
+    autocast,
+    autocast_dtype,
+    select_device,
+    wants_channels_last,
+)
 from workbench.engine.optim import build_optimizer, warmup_cosine
 from workbench.engine.reporter import Reporter
 from workbench.errors import DataError, WorkbenchError
@@ -107,6 +112,8 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     info = DataInfo(data.classes, data.mean, data.std, data.image_size)
     method: Method = get_method(run.method)(cfg, info, load_parents(store, run_id))
     model = method.build().to(device)
+    memory_format = torch.channels_last if wants_channels_last(model, device) else torch.contiguous_format
+    model.to(memory_format=memory_format)
     if cfg.compile:
         model.compile()  # in place: the forward is compiled, the state dict keeps its keys
     optimizer = build_optimizer(method.param_groups(model), cfg)
@@ -174,6 +181,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
         for images, labels in loader:
             window.batch_arrived()
             images, labels = transform(images, labels, True)
+            images = images.contiguous(memory_format=memory_format)
             method.on_step(step, plan.total)
             with autocast(device, amp):
                 out = method.step(model, (images, labels))
