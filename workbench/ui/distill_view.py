@@ -57,7 +57,7 @@ class DistillView(QWidget):
         self.baseline.setToolTip("a DeiT run trained without distillation (the same student alone)")
         self.baseline.currentIndexChanged.connect(lambda _: self._draw())
         pg.setConfigOptions(antialias=True)
-        self.top1_plot = pg.PlotWidget(title="top-1 on the validation set (student heads in blue)")
+        self.top1_plot = pg.PlotWidget(title="top-1 (student heads in blue)")
         self.class_plot = pg.PlotWidget(title="per-class accuracy")
         for plot in (self.top1_plot, self.class_plot):
             plot.setBackground("w")
@@ -77,7 +77,7 @@ class DistillView(QWidget):
         charts = QSplitter()
         charts.addWidget(self.top1_plot)
         charts.addWidget(self.class_plot)
-        charts.setSizes([300, 500])
+        charts.setSizes([420, 520])
         lower = QSplitter()
         matrix_box = QWidget()
         matrix_layout = QVBoxLayout(matrix_box)
@@ -166,6 +166,7 @@ class DistillView(QWidget):
             text.setPos(i, value + 0.01)
             self.top1_plot.addItem(text)
         self.top1_plot.getAxis("bottom").setTicks([list(zip(x.tolist(), labels))])
+        self.top1_plot.setXRange(-0.6, len(values) - 0.4, padding=0)
 
     def _per_class(self, report: dict, baseline: dict | None) -> None:
         series = {"student": report["per_class"]["student"]}
@@ -180,6 +181,7 @@ class DistillView(QWidget):
             self.class_plot.addItem(pg.BarGraphItem(x=x, height=values, width=width * 0.95,
                                                     brush=COLOURS[name], name=name))
         self.class_plot.getAxis("bottom").setTicks([[(i, c[:7]) for i, c in enumerate(classes)]])
+        self.class_plot.setXRange(-0.6, len(classes) - 0.4, padding=0)
 
     def _matrix(self, report: dict) -> None:
         counts = report.get("agreement_matrix")
