@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QSplitter,
     QTableWidget,
@@ -67,6 +68,8 @@ class DistillView(QWidget):
         self.class_plot.addLegend(offset=(-5, 5))
         self.matrix = QTableWidget()
         self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.matrix.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.matrix.setMinimumWidth(380)
         self.matrix.setToolTip("rows: the teacher's prediction; columns: the student's; the diagonal is agreement")
         self.grid = ZoomImage(placeholder="disagreements appear here")
 
@@ -92,7 +95,7 @@ class DistillView(QWidget):
         grid_layout.addWidget(self.grid)
         lower.addWidget(matrix_box)
         lower.addWidget(grid_box)
-        lower.setSizes([420, 420])
+        lower.setSizes([480, 360])
         body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(charts)
         body.addWidget(lower)
@@ -192,7 +195,7 @@ class DistillView(QWidget):
         n = len(classes)
         self.matrix.setRowCount(n)
         self.matrix.setColumnCount(n)
-        self.matrix.setHorizontalHeaderLabels([c[:8] for c in classes])
+        self.matrix.setHorizontalHeaderLabels([c[:4] for c in classes])
         self.matrix.setVerticalHeaderLabels([c[:10] for c in classes])
         peak = max(max(row) for row in counts) or 1
         for r in range(n):
@@ -204,4 +207,8 @@ class DistillView(QWidget):
                 item.setForeground(QColor("white" if share > 0.6 else "black"))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.matrix.setItem(r, c, item)
-        self.matrix.resizeColumnsToContents()
+        header = self.matrix.horizontalHeader()
+        header.setMinimumSectionSize(24)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # every column fits the view
+        for c, name in enumerate(classes):
+            self.matrix.horizontalHeaderItem(c).setToolTip(name)
