@@ -387,6 +387,7 @@ class MainWindow(QMainWindow):
         if self.loaded:
             self.settings.setValue("curves/state", self.curves.state())
             self.inspect.process.stop()
+            shutil.rmtree(self.inspect.workdir, ignore_errors=True)
         self.timer.stop()
         if getattr(self, "probe", None) is not None and self.probe.state() != QProcess.ProcessState.NotRunning:
             self.probe.kill()
