@@ -148,11 +148,16 @@ class TrainConfig:
 
     def mask_spec(self) -> tuple[str, float, bool] | None:
         """(strategy, ratio, exact count) of the masks this run trains with; None if it masks nothing.
-        The training code and the GUI's mask preview both read it, so they mask alike."""
-        if self.mask_fields is None:
+        The training code and the GUI's mask previews both read it, so they mask alike."""
+        return self.mask_spec_of(vars(self))
+
+    @classmethod
+    def mask_spec_of(cls, values: Mapping[str, Any]) -> tuple[str, float, bool] | None:
+        """`mask_spec` of config values not (yet) validated: a form being edited, a stored run's config."""
+        if cls.mask_fields is None:
             return None
-        ratio, strategy, exact = self.mask_fields
-        return getattr(self, strategy) if strategy else "random", getattr(self, ratio), exact
+        ratio, strategy, exact = cls.mask_fields
+        return str(values[strategy]) if strategy else "random", float(values[ratio]), exact
 
     def required_parents(self) -> dict[str, tuple[str, ...]]:
         """Parent roles this config needs (some methods need one only in some modes)."""

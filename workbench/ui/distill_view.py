@@ -57,7 +57,6 @@ class DistillView(QWidget):
         self.baseline = QComboBox()
         self.baseline.setToolTip("a DeiT run trained without distillation (the same student alone)")
         self.baseline.currentIndexChanged.connect(lambda _: self._draw())
-        pg.setConfigOptions(antialias=True)
         self.top1_plot = pg.PlotWidget(title="top-1 (student heads in blue)")
         self.class_plot = pg.PlotWidget(title="per-class accuracy")
         for plot in (self.top1_plot, self.class_plot):

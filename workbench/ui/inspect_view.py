@@ -38,8 +38,6 @@ from workbench.ui.image_view import ZoomImage, to_pixmap
 from workbench.ui.mask_preview import MaskPreview
 from workbench.ui.tasks import Tasks
 
-SAMPLES = 10
-
 
 class InspectView(QWidget):
     def __init__(self, store: Store, tasks: Tasks) -> None:
@@ -131,11 +129,11 @@ class InspectView(QWidget):
             return
         cfg = run.config
         size, patch = int(cfg.get("image_size", 32)), int(cfg.get("patch_size", 1) or 1)
-        spec = config_class(run.method).mask_fields if "reconstruct" in can else None
+        spec = config_class(run.method).mask_spec_of(cfg) if "reconstruct" in can else None
         if spec is not None:
-            ratio_field, strategy_field, exact = spec
+            strategy, ratio, exact = spec
             self.mask.configure(size // patch, patch, exact)
-            self.mask.set_values(float(cfg[ratio_field]), cfg[strategy_field] if strategy_field else "random")
+            self.mask.set_values(ratio, strategy)
         self.samples.clear()
         self.output.set_placeholder("the answer appears here")
         self.info.clear()
@@ -150,7 +148,7 @@ class InspectView(QWidget):
         if self.run is None or self.run.id != run_id:
             return
         for label, images in rows:
-            for image in images[:max(1, SAMPLES // len(rows))]:
+            for image in images:
                 item = QListWidgetItem(QIcon(to_pixmap(image).scaled(56, 56)), label[:8])
                 item.setData(Qt.ItemDataRole.UserRole, image)
                 self.samples.addItem(item)

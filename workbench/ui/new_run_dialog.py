@@ -194,19 +194,18 @@ class NewRunDialog(QDialog):
     # ----------------------------------------------------------- mask preview
     def _form_to_preview(self) -> None:
         """Follow the form: grid, ratio, strategy; fresh sample images when dataset or size change."""
-        fields = self.form.cls.mask_fields
-        if fields is None:
+        if self.form.cls.mask_fields is None:
             return
         try:
             values = self.form.values()
             size, patch = int(values["image_size"]), int(values["patch_size"])
-            ratio = float(values[fields[0]])
+            strategy, ratio, exact = self.form.cls.mask_spec_of(values)
         except (ConfigError, ValueError, KeyError):
             return  # the form shows what is wrong
         if size % patch:
             return
-        self.mask_preview.configure(size // patch, patch, fields[2])
-        self.mask_preview.set_values(ratio, values[fields[1]] if fields[1] else "random")
+        self.mask_preview.configure(size // patch, patch, exact)
+        self.mask_preview.set_values(ratio, strategy)
         wanted = (str(values["dataset"]), size)
         if wanted != self.preview_images_for:
             self.preview_images_for = wanted

@@ -28,7 +28,8 @@ class SnapshotsView(QWidget):
         super().__init__()
         self.store = store
         self.run_id: int | None = None
-        self.frames: list[Artifact] = []
+        self.images: list[Artifact] = []  # every image artifact of the run, oldest first
+        self.frames: list[Artifact] = []  # those of the chosen kind
         self.kind = QComboBox()
         self.kind.setToolTip("which of the run's images")
         self.kind.currentTextChanged.connect(lambda _: self._load_frames(follow=True))
@@ -59,13 +60,15 @@ class SnapshotsView(QWidget):
         slider follows them when it was on the newest one)."""
         if run is None:
             self.run_id = None
+            self.images = []
             self.kind.clear()
             self.frames = []
             self.image.set_placeholder("select a run that saved images")
             return
         changed = run.id != self.run_id
         self.run_id = run.id
-        names = sorted({a.name for a in self.store.artifacts(run.id, "image")})
+        self.images = self.store.artifacts(run.id, "image")  # one query; kinds and frames come from it
+        names = sorted({a.name for a in self.images})
         current = self.kind.currentText()
         if changed or names != [self.kind.itemText(i) for i in range(self.kind.count())]:
             self.kind.blockSignals(True)
@@ -82,10 +85,8 @@ class SnapshotsView(QWidget):
         self._load_frames(follow=changed or self.slider.value() == self.slider.maximum())
 
     def _load_frames(self, follow: bool) -> None:
-        if self.run_id is None or not self.kind.currentText():
-            return
-        frames = self.store.artifacts(self.run_id, "image", name=self.kind.currentText())
-        if [f.id for f in frames] == [f.id for f in self.frames]:
+        frames = [a for a in self.images if a.name == self.kind.currentText()]
+        if not frames or [f.id for f in frames] == [f.id for f in self.frames]:
             return
         self.frames = frames
         self.slider.blockSignals(True)
