@@ -69,6 +69,10 @@ def log_tail(run_id: int, lines: int = 15) -> str:
 
 STARTING_GRACE_S = 30.0  # a run claimed by a runner gets its pid a moment later
 ADOPTED_CHECK_S = 2.0  # how often a runner checks that workers it did not start still live
+# what a worker starting the next run of a study (from inside a torchrun rank, say) must not pass on
+INHERITED_NOT = frozenset({"WORKBENCH_AUTO_DEVICE", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
+                           "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                           "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_MAX_RESTARTS"})
 
 
 def reconcile(store: Store) -> list[int]:
@@ -158,7 +162,8 @@ class Runner:
         if not self.store.transition(run_id, RunStatus.RUNNING, only_from=[RunStatus.QUEUED],
                                      started_at=time.time(), host=socket.gethostname(), pid=None):
             return False
-        env = dict(os.environ, WORKBENCH_HOME=str(self.store.home), PYTHONUNBUFFERED="1")
+        env = {k: v for k, v in os.environ.items() if k not in INHERITED_NOT}
+        env.update(WORKBENCH_HOME=str(self.store.home), PYTHONUNBUFFERED="1")
         run = self.store.get_run(run_id)
         if run.config.get("device", "auto") == "auto" and int(run.config.get("nproc", 1)) == 1:
             if self._gpus is None:
@@ -183,7 +188,10 @@ class Runner:
         return True
 
     def poll(self) -> list[int]:
-        """Reap exited workers (marking silent deaths) and start queued runs; ids whose status changed."""
+        """Reap exited workers (marking silent deaths), queue the study runs whose parents have
+        finished, and start queued runs; ids whose status changed."""
+        from workbench.studies import advance
+
         changed = []
         for run_id, proc in list(self.procs.items()):
             code = proc.poll()
@@ -207,6 +215,7 @@ class Runner:
             lost = reconcile(self.store)
             changed += lost
             adopted = [r for r in adopted if r.id not in lost]
+        changed += advance(self.store)
         free = self.max_concurrent - len(self.procs) - len(adopted)
         if free > 0:
             for run in self.store.list_runs(status=RunStatus.QUEUED)[:free]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from workbench.config import ParentInfo, config_class, config_from_dict, make_config
+from workbench.config import ParentInfo, TrainConfig, config_class, config_from_dict, make_config
 from workbench.data import check_dataset
 from workbench.errors import ConfigError, StoreError
 from workbench.store import Run, Store
@@ -13,13 +13,16 @@ from workbench.store import Run, Store
 def create_run(store: Store, method: str, *, preset: str | None = None,
                overrides: Mapping[str, Any] | Iterable[str] = (), parents: Mapping[str, int] | None = None,
                name: str = "") -> Run:
-    """Validate config and parents, then insert a `queued` run. A refused run writes nothing.
+    """Validate config and parents, then insert a `queued` run. A refused run writes nothing."""
+    cfg = prepare_config(store, method, preset=preset, overrides=overrides, parents=parents)
+    return store.create_run(method, cfg.to_dict(), name=name.strip(), parents=parents)
 
-    Fields a method inherits from a parent (an encoder's shape, say) are taken from it unless
-    set explicitly; an explicit value that differs is refused by the parent check."""
-    cls = config_class(method)
+
+def prepare_config(store: Store, method: str, *, preset: str | None = None,
+                   overrides: Mapping[str, Any] | Iterable[str] = (),
+                   parents: Mapping[str, int] | None = None) -> TrainConfig:
+    """The validated config of a new run with these parents; writes nothing."""
     infos = {}
-    inherited: dict[str, Any] = {}
     for role, parent_id in (parents or {}).items():
         try:
             parent = store.get_run(parent_id)
@@ -31,8 +34,20 @@ def create_run(store: Store, method: str, *, preset: str | None = None,
                                                 f"pick another run or train it again")
         infos[role] = ParentInfo(parent.id, parent.method, parent.status,
                                  config_from_dict(parent.method, parent.config, strict=False))
-        inherited.update({k: parent.config[k] for k in cls.inherits.get(role, ()) if k in parent.config})
+    return checked_config(store, method, preset=preset, overrides=overrides, parents=infos)
+
+
+def checked_config(store: Store, method: str, *, preset: str | None, overrides: Mapping[str, Any] | Iterable[str],
+                   parents: Mapping[str, ParentInfo]) -> TrainConfig:
+    """Defaults, preset, the fields inherited from parents, overrides; then every check, the
+    dataset's and the parents' included. Parents may be runs or runs a study has yet to make.
+
+    Fields a method inherits from a parent (an encoder's shape, say) are taken from it unless
+    set explicitly; an explicit value that differs is refused by the parent check."""
+    cls = config_class(method)
+    inherited = {k: getattr(info.config, k) for role, info in parents.items()
+                 for k in cls.inherits.get(role, ()) if hasattr(info.config, k)}
     cfg = make_config(method, preset, overrides, inherited=inherited)
     check_dataset(store, cfg.dataset, cls.needs_labels)
-    cfg.check_parents(infos)
-    return store.create_run(method, cfg.to_dict(), name=name.strip(), parents=parents)
+    cfg.check_parents(parents)
+    return cfg

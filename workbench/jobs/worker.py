@@ -40,6 +40,19 @@ def execute(store: Store, run_id: int, stop: Any = None, log: Callable[[str], No
     return status
 
 
+def _continue_study(store: Store, run_id: int) -> None:
+    """Start what this run unblocked in its study, so a study goes on with no window open."""
+    from workbench.studies import on_run_end
+
+    try:
+        started = on_run_end(store, run_id)
+    except WorkbenchError as exc:  # the run itself is recorded; a runner's poll will go on later
+        print(f"run {run_id}: could not continue its study: {exc}", flush=True)
+        return
+    if started:
+        print(f"run {run_id}: its study goes on with run(s) {', '.join(map(str, started))}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not args[0].isdigit():
@@ -64,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     status = execute(store, run_id, stop)
     if os.environ.get("RANK", "0") == "0":
         print(f"run {run_id} {status}", flush=True)
+        _continue_study(store, run_id)
     return 1 if status == RunStatus.FAILED else 0
 
 

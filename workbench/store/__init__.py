@@ -9,7 +9,8 @@ from typing import Any
 from workbench.store.status import RESUMABLE, RunStatus
 
 _LAZY = {"Store": "store", "MetricRow": "store", "SCHEMA_VERSION": "schema", "Artifact": "schema",
-         "Metric": "schema", "Run": "schema", "Dataset": "schema"}
+         "Metric": "schema", "Run": "schema", "Dataset": "schema",
+         "Study": "schema", "StudyStage": "schema", "StudyMember": "schema"}
 
 __all__ = ["RESUMABLE", "RunStatus", *_LAZY]
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from workbench.store.status import RunStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Base(DeclarativeBase):
@@ -112,9 +112,66 @@ class Dataset(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class Study(Base):
+    """A named group of runs made from one plan: a sweep and/or a pipeline of stages. `spec` keeps
+    the plan as created (sweep fields and points, result columns, the paper's trend); `status` is
+    `active` or `cancelled` (whether it is finished is read from its members' runs)."""
+
+    __tablename__ = "studies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    template: Mapped[str] = mapped_column(String(64), default="")
+    budget: Mapped[str] = mapped_column(String(16), default="")
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    parallel: Mapped[int] = mapped_column(default=2)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class StudyStage(Base):
+    """One step of a study's pipeline: a method whose parents are earlier stages or existing runs
+    (`parents`: role -> {"stage": name} or {"run": id})."""
+
+    __tablename__ = "study_stages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+    name: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(32))
+    parents: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    swept: Mapped[bool] = mapped_column(default=False)
+    reference: Mapped[bool] = mapped_column(default=False)
+
+
+class StudyMember(Base):
+    """A run a study will make, has made, or could not make. `config` is the validated config it
+    runs with; `parents` maps role -> {"member": id} or {"run": id}. `state`: pending (waiting for
+    its parents), created (`run_id` is its run) or blocked (`note` says why it was not started)."""
+
+    __tablename__ = "study_members"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    stage_id: Mapped[int] = mapped_column(ForeignKey("study_stages.id", ondelete="CASCADE"))
+    point: Mapped[int | None] = mapped_column(default=None)  # index of the sweep point; None: shared
+    values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    name: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]]
+    parents: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), default=None,
+                                               index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
 def _add_datasets_table(conn: Connection) -> None:
     Dataset.__table__.create(conn)
 
 
+def _add_study_tables(conn: Connection) -> None:
+    for table in (Study, StudyStage, StudyMember):
+        table.__table__.create(conn)
+
+
 # version v -> function that upgrades a database from v to v + 1
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_datasets_table}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_datasets_table, 2: _add_study_tables}

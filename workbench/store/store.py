@@ -31,6 +31,9 @@ from workbench.store.schema import (
     Run,
     RunParent,
     RunStatus,
+    Study,
+    StudyMember,
+    StudyStage,
 )
 
 MetricRow = tuple[int, int, float, str, float, float]  # id, step, epoch, key, value, wall_time
@@ -91,21 +94,25 @@ class Store:
 
     # -------------------------------------------------------------------- runs
     def create_run(self, method: str, config: Mapping[str, Any], *, name: str = "",
-                   parents: Mapping[str, int] | None = None) -> Run:
+                   parents: Mapping[str, int] | None = None, tags: str = "") -> Run:
         with self.session() as s:
-            run = Run(method=method, name=name, config=dict(config), status=RunStatus.QUEUED,
-                      created_at=time.time(), summary={})
-            s.add(run)
+            return self._insert_run(s, method, config, name, parents or {}, tags)
+
+    def _insert_run(self, s: Session, method: str, config: Mapping[str, Any], name: str,
+                    parents: Mapping[str, int], tags: str) -> Run:
+        run = Run(method=method, name=name, config=dict(config), status=RunStatus.QUEUED,
+                  created_at=time.time(), summary={}, tags=tags)
+        s.add(run)
+        s.flush()
+        if not name:
+            run.name = f"{method}-{run.id}"
+        for role, parent_id in parents.items():
+            s.add(RunParent(child_id=run.id, role=role, parent_id=parent_id))
+        try:
             s.flush()
-            if not name:
-                run.name = f"{method}-{run.id}"
-            for role, parent_id in (parents or {}).items():
-                s.add(RunParent(child_id=run.id, role=role, parent_id=parent_id))
-            try:
-                s.flush()
-            except IntegrityError:
-                raise StoreError(f"a parent run among {dict(parents or {})} does not exist") from None
-            return run
+        except IntegrityError:
+            raise StoreError(f"a parent run among {dict(parents)} does not exist") from None
+        return run
 
     def get_run(self, run_id: int) -> Run:
         with self.session() as s:
@@ -113,6 +120,10 @@ class Store:
             if run is None:
                 raise StoreError(f"there is no run {run_id} in {self.path}; `workbench runs` lists them")
             return run
+
+    def runs_by_id(self, ids: Sequence[int]) -> dict[int, Run]:
+        with self.session() as s:
+            return {r.id: r for r in s.scalars(select(Run).where(Run.id.in_(list(ids))))}
 
     def list_runs(self, *, status: str | Sequence[str] | None = None, method: str | None = None) -> list[Run]:
         query = select(Run).order_by(Run.id)
@@ -259,6 +270,97 @@ class Store:
     def remove_dataset(self, name: str) -> None:
         with self.session() as s:
             s.execute(delete(Dataset).where(Dataset.name == name))
+
+    # ----------------------------------------------------------------- studies
+    def create_study(self, *, name: str, template: str, budget: str, spec: Mapping[str, Any], parallel: int,
+                     stages: Sequence[Mapping[str, Any]], members: Sequence[Mapping[str, Any]]) -> Study:
+        """Insert a study, its stages and its (pending) members in one transaction. A member names
+        its stage by `stage` (a stage name) and member parents as {"member": index in `members`}."""
+        with self.session() as s:
+            study = Study(name=name, template=template, budget=budget, spec=dict(spec), parallel=parallel,
+                          status="active", created_at=time.time())
+            s.add(study)
+            s.flush()
+            if not name:
+                study.name = f"{template or 'sweep'}-{study.id}"
+            stage_ids = {}
+            for position, stage in enumerate(stages):
+                row = StudyStage(study_id=study.id, position=position, **stage)
+                s.add(row)
+                s.flush()
+                stage_ids[stage["name"]] = row.id
+            member_ids: list[int] = []
+            for m in members:
+                parents = {role: {"member": member_ids[ref["member"]]} if "member" in ref else dict(ref)
+                           for role, ref in m["parents"].items()}
+                row = StudyMember(study_id=study.id, stage_id=stage_ids[m["stage"]], point=m["point"],
+                                  values=dict(m["values"]), name=m["name"], method=m["method"],
+                                  config=dict(m["config"]), parents=parents, state="pending")
+                s.add(row)
+                s.flush()
+                member_ids.append(row.id)
+            return study
+
+    def get_study(self, study_id: int) -> Study:
+        with self.session() as s:
+            study = s.get(Study, study_id)
+            if study is None:
+                raise StoreError(f"there is no study {study_id} in {self.path}; `workbench study list` lists them")
+            return study
+
+    def list_studies(self) -> list[Study]:
+        with self.session() as s:
+            return list(s.scalars(select(Study).order_by(Study.id)))
+
+    def study_stages(self, study_id: int) -> list[StudyStage]:
+        with self.session() as s:
+            return list(s.scalars(select(StudyStage).where(StudyStage.study_id == study_id)
+                                  .order_by(StudyStage.position)))
+
+    def study_members(self, study_id: int | None = None, *, open_only: bool = False) -> list[StudyMember]:
+        """Members of one study (or of every study); `open_only`: those of active studies that have
+        no run yet (what the scheduler looks at)."""
+        query = select(StudyMember).order_by(StudyMember.id)
+        if study_id is not None:
+            query = query.where(StudyMember.study_id == study_id)
+        if open_only:
+            active = select(Study.id).where(Study.status == "active")
+            query = query.where(StudyMember.state != "created", StudyMember.study_id.in_(active))
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def member_of_run(self, run_id: int) -> StudyMember | None:
+        with self.session() as s:
+            return s.scalar(select(StudyMember).where(StudyMember.run_id == run_id))
+
+    def update_member(self, member_id: int, **values: Any) -> None:
+        with self.session() as s:
+            s.execute(update(StudyMember).where(StudyMember.id == member_id).values(**values))
+
+    def create_member_run(self, member_id: int, method: str, config: Mapping[str, Any], *, name: str,
+                          parents: Mapping[str, int], tags: str) -> Run | None:
+        """Claim a pending or blocked member and insert its queued run, in one transaction; None if
+        another process claimed it first (two schedulers never make the same run twice)."""
+        with self.session() as s:
+            claimed = s.execute(update(StudyMember).where(StudyMember.id == member_id,
+                                                          StudyMember.state != "created")
+                                .values(state="created", note=""))
+            if claimed.rowcount != 1:
+                return None
+            run = self._insert_run(s, method, config, name, parents, tags)
+            s.execute(update(StudyMember).where(StudyMember.id == member_id).values(run_id=run.id))
+            return run
+
+    def set_study_status(self, study_id: int, status: str) -> None:
+        with self.session() as s:
+            s.execute(update(Study).where(Study.id == study_id).values(status=status))
+
+    def delete_study(self, study_id: int) -> None:
+        """Forget a study (stages and members); its runs stay, as ordinary runs."""
+        with self.session() as s:
+            s.execute(delete(StudyMember).where(StudyMember.study_id == study_id))
+            s.execute(delete(StudyStage).where(StudyStage.study_id == study_id))
+            s.execute(delete(Study).where(Study.id == study_id))
 
     def abspath(self, artifact: Artifact) -> Path:
         return self.home / artifact.path

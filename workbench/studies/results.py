@@ -1,0 +1,141 @@
+"""What a study looks like now: its members' progress, its status, and its results table (one
+row per sweep point, plus one per reference stage such as a teacher), as CSV or Markdown.
+
+Every number in the table is the final value a member run stored in its summary, so the CLI,
+the GUI and an exported file always agree with the runs themselves.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from workbench.store import RunStatus
+
+if TYPE_CHECKING:
+    from workbench.store import Run, Store, Study, StudyMember, StudyStage
+
+
+@dataclass
+class Overview:
+    """A study with its stages, members and their runs, read in four queries."""
+
+    study: Study
+    stages: list[StudyStage]
+    members: list[StudyMember]
+    runs: dict[int, Run]
+
+    def run_of(self, member: StudyMember) -> Run | None:
+        return self.runs.get(member.run_id) if member.run_id else None
+
+    def counts(self) -> dict[str, int]:
+        """How many members are finished, running, queued, waiting (for parents), stopped (their
+        run failed, was cancelled or interrupted) or not started (blocked)."""
+        out = dict.fromkeys(("finished", "running", "queued", "waiting", "stopped", "not started"), 0)
+        for member in self.members:
+            run = self.run_of(member)
+            if member.state == "blocked":
+                out["not started"] += 1
+            elif run is None:
+                out["waiting" if member.state == "pending" else "not started"] += 1
+            elif run.status in (RunStatus.FINISHED, RunStatus.RUNNING, RunStatus.QUEUED):
+                out[run.status] += 1
+            else:
+                out["stopped"] += 1
+        return out
+
+    @property
+    def status(self) -> str:
+        """finished, running, stopped (something failed or waits for a resume) or cancelled."""
+        if self.study.status == "cancelled":
+            return "cancelled"
+        counts = self.counts()
+        if counts["finished"] == len(self.members):
+            return "finished"
+        waiting = any(m.state == "pending" and not m.note.startswith("waiting:") for m in self.members)
+        return "running" if counts["running"] or counts["queued"] or waiting else "stopped"
+
+    def progress(self) -> float:
+        """Share of the study's training steps done (a member without a run counts as 0 of 1)."""
+        parts = [(r.progress if r.status != RunStatus.FINISHED else 1.0) if (r := self.run_of(m)) else 0.0
+                 for m in self.members]
+        return sum(parts) / len(parts) if parts else 0.0
+
+
+def overview(store: Store, study_id: int) -> Overview:
+    members = store.study_members(study_id)
+    return Overview(store.get_study(study_id), store.study_stages(study_id), members,
+                    store.runs_by_id([m.run_id for m in members if m.run_id]))
+
+
+@dataclass
+class Table:
+    """The results: `header` is the swept fields, then each result column, then `status`."""
+
+    header: list[str]
+    rows: list[list[Any]]
+    sweep_fields: list[str]
+    columns: list[str]  # the result columns' labels
+    reference: list[bool]  # per row: a reference stage (a teacher), not a sweep point
+
+
+def results(view: Overview) -> Table:
+    spec = view.study.spec
+    fields, columns = spec["sweep_fields"] or ["row"], spec["columns"]  # a pipeline alone has one row
+    stage_ids = {s.name: s.id for s in view.stages}
+    by_place = {(m.stage_id, m.point): m for m in view.members}
+
+    def member(stage: str, point: int | None) -> StudyMember | None:
+        return by_place.get((stage_ids[stage], point)) or by_place.get((stage_ids[stage], None))
+
+    def value(m: StudyMember | None, key: str) -> Any:
+        run = view.run_of(m) if m else None
+        return run.summary.get(key, "") if run else ""
+
+    rows, reference = [], []
+    for point, values in enumerate(spec["points"]):
+        mine = [m for m in view.members if m.point == point]
+        rows.append([values.get(f, "result" if f == "row" else "") for f in fields] + [value(member(c["stage"], point), c["key"]) for c in columns]
+                    + [_row_status(view, mine)])
+        reference.append(False)
+    for stage in (s for s in view.stages if s.reference):
+        m = member(stage.name, None)
+        labels = [f"{stage.name} ({stage.method})"] + [""] * (len(fields) - 1)
+        rows.append(labels + [value(m, c["key"]) for c in columns] + [_row_status(view, [m] if m else [])])
+        reference.append(True)
+    return Table([*fields, *(c["label"] for c in columns), "status"], rows, list(fields),
+                 [c["label"] for c in columns], reference)
+
+
+def _row_status(view: Overview, members: list[StudyMember]) -> str:
+    """'finished', or what the first unfinished member of the row is doing."""
+    for m in members:
+        run = view.run_of(m)
+        if run is None:
+            return f"{m.name.split(' ')[0]}: {m.note or 'waiting'}"
+        if run.status != RunStatus.FINISHED:
+            return f"{m.name.split(' ')[0]}: run {run.id} {run.status}"
+    return "finished"
+
+
+def to_csv(table: Table) -> str:
+    """Full-precision CSV with a header row."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.header)
+    writer.writerows([[repr(v) if isinstance(v, float) else v for v in row] for row in table.rows])
+    return out.getvalue()
+
+
+def to_markdown(table: Table) -> str:
+    """A Markdown table, numbers to four decimals (as README files and papers want them)."""
+    lines = ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+    first, last = len(table.sweep_fields), len(table.header) - 1  # the metric columns: four decimals
+
+    def cell(i: int, v: Any) -> str:
+        return (f"{v:.4f}" if first <= i < last and isinstance(v, float) else str(v)).replace("|", "/")
+
+    lines += ["| " + " | ".join(cell(i, v) for i, v in enumerate(row)) + " |" for row in table.rows]
+    return "\n".join(lines) + "\n"

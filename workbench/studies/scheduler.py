@@ -1,0 +1,140 @@
+"""Moving studies along: a member's run is queued once all its parent runs have finished.
+
+`advance` is called by every runner poll (the GUI's, `--wait` loops) and by a worker whose
+run just ended (so a study goes on headless, with no window open). A parent that failed or
+was cancelled blocks its dependants with the reason; resuming that parent to the end
+unblocks them. Claiming a member and inserting its run is one transaction, so two
+schedulers never make the same run twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from workbench.errors import WorkbenchError
+from workbench.store import RESUMABLE, RunStatus
+
+if TYPE_CHECKING:
+    from workbench.store import Run, Store, StudyMember
+
+WAITING, BLOCKED, READY = "pending", "blocked", "ready"
+
+
+def advance(store: Store, study_id: int | None = None) -> list[int]:
+    """Queue the runs of open members whose parents have all finished, and note why the others
+    wait or are blocked; the ids of the runs queued."""
+    from workbench.jobs.submit import prepare_config
+
+    open_members = store.study_members(study_id, open_only=True)
+    if not open_members:
+        return []
+    studies = {sid: store.get_study(sid) for sid in {m.study_id for m in open_members}}
+    members = {m.id: m for sid in studies for m in store.study_members(sid)}
+    wanted = {ref.get("run") or members[ref["member"]].run_id for m in open_members for ref in m.parents.values()}
+    runs = store.runs_by_id([r for r in wanted if r])
+    created = []
+    for member in open_members:
+        state, note, parents = _readiness(member, members, runs)
+        if state != READY:
+            if (state, note) != (member.state, member.note):
+                store.update_member(member.id, state=state, note=note)
+            continue
+        try:
+            cfg = prepare_config(store, member.method, overrides=member.config, parents=parents)
+        except WorkbenchError as exc:
+            store.update_member(member.id, state=BLOCKED, note=f"not started: {exc}")
+            continue
+        run = store.create_member_run(member.id, member.method, cfg.to_dict(), parents=parents,
+                                      name=f"{studies[member.study_id].name} · {member.name}",
+                                      tags=f"study:{member.study_id}")
+        if run is not None:
+            created.append(run.id)
+    return created
+
+
+def _readiness(member: StudyMember, members: dict[int, StudyMember],
+               runs: dict[int, Run]) -> tuple[str, str, dict[str, int]]:
+    """(state, note, parent run ids): ready when every parent run has finished."""
+    waiting, parents = "", {}
+    for role, ref in member.parents.items():
+        parent = members.get(ref.get("member", -1))
+        if parent is not None and parent.state != "created":
+            if parent.state == BLOCKED:
+                return BLOCKED, f"not started: its {role} ({parent.name}) was not started", {}
+            waiting = waiting or f"waiting for its {role} ({parent.name})"
+            continue
+        run_id = ref["run"] if parent is None else parent.run_id
+        run = runs.get(run_id) if run_id else None
+        if run is None:
+            return BLOCKED, f"not started: its {role}'s run was deleted", {}
+        status = RunStatus(run.status)
+        if status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            reason = (run.error or "").strip().splitlines()[-1:] or [""]
+            return BLOCKED, (f"not started: its {role}, run {run.id}, {status}" + (f" ({reason[0]})" if reason[0] else "")
+                             + f"; `workbench resume {run.id}` and it goes on"), {}
+        if status == RunStatus.INTERRUPTED:
+            waiting = waiting or f"waiting: its {role}, run {run.id}, was interrupted; `workbench resume {run.id}`"
+        elif status != RunStatus.FINISHED:
+            waiting = waiting or f"waiting for its {role}, run {run.id} ({status})"
+        parents[role] = run.id
+    return (WAITING, waiting, {}) if waiting else (READY, "", parents)
+
+
+def start_queued(store: Store, study_id: int) -> list[int]:
+    """Start the study's queued runs while fewer than its `parallel` limit are running (what a
+    headless study does when one of its runs ends; a GUI's runner starts them anyway)."""
+    from workbench.jobs.runner import Runner
+
+    study = store.get_study(study_id)
+    runs = store.runs_by_id([m.run_id for m in store.study_members(study_id) if m.run_id])
+    running = sum(r.status == RunStatus.RUNNING for r in runs.values())
+    runner, started = Runner(store), []
+    for run in sorted((r for r in runs.values() if r.status == RunStatus.QUEUED), key=lambda r: r.id):
+        if running >= study.parallel:
+            break
+        if runner.start(run.id):
+            started.append(run.id)
+            running += 1
+    return started
+
+
+def on_run_end(store: Store, run_id: int) -> list[int]:
+    """A run ended: if it belongs to an active study, queue what it unblocked and start the
+    study's next runs. The ids started."""
+    member = store.member_of_run(run_id)
+    if member is None or store.get_study(member.study_id).status != "active":
+        return []
+    advance(store, member.study_id)
+    return start_queued(store, member.study_id)
+
+
+def cancel_study(store: Store, study_id: int, grace: float = 10.0) -> list[int]:
+    """Stop a study: no new runs, its queued and running runs cancelled; the ids cancelled."""
+    from workbench.jobs.runner import cancel_run
+
+    store.set_study_status(study_id, "cancelled")
+    cancelled = []
+    for member in store.study_members(study_id):
+        if member.state != "created":
+            store.update_member(member.id, state=BLOCKED, note="not started: the study was cancelled")
+    runs = store.runs_by_id([m.run_id for m in store.study_members(study_id) if m.run_id])
+    for run in runs.values():
+        if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            cancel_run(store, run.id, grace)
+            cancelled.append(run.id)
+    return cancelled
+
+
+def resume_study(store: Store, study_id: int) -> list[int]:
+    """Go on with a stopped or cancelled study: its failed, cancelled and interrupted runs are
+    queued again (each continues from its checkpoint), blocked members are looked at again."""
+    from workbench.jobs.runner import resume_run
+
+    store.set_study_status(study_id, "active")
+    runs = store.runs_by_id([m.run_id for m in store.study_members(study_id) if m.run_id])
+    resumed = [resume_run(store, r.id).id for r in runs.values() if r.status in RESUMABLE]
+    for member in store.study_members(study_id):
+        if member.state == BLOCKED:  # looked at afresh: its parent may be going again
+            store.update_member(member.id, state=WAITING, note="")
+    return resumed + advance(store, study_id)
+

@@ -1,0 +1,163 @@
+"""Built-in studies that mirror the papers' ablations, each with its results columns and what
+the paper found. Budget `tiny` (each method's tiny preset: the whole study runs on a laptop
+CPU in minutes, on the built-in 32 px shapes) or `paper` (the papers' geometry and schedules,
+for a GPU and a real dataset: `--set dataset=NAME`).
+
+Tiny budgets answer "does the trend show at all at this scale?", not the papers' numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from workbench.errors import ConfigError
+from workbench.studies.plan import Column, Stage, StudySpec
+
+# what follows a pre-training stage, per budget. The probe is MAE's (BatchNorm + linear head on the
+# frozen encoder), with AdamW where MAE used LARS
+FOLLOW_UPS: dict[str, dict[str, dict[str, Any]]] = {
+    "probe": {"tiny": dict(mode="linear", epochs=5, lr=0.01, weight_decay=0.0, warmup_epochs=0.5),
+              "paper": dict(mode="linear", epochs=90, lr=1e-3, weight_decay=0.0, warmup_epochs=10.0, drop_path=0.0),
+              "": dict(mode="linear", weight_decay=0.0)},
+    "finetune": {"tiny": dict(mode="full", epochs=5, lr=2e-3, warmup_epochs=0.5), "": dict(mode="full")},
+}
+FOLLOW_UP_LABELS = {"probe": "linear probe top-1", "finetune": "fine-tune top-1"}
+TOP1 = "val/top1"
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    title: str
+    description: str  # what the study runs
+    paper_trend: str  # what the paper found, shown beside the plot
+    build: Callable[[str], tuple[list[Stage], list[str], list[dict[str, Any]], list[Column]]]
+
+
+def follow_up(kind: str, parent: str, budget: str | None) -> Stage:
+    """A linear probe or a full fine-tune of the encoder trained by stage `parent`."""
+    recipes = FOLLOW_UPS[kind]
+    return Stage(kind, "finetune", recipes.get(budget or "", recipes[""]), parents={"encoder": parent})
+
+
+def _mae_mask_ratio(budget: str):
+    stages = [Stage("pretrain", "mae", swept=True), follow_up("probe", "pretrain", budget), follow_up("finetune", "pretrain", budget)]
+    columns = [Column("probe", TOP1, "linear probe top-1"), Column("finetune", TOP1, "fine-tune top-1"),
+               Column("pretrain", "val/loss", "MAE val loss")]
+    return stages, ["mask_ratio"], [{"mask_ratio": r} for r in (0.25, 0.5, 0.75, 0.9)], columns
+
+
+def _mae_mask_strategy(budget: str):
+    stages = [Stage("pretrain", "mae", {"mask_ratio": 0.75}, swept=True), follow_up("probe", "pretrain", budget)]
+    return (stages, ["mask_strategy"], [{"mask_strategy": s} for s in ("random", "block", "grid")],
+            [Column("probe", TOP1, "linear probe top-1"), Column("pretrain", "val/loss", "MAE val loss")])
+
+
+def _vit_pos_embed(budget: str):
+    return ([Stage("train", "vit", swept=True)], ["pos_embed"],
+            [{"pos_embed": p} for p in ("learned-1d", "sincos-2d", "none")], [Column("train", TOP1, "top-1")])
+
+
+def _mpp_targets(budget: str):
+    stages = [Stage("pretrain", "mpp", swept=True), follow_up("probe", "pretrain", budget)]
+    return (stages, ["target"], [{"target": t} for t in ("color3bit", "color3bit_4x4", "pixel_l2")],
+            [Column("probe", TOP1, "linear probe top-1")])
+
+
+def _deit_distill(budget: str):
+    stages = [Stage("teacher", "cnn", reference=True), Stage("student", "deit", parents={"teacher": "teacher"},
+                                                             swept=True)]
+    points = [{"distill": "none"}, {"distill": "hard", "alpha": 0.5}, {"distill": "soft", "alpha": 0.1}]
+    columns = [Column("student", TOP1, "top-1 (cls+dist)"), Column("student", "val/top1_cls", "cls head"),
+               Column("student", "val/top1_dist", "dist head"),
+               Column("student", "val/agreement", "agreement with teacher")]
+    return stages, ["distill"], points, columns
+
+
+def _beit_mask_ratio(budget: str):
+    stages = [Stage("tokenizer", "dvae"), Stage("pretrain", "beit", parents={"tokenizer": "tokenizer"}, swept=True),
+              follow_up("finetune", "pretrain", budget)]
+    return (stages, ["mask_ratio"], [{"mask_ratio": r} for r in (0.2, 0.4, 0.6)],
+            [Column("finetune", TOP1, "fine-tune top-1"), Column("pretrain", "val/mask_acc", "masked token acc")])
+
+
+TEMPLATES: dict[str, Template] = {t.name: t for t in (
+    Template("mae-mask-ratio", "MAE: mask ratio",
+             "MAE pre-training at mask ratios 0.25 / 0.5 / 0.75 / 0.9, each encoder then linearly probed and "
+             "fine-tuned.",
+             "He et al. 2021 (Fig. 5, ViT-L on ImageNet): a high ratio works best. Fine-tuning is good over a wide "
+             "range (about 40-80 %); linear probing climbs steadily up to 75 % and falls beyond it.",
+             _mae_mask_ratio),
+    Template("mae-mask-strategy", "MAE: masking strategy",
+             "MAE pre-training at 75 % with random, block and grid masking, each encoder linearly probed.",
+             "He et al. 2021 (Table 1f, Fig. 6): at 75 %, random sampling beats grid and block masking; block "
+             "masking at 75 % is the worst for linear probing (the task gets too hard).",
+             _mae_mask_strategy),
+    Template("vit-pos-embed", "ViT: position embedding",
+             "Supervised ViT with a learned 1-D, a fixed 2-D sin-cos, or no position embedding.",
+             "Dosovitskiy et al. 2021 (Appendix D.4, Table 8): any position embedding beats none by about 3 points; "
+             "1-D, 2-D and relative embeddings come out about equal. (The paper's 2-D was learned; ours is fixed "
+             "sin-cos.)",
+             _vit_pos_embed),
+    Template("mpp-targets", "ViT: masked patch prediction targets",
+             "ViT masked patch prediction with a 3-bit mean colour, a 4x4 grid of 3-bit colours, or pixel L2 "
+             "regression, each encoder linearly probed.",
+             "Dosovitskiy et al. 2021 (Appendix B.1.2): all three targets work quite well; L2 regression is slightly "
+             "worse than predicting the 3-bit mean colour.",
+             _mpp_targets),
+    Template("deit-distill", "DeiT: distillation",
+             "A CNN teacher, then the same DeiT student with no, hard (alpha 0.5) and soft (alpha 0.1, tau 3) "
+             "distillation; top-1 of the class head, the distillation head and their average.",
+             "Touvron et al. 2021 (Table 3): hard distillation beats soft, which is about equal to none; the "
+             "averaged heads beat either head alone; a convnet teacher beats a transformer teacher.",
+             _deit_distill),
+    Template("beit-mask-ratio", "BEiT: mask ratio",
+             "A dVAE tokenizer, then BEiT pre-training with blockwise masking at 0.2 / 0.4 / 0.6, each encoder "
+             "fine-tuned.",
+             "Bao et al. 2022: blockwise masking of about 40 % of the patches (75 of 196); the paper fixes this "
+             "ratio rather than sweeping it, and its ablation (Table 4) finds blockwise masking beats random "
+             "masking when fine-tuning.",
+             _beit_mask_ratio),
+)}
+
+
+def template_spec(name: str, budget: str = "tiny", *, common: dict[str, Any] | None = None, parallel: int = 2,
+                  study_name: str = "") -> StudySpec:
+    """The study a built-in template makes at this budget; `common` fields go to every stage."""
+    if name not in TEMPLATES:
+        raise ConfigError("template", f"unknown study template {name!r}; choose one of {', '.join(TEMPLATES)}")
+    if budget not in ("tiny", "paper"):
+        raise ConfigError("budget", f"unknown budget {budget!r}; choose tiny (a laptop CPU, minutes) or paper (a GPU)")
+    t = TEMPLATES[name]
+    stages, fields, points, columns = t.build(budget)
+    return StudySpec(stages, fields, points, columns, budget=budget, common=dict(common or {}), name=study_name,
+                     template=name, description=t.description, paper_trend=t.paper_trend, parallel=parallel)
+
+
+def sweep_spec(method: str, axes: list[tuple[str, list[Any]]], *, budget: str | None = "tiny",
+               follow_ups: tuple[str, ...] = (), parents: dict[str, int] | None = None,
+               common: dict[str, Any] | None = None, parallel: int = 2, study_name: str = "") -> StudySpec:
+    """A custom study: one method swept over one or two fields (their grid), optionally followed by a
+    linear probe and/or a fine-tune of each encoder; `parents` are existing runs (a teacher)."""
+    from workbench.config import config_class
+    from workbench.studies.plan import grid
+
+    cls = config_class(method)
+    if not 1 <= len(axes) <= 2:
+        raise ConfigError("sweep", f"sweep one or two fields, not {len(axes)}")
+    unknown = [k for k in follow_ups if k not in FOLLOW_UPS]
+    if unknown:
+        raise ConfigError("then", f"unknown follow-up {unknown[0]!r}; choose from {', '.join(FOLLOW_UPS)}")
+    if follow_ups and method not in config_class("finetune").parent_roles["encoder"]:
+        raise ConfigError("then", f"a {method} run is no encoder to probe or fine-tune; follow-ups need "
+                                  f"{', '.join(config_class('finetune').parent_roles['encoder'])}")
+    stages = [Stage(method, method, parents=dict(parents or {}), swept=True)]
+    stages += [follow_up(kind, method, budget) for kind in follow_ups]
+    columns = [Column(method, cls.key_metric, f"{method} {cls.key_metric}")]
+    columns += [Column(kind, TOP1, FOLLOW_UP_LABELS[kind]) for kind in follow_ups]
+    return StudySpec(stages, [name for name, _ in axes], grid(axes), columns, budget=budget,
+                     common=dict(common or {}), name=study_name,
+                     description=f"{method} swept over {' x '.join(name for name, _ in axes)}"
+                                 + (f", then {' and '.join(follow_ups)}" if follow_ups else ""),
+                     parallel=parallel)
