@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from workbench.config import ParentInfo, TrainConfig, config_class, config_from_dict, make_config
+from workbench.config import (
+    ParentInfo,
+    TrainConfig,
+    config_class,
+    config_from_dict,
+    make_config,
+)
 from workbench.data import check_dataset
 from workbench.errors import ConfigError, StoreError
 from workbench.store import Run, Store

@@ -1,9 +1,30 @@
 """Studies: named groups of runs made from a sweep and/or a pipeline of stages, scheduled as
 their parents finish, with a results table that reproduces a paper's ablation. No torch, no Qt."""
 
-from workbench.studies.plan import Column, Stage, StudySpec, create_study, grid, parse_sweep, plan
-from workbench.studies.results import Overview, Table, overview, results, to_csv, to_markdown
-from workbench.studies.scheduler import advance, cancel_study, on_run_end, resume_study, start_queued
+from workbench.studies.plan import (
+           Column,
+           Stage,
+           StudySpec,
+           create_study,
+           grid,
+           parse_sweep,
+           plan,
+)
+from workbench.studies.results import (
+           Overview,
+           Table,
+           overview,
+           results,
+           to_csv,
+           to_markdown,
+)
+from workbench.studies.scheduler import (
+           advance,
+           cancel_study,
+           on_run_end,
+           resume_study,
+           start_queued,
+)
 from workbench.studies.templates import FOLLOW_UPS, TEMPLATES, sweep_spec, template_spec
 
 __all__ = ["FOLLOW_UPS", "TEMPLATES", "Column", "Overview", "Stage", "StudySpec", "Table", "advance", "cancel_study",

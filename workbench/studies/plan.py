@@ -14,7 +14,13 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from workbench.config import PRESETS, ParentInfo, config_class, config_from_dict, parse_overrides
+from workbench.config import (
+    PRESETS,
+    ParentInfo,
+    config_class,
+    config_from_dict,
+    parse_overrides,
+)
 from workbench.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
