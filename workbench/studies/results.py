@@ -86,6 +86,7 @@ def results(view: Overview) -> Table:
     fields, columns = spec["sweep_fields"] or ["row"], spec["columns"]  # a pipeline alone has one row
     stage_ids = {s.name: s.id for s in view.stages}
     by_place = {(m.stage_id, m.point): m for m in view.members}
+    references = {s.id for s in view.stages if s.reference}  # rows of their own (a teacher)
 
     def member(stage: str, point: int | None) -> StudyMember | None:
         return by_place.get((stage_ids[stage], point)) or by_place.get((stage_ids[stage], None))
@@ -96,7 +97,7 @@ def results(view: Overview) -> Table:
 
     rows, reference = [], []
     for point, values in enumerate(spec["points"]):
-        mine = [m for m in view.members if m.point == point]
+        mine = [m for m in view.members if m.point in (point, None) and m.stage_id not in references]
         rows.append([values.get(f, "result" if f == "row" else "") for f in fields] + [value(member(c["stage"], point), c["key"]) for c in columns]
                     + [_row_status(view, mine)])
         reference.append(False)

@@ -47,8 +47,9 @@ def advance(store: Store, study_id: int | None = None) -> list[int]:
         run = store.create_member_run(member.id, member.method, cfg.to_dict(), parents=parents,
                                       name=f"{studies[member.study_id].name} · {member.name}",
                                       tags=f"study:{member.study_id}")
-        if run is not None:
+        if run is not None:  # members later in this pass (its dependants) see the run
             created.append(run.id)
+            members[member.id].state, members[member.id].run_id, runs[run.id] = "created", run.id, run
     return created
 
 

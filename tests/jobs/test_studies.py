@@ -1,0 +1,210 @@
+"""Studies: sweeps make the right runs, pipelines start a stage only after its parent finished,
+a failed stage blocks its dependants with the reason, results equal the runs' stored metrics,
+and a study goes on headless, started by its own workers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_for
+from workbench.config import make_config
+from workbench.errors import ConfigError
+from workbench.jobs import Runner
+from workbench.jobs.worker import execute
+from workbench.store import SCHEMA_VERSION, RunStatus, Store
+from workbench.studies import (
+    TEMPLATES,
+    Stage,
+    StudySpec,
+    advance,
+    cancel_study,
+    create_study,
+    overview,
+    parse_sweep,
+    plan,
+    results,
+    resume_study,
+    sweep_spec,
+    template_spec,
+    to_csv,
+    to_markdown,
+)
+
+QUICK = {"max_steps": 2}
+
+
+def quiet(store: Store, run_id: int) -> RunStatus:
+    return execute(store, run_id, log=lambda _: None)
+
+
+def test_a_2x1_sweep_makes_two_runs_with_the_right_configs(store: Store) -> None:
+    spec = sweep_spec("vit", [("lr", [1e-3, 2e-3]), ("depth", [1])], budget="tiny", common=QUICK)
+    study = create_study(store, spec)
+    view = overview(store, study.id)
+    runs = [view.run_of(m) for m in view.members]
+    assert [r.status for r in runs] == ["queued", "queued"] and len(store.list_runs()) == 2
+    for run, lr in zip(runs, (1e-3, 2e-3)):
+        assert run.config == make_config("vit", "tiny", {"lr": lr, "depth": 1, **QUICK}).to_dict()
+        assert run.tags == f"study:{study.id}" and run.name == f"{study.name} · vit lr={lr} depth=1"
+    assert view.status == "running" and view.counts()["queued"] == 2
+
+
+def test_a_pipeline_starts_its_second_stage_after_the_first_and_tables_its_metrics(store: Store) -> None:
+    spec = sweep_spec("mae", [("mask_ratio", [0.5, 0.75])], follow_ups=("probe",), common=QUICK)
+    study = create_study(store, spec)
+    members = store.study_members(study.id)
+    maes, probes = members[:2], members[2:]
+    assert all(m.run_id for m in maes) and not any(m.run_id for m in probes)
+    assert probes[0].note == f"waiting for its encoder, run {maes[0].run_id} (queued)"
+    assert advance(store) == []  # nothing to start while the encoders have not trained
+
+    assert quiet(store, maes[0].run_id) == RunStatus.FINISHED
+    created = advance(store)
+    assert len(created) == 1  # only the probe whose encoder has finished
+    probe = store.get_run(created[0])
+    assert store.parents(probe.id)["encoder"].id == maes[0].run_id
+    assert probe.config["mode"] == "linear" and probe.config["width"] == 64  # inherited from its encoder
+    assert store.study_members(study.id)[3].run_id is None
+
+    quiet(store, maes[1].run_id)
+    advance(store)
+    for m in store.study_members(study.id)[2:]:
+        assert quiet(store, m.run_id) == RunStatus.FINISHED
+    view = overview(store, study.id)
+    assert view.status == "finished" and view.progress() == 1.0
+    table = results(view)
+    assert table.header == ["mask_ratio", "mae val/loss", "linear probe top-1", "status"]
+    members = store.study_members(study.id)
+    for row, mae, probe in zip(table.rows, members[:2], members[2:]):
+        assert row[1] == store.get_run(mae.run_id).summary["val/loss"]
+        assert row[2] == store.get_run(probe.run_id).summary["val/top1"]
+        assert row[3] == "finished"
+    parsed = list(csv.reader(io.StringIO(to_csv(table))))
+    assert parsed[0] == table.header and [float(v) for v in parsed[1][:3]] == table.rows[0][:3]
+    assert f"| 0.5 | {table.rows[0][1]:.4f} | {table.rows[0][2]:.4f} | finished |" in to_markdown(table)
+
+
+def test_a_failed_first_stage_marks_the_second_not_started_with_the_reason(store: Store) -> None:
+    spec = StudySpec([Stage("pretrain", "mae", {**QUICK, "device": "cuda:3"}),  # no such GPU: a real failure
+                      Stage("probe", "finetune", {**QUICK, "mode": "linear"}, parents={"encoder": "pretrain"})])
+    study = create_study(store, spec)
+    first = store.study_members(study.id)[0]
+    runner = Runner(store)
+    assert runner.wait(first.run_id, timeout=120) == RunStatus.FAILED
+    runner.poll()
+    second = store.study_members(study.id)[1]
+    assert second.state == "blocked" and second.run_id is None
+    assert second.note.startswith(f"not started: its encoder, run {first.run_id}, failed")
+    assert "cuda:3" in second.note and f"workbench resume {first.run_id}" in second.note
+    view = overview(store, study.id)
+    assert view.status == "stopped" and view.counts()["not started"] == 1
+    assert results(view).rows[0][-1] == "pretrain: run %d failed" % first.run_id
+    assert len(store.list_runs()) == 1  # the second stage never made a run
+
+
+def test_bad_studies_are_refused_before_anything_is_written(store: Store) -> None:
+    with pytest.raises(ConfigError, match=r"stage mae \(mask_ratio=1.2\): 1.2 is outside the allowed range"):
+        create_study(store, sweep_spec("mae", [parse_sweep("mae", "mask_ratio=0.5,1.2")]))
+    with pytest.raises(ConfigError, match="patch size 5 does not divide image size 32"):
+        create_study(store, template_spec("vit-pos-embed", common={"patch_size": 5}))
+    with pytest.raises(ConfigError, match="no stage of this study has a field 'codebook_size'"):
+        create_study(store, template_spec("vit-pos-embed", common={"codebook_size": 8}))
+    with pytest.raises(ConfigError, match="a vit run is no encoder"):
+        sweep_spec("vit", [("lr", [1e-3, 1e-2])], follow_ups=("probe",))
+    with pytest.raises(ConfigError, match="at least two values"):
+        parse_sweep("vit", "lr=0.1")
+    with pytest.raises(ConfigError, match="'3.5' is not a whole number"):
+        parse_sweep("vit", "depth=2:5:3")
+    assert store.list_studies() == [] and store.list_runs() == []
+
+    field, values = parse_sweep("vit", "lr=1e-4:1e-2:3:log")
+    assert field == "lr" and values == pytest.approx([1e-4, 1e-3, 1e-2])
+    assert parse_sweep("vit", "depth=2:6:3") == ("depth", [2, 4, 6])
+    assert parse_sweep("mae", "mask_strategy=random,grid") == ("mask_strategy", ["random", "grid"])
+
+
+def test_every_template_plans_valid_runs_at_both_budgets(store: Store) -> None:
+    sizes = {"mae-mask-ratio": 12, "mae-mask-strategy": 6, "vit-pos-embed": 3, "mpp-targets": 6,
+             "deit-distill": 4, "beit-mask-ratio": 7}
+    assert set(sizes) == set(TEMPLATES)
+    for name, count in sizes.items():
+        for budget in ("tiny", "paper"):
+            members = plan(store, template_spec(name, budget))
+            assert len(members) == count, name
+            assert all(m["config"]["epochs"] >= 1 for m in members)
+    paper = plan(store, template_spec("beit-mask-ratio", "paper"))
+    assert {m["config"]["image_size"] for m in paper} == {224}  # the BEiT runs take the tokenizer's size
+    deit = plan(store, template_spec("deit-distill"))
+    assert [m["config"].get("distill") for m in deit] == [None, "none", "hard", "soft"]
+    assert deit[3]["config"]["alpha"] == 0.1 and deit[3]["parents"] == {"teacher": {"member": 0}}
+    assert store.list_runs() == []
+
+
+def test_cancel_and_resume_a_study(store: Store) -> None:
+    study = create_study(store, sweep_spec("mae", [("mask_ratio", [0.5, 0.75])], follow_ups=("probe",),
+                                           common=QUICK))
+    first = store.study_members(study.id)[0].run_id
+    cancelled = cancel_study(store, study.id)
+    assert len(cancelled) == 2 and store.get_run(first).status == RunStatus.CANCELLED
+    assert overview(store, study.id).status == "cancelled"
+    assert advance(store) == []
+    assert all(m.note == "not started: the study was cancelled" for m in store.study_members(study.id)[2:])
+
+    resumed = resume_study(store, study.id)
+    assert first in resumed and store.get_run(first).status == RunStatus.QUEUED
+    assert overview(store, study.id).status == "running"
+    assert store.study_members(study.id)[2].note.startswith("waiting for its encoder")
+
+
+def test_a_study_goes_on_headless_one_run_at_a_time(cli, store: Store) -> None:
+    done = cli("study", "sweep", "--method", "mae", "--preset", "tiny", "--vary", "mask_ratio=0.5,0.75",
+               "--then", "probe", "--set", "max_steps=2", "--parallel", "1")
+    assert done.returncode == 0, done.stderr
+    study_id = int(done.stdout)
+    # no runner polls from here on: each worker starts the study's next run as it ends
+    wait_for(lambda: overview(store, study_id).status != "running", timeout=240, interval=0.5)
+    view = overview(store, study_id)
+    assert view.status == "finished", [(m.name, m.note) for m in view.members]
+    runs = sorted((view.run_of(m) for m in view.members), key=lambda r: r.started_at)
+    for before, after in zip(runs, runs[1:]):
+        assert after.started_at >= before.finished_at - 0.5  # --parallel 1: never two at once
+    maes, probes = view.members[:2], view.members[2:]
+    for mae, probe in zip(maes, probes):
+        assert view.run_of(probe).started_at >= view.run_of(mae).finished_at - 0.5
+
+    shown = cli("study", "show", str(study_id), "--json")
+    info = json.loads(shown.stdout)
+    assert info["status"] == "finished" and len(info["members"]) == 4
+    assert info["results"]["rows"][1][2] == view.run_of(probes[1]).summary["val/top1"]
+    listed = cli("study", "list")
+    assert f"{study_id}  sweep-{study_id}" in listed.stdout and "finished" in listed.stdout
+    table = cli("study", "show", str(study_id), "--markdown").stdout
+    assert table.startswith("| mask_ratio | mae val/loss | linear probe top-1 | status |")
+
+
+def test_cli_refuses_a_bad_study_in_one_line(cli, store: Store) -> None:
+    done = cli("study", "mae-mask-ratio", "--set", "patch_size=5")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "patch size 5 does not divide image size 32" in done.stderr
+    assert store.list_studies() == []
+
+
+def test_a_version_2_database_gains_the_study_tables(home: Path) -> None:
+    store = Store()
+    run = store.create_run("vit", {})
+    store.close()
+    with sqlite3.connect(home / "workbench.sqlite") as db:  # what the build before studies wrote
+        for table in ("study_members", "study_stages", "studies"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    upgraded = Store()
+    assert upgraded.schema_version() == SCHEMA_VERSION == 3 and upgraded.get_run(run.id).method == "vit"
+    assert upgraded.list_studies() == []
+    study = create_study(upgraded, template_spec("vit-pos-embed", common=QUICK))
+    assert len(upgraded.study_members(study.id)) == 3
