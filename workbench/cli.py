@@ -457,7 +457,7 @@ def cmd_study_start(args: argparse.Namespace) -> int:
 
     store = Store()
     reconcile(store)
-    common = _common_overrides([item for group in args.overrides for item in group])
+    common = studies.common_overrides([item for group in args.overrides for item in group])
     if args.action == "sweep":
         axes = [studies.parse_sweep(args.method, text) for text in args.vary]
         spec = studies.sweep_spec(args.method, axes, budget=args.preset, follow_ups=tuple(args.then),
@@ -472,20 +472,6 @@ def cmd_study_start(args: argparse.Namespace) -> int:
     print(f"study {study.id} ({study.name}): {len(view.members)} runs; `workbench study show {study.id}` follows it",
           file=sys.stderr)
     return _follow_study(store, study.id, args.wait)
-
-
-def _common_overrides(items: list[str]) -> dict[str, Any]:
-    """`--set` for a study: typed by whichever method has the field (they all type it alike)."""
-    from workbench.config import METHOD_CONFIGS, parse_overrides
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key = item.partition("=")[0].strip()
-        owner = next((cls for cls in METHOD_CONFIGS.values() if key in {f.name for f in cls.field_specs()}), None)
-        if owner is None:
-            raise WorkbenchError(f"{key}: no method has this field; `workbench methods` lists them")
-        out.update(parse_overrides(owner, [item]))
-    return out
 
 
 def _follow_study(store: Store, study_id: int, wait: bool) -> int:

@@ -2,31 +2,32 @@
 their parents finish, with a results table that reproduces a paper's ablation. No torch, no Qt."""
 
 from workbench.studies.plan import (
-           Column,
-           Stage,
-           StudySpec,
-           create_study,
-           grid,
-           parse_sweep,
-           plan,
+    Column,
+    Stage,
+    StudySpec,
+    common_overrides,
+    create_study,
+    grid,
+    parse_sweep,
+    plan,
 )
 from workbench.studies.results import (
-           Overview,
-           Table,
-           overview,
-           results,
-           to_csv,
-           to_markdown,
+    Overview,
+    Table,
+    overview,
+    results,
+    to_csv,
+    to_markdown,
 )
 from workbench.studies.scheduler import (
-           advance,
-           cancel_study,
-           on_run_end,
-           resume_study,
-           start_queued,
+    advance,
+    cancel_study,
+    on_run_end,
+    resume_study,
+    start_queued,
 )
 from workbench.studies.templates import FOLLOW_UPS, TEMPLATES, sweep_spec, template_spec
 
 __all__ = ["FOLLOW_UPS", "TEMPLATES", "Column", "Overview", "Stage", "StudySpec", "Table", "advance", "cancel_study",
-           "create_study", "grid", "on_run_end", "overview", "parse_sweep", "plan", "results", "resume_study",
-           "start_queued", "sweep_spec", "template_spec", "to_csv", "to_markdown"]
+           "common_overrides", "create_study", "grid", "on_run_end", "overview", "parse_sweep", "plan", "results",
+           "resume_study", "start_queued", "sweep_spec", "template_spec", "to_csv", "to_markdown"]

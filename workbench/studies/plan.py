@@ -73,6 +73,21 @@ class StudySpec:
                 "description": self.description, "paper_trend": self.paper_trend}
 
 
+def common_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings for every stage of a study, typed by whichever method has the field
+    (all methods type a shared field alike); an unknown field is refused."""
+    from workbench.config import METHOD_CONFIGS
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key = item.partition("=")[0].strip()
+        owner = next((cls for cls in METHOD_CONFIGS.values() if key in {f.name for f in fields(cls)}), None)
+        if owner is None:
+            raise ConfigError(key or item, "no method has this field; `workbench methods` lists them")
+        out.update(parse_overrides(owner, [item]))
+    return out
+
+
 def label(values: Mapping[str, Any]) -> str:
     """{'mask_ratio': 0.75} -> 'mask_ratio=0.75'."""
     return " ".join(f"{k}={v}" for k, v in values.items())

@@ -49,6 +49,21 @@ from workbench.ui.tasks import Tasks
 NO_PARENT = "(none)"
 
 
+def parent_box(finished: list[Run], methods: tuple[str, ...], chosen: int | None = None) -> QComboBox:
+    """A picker of finished runs of `methods` (the newest preselected), first entry "none"."""
+    box = QComboBox()
+    box.addItem(NO_PARENT, None)
+    for run in finished:
+        if run.method in methods:
+            box.addItem(f"{run.id} · {run.name} ({run.method})", run.id)
+    if chosen is not None:
+        box.setCurrentIndex(max(0, box.findData(chosen)))
+    elif box.count() > 1:
+        box.setCurrentIndex(box.count() - 1)
+    box.setToolTip(f"a finished {' / '.join(methods)} run")
+    return box
+
+
 class NewRunDialog(QDialog):
     def __init__(self, store: Store, parent: QWidget | None = None, *, method: str = "vit",
                  preset: str | None = "tiny", values: Mapping[str, Any] | None = None,
@@ -153,17 +168,8 @@ class NewRunDialog(QDialog):
         self.parent_boxes = {}
         finished = self.store.list_runs(status=RunStatus.FINISHED)
         for role, methods in cls.parent_roles.items():
-            box = QComboBox()
-            box.addItem(NO_PARENT, None)
-            for run in finished:
-                if run.method in methods:
-                    box.addItem(f"{run.id} · {run.name} ({run.method})", run.id)
-            if role in chosen:
-                box.setCurrentIndex(max(0, box.findData(chosen[role])))
-            elif box.count() > 1:
-                box.setCurrentIndex(box.count() - 1)  # the newest compatible run
+            box = parent_box(finished, methods, chosen.get(role))
             box.currentIndexChanged.connect(self._apply_inherited)
-            box.setToolTip(f"a finished {' / '.join(methods)} run")
             self.parents_layout.addRow(f"{role.capitalize()} run", box)
             self.parent_boxes[role] = box
 

@@ -1,0 +1,229 @@
+"""`NewStudyDialog`: start a study from a built-in template (the papers' ablations, at a tiny or
+a paper budget) or a custom sweep of one method over one or two fields, optionally followed
+by a linear probe and/or a fine-tune of each encoder.
+
+Every edit re-plans the study (the same `plan` the CLI uses, no writes): the dialog shows how
+many runs it will make, or the first problem, naming the stage and the field. Nothing is
+created until the plan is valid.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.config import METHOD_CONFIGS, PRESETS, config_class
+from workbench.errors import WorkbenchError
+from workbench.store import RunStatus, Store, Study
+from workbench.studies import (
+    FOLLOW_UPS,
+    TEMPLATES,
+    StudySpec,
+    common_overrides,
+    create_study,
+    parse_sweep,
+    plan,
+    sweep_spec,
+    template_spec,
+)
+from workbench.ui.new_run_dialog import parent_box
+
+NO_FIELD = "(none)"
+DEFAULTS = "method defaults"
+
+
+class NewStudyDialog(QDialog):
+    def __init__(self, store: Store, parent: QWidget | None = None, *, parallel: int = 2) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New study")
+        self.resize(760, 560)
+        self.store = store
+        self.created: Study | None = None
+        self._finished = store.list_runs(status=RunStatus.FINISHED)
+
+        # ---- from a template
+        self.template = QComboBox()
+        for name, t in TEMPLATES.items():
+            self.template.addItem(t.title, name)
+        self.budget = QComboBox()
+        self.budget.addItems(["tiny", "paper"])
+        self.budget.setToolTip("tiny: each method's tiny preset, minutes on a laptop CPU; paper: the papers' "
+                               "recipes (224 px, hundreds of epochs), for a GPU and a real dataset")
+        self.about = QLabel()
+        self.about.setWordWrap(True)
+        self.trend = QLabel()
+        self.trend.setWordWrap(True)
+        self.trend.setStyleSheet("color: #555;")
+        template_page = QWidget()
+        t_form = QFormLayout(template_page)
+        t_form.addRow("Template", self.template)
+        t_form.addRow("Budget", self.budget)
+        t_form.addRow("Runs", self.about)
+        t_form.addRow("Paper", self.trend)
+
+        # ---- custom sweep
+        self.method = QComboBox()
+        self.method.addItems(sorted(METHOD_CONFIGS))
+        self.preset = QComboBox()
+        self.preset.addItems([*PRESETS, DEFAULTS])
+        self.fields = [QComboBox(), QComboBox()]
+        self.values = [QLineEdit(), QLineEdit()]
+        for box in self.values:
+            box.setPlaceholderText("0.25, 0.5, 0.75   or a range   1e-4:1e-2:3:log")
+        self.follow = {kind: QCheckBox({"probe": "linear probe", "finetune": "fine-tune"}[kind])
+                       for kind in FOLLOW_UPS}
+        self.parent_boxes: dict[str, QComboBox] = {}
+        self.parents_form = QFormLayout()
+        custom_page = QWidget()
+        c_form = QFormLayout(custom_page)
+        c_form.addRow("Method", self.method)
+        c_form.addRow("Preset", self.preset)
+        for i in range(2):
+            row = QHBoxLayout()
+            row.addWidget(self.fields[i], 1)
+            row.addWidget(self.values[i], 2)
+            c_form.addRow(f"Sweep field {i + 1}", row)
+        follow_row = QHBoxLayout()
+        for box in self.follow.values():
+            follow_row.addWidget(box)
+        follow_row.addStretch(1)
+        c_form.addRow("Then, each encoder", follow_row)
+        c_form.addRow(self.parents_form)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(template_page, "From a template")
+        self.tabs.addTab(custom_page, "Custom sweep")
+
+        # ---- both
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("default: TEMPLATE-ID")
+        self.common = QLineEdit()
+        self.common.setPlaceholderText("dataset=pets seed=1 device=cuda   (set in every stage that has the field)")
+        self.parallel = QSpinBox()
+        self.parallel.setRange(1, 64)
+        self.parallel.setValue(parallel)
+        self.parallel.setToolTip("runs of this study training at once")
+        both = QFormLayout()
+        both.addRow("Name", self.name)
+        both.addRow("Every stage", self.common)
+        both.addRow("Parallel runs", self.parallel)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.start_button = self.buttons.addButton("Start study", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.buttons.accepted.connect(self.start)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addLayout(both)
+        layout.addWidget(self.status)
+        layout.addWidget(self.buttons)
+
+        self.method.currentTextChanged.connect(self._method_changed)
+        for widget in (self.template, self.budget, self.preset, *self.fields, self.tabs):
+            signal = widget.currentChanged if widget is self.tabs else widget.currentIndexChanged
+            signal.connect(self.validate)
+        for widget in (*self.values, self.common):
+            widget.textChanged.connect(self.validate)
+        for box in self.follow.values():
+            box.toggled.connect(self.validate)
+        self.method.setCurrentText("mae")
+        self._method_changed()
+
+    # --------------------------------------------------------------- custom
+    def _method_changed(self) -> None:
+        cls = config_class(self.method.currentText())
+        names = [s.name for s in cls.field_specs()]
+        for i, box in enumerate(self.fields):
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(names if i == 0 else [NO_FIELD, *names])
+            box.blockSignals(False)
+        self.fields[0].setCurrentText((cls.mask_fields or ("lr",))[0])
+        encoder = self.method.currentText() in config_class("finetune").parent_roles["encoder"]
+        for box in self.follow.values():
+            box.setEnabled(encoder)
+            box.setChecked(encoder and box is self.follow["probe"])
+        while self.parents_form.rowCount():
+            self.parents_form.removeRow(0)
+        self.parent_boxes = {}
+        for role, methods in cls.parent_roles.items():
+            box = parent_box(self._finished, methods)
+            box.currentIndexChanged.connect(self.validate)
+            self.parents_form.addRow(f"{role.capitalize()} run", box)
+            self.parent_boxes[role] = box
+        self.validate()
+
+    # ----------------------------------------------------------------- plan
+    def spec(self) -> StudySpec:
+        """The study the form describes; raises `WorkbenchError` naming what is wrong."""
+        common = self._common()
+        if self.tabs.currentIndex() == 0:
+            return template_spec(self.template.currentData(), self.budget.currentText(), common=common,
+                                 parallel=self.parallel.value(), study_name=self.name.text())
+        method = self.method.currentText()
+        axes = []
+        for box, values in zip(self.fields, self.values):
+            if box.currentText() != NO_FIELD:
+                axes.append(parse_sweep(method, f"{box.currentText()}={values.text()}"))
+        preset = None if self.preset.currentText() == DEFAULTS else self.preset.currentText()
+        parents = {role: box.currentData() for role, box in self.parent_boxes.items() if box.currentData() is not None}
+        return sweep_spec(method, axes, budget=preset, parents=parents, common=common,
+                          follow_ups=tuple(k for k, box in self.follow.items() if box.isChecked()),
+                          parallel=self.parallel.value(), study_name=self.name.text())
+
+    def _common(self) -> dict[str, Any]:
+        try:
+            items = shlex.split(self.common.text())
+        except ValueError as exc:
+            raise WorkbenchError(f"every stage: {exc}") from None
+        return common_overrides(items)
+
+    def validate(self) -> list[dict[str, Any]] | None:
+        """Re-plan; show the run count or the first problem. The planned members, or None."""
+        template = TEMPLATES[self.template.currentData()]
+        self.trend.setText(template.paper_trend)
+        self.about.setText(template.description)
+        try:
+            spec = self.spec()
+            members = plan(self.store, spec)
+        except WorkbenchError as exc:
+            self.status.setText(f"<span style='color:#b3261e'>{exc}</span>")
+            self.start_button.setEnabled(False)
+            return None
+        stages: dict[str, int] = {}
+        for m in members:
+            stages[f"{m['stage']} ({m['method']})"] = stages.get(f"{m['stage']} ({m['method']})", 0) + 1
+        summary = " + ".join(f"{n} × {stage}" for stage, n in stages.items())
+        self.status.setText(f"<b>{len(members)} runs</b>: {summary}; {spec.parallel} at a time. "
+                            f"{spec.description if self.tabs.currentIndex() == 1 else ''}")
+        self.start_button.setEnabled(True)
+        return members
+
+    def start(self) -> None:
+        if self.validate() is None:
+            return
+        try:
+            self.created = create_study(self.store, self.spec())
+        except WorkbenchError as exc:
+            self.status.setText(f"<span style='color:#b3261e'>{exc}</span>")
+            return
+        self.accept()
