@@ -1,10 +1,11 @@
 """Save the README's screenshots from the runs in $WORKBENCH_HOME (offscreen):
 
     QT_QPA_PLATFORM=offscreen WORKBENCH_HOME=... python assets/screenshots/take.py RUN_ID [RUN_ID ...] \
-        [--mae ID] [--vit ID] [--deit ID]
+        [--mae ID] [--vit ID] [--deit ID] [--study ID]
 
 The runs given plainly are selected for the main window and Compare; --mae shows its snapshots
-(Images) and a reconstruction (Inspect), --vit its attention maps, --deit the Distillation view.
+(Images) and a reconstruction (Inspect), --vit its attention maps, --deit the Distillation view,
+--study that study in the Studies window (and the New study dialog).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from PySide6.QtWidgets import QApplication
 HERE = Path(__file__).parent
 
 
-def main(run_ids: list[int], mae: int | None = None, vit: int | None = None, deit: int | None = None) -> None:
+def main(run_ids: list[int], mae: int | None = None, vit: int | None = None, deit: int | None = None,
+         study: int | None = None) -> None:
     app = QApplication.instance() or QApplication([])
     from workbench.ui.main_window import MainWindow
     from workbench.ui.new_run_dialog import NewRunDialog
@@ -82,6 +84,22 @@ def main(run_ids: list[int], mae: int | None = None, vit: int | None = None, dei
     if deit is not None:
         view(deit, window.distill)
         window.grab().save(str(HERE / "distillation.png"))
+    if study is not None:
+        studies = window.open_studies()
+        studies._select_next = study
+        studies.refresh()
+        for _ in range(3):
+            window.tasks.wait()
+            app.processEvents()
+        studies.grab().save(str(HERE / "studies.png"))
+        from workbench.ui.new_study_dialog import NewStudyDialog
+
+        dialog = NewStudyDialog(window.store, studies)
+        dialog.show()
+        app.processEvents()
+        dialog.grab().save(str(HERE / "new_study.png"))
+        dialog.close()
+        studies.close()
     window.close()
 
 
@@ -91,5 +109,6 @@ if __name__ == "__main__":
     parser.add_argument("--mae", type=int)
     parser.add_argument("--vit", type=int)
     parser.add_argument("--deit", type=int)
+    parser.add_argument("--study", type=int)
     args = parser.parse_args()
-    main(args.runs, args.mae, args.vit, args.deit)
+    main(args.runs, args.mae, args.vit, args.deit, args.study)

@@ -78,6 +78,7 @@ class Table:
     rows: list[list[Any]]
     sweep_fields: list[str]
     columns: list[str]  # the result columns' labels
+    keys: list[str]  # and the metric each reads
     reference: list[bool]  # per row: a reference stage (a teacher), not a sweep point
 
 
@@ -107,7 +108,7 @@ def results(view: Overview) -> Table:
         rows.append(labels + [value(m, c["key"]) for c in columns] + [_row_status(view, [m] if m else [])])
         reference.append(True)
     return Table([*fields, *(c["label"] for c in columns), "status"], rows, list(fields),
-                 [c["label"] for c in columns], reference)
+                 [c["label"] for c in columns], [c["key"] for c in columns], reference)
 
 
 def _row_status(view: Overview, members: list[StudyMember]) -> str:

@@ -19,7 +19,7 @@ from workbench.config import config_class
 from workbench.store import Run, Store
 
 
-class _Cell(QTableWidgetItem):
+class Cell(QTableWidgetItem):
     """A cell that sorts by number when it holds one."""
 
     def __init__(self, value: object) -> None:
@@ -27,7 +27,7 @@ class _Cell(QTableWidgetItem):
         self.key = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     def __lt__(self, other: QTableWidgetItem) -> bool:
-        if isinstance(other, _Cell) and self.key is not None and other.key is not None:
+        if isinstance(other, Cell) and self.key is not None and other.key is not None:
             return self.key < other.key
         return self.text() < other.text()
 
@@ -68,7 +68,7 @@ class CompareView(QWidget):
                 best = high if fmt.higher_is_better(key) else low
                 values += [run.summary.get(key, "")] + (["" if best is None else best] if key in tracked else [])
             for col, value in enumerate(values):
-                self.table.setItem(row, col, _Cell(value))
+                self.table.setItem(row, col, Cell(value))
         self.table.resizeColumnsToContents()
         self.table.setSortingEnabled(True)
         self.hint.setText(f"{len(runs)} runs · {len(differing)} config values differ"

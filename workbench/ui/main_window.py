@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
         self.model.modelReset.connect(self.table.resizeColumnsToContents)
 
         self.search = QLineEdit()
-        self.search.setPlaceholderText("filter: name, id, tags, notes…")
+        self.search.setPlaceholderText("filter: name, id, tags (study:3), notes…")
         self.search.setClearButtonEnabled(True)
         self.method_filter = QComboBox()
         self.method_filter.addItems(["all methods", *METHOD_CONFIGS])
@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.poll)
+        self.studies = None  # the Studies window, made when first opened
 
     # --------------------------------------------------------------- start-up
     def load(self) -> None:
@@ -208,6 +209,8 @@ class MainWindow(QMainWindow):
         refresh = action("Refresh", self.poll, QKeySequence.StandardKey.Refresh)
         self.datasets_action = action("Datasets…", lambda: self.open_datasets(), "Ctrl+Shift+D",
                                       "browse, add and preview datasets (your own image folders, CIFAR)")
+        self.studies_action = action("Studies…", lambda: self.open_studies(), "Ctrl+Shift+S",
+                                     "sweeps and pipelines: reproduce a paper's ablation, or sweep your own fields")
         quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.parallel = QSpinBox()
         self.parallel.setRange(1, 32)
@@ -219,7 +222,8 @@ class MainWindow(QMainWindow):
         bar.setMovable(False)
         self.addToolBar(bar)
         for a in (self.new_action, self.duplicate_action, self.cancel_action, self.resume_action,
-                  self.delete_action, self.export_action, self.folder_action, self.datasets_action):
+                  self.delete_action, self.export_action, self.folder_action, self.datasets_action,
+                  self.studies_action):
             bar.addAction(a)
         bar.addSeparator()
         bar.addWidget(QLabel(" parallel runs "))
@@ -232,6 +236,7 @@ class MainWindow(QMainWindow):
         for a in (self.cancel_action, self.resume_action, self.delete_action, self.export_action, self.folder_action):
             run_menu.addAction(a)
         menus.addMenu("&Data").addAction(self.datasets_action)
+        menus.addMenu("&Studies").addAction(self.studies_action)
         menus.addMenu("&View").addAction(refresh)
 
     def _set_parallel(self, value: int) -> None:
@@ -251,6 +256,8 @@ class MainWindow(QMainWindow):
             return
         self.model.set_runs(runs)
         self._refresh_current(self.selected_runs())
+        if self.studies is not None and self.studies.isVisible():
+            self.studies.refresh()
         counts = {s: sum(r.status == s for r in runs) for s in ("running", "queued")}
         self.jobs_label.setText(f"{counts['running']} running · {counts['queued']} queued · {len(runs)} runs")
 
@@ -377,6 +384,30 @@ class MainWindow(QMainWindow):
         self.datasets_dialog = DatasetsDialog(self.store, self)
         self.datasets_dialog.show()
         return self.datasets_dialog
+
+    def open_studies(self):
+        from workbench.ui.studies_view import StudiesView
+
+        self.load()
+        if self.studies is None:
+            self.studies = StudiesView(self.store, self.tasks, self, parallel=self.parallel.value())
+            self.studies.open_run.connect(self._show_run)
+            self.studies.show_runs.connect(self._filter_runs)
+        self.studies.show()
+        self.studies.raise_()
+        self.studies.refresh()
+        return self.studies
+
+    def _show_run(self, run_id: int) -> None:
+        self.search.clear()
+        self.select_run(run_id)
+        self.raise_()
+        self.activateWindow()
+
+    def _filter_runs(self, text: str) -> None:
+        self.search.setText(text)
+        self.raise_()
+        self.activateWindow()
 
     def open_folder(self) -> None:
         for run in self.selected_runs()[-1:]:

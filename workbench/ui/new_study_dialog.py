@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -52,7 +53,7 @@ class NewStudyDialog(QDialog):
     def __init__(self, store: Store, parent: QWidget | None = None, *, parallel: int = 2) -> None:
         super().__init__(parent)
         self.setWindowTitle("New study")
-        self.resize(760, 560)
+        self.resize(780, 680)
         self.store = store
         self.created: Study | None = None
         self._finished = store.list_runs(status=RunStatus.FINISHED)
@@ -123,6 +124,8 @@ class NewStudyDialog(QDialog):
         both.addRow("Name", self.name)
         both.addRow("Every stage", self.common)
         both.addRow("Parallel runs", self.parallel)
+        self.preview = QListWidget()
+        self.preview.setToolTip("the runs this study will make, in order; later stages start as their parents finish")
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -134,6 +137,7 @@ class NewStudyDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addLayout(both)
+        layout.addWidget(self.preview, 1)
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
 
@@ -208,7 +212,15 @@ class NewStudyDialog(QDialog):
         except WorkbenchError as exc:
             self.status.setText(f"<span style='color:#b3261e'>{exc}</span>")
             self.start_button.setEnabled(False)
+            self.preview.clear()
             return None
+        self.preview.clear()
+        for m in members:
+            after = ", ".join(f"{role} from " + (members[ref["member"]]["name"] if "member" in ref else f"run {ref['run']}")
+                              for role, ref in m["parents"].items())
+            self.preview.addItem(f"{m['name']}  —  {m['method']}, {m['config']['epochs']} epochs"
+                                 + (f", {m['config']['max_steps']} steps at most" if m["config"]["max_steps"] else "")
+                                 + (f"; {after}" if after else ""))
         stages: dict[str, int] = {}
         for m in members:
             stages[f"{m['stage']} ({m['method']})"] = stages.get(f"{m['stage']} ({m['method']})", 0) + 1

@@ -110,7 +110,8 @@ class RunsFilterProxy(QSortFilterProxyModel):
         run = self.sourceModel().run_at(row)
         if self.method and run.method != self.method or self.status and run.status != self.status:
             return False
-        if self.text:
+        if self.text:  # every word must appear; a "key:value" word must be one of the run's tags (study:3)
             haystack = " ".join([str(run.id), run.name, run.method, run.tags, run.notes, run.status]).lower()
-            return all(word in haystack for word in self.text.split())
+            tags = run.tags.lower().split()
+            return all(word in tags if ":" in word else word in haystack for word in self.text.split())
         return True

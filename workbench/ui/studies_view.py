@@ -1,0 +1,408 @@
+"""`StudiesView`: the studies window. Every study with its status and progress; for the selected
+one, the results table (sortable; saved as CSV or Markdown, or copied), a plot of the swept
+field against a result column beside what the paper found, and each member run with what it
+is doing or why it was not started. Start studies from templates or custom sweeps; cancel,
+resume or forget them. Everything is read off the GUI thread; the window's runner (the main
+window's) starts the runs as their parents finish.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench import fmt
+from workbench.store import Store
+from workbench.studies import (
+    Overview,
+    Table,
+    cancel_study,
+    overview,
+    results,
+    resume_study,
+    to_csv,
+    to_markdown,
+)
+from workbench.ui.compare import Cell
+from workbench.ui.curves import PALETTE
+from workbench.ui.tasks import Tasks
+
+STUDY_COLUMNS = ("id", "name", "template", "budget", "status", "progress")
+MEMBER_COLUMNS = ("member", "run", "status", "progress", "key metric", "note")
+STATUS_COLOURS = {"finished": "#2e7d32", "running": "#1565c0", "stopped": "#b3261e", "cancelled": "#757575"}
+
+
+class StudiesView(QWidget):
+    open_run = Signal(int)  # double-clicked member: show its run in the main window
+    show_runs = Signal(str)  # filter text that lists a study's runs in the main window
+
+    def __init__(self, store: Store, tasks: Tasks, parent: QWidget | None = None, parallel: int = 2) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        self.setWindowTitle("Studies")
+        self.resize(1280, 800)
+        self.store, self.tasks, self.parallel = store, tasks, parallel
+        self.views: list[Overview] = []
+        self.table_data: Table | None = None
+        self._loading = False
+        self._select_next: int | None = None  # a study just created: selected once it is loaded
+        self._results_of: int | None = None  # the study the results table shows
+
+        self.new_button = QPushButton("New study…")
+        self.cancel_button = QPushButton("Cancel")
+        self.resume_button = QPushButton("Resume")
+        self.delete_button = QPushButton("Delete…")
+        self.runs_button = QPushButton("Show runs")
+        self.csv_button = QPushButton("Save CSV…")
+        self.md_button = QPushButton("Save Markdown…")
+        self.copy_button = QPushButton("Copy table")
+        self.cancel_button.setToolTip("cancel the study's queued and running runs; it starts nothing more")
+        self.resume_button.setToolTip("queue its failed, cancelled and interrupted runs again; blocked stages go on")
+        self.delete_button.setToolTip("forget the study; its runs stay in the run list")
+        self.runs_button.setToolTip("list this study's runs in the main window")
+        self.copy_button.setToolTip("copy the results as a Markdown table")
+        self.new_button.clicked.connect(self.new_study)
+        self.cancel_button.clicked.connect(self.cancel_current)
+        self.resume_button.clicked.connect(self.resume_current)
+        self.delete_button.clicked.connect(lambda: self.delete_current())
+        self.runs_button.clicked.connect(self._show_runs)
+        self.csv_button.clicked.connect(lambda: self.save_table("csv"))
+        self.md_button.clicked.connect(lambda: self.save_table("md"))
+        self.copy_button.clicked.connect(self.copy_table)
+        bar = QHBoxLayout()
+        for b in (self.new_button, self.cancel_button, self.resume_button, self.delete_button, self.runs_button):
+            bar.addWidget(b)
+        bar.addStretch(1)
+        for b in (self.csv_button, self.md_button, self.copy_button):
+            bar.addWidget(b)
+
+        self.list = _table(STUDY_COLUMNS)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.itemSelectionChanged.connect(self._show_current)
+        self.title = QLabel("no study yet: New study… starts one from a paper's ablation or your own sweep")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.results = _table(())
+        self.results.setSortingEnabled(True)
+        self.members = _table(MEMBER_COLUMNS)
+        self.members.doubleClicked.connect(self._member_clicked)
+        detail_tabs = QTabWidget()
+        detail_tabs.addTab(self.results, "Results")
+        detail_tabs.addTab(self.members, "Runs")
+
+        self.metric_box = QComboBox()
+        self.metric_box.setToolTip("the result column the plot shows")
+        self.metric_box.currentIndexChanged.connect(self._plot)
+        self.plot = pg.PlotWidget()
+        self.plot.setBackground("w")
+        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        for side in ("bottom", "left"):
+            self.plot.getAxis(side).enableAutoSIPrefix(False)  # mask ratios stay 0.25, not 250 (x0.001)
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.best = QLabel()
+        self.best.setWordWrap(True)
+        self.trend = QLabel()
+        self.trend.setWordWrap(True)
+        self.trend.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.trend.setStyleSheet("color: #444; background: #f6f6f2; padding: 8px; border-radius: 4px;")
+        side = QWidget()
+        side.setFixedWidth(300)
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(QLabel("<b>This study</b>"))
+        side_layout.addWidget(self.best)
+        side_layout.addWidget(QLabel("<b>What the paper found</b>"))
+        side_layout.addWidget(self.trend, 1)
+        plot_box = QWidget()
+        plot_layout = QVBoxLayout(plot_box)
+        plot_layout.setContentsMargins(0, 0, 0, 0)
+        metric_row = QHBoxLayout()
+        metric_row.addWidget(QLabel("plot"))
+        metric_row.addWidget(self.metric_box, 1)
+        plot_layout.addLayout(metric_row)
+        plot_layout.addWidget(self.plot, 1)
+        lower = QWidget()
+        lower_layout = QHBoxLayout(lower)
+        lower_layout.setContentsMargins(0, 0, 0, 0)
+        lower_layout.addWidget(plot_box, 1)
+        lower_layout.addWidget(side)
+
+        right = QSplitter(Qt.Orientation.Vertical)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.title)
+        top_layout.addWidget(detail_tabs, 1)
+        right.addWidget(top)
+        right.addWidget(lower)
+        right.setSizes([380, 380])
+        split = QSplitter()
+        split.addWidget(self.list)
+        split.addWidget(right)
+        split.setSizes([470, 810])
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(split, 1)
+        self._buttons()
+
+    # -------------------------------------------------------------- loading
+    def refresh(self) -> None:
+        """Re-read every study off the GUI thread (skipped while a read is in flight)."""
+        if self._loading:
+            return
+        self._loading = True
+
+        def load() -> list[Overview]:
+            return [overview(self.store, s.id) for s in self.store.list_studies()]
+
+        self.tasks.submit(load, self._loaded, self._load_failed)
+
+    def _loaded(self, views: list[Overview]) -> None:
+        self._loading = False
+        chosen, self._select_next = self._select_next or self.current_id(), None
+        self.views = views
+        self.list.blockSignals(True)
+        self.list.setRowCount(len(views))
+        for row, v in enumerate(reversed(views)):  # newest first
+            status_colour = STATUS_COLOURS.get(v.status, "#000")
+            for col, value in enumerate((v.study.id, v.study.name, v.study.template or "sweep", v.study.budget or "-",
+                                         v.status, f"{v.progress():.0%}")):
+                item = Cell(value)
+                if col == 4:
+                    item.setForeground(pg.mkColor(status_colour))
+                self.list.setItem(row, col, item)
+            if v.study.id == chosen:
+                self.list.selectRow(row)
+        if self.list.currentRow() < 0 and views:
+            self.list.selectRow(0)
+        self.list.blockSignals(False)
+        self.list.resizeColumnsToContents()
+        self._show_current()
+
+    def _load_failed(self, message: str) -> None:
+        self._loading = False
+        self.title.setText(f"<span style='color:#b3261e'>{message}</span>")
+
+    def current(self) -> Overview | None:
+        rows = self.list.selectionModel().selectedRows()
+        if not rows:
+            return None
+        study_id = int(self.list.item(rows[0].row(), 0).text())
+        return next((v for v in self.views if v.study.id == study_id), None)
+
+    def current_id(self) -> int | None:
+        view = self.current()
+        return view.study.id if view else None
+
+    # -------------------------------------------------------------- showing
+    def _show_current(self) -> None:
+        view = self.current()
+        self._buttons()
+        if view is None:
+            return
+        s = view.study
+        counts = ", ".join(f"{n} {k}" for k, n in view.counts().items() if n)
+        self.title.setText(f"<b>{s.id} · {s.name}</b> — {s.template or 'custom sweep'}, "
+                           f"{s.budget or 'defaults'} budget, {view.status} ({counts}); "
+                           f"{s.parallel} at a time<br>{s.spec.get('description', '')}")
+        self.table_data = table = results(view)
+        self._fill_results(table, s.id)
+        self._fill_members(view)
+        labels = table.columns
+        if [self.metric_box.itemText(i) for i in range(self.metric_box.count())] != labels:
+            self.metric_box.blockSignals(True)
+            self.metric_box.clear()
+            self.metric_box.addItems(labels)
+            self.metric_box.blockSignals(False)
+        self.trend.setText(s.spec.get("paper_trend") or "a custom sweep: no published trend to compare with")
+        self._plot()
+
+    def _fill_results(self, table: Table, study_id: int) -> None:
+        header = self.results.horizontalHeader()
+        same = study_id == self._results_of  # keep the user's sort while the same study refreshes
+        sort = (header.sortIndicatorSection(), header.sortIndicatorOrder()) if same else (0, Qt.SortOrder.AscendingOrder)
+        self._results_of = study_id
+        self.results.setSortingEnabled(False)
+        self.results.clear()
+        self.results.setColumnCount(len(table.header))
+        self.results.setHorizontalHeaderLabels(table.header)
+        self.results.setRowCount(len(table.rows))
+        italic = QFont()
+        italic.setItalic(True)
+        for r, (row, reference) in enumerate(zip(table.rows, table.reference)):
+            for c, value in enumerate(row):
+                item = Cell(value)
+                if c < len(table.sweep_fields):
+                    item.setText(str(value))  # as swept (0.25), not as a metric (0.2500)
+                if reference:
+                    item.setFont(italic)
+                    item.setToolTip("a shared stage, for reference (not a sweep point)")
+                self.results.setItem(r, c, item)
+        self.results.resizeColumnsToContents()
+        self.results.setSortingEnabled(True)
+        if 0 <= sort[0] < len(table.header):
+            self.results.sortItems(*sort)
+
+    def _fill_members(self, view: Overview) -> None:
+        self.members.setRowCount(len(view.members))
+        for r, m in enumerate(view.members):
+            run = view.run_of(m)
+            values = (m.name, run.id if run else "", run.status if run else ("not started" if m.state == "blocked"
+                                                                             else "waiting"),
+                      f"{run.progress:.0%}" if run else "", fmt.key_metric(run) if run else "", m.note)
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(str(value))
+                item.setData(Qt.ItemDataRole.UserRole, run.id if run else None)
+                if m.note:
+                    item.setToolTip(m.note)
+                self.members.setItem(r, c, item)
+        self.members.resizeColumnsToContents()
+
+    def _plot(self) -> None:
+        """The swept field against the chosen column: a line over numbers, points over categories;
+        one series per value of a second swept field; reference rows (a teacher) as dashed lines."""
+        self.plot.clear()
+        self.legend.clear()
+        table, col = self.table_data, self.metric_box.currentIndex()
+        if table is None or col < 0:
+            return
+        first = len(table.sweep_fields)
+        points = [row for row, ref in zip(table.rows, table.reference) if not ref]
+        xs = [row[0] for row in points]
+        numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
+        categories = list(dict.fromkeys(map(str, xs)))
+        axis = self.plot.getAxis("bottom")
+        axis.setTicks(None if numeric else [[(i, c) for i, c in enumerate(categories)]])
+        self.plot.setLabel("bottom", table.sweep_fields[0])
+        self.plot.setLabel("left", table.columns[col])
+        groups: dict[str, list[list[Any]]] = {}
+        for row in points:
+            key = f"{table.sweep_fields[1]}={row[1]}" if first > 1 else table.columns[col]
+            groups.setdefault(key, []).append(row)
+        for i, (name, rows) in enumerate(groups.items()):
+            pairs = [(float(r[0]) if numeric else categories.index(str(r[0])), r[first + col]) for r in rows
+                     if isinstance(r[first + col], (int, float))]
+            if pairs:
+                pairs.sort()
+                colour = PALETTE[i % len(PALETTE)]
+                self.plot.plot([p[0] for p in pairs], [p[1] for p in pairs], pen=pg.mkPen(colour, width=2),
+                               symbol="o", symbolBrush=colour, symbolPen=colour, name=name)
+        for row, ref in zip(table.rows, table.reference):
+            if ref and isinstance(row[first + col], (int, float)):
+                line = pg.InfiniteLine(pos=row[first + col], angle=0, label=f"{row[0]}: {row[first + col]:.3f}",
+                                       pen=pg.mkPen("#777", width=1.5, style=Qt.PenStyle.DashLine),
+                                       labelOpts={"position": 0.1, "color": "#555"})
+                self.plot.addItem(line)
+        self.best.setText(self._best_text(table, col))
+
+    @staticmethod
+    def _best_text(table: Table, col: int) -> str:
+        first = len(table.sweep_fields)
+        scored = [(row[first + col], row) for row, ref in zip(table.rows, table.reference)
+                  if not ref and isinstance(row[first + col], (int, float))]
+        if not scored:
+            return "no results yet"
+        higher = fmt.higher_is_better(table.keys[col])
+        value, row = (max if higher else min)(scored, key=lambda p: p[0])
+        where = ", ".join(f"{f}={v}" for f, v in zip(table.sweep_fields, row))
+        return (f"{'highest' if higher else 'lowest'} {table.columns[col]}: <b>{value:.4f}</b> at {where} "
+                f"({len(scored)} of {len(table.rows) - sum(table.reference)} points have a value)")
+
+    # -------------------------------------------------------------- actions
+    def _buttons(self) -> None:
+        view = self.current()
+        status = view.status if view else None
+        self.cancel_button.setEnabled(status == "running")
+        self.resume_button.setEnabled(status in ("stopped", "cancelled"))
+        self.delete_button.setEnabled(status is not None and status != "running")
+        for b in (self.runs_button, self.csv_button, self.md_button, self.copy_button):
+            b.setEnabled(view is not None)
+
+    def new_study(self):
+        from workbench.ui.new_study_dialog import NewStudyDialog
+
+        self.dialog = NewStudyDialog(self.store, self, parallel=self.parallel)
+        if self.dialog.exec() and self.dialog.created is not None:
+            self._select_next = self.dialog.created.id
+            self.refresh()
+        return self.dialog.created
+
+    def cancel_current(self) -> None:
+        view = self.current()
+        if view is None:
+            return
+        self.cancel_button.setEnabled(False)
+        self.tasks.submit(lambda: cancel_study(self.store, view.study.id), lambda _: self.refresh(),
+                          lambda msg: QMessageBox.warning(self, "Not cancelled", msg))
+
+    def resume_current(self) -> None:
+        view = self.current()
+        if view is not None:
+            resume_study(self.store, view.study.id)
+            self.refresh()
+
+    def delete_current(self, confirm: bool = True) -> None:
+        view = self.current()
+        if view is None or confirm and QMessageBox.question(
+                self, "Delete study", f"Forget study {view.study.id} ({view.study.name})? Its runs stay in the run "
+                                      f"list.") != QMessageBox.StandardButton.Yes:
+            return
+        self.store.delete_study(view.study.id)
+        self.refresh()
+
+    def save_table(self, kind: str, path: str | None = None) -> None:
+        if self.table_data is None:
+            return
+        if path is None:
+            name = (self.current().study.name if self.current() else "study") + (".csv" if kind == "csv" else ".md")
+            path, _ = QFileDialog.getSaveFileName(self, "Save results", name)
+            if not path:
+                return
+        text = to_csv(self.table_data) if kind == "csv" else to_markdown(self.table_data)
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            QMessageBox.warning(self, "Not saved", f"cannot write {path}: {exc}")
+
+    def copy_table(self) -> None:
+        if self.table_data is not None:
+            QGuiApplication.clipboard().setText(to_markdown(self.table_data))
+
+    def _show_runs(self) -> None:
+        view = self.current()
+        if view is not None:
+            self.show_runs.emit(f"study:{view.study.id}")  # the tag of every run the study made
+
+    def _member_clicked(self, index) -> None:
+        run_id = self.members.item(index.row(), 0).data(Qt.ItemDataRole.UserRole)
+        if run_id is not None:
+            self.open_run.emit(int(run_id))
+
+
+def _table(columns: tuple[str, ...]) -> QTableWidget:
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(list(columns))
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.verticalHeader().hide()
+    table.horizontalHeader().setStretchLastSection(True)
+    return table
