@@ -157,6 +157,8 @@ def _study_parser(sub: argparse._SubParsersAction) -> None:
                                                                            f"Paper: {template.paper_trend}")
         t.add_argument("--budget", choices=("tiny", "paper"), default="tiny",
                        help="tiny: minutes on a laptop CPU; paper: the papers' recipes, for a GPU")
+        t.add_argument("--seeds", type=int, nargs="+", default=[], metavar="SEED",
+                       help="repeat every point with each seed; the table adds means and sds (e.g. --seeds 0 1 2)")
         starting(t)
     sw = st_sub.add_parser("sweep", help="your own sweep of one method over one or two fields",
                            description="e.g. workbench study sweep --method vit --vary lr=1e-4:1e-2:3:log "
@@ -465,7 +467,7 @@ def cmd_study_start(args: argparse.Namespace) -> int:
                                   study_name=args.name)
     else:
         spec = studies.template_spec(args.action, args.budget, common=common, parallel=args.parallel,
-                                     study_name=args.name)
+                                     study_name=args.name, seeds=args.seeds)
     study = studies.create_study(store, spec)
     print(study.id, flush=True)
     view = studies.overview(store, study.id)
@@ -505,8 +507,17 @@ def _follow_study(store: Store, study_id: int, wait: bool) -> int:
     except KeyboardInterrupt:
         print(f"\ndetached; study {study_id} goes on (`workbench study cancel {study_id}` stops it)", file=sys.stderr)
         raise
-    print(f"study {study_id} {view.status}\n{studies.to_markdown(studies.results(view))}", file=sys.stderr)
+    print(f"study {study_id} {view.status}\n{_tables(view)}", file=sys.stderr)
     return 0 if view.status == "finished" else 1
+
+
+def _tables(view: Any) -> str:
+    """The results as Markdown, then (with repeated seeds) the mean ± sd of each point."""
+    from workbench import studies
+
+    table = studies.results(view)
+    means = studies.seed_means(table)
+    return studies.to_markdown(table) + (f"\nover seeds:\n{studies.to_markdown(means)}" if means else "")
 
 
 def cmd_study_list(args: argparse.Namespace) -> int:
@@ -537,6 +548,9 @@ def cmd_study_show(args: argparse.Namespace) -> int:
     info = _study_dict(view)
     if args.json:
         info["results"] = {"header": table.header, "rows": table.rows}
+        means = studies.seed_means(table)
+        if means:
+            info["seed_means"] = {"header": means.header, "rows": means.rows}
         print(json.dumps(info, indent=1))
         return 0
     print(f"study {view.study.id}  {view.study.name}  [{view.study.template or 'sweep'}, {view.study.budget or '-'}]  "
@@ -545,7 +559,7 @@ def cmd_study_show(args: argparse.Namespace) -> int:
     for m in info["members"]:
         run = f"run {m['run']} {m['status']} {m['progress']:.0%}" if m["run"] else m["note"] or m["state"]
         print(f"  {m['name']:<36} {run}")
-    print("\n" + studies.to_markdown(table))
+    print("\n" + _tables(view))
     if view.study.spec.get("paper_trend"):
         print(f"paper: {view.study.spec['paper_trend']}")
     return 0

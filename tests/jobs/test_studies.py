@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import sqlite3
+import statistics
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from workbench.studies import (
     TEMPLATES,
     Stage,
     StudySpec,
+    Table,
     advance,
     cancel_study,
     create_study,
@@ -30,6 +32,7 @@ from workbench.studies import (
     plan,
     results,
     resume_study,
+    seed_means,
     sweep_spec,
     template_spec,
     to_csv,
@@ -208,3 +211,25 @@ def test_a_version_2_database_gains_the_study_tables(home: Path) -> None:
     assert upgraded.list_studies() == []
     study = create_study(upgraded, template_spec("vit-pos-embed", common=QUICK))
     assert len(upgraded.study_members(study.id)) == 3
+
+
+def test_repeats_seed_whole_chains_and_tables_mean_and_sd(store: Store) -> None:
+    members = plan(store, template_spec("mae-mask-ratio", seeds=[0, 1]))
+    assert len(members) == 24
+    for m in members:
+        if m["stage"] != "pretrain":
+            encoder = members[m["parents"]["encoder"]["member"]]
+            assert m["config"]["seed"] == encoder["config"]["seed"] == encoder["values"]["seed"]
+    assert {(m["values"]["mask_ratio"], m["config"]["seed"]) for m in members if m["stage"] == "pretrain"} == {
+        (r, s) for r in (0.25, 0.5, 0.75, 0.9) for s in (0, 1)}
+    with pytest.raises(ConfigError, match="seeds must be distinct"):
+        template_spec("vit-pos-embed", seeds=[1, 1])
+
+    table = Table(["mask_ratio", "seed", "top-1", "status"], [[0.5, 0, 0.25, "finished"], [0.5, 1, 0.35, "finished"],
+                                                              [0.75, 0, 0.4, "finished"], [0.75, 1, "", "running"]],
+                  ["mask_ratio", "seed"], ["top-1"], ["val/top1"], [False] * 4)
+    means = seed_means(table)
+    assert means.header == ["mask_ratio", "top-1", "seeds"]
+    sd = statistics.stdev([0.25, 0.35])
+    assert means.rows == [[0.5, f"{0.3:.4f} ± {sd:.4f}", "n=2"], [0.75, "0.4000", "n=2"]]
+    assert seed_means(results(overview(store, create_study(store, template_spec("vit-pos-embed")).id))) is None

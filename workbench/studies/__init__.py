@@ -15,7 +15,9 @@ from workbench.studies.results import (
     Overview,
     Table,
     overview,
+    point_values,
     results,
+    seed_means,
     to_csv,
     to_markdown,
 )
@@ -30,4 +32,4 @@ from workbench.studies.templates import FOLLOW_UPS, TEMPLATES, sweep_spec, templ
 
 __all__ = ["FOLLOW_UPS", "TEMPLATES", "Column", "Overview", "Stage", "StudySpec", "Table", "advance", "cancel_study",
            "common_overrides", "create_study", "grid", "on_run_end", "overview", "parse_sweep", "plan", "results",
-           "resume_study", "start_queued", "sweep_spec", "template_spec", "to_csv", "to_markdown"]
+           "point_values", "resume_study", "seed_means", "start_queued", "sweep_spec", "template_spec", "to_csv", "to_markdown"]

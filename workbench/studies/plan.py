@@ -4,7 +4,8 @@ make, all worked out before anything is written (a refused study writes nothing)
 A study is a pipeline of stages (each a method whose parents are earlier stages or existing
 runs) and a sweep: a list of points, each a dict of field values applied to the one `swept`
 stage. The swept stage and every stage below it run once per point; the others (a DeiT
-teacher, a BEiT tokenizer) run once and are shared by every point.
+teacher, a BEiT tokenizer) run once and are shared by every point. A point's `seed` (repeats
+of a study) seeds the stages below the swept one too, so each repeat is a whole chain.
 """
 
 from __future__ import annotations
@@ -158,6 +159,8 @@ def plan(store: Store, spec: StudySpec) -> list[dict[str, Any]]:
                                                    for src in stage.parents.values())
         for point in range(len(spec.points)) if per_point[stage.name] else [None]:
             values = spec.points[point] if stage.swept else {}
+            if point is not None and "seed" in spec.points[point]:  # a repeat seeds the whole chain below it
+                values = {**values, "seed": spec.points[point]["seed"]}
             where = stage.name + (f" ({label(spec.points[point])})" if point is not None and spec.points[point] else "")
             overrides = {k: v for k, v in spec.common.items() if k in known} | dict(stage.overrides) | values
             infos, parents = {}, {}

@@ -111,12 +111,54 @@ def results(view: Overview) -> Table:
                  [c["label"] for c in columns], [c["key"] for c in columns], reference)
 
 
+def point_values(table: Table, col: int) -> dict[tuple, list[float]]:
+    """The values of result column `col` per sweep point, repeats (the `seed` field) pooled:
+    key = the point's other sweep values, in table order. Reference rows are left out."""
+    first = len(table.sweep_fields)
+    keep = [i for i, f in enumerate(table.sweep_fields) if f != "seed"]
+    out: dict[tuple, list[float]] = {}
+    for row, ref in zip(table.rows, table.reference):
+        if not ref:
+            values = out.setdefault(tuple(row[i] for i in keep), [])
+            if isinstance(row[first + col], (int, float)):
+                values.append(row[first + col])
+    return out
+
+
+def seed_means(table: Table) -> Table | None:
+    """With a `seed` sweep field: one row per point of the other fields, each result column as
+    'mean ± sd' over the seeds with a value (the number of repeats last); None without seeds."""
+    if "seed" not in table.sweep_fields:
+        return None
+    others = [f for f in table.sweep_fields if f != "seed"]
+    columns = [point_values(table, col) for col in range(len(table.columns))]
+    repeats = table.sweep_fields.index("seed")
+    counts: dict[tuple, int] = {}
+    for row, ref in zip(table.rows, table.reference):
+        if not ref:
+            key = tuple(v for i, v in enumerate(row[:len(table.sweep_fields)]) if i != repeats)
+            counts[key] = counts.get(key, 0) + 1
+    rows = [[*key, *(mean_sd(c[key]) for c in columns), f"n={n}"] for key, n in counts.items()]
+    return Table([*others, *table.columns, "seeds"], rows, others, table.columns, table.keys, [False] * len(rows))
+
+
+def mean_sd(values: list[float]) -> str:
+    """'0.3520 ± 0.0190' (sample sd), one value as is, none as ''."""
+    if not values:
+        return ""
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.4f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.4f} ± {sd:.4f}"
+
+
 def _row_status(view: Overview, members: list[StudyMember]) -> str:
     """'finished', or what the first unfinished member of the row is doing."""
     for m in members:
         run = view.run_of(m)
         if run is None:
-            return f"{m.name.split(' ')[0]}: {m.note or 'waiting'}"
+            return f"{m.name.split(' ')[0]}: " + ("its run was deleted" if m.state == "created" else m.note or "waiting")
         if run.status != RunStatus.FINISHED:
             return f"{m.name.split(' ')[0]}: run {run.id} {run.status}"
     return "finished"

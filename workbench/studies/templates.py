@@ -9,7 +9,7 @@ Tiny budgets answer "does the trend show at all at this scale?", not the papers'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from workbench.errors import ConfigError
 from workbench.studies.plan import Column, Stage, StudySpec
@@ -123,14 +123,20 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
 
 
 def template_spec(name: str, budget: str = "tiny", *, common: dict[str, Any] | None = None, parallel: int = 2,
-                  study_name: str = "") -> StudySpec:
-    """The study a built-in template makes at this budget; `common` fields go to every stage."""
+                  study_name: str = "", seeds: Sequence[int] = ()) -> StudySpec:
+    """The study a built-in template makes at this budget; `common` fields go to every stage.
+    `seeds`: repeat every point with each seed (tiny budgets are noisy: two or three seeds tell
+    a trend from luck); the table gets a seed column and per-point means."""
     if name not in TEMPLATES:
         raise ConfigError("template", f"unknown study template {name!r}; choose one of {', '.join(TEMPLATES)}")
     if budget not in ("tiny", "paper"):
         raise ConfigError("budget", f"unknown budget {budget!r}; choose tiny (a laptop CPU, minutes) or paper (a GPU)")
     t = TEMPLATES[name]
     stages, fields, points, columns = t.build(budget)
+    if seeds:
+        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ConfigError("seeds", f"seeds must be distinct whole numbers >= 0, got {list(seeds)}")
+        points, fields = [{**p, "seed": seed} for p in points for seed in seeds], [*fields, "seed"]
     return StudySpec(stages, fields, points, columns, budget=budget, common=dict(common or {}), name=study_name,
                      template=name, description=t.description, paper_trend=t.paper_trend, parallel=parallel)
 

@@ -66,6 +66,9 @@ class NewStudyDialog(QDialog):
         self.budget.addItems(["tiny", "paper"])
         self.budget.setToolTip("tiny: each method's tiny preset, minutes on a laptop CPU; paper: the papers' "
                                "recipes (224 px, hundreds of epochs), for a GPU and a real dataset")
+        self.seeds = QLineEdit()
+        self.seeds.setPlaceholderText("one run per point (seed 0); e.g. 0 1 2 repeats each point with three seeds")
+        self.seeds.setToolTip("tiny budgets are noisy: repeats tell a trend from luck (the table adds mean ± sd)")
         self.about = QLabel()
         self.about.setWordWrap(True)
         self.trend = QLabel()
@@ -75,6 +78,7 @@ class NewStudyDialog(QDialog):
         t_form = QFormLayout(template_page)
         t_form.addRow("Template", self.template)
         t_form.addRow("Budget", self.budget)
+        t_form.addRow("Seeds", self.seeds)
         t_form.addRow("Runs", self.about)
         t_form.addRow("Paper", self.trend)
 
@@ -145,7 +149,7 @@ class NewStudyDialog(QDialog):
         for widget in (self.template, self.budget, self.preset, *self.fields, self.tabs):
             signal = widget.currentChanged if widget is self.tabs else widget.currentIndexChanged
             signal.connect(self.validate)
-        for widget in (*self.values, self.common):
+        for widget in (*self.values, self.common, self.seeds):
             widget.textChanged.connect(self.validate)
         for box in self.follow.values():
             box.toggled.connect(self.validate)
@@ -181,8 +185,12 @@ class NewStudyDialog(QDialog):
         """The study the form describes; raises `WorkbenchError` naming what is wrong."""
         common = self._common()
         if self.tabs.currentIndex() == 0:
+            try:
+                seeds = [int(v) for v in self.seeds.text().replace(",", " ").split()]
+            except ValueError:
+                raise WorkbenchError(f"seeds: {self.seeds.text()!r} is not a list of whole numbers (0 1 2)") from None
             return template_spec(self.template.currentData(), self.budget.currentText(), common=common,
-                                 parallel=self.parallel.value(), study_name=self.name.text())
+                                 parallel=self.parallel.value(), study_name=self.name.text(), seeds=seeds)
         method = self.method.currentText()
         axes = []
         for box, values in zip(self.fields, self.values):

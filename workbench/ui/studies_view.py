@@ -36,6 +36,7 @@ from workbench.studies import (
     Table,
     cancel_study,
     overview,
+    point_values,
     results,
     resume_study,
     to_csv,
@@ -286,9 +287,8 @@ class StudiesView(QWidget):
             return
         first = len(table.sweep_fields)
         points = [row for row, ref in zip(table.rows, table.reference) if not ref]
-        xs = [row[0] for row in points]
-        numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
-        categories = list(dict.fromkeys(map(str, xs)))
+        numeric = all(isinstance(row[0], (int, float)) and not isinstance(row[0], bool) for row in points)
+        categories = list(dict.fromkeys(str(row[0]) for row in points))
         axis = self.plot.getAxis("bottom")
         axis.setTicks(None if numeric else [[(i, c) for i, c in enumerate(categories)]])
         self.plot.setLabel("bottom", table.sweep_fields[0])
@@ -297,14 +297,19 @@ class StudiesView(QWidget):
         for row in points:
             key = f"{table.sweep_fields[1]}={row[1]}" if first > 1 else table.columns[col]
             groups.setdefault(key, []).append(row)
+        def x_of(value: Any) -> float:
+            return float(value) if numeric else categories.index(str(value))
+
         for i, (name, rows) in enumerate(groups.items()):
-            pairs = [(float(r[0]) if numeric else categories.index(str(r[0])), r[first + col]) for r in rows
-                     if isinstance(r[first + col], (int, float))]
+            pairs = sorted((x_of(r[0]), r[first + col]) for r in rows if isinstance(r[first + col], (int, float)))
             if pairs:
-                pairs.sort()
                 colour = PALETTE[i % len(PALETTE)]
-                self.plot.plot([p[0] for p in pairs], [p[1] for p in pairs], pen=pg.mkPen(colour, width=2),
-                               symbol="o", symbolBrush=colour, symbolPen=colour, name=name)
+                self.plot.plot([p[0] for p in pairs], [p[1] for p in pairs], pen=pg.mkPen(colour, width=1.5),
+                               symbol="o", symbolSize=7, symbolBrush=colour, symbolPen=colour, name=name)
+        if table.sweep_fields[1:2] == ["seed"] and len(groups) > 1:  # repeats: their mean, on top
+            means = sorted((x_of(key[0]), sum(v) / len(v)) for key, v in point_values(table, col).items() if v)
+            self.plot.plot([m[0] for m in means], [m[1] for m in means], pen=pg.mkPen("k", width=3), symbol="s",
+                           symbolBrush="k", name=f"mean of {len(groups)} seeds")
         for row, ref in zip(table.rows, table.reference):
             if ref and isinstance(row[first + col], (int, float)):
                 line = pg.InfiniteLine(pos=row[first + col], angle=0, label=f"{row[0]}: {row[first + col]:.3f}",
@@ -315,16 +320,16 @@ class StudiesView(QWidget):
 
     @staticmethod
     def _best_text(table: Table, col: int) -> str:
-        first = len(table.sweep_fields)
-        scored = [(row[first + col], row) for row, ref in zip(table.rows, table.reference)
-                  if not ref and isinstance(row[first + col], (int, float))]
+        """The best point of the column (the mean over its seeds, when repeated)."""
+        scored = [(sum(v) / len(v), key, len(v)) for key, v in point_values(table, col).items() if v]
         if not scored:
             return "no results yet"
         higher = fmt.higher_is_better(table.keys[col])
-        value, row = (max if higher else min)(scored, key=lambda p: p[0])
-        where = ", ".join(f"{f}={v}" for f, v in zip(table.sweep_fields, row))
-        return (f"{'highest' if higher else 'lowest'} {table.columns[col]}: <b>{value:.4f}</b> at {where} "
-                f"({len(scored)} of {len(table.rows) - sum(table.reference)} points have a value)")
+        value, key, n = (max if higher else min)(scored, key=lambda p: p[0])
+        where = ", ".join(f"{f}={v}" for f, v in zip([f for f in table.sweep_fields if f != "seed"], key))
+        repeats = f" (mean of {n} seeds)" if "seed" in table.sweep_fields else ""
+        return (f"{'highest' if higher else 'lowest'} {table.columns[col]}: <b>{value:.4f}</b> at {where}{repeats}; "
+                f"{len(scored)} of {len(point_values(table, col))} points have a value")
 
     # -------------------------------------------------------------- actions
     def _buttons(self) -> None:
