@@ -21,6 +21,7 @@ from workbench.jobs.worker import execute
 from workbench.store import SCHEMA_VERSION, RunStatus, Store
 from workbench.studies import (
     TEMPLATES,
+    Column,
     Stage,
     StudySpec,
     Table,
@@ -133,8 +134,8 @@ def test_bad_studies_are_refused_before_anything_is_written(store: Store) -> Non
 
 
 def test_every_template_plans_valid_runs_at_both_budgets(store: Store) -> None:
-    sizes = {"mae-mask-ratio": 12, "mae-mask-strategy": 6, "vit-pos-embed": 3, "mpp-targets": 6,
-             "deit-distill": 4, "beit-mask-ratio": 7}
+    sizes = {"mae-mask-ratio": 13, "mae-mask-strategy": 6, "vit-pos-embed": 3, "mpp-targets": 8,
+             "deit-distill": 4, "beit-mask-ratio": 8}
     assert set(sizes) == set(TEMPLATES)
     for name, count in sizes.items():
         for budget in ("tiny", "paper"):
@@ -215,9 +216,9 @@ def test_a_version_2_database_gains_the_study_tables(home: Path) -> None:
 
 def test_repeats_seed_whole_chains_and_tables_mean_and_sd(store: Store) -> None:
     members = plan(store, template_spec("mae-mask-ratio", seeds=[0, 1]))
-    assert len(members) == 24
+    assert len(members) == 25  # 4 ratios x 2 seeds x (pretrain, probe, finetune) + one scratch ViT
     for m in members:
-        if m["stage"] != "pretrain":
+        if m["stage"] in ("probe", "finetune"):
             encoder = members[m["parents"]["encoder"]["member"]]
             assert m["config"]["seed"] == encoder["config"]["seed"] == encoder["values"]["seed"]
     assert {(m["values"]["mask_ratio"], m["config"]["seed"]) for m in members if m["stage"] == "pretrain"} == {
@@ -233,3 +234,23 @@ def test_repeats_seed_whole_chains_and_tables_mean_and_sd(store: Store) -> None:
     sd = statistics.stdev([0.25, 0.35])
     assert means.rows == [[0.5, f"{0.3:.4f} ± {sd:.4f}", "n=2"], [0.75, "0.4000", "n=2"]]
     assert seed_means(results(overview(store, create_study(store, template_spec("vit-pos-embed")).id))) is None
+
+
+def test_a_reference_stage_is_a_row_of_its_own_in_its_columns_only(store: Store) -> None:
+    spec = StudySpec([Stage("pretrain", "mae", QUICK, swept=True),
+                      Stage("probe", "finetune", {**QUICK, "mode": "linear"}, parents={"encoder": "pretrain"}),
+                      Stage("scratch", "vit", QUICK, reference="probe")],
+                     ["mask_ratio"], [{"mask_ratio": 0.5}, {"mask_ratio": 0.75}],
+                     [Column("probe", "val/top1", "top-1"), Column("pretrain", "val/loss", "MAE loss")])
+    study = create_study(store, spec)
+    while (queued := store.list_runs(status=RunStatus.QUEUED)):
+        for run in queued:
+            quiet(store, run.id)
+        advance(store)
+    view = overview(store, study.id)
+    assert view.status == "finished" and len(view.members) == 5
+    table = results(view)
+    scratch = view.run_of(view.members[-1])
+    assert table.reference == [False, False, True]
+    assert table.rows[2] == ["scratch (vit)", scratch.summary["val/top1"], "", "finished"]  # not in the MAE column
+    assert all(isinstance(row[1], float) and isinstance(row[2], float) for row in table.rows[:2])

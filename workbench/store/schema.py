@@ -140,7 +140,7 @@ class StudyStage(Base):
     method: Mapped[str] = mapped_column(String(32))
     parents: Mapped[dict[str, Any]] = mapped_column(default=dict)
     swept: Mapped[bool] = mapped_column(default=False)
-    reference: Mapped[bool] = mapped_column(default=False)
+    reference: Mapped[str] = mapped_column(String(64), default="")  # the stage whose columns it fills
 
 
 class StudyMember(Base):

@@ -39,7 +39,9 @@ class Stage:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     parents: Mapping[str, str | int] = field(default_factory=dict)
     swept: bool = False  # the sweep's values apply to this stage
-    reference: bool = False  # a shared stage shown as a row of its own in the results (a teacher)
+    # a shared stage shown as a row of its own, filling the result columns of the stage named here:
+    # a teacher beside its students, a from-scratch baseline beside fine-tunes
+    reference: str = ""
 
 
 @dataclass(frozen=True)

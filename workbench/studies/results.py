@@ -99,13 +99,14 @@ def results(view: Overview) -> Table:
     rows, reference = [], []
     for point, values in enumerate(spec["points"]):
         mine = [m for m in view.members if m.point in (point, None) and m.stage_id not in references]
-        rows.append([values.get(f, "result" if f == "row" else "") for f in fields] + [value(member(c["stage"], point), c["key"]) for c in columns]
-                    + [_row_status(view, mine)])
+        rows.append([values.get(f, "result" if f == "row" else "") for f in fields]
+                    + [value(member(c["stage"], point), c["key"]) for c in columns] + [_row_status(view, mine)])
         reference.append(False)
     for stage in (s for s in view.stages if s.reference):
         m = member(stage.name, None)
         labels = [f"{stage.name} ({stage.method})"] + [""] * (len(fields) - 1)
-        rows.append(labels + [value(m, c["key"]) for c in columns] + [_row_status(view, [m] if m else [])])
+        rows.append(labels + [value(m, c["key"]) if c["stage"] == stage.reference else "" for c in columns]
+                    + [_row_status(view, [m] if m else [])])
         reference.append(True)
     return Table([*fields, *(c["label"] for c in columns), "status"], rows, list(fields),
                  [c["label"] for c in columns], [c["key"] for c in columns], reference)

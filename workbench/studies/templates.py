@@ -41,8 +41,15 @@ def follow_up(kind: str, parent: str, budget: str | None) -> Stage:
     return Stage(kind, "finetune", recipes.get(budget or "", recipes[""]), parents={"encoder": parent})
 
 
+def _scratch(budget: str) -> Stage:
+    """The same ViT trained from random weights on the fine-tuning budget: what pre-training must beat."""
+    recipe = {k: v for k, v in FOLLOW_UPS["finetune"].get(budget, {}).items() if k != "mode"}
+    return Stage("scratch", "vit", recipe, reference="finetune")
+
+
 def _mae_mask_ratio(budget: str):
-    stages = [Stage("pretrain", "mae", swept=True), follow_up("probe", "pretrain", budget), follow_up("finetune", "pretrain", budget)]
+    stages = [Stage("pretrain", "mae", swept=True), follow_up("probe", "pretrain", budget),
+              follow_up("finetune", "pretrain", budget), _scratch(budget)]
     columns = [Column("probe", TOP1, "linear probe top-1"), Column("finetune", TOP1, "fine-tune top-1"),
                Column("pretrain", "val/loss", "MAE val loss")]
     return stages, ["mask_ratio"], [{"mask_ratio": r} for r in (0.25, 0.5, 0.75, 0.9)], columns
@@ -60,13 +67,17 @@ def _vit_pos_embed(budget: str):
 
 
 def _mpp_targets(budget: str):
-    stages = [Stage("pretrain", "mpp", swept=True), follow_up("probe", "pretrain", budget)]
+    stages = [Stage("pretrain", "mpp", swept=True), follow_up("probe", "pretrain", budget),
+              # the floor: a probe of an encoder trained for one step
+              Stage("untrained", "mpp", {"max_steps": 1}),
+              Stage("untrained probe", "finetune", FOLLOW_UPS["probe"][budget], parents={"encoder": "untrained"},
+                    reference="probe")]
     return (stages, ["target"], [{"target": t} for t in ("color3bit", "color3bit_4x4", "pixel_l2")],
             [Column("probe", TOP1, "linear probe top-1")])
 
 
 def _deit_distill(budget: str):
-    stages = [Stage("teacher", "cnn", reference=True), Stage("student", "deit", parents={"teacher": "teacher"},
+    stages = [Stage("teacher", "cnn", reference="student"), Stage("student", "deit", parents={"teacher": "teacher"},
                                                              swept=True)]
     points = [{"distill": "none"}, {"distill": "hard", "alpha": 0.5}, {"distill": "soft", "alpha": 0.1}]
     columns = [Column("student", TOP1, "top-1 (cls+dist)"), Column("student", "val/top1_cls", "cls head"),
@@ -77,7 +88,7 @@ def _deit_distill(budget: str):
 
 def _beit_mask_ratio(budget: str):
     stages = [Stage("tokenizer", "dvae"), Stage("pretrain", "beit", parents={"tokenizer": "tokenizer"}, swept=True),
-              follow_up("finetune", "pretrain", budget)]
+              follow_up("finetune", "pretrain", budget), _scratch(budget)]
     return (stages, ["mask_ratio"], [{"mask_ratio": r} for r in (0.2, 0.4, 0.6)],
             [Column("finetune", TOP1, "fine-tune top-1"), Column("pretrain", "val/mask_acc", "masked token acc")])
 
@@ -85,7 +96,7 @@ def _beit_mask_ratio(budget: str):
 TEMPLATES: dict[str, Template] = {t.name: t for t in (
     Template("mae-mask-ratio", "MAE: mask ratio",
              "MAE pre-training at mask ratios 0.25 / 0.5 / 0.75 / 0.9, each encoder then linearly probed and "
-             "fine-tuned.",
+             "fine-tuned; the same ViT trained from scratch on the fine-tuning budget for reference.",
              "He et al. 2021 (Fig. 5, ViT-L on ImageNet): a high ratio works best. Fine-tuning is good over a wide "
              "range (about 40-80 %); linear probing climbs steadily up to 75 % and falls beyond it.",
              _mae_mask_ratio),
@@ -102,7 +113,7 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
              _vit_pos_embed),
     Template("mpp-targets", "ViT: masked patch prediction targets",
              "ViT masked patch prediction with a 3-bit mean colour, a 4x4 grid of 3-bit colours, or pixel L2 "
-             "regression, each encoder linearly probed.",
+             "regression, each encoder linearly probed; a probe of an untrained encoder for reference.",
              "Dosovitskiy et al. 2021 (Appendix B.1.2): all three targets work quite well; L2 regression is slightly "
              "worse than predicting the 3-bit mean colour.",
              _mpp_targets),
@@ -114,7 +125,7 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
              _deit_distill),
     Template("beit-mask-ratio", "BEiT: mask ratio",
              "A dVAE tokenizer, then BEiT pre-training with blockwise masking at 0.2 / 0.4 / 0.6, each encoder "
-             "fine-tuned.",
+             "fine-tuned; the same ViT from scratch for reference.",
              "Bao et al. 2022: blockwise masking of about 40 % of the patches (75 of 196); the paper fixes this "
              "ratio rather than sweeping it, and its ablation (Table 4) finds blockwise masking beats random "
              "masking when fine-tuning.",
