@@ -4,22 +4,11 @@ import csv
 import subprocess
 import sys
 
-import pytest
 from PySide6.QtWidgets import QApplication
 
 from tests.conftest import finished_run
 from workbench.store import RunStatus, Store
 from workbench.ui.main_window import MainWindow
-
-
-@pytest.fixture
-def window(qtbot, store: Store) -> MainWindow:
-    w = MainWindow(store)
-    qtbot.addWidget(w)
-    w.load()
-    w.timer.stop()  # the tests poll by hand
-    yield w
-    w.close()
 
 
 def test_the_gui_does_not_import_torch(home) -> None:

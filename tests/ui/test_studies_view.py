@@ -14,21 +14,11 @@ from workbench.ui.new_study_dialog import NewStudyDialog
 QUICK = {"max_steps": 2}
 
 
-@pytest.fixture
-def window(qtbot, store: Store) -> MainWindow:
-    w = MainWindow(store)
-    qtbot.addWidget(w)
-    w.load()
-    w.timer.stop()  # the tests poll by hand
-    yield w
-    w.close()
-
-
 def test_the_dialog_plans_as_you_type_and_starts_a_study(qtbot, store: Store) -> None:
     dialog = NewStudyDialog(store)
     qtbot.addWidget(dialog)
-    assert "12 runs" in dialog.status.text() and dialog.start_button.isEnabled()  # MAE mask ratio, tiny
-    assert dialog.preview.count() == 12 and "encoder from pretrain mask_ratio=0.25" in dialog.preview.item(4).text()
+    assert "13 runs" in dialog.status.text() and dialog.start_button.isEnabled()  # MAE mask ratio, tiny
+    assert dialog.preview.count() == 13 and "encoder from pretrain mask_ratio=0.25" in dialog.preview.item(4).text()
     dialog.template.setCurrentIndex(dialog.template.findData("deit-distill"))
     assert "4 runs" in dialog.status.text() and "Touvron" in dialog.trend.text()
 
