@@ -117,7 +117,7 @@ class NewStudyDialog(QDialog):
 
         # ---- both
         self.name = QLineEdit()
-        self.name.setPlaceholderText("default: TEMPLATE-ID")
+        self.name.setPlaceholderText("default: TEMPLATE-ID (sweep-ID for a custom sweep)")
         self.common = QLineEdit()
         self.common.setPlaceholderText("dataset=pets seed=1 device=cuda   (set in every stage that has the field)")
         self.parallel = QSpinBox()
