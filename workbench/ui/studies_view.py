@@ -117,7 +117,7 @@ class StudiesView(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         for side in ("bottom", "left"):
             self.plot.getAxis(side).enableAutoSIPrefix(False)  # mask ratios stay 0.25, not 250 (x0.001)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.legend = self.plot.addLegend(offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 210))
         self.best = QLabel()
         self.best.setWordWrap(True)
         self.trend = QLabel()
@@ -314,7 +314,7 @@ class StudiesView(QWidget):
             if ref and isinstance(row[first + col], (int, float)):
                 line = pg.InfiniteLine(pos=row[first + col], angle=0, label=f"{row[0]}: {row[first + col]:.3f}",
                                        pen=pg.mkPen("#777", width=1.5, style=Qt.PenStyle.DashLine),
-                                       labelOpts={"position": 0.1, "color": "#555"})
+                                       labelOpts={"position": 0.02, "color": "#555", "anchors": [(0, 1), (0, 1)]})
                 self.plot.addItem(line)
         self.best.setText(self._best_text(table, col))
 
