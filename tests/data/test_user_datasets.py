@@ -207,7 +207,8 @@ def test_a_version_1_database_gains_the_datasets_table(home: Path) -> None:
     run = store.create_run("vit", {})
     store.close()
     with sqlite3.connect(home / "workbench.sqlite") as db:  # what the first build wrote
-        db.execute("DROP TABLE datasets")
+        for table in ("datasets", "study_members", "study_stages", "studies"):
+            db.execute(f"DROP TABLE {table}")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = Store()
     assert upgraded.schema_version() == SCHEMA_VERSION and upgraded.get_run(run.id).method == "vit"
