@@ -28,6 +28,7 @@ from workbench.studies import (
     advance,
     cancel_study,
     create_study,
+    on_run_end,
     overview,
     parse_sweep,
     plan,
@@ -89,6 +90,10 @@ def test_a_pipeline_starts_its_second_stage_after_the_first_and_tables_its_metri
         assert row[1] == store.get_run(mae.run_id).summary["val/loss"]
         assert row[2] == store.get_run(probe.run_id).summary["val/top1"]
         assert row[3] == "finished"
+    assert store.create_member_run(members[2].id, "finetune", {}, name="again", parents={}, tags="") is None
+    for i, m in enumerate(members[2:]):  # distinct values pin each row to its own run
+        store.update_run(m.run_id, summary={"val/top1": 0.5 + i / 10})
+    assert [row[2] for row in results(overview(store, study.id)).rows] == [0.5, 0.6]
     parsed = list(csv.reader(io.StringIO(to_csv(table))))
     assert parsed[0] == table.header and [float(v) for v in parsed[1][:3]] == table.rows[0][:3]
     assert f"| 0.5 | {table.rows[0][1]:.4f} | {table.rows[0][2]:.4f} | finished |" in to_markdown(table)
@@ -131,6 +136,9 @@ def test_bad_studies_are_refused_before_anything_is_written(store: Store) -> Non
     assert field == "lr" and values == pytest.approx([1e-4, 1e-3, 1e-2])
     assert parse_sweep("vit", "depth=2:6:3") == ("depth", [2, 4, 6])
     assert parse_sweep("mae", "mask_strategy=random,grid") == ("mask_strategy", ["random", "grid"])
+    assert parse_sweep("vit", "device=cpu,cuda:0") == ("device", ["cpu", "cuda:0"])
+    with pytest.raises(ConfigError, match="lr: is swept twice"):
+        sweep_spec("vit", [("lr", [0.1, 0.2]), ("lr", [0.3, 0.4])])
 
 
 def test_every_template_plans_valid_runs_at_both_budgets(store: Store) -> None:
@@ -164,6 +172,18 @@ def test_cancel_and_resume_a_study(store: Store) -> None:
     assert first in resumed and store.get_run(first).status == RunStatus.QUEUED
     assert overview(store, study.id).status == "running"
     assert store.study_members(study.id)[2].note.startswith("waiting for its encoder")
+
+    cancel_study(store, study.id)
+    store.delete_run(first)  # a member's run deleted: its dependant says so, and resume makes it again
+    advance(store, study.id)
+    assert overview(store, study.id).status == "cancelled"
+    resume_study(store, study.id)
+    remade = store.study_members(study.id)[0].run_id
+    assert remade and remade != first and store.get_run(remade).status == RunStatus.QUEUED
+    store.delete_study(study.id)
+    again = create_study(store, template_spec("vit-pos-embed", common=QUICK))
+    assert again.id == study.id + 1  # a study id (its runs' tag) is never reused
+
 
 
 def test_a_study_goes_on_headless_one_run_at_a_time(cli, store: Store) -> None:
@@ -254,3 +274,17 @@ def test_a_reference_stage_is_a_row_of_its_own_in_its_columns_only(store: Store)
     assert table.reference == [False, False, True]
     assert table.rows[2] == ["scratch (vit)", scratch.summary["val/top1"], "", "finished"]  # not in the MAE column
     assert all(isinstance(row[1], float) and isinstance(row[2], float) for row in table.rows[:2])
+
+
+def test_a_run_that_ends_starts_studies_waiting_on_it_as_an_existing_parent(store: Store) -> None:
+    encoder = store.create_run("mae", make_config("mae", "tiny", QUICK).to_dict())
+    study = create_study(store, sweep_spec("finetune", [("mode", ["linear", "full"])], parents={"encoder": encoder.id},
+                                           common=QUICK))
+    assert all(m.run_id is None and m.note == f"waiting for its encoder, run {encoder.id} (queued)"
+               for m in store.study_members(study.id))
+    assert quiet(store, encoder.id) == RunStatus.FINISHED
+    started = on_run_end(store, encoder.id)  # what the encoder's worker does as it ends
+    members = store.study_members(study.id)
+    assert sorted(started) == sorted(m.run_id for m in members)  # both queued and started (parallel 2)
+    assert all(store.parents(m.run_id)["encoder"].id == encoder.id for m in members)
+    cancel_study(store, study.id)

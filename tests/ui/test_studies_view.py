@@ -61,6 +61,7 @@ def test_the_window_shows_results_equal_to_the_runs_and_links_to_them(qtbot, win
     expected = results(overview(store, study.id))
     shown = [[view.results.item(r, c).text() for c in range(view.results.columnCount())]
              for r in range(view.results.rowCount())]
+    assert len(shown) == len(expected.rows) == 2
     for row, want in zip(shown, expected.rows):
         assert row[0] == want[0] and float(row[1]) == pytest.approx(want[1], abs=5e-5) and row[2] == "finished"
 

@@ -71,8 +71,9 @@ STARTING_GRACE_S = 30.0  # a run claimed by a runner gets its pid a moment later
 ADOPTED_CHECK_S = 2.0  # how often a runner checks that workers it did not start still live
 # what a worker starting the next run of a study (from inside a torchrun rank, say) must not pass on
 INHERITED_NOT = frozenset({"WORKBENCH_AUTO_DEVICE", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
-                           "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                           "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_MAX_RESTARTS"})
+                           "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_NAME", "ROLE_RANK", "ROLE_WORLD_SIZE",
+                           "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
+                           "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_ERROR_FILE"})
 
 
 def reconcile(store: Store) -> list[int]:
@@ -162,7 +163,9 @@ class Runner:
         if not self.store.transition(run_id, RunStatus.RUNNING, only_from=[RunStatus.QUEUED],
                                      started_at=time.time(), host=socket.gethostname(), pid=None):
             return False
-        env = {k: v for k, v in os.environ.items() if k not in INHERITED_NOT}
+        inside_torchrun = "RANK" in os.environ  # whose OMP_NUM_THREADS was cut to cores / nproc
+        env = {k: v for k, v in os.environ.items()
+               if k not in INHERITED_NOT and not (inside_torchrun and k == "OMP_NUM_THREADS")}
         env.update(WORKBENCH_HOME=str(self.store.home), PYTHONUNBUFFERED="1")
         run = self.store.get_run(run_id)
         if run.config.get("device", "auto") == "auto" and int(run.config.get("nproc", 1)) == 1:

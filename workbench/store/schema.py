@@ -118,6 +118,7 @@ class Study(Base):
     `active` or `cancelled` (whether it is finished is read from its members' runs)."""
 
     __tablename__ = "studies"
+    __table_args__ = {"sqlite_autoincrement": True}  # a deleted study's id (its runs' tag) is never reused
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     template: Mapped[str] = mapped_column(String(64), default="")
@@ -169,8 +170,8 @@ def _add_datasets_table(conn: Connection) -> None:
 
 
 def _add_study_tables(conn: Connection) -> None:
-    for table in (Study, StudyStage, StudyMember):
-        table.__table__.create(conn)
+    for table in (Study, StudyStage, StudyMember):  # checkfirst: SQLite DDL is not transactional here
+        table.__table__.create(conn, checkfirst=True)
 
 
 # version v -> function that upgrades a database from v to v + 1

@@ -333,17 +333,23 @@ class Store:
         with self.session() as s:
             return s.scalar(select(StudyMember).where(StudyMember.run_id == run_id))
 
-    def update_member(self, member_id: int, **values: Any) -> None:
+    def set_member_state(self, member_id: int, state: str, note: str, *, was: Sequence[str]) -> bool:
+        """Set a member's state and note only if its state is still one of `was` (a scheduler that
+        read it earlier never undoes another's claim); True if it changed."""
         with self.session() as s:
-            s.execute(update(StudyMember).where(StudyMember.id == member_id).values(**values))
+            result = s.execute(update(StudyMember).where(StudyMember.id == member_id, StudyMember.state.in_(list(was)))
+                               .values(state=state, note=note))
+            return result.rowcount == 1
 
     def create_member_run(self, member_id: int, method: str, config: Mapping[str, Any], *, name: str,
                           parents: Mapping[str, int], tags: str) -> Run | None:
-        """Claim a pending or blocked member and insert its queued run, in one transaction; None if
-        another process claimed it first (two schedulers never make the same run twice)."""
+        """Claim a pending or blocked member of an active study and insert its queued run, in one
+        transaction; None if another process claimed it first or the study was cancelled meanwhile
+        (two schedulers never make the same run twice)."""
+        active = select(Study.id).where(Study.status == "active")
         with self.session() as s:
-            claimed = s.execute(update(StudyMember).where(StudyMember.id == member_id,
-                                                          StudyMember.state != "created")
+            claimed = s.execute(update(StudyMember).where(StudyMember.id == member_id, StudyMember.state != "created",
+                                                          StudyMember.study_id.in_(active))
                                 .values(state="created", note=""))
             if claimed.rowcount != 1:
                 return None

@@ -106,16 +106,24 @@ def parse_sweep(method: str, text: str) -> tuple[str, list[Any]]:
     if not sep or not raw.strip():
         raise ConfigError(name or "sweep", f"expected FIELD=V1,V2,... or FIELD=START:STOP:COUNT, got {text!r}")
     parts = [p.strip() for p in raw.split(":")]
-    if len(parts) == 1:
-        items = [v.strip() for v in raw.split(",") if v.strip()]
-    else:
+    if len(parts) in (3, 4) and "," not in raw and _is_number(parts[0]):  # a range; cuda:0,cuda:1 is a list
         items = _range_items(name, parts)
+    else:
+        items = [v.strip() for v in raw.split(",") if v.strip()]
     values = [parse_overrides(cls, [f"{name}={item}"])[name] for item in items]
     if len(values) < 2:
         raise ConfigError(name, f"a sweep needs at least two values, got {raw!r}")
     if len(set(map(repr, values))) != len(values):
         raise ConfigError(name, f"{raw!r} repeats a value")
     return name, values
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _range_items(name: str, parts: list[str]) -> list[str]:

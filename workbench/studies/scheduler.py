@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from workbench.store import Run, Store, StudyMember
 
 WAITING, BLOCKED, READY = "pending", "blocked", "ready"
+OPEN = (WAITING, BLOCKED)  # states a scheduler may change; "created" is final
 
 
 def advance(store: Store, study_id: int | None = None) -> list[int]:
@@ -35,14 +36,14 @@ def advance(store: Store, study_id: int | None = None) -> list[int]:
     created = []
     for member in open_members:
         state, note, parents = _readiness(member, members, runs)
+        if state == READY:
+            try:
+                cfg = prepare_config(store, member.method, overrides=member.config, parents=parents)
+            except WorkbenchError as exc:
+                state, note = BLOCKED, f"not started: {exc}"
         if state != READY:
             if (state, note) != (member.state, member.note):
-                store.update_member(member.id, state=state, note=note)
-            continue
-        try:
-            cfg = prepare_config(store, member.method, overrides=member.config, parents=parents)
-        except WorkbenchError as exc:
-            store.update_member(member.id, state=BLOCKED, note=f"not started: {exc}")
+                store.set_member_state(member.id, state, note, was=OPEN)
             continue
         run = store.create_member_run(member.id, member.method, cfg.to_dict(), parents=parents,
                                       name=f"{studies[member.study_id].name} · {member.name}",
@@ -67,7 +68,8 @@ def _readiness(member: StudyMember, members: dict[int, StudyMember],
         run_id = ref["run"] if parent is None else parent.run_id
         run = runs.get(run_id) if run_id else None
         if run is None:
-            return BLOCKED, f"not started: its {role}'s run was deleted", {}
+            return BLOCKED, (f"not started: its {role}'s run was deleted; `workbench study resume "
+                             f"{member.study_id}` makes it again"), {}
         status = RunStatus(run.status)
         if status in (RunStatus.FAILED, RunStatus.CANCELLED):
             reason = (run.error or "").strip().splitlines()[-1:] or [""]
@@ -100,35 +102,41 @@ def start_queued(store: Store, study_id: int) -> list[int]:
 
 
 def on_run_end(store: Store, run_id: int) -> list[int]:
-    """A run ended: if it belongs to an active study, queue what it unblocked and start the
-    study's next runs. The ids started."""
+    """A run ended: queue what it unblocked (in its own study, or in studies that use it as an
+    existing parent) and start those studies' next runs. The ids started."""
+    created = advance(store)
     member = store.member_of_run(run_id)
-    if member is None or store.get_study(member.study_id).status != "active":
-        return []
-    advance(store, member.study_id)
-    return start_queued(store, member.study_id)
+    studies = {m.study_id for m in (store.member_of_run(r) for r in created) if m}
+    studies |= {member.study_id} if member else set()
+    started = []
+    for study_id in sorted(studies):
+        if store.get_study(study_id).status == "active":
+            started += start_queued(store, study_id)
+    return started
 
 
 def cancel_study(store: Store, study_id: int, grace: float = 10.0) -> list[int]:
     """Stop a study: no new runs, its queued and running runs cancelled; the ids cancelled."""
     from workbench.jobs.runner import cancel_run
 
-    store.set_study_status(study_id, "cancelled")
+    store.set_study_status(study_id, "cancelled")  # from here on no scheduler claims its members
     cancelled = []
     for member in store.study_members(study_id):
         if member.state != "created":
-            store.update_member(member.id, state=BLOCKED, note="not started: the study was cancelled")
+            store.set_member_state(member.id, BLOCKED, "not started: the study was cancelled", was=OPEN)
     runs = store.runs_by_id([m.run_id for m in store.study_members(study_id) if m.run_id])
     for run in runs.values():
         if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
-            cancel_run(store, run.id, grace)
+            if cancel_run(store, run.id, grace) == RunStatus.RUNNING:  # a runner started it meanwhile
+                cancel_run(store, run.id, grace)
             cancelled.append(run.id)
     return cancelled
 
 
 def resume_study(store: Store, study_id: int) -> list[int]:
     """Go on with a stopped or cancelled study: its failed, cancelled and interrupted runs are
-    queued again (each continues from its checkpoint), blocked members are looked at again."""
+    queued again (each continues from its checkpoint), blocked members are looked at again, and
+    members whose run was deleted get a new one."""
     from workbench.jobs.runner import resume_run
 
     store.set_study_status(study_id, "active")
@@ -136,6 +144,8 @@ def resume_study(store: Store, study_id: int) -> list[int]:
     resumed = [resume_run(store, r.id).id for r in runs.values() if r.status in RESUMABLE]
     for member in store.study_members(study_id):
         if member.state == BLOCKED:  # looked at afresh: its parent may be going again
-            store.update_member(member.id, state=WAITING, note="")
+            store.set_member_state(member.id, WAITING, "", was=[BLOCKED])
+        elif member.state == "created" and member.run_id is None:  # its run was deleted: make it again
+            store.set_member_state(member.id, WAITING, "", was=["created"])
     return resumed + advance(store, study_id)
 

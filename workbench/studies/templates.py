@@ -163,6 +163,8 @@ def sweep_spec(method: str, axes: list[tuple[str, list[Any]]], *, budget: str | 
     cls = config_class(method)
     if not 1 <= len(axes) <= 2:
         raise ConfigError("sweep", f"sweep one or two fields, not {len(axes)}")
+    if len(axes) == 2 and axes[0][0] == axes[1][0]:
+        raise ConfigError(axes[0][0], "is swept twice; give all its values in one list, or sweep another field")
     unknown = [k for k in follow_ups if k not in FOLLOW_UPS]
     if unknown:
         raise ConfigError("then", f"unknown follow-up {unknown[0]!r}; choose from {', '.join(FOLLOW_UPS)}")

@@ -48,6 +48,7 @@ from workbench.ui.tasks import Tasks
 
 STUDY_COLUMNS = ("id", "name", "template", "budget", "status", "progress")
 MEMBER_COLUMNS = ("member", "run", "status", "progress", "key metric", "note")
+NO_STUDY = "no study selected: New study… starts one from a paper's ablation or your own sweep"
 STATUS_COLOURS = {"finished": "#2e7d32", "running": "#1565c0", "stopped": "#b3261e", "cancelled": "#757575"}
 
 
@@ -65,6 +66,8 @@ class StudiesView(QWidget):
         self._loading = False
         self._select_next: int | None = None  # a study just created: selected once it is loaded
         self._results_of: int | None = None  # the study the results table shows
+        self._listed: list[tuple] = []  # what the study list shows, and
+        self._shown: tuple | None = None  # what the detail shows: rebuilt only when they change
 
         self.new_button = QPushButton("New study…")
         self.cancel_button = QPushButton("Cancel")
@@ -97,7 +100,7 @@ class StudiesView(QWidget):
         self.list = _table(STUDY_COLUMNS)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.itemSelectionChanged.connect(self._show_current)
-        self.title = QLabel("no study yet: New study… starts one from a paper's ablation or your own sweep")
+        self.title = QLabel(NO_STUDY)
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -180,6 +183,11 @@ class StudiesView(QWidget):
         self._loading = False
         chosen, self._select_next = self._select_next or self.current_id(), None
         self.views = views
+        listed = [(v.study.id, v.study.name, v.status, round(v.progress(), 2)) for v in views]
+        if listed == self._listed and chosen == self.current_id():  # nothing new: keep zoom and selections
+            self._show_current()
+            return
+        self._listed = listed
         self.list.blockSignals(True)
         self.list.setRowCount(len(views))
         for row, v in enumerate(reversed(views)):  # newest first
@@ -217,14 +225,25 @@ class StudiesView(QWidget):
     def _show_current(self) -> None:
         view = self.current()
         self._buttons()
-        if view is None:
+        if view is None:  # no study (left): an empty detail
+            self._shown = self.table_data = None
+            self.title.setText(NO_STUDY)
+            for table_widget in (self.results, self.members):
+                table_widget.setRowCount(0)
+            self.plot.clear()
             return
         s = view.study
+        table = results(view)
+        shown = (s.id, view.status, repr(table.rows), [(m.state, m.note, m.run_id) for m in view.members],
+                 [(r.status, r.step) for r in view.runs.values()])
+        if shown == self._shown:  # unchanged since the last poll: leave the plot's zoom and the tables be
+            return
+        self._shown = shown
         counts = ", ".join(f"{n} {k}" for k, n in view.counts().items() if n)
         self.title.setText(f"<b>{s.id} · {s.name}</b> — {s.template or 'custom sweep'}, "
                            f"{s.budget or 'defaults'} budget, {view.status} ({counts}); "
                            f"{s.parallel} at a time<br>{s.spec.get('description', '')}")
-        self.table_data = table = results(view)
+        self.table_data = table
         self._fill_results(table, s.id)
         self._fill_members(view)
         labels = table.columns
@@ -361,8 +380,9 @@ class StudiesView(QWidget):
     def resume_current(self) -> None:
         view = self.current()
         if view is not None:
-            resume_study(self.store, view.study.id)
-            self.refresh()
+            self.resume_button.setEnabled(False)
+            self.tasks.submit(lambda: resume_study(self.store, view.study.id), lambda _: self.refresh(),
+                              lambda msg: QMessageBox.warning(self, "Not resumed", msg))
 
     def delete_current(self, confirm: bool = True) -> None:
         view = self.current()
@@ -370,8 +390,9 @@ class StudiesView(QWidget):
                 self, "Delete study", f"Forget study {view.study.id} ({view.study.name})? Its runs stay in the run "
                                       f"list.") != QMessageBox.StandardButton.Yes:
             return
-        self.store.delete_study(view.study.id)
-        self.refresh()
+        self.delete_button.setEnabled(False)
+        self.tasks.submit(lambda: self.store.delete_study(view.study.id), lambda _: self.refresh(),
+                          lambda msg: QMessageBox.warning(self, "Not deleted", msg))
 
     def save_table(self, kind: str, path: str | None = None) -> None:
         if self.table_data is None:
