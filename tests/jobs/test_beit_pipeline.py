@@ -1,8 +1,11 @@
 """BEiT end to end, in-process: a tiny dVAE tokenizer learns and uses many codes; a tiny
-BEiT on its tokens beats always guessing the most frequent token."""
+BEiT on its tokens beats always guessing the most frequent token; its encoder fine-tunes (the
+BEiT model is rebuilt with its own tokenizer parent) and exports."""
 
 import pytest
+import torch
 
+from workbench.engine.checkpoint import load_trained
 from workbench.jobs import create_run
 from workbench.jobs.worker import execute
 from workbench.store import RunStatus, Store
@@ -22,3 +25,12 @@ def test_dvae_then_beit(store: Store) -> None:
     summary = store.get_run(beit.id).summary
     assert summary["val/mask_acc"] > summary["val/majority_acc"] + 0.03, summary
     assert store.latest_artifact(beit.id, "image", name="predictions") is not None
+
+    probe = create_run(store, "finetune", preset="tiny", overrides=["max_steps=3", "mode=linear"],
+                       parents={"encoder": beit.id})
+    assert execute(store, probe.id, log=lambda _: None) == RunStatus.FINISHED, store.get_run(probe.id).error
+    beit_model = load_trained(store, beit.id)
+    encoder = beit_model.method.exportable(beit_model.model)
+    probed = load_trained(store, probe.id).model  # its frozen encoder is the BEiT encoder, weight for weight
+    assert torch.equal(probed.patch_embed.proj.weight, encoder.patch_embed.proj.weight)
+    assert torch.equal(probed.blocks[-1].mlp.fc2.weight, encoder.blocks[-1].mlp.fc2.weight)

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from workbench import paths
+from workbench.config import config_from_dict
 from workbench.errors import WorkbenchError
 from workbench.store import Artifact, Run, Store
 
 if TYPE_CHECKING:
-    from workbench.methods.base import DataInfo, Method
+    from workbench.methods.base import DataInfo, Method, ParentRun
 
 KIND = "checkpoint"
 
@@ -97,9 +98,8 @@ class Trained:
 def load_trained(store: Store, run_id: int, step: int | None = None) -> Trained:
     """The run's whole model (eval mode) from its newest readable checkpoint, or the one at `step`.
     Parent runs only shape the model here: its own checkpoint holds every weight."""
-    from workbench.config import config_from_dict
     from workbench.methods import get_method
-    from workbench.methods.base import DataInfo, ParentRun
+    from workbench.methods.base import DataInfo
 
     run = store.get_run(run_id)
     found = Checkpoints(store, run_id).latest_readable(step)
@@ -116,9 +116,26 @@ def load_trained(store: Store, run_id: int, step: int | None = None) -> Trained:
 
         bundle = load_data(cfg, store)
         data = DataInfo(bundle.classes, bundle.mean, bundle.std, bundle.image_size)
-    parents = {role: ParentRun(p.id, p.method, config_from_dict(p.method, p.config, strict=False), lambda: None)
-               for role, p in store.parents(run_id).items()}
-    method = get_method(run.method)(cfg, data, parents)
+    method = get_method(run.method)(cfg, data, parent_runs(store, run_id, weights=False))
     model = method.build()
     model.load_state_dict(state["model"])
     return Trained(run, method, model.eval(), data, art.step)
+
+
+def parent_runs(store: Store, run_id: int, *, weights: bool) -> dict[str, ParentRun]:
+    """Each parent of a run: its config, a loader of its newest readable checkpoint's weights
+    (`weights=False`: a loader of None, the architecture alone), and its own parents, whose
+    weights are never needed (they are inside the parent's checkpoint)."""
+    from workbench.methods.base import ParentRun
+
+    parents = {}
+    for role, run in store.parents(run_id).items():
+        def load_state(parent_id: int = run.id) -> dict[str, torch.Tensor]:
+            found = Checkpoints(store, parent_id).latest_readable()
+            if found is None:
+                raise WorkbenchError(f"parent run {parent_id} has no readable checkpoint; "
+                                     f"its files may have been deleted — pick another parent run")
+            return found[0]["model"]
+        parents[role] = ParentRun(run.id, run.method, config_from_dict(run.method, run.config, strict=False),
+                                  load_state if weights else lambda: None, parent_runs(store, run.id, weights=False))
+    return parents

@@ -23,7 +23,7 @@ from torch.utils.data import default_collate
 from workbench.config import TrainConfig, config_from_dict
 from workbench.data.loading import BatchTransform, DataBundle, load_data, make_loader
 from workbench.engine import distributed
-from workbench.engine.checkpoint import Checkpoints
+from workbench.engine.checkpoint import Checkpoints, parent_runs
 from workbench.engine.device import (
     autocast,
     autocast_dtype,
@@ -34,7 +34,7 @@ from workbench.engine.optim import build_optimizer, warmup_cosine
 from workbench.engine.reporter import Reporter
 from workbench.errors import DataError, WorkbenchError
 from workbench.methods import get_method
-from workbench.methods.base import DataInfo, Method, ParentRun
+from workbench.methods.base import DataInfo, Method
 from workbench.store import RunStatus, Store
 
 SNAPSHOT_IMAGES = 16
@@ -74,21 +74,6 @@ class Schedule:
         return step % every == 0 or step == self.total
 
 
-def load_parents(store: Store, run_id: int) -> dict[str, ParentRun]:
-    """Each parent's config and a loader for its newest readable checkpoint's model weights."""
-    parents = {}
-    for role, run in store.parents(run_id).items():
-        def load_state(parent_id: int = run.id) -> dict[str, torch.Tensor]:
-            found = Checkpoints(store, parent_id).latest_readable()
-            if found is None:
-                raise WorkbenchError(f"parent run {parent_id} has no readable checkpoint; "
-                                     f"its files may have been deleted — pick another parent run")
-            return found[0]["model"]
-        parents[role] = ParentRun(run.id, run.method, config_from_dict(run.method, run.config, strict=False),
-                                  load_state)
-    return parents
-
-
 def train(store: Store, run_id: int, stop: StopFlag | None = None,
           log: Callable[[str], None] = print) -> RunStatus:
     """Train run `run_id` to the end (or until `stop`); return the status it ended with.
@@ -110,7 +95,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
         f"precision {amp or torch.float32}; loading data")
     data = load_data(cfg, store)
     info = DataInfo(data.classes, data.mean, data.std, data.image_size)
-    method: Method = get_method(run.method)(cfg, info, load_parents(store, run_id))
+    method: Method = get_method(run.method)(cfg, info, parent_runs(store, run_id, weights=True))
     model = method.build().to(device)
     memory_format = torch.channels_last if wants_channels_last(model, device) else torch.contiguous_format
     model.to(memory_format=memory_format)

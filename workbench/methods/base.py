@@ -8,7 +8,7 @@ Batches arrive on the device, already normalised: (images [B, 3, H, W] float, la
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -38,12 +38,14 @@ class DataInfo:
 @dataclass
 class ParentRun:
     """A finished parent run (teacher, encoder, tokenizer): its config and trained weights
-    (`load_state` may return None where only the architecture is needed, as in export)."""
+    (`load_state` may return None where only the architecture is needed, as in export), and its
+    own parents (a BEiT encoder's tokenizer), which its method needs to rebuild its model."""
 
     run_id: int
     method: str
     config: TrainConfig
     load_state: Callable[[], dict[str, Tensor] | None]
+    parents: dict[str, "ParentRun"] = field(default_factory=dict)
 
 
 class Method:
@@ -170,7 +172,7 @@ def load_parent_module(parent: ParentRun, data: DataInfo) -> nn.Module:
     own method and loaded from its newest readable checkpoint."""
     from workbench.methods import get_method
 
-    method = get_method(parent.method)(parent.config, data)
+    method = get_method(parent.method)(parent.config, data, parent.parents)
     model = method.build()
     state = parent.load_state()
     if state is not None:
