@@ -317,15 +317,15 @@ class Store:
             return list(s.scalars(select(StudyStage).where(StudyStage.study_id == study_id)
                                   .order_by(StudyStage.position)))
 
-    def study_members(self, study_id: int | None = None, *, open_only: bool = False) -> list[StudyMember]:
-        """Members of one study (or of every study); `open_only`: those of active studies that have
-        no run yet (what the scheduler looks at)."""
+    def study_members(self, study_id: int | None = None, *, states: Sequence[str] = ()) -> list[StudyMember]:
+        """Members of one study (or of every study); with `states`, only members in those states
+        in active studies (what the scheduler looks at)."""
         query = select(StudyMember).order_by(StudyMember.id)
         if study_id is not None:
             query = query.where(StudyMember.study_id == study_id)
-        if open_only:
+        if states:
             active = select(Study.id).where(Study.status == "active")
-            query = query.where(StudyMember.state != "created", StudyMember.study_id.in_(active))
+            query = query.where(StudyMember.state.in_(list(states)), StudyMember.study_id.in_(active))
         with self.session() as s:
             return list(s.scalars(query))
 

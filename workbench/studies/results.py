@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.store import RunStatus
+from workbench.studies.scheduler import STALLED, WAITING
 
 if TYPE_CHECKING:
     from workbench.store import Run, Store, Study, StudyMember, StudyStage
@@ -30,20 +31,21 @@ class Overview:
     def run_of(self, member: StudyMember) -> Run | None:
         return self.runs.get(member.run_id) if member.run_id else None
 
+    def member_state(self, member: StudyMember) -> str:
+        """finished, running, queued, waiting (for its parents), stopped (its run failed, was
+        cancelled or interrupted) or not started (blocked, or its run was deleted)."""
+        run = self.run_of(member)
+        if run is None:
+            return "waiting" if member.state == WAITING else "not started"
+        if run.status in (RunStatus.FINISHED, RunStatus.RUNNING, RunStatus.QUEUED):
+            return str(run.status)
+        return "stopped"
+
     def counts(self) -> dict[str, int]:
-        """How many members are finished, running, queued, waiting (for parents), stopped (their
-        run failed, was cancelled or interrupted) or not started (blocked)."""
+        """How many members are in each `member_state`."""
         out = dict.fromkeys(("finished", "running", "queued", "waiting", "stopped", "not started"), 0)
         for member in self.members:
-            run = self.run_of(member)
-            if member.state == "blocked":
-                out["not started"] += 1
-            elif run is None:
-                out["waiting" if member.state == "pending" else "not started"] += 1
-            elif run.status in (RunStatus.FINISHED, RunStatus.RUNNING, RunStatus.QUEUED):
-                out[run.status] += 1
-            else:
-                out["stopped"] += 1
+            out[self.member_state(member)] += 1
         return out
 
     @property
@@ -54,8 +56,8 @@ class Overview:
         counts = self.counts()
         if counts["finished"] == len(self.members):
             return "finished"
-        waiting = any(m.state == "pending" and not m.note.startswith("waiting:") for m in self.members)
-        return "running" if counts["running"] or counts["queued"] or waiting else "stopped"
+        moving = any(m.state == WAITING and not m.note.startswith(STALLED) for m in self.members)
+        return "running" if counts["running"] or counts["queued"] or moving else "stopped"
 
     def progress(self) -> float:
         """Share of the study's training steps done (a member without a run counts as 0 of 1)."""
@@ -88,6 +90,7 @@ def results(view: Overview) -> Table:
     stage_ids = {s.name: s.id for s in view.stages}
     by_place = {(m.stage_id, m.point): m for m in view.members}
     references = {s.id for s in view.stages if s.reference}  # rows of their own (a teacher)
+    names = {s.id: s.name for s in view.stages}
 
     def member(stage: str, point: int | None) -> StudyMember | None:
         return by_place.get((stage_ids[stage], point)) or by_place.get((stage_ids[stage], None))
@@ -100,13 +103,13 @@ def results(view: Overview) -> Table:
     for point, values in enumerate(spec["points"]):
         mine = [m for m in view.members if m.point in (point, None) and m.stage_id not in references]
         rows.append([values.get(f, "result" if f == "row" else "") for f in fields]
-                    + [value(member(c["stage"], point), c["key"]) for c in columns] + [_row_status(view, mine)])
+                    + [value(member(c["stage"], point), c["key"]) for c in columns] + [_row_status(view, mine, names)])
         reference.append(False)
     for stage in (s for s in view.stages if s.reference):
         m = member(stage.name, None)
         labels = [f"{stage.name} ({stage.method})"] + [""] * (len(fields) - 1)
         rows.append(labels + [value(m, c["key"]) if c["stage"] == stage.reference else "" for c in columns]
-                    + [_row_status(view, [m] if m else [])])
+                    + [_row_status(view, [m] if m else [], names)])
         reference.append(True)
     return Table([*fields, *(c["label"] for c in columns), "status"], rows, list(fields),
                  [c["label"] for c in columns], [c["key"] for c in columns], reference)
@@ -154,14 +157,14 @@ def mean_sd(values: list[float]) -> str:
     return f"{mean:.4f} ± {sd:.4f}"
 
 
-def _row_status(view: Overview, members: list[StudyMember]) -> str:
+def _row_status(view: Overview, members: list[StudyMember], stage_names: dict[int, str]) -> str:
     """'finished', or what the first unfinished member of the row is doing."""
     for m in members:
-        run = view.run_of(m)
+        run, stage = view.run_of(m), stage_names[m.stage_id]
         if run is None:
-            return f"{m.name.split(' ')[0]}: " + ("its run was deleted" if m.state == "created" else m.note or "waiting")
+            return f"{stage}: " + ("its run was deleted" if m.state == "created" else m.note or "waiting")
         if run.status != RunStatus.FINISHED:
-            return f"{m.name.split(' ')[0]}: run {run.id} {run.status}"
+            return f"{stage}: run {run.id} {run.status}"
     return "finished"
 
 

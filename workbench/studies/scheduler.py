@@ -19,14 +19,16 @@ if TYPE_CHECKING:
 
 WAITING, BLOCKED, READY = "pending", "blocked", "ready"
 OPEN = (WAITING, BLOCKED)  # states a scheduler may change; "created" is final
+STALLED = "waiting:"  # the note of a member whose parent was interrupted: nothing moves until a resume
 
 
-def advance(store: Store, study_id: int | None = None) -> list[int]:
-    """Queue the runs of open members whose parents have all finished, and note why the others
-    wait or are blocked; the ids of the runs queued."""
+def advance(store: Store, study_id: int | None = None, *, blocked: bool = False) -> list[int]:
+    """Queue the runs of waiting members whose parents have all finished, and note why the others
+    wait or are blocked; the ids of the runs queued. Blocked members are looked at again only
+    with `blocked` (when a run ends): a runner's poll, twice a second, leaves them be."""
     from workbench.jobs.submit import prepare_config
 
-    open_members = store.study_members(study_id, open_only=True)
+    open_members = store.study_members(study_id, states=OPEN if blocked else (WAITING,))
     if not open_members:
         return []
     studies = {sid: store.get_study(sid) for sid in {m.study_id for m in open_members}}
@@ -76,7 +78,7 @@ def _readiness(member: StudyMember, members: dict[int, StudyMember],
             return BLOCKED, (f"not started: its {role}, run {run.id}, {status}" + (f" ({reason[0]})" if reason[0] else "")
                              + f"; `workbench resume {run.id}` and it goes on"), {}
         if status == RunStatus.INTERRUPTED:
-            waiting = waiting or f"waiting: its {role}, run {run.id}, was interrupted; `workbench resume {run.id}`"
+            waiting = waiting or f"{STALLED} its {role}, run {run.id}, was interrupted; `workbench resume {run.id}`"
         elif status != RunStatus.FINISHED:
             waiting = waiting or f"waiting for its {role}, run {run.id} ({status})"
         parents[role] = run.id
@@ -104,7 +106,7 @@ def start_queued(store: Store, study_id: int) -> list[int]:
 def on_run_end(store: Store, run_id: int) -> list[int]:
     """A run ended: queue what it unblocked (in its own study, or in studies that use it as an
     existing parent) and start those studies' next runs. The ids started."""
-    created = advance(store)
+    created = advance(store, blocked=True)  # a resumed parent that finished unblocks its dependants
     member = store.member_of_run(run_id)
     studies = {m.study_id for m in (store.member_of_run(r) for r in created) if m}
     studies |= {member.study_id} if member else set()
@@ -120,11 +122,11 @@ def cancel_study(store: Store, study_id: int, grace: float = 10.0) -> list[int]:
     from workbench.jobs.runner import cancel_run
 
     store.set_study_status(study_id, "cancelled")  # from here on no scheduler claims its members
-    cancelled = []
-    for member in store.study_members(study_id):
+    cancelled, members = [], store.study_members(study_id)
+    for member in members:
         if member.state != "created":
             store.set_member_state(member.id, BLOCKED, "not started: the study was cancelled", was=OPEN)
-    runs = store.runs_by_id([m.run_id for m in store.study_members(study_id) if m.run_id])
+    runs = store.runs_by_id([m.run_id for m in members if m.run_id])
     for run in runs.values():
         if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
             if cancel_run(store, run.id, grace) == RunStatus.RUNNING:  # a runner started it meanwhile
@@ -140,9 +142,10 @@ def resume_study(store: Store, study_id: int) -> list[int]:
     from workbench.jobs.runner import resume_run
 
     store.set_study_status(study_id, "active")
-    runs = store.runs_by_id([m.run_id for m in store.study_members(study_id) if m.run_id])
+    members = store.study_members(study_id)
+    runs = store.runs_by_id([m.run_id for m in members if m.run_id])
     resumed = [resume_run(store, r.id).id for r in runs.values() if r.status in RESUMABLE]
-    for member in store.study_members(study_id):
+    for member in members:
         if member.state == BLOCKED:  # looked at afresh: its parent may be going again
             store.set_member_state(member.id, WAITING, "", was=[BLOCKED])
         elif member.state == "created" and member.run_id is None:  # its run was deleted: make it again

@@ -285,8 +285,7 @@ class StudiesView(QWidget):
         self.members.setRowCount(len(view.members))
         for r, m in enumerate(view.members):
             run = view.run_of(m)
-            values = (m.name, run.id if run else "", run.status if run else ("not started" if m.state == "blocked"
-                                                                             else "waiting"),
+            values = (m.name, run.id if run else "", run.status if run else view.member_state(m),
                       f"{run.progress:.0%}" if run else "", fmt.key_metric(run) if run else "", m.note)
             for c, value in enumerate(values):
                 item = QTableWidgetItem(str(value))
