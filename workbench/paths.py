@@ -30,10 +30,11 @@ def db_path() -> Path:
     return home() / "workbench.sqlite"
 
 
-def run_dir(run_id: int) -> Path:
+def run_dir(run_id: int, *, create: bool = True) -> Path:
     """Folder of one run: checkpoints/, images/, exports/ and worker.log."""
     path = home() / "runs" / f"{run_id:06d}"
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -87,6 +87,7 @@ def test_bad_exports_fail_clearly_and_leave_nothing(trained, tmp_path: Path) -> 
 
 
 def test_export_dialog_runs_the_export_in_another_process(trained, qtbot, tmp_path: Path) -> None:
+    from tests.ui.conftest import answer_next_box
     from workbench.ui.export_dialog import ExportDialog
 
     store, runs, _, _ = trained
@@ -100,6 +101,9 @@ def test_export_dialog_runs_the_export_in_another_process(trained, qtbot, tmp_pa
     assert dialog.result is not None, dialog.output.toPlainText()
     assert (tmp_path / "gui" / "model.pt2").exists() and not (tmp_path / "gui" / "model.onnx").exists()
     assert "Written and verified" in dialog.output.toPlainText()
-    assert dialog.start(confirm_overwrite=False)  # existing files: replaced only when allowed
+    seen = answer_next_box("Cancel")  # existing files: replaced only when the user says so
+    assert not dialog.start() and "model.pt2" in seen[0]
+    answer_next_box("Replace")
+    assert dialog.start()
     qtbot.waitUntil(lambda: dialog.export_button.isEnabled(), timeout=120_000)
     assert store.artifacts(runs["vit"], "export", name="pt2")

@@ -226,9 +226,12 @@ def test_a_version_2_database_gains_the_study_tables(home: Path) -> None:
     with sqlite3.connect(home / "workbench.sqlite") as db:  # what the build before studies wrote
         for table in ("study_members", "study_stages", "studies"):
             db.execute(f"DROP TABLE {table}")
+        db.execute("DROP INDEX ix_runs_trashed_at")  # nor the Trash (version 4)
+        db.execute("ALTER TABLE runs DROP COLUMN trashed_at")
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     upgraded = Store()
-    assert upgraded.schema_version() == SCHEMA_VERSION == 3 and upgraded.get_run(run.id).method == "vit"
+    assert upgraded.schema_version() == SCHEMA_VERSION == 4 and upgraded.get_run(run.id).method == "vit"
+    assert [r.id for r in upgraded.list_runs()] == [run.id]
     assert upgraded.list_studies() == []
     study = create_study(upgraded, template_spec("vit-pos-embed", common=QUICK))
     assert len(upgraded.study_members(study.id)) == 3

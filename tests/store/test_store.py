@@ -34,11 +34,33 @@ def test_lineage_and_parent_protection(store: Store) -> None:
     child = store.create_run("vit", {}, parents={"encoder": parent.id})
     assert store.parents(child.id)["encoder"].id == parent.id
     assert [(role, r.id) for role, r in store.children(parent.id)] == [("encoder", child.id)]
-    with pytest.raises(StoreError, match="parent of other runs"):
+    with pytest.raises(StoreError, match=f"run {parent.id} is the parent of run {child.id}"):
         store.delete_run(parent.id)
     with pytest.raises(StoreError, match="does not exist"):
         store.create_run("vit", {}, parents={"encoder": 12345})
     assert [r.id for r in store.list_runs()] == [parent.id, child.id]  # the refused run left nothing
+
+
+def test_trashed_runs_are_hidden_restorable_and_never_active(store: Store) -> None:
+    done, running = store.create_run("vit", {}), store.create_run("vit", {})
+    store.update_run(done.id, status="finished")
+    store.update_run(running.id, status="running")
+    assert store.set_trashed([done.id, running.id], True) == [done.id]  # a running run never goes
+    assert [r.id for r in store.list_runs()] == [running.id]
+    assert [r.id for r in store.list_runs(trashed=True)] == [done.id]
+    assert store.list_runs(status="finished") == []  # pickers and schedulers never see it
+    assert store.get_run(done.id).trashed_at is not None  # still readable by id (studies, lineage)
+    assert store.set_trashed([done.id], True) == []
+    assert store.set_trashed([done.id], False) == [done.id]
+    assert [r.id for r in store.list_runs()] == [done.id, running.id]
+
+
+def test_metric_ranges_of_many_runs_in_one_query(store: Store) -> None:
+    a, b = store.create_run("vit", {}), store.create_run("vit", {})
+    store.add_metrics(a.id, [(1, 0.1, "val/top1", 0.2, 0.0), (2, 0.2, "val/top1", 0.5, 0.0), (2, 0.2, "x", 9.0, 0.0)])
+    store.add_metrics(b.id, [(1, 0.1, "val/top1", 0.3, 0.0)])
+    assert store.metric_ranges([a.id, b.id], ["val/top1"]) == {a.id: {"val/top1": (0.2, 0.5)},
+                                                               b.id: {"val/top1": (0.3, 0.3)}}
 
 
 def test_incremental_metric_reads(store: Store) -> None:

@@ -14,3 +14,26 @@ def window(qtbot, store: Store) -> MainWindow:
     w.timer.stop()  # the tests poll by hand
     yield w
     w.close()
+
+
+def answer_next_box(button: str, tries: int = 250) -> list[str]:
+    """Click `button` on the next modal message box once it shows (a real QMessageBox, as the
+    user sees it); the returned list receives its text and detail, so tests can check both."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    seen: list[str] = []
+
+    def click(left: int = tries) -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            if left:
+                QTimer.singleShot(20, lambda: click(left - 1))
+            return
+        seen.append(f"{box.text()}\n{box.informativeText()}")
+        choice = next((b for b in box.buttons() if b.text().replace("&", "") == button), None)
+        assert choice is not None, f"no {button!r} button among {[b.text() for b in box.buttons()]}"
+        choice.click()
+
+    QTimer.singleShot(0, click)
+    return seen

@@ -4,15 +4,19 @@ import csv
 import subprocess
 import sys
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from tests.conftest import finished_run
+from tests.ui.conftest import answer_next_box
 from workbench.store import RunStatus, Store
 from workbench.ui.main_window import MainWindow
+from workbench.ui.runs_panel import NAME_WIDTH
+from workbench.ui.runs_table import BASE_COLUMNS
 
 
 def test_the_gui_does_not_import_torch(home) -> None:
-    code = ("import sys; from PySide6.QtWidgets import QApplication; app = QApplication([]); "
+    code = ("import sys; from PySide6.QtWidgets import QApplication, QMessageBox; app = QApplication([]); "
             "from workbench.ui.main_window import MainWindow; w = MainWindow(); w.show(); "
             "assert 'sqlalchemy' not in sys.modules, 'the window waited for SQLAlchemy'; w.load(); "
             "from workbench.ui.new_study_dialog import NewStudyDialog; s = w.open_studies(); "
@@ -28,7 +32,8 @@ def test_runs_are_listed_filtered_and_sorted(window: MainWindow, store: Store) -
     assert window.proxy.rowCount() == 3
     assert window.proxy.index(0, 0).data() == ids[2]  # newest first
     window.method_filter.setCurrentText("mae")
-    assert window.proxy.rowCount() == 1 and window.proxy.index(0, 2).data() == "mae"
+    method = window.model.columns.index("Method")
+    assert window.proxy.rowCount() == 1 and window.proxy.index(0, method).data() == "mae"
     window.method_filter.setCurrentIndex(0)
     window.status_filter.setCurrentText("failed")
     assert window.proxy.rowCount() == 1
@@ -94,14 +99,108 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     assert values[f"{b} · vit-{b}"] == "0.7000"
 
 
-def test_delete_removes_the_run_and_its_folder(window: MainWindow, store: Store) -> None:
+def test_delete_always_asks_moves_to_the_trash_and_deletes_for_good_only_from_there(
+        window: MainWindow, store: Store) -> None:
     from workbench import paths
 
-    run = finished_run(store, "vit")
-    folder = paths.run_dir(run)
+    teacher, other = finished_run(store, "cnn"), finished_run(store, "vit")
+    student = store.create_run("deit", store.get_run(other).config, parents={"teacher": teacher}).id
+    store.update_run(student, status=RunStatus.FINISHED)
+    folder = paths.run_dir(other)
     (folder / "worker.log").write_text("hello")
     window.poll()
-    window.select_run(run)
-    window.delete_selected(confirm=False)
+    window.select_run(other)
+    assert window.actions.delete.isEnabled() and not window.actions.restore.isEnabled()
+    seen = answer_next_box("Cancel")
+    window.actions.delete.trigger()  # the Del key, the toolbar button and the menu item: all ask
+    assert f"{other} · vit-{other}" in seen[0] and "Trash" in seen[0]
+    assert [r.id for r in store.list_runs()] == [teacher, other, student] and folder.exists()
+
+    answer_next_box("Move to Trash")
+    window.actions.delete.trigger()
+    assert [r.id for r in store.list_runs()] == [teacher, student]
+    assert [r.id for r in store.list_runs(trashed=True)] == [other] and folder.exists()  # files kept
+    assert window.model.row_of(other) is None and "Trash" in window.statusBar().currentMessage()
+    window.actions.undo.trigger()
+    assert window.model.row_of(other) is not None and store.list_runs(trashed=True) == []
+
+    window.table.selectAll()
+    answer_next_box("Move to Trash")
+    window.actions.delete.trigger()
+    window.status_filter.setCurrentText("Trash")
+    assert window.proxy.rowCount() == 3 and not window.actions.delete.isEnabled()
+    window.select_run(teacher)  # the teacher alone would orphan its student
+    assert window.actions.restore.isEnabled() and window.actions.purge.isEnabled()
+    seen = answer_next_box("Delete for good")
+    window.actions.purge.trigger()
+    assert "cannot be undone" in seen[0]
     window.tasks.wait()
-    assert store.list_runs() == [] and not folder.exists()
+    QApplication.processEvents()
+    refusal = [box for box in window.findChildren(QMessageBox) if box.isVisible()]
+    assert len(refusal) == 1 and f"run {teacher} is the parent of run {student}" in refusal[0].text()
+    refusal[0].close()
+    window.select_run(other)
+    window.actions.restore.trigger()
+    assert [r.id for r in store.list_runs()] == [other]
+    answer_next_box("Delete for good")
+    window.actions.empty_trash.trigger()
+    window.tasks.wait()
+    QApplication.processEvents()
+    assert [r.id for r in store.list_runs(trashed=True)] == [] and [r.id for r in store.list_runs()] == [other]
+    assert not paths.run_dir(teacher, create=False).exists() and folder.exists()
+    window.status_filter.setCurrentIndex(0)
+    assert window.proxy.rowCount() == 1
+
+
+def _menu_action(menu, text: str):
+    found = next((a for a in menu.actions() if a.text() == text), None)
+    assert found is not None, f"no {text!r} in {[a.text() for a in menu.actions()]}"
+    return found
+
+
+def test_the_run_table_is_the_users_and_the_window_comes_back_as_it_was_left(qtbot, store: Store) -> None:
+    long, other = finished_run(store, "vit", lr=0.002), finished_run(store, "vit", lr=0.004)
+    store.update_run(long, name="a very long run name " * 8, summary={"val/top1": 0.4}, tags="sweep")
+    store.update_run(other, summary={"val/top1": 0.5})
+    store.add_metrics(long, [(1, 0.1, "val/top1", 0.6, 0.0), (2, 0.2, "val/top1", 0.4, 0.0)])
+    window = MainWindow(store)
+    qtbot.addWidget(window)
+    window.load()
+    window.timer.stop()
+    model, header = window.model, window.table.horizontalHeader()
+    assert window.table.columnWidth(model.columns.index("Name")) <= NAME_WIDTH  # long names elide
+    assert model.index(model.row_of(long), model.columns.index("Tags")).data() == "sweep"
+    assert header.sectionsMovable()
+
+    menu = window.runs.header_menu(QPoint(5, 5))
+    _menu_action(_menu_action(menu, "Add config column").menu(), "lr").trigger()
+    menu = window.runs.header_menu(QPoint(5, 5))
+    _menu_action(_menu_action(menu, "Add metric column").menu(), "val/top1 (best)").trigger()
+    _menu_action(window.runs.header_menu(QPoint(5, 5)), "Device").trigger()  # hide it
+    window.poll()
+    assert model.columns[-2:] == ["config:lr", "best:val/top1"]
+    row = model.row_of(long)
+    assert [model.index(row, c).data() for c in (len(model.columns) - 2, len(model.columns) - 1)] == ["0.0020", "0.6000"]
+    assert header.isSectionHidden(model.columns.index("Device"))
+    best = model.columns.index("best:val/top1")
+    window.table.sortByColumn(best, Qt.SortOrder.DescendingOrder)
+    assert window.proxy.index(0, 0).data() == long  # 0.6 beats a run with no val/top1 curve
+    window.select_run(other)
+    window.tabs.setCurrentIndex(4)
+    window.curves.smooth.setValue(30)
+    window.close()
+
+    again = MainWindow(store)
+    qtbot.addWidget(again)
+    again.load()
+    again.timer.stop()
+    assert again.model.columns == model.columns
+    assert again.table.horizontalHeader().isSectionHidden(model.columns.index("Device"))
+    assert again.table.horizontalHeader().sortIndicatorSection() == best
+    assert again.proxy.index(0, 0).data() == long
+    assert [r.id for r in again.selected_runs()] == [other] and again.tabs.currentIndex() == 4
+    assert again.curves.smooth.value() == 30
+    _menu_action(again.runs.header_menu(QPoint(5, 5)), "Reset columns").trigger()
+    assert again.model.columns == list(BASE_COLUMNS) and not again.table.horizontalHeader().isSectionHidden(
+        model.columns.index("Device"))
+    again.close()

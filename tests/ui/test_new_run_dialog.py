@@ -2,7 +2,9 @@
 run started from it (slow: a real worker trains while the window polls)."""
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 from workbench.jobs import create_run
 from workbench.store import RunStatus, Store
@@ -90,9 +92,71 @@ def test_a_run_started_from_the_dialog_trains_and_can_be_cancelled(qtbot, store:
     window.select_run(run.id)
     assert store.get_run(run.id).status == RunStatus.RUNNING
     qtbot.waitUntil(lambda: window.curves.point_count(run.id, "train/loss") >= 2, timeout=90_000)
-    window.cancel_selected()
+    window.actions.cancel.trigger()
     qtbot.waitUntil(lambda: store.get_run(run.id).status == RunStatus.CANCELLED, timeout=30_000)
     window.poll()
     assert window.model.run_at(window.model.row_of(run.id)).status == "cancelled"
     assert "worker start" in window.log.toPlainText()
     window.close()
+
+
+def _in_dialog(window: MainWindow, act) -> None:
+    """Run `act(dialog)` once the window's modal new-experiment dialog is open."""
+    QTimer.singleShot(0, lambda: act(window.dialog))
+
+
+def test_the_next_new_experiment_opens_on_the_last_preset_chosen_even_after_a_duplicate(
+        window: MainWindow, store: Store) -> None:
+    window.runner.max_concurrent = 0  # nothing trains here: only the dialogs matter
+
+    def start_tiny_mae(dialog: NewRunDialog) -> None:
+        _select_method(dialog, "mae")
+        dialog.preset.setCurrentText("tiny")
+        dialog.apply_preset()
+        dialog.start_button.click()
+
+    _in_dialog(window, start_tiny_mae)
+    first = window.new_run()
+    assert first.method == "mae" and first.config["decoder_width"] == 48
+    window.select_run(first.id)
+    _in_dialog(window, lambda dialog: dialog.start_button.click())
+    copy = window.duplicate_run()
+    assert copy.name == f"{first.name} (copy)" and copy.config == first.config
+
+    opened = {}
+
+    def look(dialog: NewRunDialog) -> None:
+        opened.update(method=dialog.form.cls.method, preset=dialog.preset.currentText(), **dialog.form.values())
+        dialog.reject()
+
+    _in_dialog(window, look)
+    assert window.new_run() is None
+    assert (opened["method"], opened["preset"], opened["decoder_width"], opened["width"]) == ("mae", "tiny", 48, 64)
+
+
+def test_the_wheel_scrolls_the_form_and_never_edits_an_unfocused_field(qtbot, store: Store) -> None:
+    dialog = NewRunDialog(store, method="mae")
+    qtbot.addWidget(dialog)
+    dialog.resize(900, 500)  # short enough to scroll
+    dialog.show()
+    spin = dialog.form.widgets["decoder_width"]
+    dialog.name.setFocus()
+    bar = dialog.scroll.verticalScrollBar()
+    dialog.scroll.ensureWidgetVisible(spin)
+    QApplication.processEvents()
+    before = (spin.value(), bar.value())
+    centre = QPointF(spin.rect().center())
+
+    def wheel(widget, delta: int) -> None:
+        QApplication.sendEvent(widget, QWheelEvent(centre, QPointF(widget.mapToGlobal(centre.toPoint())), QPoint(),
+                                                   QPoint(0, delta), Qt.MouseButton.NoButton,
+                                                   Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
+                                                   False))
+
+    wheel(spin, 120)
+    assert spin.value() == before[0] and bar.value() < before[1]  # the page moved, the value did not
+    wheel(dialog.form.widgets["mask_strategy"], -120)
+    assert dialog.form.values()["mask_strategy"] == "random"
+    spin.setFocus()
+    wheel(spin, 120)
+    assert spin.value() != before[0]  # once focused (clicked), the wheel edits it

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.ui.conftest import answer_next_box
 from workbench.jobs.worker import execute
 from workbench.store import RunStatus, Store
 from workbench.studies import create_study, overview, results, sweep_spec, to_csv
@@ -82,7 +83,9 @@ def test_the_window_shows_results_equal_to_the_runs_and_links_to_them(qtbot, win
     view.members.doubleClicked.emit(view.members.model().index(1, 0))
     assert window.search.text() == "" and window.selected_runs()[-1].id == store.study_members(study.id)[1].run_id
     assert not view.cancel_button.isEnabled() and view.delete_button.isEnabled()
-    view.delete_current(confirm=False)
+    seen = answer_next_box("Forget study")
+    view.delete_button.click()
+    assert f"study {study.id}" in seen[0]
     qtbot.waitUntil(lambda: view.list.rowCount() == 0, timeout=10_000)
     assert len(store.list_runs()) == 2  # the runs stay
 

@@ -120,6 +120,8 @@ def resume_run(store: Store, run_id: int) -> Run:
     run = store.get_run(run_id)
     if run.status not in RESUMABLE:
         raise WorkbenchError(f"run {run_id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
+    if run.trashed_at is not None:
+        raise WorkbenchError(f"run {run_id} is in the Trash; restore it first")
     store.transition(run_id, RunStatus.QUEUED, only_from=list(RESUMABLE), error=None, finished_at=None)
     return store.get_run(run_id)
 

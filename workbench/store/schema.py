@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from workbench.store.status import RunStatus
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Base(DeclarativeBase):
@@ -50,6 +50,8 @@ class Run(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
     notes: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[str] = mapped_column(String(500), default="")
+    # in the Trash since then (restorable; its files stay until the Trash is emptied); None: not
+    trashed_at: Mapped[float | None] = mapped_column(Float, default=None, index=True)
 
     @property
     def progress(self) -> float:
@@ -174,5 +176,13 @@ def _add_study_tables(conn: Connection) -> None:
         table.__table__.create(conn, checkfirst=True)
 
 
+def _add_trash(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("runs")}
+    if "trashed_at" not in columns:  # a half-made upgrade may have added it already
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN trashed_at FLOAT")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_runs_trashed_at ON runs (trashed_at)")
+
+
 # version v -> function that upgrades a database from v to v + 1
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_datasets_table, 2: _add_study_tables}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_datasets_table, 2: _add_study_tables,
+                                                        3: _add_trash}

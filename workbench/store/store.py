@@ -125,8 +125,10 @@ class Store:
         with self.session() as s:
             return {r.id: r for r in s.scalars(select(Run).where(Run.id.in_(list(ids))))}
 
-    def list_runs(self, *, status: str | Sequence[str] | None = None, method: str | None = None) -> list[Run]:
-        query = select(Run).order_by(Run.id)
+    def list_runs(self, *, status: str | Sequence[str] | None = None, method: str | None = None,
+                  trashed: bool = False) -> list[Run]:
+        """Runs oldest first; those in the Trash only with `trashed=True` (and then only those)."""
+        query = select(Run).order_by(Run.id).where(Run.trashed_at.is_not(None) if trashed else Run.trashed_at.is_(None))
         if status:
             query = query.where(Run.status.in_([status] if isinstance(status, str) else status))
         if method:
@@ -147,10 +149,24 @@ class Store:
                                .values(status=to, **values))
             return result.rowcount == 1
 
-    def delete_run(self, run_id: int) -> None:
+    def set_trashed(self, run_ids: Sequence[int], trashed: bool) -> list[int]:
+        """Move finished, failed, cancelled or interrupted runs to the Trash (or back); the ids
+        that changed. Queued and running runs never go: their workers would write to them."""
+        at = time.time() if trashed else None
         with self.session() as s:
-            if s.scalar(select(func.count()).where(RunParent.parent_id == run_id)):
-                raise StoreError(f"run {run_id} is the parent of other runs; delete those first")
+            query = update(Run).where(Run.id.in_(list(run_ids)), Run.trashed_at.is_(None) if trashed
+                                      else Run.trashed_at.is_not(None))
+            if trashed:
+                query = query.where(Run.status.not_in([RunStatus.QUEUED, RunStatus.RUNNING]))
+            return list(s.scalars(query.values(trashed_at=at).returning(Run.id)))
+
+    def delete_run(self, run_id: int) -> None:
+        """Remove a run's rows for good (metrics, artifacts, lineage); its files are the caller's."""
+        with self.session() as s:
+            children = list(s.scalars(select(RunParent.child_id).where(RunParent.parent_id == run_id)))
+            if children:
+                raise StoreError(f"run {run_id} is the parent of run{'s' if len(children) > 1 else ''} "
+                                 f"{', '.join(map(str, children))}; delete those first")
             s.execute(delete(Run).where(Run.id == run_id))
 
     def parents(self, run_id: int) -> dict[str, Run]:
@@ -204,6 +220,16 @@ class Store:
                  .where(Metric.run_id == run_id, Metric.key.startswith(prefix)).group_by(Metric.key))
         with self.session() as s:
             return {k: (lo, hi) for k, lo, hi in s.execute(query)}
+
+    def metric_ranges(self, run_ids: Sequence[int], keys: Sequence[str]) -> dict[int, dict[str, tuple[float, float]]]:
+        """run id -> key -> (min, max) of these metrics, for many runs in one query (run table columns)."""
+        query = (select(Metric.run_id, Metric.key, func.min(Metric.value), func.max(Metric.value))
+                 .where(Metric.run_id.in_(list(run_ids)), Metric.key.in_(list(keys))).group_by(Metric.run_id, Metric.key))
+        out: dict[int, dict[str, tuple[float, float]]] = {}
+        with self.session() as s:
+            for run_id, key, low, high in s.execute(query):
+                out.setdefault(run_id, {})[key] = (low, high)
+        return out
 
     def delete_metrics_after(self, run_id: int, step: int) -> int:
         """Drop rows a resumed run will write again (those after its checkpoint)."""

@@ -2,8 +2,9 @@
 
 One widget per field, chosen by its type (check box, combo box for choices, spin box for whole
 numbers, a text field that takes `3e-4` for other numbers), its help text and range as the
-tooltip, grouped into Data / the method's own / Encoder / Optimisation / Runtime. The form
-only collects values: `workbench.config` validates them, and names the field at fault.
+tooltip, grouped into Data / the method's own / Encoder / Optimisation / Runtime. Spin and
+combo boxes take the wheel only once focused. The form only collects values:
+`workbench.config` validates them, and names the field at fault.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from workbench.config import FieldSpec, TrainConfig, ViTBackboneConfig
 from workbench.errors import ConfigError
+from workbench.ui.widgets import guard_wheel
 
 DATA = ("dataset", "image_size", "augment", "mixup")
 RUNTIME = ("device", "precision", "num_workers", "threads", "log_every", "eval_every", "snapshot_every",
@@ -74,6 +76,7 @@ class ConfigForm(QWidget):
             if groups[title].rowCount():
                 layout.addWidget(box)
         layout.addStretch(1)
+        guard_wheel(self)  # scrolling the form never edits a field the pointer passes over
 
     def _widget(self, spec: FieldSpec) -> QWidget:
         allowed = (f"one of: {', '.join(spec.choices)}" if spec.choices else

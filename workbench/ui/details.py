@@ -32,6 +32,7 @@ class RunDetailsView(QWidget):
         super().__init__()
         self.store = store
         self.run: Run | None = None
+        self.artifact_rows: list[tuple[str, str, str, str]] = []
         self.title = QLabel("select a run")
         self.title.setStyleSheet("font-size: 14px; font-weight: 600;")
         self.lineage = QLabel()
@@ -83,6 +84,7 @@ class RunDetailsView(QWidget):
             self.title.setText("select a run")
             self.config.clear()
             self.artifacts.setRowCount(0)
+            self.artifact_rows = []
             self.lineage.clear()
             return
         self.title.setText(f"{run.name} · {run.method} · {run.status} · {run.progress:.0%} "
@@ -96,11 +98,13 @@ class RunDetailsView(QWidget):
             self.config.setPlainText(json.dumps(run.config, indent=2))
             self.notes.setPlainText(run.notes)
             self.tags.setText(run.tags)
-        arts = self.store.artifacts(run.id)
-        self.artifacts.setRowCount(len(arts))
-        for row, art in enumerate(arts):
-            for col, value in enumerate([art.kind, art.name, str(art.step), str(self.store.abspath(art))]):
-                self.artifacts.setItem(row, col, QTableWidgetItem(value))
+        rows = [(a.kind, a.name, str(a.step), str(self.store.abspath(a))) for a in self.store.artifacts(run.id)]
+        if rows != self.artifact_rows:  # called on every poll: rebuild only what changed
+            self.artifact_rows = rows
+            self.artifacts.setRowCount(len(rows))
+            for r, row in enumerate(rows):
+                for col, value in enumerate(row):
+                    self.artifacts.setItem(r, col, QTableWidgetItem(value))
 
     def cli_command(self) -> str:
         if self.run is None:

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 from workbench import paths
 from workbench.export import CARD, FILES, FORMATS
 from workbench.ui.cli_process import CliProcess
+from workbench.ui.widgets import confirm
 
 LABELS = {"safetensors": "safetensors + config.json (timm)", "onnx": "ONNX (onnxruntime)",
           "pt2": "torch.export program (.pt2)"}
@@ -57,7 +57,7 @@ class ExportDialog(QDialog):
         self.process.failed.connect(lambda reason: self._finished(None, reason))
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ActionRole)
-        self.export_button.clicked.connect(lambda: self.start())
+        self.export_button.clicked.connect(self.start)
         self.buttons.rejected.connect(self.reject)
 
         folder_row = QHBoxLayout()
@@ -82,7 +82,7 @@ class ExportDialog(QDialog):
     def formats(self) -> list[str]:
         return [fmt for fmt, box in self.boxes.items() if box.isChecked()]
 
-    def start(self, confirm_overwrite: bool = True) -> bool:
+    def start(self) -> bool:
         """Start the export process; False if nothing to do or the user kept existing files."""
         formats, folder = self.formats(), Path(self.folder.text()).expanduser()
         if not formats:
@@ -91,9 +91,8 @@ class ExportDialog(QDialog):
         existing = [folder / n for f in formats for n in FILES[f]] + [folder / CARD]
         existing = [p for p in existing if p.exists()]
         overwrite = bool(existing)
-        if existing and confirm_overwrite and QMessageBox.question(
-                self, "Replace files?", f"{len(existing)} file(s) in {folder} would be replaced, such as "
-                                        f"{existing[0].name}. Replace them?") != QMessageBox.StandardButton.Yes:
+        if existing and not confirm(self, "Replace files?", f"Replace {len(existing)} file(s) in {folder}?",
+                                    "Replace", detail=", ".join(p.name for p in existing)):
             return False
         self.output.clear()
         self.busy.show()

@@ -6,26 +6,22 @@ plots, so the window appears at once.
 A QTimer then polls the store a few times a second: the `Runner` starts queued runs and
 reaps finished workers, the table updates in place, curves fetch only new rows (off the GUI
 thread). Cancelling and deleting run on worker threads. Nothing here imports torch.
+What the user arranged (splitter, columns, sort, selection, tab, curve settings) is saved on
+close and restored on the next start.
 """
 
 from __future__ import annotations
 
-import shutil
+import sys
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QProcess, QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtCore import QProcess, QSettings, Qt, QTimer
+from PySide6.QtGui import QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QComboBox,
-    QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMainWindow,
-    QMessageBox,
     QSpinBox,
     QSplitter,
-    QTableView,
     QTabWidget,
     QToolBar,
     QVBoxLayout,
@@ -33,16 +29,17 @@ from PySide6.QtWidgets import (
 )
 
 from workbench import paths
-from workbench.config import METHOD_CONFIGS
 from workbench.errors import WorkbenchError
 from workbench.store import RESUMABLE, RunStatus
-from workbench.ui.runs_table import STATUS_COLOURS, RunsFilterProxy, RunsTableModel
+from workbench.ui.run_actions import ACTIVE, RunActions, make_action
+from workbench.ui.runs_panel import TRASH, RunsPanel
 from workbench.ui.tasks import Tasks
 
 if TYPE_CHECKING:
     from workbench.store import Run, Store
 
 POLL_MS = 500
+MESSAGE_MS = 6000
 DEVICE_PROBE = ("import json, os, torch; print(json.dumps({'cuda': [torch.cuda.get_device_name(i) for i in "
                 "range(torch.cuda.device_count())], 'cpus': os.cpu_count()}))")
 
@@ -61,42 +58,15 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1360, 820)
 
-        self.model = RunsTableModel()
-        self.proxy = RunsFilterProxy()
-        self.proxy.setSourceModel(self.model)
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.runs = RunsPanel()
+        self.model, self.proxy, self.table = self.runs.model, self.runs.proxy, self.runs.table
+        self.search, self.method_filter, self.status_filter = (self.runs.search, self.runs.method_filter,
+                                                               self.runs.status_filter)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.doubleClicked.connect(lambda _: self.tabs.setCurrentIndex(1))
-        self.model.modelReset.connect(self.table.resizeColumnsToContents)
-
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("filter: name, id, tags (study:3), notes…")
-        self.search.setClearButtonEnabled(True)
-        self.method_filter = QComboBox()
-        self.method_filter.addItems(["all methods", *METHOD_CONFIGS])
-        self.status_filter = QComboBox()
-        self.status_filter.addItems(["all statuses", *STATUS_COLOURS])
-        self.search.textChanged.connect(lambda t: self.proxy.set_filters(text=t))
-        self.method_filter.currentIndexChanged.connect(
-            lambda i: self.proxy.set_filters(method="" if i == 0 else self.method_filter.currentText()))
-        self.status_filter.currentIndexChanged.connect(
-            lambda i: self.proxy.set_filters(status="" if i == 0 else self.status_filter.currentText()))
-        filters = QHBoxLayout()
-        filters.addWidget(self.search, 2)
-        filters.addWidget(self.method_filter, 1)
-        filters.addWidget(self.status_filter, 1)
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(4, 4, 0, 4)
-        left_layout.addLayout(filters)
-        left_layout.addWidget(self.table)
+        self.runs.new_requested.connect(lambda: self.new_run())
+        self.runs.studies_requested.connect(lambda: self.open_studies())
+        self.runs.filters_changed.connect(self.poll)
 
         self.banner = QLabel()
         self.banner.setWordWrap(True)
@@ -110,17 +80,19 @@ class MainWindow(QMainWindow):
         right_layout.setContentsMargins(0, 4, 4, 4)
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.tabs, 1)
-        splitter = QSplitter()
-        splitter.addWidget(left)
-        splitter.addWidget(right)
-        splitter.setSizes([600, 760])
-        self.setCentralWidget(splitter)
+        self.splitter = QSplitter()
+        self.splitter.addWidget(self.runs)
+        self.splitter.addWidget(right)
+        self.splitter.setSizes([600, 760])
+        self.splitter.restoreState(self.settings.value("main/splitter", b""))
+        self.setCentralWidget(self.splitter)
 
         self.devices_label = QLabel("devices: probing…")
         self.jobs_label = QLabel()
         self.statusBar().addPermanentWidget(self.devices_label)
         self.statusBar().addPermanentWidget(self.jobs_label)
         self._build_actions()
+        self._update_actions()
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.poll)
         self.studies = None  # the Studies window, made when first opened
@@ -156,7 +128,10 @@ class MainWindow(QMainWindow):
                               (self.distill, "Distillation"), (self.details, "Details"), (self.log, "Log"),
                               (self.compare, "Compare")):
             self.tabs.addTab(widget, title)
+            if hasattr(widget, "message"):  # saved, copied, opened: say so where the user looks
+                widget.message.connect(self.say)
         self.tabs.currentChanged.connect(lambda _: self._selection_changed())
+        self.runs.restore_state(self.settings)
         self.loaded = True
         lost = reconcile(self.store)
         if lost:
@@ -164,12 +139,16 @@ class MainWindow(QMainWindow):
                                          f"and are marked interrupted; Resume continues them.", 20000)
         self._probe_devices()
         self.poll()
+        self._restore_selection()
         self.timer.start(POLL_MS)
+
+    def _restore_selection(self) -> None:
+        self.tabs.setCurrentIndex(int(self.settings.value("main/tab", 0)))
+        for run_id in [int(i) for i in (self.settings.value("main/selected", []) or []) if str(i).isdigit()]:
+            self.select_run(run_id, add=True)
 
     def _probe_devices(self) -> None:
         """Ask a separate Python (which may import torch) what devices this machine has."""
-        import sys
-
         self.probe = QProcess(self)
         self.probe.finished.connect(self._devices_found)
         self.probe.start(sys.executable, ["-c", DEVICE_PROBE])
@@ -186,32 +165,22 @@ class MainWindow(QMainWindow):
         self.devices_label.setText(f"GPU: {', '.join(gpus)}" if gpus else f"CPU only · {found['cpus']} cores")
 
     def _build_actions(self) -> None:
-        def action(text: str, slot, shortcut=None, tip: str = "") -> QAction:
-            a = QAction(text, self)
-            a.triggered.connect(slot)
-            if shortcut is not None:
-                a.setShortcut(QKeySequence(shortcut))
-            a.setToolTip(tip or text)
-            return a
-
-        self.new_action = action("New experiment…", lambda: self.new_run(), QKeySequence.StandardKey.New,
-                                 "set up and start a new run (Ctrl+N)")
-        self.duplicate_action = action("Duplicate…", lambda: self.duplicate_run(), "Ctrl+D",
-                                       "a new run starting from the selected run's config (Ctrl+D)")
-        self.cancel_action = action("Cancel", self.cancel_selected, "Ctrl+.", "stop the selected runs (Ctrl+.)")
-        self.resume_action = action("Resume", self.resume_selected, "Ctrl+R",
-                                    "continue interrupted, failed or cancelled runs (Ctrl+R)")
-        self.delete_action = action("Delete…", self.delete_selected, QKeySequence.StandardKey.Delete,
-                                    "delete the selected runs and their files")
-        self.folder_action = action("Open folder", self.open_folder, "Ctrl+O", "open the run's folder (Ctrl+O)")
-        self.export_action = action("Export…", lambda: self.export_selected(), "Ctrl+E",
-                                    "write the selected finished run's model as safetensors, ONNX, .pt2 (Ctrl+E)")
-        refresh = action("Refresh", self.poll, QKeySequence.StandardKey.Refresh)
-        self.datasets_action = action("Datasets…", lambda: self.open_datasets(), "Ctrl+Shift+D",
-                                      "browse, add and preview datasets (your own image folders, CIFAR)")
-        self.studies_action = action("Studies…", lambda: self.open_studies(), "Ctrl+Shift+S",
-                                     "sweeps and pipelines: reproduce a paper's ablation, or sweep your own fields")
-        quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.actions = RunActions(self)
+        act = self.actions
+        self.new_action = make_action(self, "New experiment…", self.new_run, QKeySequence.StandardKey.New,
+                                      "set up and start a new run (Ctrl+N)")
+        self.duplicate_action = make_action(self, "Duplicate…", self.duplicate_run, "Ctrl+D",
+                                            "a new run starting from the selected run's config (Ctrl+D)")
+        refresh = make_action(self, "Refresh", self.poll, QKeySequence.StandardKey.Refresh)
+        trash = make_action(self, "Show Trash", lambda: self.status_filter.setCurrentText(TRASH))
+        self.datasets_action = make_action(self, "Datasets…", self.open_datasets, "Ctrl+Shift+D",
+                                           "browse, add and preview datasets (your own image folders, CIFAR)")
+        self.studies_action = make_action(self, "Studies…", self.open_studies, "Ctrl+Shift+S",
+                                          "sweeps and pipelines: reproduce a paper's ablation, or sweep your own "
+                                          "fields")
+        about = make_action(self, "About ViT Workbench", self.about)
+        readme = make_action(self, "README", self.open_readme, QKeySequence.StandardKey.HelpContents)
+        quit_action = make_action(self, "Quit", self.close, QKeySequence.StandardKey.Quit)
         self.parallel = QSpinBox()
         self.parallel.setRange(1, 32)
         self.parallel.setValue(int(self.settings.value("runner/max_concurrent", 2)))
@@ -221,28 +190,39 @@ class MainWindow(QMainWindow):
         bar = QToolBar("Runs")
         bar.setMovable(False)
         self.addToolBar(bar)
-        for a in (self.new_action, self.duplicate_action, self.cancel_action, self.resume_action,
-                  self.delete_action, self.export_action, self.folder_action, self.datasets_action,
-                  self.studies_action):
+        for a in (self.new_action, self.duplicate_action, act.cancel, act.resume, act.delete, act.restore,
+                  act.export, act.folder, self.datasets_action, self.studies_action):
             bar.addAction(a)
         bar.addSeparator()
         bar.addWidget(QLabel(" parallel runs "))
         bar.addWidget(self.parallel)
         menus = self.menuBar()
-        file_menu = menus.addMenu("&File")
-        for a in (self.new_action, self.duplicate_action, quit_action):
-            file_menu.addAction(a)
-        run_menu = menus.addMenu("&Run")
-        for a in (self.cancel_action, self.resume_action, self.delete_action, self.export_action, self.folder_action):
-            run_menu.addAction(a)
-        menus.addMenu("&Data").addAction(self.datasets_action)
-        menus.addMenu("&Studies").addAction(self.studies_action)
-        menus.addMenu("&View").addAction(refresh)
+        for title, actions in (("&File", (self.new_action, self.duplicate_action, quit_action)),
+                               ("&Edit", (act.undo,)),
+                               ("&Run", (act.cancel, act.resume, act.delete, None, act.restore, act.purge,
+                                         act.empty_trash, None, act.export, act.folder)),
+                               ("&Data", (self.datasets_action,)), ("&Studies", (self.studies_action,)),
+                               ("&View", (refresh, trash)), ("&Help", (readme, about))):
+            menu = menus.addMenu(title)
+            for a in actions:
+                if a is None:
+                    menu.addSeparator()
+                else:
+                    menu.addAction(a)
+
+    def _update_actions(self) -> None:
+        runs = self.selected_runs() if self.loaded else []
+        self.duplicate_action.setEnabled(bool(runs) and not self.runs.showing_trash())
+        self.actions.update(runs, self.runs.showing_trash())
 
     def _set_parallel(self, value: int) -> None:
         self.settings.setValue("runner/max_concurrent", value)
         if self.loaded:
             self.runner.max_concurrent = value
+
+    def say(self, message: str) -> None:
+        """Visible confirmation of what just happened (saved, copied, moved to the Trash…)."""
+        self.statusBar().showMessage(message, MESSAGE_MS)
 
     # ---------------------------------------------------------------- polling
     def poll(self) -> None:
@@ -250,16 +230,19 @@ class MainWindow(QMainWindow):
             return
         try:
             self.runner.poll()
-            runs = self.store.list_runs()
+            runs = self.store.list_runs(trashed=self.runs.showing_trash())
+            self.runs.set_runs(runs)
+            self.runs.refresh_best(self.store)
         except WorkbenchError as exc:  # a locked database, say: report it, keep the window alive
             self.statusBar().showMessage(str(exc), 5000)
             return
-        self.model.set_runs(runs)
         self._refresh_current(self.selected_runs())
         if self.studies is not None and self.studies.isVisible():
             self.studies.refresh()
-        counts = {s: sum(r.status == s for r in runs) for s in ("running", "queued")}
-        self.jobs_label.setText(f"{counts['running']} running · {counts['queued']} queued · {len(runs)} runs")
+        counts = {s: sum(r.status == s for r in runs) for s in ACTIVE}
+        self.jobs_label.setText(f"{len(runs)} runs in the Trash" if self.runs.showing_trash() else
+                                f"{counts['running']} running · {counts['queued']} queued · {len(runs)} runs")
+        self._update_actions()
 
     def selected_runs(self) -> list[Run]:
         rows = sorted({self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()})
@@ -272,6 +255,7 @@ class MainWindow(QMainWindow):
         self.curves.set_runs({r.id: (f"{r.id} · {r.name}", r.method) for r in runs})
         self.compare.show_runs(runs)
         self._refresh_current(runs)
+        self._update_actions()
 
     def _refresh_current(self, runs: list[Run]) -> None:
         current = runs[-1] if runs else None
@@ -287,19 +271,25 @@ class MainWindow(QMainWindow):
         for view in (self.snapshots, self.inspect, self.distill):
             if view is shown:
                 view.show_run(current)
-        self.log.show_log(paths.run_dir(current.id) / "worker.log" if current else None)
+        self.log.show_log(paths.run_dir(current.id, create=False) / "worker.log" if current else None)
         self.log.refresh()
         self.curves.refresh()
 
-    def select_run(self, run_id: int) -> None:
+    def select_run(self, run_id: int, *, add: bool = False) -> None:
         row = self.model.row_of(run_id)
-        if row is not None:
-            self.table.selectRow(self.proxy.mapFromSource(self.model.index(row, 0)).row())
+        if row is None:
+            return
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if add:
+            flags = self.table.selectionModel().SelectionFlag
+            self.table.selectionModel().select(index, flags.Select | flags.Rows)
+        else:
+            self.table.selectRow(index.row())
 
     # ---------------------------------------------------------------- actions
     def new_run(self, *, method: str | None = None, preset: str | None = None, values=None, parents=None,
                 name: str = "") -> Run | None:
-        """Open the new-experiment dialog (by default on the last method and preset used)."""
+        """Open the new-experiment dialog (by default on the last method and preset chosen)."""
         from workbench.ui.new_run_dialog import NewRunDialog
 
         self.load()
@@ -311,9 +301,11 @@ class MainWindow(QMainWindow):
         self.dialog = dialog  # tests drive it
         if dialog.exec() and dialog.created is not None:
             self.settings.setValue("new/method", dialog.created.method)
-            self.settings.setValue("new/preset", dialog.preset.currentText())
+            if dialog.chosen_preset is not None:  # a duplicate's values are no preset choice
+                self.settings.setValue("new/preset", dialog.chosen_preset)
             self.poll()
             self.select_run(dialog.created.id)
+            self.say(f"Run {dialog.created.id} queued: {dialog.created.name}")
             return dialog.created
         return None
 
@@ -326,57 +318,6 @@ class MainWindow(QMainWindow):
         return self.new_run(method=run.method, preset=None, values=run.config, parents=parents,
                             name=f"{run.name} (copy)")
 
-    def cancel_selected(self) -> None:
-        from workbench.jobs import cancel_run
-
-        for run in self.selected_runs():
-            if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
-                self.tasks.submit(lambda rid=run.id: cancel_run(self.store, rid), lambda _: self.poll(),
-                                  lambda msg: self.statusBar().showMessage(msg, 8000))
-
-    def resume_selected(self) -> None:
-        from workbench.jobs import resume_run
-
-        for run in self.selected_runs():
-            try:
-                resume_run(self.store, run.id)
-            except WorkbenchError as exc:
-                self.statusBar().showMessage(str(exc), 8000)
-        self.poll()
-
-    def delete_selected(self, confirm: bool = True) -> None:
-        runs = self.selected_runs()
-        busy = [r.id for r in runs if r.status in (RunStatus.QUEUED, RunStatus.RUNNING)]
-        if busy:
-            QMessageBox.information(self, "Cannot delete", f"Runs {', '.join(map(str, busy))} are still queued or "
-                                                           f"running; cancel them first.")
-            return
-        if not runs or confirm and QMessageBox.question(
-                self, "Delete runs", f"Delete {len(runs)} run(s) — {', '.join(r.name for r in runs)} — with their "
-                                     f"metrics, checkpoints and images? This cannot be undone.") != \
-                QMessageBox.StandardButton.Yes:
-            return
-
-        def delete() -> None:
-            for run in runs:
-                self.store.delete_run(run.id)
-                shutil.rmtree(paths.run_dir(run.id), ignore_errors=True)
-
-        self.tasks.submit(delete, lambda _: self.poll(), lambda msg: QMessageBox.warning(self, "Not deleted", msg))
-
-    def export_selected(self):
-        """Open the export dialog for the selected run, if it has finished."""
-        from workbench.ui.export_dialog import ExportDialog
-
-        runs = self.selected_runs()
-        if not runs or runs[-1].status != RunStatus.FINISHED:
-            self.statusBar().showMessage("Select a finished run to export.", 5000)
-            return None
-        self.export_dialog = ExportDialog(runs[-1].id, runs[-1].name, self)
-        self.export_dialog.finished.connect(lambda _: self.poll())
-        self.export_dialog.show()
-        return self.export_dialog
-
     def open_datasets(self):
         from workbench.ui.datasets_dialog import DatasetsDialog
 
@@ -387,12 +328,14 @@ class MainWindow(QMainWindow):
 
     def open_studies(self):
         from workbench.ui.studies_view import StudiesView
+        from workbench.ui.widgets import place_on_screen
 
         self.load()
         if self.studies is None:
             self.studies = StudiesView(self.store, self.tasks, self, parallel=self.parallel.value())
             self.studies.open_run.connect(self._show_run)
             self.studies.show_runs.connect(self._filter_runs)
+            place_on_screen(self.studies, self)
         self.studies.show()
         self.studies.raise_()
         self.studies.refresh()
@@ -409,15 +352,30 @@ class MainWindow(QMainWindow):
         self.raise_()
         self.activateWindow()
 
-    def open_folder(self) -> None:
-        for run in self.selected_runs()[-1:]:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.run_dir(run.id))))
+    def about(self):
+        from workbench.ui.about import show_about
+
+        self.about_box = show_about(self)
+        return self.about_box
+
+    def open_readme(self) -> None:
+        from workbench.ui.about import readme_url
+
+        url = readme_url()
+        if url is None or not QDesktopServices.openUrl(url):
+            self.about()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         self.settings.setValue("main/geometry", self.saveGeometry())
+        self.settings.setValue("main/splitter", self.splitter.saveState())
         if self.loaded:
             self.settings.setValue("curves/state", self.curves.state())
+            self.settings.setValue("main/tab", self.tabs.currentIndex())
+            self.settings.setValue("main/selected", [r.id for r in self.selected_runs()])
+            self.runs.save_state(self.settings)
             self.inspect.process.stop()
+            import shutil
+
             shutil.rmtree(self.inspect.workdir, ignore_errors=True)
         self.timer.stop()
         if getattr(self, "probe", None) is not None and self.probe.state() != QProcess.ProcessState.NotRunning:

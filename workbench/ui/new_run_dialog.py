@@ -76,6 +76,7 @@ class NewRunDialog(QDialog):
         self.parent_boxes: dict[str, QComboBox] = {}
         self.tasks = Tasks(self)
         self.preview_images_for: tuple[str, int] | None = None  # (dataset, size) of the preview's images
+        self.chosen_preset: str | None = None  # the preset last applied; None: values given (a duplicate)
 
         self.methods = QListWidget()
         for m in METHOD_CONFIGS:
@@ -175,6 +176,7 @@ class NewRunDialog(QDialog):
 
     def apply_preset(self) -> None:
         name = self.preset.currentText()
+        self.chosen_preset = name
         cls = self.form.cls
         values = {s.name: s.default for s in cls.field_specs()}
         if name in PRESETS:

@@ -1,5 +1,6 @@
 """The run browser's model: `RunsTableModel` (rows updated in place, so selection survives
-polling) and `RunsFilterProxy` (sort by any column, filter by method, status and text)."""
+polling; columns the user can add: any config field, any metric's final or best value) and
+`RunsFilterProxy` (sort by any column, filter by method, status and text)."""
 
 from __future__ import annotations
 
@@ -23,15 +24,25 @@ STATUS_COLOURS = {
     "queued": "#8a8f98", "running": "#2f7fd8", "finished": "#2e9d57",
     "failed": "#d64545", "cancelled": "#d9862b", "interrupted": "#8d5bd6",
 }
-COLUMNS = ("ID", "Name", "Method", "Dataset", "Status", "Progress", "Device", "Key metric", "Started", "Duration")
+BASE_COLUMNS = ("ID", "Name", "Status", "Progress", "Key metric", "Method", "Dataset", "Tags", "Device", "Started",
+                "Duration")
 SORT_ROLE = Qt.ItemDataRole.UserRole
 Index = QModelIndex | QPersistentModelIndex
+# an added column: "config:FIELD", "final:METRIC" or "best:METRIC"
+EXTRA_KINDS = ("config", "final", "best")
+
+
+def column_title(column: str) -> str:
+    kind, _, name = column.partition(":")
+    return {"config": name, "final": f"{name} (final)", "best": f"{name} (best)"}.get(kind, column)
 
 
 class RunsTableModel(QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[Run] = []
+        self.columns: list[str] = list(BASE_COLUMNS)
+        self.best: dict[int, dict[str, tuple[float, float]]] = {}  # run id -> metric -> (min, max)
 
     def set_runs(self, runs: list[Run]) -> None:
         """Replace the rows; a change in the set of runs resets the model, otherwise cells update."""
@@ -42,7 +53,29 @@ class RunsTableModel(QAbstractTableModel):
         else:
             self.runs = runs
             if runs:
-                self.dataChanged.emit(self.index(0, 0), self.index(len(runs) - 1, len(COLUMNS) - 1))
+                self.dataChanged.emit(self.index(0, 0), self.index(len(runs) - 1, len(self.columns) - 1))
+
+    def extra_columns(self) -> list[str]:
+        return self.columns[len(BASE_COLUMNS):]
+
+    def set_extra_columns(self, extras: list[str]) -> None:
+        """The added columns after the base ones (unknown kinds are dropped)."""
+        extras = [c for c in dict.fromkeys(extras) if c.partition(":")[0] in EXTRA_KINDS]
+        if extras == self.extra_columns():
+            return
+        self.beginResetModel()
+        self.columns = [*BASE_COLUMNS, *extras]
+        self.endResetModel()
+
+    def best_keys(self) -> list[str]:
+        """Metrics whose best value a column shows (the window fetches them)."""
+        return [c.partition(":")[2] for c in self.extra_columns() if c.startswith("best:")]
+
+    def set_best(self, best: dict[int, dict[str, tuple[float, float]]]) -> None:
+        self.best.update(best)
+        if self.runs and self.best_keys():
+            self.dataChanged.emit(self.index(0, len(BASE_COLUMNS)),
+                                  self.index(len(self.runs) - 1, len(self.columns) - 1))
 
     def run_at(self, row: int) -> Run:
         return self.runs[row]
@@ -54,38 +87,65 @@ class RunsTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.runs)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS)
+        return 0 if parent.isValid() else len(self.columns)
 
     def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column_title(self.columns[section])
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return "right-click: show, hide or add columns (config fields, final or best metrics); drag to move"
         return None
+
+    def value(self, run: Run, column: str) -> Any:
+        """The raw value of a cell (numbers stay numbers, for sorting); None when there is none."""
+        kind, _, name = column.partition(":")
+        if kind == "config":
+            return run.config.get(name)
+        if kind == "final":
+            return run.summary.get(name)
+        if kind == "best":
+            low, high = self.best.get(run.id, {}).get(name, (None, None))
+            return high if fmt.higher_is_better(name) else low
+        return {"ID": run.id, "Name": run.name, "Method": run.method, "Dataset": run.config.get("dataset", ""),
+                "Status": run.status, "Progress": run.progress, "Device": run.device or "", "Tags": run.tags,
+                "Key metric": fmt.key_value(run), "Started": run.started_at,
+                "Duration": ((run.finished_at or 0) - run.started_at) if run.started_at and run.finished_at
+                else None}[column]
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         run = self.runs[index.row()]
-        col = COLUMNS[index.column()]
+        column = self.columns[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return {
-                "ID": run.id, "Name": run.name, "Method": run.method, "Dataset": run.config.get("dataset", ""),
-                "Status": run.status, "Progress": f"{run.progress:.0%}", "Device": run.device or "",
-                "Key metric": fmt.key_metric(run), "Started": fmt.clock(run.started_at),
-                "Duration": fmt.duration(run),
-            }[col]
-        if role == SORT_ROLE:  # numbers sort as numbers
-            if col == "Progress":
-                return run.progress
-            if col == "Started":
-                return run.started_at or 0.0
-            if col == "Duration":
-                return ((run.finished_at or 0) - run.started_at) if run.started_at and run.finished_at else 0.0
-            if col == "Key metric":
-                return fmt.key_value(run) if fmt.key_value(run) is not None else float("-inf")
-            return self.data(index, Qt.ItemDataRole.DisplayRole)
-        if role == Qt.ItemDataRole.ForegroundRole and col == "Status":
+            if column == "Progress":
+                return f"{run.progress:.0%}"
+            if column == "Key metric":
+                return fmt.key_metric(run)
+            if column == "Started":
+                return fmt.clock(run.started_at)
+            if column == "Duration":
+                return fmt.duration(run)
+            value = self.value(run, column)
+            if value is None:
+                return ""
+            if isinstance(value, float):
+                return fmt.number(value)
+            return value if isinstance(value, int) and not isinstance(value, bool) else str(value)
+        if role == SORT_ROLE:  # numbers sort as numbers; empty cells (None) sort last
+            value = self.value(run, column)
+            return value.lower() if isinstance(value, str) else value
+        if role == Qt.ItemDataRole.ForegroundRole and column == "Status":
             return QColor(STATUS_COLOURS.get(run.status, "#000000"))
-        if role == Qt.ItemDataRole.ToolTipRole and run.error:
-            return run.error
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column == "Status":
+                return run.error
+            if column == "Name":
+                return f"{run.id} · {run.name}" + (f"\ntags: {run.tags}" if run.tags else "")
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole and isinstance(self.value(run, column), (int, float)):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
 
@@ -105,6 +165,16 @@ class RunsFilterProxy(QSortFilterProxyModel):
         self.status = self.status if status is None else status
         self.text = self.text if text is None else text.strip().lower()
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def lessThan(self, left: Index, right: Index) -> bool:  # noqa: N802
+        """Empty cells last in either order; numbers as numbers, text as text."""
+        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        if a is None or b is None:
+            return (a is None) < (b is None) if self.sortOrder() == Qt.SortOrder.AscendingOrder else \
+                (a is None) > (b is None)
+        if isinstance(a, (int, float)) != isinstance(b, (int, float)):
+            return str(a) < str(b)
+        return a < b
 
     def filterAcceptsRow(self, row: int, parent: Index) -> bool:  # noqa: N802
         run = self.sourceModel().run_at(row)

@@ -45,6 +45,7 @@ from workbench.studies import (
 from workbench.ui.compare import Cell
 from workbench.ui.curves import PALETTE
 from workbench.ui.tasks import Tasks
+from workbench.ui.widgets import closes_with_keys, confirm
 
 STUDY_COLUMNS = ("id", "name", "template", "budget", "status", "progress")
 MEMBER_COLUMNS = ("member", "run", "status", "progress", "key metric", "note")
@@ -85,7 +86,7 @@ class StudiesView(QWidget):
         self.new_button.clicked.connect(self.new_study)
         self.cancel_button.clicked.connect(self.cancel_current)
         self.resume_button.clicked.connect(self.resume_current)
-        self.delete_button.clicked.connect(lambda: self.delete_current())
+        self.delete_button.clicked.connect(self.delete_current)
         self.runs_button.clicked.connect(self._show_runs)
         self.csv_button.clicked.connect(lambda: self.save_table("csv"))
         self.md_button.clicked.connect(lambda: self.save_table("md"))
@@ -166,6 +167,7 @@ class StudiesView(QWidget):
         layout.addLayout(bar)
         layout.addWidget(split, 1)
         self._buttons()
+        closes_with_keys(self)
 
     # -------------------------------------------------------------- loading
     def refresh(self) -> None:
@@ -383,11 +385,10 @@ class StudiesView(QWidget):
             self.tasks.submit(lambda: resume_study(self.store, view.study.id), lambda _: self.refresh(),
                               lambda msg: QMessageBox.warning(self, "Not resumed", msg))
 
-    def delete_current(self, confirm: bool = True) -> None:
+    def delete_current(self) -> None:
         view = self.current()
-        if view is None or confirm and QMessageBox.question(
-                self, "Delete study", f"Forget study {view.study.id} ({view.study.name})? Its runs stay in the run "
-                                      f"list.") != QMessageBox.StandardButton.Yes:
+        if view is None or not confirm(self, "Delete study", f"Forget study {view.study.id} ({view.study.name})?",
+                                       "Forget study", detail="Its runs stay in the run list, as ordinary runs."):
             return
         self.delete_button.setEnabled(False)
         self.tasks.submit(lambda: self.store.delete_study(view.study.id), lambda _: self.refresh(),

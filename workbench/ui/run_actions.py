@@ -1,0 +1,183 @@
+"""`RunActions`: what the user does to the selected runs — cancel, resume, move to the Trash
+(and undo), restore, delete for good, export, open the folder — with each action enabled only
+where it applies. Destructive steps ask first, listing what goes; slow ones run off the GUI
+thread; every outcome is said in the status bar."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from PySide6.QtCore import QObject, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+
+from workbench import paths
+from workbench.errors import WorkbenchError
+from workbench.store import RESUMABLE, RunStatus
+from workbench.ui.widgets import confirm, warn
+
+if TYPE_CHECKING:
+    from workbench.store import Run
+    from workbench.ui.main_window import MainWindow
+
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+def make_action(parent: QObject, text: str, slot: Callable[[], object], shortcut=None, tip: str = "") -> QAction:
+    """A QAction that calls `slot()` with no argument (never `triggered`'s `checked` flag)."""
+    a = QAction(text, parent)
+    a.triggered.connect(lambda _checked=False: slot())
+    if shortcut is not None:
+        a.setShortcut(QKeySequence(shortcut))
+    a.setToolTip(tip or text)
+    return a
+
+
+def listing(runs: list[Run], most: int = 12) -> str:
+    """'3 · vit-3, 5 · mae-5 and 4 more' for confirmation texts."""
+    names = [f"{r.id} · {r.name}" for r in runs[:most]]
+    return ", ".join(names) + (f" and {len(runs) - most} more" if len(runs) > most else "")
+
+
+class RunActions(QObject):
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.last_trashed: list[int] = []
+        self.cancel = make_action(self, "Cancel", self.cancel_selected, "Ctrl+.", "stop the selected runs (Ctrl+.)")
+        self.resume = make_action(self, "Resume", self.resume_selected, "Ctrl+R",
+                                  "continue interrupted, failed or cancelled runs (Ctrl+R)")
+        self.delete = make_action(self, "Delete…", self.delete_selected, QKeySequence.StandardKey.Delete,
+                                  "move the selected runs to the Trash (asks first; restorable)")
+        self.undo = make_action(self, "Undo move to Trash", self.undo_trash, QKeySequence.StandardKey.Undo,
+                                "restore the runs just moved to the Trash")
+        self.restore = make_action(self, "Restore", self.restore_selected, tip="take the selected runs out of the Trash")
+        self.purge = make_action(self, "Delete for good…", self.delete_for_good_selected, "Shift+Del",
+                                 "delete the selected trashed runs and their files (asks first; cannot be undone)")
+        self.empty_trash = make_action(self, "Empty Trash…", self.empty_the_trash,
+                                       tip="delete every run in the Trash and its files (asks first)")
+        self.export = make_action(self, "Export…", self.export_selected, "Ctrl+E",
+                                  "write the selected finished run's model as safetensors, ONNX, .pt2 (Ctrl+E)")
+        self.folder = make_action(self, "Open folder", self.open_folder, "Ctrl+O", "open the run's folder (Ctrl+O)")
+
+    def update(self, runs: list[Run], trash: bool) -> None:
+        """Enable what applies to `runs` (the selection), in the run list or in the Trash."""
+        self.cancel.setEnabled(any(r.status in ACTIVE for r in runs))
+        self.resume.setEnabled(not trash and any(r.status in RESUMABLE for r in runs))
+        self.delete.setEnabled(not trash and bool(runs) and all(r.status not in ACTIVE for r in runs))
+        self.restore.setEnabled(trash and bool(runs))
+        self.restore.setVisible(trash)
+        self.purge.setEnabled(trash and bool(runs))
+        self.undo.setEnabled(bool(self.last_trashed))
+        self.export.setEnabled(not trash and bool(runs) and runs[-1].status == RunStatus.FINISHED)
+        self.folder.setEnabled(bool(runs))
+
+    # ------------------------------------------------------------------ jobs
+    def cancel_selected(self) -> None:
+        from workbench.jobs import cancel_run
+
+        w = self.window
+        for run in w.selected_runs():
+            if run.status in ACTIVE:
+                w.tasks.submit(lambda rid=run.id: cancel_run(w.store, rid), lambda _: w.poll(), w.say)
+
+    def resume_selected(self) -> None:
+        from workbench.jobs import resume_run
+
+        for run in self.window.selected_runs():
+            try:
+                resume_run(self.window.store, run.id)
+            except WorkbenchError as exc:
+                self.window.say(str(exc))
+        self.window.poll()
+
+    # ----------------------------------------------------------------- trash
+    def delete_selected(self) -> None:
+        """Move the selected runs to the Trash, after asking (listing them)."""
+        from workbench.jobs import move_to_trash
+
+        w = self.window
+        runs = w.selected_runs()
+        if not runs or w.runs.showing_trash():
+            return
+        busy = [r.id for r in runs if r.status in ACTIVE]
+        if busy:
+            warn(w, "Cannot delete", f"Runs {', '.join(map(str, busy))} are still queued or running; cancel them first.")
+            return
+        if not confirm(w, "Move to Trash", f"Move {len(runs)} run{'s' if len(runs) > 1 else ''} to the Trash?",
+                       "Move to Trash", detail=f"{listing(runs)}.\n\nTheir metrics, checkpoints and images stay on "
+                                               f"disk until you empty the Trash; Edit ▸ Undo, or Restore in "
+                                               f"View ▸ Show Trash, brings them back."):
+            return
+        try:
+            self.last_trashed = move_to_trash(w.store, [r.id for r in runs])
+        except WorkbenchError as exc:
+            warn(w, "Not moved", str(exc))
+            return
+        w.poll()
+        w.say(f"Moved {len(self.last_trashed)} run(s) to the Trash (Ctrl+Z undoes)")
+
+    def undo_trash(self) -> None:
+        self._restore(self.last_trashed)
+        self.last_trashed = []
+
+    def restore_selected(self) -> None:
+        self._restore([r.id for r in self.window.selected_runs()])
+
+    def _restore(self, run_ids: list[int]) -> None:
+        from workbench.jobs import restore
+
+        back = restore(self.window.store, run_ids)
+        self.window.poll()
+        self.window.say(f"Restored run(s) {', '.join(map(str, back))} from the Trash" if back else "Nothing to restore")
+
+    def delete_for_good_selected(self) -> None:
+        if self.window.runs.showing_trash():
+            self._delete_for_good(self.window.selected_runs())
+
+    def empty_the_trash(self) -> None:
+        self.window.load()
+        self._delete_for_good(self.window.store.list_runs(trashed=True))
+
+    def _delete_for_good(self, runs: list[Run]) -> None:
+        """Delete trashed runs with their files, off the GUI thread, after asking (size included)."""
+        from workbench.jobs import delete_for_good
+        from workbench.jobs.trash import folder_size
+
+        w = self.window
+        if not runs:
+            w.say("The Trash is empty")
+            return
+        size = folder_size([r.id for r in runs]) / 2**20
+        if not confirm(w, "Delete for good", f"Delete {len(runs)} run{'s' if len(runs) > 1 else ''} and "
+                                             f"{size:,.1f} MB of files for good?", "Delete for good",
+                       detail=f"{listing(runs)}.\n\nMetrics, checkpoints, images and exports are removed. "
+                              f"This cannot be undone."):
+            return
+
+        def done(gone: list[int]) -> None:
+            w.poll()
+            w.say(f"Deleted run(s) {', '.join(map(str, gone))} for good")
+
+        w.tasks.submit(lambda: delete_for_good(w.store, [r.id for r in runs]), done,
+                       lambda msg: warn(w, "Not deleted", msg))
+
+    # ----------------------------------------------------------------- files
+    def export_selected(self):
+        """Open the export dialog for the selected run, if it has finished."""
+        from workbench.ui.export_dialog import ExportDialog
+
+        w = self.window
+        runs = w.selected_runs()
+        if not runs or runs[-1].status != RunStatus.FINISHED:
+            w.say("Select a finished run to export.")
+            return None
+        w.export_dialog = ExportDialog(runs[-1].id, runs[-1].name, w)
+        w.export_dialog.finished.connect(lambda _: w.poll())
+        w.export_dialog.show()
+        return w.export_dialog
+
+    def open_folder(self) -> None:
+        for run in self.window.selected_runs()[-1:]:
+            folder = paths.run_dir(run.id)
+            opened = QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+            self.window.say(f"Opened {folder}" if opened else f"No file manager could open {folder}")

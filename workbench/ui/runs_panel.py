@@ -1,0 +1,235 @@
+"""`RunsPanel`: the run browser on the left of the main window: filters, the run table and,
+before the first run, a hint of what to do first.
+
+The table is the user's: names elide (full name in the tooltip), columns move by drag, and a
+right-click on the header shows, hides, adds (any config field, any metric's final or best
+value, as trackers compare runs) or removes columns. Order, widths, hidden columns, added
+columns and the sort survive a restart (`save_state` / `restore_state`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QPoint, QSettings, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.config import METHOD_CONFIGS
+from workbench.ui.runs_table import (
+    BASE_COLUMNS,
+    STATUS_COLOURS,
+    RunsFilterProxy,
+    RunsTableModel,
+    column_title,
+)
+
+if TYPE_CHECKING:
+    from workbench.store import Run, Store
+
+TRASH = "Trash"
+NAME_WIDTH = 220  # px: longer names elide, so Status and the key metric stay in view
+WIDE = ("Name", "Tags")
+FIRST_STEPS = ("<h3>No runs yet</h3><p>Start with <b>New experiment</b> (Ctrl+N): the <i>tiny</i> preset of "
+               "<b>mae</b> trains on the built-in dataset in about a minute on a laptop CPU and shows its "
+               "reconstructions as it learns.</p><p>Or reproduce a paper's ablation in one click with "
+               "<b>Studies</b> (Ctrl+Shift+S).</p><p>Your own images: <b>Datasets</b> (Ctrl+Shift+D).</p>")
+
+
+class RunsPanel(QWidget):
+    new_requested = Signal()
+    studies_requested = Signal()
+    filters_changed = Signal()  # the Trash was chosen or left: the window lists other runs
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = RunsTableModel()
+        self.proxy = RunsFilterProxy()
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionsMovable(True)
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self.header_menu)
+        self.fitted = False  # columns are fitted to their contents once, then they are the user's
+        self._best_seen: dict[int, tuple[int, str]] = {}  # run id -> (step, status) its best values are from
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("filter: name, id, tags (study:3), notes…")
+        self.search.setClearButtonEnabled(True)
+        self.method_filter = QComboBox()
+        self.method_filter.addItems(["all methods", *METHOD_CONFIGS])
+        self.status_filter = QComboBox()
+        self.status_filter.addItems(["all statuses", *STATUS_COLOURS])
+        self.status_filter.insertSeparator(self.status_filter.count())
+        self.status_filter.addItem(TRASH)
+        self.status_filter.setItemData(self.status_filter.count() - 1,
+                                       "runs moved to the Trash: restore them, or delete them for good",
+                                       Qt.ItemDataRole.ToolTipRole)
+        self.search.textChanged.connect(lambda t: self.proxy.set_filters(text=t))
+        self.method_filter.currentIndexChanged.connect(
+            lambda i: self.proxy.set_filters(method="" if i == 0 else self.method_filter.currentText()))
+        self.status_filter.currentIndexChanged.connect(self._status_chosen)
+
+        self.hint = QLabel(FIRST_STEPS)
+        self.hint.setWordWrap(True)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        new_button = QPushButton("New experiment…")
+        new_button.clicked.connect(self.new_requested)
+        studies_button = QPushButton("Studies…")
+        studies_button.clicked.connect(self.studies_requested)
+        self.hint_page = QWidget()
+        hint_layout = QVBoxLayout(self.hint_page)
+        hint_layout.addStretch(1)
+        hint_layout.addWidget(self.hint)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(new_button)
+        buttons.addWidget(studies_button)
+        buttons.addStretch(1)
+        hint_layout.addLayout(buttons)
+        hint_layout.addStretch(2)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.table)
+        self.stack.addWidget(self.hint_page)
+
+        filters = QHBoxLayout()
+        filters.addWidget(self.search, 2)
+        filters.addWidget(self.method_filter, 1)
+        filters.addWidget(self.status_filter, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 0, 4)
+        layout.addLayout(filters)
+        layout.addWidget(self.stack)
+
+    # ------------------------------------------------------------------ rows
+    def showing_trash(self) -> bool:
+        return self.status_filter.currentText() == TRASH
+
+    def _status_chosen(self, index: int) -> None:
+        text = self.status_filter.currentText()
+        self.proxy.set_filters(status="" if index == 0 or text == TRASH else text)
+        self.filters_changed.emit()
+
+    def set_runs(self, runs: list[Run]) -> None:
+        self.model.set_runs(runs)
+        self.stack.setCurrentWidget(self.hint_page if not runs and not self.showing_trash() else self.table)
+        if runs and not self.fitted:
+            self.fit_columns()
+
+    def fit_columns(self, columns: list[int] | None = None) -> None:
+        """Fit columns to their contents; names and tags no wider than NAME_WIDTH."""
+        self.fitted = True
+        for col in columns if columns is not None else range(self.model.columnCount()):
+            self.table.resizeColumnToContents(col)
+            if self.model.columns[col] in WIDE:
+                self.table.setColumnWidth(col, min(self.table.columnWidth(col), NAME_WIDTH))
+
+    def refresh_best(self, store: Store) -> None:
+        """Fetch the best values the table's columns show, for runs that moved since the last fetch."""
+        keys = self.model.best_keys()
+        if not keys:
+            return
+        changed = [r.id for r in self.model.runs if self._best_seen.get(r.id) != (r.step, r.status)]
+        if changed:
+            self.model.set_best(store.metric_ranges(changed, keys))
+            self._best_seen.update({r.id: (r.step, r.status) for r in self.model.runs if r.id in set(changed)})
+
+    # ---------------------------------------------------------------- columns
+    def header_menu(self, pos: QPoint) -> QMenu:
+        """Show/hide every column, add config fields or metrics as columns, remove an added one."""
+        header = self.table.horizontalHeader()
+        clicked = header.logicalIndexAt(pos)
+        menu = QMenu(self)
+        for col, column in enumerate(self.model.columns):
+            action = menu.addAction(column_title(column))
+            action.setCheckable(True)
+            action.setChecked(not header.isSectionHidden(col))
+            action.setEnabled(column != "ID")  # one column always stays, to click and select by
+            action.toggled.connect(lambda on, c=col: header.setSectionHidden(c, not on))
+        menu.addSeparator()
+        runs = self.model.runs
+        have = set(self.model.columns)
+        fields = sorted({k for r in runs for k in r.config} - {"dataset"})
+        add_config = menu.addMenu("Add config column")
+        for name in fields:
+            if f"config:{name}" not in have:
+                add_config.addAction(name, lambda n=name: self.add_column(f"config:{n}"))
+        add_config.setEnabled(not add_config.isEmpty())
+        add_metric = menu.addMenu("Add metric column")
+        for key in sorted({k for r in runs for k in r.summary}):
+            for kind in ("final", "best"):
+                if f"{kind}:{key}" not in have:
+                    add_metric.addAction(column_title(f"{kind}:{key}"), lambda c=f"{kind}:{key}": self.add_column(c))
+        add_metric.setEnabled(not add_metric.isEmpty())
+        if clicked >= len(BASE_COLUMNS):
+            column = self.model.columns[clicked]
+            menu.addAction(f"Remove column “{column_title(column)}”", lambda: self.remove_column(column))
+        menu.addAction("Reset columns", self.reset_columns)
+        if self.isVisible():
+            menu.popup(header.mapToGlobal(pos))
+        return menu
+
+    def add_column(self, column: str) -> None:
+        self._rebuild_columns([*self.model.extra_columns(), column])
+        self.fit_columns([len(self.model.columns) - 1])
+
+    def remove_column(self, column: str) -> None:
+        self._rebuild_columns([c for c in self.model.extra_columns() if c != column])
+
+    def reset_columns(self) -> None:
+        header = self.table.horizontalHeader()
+        self._rebuild_columns([])
+        for col in range(self.model.columnCount()):
+            header.setSectionHidden(col, False)
+            header.moveSection(header.visualIndex(col), col)
+        self.fit_columns()
+
+    def _rebuild_columns(self, extras: list[str]) -> None:
+        """Change the added columns; the base columns keep their order, widths and visibility."""
+        header = self.table.horizontalHeader()
+        kept = {self.model.columns[c]: (header.visualIndex(c), header.sectionSize(c), header.isSectionHidden(c))
+                for c in range(self.model.columnCount())}
+        self.model.set_extra_columns(extras)
+        self._best_seen.clear()
+        order = sorted(range(self.model.columnCount()),
+                       key=lambda c: kept.get(self.model.columns[c], (10_000 + c,))[0])
+        for visual, col in enumerate(order):
+            header.moveSection(header.visualIndex(col), visual)
+            if self.model.columns[col] in kept:
+                _, size, hidden = kept[self.model.columns[col]]
+                header.resizeSection(col, size)
+                header.setSectionHidden(col, hidden)
+
+    # ------------------------------------------------------------------ state
+    def save_state(self, settings: QSettings) -> None:
+        settings.setValue("runs/columns", self.model.extra_columns())
+        settings.setValue("runs/header", self.table.horizontalHeader().saveState())
+
+    def restore_state(self, settings: QSettings) -> None:
+        extras = settings.value("runs/columns", []) or []
+        self.model.set_extra_columns([extras] if isinstance(extras, str) else list(extras))
+        state = settings.value("runs/header")
+        if state is not None and self.table.horizontalHeader().restoreState(state):
+            self.fitted = True

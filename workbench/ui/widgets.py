@@ -1,0 +1,85 @@
+"""Small behaviours every window shares: confirmation of destructive actions, spin and combo
+boxes that ignore the wheel unless focused, and secondary windows placed on screen."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QMessageBox,
+    QWidget,
+)
+
+WHEEL_TAKERS = (QAbstractSpinBox, QComboBox, QAbstractSlider)
+
+
+def confirm(parent: QWidget, title: str, text: str, yes: str, *, detail: str = "") -> bool:
+    """Ask before a destructive action; Cancel is the default button (Enter never destroys)."""
+    box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=parent)
+    if detail:
+        box.setInformativeText(detail)
+    go = box.addButton(yes, QMessageBox.ButtonRole.DestructiveRole)
+    box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+    box.exec()
+    return box.clickedButton() is go
+
+
+def warn(parent: QWidget, title: str, text: str) -> QMessageBox:
+    """Say why something did not happen, without blocking: callbacks of background work call
+    this, and a nested modal event loop there would re-enter the poll."""
+    box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=parent)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box
+
+
+class _WheelGuard(QObject):
+    """Hands wheel events over unfocused value widgets to the enclosing scroll area's scroll bar,
+    so scrolling a form never changes a hyper-parameter by accident."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        if event.type() != QEvent.Type.Wheel or not isinstance(obj, QWidget) or obj.hasFocus():
+            return False
+        area = obj.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is not None:  # the page scrolls as if the widget were not there
+            QApplication.sendEvent(area.verticalScrollBar(), event)
+        return True
+
+
+_GUARD: _WheelGuard | None = None
+
+
+def guard_wheel(root: QWidget) -> None:
+    """Spin boxes, combo boxes and sliders under `root` take the wheel only once clicked/focused."""
+    global _GUARD  # one filter object serves every widget
+    if _GUARD is None:
+        _GUARD = _WheelGuard()
+    for widget in root.findChildren(QWidget):
+        if isinstance(widget, WHEEL_TAKERS):
+            widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel alone never focuses it
+            widget.installEventFilter(_GUARD)
+
+
+def place_on_screen(window: QWidget, anchor: QWidget) -> None:
+    """Fit `window` into the available area of `anchor`'s screen, centred over `anchor`."""
+    screen = (anchor.screen() if anchor is not None else window.screen()).availableGeometry()
+    window.resize(min(window.width(), int(screen.width() * 0.95)), min(window.height(), int(screen.height() * 0.9)))
+    frame = window.frameGeometry()
+    centre = anchor.frameGeometry().center() if anchor is not None and anchor.isVisible() else screen.center()
+    frame.moveCenter(centre)
+    x = min(max(frame.left(), screen.left()), screen.right() - frame.width())
+    y = min(max(frame.top(), screen.top()), screen.bottom() - frame.height())
+    window.move(x, y)
+
+
+def closes_with_keys(window: QWidget) -> None:
+    """Escape and Ctrl+W close a secondary window."""
+    for keys in (QKeySequence(Qt.Key.Key_Escape), QKeySequence.StandardKey.Close):
+        QShortcut(keys, window, window.close)
