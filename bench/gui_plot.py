@@ -52,7 +52,8 @@ def redraw_times() -> tuple[float, float]:
     from PySide6.QtWidgets import QApplication
 
     from workbench.store import Store
-    from workbench.ui.curves import CurvesView, RunSeries
+    from workbench.ui.curves import CurvesView
+    from workbench.ui.series import RunSeries
 
     app = QApplication.instance() or QApplication([])
     rng = np.random.default_rng(0)

@@ -1,16 +1,21 @@
 """`CurvesView`: live metric curves of the selected runs, one colour per run.
 
-Each ticked metric gets its own plot; every selected run is a curve on it. New rows are
+Each ticked metric gets its own plot; every selected run is a curve on it. A metric whose
+scale depends on the method (a loss: MAE's pixel MSE, a classifier's cross-entropy) gets one
+plot per method when the selected runs mix methods, never one shared axis. New rows are
 fetched off the GUI thread (only ids above the last one seen) into growing numpy buffers, and
 each curve is redrawn once per poll with `setData`, never once per point; pyqtgraph's peak
 downsampling and clipping keep 10 runs x 100k points smooth. The x axis is step, epoch or
-wall time; the y axis linear or log; EMA smoothing and a hover read-out help reading noisy
-curves. Plots export as PNG, the data as CSV.
+wall time; the y axis linear or log; with EMA smoothing the raw curve stays faint behind
+(TensorBoard's convention); a one-point series is a marker. A crosshair with each run's value
+at the cursor helps reading; the legend sits above the plots, so it never covers a line.
+Plots export as PNG, the data as CSV.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 from typing import Any, Callable
 
 import numpy as np
@@ -33,64 +38,22 @@ from PySide6.QtWidgets import (
 
 from workbench.config import config_class
 from workbench.store import MetricRow, Store
+from workbench.ui.series import RunSeries, ema
 
 PALETTE = ("#2f7fd8", "#d64545", "#2e9d57", "#d9862b", "#8d5bd6", "#1aa3a3", "#c2487f", "#7a7a7a",
            "#b8a21a", "#3b3b9e")
 X_AXES = {"step": 0, "epoch": 1, "wall time (s)": 2}
+RAW_ALPHA = 60  # of 255: the unsmoothed curve behind a smoothed one
 
 
-def ema(values: np.ndarray, alpha: float) -> np.ndarray:
-    """Exponential moving average y_t = a·y_{t-1} + (1-a)·x_t, in vectorised blocks."""
-    if alpha <= 0 or len(values) == 0:
-        return values
-    out = np.empty_like(values)
-    prev, block = values[0], 512
-    decay = alpha ** np.arange(1, block + 1)
-    kernel = (1 - alpha) * alpha ** np.arange(block)
-    for start in range(0, len(values), block):
-        chunk = values[start:start + block]
-        m = len(chunk)
-        y = np.convolve(chunk, kernel[:m])[:m] + decay[:m] * prev
-        out[start:start + m] = y
-        prev = y[-1]
-    return out
-
-
-class RunSeries:
-    """Growing buffers of every metric of one run: columns step, epoch, wall time, value."""
-
-    def __init__(self) -> None:
-        self.last_id = 0
-        self.chunks: dict[str, list[np.ndarray]] = {}
-        self.version = 0  # bumped on new data, so unchanged curves are not redrawn
-
-    def extend(self, rows: list[MetricRow]) -> None:
-        if not rows:
-            return
-        self.last_id = rows[-1][0]
-        by_key: dict[str, list[tuple[float, float, float, float]]] = {}
-        for _, step, epoch, key, value, wall in rows:
-            by_key.setdefault(key, []).append((step, epoch, wall, value))
-        for key, points in by_key.items():
-            self.chunks.setdefault(key, []).append(np.asarray(points, dtype=float))
-        self.version += 1
-
-    def table(self, key: str) -> np.ndarray:
-        """[n, 4] array of (step, epoch, wall, value) for `key`."""
-        chunks = self.chunks.get(key)
-        if not chunks:
-            return np.empty((0, 4))
-        if len(chunks) > 1:
-            chunks[:] = [np.concatenate(chunks)]
-        return chunks[0]
-
-    def start_time(self) -> float:
-        starts = [c[0][0, 2] for c in self.chunks.values() if c]
-        return min(starts) if starts else 0.0
+def method_specific(key: str) -> bool:
+    """Whether a metric's scale depends on the method (losses do; accuracies do not)."""
+    return "loss" in key
 
 
 class CurvesView(QWidget):
     points_added = Signal()
+    message = Signal(str)  # "saved …": the main window shows it in its status bar
 
     def __init__(self, store: Store, submit: Callable[..., None] | None = None) -> None:
         super().__init__()
@@ -100,8 +63,11 @@ class CurvesView(QWidget):
         self.names: dict[int, str] = {}
         self.methods: dict[int, str] = {}
         self.fetching = False
-        self.plots: dict[str, pg.PlotItem] = {}
-        self.curves: dict[tuple[str, int], tuple[pg.PlotDataItem, tuple]] = {}
+        self.plots: dict[str, pg.PlotItem] = {}  # panel title -> plot
+        self.panels: list[tuple[str, str, tuple[int, ...]]] = []  # (title, metric, run ids) per plot
+        self.curves: dict[tuple[str, int], tuple[pg.PlotDataItem, tuple]] = {}  # (title, run) -> curve, state
+        self.raw: dict[tuple[str, int], pg.PlotDataItem] = {}  # faint unsmoothed curves
+        self.crosshairs: dict[str, tuple[pg.InfiniteLine, pg.ScatterPlotItem]] = {}
 
         self.keys = QListWidget()
         self.keys.itemChanged.connect(lambda _: self.rebuild_plots())
@@ -116,21 +82,31 @@ class CurvesView(QWidget):
         self.smooth_label = QLabel("smoothing 0.00")
         self.follow = QCheckBox("follow")
         self.follow.setChecked(True)
+        self.show_legend = QCheckBox("legend")
+        self.show_legend.setChecked(True)
         for control in (self.x_axis.currentTextChanged, self.log_y.toggled, self.smooth.valueChanged):
             control.connect(lambda *_: self.redraw(force=True))
         self.follow.toggled.connect(self._apply_follow)
+        self.show_legend.toggled.connect(lambda on: self.legend.setVisible(on and bool(self.series)))
         png = QPushButton("Save PNG…")
         png.clicked.connect(lambda: self.export_png())
         csv_button = QPushButton("Save CSV…")
         csv_button.clicked.connect(lambda: self.export_csv())
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.legend.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #6b5a00;")
         self.readout = QLabel(" ")
+        self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
         self.canvas.scene().sigMouseMoved.connect(self._hover)
         controls = QHBoxLayout()
-        for w in (QLabel("x"), self.x_axis, self.log_y, self.smooth_label, self.smooth, self.follow):
+        for w in (QLabel("x"), self.x_axis, self.log_y, self.smooth_label, self.smooth, self.follow, self.show_legend):
             controls.addWidget(w)
         controls.addStretch(1)
         controls.addWidget(png)
@@ -139,6 +115,8 @@ class CurvesView(QWidget):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addLayout(controls)
+        right_layout.addWidget(self.legend)
+        right_layout.addWidget(self.note)
         right_layout.addWidget(self.canvas, 1)
         right_layout.addWidget(self.readout)
         splitter = QSplitter()
@@ -148,6 +126,8 @@ class CurvesView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
+        self.note.hide()
+        self.legend.hide()
 
     # ------------------------------------------------------------------- data
     def set_runs(self, runs: dict[int, tuple[str, str]]) -> None:
@@ -155,9 +135,17 @@ class CurvesView(QWidget):
         self.series = {rid: self.series.get(rid) or RunSeries() for rid in runs}
         self.names = {rid: label for rid, (label, _) in runs.items()}
         self.methods = {rid: method for rid, (_, method) in runs.items()}
+        self.legend.setText("&nbsp;&nbsp; ".join(
+            f"<span style='color:{self.colour(rid)}; font-size: 14px;'>&#9632;</span>&nbsp;{html.escape(name)}"
+            for rid, name in self.names.items()))
+        self.legend.setVisible(self.show_legend.isChecked() and bool(runs))
         self._sync_keys()
         self.rebuild_plots()
         self.refresh()
+
+    def colour(self, run_id: int) -> str:
+        """A run's colour: by its place among the runs shown, the same in every plot."""
+        return PALETTE[list(self.series).index(run_id) % len(PALETTE)] if run_id in self.series else PALETTE[-3]
 
     def refresh(self) -> None:
         """Fetch rows newer than each buffer holds (in the background when possible), then redraw."""
@@ -183,6 +171,8 @@ class CurvesView(QWidget):
                 self.series[rid].extend(new)
                 added = True
         self._sync_keys()
+        if self._panels() != self.panels:  # a method's first loss value: it gets its own plot
+            self.rebuild_plots()
         self.redraw()
         if added:
             self.points_added.emit()
@@ -213,16 +203,41 @@ class CurvesView(QWidget):
         return [self.keys.item(i).text() for i in range(self.keys.count())
                 if self.keys.item(i).checkState() == Qt.CheckState.Checked]
 
+    def _panels(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """(title, metric, run ids) of each plot: a method-specific metric of runs that mix
+        methods gets one plot per method that has it."""
+        panels = []
+        methods = sorted(set(self.methods.values()))
+        for key in self.ticked_keys():
+            if len(methods) > 1 and method_specific(key):
+                for method in methods:
+                    rids = tuple(r for r in self.series if self.methods[r] == method and key in self.series[r].chunks)
+                    if rids:
+                        panels.append((f"{key} · {method}", key, rids))
+            else:
+                panels.append((key, key, tuple(self.series)))
+        return panels
+
     def rebuild_plots(self) -> None:
         self.canvas.clear()
-        self.plots, self.curves = {}, {}
-        for i, key in enumerate(self.ticked_keys()):
-            plot = self.canvas.addPlot(row=i // 2, col=i % 2, title=key)
+        self.plots, self.curves, self.raw, self.crosshairs = {}, {}, {}, {}
+        self.panels = self._panels()
+        for i, (title, _, _) in enumerate(self.panels):
+            plot = self.canvas.addPlot(row=i // 2, col=i % 2, title=title)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
             plot.getAxis("left").enableAutoSIPrefix(False)
-            plot.addLegend(offset=(-6, 6), labelTextSize="8pt")
-            self.plots[key] = plot
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#9a9a9a", style=Qt.PenStyle.DashLine))
+            dots = pg.ScatterPlotItem(size=7, pen=pg.mkPen("w"))
+            for item in (line, dots):
+                item.setVisible(False)
+                plot.addItem(item, ignoreBounds=True)
+            self.crosshairs[title] = (line, dots)
+            self.plots[title] = plot
+        split = sorted({key for title, key, _ in self.panels if title != key})
+        self.note.setText(f"{', '.join(split)}: one plot per method, as each method's loss has its own scale"
+                          if split else "")
+        self.note.setVisible(bool(split))
         self._apply_follow()
         self.redraw(force=True)
 
@@ -232,27 +247,44 @@ class CurvesView(QWidget):
         self.smooth_label.setText(f"smoothing {alpha:.2f}")
         x_col = X_AXES[self.x_axis.currentText()]
         settings = (alpha, x_col, self.log_y.isChecked())
-        for key, plot in self.plots.items():
+        for title, key, rids in self.panels:
+            plot = self.plots[title]
             if getattr(plot, "shown_settings", None) != settings:  # axis changes re-process every curve
                 plot.setLogMode(y=self.log_y.isChecked())
                 plot.setLabel("bottom", self.x_axis.currentText())
                 plot.shown_settings = settings
-            for i, (rid, series) in enumerate(self.series.items()):
+            for rid in rids:
+                series = self.series[rid]
                 table = series.table(key)
-                if not len(table):
-                    continue
                 state = (series.version, settings)
-                item, seen = self.curves.get((key, rid), (None, None))
-                if item is not None and seen == state and not force:
+                item, seen = self.curves.get((title, rid), (None, None))
+                if not len(table) or item is not None and seen == state and not force:
                     continue
                 x = np.ascontiguousarray(table[:, x_col]) - (series.start_time() if x_col == 2 else 0.0)
-                y = ema(np.ascontiguousarray(table[:, 3]), alpha)
+                raw = np.ascontiguousarray(table[:, 3])
+                colour = self.colour(rid)
+                marker = dict(symbol="o", symbolSize=7, symbolBrush=colour, symbolPen=None) if len(x) == 1 else \
+                    dict(symbol=None)
+                self._raw_curve(title, rid, plot, x, raw, colour, visible=alpha > 0 and len(x) > 1)
                 if item is None:
-                    item = plot.plot(x, y, pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=1),
-                                     name=self.names.get(rid, str(rid)))
+                    item = plot.plot(x, ema(raw, alpha), pen=pg.mkPen(colour, width=1.5), **marker)
                 else:
-                    item.setData(x, y)
-                self.curves[(key, rid)] = (item, state)
+                    item.setData(x, ema(raw, alpha), **marker)
+                self.curves[(title, rid)] = (item, state)
+
+    def _raw_curve(self, title: str, rid: int, plot: pg.PlotItem, x: np.ndarray, y: np.ndarray, colour: str,
+                   visible: bool) -> None:
+        """The unsmoothed values, faint, behind the smoothed curve (made on first use)."""
+        raw = self.raw.get((title, rid))
+        if raw is None and visible:
+            faint = pg.mkColor(colour)
+            faint.setAlpha(RAW_ALPHA)
+            raw = self.raw[(title, rid)] = plot.plot(x, y, pen=pg.mkPen(faint, width=1))
+            raw.setZValue(-1)
+        elif raw is not None and visible:
+            raw.setData(x, y)
+        if raw is not None:
+            raw.setVisible(visible)
 
     def _apply_follow(self) -> None:
         for plot in self.plots.values():
@@ -262,44 +294,67 @@ class CurvesView(QWidget):
                 plot.disableAutoRange()
 
     def _hover(self, pos: QPointF) -> None:
-        for key, plot in self.plots.items():
-            if not plot.sceneBoundingRect().contains(pos):
+        """Crosshair at the cursor in the plot under it, each run's value there in the read-out."""
+        for title, plot in self.plots.items():
+            line, dots = self.crosshairs[title]
+            inside = plot.sceneBoundingRect().contains(pos)
+            line.setVisible(inside)
+            dots.setVisible(inside)
+            if not inside:
                 continue
             x = plot.vb.mapSceneToView(pos).x()
-            parts = []
-            for (k, rid), (item, _) in self.curves.items():
-                xs, ys = item.getOriginalDataset()
-                if k != key or xs is None or not len(xs):
+            line.setPos(x)
+            parts, spots = [], []
+            log = self.log_y.isChecked()
+            for (t, rid), (item, _) in self.curves.items():
+                xs, ys = item.getOriginalDataset()  # as drawn (smoothed), before the log mapping
+                if t != title or xs is None or not len(xs):
                     continue
                 j = int(np.clip(np.searchsorted(xs, x), 0, len(xs) - 1))
-                parts.append(f"{self.names.get(rid, rid)}: {ys[j]:.4g} @ {xs[j]:g}")
-            self.readout.setText(f"{key} — " + " · ".join(parts) if parts else " ")
-            return
+                y = float(ys[j])
+                if not log or y > 0:
+                    spots.append({"pos": (xs[j], np.log10(y) if log else y), "brush": pg.mkBrush(self.colour(rid))})
+                parts.append(f"<span style='color:{self.colour(rid)}'>&#9632;</span> "
+                             f"{html.escape(self.names.get(rid, str(rid)))}: <b>{y:.4g}</b> @ {xs[j]:g}")
+            dots.setData(spots)
+            self.readout.setText(f"{title} — " + " · ".join(parts) if parts else " ")
 
     # ----------------------------------------------------------------- export
     def export_png(self, path: str | None = None) -> str | None:
         path = path or QFileDialog.getSaveFileName(self, "Save plots as PNG", "curves.png", "PNG (*.png)")[0]
         if path:
-            self.canvas.grab().save(path)
+            saved = self.canvas.grab().save(path)
+            self.message.emit(f"Saved the plots to {path}" if saved else f"Could not write {path}")
         return path or None
 
     def export_csv(self, path: str | None = None) -> str | None:
         path = path or QFileDialog.getSaveFileName(self, "Save metrics as CSV", "metrics.csv", "CSV (*.csv)")[0]
         if not path:
             return None
-        with open(path, "w", newline="") as fh:
-            out = csv.writer(fh)
-            out.writerow(["run", "name", "key", "step", "epoch", "wall_time", "value"])
-            for rid, series in self.series.items():
-                for key in sorted(series.chunks):
-                    for step, epoch, wall, value in series.table(key):
-                        out.writerow([rid, self.names.get(rid, ""), key, int(step), epoch, wall, repr(value)])
+        try:
+            with open(path, "w", newline="") as fh:
+                out = csv.writer(fh)
+                out.writerow(["run", "name", "key", "step", "epoch", "wall_time", "value"])
+                for rid, series in self.series.items():
+                    for key in sorted(series.chunks):
+                        for step, epoch, wall, value in series.table(key):
+                            out.writerow([rid, self.names.get(rid, ""), key, int(step), epoch, wall, repr(value)])
+        except OSError as exc:
+            self.message.emit(f"Could not write {path}: {exc}")
+            return None
+        self.message.emit(f"Saved {len(self.series)} run(s)' metrics to {path}")
         return path
 
     def state(self) -> dict[str, Any]:
-        return {"x": self.x_axis.currentText(), "log_y": self.log_y.isChecked(), "smooth": self.smooth.value()}
+        return {"x": self.x_axis.currentText(), "log_y": self.log_y.isChecked(), "smooth": self.smooth.value(),
+                "follow": self.follow.isChecked(), "legend": self.show_legend.isChecked()}
 
     def restore(self, state: dict[str, Any]) -> None:
+        def flag(name: str, default: bool) -> bool:
+            return str(state.get(name, default)).lower() == "true"
+
         self.x_axis.setCurrentText(state.get("x", "step"))
-        self.log_y.setChecked(str(state.get("log_y", "false")).lower() == "true")
+        self.log_y.setChecked(flag("log_y", False))
         self.smooth.setValue(int(state.get("smooth", 0)))
+        self.follow.setChecked(flag("follow", True))
+        self.show_legend.setChecked(flag("legend", True))
