@@ -5,8 +5,9 @@
   the per-image MSE over the masked pixels. The mask comes from the same masking module,
   with the same seed, as the GUI's preview shows.
 - `attention`: the [CLS] token's attention of every head in the last block, and attention
-  rollout over all blocks (Abnar & Zuidema), overlaid on the image. timm's fused attention
-  never materialises the weights, so it is switched off for this one forward pass.
+  rollout over all blocks (Abnar & Zuidema), overlaid on the image, with the colour scale and
+  the model's own top predictions for the image (when it has a classifier head). timm's fused
+  attention never materialises the weights, so it is switched off for this one forward pass.
 
 An image is `val:N` (the N-th validation image of the run's dataset) or a path to a file.
 This imports torch; the GUI runs it in a separate process.
@@ -24,7 +25,7 @@ from timm.models.vision_transformer import VisionTransformer
 from workbench.data.masking import STRATEGIES, make_mask
 from workbench.engine.checkpoint import Trained, load_trained
 from workbench.errors import DataError, WorkbenchError
-from workbench.methods.viz import labelled_grid
+from workbench.methods.viz import LABEL_PX, caption, fit, font, labelled_grid
 from workbench.store import Store
 
 # perceptually ordered colours for attention heat (dark = ignored, bright = attended)
@@ -136,16 +137,52 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return (0.35 * image + 0.65 * colour).clip(0, 255).astype(np.uint8)
 
 
+def colour_bar(width: int) -> np.ndarray:
+    """[h, width, 3]: the HEAT scale from 'low' to 'high' attention, labelled, for under a grid."""
+    from PIL import Image, ImageDraw
+
+    bar_w, left = max(width // 2, 60), 8
+    ramp = np.linspace(0, len(HEAT) - 1, bar_w)
+    low = np.clip(np.floor(ramp).astype(int), 0, len(HEAT) - 2)
+    colours = (HEAT[low] + (ramp - low)[:, None] * (HEAT[low + 1] - HEAT[low])).astype(np.uint8)
+    strip = Image.new("RGB", (width, 2 * LABEL_PX + 16), (255, 255, 255))
+    strip.paste(Image.fromarray(np.repeat(colours[None], 10, axis=0)), (left, 4))
+    draw = ImageDraw.Draw(strip)
+    draw.text((left, 16), "low", fill=(40, 40, 40), font=font())
+    draw.text((left + bar_w - int(font().getlength("high")), 16), "high", fill=(40, 40, 40), font=font())
+    draw.text((left + bar_w + 10, 2), fit("attention; each map scaled to its own range", width - bar_w - 20),
+              fill=(40, 40, 40), font=font())
+    return np.asarray(strip)
+
+
+def top_predictions(model: torch.nn.Module, x: torch.Tensor, classes: list[str], k: int = 3) -> list[tuple[str, float]]:
+    """The classifier's k most likely classes for one image [1, 3, S, S]; [] for an encoder (no head)."""
+    if getattr(model, "num_classes", 0) != len(classes) or not classes:
+        return []
+    with torch.no_grad():
+        probs = model.eval()(x).float().softmax(-1)[0]
+    conf, idx = probs.topk(min(k, len(classes)))
+    return [(classes[int(i)], float(c)) for c, i in zip(conf, idx)]
+
+
 def attention(store: Store, run_id: int, source: str, *, step: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """(image | each head's last-block [CLS] attention | rollout, {heads, blocks, step})."""
+    """(image | each head's last-block [CLS] attention | rollout, with a colour scale and the
+    model's prediction, {heads, blocks, step, prediction})."""
     trained = load_trained(store, run_id, step)
-    vit = _find_vit(trained.method.exportable(trained.model))
+    model = trained.method.exportable(trained.model)
+    vit = _find_vit(model)
     if vit is None:
         raise WorkbenchError(f"run {run_id} is a {trained.run.method} run without a ViT inside; attention maps "
                              f"need a ViT-family run (vit, deit, mae, beit, mpp, finetune)")
     image = read_image(store, trained, source)
-    heads, rollout = attention_maps(vit, _batch(image, trained))
+    x = _batch(image, trained)
+    heads, rollout = attention_maps(vit, x)
+    prediction = top_predictions(model, x, list(trained.data.classes))
     columns = [image[None], *(heat_overlay(image, h)[None] for h in heads), heat_overlay(image, rollout)[None]]
     headers = ["image", *(f"head {i + 1}" for i in range(len(heads))), "rollout"]
-    return labelled_grid(columns, headers, side=160), {"heads": len(heads), "blocks": len(vit.blocks),
-                                                       "step": trained.step}
+    grid = labelled_grid(columns, headers, side=160)
+    said = ("prediction: " + " · ".join(f"{name} {p:.0%}" for name, p in prediction) if prediction else
+            "no prediction: this model is an encoder without a classifier head")
+    grid = np.concatenate([grid, caption(grid.shape[1], [said]), colour_bar(grid.shape[1])], axis=0)
+    return grid, {"heads": len(heads), "blocks": len(vit.blocks), "step": trained.step,
+                  "prediction": [[name, p] for name, p in prediction]}

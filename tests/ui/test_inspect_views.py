@@ -4,7 +4,9 @@ distillation comparison against the stored metrics."""
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from tests.conftest import finished_run
 from workbench.data.masking import make_mask
 from workbench.errors import WorkbenchError
 from workbench.jobs import create_run
@@ -117,13 +119,18 @@ def test_inspect_view_reconstructs_and_maps_attention(runs, qtbot, tmp_path) -> 
     assert result["masked"] == int(expected.sum()) == 32 and result["visible"] == 32 and result["seed"] == 3
     assert 0 < result["mse"] < 1 and "MSE over the masked pixels" in view.info.text()
     pixmap = view.output.item.pixmap()
-    assert pixmap.width() == 4 * 194 + 2 and pixmap.height() == 14 + 196  # four 192 px panels with headers
+    assert pixmap.width() == 4 * 194 + 2 and 16 <= pixmap.height() - 196 <= 40  # 192 px panels, a text header
+    assert view.source.text().startswith("image: a validation image of class")
     assert view.output.save(str(tmp_path / "grid.png")) and (tmp_path / "grid.png").stat().st_size > 1000
 
     assert view.start("attention")
     qtbot.waitUntil(lambda: view.result is not None or view.info.text().startswith("failed"), timeout=120_000)
     assert view.result is not None and view.result["heads"] == 4 and view.result["blocks"] == 2
     assert view.output.item.pixmap().width() == 6 * 162 + 2  # image, four heads, rollout
+    assert view.result["prediction"] == [] and "an encoder: no prediction" in view.info.text()  # MAE: no head
+    image = tmp_path / "mine.png"
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(image)
+    assert view.load_file(str(image)) and view.source.text() == f"image: {image}"
 
     view.show_run(store.get_run(ids["teacher"]))  # a CNN: nothing to ask
     assert not view.attention_button.isEnabled() and not view.reconstruct_button.isEnabled()
@@ -144,6 +151,10 @@ def test_inspect_refuses_what_a_run_cannot_do(runs) -> None:
         inspect.attention(store, ids["deit"], "val:0", step=12345)
     image, info = inspect.attention(store, ids["deit"], "val:1")  # the student, with its two prefix tokens
     assert info["heads"] == 4 and image.dtype == np.uint8
+    classes = inspect.load_trained(store, ids["deit"]).data.classes
+    names, probs = zip(*info["prediction"])  # the student's own top three for this image
+    assert len(names) == 3 and set(names) <= set(classes) and probs == tuple(sorted(probs, reverse=True))
+    assert 0 < sum(probs) <= 1 + 1e-6
 
 
 def test_distillation_view_matches_the_stored_metrics(runs, qtbot) -> None:
@@ -167,5 +178,17 @@ def test_distillation_view_matches_the_stored_metrics(runs, qtbot) -> None:
     assert not view.grid.item.pixmap().isNull()
     view.baseline.setCurrentIndex(0)  # no baseline
     assert "baseline" not in view.bars
+    not_offered = view.why_not.text()
+    assert f"{ids['mae']} · mae-{ids['mae']} (mae is not a classifier)" in not_offered
+    assert f"{ids['teacher']} · cnn-{ids['teacher']} (its teacher, shown already)" in not_offered
+
+    plain = finished_run(store, "vit")  # the paper's baseline: a plain ViT, no report of its own
+    store.update_run(plain, summary={"val/top1": 0.42})
+    elsewhere = finished_run(store, "vit", dataset="shapes64")
+    view.show_run(None)
+    view.show_run(store.get_run(ids["deit"]))
+    assert [view.baseline.itemData(i) for i in range(1, view.baseline.count())] == [ids["baseline"], plain]
+    assert view.bars["baseline"] == pytest.approx(0.42) and "baseline 42.0%" in view.title.text()
+    assert f"{elsewhere} · vit-{elsewhere} (dataset shapes64)" in view.why_not.text()
     view.show_run(store.get_run(ids["mae"]))
     assert view.bars == {} and "no distillation report" in view.title.text()

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from workbench.data import cifar, folders, shapes
 from workbench.errors import DataError
-from workbench.methods.viz import font
+from workbench.methods.viz import fit, font
 
 MAX_ROWS = 12
 
@@ -49,7 +49,7 @@ def thumbnail_grid(store: Any, name: str, per_class: int = 6, size: int = 64) ->
     draw = ImageDraw.Draw(canvas)
     for r, (label, images) in enumerate(rows):
         top = pad + r * (size + pad)
-        draw.text((4, top + size // 2 - 7), label[:14], fill=(30, 30, 30), font=font(12))
+        draw.text((4, top + size // 2 - 7), fit(label, label_width - 6), fill=(30, 30, 30), font=font())
         for c, image in enumerate(images):
             canvas.paste(Image.fromarray(image), (label_width + pad + c * (size + pad), top))
     return np.asarray(canvas)

@@ -29,7 +29,7 @@ from workbench.methods.base import (
     param_groups,
 )
 from workbench.methods.vit import build_vit
-from workbench.methods.viz import BAD, GOOD, font, tile, upscale
+from workbench.methods.viz import BAD, GOOD, LABEL_PX, fit_name, font, tile, upscale
 
 REPORT_IMAGES = 16
 
@@ -197,7 +197,7 @@ class DeitMethod(ClassifierMethod):
         tiles = [_comparison_tile(pixels[k], classes, int(y[i]), p["avg"][i],
                                   p["teacher"][i] if teacher is not None else None)
                  for k, i in enumerate(order)]
-        return data, {"teacher_vs_student": tile(tiles, 8)}
+        return data, {"teacher_vs_student": tile(tiles, 4)}
 
 
     def exportable(self, model: DistillationModel) -> nn.Module:
@@ -214,19 +214,20 @@ def _per_class(pred: Tensor, labels: Tensor, n: int) -> list[float]:
 
 
 def _comparison_tile(image: np.ndarray, classes: list[str], label: int, student: Tensor,
-                     teacher: Tensor | None, side: int = 72) -> np.ndarray:
+                     teacher: Tensor | None, side: int = 112) -> np.ndarray:
     """An image, the student's (S) and teacher's (T) prediction, each green if right, red if wrong."""
     from PIL import Image, ImageDraw
 
-    canvas = Image.new("RGB", (side + 4, side + 30), (255, 255, 255))
+    line = LABEL_PX + 4
+    canvas = Image.new("RGB", (side + 4, side + 6 + 2 * line), (255, 255, 255))
     canvas.paste(Image.fromarray(upscale(image, side)), (2, 2))
     draw = ImageDraw.Draw(canvas)
     for row, (tag, probs) in enumerate([("S", student), ("T", teacher)]):
         if probs is None:
             continue
         conf, pred = probs.max(-1)
-        draw.text((3, side + 4 + 12 * row), f"{tag} {classes[int(pred)][:7]} {float(conf):.0%}",
-                  fill=GOOD if int(pred) == label else BAD, font=font(10))
+        draw.text((3, side + 4 + line * row), fit_name(f"{tag}: {classes[int(pred)]}", f"{float(conf):.0%}", side),
+                  fill=GOOD if int(pred) == label else BAD, font=font())
     return np.asarray(canvas)
 
 

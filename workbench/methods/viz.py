@@ -11,15 +11,44 @@ from PIL import Image, ImageDraw, ImageFont
 GOOD = (40, 170, 80)
 BAD = (215, 50, 50)
 MASK_GREY = 110  # masked patches, in reconstructions and in the GUI's mask preview alike
+LABEL_PX = 13  # text drawn into images: legible at 1:1, and still at the ~0.7 scale a small view fits it to
 
 
-@functools.lru_cache(maxsize=4)
-def font(size: int = 11) -> ImageFont.ImageFont:
-    """A font with accents and most scripts when the system has DejaVu, else Pillow's own."""
+@functools.lru_cache(maxsize=8)
+def font(size: int = LABEL_PX) -> ImageFont.ImageFont:
+    """A real (FreeType) font: DejaVu when the system has it, else the one inside Pillow."""
     try:
         return ImageFont.truetype("DejaVuSans.ttf", size)
     except OSError:
         return ImageFont.load_default(size=size)
+
+
+def fit(text: str, width: int, size: int = LABEL_PX) -> str:
+    """`text`, cut with an ellipsis to fit `width` pixels (never clipped mid-glyph)."""
+    face = font(size)
+    if face.getlength(text) <= width:
+        return text
+    while text and face.getlength(text + "…") > width:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def fit_name(name: str, suffix: str, width: int, size: int = LABEL_PX) -> str:
+    """'triangle… 93%': the name cut so that the suffix (a confidence) always shows whole."""
+    return f"{fit(name, width - int(font(size).getlength(' ' + suffix)), size)} {suffix}"
+
+
+def wrap(text: str, width: int, lines: int = 2, size: int = LABEL_PX) -> list[str]:
+    """Words of `text` on at most `lines` lines of `width` pixels; the last one cut to fit."""
+    face, out, words = font(size), [], text.split()
+    while words and len(out) < lines - 1:
+        line = words.pop(0)
+        while words and face.getlength(f"{line} {words[0]}") <= width:
+            line = f"{line} {words.pop(0)}"
+        out.append(fit(line, width, size))
+    if words:
+        out.append(fit(" ".join(words), width, size))
+    return out
 
 
 def tile(images: Sequence[np.ndarray], columns: int, pad: int = 2, fill: int = 255) -> np.ndarray:
@@ -39,24 +68,37 @@ def upscale(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def prediction_grid(images: np.ndarray, labels: Sequence[int], preds: Sequence[int], conf: Sequence[float],
-                    classes: Sequence[str], columns: int = 8, side: int = 72) -> np.ndarray:
+                    classes: Sequence[str], columns: int = 6, side: int = 96) -> np.ndarray:
     """Each image with a green (right) or red (wrong) frame and 'predicted  confidence' below."""
     tiles = []
     for img, y, p, c in zip(images, labels, preds, conf):
-        canvas = Image.new("RGB", (side + 4, side + 18), GOOD if y == p else BAD)
+        canvas = Image.new("RGB", (side + 4, side + LABEL_PX + 9), GOOD if y == p else BAD)
         canvas.paste(Image.fromarray(upscale(img, side)), (2, 2))
-        ImageDraw.Draw(canvas).text((3, side + 3), f"{classes[p][:8]} {c:.0%}", fill=(255, 255, 255), font=font(10))
+        ImageDraw.Draw(canvas).text((4, side + 4), fit_name(classes[p], f"{c:.0%}", side - 2), fill=(255, 255, 255),
+                                    font=font())
         tiles.append(np.asarray(canvas))
     return tile(tiles, columns)
 
 
-def labelled_grid(columns: Sequence[np.ndarray], headers: Sequence[str], side: int = 96) -> np.ndarray:
-    """Columns of images (each [B, H, W, 3]) side by side, one row per image, a header above each."""
+def caption(width: int, lines: Sequence[str], colour: tuple[int, int, int] = (40, 40, 40)) -> np.ndarray:
+    """A white strip [h, width, 3] with these lines of text (each cut to fit)."""
+    strip = Image.new("RGB", (width, len(lines) * (LABEL_PX + 4) + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for i, line in enumerate(lines):
+        draw.text((4, 2 + i * (LABEL_PX + 4)), fit(line, width - 8), fill=colour, font=font())
+    return np.asarray(strip)
+
+
+def labelled_grid(columns: Sequence[np.ndarray], headers: Sequence[str], side: int = 112) -> np.ndarray:
+    """Columns of images (each [B, H, W, 3]) side by side, one row per image, a header above each
+    (wrapped on two lines when long: "reconstruction + visible")."""
     rows = len(columns[0])
     tiles = [upscale(col[r], side) for r in range(rows) for col in columns]
     body = tile(tiles, len(columns))
-    head = Image.new("RGB", (body.shape[1], 14), (255, 255, 255))
+    wrapped = [wrap(text, side - 2) for text in headers]
+    head = Image.new("RGB", (body.shape[1], max(map(len, wrapped)) * (LABEL_PX + 3) + 4), (255, 255, 255))
     draw = ImageDraw.Draw(head)
-    for c, text in enumerate(headers):
-        draw.text((2 + c * (side + 2) + 2, 1), text[:side // 6], fill=(40, 40, 40), font=font(10))
+    for c, lines in enumerate(wrapped):
+        for i, line in enumerate(lines):
+            draw.text((3 + c * (side + 2), 2 + i * (LABEL_PX + 3)), line, fill=(40, 40, 40), font=font())
     return np.concatenate([np.asarray(head), body], axis=0)

@@ -1,8 +1,9 @@
 """`DistillView`: a distilled student against its teacher, from the comparison report a DeiT run
 stores at the end of training: top-1 of the teacher and of the student's cls head, dist head
-and their average, next to a no-distillation baseline run (pickable); agreement rate; per-class
-accuracy; the teacher x student prediction matrix; and the grid of validation images with both
-predictions, disagreements first."""
+and their average, next to a baseline run (pickable: any finished classifier on the same
+dataset — a plain ViT is the paper's baseline; the view says why other runs are not offered);
+agreement rate; per-class accuracy; the teacher x student prediction matrix; and the grid of
+validation images with both predictions, disagreements first."""
 
 from __future__ import annotations
 
@@ -25,11 +26,33 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.config import config_class
 from workbench.store import Run, RunStatus, Store
 from workbench.ui.image_view import ZoomImage
 
 COLOURS = {"teacher": "#6b6b6b", "student": "#2f6fd6", "baseline": "#d9862b"}
 NO_BASELINE = "(no baseline)"
+TOP1 = "val/top1"
+
+
+def baseline_candidates(store: Store, run: Run) -> tuple[list[Run], list[tuple[Run, str]]]:
+    """(runs offered as a baseline for `run`, [(run, why not)] for the others): any finished
+    classifier on the same dataset, other than the run itself and its own teacher."""
+    teacher = {p.id for p in store.parents(run.id).values()}
+    offered, refused = [], []
+    for other in store.list_runs():
+        if other.id == run.id:
+            continue
+        why = ("its teacher, shown already" if other.id in teacher else
+               f"{other.status}, not finished" if other.status != RunStatus.FINISHED else
+               f"{other.method} is not a classifier" if config_class(other.method).key_metric != TOP1 else
+               f"dataset {other.config.get('dataset')}" if other.config.get("dataset") != run.config.get("dataset")
+               else "no validation top-1 yet" if TOP1 not in other.summary else "")
+        if why:
+            refused.append((other, why))
+        else:
+            offered.append(other)
+    return offered, refused
 
 
 def read_report(store: Store, run_id: int) -> dict | None:
@@ -55,8 +78,13 @@ class DistillView(QWidget):
         self.title.setStyleSheet("font-weight: 600;")
         self.title.setWordWrap(True)
         self.baseline = QComboBox()
-        self.baseline.setToolTip("a DeiT run trained without distillation (the same student alone)")
+        self.baseline.setToolTip("any finished classifier on the same dataset: a plain ViT (the paper's baseline), "
+                                 "a DeiT trained without distillation, a CNN…")
         self.baseline.currentIndexChanged.connect(lambda _: self._draw())
+        self.why_not = QLabel()
+        self.why_not.setWordWrap(True)
+        self.why_not.setStyleSheet("color: #666;")
+        self.why_not.hide()
         self.top1_plot = pg.PlotWidget(title="top-1 (student heads in blue)")
         self.class_plot = pg.PlotWidget(title="per-class accuracy")
         for plot in (self.top1_plot, self.class_plot):
@@ -94,13 +122,14 @@ class DistillView(QWidget):
         grid_layout.addWidget(self.grid)
         lower.addWidget(matrix_box)
         lower.addWidget(grid_box)
-        lower.setSizes([480, 360])
+        lower.setSizes([400, 460])
         body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(charts)
         body.addWidget(lower)
         body.setSizes([300, 400])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.why_not)
         layout.addWidget(body, 1)
 
     def show_run(self, run: Run | None) -> None:
@@ -112,18 +141,34 @@ class DistillView(QWidget):
         self.baseline.blockSignals(True)
         self.baseline.clear()
         self.baseline.addItem(NO_BASELINE, None)
+        self.why_not.clear()
         if self.report is not None:
-            for other in self.store.list_runs(status=RunStatus.FINISHED, method=run.method):
-                if (other.id != run.id and other.config.get("distill") == "none"
-                        and other.config.get("dataset") == run.config.get("dataset")):
-                    self.baseline.addItem(f"{other.id} · {other.name}", other.id)
+            offered, refused = baseline_candidates(self.store, run)
+            for other in offered:
+                self.baseline.addItem(f"{other.id} · {other.name} ({other.method})", other.id)
             self.baseline.setCurrentIndex(self.baseline.count() - 1)  # the newest baseline, if any
+            if not offered:
+                self.baseline.setItemText(0, "(none available)")
+            self.why_not.setText(
+                ("" if offered else f"No finished classifier run on {run.config.get('dataset')} to compare with: "
+                                    f"train a plain vit on it (the paper's baseline). ")
+                + ("Not offered: " + "; ".join(f"{r.id} · {r.name} ({why})" for r, why in refused[-6:])
+                   + (f" and {len(refused) - 6} more" if len(refused) > 6 else "") if refused else ""))
+        self.why_not.setVisible(bool(self.why_not.text()))
         self.baseline.blockSignals(False)
         self._draw()
 
-    def baseline_report(self) -> dict | None:
+    def baseline_top1(self) -> tuple[float, list[float] | None] | None:
+        """(top-1, per-class accuracy or None) of the chosen baseline: a DeiT report's student, or
+        any classifier's last validation top-1."""
         run_id = self.baseline.currentData()
-        return read_report(self.store, run_id) if run_id is not None else None
+        if run_id is None:
+            return None
+        report = read_report(self.store, run_id)
+        if report is not None:
+            return report["top1"]["avg"], report["per_class"]["student"]
+        value = self.store.get_run(run_id).summary.get(TOP1)
+        return (value, None) if value is not None else None
 
     def _draw(self) -> None:
         self.top1_plot.clear()
@@ -138,19 +183,19 @@ class DistillView(QWidget):
             self.grid.set_placeholder("disagreements appear here")
             return
         top1 = report["top1"]
-        baseline = self.baseline_report()
+        baseline = self.baseline_top1()
         if "teacher" in top1:
             self.bars["teacher"] = top1["teacher"]
         self.bars.update({"cls": top1["cls"], "dist": top1["dist"], "cls+dist": top1["avg"]})
         if baseline is not None:
-            self.bars["baseline"] = baseline["top1"]["avg"]
+            self.bars["baseline"] = baseline[0]
         agreement = report.get("agreement")
         self.title.setText(f"run {self.run.id} · {self.run.name}: {report['distill']} distillation · student "
                            f"(cls+dist) {top1['avg']:.1%}" + (f" vs teacher {top1['teacher']:.1%}" if "teacher" in top1
                                                               else "")
                            + (f" · agrees with the teacher on {agreement:.1%} of validation images"
                               if agreement is not None else "")
-                           + (f" · baseline (no distillation) {self.bars['baseline']:.1%}" if baseline else ""))
+                           + (f" · baseline {self.bars['baseline']:.1%}" if baseline else ""))
         self._bar_chart(list(self.bars.values()), list(self.bars))
         self._per_class(report, baseline)
         self._matrix(report)
@@ -170,12 +215,12 @@ class DistillView(QWidget):
         self.top1_plot.getAxis("bottom").setTicks([list(zip(x.tolist(), labels))])
         self.top1_plot.setXRange(-0.6, len(values) - 0.4, padding=0)
 
-    def _per_class(self, report: dict, baseline: dict | None) -> None:
+    def _per_class(self, report: dict, baseline: tuple[float, list[float] | None] | None) -> None:
         series = {"student": report["per_class"]["student"]}
         if "teacher" in report["per_class"]:
             series = {"teacher": report["per_class"]["teacher"], **series}
-        if baseline is not None:
-            series["baseline"] = baseline["per_class"]["student"]
+        if baseline is not None and baseline[1] is not None:
+            series["baseline"] = baseline[1]
         classes = report["classes"]
         width = 0.8 / len(series)
         for k, (name, values) in enumerate(series.items()):

@@ -1,5 +1,7 @@
 """`ZoomImage`: an image that zooms with the wheel (or +/-), fits on double-click, scrolls when
-larger than the view and saves as PNG; every inspection view shows its pictures with it."""
+larger than the view and saves as PNG; every inspection view shows its pictures with it.
+Magnified, pixels stay crisp squares (patch boundaries visible); shrunk to fit, it is filtered
+smoothly, or the one-pixel strokes of the text drawn into it vanish ("reconstruct on")."""
 
 from __future__ import annotations
 
@@ -58,11 +60,19 @@ class ZoomImage(QGraphicsView):
         scale = min(self.viewport().width() / max(rect.width(), 1), self.viewport().height() / max(rect.height(), 1))
         self.zoom = max(0.1, min(scale * 0.98, 8.0))
         self.scale(self.zoom, self.zoom)
+        self._filter()
 
     def zoom_by(self, factor: float) -> None:
         factor = max(0.1, min(self.zoom * factor, 16.0)) / self.zoom
         self.zoom *= factor
         self.scale(factor, factor)
+        self._filter()
+
+    def _filter(self) -> None:
+        smooth = self.zoom < 1.0
+        self.item.setTransformationMode(Qt.TransformationMode.SmoothTransformation if smooth
+                                        else Qt.TransformationMode.FastTransformation)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
         self.zoom_by(1.25 if event.angleDelta().y() > 0 else 0.8)

@@ -59,7 +59,7 @@ class InspectView(QWidget):
         self.samples.setWrapping(False)
         self.samples.setIconSize(QSize(56, 56))
         self.samples.setFixedHeight(92)
-        self.samples.currentItemChanged.connect(lambda item, _: item and self.set_image(item.data(Qt.ItemDataRole.UserRole)))
+        self.samples.currentItemChanged.connect(self._sample_chosen)
         open_file = QPushButton("Open image…")
         open_file.setToolTip("any JPEG, PNG, WebP, BMP or TIFF file (or drop one here)")
         open_file.clicked.connect(self._choose_file)
@@ -74,6 +74,9 @@ class InspectView(QWidget):
         self.busy.hide()
         self.info = QLabel()
         self.info.setWordWrap(True)
+        self.source = QLabel("image: none yet")
+        self.source.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.source.setToolTip("the image the model will be asked about")
         save = QPushButton("Save PNG…")
         save.clicked.connect(lambda: self.output.save())
         self.output = ZoomImage(placeholder="the answer appears here")
@@ -97,6 +100,7 @@ class InspectView(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(source)
+        layout.addWidget(self.source)
         layout.addWidget(self.mask)
         layout.addLayout(actions)
         layout.addWidget(self.info)
@@ -135,6 +139,8 @@ class InspectView(QWidget):
             self.mask.configure(size // patch, patch, exact)
             self.mask.set_values(ratio, strategy)
         self.samples.clear()
+        self.image = None
+        self.source.setText("image: none yet (loading the dataset's samples…)")
         self.output.set_placeholder("the answer appears here")
         self.info.clear()
         from workbench.data.preview import samples
@@ -151,13 +157,21 @@ class InspectView(QWidget):
             for image in images:
                 item = QListWidgetItem(QIcon(to_pixmap(image).scaled(56, 56)), label[:8])
                 item.setData(Qt.ItemDataRole.UserRole, image)
+                item.setToolTip(label)
                 self.samples.addItem(item)
         if self.samples.count():
             self.samples.setCurrentRow(0)
 
     # ---------------------------------------------------------------- image
-    def set_image(self, image: np.ndarray) -> None:
+    def _sample_chosen(self, item: QListWidgetItem | None) -> None:
+        if item is not None:
+            dataset = self.run.config.get("dataset", "") if self.run else ""
+            self.set_image(item.data(Qt.ItemDataRole.UserRole),
+                           f"image: a validation image of class {item.toolTip()} from {dataset}")
+
+    def set_image(self, image: np.ndarray, source: str) -> None:
         self.image = image
+        self.source.setText(source)
         self.mask.set_images([image])
 
     def load_file(self, path: str) -> bool:
@@ -171,8 +185,7 @@ class InspectView(QWidget):
             self.info.setText(f"cannot read {path} as an image ({exc})")
             return False
         self.samples.clearSelection()
-        self.set_image(image)
-        self.info.setText(f"image: {path}")
+        self.set_image(image, f"image: {path}")
         return True
 
     def _choose_file(self) -> None:
@@ -218,8 +231,10 @@ class InspectView(QWidget):
                               f"{result['visible']} visible · {result['strategy']} {result['ratio']:.2f}, seed "
                               f"{result['seed']} · checkpoint step {result['step']}")
         else:
+            said = " · ".join(f"{name} {p:.0%}" for name, p in result.get("prediction", []))
             self.info.setText(f"[CLS] attention of the {result['heads']} heads of block {result['blocks']} (of "
-                              f"{result['blocks']}), and the rollout over all blocks · checkpoint step {result['step']}")
+                              f"{result['blocks']}), and the rollout over all blocks · checkpoint step {result['step']}"
+                              + (f" · the model predicts {said}" if said else " · an encoder: no prediction"))
 
     def _failed(self, reason: str) -> None:
         self.busy.hide()
