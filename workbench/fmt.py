@@ -24,8 +24,11 @@ def duration(run: Run) -> str:
 
 
 def number(value: float) -> str:
-    """Counts (parameters) as '95,478', everything else (accuracies, losses) to four decimals."""
-    return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 1000 else f"{value:.4f}"
+    """Counts (parameters, whole numbers) as '95,478', everything else (accuracies, losses) to
+    four decimals."""
+    if isinstance(value, int) and not isinstance(value, bool) or float(value).is_integer() and abs(value) >= 1000:
+        return f"{int(value):,}"
+    return f"{value:.4f}"
 
 
 def key_value(run: Run) -> float | None:

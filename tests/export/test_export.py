@@ -1,6 +1,7 @@
 """Export a tiny ViT classifier and a tiny MAE encoder in every format, and load them again in
 a fresh Python that never imports the workbench."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,16 @@ def test_every_format_reloads_without_the_workbench(trained, method: str, tmp_pa
     card = (folder / CARD).read_text()
     assert f"method `{method}`" in card and "local-dir:" in card and "Final metrics" in card
     assert [a.name for a in store.artifacts(run_id, "export")][-3:] == list(FORMATS)
+
+    config = json.loads((folder / "config.json").read_text())
+    cfg = store.get_run(run_id).config
+    assert config["architecture"] == "vit_tiny_patch16_224"  # the nearest size, not vit_base for a tiny model
+    assert config["model_args"]["embed_dim"] == cfg["width"] and config["model_args"]["depth"] == cfg["depth"]
+    params = store.get_run(run_id).summary.get("params")
+    assert f"width {cfg['width']}, depth {cfg['depth']}" in config["architecture_note"]
+    assert f"width {cfg['width']}, depth {cfg['depth']}" in card
+    if method == "vit":  # the classifier is all the run trained
+        assert f"{int(params):,} parameters" in config["architecture_note"]
 
     expected, loaded = reload_and_compare(store, run_id, folder, tmp_path)
     assert expected.shape == ((3, 10) if method == "vit" else (3, 64))  # classifier logits / encoder features

@@ -5,6 +5,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QApplication
 
 from tests.data.test_user_datasets import write_folder
+from tests.ui.conftest import answer_next_box
 from workbench.store import Store
 from workbench.ui.datasets_dialog import DatasetsDialog
 from workbench.ui.new_run_dialog import NewRunDialog
@@ -41,3 +42,30 @@ def test_register_browse_and_use_a_folder(qtbot, store: Store, tmp_path: Path) -
     combo.setCurrentText("photos")
     QApplication.processEvents()
     assert new_run.start_button.isEnabled()
+
+
+def test_a_validation_folder_shows_its_count_and_replaces_the_held_out_share(qtbot, store: Store,
+                                                                              tmp_path: Path) -> None:
+    write_folder(tmp_path / "train")
+    write_folder(tmp_path / "val", per_class=4)
+    dialog = DatasetsDialog(store)
+    qtbot.addWidget(dialog)
+    assert dialog.val_fraction.isEnabled()
+    dialog.val_path.setText(str(tmp_path / "val"))
+    assert not dialog.val_fraction.isEnabled() and "not used" in dialog.val_fraction.toolTip()
+    dialog.name.setText("split")
+    dialog.path.setText(str(tmp_path / "train"))
+    dialog.register()
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 2, timeout=30_000)
+    row = [dialog.table.item(1, c).text() for c in range(dialog.table.columnCount())]
+    assert row[0] == "split" and row[4] == "12 images"  # 4 good images in each of 3 classes
+    assert f"12 images in {tmp_path / 'val'}" in dialog.summary.text()
+    dialog.val_path.clear()
+    assert dialog.val_fraction.isEnabled()
+
+    seen = answer_next_box("Cancel")
+    dialog.remove_selected()
+    assert "split" in seen[0] and store.get_dataset("split") is not None  # forgetting asks first
+    answer_next_box("Forget")
+    dialog.remove_selected()
+    assert store.get_dataset("split") is None and dialog.table.rowCount() == 1

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from tests.conftest import finished_run
@@ -78,8 +79,8 @@ def test_curves_fetch_incrementally_and_export(window: MainWindow, store: Store,
 def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store) -> None:
     a = finished_run(store, "vit", lr=0.002)
     b = finished_run(store, "vit", lr=0.004, pos_embed="none")
-    store.update_run(a, summary={"val/top1": 0.4})
-    store.update_run(b, summary={"val/top1": 0.6})
+    store.update_run(a, summary={"val/top1": 0.4, "params": 75082.0})
+    store.update_run(b, summary={"val/top1": 0.6, "params": 75082.0})
     store.add_metrics(b, [(1, 1.0, "val/top1", 0.7, 0.0), (2, 2.0, "val/top1", 0.6, 0.0)])
     window.poll()
     window.select_run(a)
@@ -97,6 +98,8 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     best = headers.index("val/top1 (best)")
     values = {table.item(r, 0).text(): table.item(r, best).text() for r in range(table.rowCount())}
     assert values[f"{b} · vit-{b}"] == "0.7000"
+    assert headers.index("val/top1 (final)") < headers.index("lr")  # what runs are judged by comes first
+    assert table.item(0, headers.index("params")).text() == "75,082"  # a count, not 75082.0000
 
 
 def test_delete_always_asks_moves_to_the_trash_and_deletes_for_good_only_from_there(
@@ -204,3 +207,51 @@ def test_the_run_table_is_the_users_and_the_window_comes_back_as_it_was_left(qtb
     assert again.model.columns == list(BASE_COLUMNS) and not again.table.horizontalHeader().isSectionHidden(
         model.columns.index("Device"))
     again.close()
+
+
+def test_first_launch_hint_actions_follow_the_selection_and_every_outcome_is_said(
+        window: MainWindow, store: Store, qtbot) -> None:
+    from importlib import metadata
+
+    window.show()
+    assert window.runs.stack.currentWidget() is window.runs.hint_page  # no runs yet: what to do first
+    assert "New experiment" in window.runs.hint.text() and "Studies" in window.runs.hint.text()
+    for action in (window.duplicate_action, window.actions.cancel, window.actions.delete, window.actions.export,
+                   window.actions.resume, window.actions.folder):
+        assert not action.isEnabled(), action.text()  # nothing selected: nothing to act on
+
+    run = finished_run(store, "vit")
+    window.poll()
+    assert window.runs.stack.currentWidget() is window.table
+    window.select_run(run)
+    assert window.duplicate_action.isEnabled() and window.actions.delete.isEnabled()
+    assert window.actions.export.isEnabled() and not window.actions.cancel.isEnabled()
+
+    window.tabs.setCurrentWidget(window.details)
+    window.details.tags.setText("keep")
+    window.details.save_notes()
+    assert window.statusBar().currentMessage() == f"Saved the notes and tags of run {run}"
+    window.details._copy(window.details.cli_command(), "the command")
+    assert QApplication.clipboard().text().startswith("workbench train --method vit")
+    assert "Copied the command" in window.statusBar().currentMessage()
+
+    about = window.about()
+    for package in ("torch", "timm", "PySide6"):
+        assert package in about.text()
+    assert metadata.version("timm") in about.text()
+    about.close()
+    assert [a.text() for a in window.menuBar().actions()][-1] == "&Help"
+
+    studies = window.open_studies()
+    screen = window.screen().availableGeometry()
+    assert screen.contains(studies.frameGeometry()) or studies.frameGeometry().width() <= screen.width()
+    assert screen.intersects(studies.frameGeometry())
+    studies.activateWindow()
+    qtbot.waitUntil(studies.isActiveWindow, timeout=5000)
+    qtbot.keyClick(studies, Qt.Key.Key_Escape)
+    assert not studies.isVisible()
+    window.open_studies()
+    studies.activateWindow()
+    qtbot.waitUntil(studies.isActiveWindow, timeout=5000)
+    qtbot.keySequence(studies, QKeySequence.StandardKey.Close)
+    assert not studies.isVisible()

@@ -34,6 +34,35 @@ from workbench.methods.base import DataInfo
 from workbench.store import Run, RunStatus, Store
 
 TOLERANCE = 1e-4  # fp32 max abs difference the reloaded model may show
+# timm's plain ViT sizes by width: an export names the nearest one (model_args hold the real shape)
+VIT_SIZES = {"tiny": 192, "small": 384, "medium": 512, "base": 768, "large": 1024, "huge": 1280}
+DEIT_SIZES = {"tiny": 192, "small": 384, "base": 768}
+
+
+def vit_entry_point(module: nn.Module) -> str:
+    """The timm entry point nearest to this ViT's size (vit_tiny_… for a 64-wide model, never
+    vit_base_…): `config.json` must name a registered one for plain timm to rebuild it, and its
+    `model_args` override the size, so the nearest is the least misleading."""
+    import timm
+    from timm.models.deit import VisionTransformerDistilled
+
+    distilled = isinstance(module, VisionTransformerDistilled)
+    sizes = DEIT_SIZES if distilled else VIT_SIZES
+    size = min(sizes, key=lambda k: abs(sizes[k] - module.embed_dim))
+    patch = module.patch_embed.patch_size[0]
+    pattern = "deit_{}_distilled_patch{}_224" if distilled else "vit_{}_patch{}_224"
+    name = pattern.format(size, patch)
+    return name if timm.is_model(name) else pattern.format(size, 16)
+
+
+def describe(module: nn.Module, architecture: str) -> str:
+    """'ViT: width 64, depth 2, 4 heads, patch 4, 32 px; 75,210 parameters (timm's … with model_args)'."""
+    params = f"{sum(p.numel() for p in module.parameters()):,} parameters"
+    if hasattr(module, "blocks") and hasattr(module, "patch_embed"):
+        shape = (f"width {module.embed_dim}, depth {len(module.blocks)}, {module.blocks[0].attn.num_heads} heads, "
+                 f"patch {module.patch_embed.patch_size[0]}, {module.patch_embed.img_size[0]} px")
+        return f"{type(module).__name__}: {shape}; {params} (timm's {architecture} entry point, resized by model_args)"
+    return f"{type(module).__name__}: {params} (timm's {architecture})"
 
 
 @dataclass
@@ -109,12 +138,10 @@ def as_timm(module: nn.Module) -> tuple[nn.Module, str]:
     """Rebuild `module` with `timm.create_model` (so timm records how to build it again) and load
     its weights strictly: proof that plain timm can express it."""
     import timm
-    from timm.models.deit import VisionTransformerDistilled
     from timm.models.vision_transformer import VisionTransformer
 
     if isinstance(module, VisionTransformer):
-        architecture = ("deit_base_distilled_patch16_224" if isinstance(module, VisionTransformerDistilled)
-                        else "vit_base_patch16_224")
+        architecture = vit_entry_point(module)
         args: dict[str, Any] = dict(
             img_size=module.patch_embed.img_size[0], patch_size=module.patch_embed.patch_size[0],
             embed_dim=module.embed_dim, depth=len(module.blocks), num_heads=module.blocks[0].attn.num_heads,
@@ -154,6 +181,7 @@ def write_safetensors(exported: Exported, folder: Path) -> float:
     timm.models.save_for_hf(
         exported.model, str(folder), safe_serialization=True,
         model_config={"label_names": list(exported.data.classes),
+                      "architecture_note": describe(exported.model, exported.architecture),
                       "pretrained_cfg": {"tag": f"vit-workbench-run-{exported.run.id}", "license": "unknown",
                                          "crop_pct": 1.0, "interpolation": "bilinear"}},
         data_config={"mean": tuple(exported.data.mean), "std": tuple(exported.data.std),
@@ -200,7 +228,7 @@ def model_card(exported: Exported, folder: Path) -> str:
 A {what} trained with ViT Workbench: method `{run.method}`, run {run.id}, exported
 {time.strftime('%Y-%m-%d %H:%M')} from the checkpoint of step {exported.checkpoint_step}.
 
-- architecture: timm `{exported.architecture}` (arguments in `config.json`)
+- architecture: {describe(exported.model, exported.architecture)}; arguments in `config.json`
 - dataset: `{run.config.get('dataset')}`, {data.image_size} x {data.image_size} px, classes: {', '.join(data.classes)}
 - preprocessing: RGB in [0, 1], resized to {data.image_size} px, normalised with mean {list(data.mean)}
   and std {list(data.std)}

@@ -1,6 +1,7 @@
 """`CompareView`: the selected runs side by side, like a hyper-parameter table: one row per
-run, a column for every config value that differs between them, then each evaluation
-metric's final and best value. Click a header to sort: "which mask ratio won?" at a glance."""
+run, each evaluation metric's final and best value first (what runs are judged by), then a
+column for every config value that differs between them. Numbers are formatted (counts as
+whole numbers, scores to four places). Click a header to sort: "which mask ratio won?"."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class Cell(QTableWidgetItem):
     """A cell that sorts by number when it holds one."""
 
     def __init__(self, value: object) -> None:
-        super().__init__(f"{value:.4f}" if isinstance(value, float) else str(value))
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        super().__init__(fmt.number(value) if numeric else str(value))
         self.key = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     def __lt__(self, other: QTableWidgetItem) -> bool:
@@ -52,21 +54,22 @@ class CompareView(QWidget):
         first = {config_class(r.method).key_metric for r in runs}  # what the runs are judged by, first
         metrics = sorted({k for r in runs for k in r.summary}, key=lambda k: (k not in first, k))
         extremes = {r.id: self.store.metric_extremes(r.id) for r in runs}
-        columns = ["run", "method", *differing]
+        columns = ["run", "method"]
         tracked = [k for k in metrics if k.startswith("val/")]  # a curve, so final and best differ
         for key in metrics:
             columns += [f"{key} (final)", f"{key} (best)"] if key in tracked else [key]
+        columns += differing
         self.table.clear()
         self.table.setColumnCount(len(columns))
         self.table.setHorizontalHeaderLabels(columns)
         self.table.setRowCount(len(runs))
         for row, run in enumerate(runs):
             values: list[object] = [f"{run.id} · {run.name}", run.method]
-            values += [run.config.get(k, "") for k in differing]
             for key in metrics:
                 low, high = extremes[run.id].get(key, (None, None))
                 best = high if fmt.higher_is_better(key) else low
                 values += [run.summary.get(key, "")] + (["" if best is None else best] if key in tracked else [])
+            values += [run.config.get(k, "") for k in differing]
             for col, value in enumerate(values):
                 self.table.setItem(row, col, Cell(value))
         self.table.resizeColumnsToContents()

@@ -5,6 +5,7 @@ or CIFAR download, or forget one. Scanning and thumbnails run off the GUI thread
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -31,6 +32,15 @@ from workbench.data import BUILTIN_DATASETS, KIND_HELP, KINDS
 from workbench.store import Store
 from workbench.ui.image_view import to_pixmap
 from workbench.ui.tasks import Tasks
+from workbench.ui.widgets import confirm
+
+
+def validation_text(record: Any, long: bool = False) -> str:
+    """'1,200 images' (a validation folder, or CIFAR's test batch) or '10% held out'."""
+    count = record.stats.get("val_images")
+    if count is not None:
+        return f"{count:,} images" + (f" in {record.val_path}" if long and record.val_path else "")
+    return f"{record.val_fraction:.0%} of each class held out (seeded)" if long else f"{record.val_fraction:.0%} held out"
 
 
 class DatasetsDialog(QDialog):
@@ -39,8 +49,8 @@ class DatasetsDialog(QDialog):
         self.setWindowTitle("Datasets")
         self.store = store
         self.tasks = Tasks(self)
-        self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["name", "kind", "classes", "images", "skipped", "path"])
+        self.table = QTableWidget(0, 7)
+        self.table.setHorizontalHeaderLabels(["name", "kind", "classes", "images", "validation", "skipped", "path"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
@@ -64,10 +74,13 @@ class DatasetsDialog(QDialog):
         self.path = QLineEdit()
         self.val_path = QLineEdit()
         self.val_path.setPlaceholderText("optional: a separate validation folder")
+        self.val_path.textChanged.connect(self._val_folder_changed)
         self.val_fraction = QDoubleSpinBox()
         self.val_fraction.setRange(0.01, 0.89)
         self.val_fraction.setSingleStep(0.05)
         self.val_fraction.setValue(0.1)
+        self.val_fraction.setToolTip("share of each class held out for validation (when no validation folder is "
+                                     "given)")
         self.add_button = QPushButton("Register")
         self.add_button.clicked.connect(self.register)
         self.remove_button = QPushButton("Forget selected")
@@ -105,6 +118,14 @@ class DatasetsDialog(QDialog):
         self.resize(1150, 720)
         self.refresh()
 
+    def _val_folder_changed(self, text: str) -> None:
+        """A validation folder replaces the held-out share: the share cannot be set then."""
+        given = bool(text.strip())
+        self.val_fraction.setEnabled(not given)
+        self.val_fraction.setToolTip("not used: the validation folder is the validation split" if given else
+                                     "share of each class held out for validation (when no validation folder is "
+                                     "given)")
+
     def _with_browse(self, edit: QLineEdit) -> QWidget:
         row = QWidget()
         layout = QHBoxLayout(row)
@@ -117,10 +138,10 @@ class DatasetsDialog(QDialog):
         return row
 
     def refresh(self) -> None:
-        rows = [(name, "built in", "10", "6000", "0", desc) for name, desc in BUILTIN_DATASETS.items()]
+        rows = [(name, "built in", "10", "6000", "1000", "0", desc) for name, desc in BUILTIN_DATASETS.items()]
         for d in self.store.list_datasets():
             rows.append((d.name, d.kind, str(len(d.stats.get("classes", []))) if d.kind != "unlabeled" else "-",
-                         str(d.stats.get("images") or "?"), str(d.stats.get("skipped", 0)), d.path))
+                         str(d.stats.get("images") or "?"), validation_text(d), str(d.stats.get("skipped", 0)), d.path))
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             for c, value in enumerate(row):
@@ -147,7 +168,7 @@ class DatasetsDialog(QDialog):
                 or ", ".join(stats.get("classes", [])) or "no labels"
             sizes = (f" · width min/median/max {stats['width']} · height {stats['height']}" if stats.get("width")
                      else "")
-            val = record.val_path or f"{record.val_fraction:.0%} of each class held out (seeded)"
+            val = validation_text(record, long=True)
             self.summary.setText(f"<b>{name}</b> ({record.kind}) at {record.path}<br>{classes}<br>"
                                  f"{stats.get('images') or '?'} images{sizes}<br>validation: {val}")
             for path, why in stats.get("problems", []):
@@ -185,6 +206,11 @@ class DatasetsDialog(QDialog):
 
     def remove_selected(self) -> None:
         name = self.selected_name()
-        if name and name not in BUILTIN_DATASETS:
+        if not name or name in BUILTIN_DATASETS:
+            return
+        if confirm(self, "Forget dataset", f"Forget the dataset {name}?", "Forget",
+                   detail="Its files stay where they are; runs that used it keep their results, but cannot be "
+                          "resumed or repeated until it is registered again under the same name."):
             self.store.remove_dataset(name)
             self.refresh()
+            self.status.setText(f"forgot {name}")

@@ -27,6 +27,7 @@ from workbench.store import Run, Store
 
 class RunDetailsView(QWidget):
     open_run = Signal(int)  # a lineage link was clicked
+    message = Signal(str)  # "copied", "saved": the main window shows it in its status bar
 
     def __init__(self, store: Store) -> None:
         super().__init__()
@@ -40,9 +41,9 @@ class RunDetailsView(QWidget):
         self.config = QPlainTextEdit()
         self.config.setReadOnly(True)
         copy_json = QPushButton("Copy JSON")
-        copy_json.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.config.toPlainText()))
+        copy_json.clicked.connect(lambda: self._copy(self.config.toPlainText(), "the config as JSON"))
         copy_cli = QPushButton("Copy CLI command")
-        copy_cli.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.cli_command()))
+        copy_cli.clicked.connect(lambda: self._copy(self.cli_command(), "the command that recreates this run"))
         self.artifacts = QTableWidget(0, 4)
         self.artifacts.setHorizontalHeaderLabels(["kind", "name", "step", "path"])
         self.artifacts.horizontalHeader().setStretchLastSection(True)
@@ -112,6 +113,12 @@ class RunDetailsView(QWidget):
         parents = {role: p.id for role, p in self.store.parents(self.run.id).items()}
         return fmt.cli_command(self.run.method, self.run.config, parents)
 
+    def _copy(self, text: str, what: str) -> None:
+        if self.run is not None:
+            QGuiApplication.clipboard().setText(text)
+            self.message.emit(f"Copied {what} (run {self.run.id}) to the clipboard")
+
     def save_notes(self) -> None:
         if self.run is not None:
             self.store.update_run(self.run.id, notes=self.notes.toPlainText(), tags=self.tags.text().strip())
+            self.message.emit(f"Saved the notes and tags of run {self.run.id}")

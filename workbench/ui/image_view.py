@@ -6,7 +6,7 @@ smoothly, or the one-pixel strokes of the text drawn into it vanish ("reconstruc
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -25,6 +25,8 @@ def to_pixmap(image: np.ndarray) -> QPixmap:
 
 
 class ZoomImage(QGraphicsView):
+    saved = Signal(str)  # the path a picture was saved to
+
     def __init__(self, parent: QWidget | None = None, placeholder: str = "") -> None:
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
@@ -96,4 +98,7 @@ class ZoomImage(QGraphicsView):
             path, _ = QFileDialog.getSaveFileName(self, "Save image", "image.png", "PNG image (*.png)")
             if not path:
                 return None
-        return path if self.item.pixmap().save(path, "PNG") else None
+        if not self.item.pixmap().save(path, "PNG"):
+            return None
+        self.saved.emit(path)
+        return path

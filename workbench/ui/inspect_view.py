@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -40,6 +40,8 @@ from workbench.ui.tasks import Tasks
 
 
 class InspectView(QWidget):
+    message = Signal(str)  # "saved …": the main window shows it in its status bar
+
     def __init__(self, store: Store, tasks: Tasks) -> None:
         super().__init__()
         self.store, self.tasks = store, tasks
@@ -80,6 +82,7 @@ class InspectView(QWidget):
         save = QPushButton("Save PNG…")
         save.clicked.connect(lambda: self.output.save())
         self.output = ZoomImage(placeholder="the answer appears here")
+        self.output.saved.connect(lambda path: self.message.emit(f"Saved the answer to {path}"))
         self.process = CliProcess(self)
         self.process.done.connect(self._done)
         self.process.failed.connect(self._failed)

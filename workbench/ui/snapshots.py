@@ -5,7 +5,7 @@ run's `image` artifacts, whatever their names."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -24,6 +24,8 @@ PLAY_MS = 700
 
 
 class SnapshotsView(QWidget):
+    message = Signal(str)  # "saved …": the main window shows it in its status bar
+
     def __init__(self, store: Store) -> None:
         super().__init__()
         self.store = store
@@ -42,6 +44,7 @@ class SnapshotsView(QWidget):
         save = QPushButton("Save PNG…")
         save.clicked.connect(lambda: self.image.save())
         self.image = ZoomImage(placeholder="select a run that saved images")
+        self.image.saved.connect(lambda path: self.message.emit(f"Saved the picture to {path}"))
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._advance)
 

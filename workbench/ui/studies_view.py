@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -95,6 +95,9 @@ class StudiesView(QWidget):
         for b in (self.new_button, self.cancel_button, self.resume_button, self.delete_button, self.runs_button):
             bar.addWidget(b)
         bar.addStretch(1)
+        self.feedback = QLabel()  # "saved", "copied": said where the user looks
+        self.feedback.setStyleSheet("color: #2e7d32;")
+        bar.addWidget(self.feedback)
         for b in (self.csv_button, self.md_button, self.copy_button):
             bar.addWidget(b)
 
@@ -408,10 +411,17 @@ class StudiesView(QWidget):
                 fh.write(text)
         except OSError as exc:
             QMessageBox.warning(self, "Not saved", f"cannot write {path}: {exc}")
+            return
+        self.say(f"Saved the results to {path}")
 
     def copy_table(self) -> None:
         if self.table_data is not None:
             QGuiApplication.clipboard().setText(to_markdown(self.table_data))
+            self.say("Copied the results as a Markdown table")
+
+    def say(self, message: str) -> None:
+        self.feedback.setText(message)
+        QTimer.singleShot(6000, lambda: self.feedback.text() == message and self.feedback.clear())
 
     def _show_runs(self) -> None:
         view = self.current()
