@@ -7,6 +7,7 @@ from PIL import Image
 
 from workbench.jobs import create_run
 from workbench.jobs.worker import execute
+from workbench.methods.viz import GRID_SIDE, HEADER_PX
 from workbench.store import RunStatus, Store
 
 pytestmark = pytest.mark.slow
@@ -23,9 +24,9 @@ def test_tiny_mae_learns_to_reconstruct_and_its_encoder_can_be_probed(cli, store
     assert [a.step for a in snapshots] == [78, 156, 234, 312]
     first, last = (np.asarray(Image.open(store.abspath(a)).convert("RGB"), dtype=float) for a in
                    (snapshots[0], snapshots[-1]))
-    # columns: original | masked input | reconstruction | recon + visible, 96 px tiles, 14 px header
+    # columns: original | masked input | reconstruction | recon + visible, GRID_SIDE px tiles under a header
     def column(img: np.ndarray, c: int) -> np.ndarray:
-        return img[14:, 2 + c * 98:2 + c * 98 + 96]
+        return img[HEADER_PX:, 2 + c * (GRID_SIDE + 2):2 + c * (GRID_SIDE + 2) + GRID_SIDE]
     error_first = np.abs(column(first, 2) - column(first, 0)).mean()
     error_last = np.abs(column(last, 2) - column(last, 0)).mean()
     assert error_last < error_first  # the reconstructions got closer to the originals

@@ -4,7 +4,7 @@ ellipsis (never mid-glyph), and a confidence never cut off by a long class name.
 import numpy as np
 from PIL import ImageFont
 
-from workbench.methods.viz import LABEL_PX, fit, fit_name, font, labelled_grid, wrap
+from workbench.methods.viz import HEADER_PX, LABEL_PX, fit, fit_name, font, labelled_grid, wrap
 
 
 def _ink_rows(strip: np.ndarray) -> int:
@@ -16,7 +16,7 @@ def test_labels_use_a_real_font_at_a_legible_size() -> None:
     assert isinstance(font(), ImageFont.FreeTypeFont) and LABEL_PX >= 12
     images = np.zeros((2, 8, 8, 3), np.uint8)
     grid = labelled_grid([images] * 4, ["original", "masked", "reconstruction", "reconstruction + visible"])
-    header = grid[:grid.shape[0] - 2 * 114 - 2]  # above the two rows of 112 px tiles
+    header = grid[:HEADER_PX]
     assert _ink_rows(header) >= 2 * 9  # two lines of text, each at least 9 px tall (a 10 px font gave ~7)
 
 

@@ -12,6 +12,8 @@ GOOD = (40, 170, 80)
 BAD = (215, 50, 50)
 MASK_GREY = 110  # masked patches, in reconstructions and in the GUI's mask preview alike
 LABEL_PX = 13  # text drawn into images: legible at 1:1, and still at the ~0.7 scale a small view fits it to
+HEADER_PX = 2 * (LABEL_PX + 3) + 4  # a labelled grid's header: two lines, whatever the labels
+GRID_SIDE = 112  # px per image in a labelled grid
 
 
 @functools.lru_cache(maxsize=8)
@@ -89,14 +91,14 @@ def caption(width: int, lines: Sequence[str], colour: tuple[int, int, int] = (40
     return np.asarray(strip)
 
 
-def labelled_grid(columns: Sequence[np.ndarray], headers: Sequence[str], side: int = 112) -> np.ndarray:
+def labelled_grid(columns: Sequence[np.ndarray], headers: Sequence[str], side: int = GRID_SIDE) -> np.ndarray:
     """Columns of images (each [B, H, W, 3]) side by side, one row per image, a header above each
     (wrapped on two lines when long: "reconstruction + visible")."""
     rows = len(columns[0])
     tiles = [upscale(col[r], side) for r in range(rows) for col in columns]
     body = tile(tiles, len(columns))
     wrapped = [wrap(text, side - 2) for text in headers]
-    head = Image.new("RGB", (body.shape[1], max(map(len, wrapped)) * (LABEL_PX + 3) + 4), (255, 255, 255))
+    head = Image.new("RGB", (body.shape[1], HEADER_PX), (255, 255, 255))
     draw = ImageDraw.Draw(head)
     for c, lines in enumerate(wrapped):
         for i, line in enumerate(lines):

@@ -1,0 +1,149 @@
+"""GUI soak: the real app in a real X window (Xvfb) for N minutes, polling at its own 500 ms with
+live runs training, every tab and several selections shown in turn. Reports whether it crashed,
+its memory over time and the poll's latency, beside the poll interval (the reference: a poll
+that takes a large share of its interval makes the window sluggish). Prints one JSON line.
+
+    python bench/gui_soak.py --minutes 15          # needs Debian's xvfb (xvfb-run) or a DISPLAY
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+CHILD = r"""
+import json, sys, time
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from workbench.ui.main_window import MainWindow
+
+minutes, out = float(sys.argv[1]), open(sys.argv[2], "w", buffering=1)
+app = QApplication([])
+window = MainWindow()
+window.show()
+app.processEvents()
+window.load()
+times, started = [], time.monotonic()
+real_poll = window.poll
+
+def timed_poll():
+    t = time.perf_counter()
+    real_poll()
+    times.append(time.perf_counter() - t)
+
+window.timer.timeout.disconnect()
+window.timer.timeout.connect(timed_poll)
+tick = [0]
+
+def every_10_s():  # what a user does: another tab, another selection, the Studies window now and then
+    tick[0] += 1
+    window.tabs.setCurrentIndex(tick[0] % window.tabs.count())
+    window.table.clearSelection()
+    if tick[0] % 4 == 1:
+        window.table.selectAll()
+    elif tick[0] % 4 in (2, 3):
+        window.table.selectRow(tick[0] % 4 - 2)
+    if tick[0] % 9 == 0:
+        window.open_studies()
+    elif tick[0] % 9 == 3 and window.studies is not None:
+        window.studies.close()
+    import psutil
+    out.write(json.dumps({"t": round(time.monotonic() - started, 1), "rss_mb": psutil.Process().memory_info().rss / 2**20,
+                          "polls": len(times), "poll_ms": [round(x * 1000, 2) for x in times],
+                          "none_refs": sys.getrefcount(None),
+                          "steps": {r.id: r.step for r in window.store.list_runs()}}) + "\n")
+    times.clear()
+
+ticker = QTimer()
+ticker.timeout.connect(every_10_s)
+ticker.start(10_000)
+QTimer.singleShot(int(minutes * 60_000), window.close)
+app.exec()
+out.write(json.dumps({"closed": True}) + "\n")
+"""
+
+
+def start_runs(home: Path, count: int) -> list[int]:
+    """Queue `count` tiny runs long enough to train for the whole soak (the window starts them)."""
+    from workbench.jobs import create_run
+    from workbench.store import Store
+
+    store = Store()
+    methods = ["vit", "mae"]
+    ids = [create_run(store, methods[i % 2], preset="tiny", overrides=["epochs=2000", "eval_every=200"],
+                      name=f"soak-{methods[i % 2]}").id for i in range(count)]
+    store.close()
+    return ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=15)
+    parser.add_argument("--runs", type=int, default=2, help="live runs training meanwhile")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="wb-soak-"))
+    env = dict(os.environ, WORKBENCH_HOME=str(home))
+    env.pop("QT_QPA_PLATFORM", None)  # a real X window, not offscreen
+    os.environ.update(WORKBENCH_HOME=str(home))
+    runs = start_runs(home, args.runs)
+    stats = home / "soak.jsonl"
+    command = [sys.executable, "-c", CHILD, str(args.minutes), str(stats)]
+    if not env.get("DISPLAY"):
+        if shutil.which("xvfb-run") is None:
+            sys.exit("no DISPLAY and no xvfb-run: apt-get install xvfb (or run under a desktop)")
+        command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *command]
+    child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    app = None
+    rss_outside: list[float] = []
+    while child.poll() is None:  # the app's memory as the system sees it, including Qt's own
+        time.sleep(5)
+        if app is None:
+            app = next((p for p in psutil.Process(child.pid).children(recursive=True) + [psutil.Process(child.pid)]
+                        if "python" in p.name() and "-c" in p.cmdline()), None)
+        try:
+            rss_outside.append(app.memory_info().rss / 2**20 if app else 0.0)
+        except psutil.NoSuchProcess:
+            break
+    stderr = child.stderr.read()
+    for run_id in runs:
+        subprocess.run([sys.executable, "-m", "workbench.cli", "cancel", str(run_id)], env=env, capture_output=True)
+    rows = [json.loads(line) for line in stats.read_text().splitlines()] if stats.exists() else []
+    samples = [r for r in rows if "rss_mb" in r]
+    polls = [ms for r in samples for ms in r["poll_ms"]]
+    first, last = (samples[0], samples[-1]) if samples else ({}, {})
+    interval_ms = 500
+    result = {
+        "bench": "gui_soak", "minutes": args.minutes, "live_runs": args.runs,
+        "crashed": child.returncode != 0 or not any(r.get("closed") for r in rows),
+        "exit_code": child.returncode, "fatal": [line for line in stderr.splitlines() if "Fatal" in line][:3],
+        "qt_warnings": len([line for line in stderr.splitlines() if line.strip()]),
+        "polls": len(polls),
+        "poll_ms": {"p50": round(statistics.median(polls), 1), "p95": round(statistics.quantiles(polls, n=20)[-1], 1),
+                    "max": round(max(polls), 1)} if len(polls) > 20 else {},
+        "poll_share_of_interval": round(statistics.mean(polls) / interval_ms, 3) if polls else None,
+        "rss_mb": {"after_1_min": round(next((r["rss_mb"] for r in samples if r["t"] >= 60), 0), 1),
+                   "end": round(last.get("rss_mb", 0), 1), "max": round(max(r["rss_mb"] for r in samples), 1)}
+        if samples else {},
+        "rss_over_time_mb": [round(r["rss_mb"], 1) for r in samples[5::6]],  # one a minute
+        "rss_growth_after_1_min_mb": round(last["rss_mb"] - next(r["rss_mb"] for r in samples if r["t"] >= 60), 1)
+        if samples and samples[-1]["t"] >= 60 else None,
+        "none_refcount_change": last.get("none_refs", 0) - first.get("none_refs", 0) if samples else None,
+        "live_run_steps": last.get("steps", {}),
+        "rss_outside_max_mb": round(max(rss_outside), 1) if rss_outside else None,
+    }
+    print(json.dumps(result))
+    shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
