@@ -67,9 +67,16 @@ def every_10_s():  # what a user does: another tab, another selection, the Studi
 ticker = QTimer()
 ticker.timeout.connect(every_10_s)
 ticker.start(10_000)
-QTimer.singleShot(int(minutes * 60_000), window.close)
+forced = []
+
+def finish():
+    ticker.stop()
+    window.close()  # the app quits once its last window has closed; if another stays open, say so
+    QTimer.singleShot(30_000, lambda: (forced.append(True), app.quit()))
+
+QTimer.singleShot(int(minutes * 60_000), finish)
 app.exec()
-out.write(json.dumps({"closed": True}) + "\n")
+out.write(json.dumps({"closed": True, "quit_forced": bool(forced)}) + "\n")
 """
 
 
@@ -102,7 +109,8 @@ def main() -> None:
         if shutil.which("xvfb-run") is None:
             sys.exit("no DISPLAY and no xvfb-run: apt-get install xvfb (or run under a desktop)")
         command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *command]
-    child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    errors = open(home / "stderr.txt", "w+")  # a file: a full pipe would stall the app
+    child = subprocess.Popen(command, env=env, stderr=errors, stdout=subprocess.DEVNULL)
     app = None
     rss_outside: list[float] = []
     while child.poll() is None:  # the app's memory as the system sees it, including Qt's own
@@ -114,7 +122,9 @@ def main() -> None:
             rss_outside.append(app.memory_info().rss / 2**20 if app else 0.0)
         except psutil.NoSuchProcess:
             break
-    stderr = child.stderr.read()
+    child.wait()
+    errors.seek(0)
+    stderr = errors.read()
     for run_id in runs:
         subprocess.run([sys.executable, "-m", "workbench.cli", "cancel", str(run_id)], env=env, capture_output=True)
     rows = [json.loads(line) for line in stats.read_text().splitlines()] if stats.exists() else []
@@ -125,6 +135,7 @@ def main() -> None:
     result = {
         "bench": "gui_soak", "minutes": args.minutes, "live_runs": args.runs,
         "crashed": child.returncode != 0 or not any(r.get("closed") for r in rows),
+        "quit_forced": any(r.get("quit_forced") for r in rows),
         "exit_code": child.returncode, "fatal": [line for line in stderr.splitlines() if "Fatal" in line][:3],
         "qt_warnings": len([line for line in stderr.splitlines() if line.strip()]),
         "polls": len(polls),

@@ -255,3 +255,11 @@ def test_first_launch_hint_actions_follow_the_selection_and_every_outcome_is_sai
     qtbot.waitUntil(studies.isActiveWindow, timeout=5000)
     qtbot.keySequence(studies, QKeySequence.StandardKey.Close)
     assert not studies.isVisible()
+
+
+def test_closing_the_window_closes_the_studies_window_too(window: MainWindow) -> None:
+    window.show()
+    studies = window.open_studies()
+    assert studies.isVisible()
+    window.close()
+    assert not studies.isVisible()  # else the app would go on running without its main window

@@ -378,6 +378,9 @@ class MainWindow(QMainWindow):
 
             shutil.rmtree(self.inspect.workdir, ignore_errors=True)
         self.timer.stop()
+        for other in (self.studies, getattr(self, "datasets_dialog", None)):
+            if other is not None:  # a window of its own would keep the app running after this one
+                other.close()
         if getattr(self, "probe", None) is not None and self.probe.state() != QProcess.ProcessState.NotRunning:
             self.probe.kill()
             self.probe.waitForFinished(1000)
