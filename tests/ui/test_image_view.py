@@ -16,3 +16,15 @@ def test_shrunk_pictures_are_smooth_and_magnified_ones_crisp(qtbot) -> None:
     assert view.zoom < 1 and view.item.transformationMode() == Qt.TransformationMode.SmoothTransformation
     view.zoom_by(8)
     assert view.zoom > 1 and view.item.transformationMode() == Qt.TransformationMode.FastTransformation
+
+
+def test_a_tall_grid_is_fitted_to_its_width_and_double_click_shows_it_whole(qtbot) -> None:
+    view = ZoomImage()
+    qtbot.addWidget(view)
+    view.resize(500, 300)
+    view.show()
+    view.set_pixmap(to_pixmap(np.zeros((900, 460, 3), np.uint8)))  # a DeiT grid: four columns, many rows
+    width = view.viewport().width()
+    assert abs(view.zoom * 460 - 0.98 * width) < 2  # captions at almost their own size, not a third of it
+    qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton)
+    assert view.zoom * 900 <= view.viewport().height()  # now all of it

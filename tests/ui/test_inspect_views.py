@@ -189,6 +189,8 @@ def test_distillation_view_matches_the_stored_metrics(runs, qtbot) -> None:
     view.show_run(None)
     view.show_run(store.get_run(ids["deit"]))
     assert [view.baseline.itemData(i) for i in range(1, view.baseline.count())] == [ids["baseline"], plain]
+    assert view.baseline.currentData() == ids["baseline"]  # the same student undistilled comes first
+    view.baseline.setCurrentIndex(view.baseline.findData(plain))
     assert view.bars["baseline"] == pytest.approx(0.42) and "baseline 42.0%" in view.title.text()
     assert f"{elsewhere} · vit-{elsewhere} (dataset shapes64)" in view.why_not.text()
     view.show_run(store.get_run(ids["mae"]))

@@ -44,6 +44,7 @@ PALETTE = ("#2f7fd8", "#d64545", "#2e9d57", "#d9862b", "#8d5bd6", "#1aa3a3", "#c
            "#b8a21a", "#3b3b9e")
 X_AXES = {"step": 0, "epoch": 1, "wall time (s)": 2}
 RAW_ALPHA = 60  # of 255: the unsmoothed curve behind a smoothed one
+PICK_RUNS = "Select runs in the table (Ctrl or Shift for several) to see their curves."
 
 
 def method_specific(key: str) -> bool:
@@ -126,7 +127,7 @@ class CurvesView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
-        self.note.hide()
+        self.note.setText(PICK_RUNS)
         self.legend.hide()
 
     # ------------------------------------------------------------------- data
@@ -139,6 +140,8 @@ class CurvesView(QWidget):
             f"<span style='color:{self.colour(rid)}; font-size: 14px;'>&#9632;</span>&nbsp;{html.escape(name)}"
             for rid, name in self.names.items()))
         self.legend.setVisible(self.show_legend.isChecked() and bool(runs))
+        self.note.setText("" if runs else PICK_RUNS)
+        self.note.setVisible(not runs)
         self._sync_keys()
         self.rebuild_plots()
         self.refresh()
@@ -235,9 +238,10 @@ class CurvesView(QWidget):
             self.crosshairs[title] = (line, dots)
             self.plots[title] = plot
         split = sorted({key for title, key, _ in self.panels if title != key})
-        self.note.setText(f"{', '.join(split)}: one plot per method, as each method's loss has its own scale"
-                          if split else "")
-        self.note.setVisible(bool(split))
+        if self.series:
+            self.note.setText(f"{', '.join(split)}: one plot per method, as each method's loss has its own scale"
+                              if split else "")
+            self.note.setVisible(bool(split))
         self._apply_follow()
         self.redraw(force=True)
 

@@ -35,6 +35,12 @@ NO_BASELINE = "(no baseline)"
 TOP1 = "val/top1"
 
 
+def baseline_rank(run: Run) -> int:
+    """How close a run is to the paper's baseline: a DeiT without distillation (2), a plain ViT
+    (1), any other classifier (0)."""
+    return 2 if run.method == "deit" and run.config.get("distill") == "none" else int(run.method == "vit")
+
+
 def baseline_candidates(store: Store, run: Run) -> tuple[list[Run], list[tuple[Run, str]]]:
     """(runs offered as a baseline for `run`, [(run, why not)] for the others): any finished
     classifier on the same dataset, other than the run itself and its own teacher."""
@@ -146,7 +152,9 @@ class DistillView(QWidget):
             offered, refused = baseline_candidates(self.store, run)
             for other in offered:
                 self.baseline.addItem(f"{other.id} · {other.name} ({other.method})", other.id)
-            self.baseline.setCurrentIndex(self.baseline.count() - 1)  # the newest baseline, if any
+            if offered:  # the paper's comparison first: the same student undistilled, else a plain ViT
+                best = max(offered, key=lambda r: (baseline_rank(r), r.id))
+                self.baseline.setCurrentIndex(self.baseline.findData(best.id))
             if not offered:
                 self.baseline.setItemText(0, "(none available)")
             self.why_not.setText(

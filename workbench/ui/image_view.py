@@ -37,8 +37,9 @@ class ZoomImage(QGraphicsView):
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-        self.setToolTip("wheel or +/- to zoom, drag to pan, double-click to fit")
+        self.setToolTip("wheel or +/- to zoom, drag to pan; double-click: the whole picture / its width")
         self.zoom = 1.0
+        self.whole = False  # fitted: the whole picture, or (legible text in tall grids) its width
 
     def set_pixmap(self, pixmap: QPixmap | None, *, keep_zoom: bool = True) -> None:
         """Show `pixmap` (None: the placeholder). The first picture is fitted to the view; later
@@ -55,11 +56,15 @@ class ZoomImage(QGraphicsView):
         self.set_pixmap(None)
 
     def fit(self) -> None:
+        """Fit the picture's width to the view (a tall grid scrolls, its captions stay legible), or
+        with `whole` the whole picture."""
         if self.item.pixmap().isNull():
             return
         self.resetTransform()
         rect = self.item.boundingRect()
-        scale = min(self.viewport().width() / max(rect.width(), 1), self.viewport().height() / max(rect.height(), 1))
+        scale = self.viewport().width() / max(rect.width(), 1)
+        if self.whole:
+            scale = min(scale, self.viewport().height() / max(rect.height(), 1))
         self.zoom = max(0.1, min(scale * 0.98, 8.0))
         self.scale(self.zoom, self.zoom)
         self._filter()
@@ -88,6 +93,7 @@ class ZoomImage(QGraphicsView):
             super().keyPressEvent(event)
 
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
+        self.whole = not self.whole
         self.fit()
 
     def save(self, path: str | None = None) -> str | None:

@@ -83,7 +83,7 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter()
         self.splitter.addWidget(self.runs)
         self.splitter.addWidget(right)
-        self.splitter.setSizes([600, 760])
+        self.splitter.setSizes([640, 720])
         self.splitter.restoreState(self.settings.value("main/splitter", b""))
         self.setCentralWidget(self.splitter)
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from workbench.store import Run, Store
 
 TRASH = "Trash"
-NAME_WIDTH = 220  # px: longer names elide, so Status and the key metric stay in view
+NAME_WIDTH = 200  # px: longer names elide, so Status and the key metric stay in view
 WIDE = ("Name", "Tags")
 FIRST_STEPS = ("<h3>No runs yet</h3><p>Start with <b>New experiment</b> (Ctrl+N): the <i>tiny</i> preset of "
                "<b>mae</b> trains on the built-in dataset in about a minute on a laptop CPU and shows its "
@@ -151,10 +151,10 @@ class RunsPanel(QWidget):
         keys = self.model.best_keys()
         if not keys:
             return
-        changed = [r.id for r in self.model.runs if self._best_seen.get(r.id) != (r.step, r.status)]
+        changed = {r.id: (r.step, r.status) for r in self.model.runs if self._best_seen.get(r.id) != (r.step, r.status)}
         if changed:
-            self.model.set_best(store.metric_ranges(changed, keys))
-            self._best_seen.update({r.id: (r.step, r.status) for r in self.model.runs if r.id in set(changed)})
+            self.model.set_best(store.metric_ranges(list(changed), keys))
+            self._best_seen.update(changed)
 
     # ---------------------------------------------------------------- columns
     def header_menu(self, pos: QPoint) -> QMenu:
@@ -179,7 +179,7 @@ class RunsPanel(QWidget):
         add_config.setEnabled(not add_config.isEmpty())
         add_metric = menu.addMenu("Add metric column")
         for key in sorted({k for r in runs for k in r.summary}):
-            for kind in ("final", "best"):
+            for kind in ("final", "best") if key.startswith("val/") else ("final",):  # others have no curve
                 if f"{kind}:{key}" not in have:
                     add_metric.addAction(column_title(f"{kind}:{key}"), lambda c=f"{kind}:{key}": self.add_column(c))
         add_metric.setEnabled(not add_metric.isEmpty())
@@ -188,12 +188,14 @@ class RunsPanel(QWidget):
             menu.addAction(f"Remove column “{column_title(column)}”", lambda: self.remove_column(column))
         menu.addAction("Reset columns", self.reset_columns)
         if self.isVisible():
+            menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # one is made per right-click
             menu.popup(header.mapToGlobal(pos))
         return menu
 
     def add_column(self, column: str) -> None:
         self._rebuild_columns([*self.model.extra_columns(), column])
         self.fit_columns([len(self.model.columns) - 1])
+        self.table.scrollTo(self.proxy.index(0, len(self.model.columns) - 1))  # show what was added
 
     def remove_column(self, column: str) -> None:
         self._rebuild_columns([c for c in self.model.extra_columns() if c != column])

@@ -24,7 +24,7 @@ STATUS_COLOURS = {
     "queued": "#8a8f98", "running": "#2f7fd8", "finished": "#2e9d57",
     "failed": "#d64545", "cancelled": "#d9862b", "interrupted": "#8d5bd6",
 }
-BASE_COLUMNS = ("ID", "Name", "Status", "Progress", "Key metric", "Method", "Dataset", "Tags", "Device", "Started",
+BASE_COLUMNS = ("ID", "Name", "Status", "Key metric", "Progress", "Method", "Dataset", "Tags", "Device", "Started",
                 "Duration")
 SORT_ROLE = Qt.ItemDataRole.UserRole
 Index = QModelIndex | QPersistentModelIndex
@@ -33,7 +33,10 @@ EXTRA_KINDS = ("config", "final", "best")
 
 
 def column_title(column: str) -> str:
+    """'lr', 'val/top1 (final)', 'val/top1 (best)'; a summary value with no curve ('params') as is."""
     kind, _, name = column.partition(":")
+    if kind == "final" and not name.startswith("val/"):
+        return name
     return {"config": name, "final": f"{name} (final)", "best": f"{name} (best)"}.get(kind, column)
 
 
