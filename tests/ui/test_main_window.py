@@ -263,3 +263,20 @@ def test_closing_the_window_closes_the_studies_window_too(window: MainWindow) ->
     assert studies.isVisible()
     window.close()
     assert not studies.isVisible()  # else the app would go on running without its main window
+
+
+def test_a_long_run_name_never_squeezes_the_run_table(window: MainWindow, store: Store) -> None:
+    run = finished_run(store, "vit")
+    store.update_run(run, name="a plain ViT from scratch on the built-in shapes " * 6)
+    window.resize(1360, 820)
+    window.show()
+    window.poll()
+    QApplication.processEvents()
+    before = window.splitter.sizes()[0]
+    window.select_run(run)
+    for tab in range(window.tabs.count()):  # every view shows the run: none may demand more width
+        window.tabs.setCurrentIndex(tab)
+        window.poll()
+        window.tasks.wait()
+        QApplication.processEvents()
+        assert window.splitter.sizes()[0] >= before - 2, window.tabs.tabText(tab)

@@ -36,7 +36,9 @@ class RunDetailsView(QWidget):
         self.artifact_rows: list[tuple[str, str, str, str]] = []
         self.title = QLabel("select a run")
         self.title.setStyleSheet("font-size: 14px; font-weight: 600;")
+        self.title.setWordWrap(True)  # a long run name must not widen the window
         self.lineage = QLabel()
+        self.lineage.setWordWrap(True)
         self.lineage.linkActivated.connect(lambda link: self.open_run.emit(int(link.split(":")[1])))
         self.config = QPlainTextEdit()
         self.config.setReadOnly(True)

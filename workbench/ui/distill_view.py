@@ -87,6 +87,8 @@ class DistillView(QWidget):
         self.baseline.setToolTip("any finished classifier on the same dataset: a plain ViT (the paper's baseline), "
                                  "a DeiT trained without distillation, a CNN…")
         self.baseline.currentIndexChanged.connect(lambda _: self._draw())
+        self.baseline.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.baseline.setMinimumContentsLength(28)  # long run names must not squeeze the window
         self.why_not = QLabel()
         self.why_not.setWordWrap(True)
         self.why_not.setStyleSheet("color: #666;")
@@ -188,6 +190,7 @@ class DistillView(QWidget):
                                if self.run is None or self.run.status != RunStatus.FINISHED else
                                f"run {self.run.id} ({self.run.method}) has no distillation report")
             self.matrix.setRowCount(0)
+            self.matrix.setColumnCount(0)
             self.grid.set_placeholder("disagreements appear here")
             return
         top1 = report["top1"]

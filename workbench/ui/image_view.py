@@ -63,6 +63,8 @@ class ZoomImage(QGraphicsView):
         self.resetTransform()
         rect = self.item.boundingRect()
         scale = self.viewport().width() / max(rect.width(), 1)
+        if not self.whole and rect.height() * scale > self.viewport().height():  # a vertical bar will take room
+            scale = (self.viewport().width() - self.verticalScrollBar().sizeHint().width()) / max(rect.width(), 1)
         if self.whole:
             scale = min(scale, self.viewport().height() / max(rect.height(), 1))
         self.zoom = max(0.1, min(scale * 0.98, 8.0))

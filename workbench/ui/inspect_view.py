@@ -53,6 +53,7 @@ class InspectView(QWidget):
 
         self.title = QLabel("select a trained ViT-family run")
         self.title.setStyleSheet("font-weight: 600;")
+        self.title.setWordWrap(True)  # a long run name must not widen the window
         self.checkpoint = QComboBox()
         self.checkpoint.setToolTip("which of the run's kept checkpoints answers")
         self.samples = QListWidget()
@@ -77,6 +78,7 @@ class InspectView(QWidget):
         self.info = QLabel()
         self.info.setWordWrap(True)
         self.source = QLabel("image: none yet")
+        self.source.setWordWrap(True)
         self.source.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.source.setToolTip("the image the model will be asked about")
         save = QPushButton("Save PNG…")
