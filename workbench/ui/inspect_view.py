@@ -110,27 +110,41 @@ class InspectView(QWidget):
         layout.addLayout(actions)
         layout.addWidget(self.info)
         layout.addWidget(self.output, 1)
-        self.show_run(None)
+        self._clear()
 
     # ------------------------------------------------------------------ run
+    def _clear(self) -> None:
+        """No run: nothing of the last one stays on screen (its images, its answer)."""
+        self.run = self.image = self.result = None
+        self.checkpoint.clear()
+        self.samples.clear()
+        for button in (self.reconstruct_button, self.attention_button):
+            button.setEnabled(False)
+        self.mask.hide()
+        self.title.setText("select a trained ViT-family run")
+        self.source.setText("image: none yet")
+        self.info.clear()
+        self.output.set_placeholder("the answer appears here")
+
     def show_run(self, run: Run | None) -> None:
         """Follow the selected run (called on every poll: only a new run or new checkpoints redo work)."""
-        steps = [a.step for a in self.store.artifacts(run.id, "checkpoint")] if run else []
-        shown = [self.checkpoint.itemData(i) for i in range(self.checkpoint.count())]
-        if run is not None and self.run is not None and run.id == self.run.id and steps == shown:
+        if run is None:
+            if self.run is not None:
+                self._clear()
             return
-        new_run = run is None or self.run is None or run.id != self.run.id
+        steps = [a.step for a in self.store.artifacts(run.id, "checkpoint")]
+        shown = [self.checkpoint.itemData(i) for i in range(self.checkpoint.count())]
+        if self.run is not None and run.id == self.run.id and steps == shown:
+            return
+        new_run = self.run is None or run.id != self.run.id
         self.run = run
         self.checkpoint.clear()
         for step in reversed(steps):
             self.checkpoint.addItem(f"step {step}", step)
-        can = config_class(run.method).inspections if run else ()
+        can = config_class(run.method).inspections
         self.reconstruct_button.setEnabled("reconstruct" in can and bool(steps))
         self.attention_button.setEnabled("attention" in can and bool(steps))
         self.mask.setVisible("reconstruct" in can)
-        if run is None:
-            self.title.setText("select a trained ViT-family run")
-            return
         self.title.setText(f"{run.id} · {run.name} ({run.method})" + ("" if can else
                            " — nothing to inspect: attention maps need a ViT-family run")
                            + ("" if steps or not can else " — no checkpoint yet"))
