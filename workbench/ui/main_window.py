@@ -190,7 +190,7 @@ class MainWindow(QMainWindow):
         bar = QToolBar("Runs")
         bar.setMovable(False)
         self.addToolBar(bar)
-        for a in (self.new_action, self.duplicate_action, act.cancel, act.resume, act.delete, act.restore,
+        for a in (self.new_action, self.duplicate_action, act.cancel, act.resume, act.delete, act.restore, act.purge,
                   act.export, act.folder, self.datasets_action, self.studies_action):
             bar.addAction(a)
         bar.addSeparator()
@@ -240,8 +240,9 @@ class MainWindow(QMainWindow):
         if self.studies is not None and self.studies.isVisible():
             self.studies.refresh()
         counts = {s: sum(r.status == s for r in runs) for s in ACTIVE}
-        self.jobs_label.setText(f"{len(runs)} runs in the Trash" if self.runs.showing_trash() else
-                                f"{counts['running']} running · {counts['queued']} queued · {len(runs)} runs")
+        plural = "" if len(runs) == 1 else "s"
+        self.jobs_label.setText(f"{len(runs)} run{plural} in the Trash" if self.runs.showing_trash() else
+                                f"{counts['running']} running · {counts['queued']} queued · {len(runs)} run{plural}")
         self._update_actions()
 
     def selected_runs(self) -> list[Run]:

@@ -67,6 +67,7 @@ class RunActions(QObject):
         self.restore.setEnabled(trash and bool(runs))
         self.restore.setVisible(trash)
         self.purge.setEnabled(trash and bool(runs))
+        self.purge.setVisible(trash)
         self.undo.setEnabled(bool(self.last_trashed))
         self.export.setEnabled(not trash and bool(runs) and runs[-1].status == RunStatus.FINISHED)
         self.folder.setEnabled(bool(runs))
