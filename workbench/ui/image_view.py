@@ -40,6 +40,7 @@ class ZoomImage(QGraphicsView):
         self.setToolTip("wheel or +/- to zoom, drag to pan; double-click: the whole picture / its width")
         self.zoom = 1.0
         self.whole = False  # fitted: the whole picture, or (legible text in tall grids) its width
+        self.fitted = False  # the zoom is fit()'s (re-fitted when the view resizes), not the user's
 
     def set_pixmap(self, pixmap: QPixmap | None, *, keep_zoom: bool = True) -> None:
         """Show `pixmap` (None: the placeholder). The first picture is fitted to the view; later
@@ -56,26 +57,36 @@ class ZoomImage(QGraphicsView):
         self.set_pixmap(None)
 
     def fit(self) -> None:
-        """Fit the picture's width to the view (a tall grid scrolls, its captions stay legible), or
-        with `whole` the whole picture."""
+        """Show the whole picture when it fits at its own size or larger. A picture that would
+        have to shrink (a tall grid of captioned images) is shown at most at its own size and
+        no wider than the view, and scrolls: its captions stay legible. `whole` (double-click)
+        fits all of it regardless."""
         if self.item.pixmap().isNull():
             return
         self.resetTransform()
         rect = self.item.boundingRect()
-        scale = self.viewport().width() / max(rect.width(), 1)
-        if not self.whole and rect.height() * scale > self.viewport().height():  # a vertical bar will take room
-            scale = (self.viewport().width() - self.verticalScrollBar().sizeHint().width()) / max(rect.width(), 1)
-        if self.whole:
-            scale = min(scale, self.viewport().height() / max(rect.height(), 1))
+        width, height = self.viewport().width() / max(rect.width(), 1), self.viewport().height() / max(rect.height(), 1)
+        scale = min(width, height)
+        if scale < 1 and not self.whole:
+            bar = self.verticalScrollBar().sizeHint().width()  # the vertical bar it will need takes room
+            scale = min(1.0, (self.viewport().width() - bar) / max(rect.width(), 1))
         self.zoom = max(0.1, min(scale * 0.98, 8.0))
         self.scale(self.zoom, self.zoom)
         self._filter()
+        self.verticalScrollBar().setValue(self.verticalScrollBar().minimum())  # a tall picture starts at its top
+        self.fitted = True
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self.fitted:  # the layout settled or the window was resized: fit again, unless the user zoomed
+            self.fit()
 
     def zoom_by(self, factor: float) -> None:
         factor = max(0.1, min(self.zoom * factor, 16.0)) / self.zoom
         self.zoom *= factor
         self.scale(factor, factor)
         self._filter()
+        self.fitted = False
 
     def _filter(self) -> None:
         smooth = self.zoom < 1.0

@@ -77,6 +77,8 @@ class InspectView(QWidget):
         self.busy.hide()
         self.info = QLabel()
         self.info.setWordWrap(True)
+        # two lines kept: a wrapped label's height is not passed up through the tab widget
+        self.info.setMinimumHeight(2 * self.info.fontMetrics().lineSpacing() + 4)
         self.source = QLabel("image: none yet")
         self.source.setWordWrap(True)
         self.source.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
