@@ -23,9 +23,9 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from workbench.data.masking import STRATEGIES, make_mask
+from workbench.draw import LABEL_PX, caption, fit, font, labelled_grid
 from workbench.engine.checkpoint import Trained, load_trained
 from workbench.errors import DataError, WorkbenchError
-from workbench.methods.viz import LABEL_PX, caption, fit, font, labelled_grid
 from workbench.store import Store
 
 # perceptually ordered colours for attention heat (dark = ignored, bright = attended)

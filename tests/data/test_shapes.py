@@ -70,12 +70,12 @@ def test_loader_and_transform(home) -> None:
     loader = make_loader(data.train, cfg, train=True)
     images, labels = next(iter(loader))
     assert images.shape == (64, 3, 32, 32) and images.dtype == torch.uint8 and labels.shape == (64,)
-    t = BatchTransform(data.mean, data.std, torch.device("cpu"))
+    t = BatchTransform(data.info.mean, data.info.std, torch.device("cpu"))
     x, y = t(images, labels, train=False)
     assert torch.equal(y, labels)
     assert abs(float(x.mean())) < 0.5 and 0.5 < float(x.std()) < 1.5
-    mean = torch.tensor(data.mean).view(1, 3, 1, 1)
-    std = torch.tensor(data.std).view(1, 3, 1, 1)
+    mean = torch.tensor(data.info.mean).view(1, 3, 1, 1)
+    std = torch.tensor(data.info.std).view(1, 3, 1, 1)
     assert torch.allclose(x * std + mean, images / 255.0, atol=1e-5)
     flipped, _ = t(images, labels, train=True)
     per_image = [torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2)) for i in range(len(x))]

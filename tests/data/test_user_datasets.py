@@ -98,7 +98,7 @@ def test_registered_folder_trains_from_a_decoded_cache(store: Store, tmp_path: P
     assert record.stats["classes"] == ["blue", "grün", "red"] and record.stats["skipped"] == 6
     data = load_data(make_config("vit", "tiny", {"dataset": "photos"}), store)
     assert (len(data.train), len(data.val)) == (27, 9)  # 25 % of each class held out
-    assert data.classes == ["blue", "grün", "red"]
+    assert data.info.classes == ["blue", "grün", "red"]
     images, labels = data.val.__getitems__(list(range(9)))
     assert images.shape == (9, 3, 32, 32) and sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     red = images[labels == 2].float().mean(dim=(0, 2, 3))
@@ -129,7 +129,7 @@ def test_separate_val_folder_and_unlabelled_datasets(store: Store, tmp_path: Pat
     with pytest.raises(ConfigError, match="has no labels"):
         create_run(store, "vit", preset="tiny", overrides=["dataset=loose"])
     data = load_data(make_config("mae", "tiny", {"dataset": "loose"}), store)
-    assert data.classes == [] and len(data.train) + len(data.val) == 36
+    assert data.info.classes == [] and len(data.train) + len(data.val) == 36
     assert set(data.train.labels.tolist()) == {-1}
 
 
@@ -157,7 +157,7 @@ def test_fake_cifar10_loads_in_the_real_layout(store: Store, tmp_path: Path) -> 
     record = registry.register(store, "cifar", "cifar10", tmp_path / "cifar")
     assert record.stats["classes"][:2] == ["airplane", "automobile"] and record.stats["val_images"] == 20
     data = load_data(make_config("vit", "tiny", {"dataset": "cifar"}), store)
-    assert (len(data.train), len(data.val)) == (100, 20) and len(data.classes) == 10
+    assert (len(data.train), len(data.val)) == (100, 20) and len(data.info.classes) == 10
     image, _ = data.train[0]
     expected = first[0].reshape(3, 32, 32)  # planes R, G, B of row 0
     assert np.array_equal(image.numpy(), expected)

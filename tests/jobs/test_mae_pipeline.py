@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from workbench.draw import GRID_SIDE, HEADER_PX
 from workbench.jobs import create_run
 from workbench.jobs.worker import execute
-from workbench.methods.viz import GRID_SIDE, HEADER_PX
 from workbench.store import RunStatus, Store
 
 pytestmark = pytest.mark.slow

@@ -6,10 +6,11 @@ import torch
 
 from tests.conftest import finished_run
 from workbench.config import make_config
+from workbench.data import DataInfo
 from workbench.errors import ConfigError
 from workbench.jobs import create_run
 from workbench.methods import get_method
-from workbench.methods.base import DataInfo, ParentRun
+from workbench.methods.base import ParentRun
 from workbench.methods.mpp import class_colours, color_targets, corrupt
 from workbench.store import Store
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from workbench.config import config_class, make_config
+from workbench.data import DataInfo
 from workbench.engine.optim import build_optimizer
 from workbench.methods import get_method, method_names
-from workbench.methods.base import DataInfo, ParentRun
+from workbench.methods.base import ParentRun
 
 CLASSES = [f"c{i}" for i in range(10)]
 INFO = DataInfo(CLASSES, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 32)

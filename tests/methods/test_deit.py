@@ -8,11 +8,12 @@ import torch
 
 from tests.conftest import finished_run
 from workbench.config import make_config
+from workbench.data import DataInfo
 from workbench.engine.optim import build_optimizer
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import create_run
 from workbench.methods import get_method
-from workbench.methods.base import DataInfo, ParentRun
+from workbench.methods.base import ParentRun
 from workbench.methods.deit import distillation_loss, load_teacher_file
 from workbench.store import RunStatus, Store
 

@@ -8,10 +8,10 @@ from PIL import Image
 
 from tests.conftest import finished_run
 from workbench.data.masking import make_mask
+from workbench.draw import HEADER_PX
 from workbench.errors import WorkbenchError
 from workbench.jobs import create_run
 from workbench.jobs.worker import execute
-from workbench.methods.viz import HEADER_PX
 from workbench.store import Store
 
 pytestmark = pytest.mark.slow

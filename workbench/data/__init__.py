@@ -6,6 +6,7 @@ and preview datasets without it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import ConfigError
@@ -18,6 +19,20 @@ KIND_HELP = {
     "cifar10": "CIFAR-10 python batches (cifar-10-batches-py)",
     "cifar100": "CIFAR-100 python batches (cifar-100-python)",
 }
+
+
+@dataclass
+class DataInfo:
+    """What a method may know about the data (no datasets: those stay with the engine)."""
+
+    classes: list[str]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    image_size: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
 
 
 def dataset_names(store: Any) -> list[str]:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from workbench.config import TrainConfig
-from workbench.data import folders
+from workbench.data import DataInfo, folders
 from workbench.data.registry import resolve
 from workbench.errors import DataError
 
@@ -95,18 +95,11 @@ class FileDataset(Dataset):
 
 @dataclass
 class DataBundle:
-    """What a method needs to know about the data, plus the two splits."""
+    """The two splits, and what a method may know about them."""
 
     train: Dataset
     val: Dataset
-    classes: list[str]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    image_size: int
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
+    info: DataInfo
 
 
 def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
@@ -117,8 +110,8 @@ def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
     else:
         train, val = (FileDataset(source.files[s], cfg.image_size) for s in ("train", "val"))
     meta = source.meta
-    return DataBundle(train=train, val=val, classes=list(meta["classes"]), mean=tuple(meta["mean"]),
-                      std=tuple(meta["std"]), image_size=cfg.image_size)
+    return DataBundle(train=train, val=val, info=DataInfo(list(meta["classes"]), tuple(meta["mean"]),
+                                                          tuple(meta["std"]), cfg.image_size))
 
 
 def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, pin_memory: bool = False, rank: int = 0,

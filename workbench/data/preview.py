@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from workbench.data import cifar, folders, shapes
+from workbench.draw import fit, font
 from workbench.errors import DataError
-from workbench.methods.viz import fit, font
 
 MAX_ROWS = 12
 

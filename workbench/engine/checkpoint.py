@@ -22,7 +22,8 @@ from workbench.errors import WorkbenchError
 from workbench.store import Artifact, Run, Store
 
 if TYPE_CHECKING:
-    from workbench.methods.base import DataInfo, Method, ParentRun
+    from workbench.data import DataInfo
+    from workbench.methods.base import Method, ParentRun
 
 KIND = "checkpoint"
 
@@ -98,8 +99,8 @@ class Trained:
 def load_trained(store: Store, run_id: int, step: int | None = None) -> Trained:
     """The run's whole model (eval mode) from its newest readable checkpoint, or the one at `step`.
     Parent runs only shape the model here: its own checkpoint holds every weight."""
+    from workbench.data import DataInfo
     from workbench.methods import get_method
-    from workbench.methods.base import DataInfo
 
     run = store.get_run(run_id)
     found = Checkpoints(store, run_id).latest_readable(step)
@@ -114,8 +115,7 @@ def load_trained(store: Store, run_id: int, step: int | None = None) -> Trained:
     else:  # checkpoints from before the data description was stored in them
         from workbench.data.loading import load_data
 
-        bundle = load_data(cfg, store)
-        data = DataInfo(bundle.classes, bundle.mean, bundle.std, bundle.image_size)
+        data = load_data(cfg, store).info
     method = get_method(run.method)(cfg, data, parent_runs(store, run_id, weights=False))
     model = method.build()
     model.load_state_dict(state["model"])

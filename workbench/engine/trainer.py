@@ -34,7 +34,7 @@ from workbench.engine.optim import build_optimizer, warmup_cosine
 from workbench.engine.reporter import Reporter
 from workbench.errors import DataError, WorkbenchError
 from workbench.methods import get_method
-from workbench.methods.base import DataInfo, Method
+from workbench.methods.base import Method
 from workbench.store import RunStatus, Store
 
 SNAPSHOT_IMAGES = 16
@@ -94,7 +94,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
         f"precision {amp or torch.float32}; loading data")
     data = load_data(cfg, store)
-    info = DataInfo(data.classes, data.mean, data.std, data.image_size)
+    info = data.info
     method: Method = get_method(run.method)(cfg, info, parent_runs(store, run_id, weights=True))
     model = method.build().to(device)
     memory_format = torch.channels_last if wants_channels_last(model, device) else torch.contiguous_format
@@ -131,7 +131,7 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
         log(f"model: {params:,} trained parameters ({sum(p.numel() for p in model.parameters()):,} in all)"
             + (f"; {ranks.world} processes, {cfg.batch_size // ranks.world} images each per step"
                if ranks.world > 1 else ""))
-    transform = BatchTransform(data.mean, data.std, device, cfg.augment, cfg.mixup, data.num_classes)
+    transform = BatchTransform(info.mean, info.std, device, cfg.augment, cfg.mixup, info.num_classes)
     snap_batch = _fixed_batch(data, cfg, transform, device)
 
     def save_checkpoint() -> None:

@@ -27,10 +27,10 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from workbench.data import DataInfo
 from workbench.engine.checkpoint import load_trained
 from workbench.errors import WorkbenchError
 from workbench.export import CARD, FILES, FORMATS
-from workbench.methods.base import DataInfo
 from workbench.store import Run, RunStatus, Store
 
 TOLERANCE = 1e-4  # fp32 max abs difference the reloaded model may show

@@ -17,22 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.config import TrainConfig
+from workbench.data import DataInfo
 
 Batch = tuple[Tensor, Tensor]
-
-
-@dataclass
-class DataInfo:
-    """What a method may know about the data (no datasets: those stay with the engine)."""
-
-    classes: list[str]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    image_size: int
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
 
 @dataclass
@@ -158,7 +145,7 @@ class ClassifierMethod(Method):
 
     @torch.no_grad()
     def snapshot(self, model: nn.Module, batch: Batch) -> dict[str, np.ndarray]:
-        from workbench.methods.viz import prediction_grid
+        from workbench.draw import prediction_grid
 
         images, labels = batch
         probs = model(images).float().softmax(-1)

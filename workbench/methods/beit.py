@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.config import BeitConfig
+from workbench.draw import labelled_grid
 from workbench.methods.base import Batch, MaskedMethod, load_parent_module
 from workbench.methods.dvae import DiscreteVAE
 from workbench.methods.vit import MaskedTokenEncoder
-from workbench.methods.viz import labelled_grid
 
 SNAPSHOT_IMAGES = 8
 

@@ -20,6 +20,7 @@ from timm.models.deit import VisionTransformerDistilled
 from torch import Tensor, nn
 
 from workbench.config import DeitConfig
+from workbench.draw import BAD, GOOD, LABEL_PX, fit_name, font, tile, upscale
 from workbench.errors import WorkbenchError
 from workbench.methods.base import (
     Batch,
@@ -29,7 +30,6 @@ from workbench.methods.base import (
     param_groups,
 )
 from workbench.methods.vit import build_vit
-from workbench.methods.viz import BAD, GOOD, LABEL_PX, fit_name, font, tile, upscale
 
 REPORT_IMAGES = 16
 

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.config import DvaeConfig
+from workbench.draw import labelled_grid
 from workbench.methods.base import Batch, Method
-from workbench.methods.viz import labelled_grid
 
 SNAPSHOT_IMAGES = 8
 

@@ -16,9 +16,9 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from workbench.config import MaeConfig
+from workbench.draw import MASK_GREY, labelled_grid
 from workbench.methods.base import Batch, MaskedMethod
 from workbench.methods.vit import build_vit, freeze_sincos_2d, patchify, unpatchify
-from workbench.methods.viz import MASK_GREY, labelled_grid
 
 SNAPSHOT_IMAGES = 8
 

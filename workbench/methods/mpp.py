@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.config import MppConfig
+from workbench.draw import labelled_grid
 from workbench.methods.base import Batch, MaskedMethod
 from workbench.methods.vit import MaskedTokenEncoder, patchify, unpatchify
-from workbench.methods.viz import labelled_grid
 
 LEVELS = 8  # 3 bits per channel
 SNAPSHOT_IMAGES = 8

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.data.masking import STRATEGIES, make_mask
-from workbench.methods.viz import MASK_GREY
+from workbench.draw import MASK_GREY
 from workbench.ui.image_view import to_pixmap
 
 DISPLAY = 96  # pixels per previewed image

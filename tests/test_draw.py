@@ -4,7 +4,7 @@ ellipsis (never mid-glyph), and a confidence never cut off by a long class name.
 import numpy as np
 from PIL import ImageFont
 
-from workbench.methods.viz import HEADER_PX, LABEL_PX, fit, fit_name, font, labelled_grid, wrap
+from workbench.draw import HEADER_PX, LABEL_PX, fit, fit_name, font, labelled_grid, wrap
 
 
 def _ink_rows(strip: np.ndarray) -> int:

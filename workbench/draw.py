@@ -1,4 +1,5 @@
-"""Small image helpers the methods' snapshots share (numpy + Pillow only)."""
+"""Small image helpers the methods' snapshots, the data previews, the GUI and `inspect` share
+(numpy + Pillow only: a leaf every layer may use)."""
 
 from __future__ import annotations
 
