@@ -19,8 +19,8 @@ def bench_store() -> Any:
 def train_tiny(store: Any, method: str, overrides: list[str], parents: dict[str, int] | None = None,
                name: str = "") -> int:
     """Create a run from the method's tiny preset, train it to the end; its id."""
+    from workbench.engine.execute import execute
     from workbench.jobs import create_run
-    from workbench.jobs.worker import execute
     from workbench.store import RunStatus
 
     run = create_run(store, method, preset="tiny", overrides=overrides, parents=parents, name=name)

@@ -78,14 +78,14 @@ def workbench_run(steps: int, method: str = "vit", overrides: tuple[str, ...] = 
     from Start to its first metric row, worker start-up and data loading included)."""
     from workbench.jobs import Runner, create_run
     from workbench.store import RunStatus, Store
+    from workbench.studies import wait_for
 
     store = Store()
     run = create_run(store, method, preset="tiny",
                      overrides=[*(f"{k}={v}" for k, v in {**CONFIG, "max_steps": steps}.items()), *overrides])
     runner = Runner(store)
     started = time.time()
-    runner.start(run.id)
-    status = runner.wait(run.id, interval=1.0)
+    status = wait_for(store, runner, run.id, interval=1.0)  # its first tick starts the run
     if status != RunStatus.FINISHED:
         raise SystemExit(f"workbench run ended {status}: {store.get_run(run.id).error}")
     rows = {step: wall for _, step, _, _, _, wall in store.metrics(run.id, key="train/loss")}

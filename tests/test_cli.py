@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from workbench.engine.execute import execute
 from workbench.jobs import create_run
-from workbench.jobs.worker import execute
 from workbench.store import Store
 
 

@@ -124,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     remove = ds_sub.add_parser("remove", help="forget a dataset (its files stay where they are)")
     remove.add_argument("name")
 
+    lim = sub.add_parser("limit", help="show or set how many runs train at once on this machine")
+    lim.add_argument("runs", type=int, nargs="?", help="the new limit (every scheduler of this store obeys it)")
+    lim.set_defaults(func=cmd_limit)
+
     d = sub.add_parser("methods", help="methods, presets and config fields with their help")
     d.add_argument("method", nargs="?", help="only this method")
     d.add_argument("--json", action="store_true")
@@ -218,12 +222,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _launch(store: Store, run_id: int, wait: bool) -> int:
+    """Let the scheduler start the run now if the host's limit allows (else it waits in the queue
+    and starts when a run ends); with `wait`, follow it to its end."""
+    from workbench.studies import tick
+
     runner = Runner(store)
-    runner.start(run_id)
+    tick(store, runner)
     print(run_id, flush=True)
     if not wait:
-        print(f"run {run_id} started; `workbench show {run_id}` follows it, log: {log_path(run_id)}",
-              file=sys.stderr)
+        if store.get_run(run_id).status == RunStatus.QUEUED:
+            print(f"run {run_id} queued: {store.max_concurrent()} runs are training on this machine "
+                  f"(`workbench limit` shows or sets how many); it starts when one ends", file=sys.stderr)
+        else:
+            print(f"run {run_id} started; `workbench show {run_id}` follows it, log: {log_path(run_id)}",
+                  file=sys.stderr)
         return 0
     status = _follow(store, runner, run_id)
     run = store.get_run(run_id)
@@ -249,13 +261,23 @@ def _follow(store: Store, runner: Runner, run_id: int) -> RunStatus:
                          if k in ("train/loss", config_class(run.method).key_metric)}, refresh=False)
         bar.refresh()
 
+    from workbench.studies import wait_for
+
     try:
-        return runner.wait(run_id, on_poll=update)
+        return wait_for(store, runner, run_id, on_poll=update)
     except KeyboardInterrupt:
         print(f"\ndetached; run {run_id} goes on (`workbench cancel {run_id}` stops it)", file=sys.stderr)
         raise
     finally:
         bar.close()
+
+
+def cmd_limit(args: argparse.Namespace) -> int:
+    store = Store()
+    if args.runs is not None:
+        store.set_max_concurrent(args.runs)
+    print(store.max_concurrent())
+    return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -378,9 +400,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     store = Store()
     if args.action == "add":
+        if args.download:
+            if args.kind not in ("cifar10", "cifar100"):
+                raise WorkbenchError(f"--download fetches cifar10 or cifar100, not {args.kind}")
+            from workbench.data.download import download_cifar
+
+            download_cifar(args.kind, Path(args.path))
         record = registry.register(store, args.name, args.kind, Path(args.path),
-                                   val_path=Path(args.val) if args.val else None, val_fraction=args.val_fraction,
-                                   download=args.download)
+                                   val_path=Path(args.val) if args.val else None, val_fraction=args.val_fraction)
         return _print_dataset(record, args.json)
     if args.action == "show":
         record = store.get_dataset(args.name)
@@ -483,15 +510,14 @@ def _follow_study(store: Store, study_id: int, wait: bool) -> int:
 
     from workbench import studies
 
-    study = store.get_study(study_id)
+    runner = Runner(store)
     if not wait:
-        studies.start_queued(store, study_id)
+        studies.tick(store, runner)  # the first runs; each run's end starts the next
         return 0
-    runner = Runner(store, max_concurrent=study.parallel)
     seen: dict[int, str] = {}
     try:
         while True:
-            runner.poll()
+            studies.tick(store, runner)
             view = studies.overview(store, study_id)
             for member in view.members:
                 run = view.run_of(member)

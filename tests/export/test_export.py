@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.export.roundtrip import reload_and_compare
+from workbench.engine.execute import execute
 from workbench.errors import WorkbenchError
 from workbench.export import CARD, FORMATS, exporter
 from workbench.export.exporter import export_run
 from workbench.jobs import create_run
-from workbench.jobs.worker import execute
 from workbench.store import Store
 
 pytestmark = pytest.mark.slow

@@ -7,9 +7,9 @@ import pytest
 
 from tests.export.roundtrip import reload_and_compare
 from workbench.config import ConfigError, make_config
+from workbench.engine.execute import execute
 from workbench.export.exporter import export_run
 from workbench.jobs import create_run
-from workbench.jobs.worker import execute
 from workbench.store import RunStatus, Store
 
 pytestmark = pytest.mark.slow

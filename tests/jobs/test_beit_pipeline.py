@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from workbench.engine.checkpoint import load_trained
+from workbench.engine.execute import execute
 from workbench.jobs import create_run
-from workbench.jobs.worker import execute
 from workbench.store import RunStatus, Store
 
 pytestmark = pytest.mark.slow

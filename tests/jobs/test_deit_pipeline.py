@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from workbench.engine.execute import execute
 from workbench.jobs import create_run
-from workbench.jobs.worker import execute
 from workbench.store import RunStatus, Store
 
 pytestmark = pytest.mark.slow

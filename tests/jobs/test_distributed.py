@@ -12,6 +12,7 @@ from workbench.engine.checkpoint import Checkpoints
 from workbench.jobs import create_run
 from workbench.jobs.runner import Runner, is_worker_alive, log_path
 from workbench.store import RunStatus, Store
+from workbench.studies import scheduler
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +22,10 @@ SAME = ["max_steps=30", "eval_every=15", "log_every=10", "checkpoint_every=15", 
 def test_two_gloo_processes_train_like_one(store: Store) -> None:
     single = create_run(store, "vit", preset="tiny", overrides=SAME)
     double = create_run(store, "vit", preset="tiny", overrides=[*SAME, "nproc=2"])
-    runner = Runner(store, max_concurrent=1)
-    for run in (double, single):
-        runner.start(run.id)
-        assert runner.wait(run.id, timeout=300) == RunStatus.FINISHED, store.get_run(run.id).error
+    store.set_max_concurrent(1)  # one after the other
+    runner = Runner(store)
+    for run in (single, double):
+        assert scheduler.wait_for(store, runner, run.id, timeout=300) == RunStatus.FINISHED, store.get_run(run.id).error
 
     log = log_path(double.id).read_text()
     assert "2 processes through torchrun" in log and "2 processes, 32 images each per step" in log
@@ -47,8 +48,8 @@ def test_processes_must_share_the_batch_equally() -> None:
 
 def test_cancelling_a_two_process_run_checkpoints_and_stops_both(store: Store) -> None:
     run = create_run(store, "vit", preset="tiny", overrides=["nproc=2", "eval_every=100000"])
-    runner = Runner(store, max_concurrent=1)
-    runner.start(run.id)
+    runner = Runner(store)
+    scheduler.tick(store, runner)
     wait_for(lambda: store.get_run(run.id).step >= 20)
     pid = store.get_run(run.id).pid
     assert runner.cancel(run.id, grace=30) == RunStatus.CANCELLED
@@ -56,7 +57,7 @@ def test_cancelling_a_two_process_run_checkpoints_and_stops_both(store: Store) -
     assert row.error is None and not is_worker_alive(pid, run.id)
     _, art = Checkpoints(store, run.id).latest_readable()
     assert art.step == row.step >= 20  # the step all ranks stopped after
-    left = [p for p in Path("/proc").glob("[0-9]*") if _worker_args(p) == ["-m", "workbench.jobs.worker", str(run.id)]]
+    left = [p for p in Path("/proc").glob("[0-9]*") if _worker_args(p) == ["-m", "workbench.worker", str(run.id)]]
     assert left == []  # no rank left behind
 
 

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from workbench.draw import GRID_SIDE, HEADER_PX
+from workbench.engine.execute import execute
 from workbench.jobs import create_run
-from workbench.jobs.worker import execute
 from workbench.store import RunStatus, Store
 
 pytestmark = pytest.mark.slow

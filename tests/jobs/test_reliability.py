@@ -12,10 +12,11 @@ import pytest
 
 from tests.conftest import wait_for
 from workbench.engine import checkpoint
+from workbench.engine.execute import execute
 from workbench.jobs import create_run
 from workbench.jobs.runner import Runner, is_worker_alive, resume_run
-from workbench.jobs.worker import execute
 from workbench.store import RunStatus, Store
+from workbench.studies import scheduler
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +25,15 @@ import sys, time
 from workbench.jobs import create_run
 from workbench.jobs.runner import Runner
 from workbench.store import Store
+from workbench.studies import tick
 store = Store()
-runner = Runner(store, max_concurrent=2)
+store.set_max_concurrent(2)
+runner = Runner(store)
 for steps in sys.argv[1:]:
     run = create_run(store, "vit", preset="tiny", overrides=[f"max_steps={steps}", "eval_every=50"])
-    runner.start(run.id)
     print(run.id, flush=True)
 while True:
-    runner.poll()
+    tick(store, runner)
     time.sleep(0.2)
 """
 
@@ -48,18 +50,19 @@ def test_killed_window_leaves_workers_running_and_a_new_runner_reattaches(store:
     os.killpg(pids[victim], signal.SIGKILL)  # and one of them dies while no window watches
 
     queued = create_run(store, "vit", preset="tiny", overrides=["max_steps=5", "eval_every=5"])
-    runner = Runner(store, max_concurrent=1)  # a window opened again
+    store.set_max_concurrent(1)
+    runner = Runner(store)  # a window opened again
 
     def victim_found() -> bool:
-        runner.poll()
+        scheduler.tick(store, runner)
         return store.get_run(victim).status == RunStatus.INTERRUPTED
     wait_for(victim_found, timeout=30)
     assert "workbench resume" in store.get_run(victim).error
-    runner.poll()
+    scheduler.tick(store, runner)
     assert store.get_run(survivor).status == RunStatus.RUNNING  # re-attached, not marked lost
     assert store.get_run(queued.id).status == RunStatus.QUEUED  # the adopted worker fills the one slot
-    assert runner.wait(survivor, timeout=180) == RunStatus.FINISHED
-    assert runner.wait(queued.id, timeout=180) == RunStatus.FINISHED
+    assert scheduler.wait_for(store, runner, survivor, timeout=180) == RunStatus.FINISHED
+    assert scheduler.wait_for(store, runner, queued.id, timeout=180) == RunStatus.FINISHED
     steps = [r[1] for r in store.metrics(survivor, key="val/top1")]
     assert steps == [50, 100, 150, 200, 250, 300]  # nothing reported was lost across the window's death
 

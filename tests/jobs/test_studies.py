@@ -15,9 +15,9 @@ import pytest
 
 from tests.conftest import wait_for
 from workbench.config import make_config
+from workbench.engine.execute import execute
 from workbench.errors import ConfigError
 from workbench.jobs import Runner
-from workbench.jobs.worker import execute
 from workbench.store import SCHEMA_VERSION, RunStatus, Store
 from workbench.studies import (
     TEMPLATES,
@@ -28,7 +28,6 @@ from workbench.studies import (
     advance,
     cancel_study,
     create_study,
-    on_run_end,
     overview,
     parse_sweep,
     plan,
@@ -37,9 +36,11 @@ from workbench.studies import (
     seed_means,
     sweep_spec,
     template_spec,
+    tick,
     to_csv,
     to_markdown,
 )
+from workbench.studies import wait_for as wait_for_run
 
 QUICK = {"max_steps": 2}
 
@@ -105,8 +106,8 @@ def test_a_failed_first_stage_marks_the_second_not_started_with_the_reason(store
     study = create_study(store, spec)
     first = store.study_members(study.id)[0]
     runner = Runner(store)
-    assert runner.wait(first.run_id, timeout=120) == RunStatus.FAILED
-    runner.poll()
+    assert wait_for_run(store, runner, first.run_id, timeout=120) == RunStatus.FAILED
+    tick(store, runner, run_ended=True)
     second = store.study_members(study.id)[1]
     assert second.state == "blocked" and second.run_id is None
     assert second.note.startswith(f"not started: its encoder, run {first.run_id}, failed")
@@ -286,7 +287,7 @@ def test_a_run_that_ends_starts_studies_waiting_on_it_as_an_existing_parent(stor
     assert all(m.run_id is None and m.note == f"waiting for its encoder, run {encoder.id} (queued)"
                for m in store.study_members(study.id))
     assert quiet(store, encoder.id) == RunStatus.FINISHED
-    started = on_run_end(store, encoder.id)  # what the encoder's worker does as it ends
+    started = tick(store, Runner(store), run_ended=True, reap=False)  # what the encoder's worker does as it ends
     members = store.study_members(study.id)
     assert sorted(started) == sorted(m.run_id for m in members)  # both queued and started (parallel 2)
     assert all(store.parents(m.run_id)["encoder"].id == encoder.id for m in members)

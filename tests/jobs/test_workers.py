@@ -13,6 +13,7 @@ from tests.conftest import wait_for
 from workbench.jobs import Runner, cancel_run, create_run, reconcile
 from workbench.jobs.runner import is_worker_alive, log_path
 from workbench.store import RunStatus, Store
+from workbench.studies import scheduler
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +37,11 @@ def test_cli_tiny_vit_run_finishes_clearly_above_chance(cli, store: Store) -> No
 def test_sigkill_keeps_flushed_metrics_and_resume_finishes(cli, store: Store) -> None:
     run = create_run(store, "vit", preset="tiny", overrides=["epochs=2", "checkpoint_every=20", "log_every=5"])
     runner = Runner(store)
-    runner.start(run.id)
+    scheduler.tick(store, runner)
     wait_for(lambda: store.get_run(run.id).step >= 45 and store.latest_artifact(run.id, "checkpoint") is not None)
     flushed = store.metrics(run.id)
     os.kill(store.get_run(run.id).pid, signal.SIGKILL)
-    wait_for(lambda: runner.poll() and store.get_run(run.id).status != RunStatus.RUNNING, timeout=30)
+    wait_for(lambda: runner.reap() and store.get_run(run.id).status != RunStatus.RUNNING, timeout=30)
     killed = store.get_run(run.id)
     assert killed.status == RunStatus.INTERRUPTED and "SIGKILL" in killed.error
     after = store.metrics(run.id)
@@ -58,11 +59,12 @@ def test_sigkill_keeps_flushed_metrics_and_resume_finishes(cli, store: Store) ->
 def test_two_runs_at_once_both_finish_without_lock_errors(store: Store) -> None:
     runs = [create_run(store, "vit", preset="tiny", overrides=["max_steps=60", "log_every=1", "eval_every=20"])
             for _ in range(2)]
-    runner = Runner(store, max_concurrent=2)
-    runner.poll()  # starts both queued runs
+    store.set_max_concurrent(2)
+    runner = Runner(store)
+    scheduler.tick(store, runner)  # starts both queued runs
     assert set(runner.procs) == {r.id for r in runs}
     for r in runs:
-        assert runner.wait(r.id, timeout=180) == RunStatus.FINISHED
+        assert scheduler.wait_for(store, runner, r.id, timeout=180) == RunStatus.FINISHED
     a, b = (store.get_run(r.id) for r in runs)
     assert b.started_at < a.finished_at  # they really overlapped
     for r in runs:
@@ -73,7 +75,7 @@ def test_two_runs_at_once_both_finish_without_lock_errors(store: Store) -> None:
 def test_cancel_stops_the_worker_and_keeps_a_checkpoint(store: Store) -> None:
     run = create_run(store, "vit", preset="tiny")
     runner = Runner(store)
-    runner.start(run.id)
+    scheduler.tick(store, runner)
     wait_for(lambda: store.get_run(run.id).step >= 10)
     pid = store.get_run(run.id).pid
     assert runner.cancel(run.id) == RunStatus.CANCELLED

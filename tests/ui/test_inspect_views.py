@@ -9,9 +9,9 @@ from PIL import Image
 from tests.conftest import finished_run
 from workbench.data.masking import make_mask
 from workbench.draw import HEADER_PX
+from workbench.engine.execute import execute
 from workbench.errors import WorkbenchError
 from workbench.jobs import create_run
-from workbench.jobs.worker import execute
 from workbench.store import Store
 
 pytestmark = pytest.mark.slow

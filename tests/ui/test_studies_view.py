@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.ui.conftest import answer_next_box
-from workbench.jobs.worker import execute
+from workbench.engine.execute import execute
 from workbench.store import RunStatus, Store
 from workbench.studies import create_study, overview, results, sweep_spec, to_csv
 from workbench.ui.main_window import MainWindow

@@ -1,8 +1,8 @@
 """CIFAR-10 and CIFAR-100 in their standard python-pickle batch layout, from a local folder.
 
 The batch files are pickles, so they are read with an unpickler that accepts nothing but
-numpy arrays and plain containers: a tampered file cannot run code. When asked (and online),
-torchvision downloads the archive; offline, the error says where to put the files.
+numpy arrays and plain containers: a tampered file cannot run code. Downloading is
+`workbench.data.download`'s (torchvision's, so not here: the GUI reads this module).
 """
 
 from __future__ import annotations
@@ -43,25 +43,16 @@ def read_batch(path: Path) -> dict:
         raise DataError(f"{path} is not a readable CIFAR batch file ({exc})") from None
 
 
-def batches_folder(kind: str, root: Path, download: bool = False) -> Path:
+def batches_folder(kind: str, root: Path) -> Path:
     """The folder holding the batch files: `root` itself or its standard subfolder."""
     layout = LAYOUT[kind]
     root = Path(root).expanduser()
     for folder in (root / layout["folder"], root):
         if all((folder / name).is_file() for name in layout["train"] + layout["val"] + [layout["meta"]]):
             return folder
-    if download:
-        try:
-            import torchvision
-
-            dataset_class = torchvision.datasets.CIFAR10 if kind == "cifar10" else torchvision.datasets.CIFAR100
-            dataset_class(str(root), train=True, download=True)
-            return root / layout["folder"]
-        except Exception as exc:  # URLError, socket errors, a bad archive: all mean "not downloaded"
-            raise DataError(f"{kind} could not be downloaded ({type(exc).__name__}: {exc}); this machine may be "
-                            f"offline. Download {layout['url']} yourself and extract it into {root}") from None
     raise DataError(f"no {kind} batch files in {root}: it should contain {layout['folder']}/ with "
-                    f"{', '.join(layout['train'][:2])}… (extract {layout['url']} there, or allow the download)")
+                    f"{', '.join(layout['train'][:2])}… (extract {layout['url']} there, or "
+                    f"`workbench datasets add NAME {root} --kind {kind} --download` when online)")
 
 
 def read_split(kind: str, folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -25,7 +25,7 @@ CACHE_LIMIT_BYTES = 4 * 1024 ** 3  # decoded images above this are read from the
 
 
 def register(store: Any, name: str, kind: str, path: Path, *, val_path: Path | None = None,
-             val_fraction: float = 0.1, download: bool = False) -> Any:
+             val_fraction: float = 0.1) -> Any:
     """Check the dataset (scan every image, or find the CIFAR batches) and record it."""
     name = name.strip()
     if not name or name in BUILTIN_DATASETS or any(c in name for c in "/\\:"):
@@ -36,7 +36,7 @@ def register(store: Any, name: str, kind: str, path: Path, *, val_path: Path | N
         raise ConfigError("val_fraction", f"{val_fraction} is outside (0, 0.9)")
     path = Path(path).expanduser().resolve()
     if kind in cifar.LAYOUT:
-        folder = cifar.batches_folder(kind, path, download)
+        folder = cifar.batches_folder(kind, path)
         _, labels, classes = cifar.read_split(kind, folder, "val")
         stats = {"classes": classes, "images": None, "val_images": int(len(labels)), "skipped": 0, "problems": []}
     else:

@@ -1,4 +1,4 @@
-"""Worker processes: one plain OS process per run (`python -m workbench.jobs.worker RUN_ID`).
+"""Worker processes: one plain OS process per run (`python -m workbench.worker RUN_ID`).
 
 A process, never a thread, so a CUDA crash or an out-of-memory kill takes down only its run.
 Workers start in their own session (their own process group): the GUI or CLI that started
@@ -17,13 +17,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 from workbench import paths
 from workbench.errors import WorkbenchError
 from workbench.store import RESUMABLE, Run, RunStatus, Store
 
-WORKER_MODULE = "workbench.jobs.worker"
+WORKER_MODULE = "workbench.worker"
+WORKER_MODULES = (WORKER_MODULE, "workbench.jobs.worker")  # a worker started by an earlier build is one too
 LOG_NAME = "worker.log"
 
 
@@ -42,7 +42,8 @@ def is_worker_alive(pid: int | None, run_id: int) -> bool:
             args = (proc / "cmdline").read_bytes().split(b"\0")
         except (FileNotFoundError, ProcessLookupError, IndexError):
             return False
-        return state not in ("Z", "X") and WORKER_MODULE.encode() in args and str(run_id).encode() in args
+        return (state not in ("Z", "X") and any(m.encode() in args for m in WORKER_MODULES)
+                and str(run_id).encode() in args)
     try:  # no /proc (macOS, Windows): the pid exists, which is the best we can tell
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError, OSError):
@@ -148,23 +149,20 @@ def pick_gpu(total: int, running: list[Run]) -> int | None:
 
 
 class Runner:
-    """Starts queued runs as worker processes (at most `max_concurrent` at once) and watches them.
+    """Launches the worker processes of claimed runs and watches the ones it launched.
 
-    Call `poll()` regularly (the GUI does from a timer; `wait` does in a loop).
+    It decides nothing: which queued run starts, and when, is the scheduler's
+    (`workbench.studies.scheduler.tick`), which claims a run in the store and hands it here.
     """
 
-    def __init__(self, store: Store, max_concurrent: int = 2) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.max_concurrent = max_concurrent
         self.procs: dict[int, subprocess.Popen] = {}
         self._next_check = 0.0
-        self._gpus: int | None = None  # counted at the first start
+        self._gpus: int | None = None  # counted at the first launch
 
-    def start(self, run_id: int) -> bool:
-        """Claim a queued run and launch its worker; False if someone else claimed it first."""
-        if not self.store.transition(run_id, RunStatus.RUNNING, only_from=[RunStatus.QUEUED],
-                                     started_at=time.time(), host=socket.gethostname(), pid=None):
-            return False
+    def launch(self, run_id: int) -> None:
+        """Start the worker of a run the scheduler has just claimed (status running, no pid yet)."""
         inside_torchrun = "RANK" in os.environ  # whose OMP_NUM_THREADS was cut to cores / nproc
         env = {k: v for k, v in os.environ.items()
                if k not in INHERITED_NOT and not (inside_torchrun and k == "OMP_NUM_THREADS")}
@@ -190,13 +188,11 @@ class Runner:
                 raise WorkbenchError(f"could not start a worker for run {run_id}: {exc}") from exc
         self.store.update_run(run_id, pid=proc.pid)
         self.procs[run_id] = proc
-        return True
 
-    def poll(self) -> list[int]:
-        """Reap exited workers (marking silent deaths), queue the study runs whose parents have
-        finished, and start queued runs; ids whose status changed."""
-        from workbench.studies import advance
-
+    def reap(self) -> list[int]:
+        """Record the end of workers that exited without saying so (their exit code tells how),
+        and, every few seconds, of workers on this host it did not launch (a closed window's, the
+        CLI's); the ids whose status changed."""
         changed = []
         for run_id, proc in list(self.procs.items()):
             code = proc.poll()
@@ -210,22 +206,9 @@ class Runner:
             else:
                 status, error = RunStatus.FAILED, f"the worker {exit_reason(code)}:\n{log_tail(run_id)}"
             self.store.transition(run_id, status, only_from=[RunStatus.RUNNING], error=error, finished_at=time.time())
-        # workers this runner did not start (by a window that was closed or killed, or the CLI):
-        # they count against the limit, and one that dies silently is marked interrupted
-        host = socket.gethostname()
-        adopted = [r for r in self.store.list_runs(status=RunStatus.RUNNING)
-                   if r.id not in self.procs and r.host in (None, host)]
-        if adopted and time.monotonic() >= self._next_check:
+        if time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + ADOPTED_CHECK_S
-            lost = reconcile(self.store)
-            changed += lost
-            adopted = [r for r in adopted if r.id not in lost]
-        changed += advance(self.store)
-        free = self.max_concurrent - len(self.procs) - len(adopted)
-        if free > 0:
-            for run in self.store.list_runs(status=RunStatus.QUEUED)[:free]:
-                if self.start(run.id):
-                    changed.append(run.id)
+            changed += reconcile(self.store)
         return changed
 
     def cancel(self, run_id: int, grace: float = 10.0) -> RunStatus:
@@ -234,21 +217,3 @@ class Runner:
         if proc is not None:
             proc.wait()
         return status
-
-    def wait(self, run_id: int, timeout: float | None = None, interval: float = 0.5,
-             on_poll: Callable[[Run], None] | None = None) -> RunStatus:
-        """Poll until the run reaches a final status; `on_poll` sees the run row each time."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self.poll()
-            run = self.store.get_run(run_id)
-            if on_poll:
-                on_poll(run)
-            status = RunStatus(run.status)
-            if status.is_final:
-                return status
-            if run_id not in self.procs and status == RunStatus.RUNNING and not is_worker_alive(run.pid, run_id):
-                reconcile(self.store)
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} still {status} after {timeout} s")
-            time.sleep(interval)

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from sqlalchemy import delete, func, insert, inspect, select, update
+from sqlalchemy import delete, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from workbench import paths
 from workbench.errors import StoreError
@@ -37,6 +37,8 @@ from workbench.store.schema import (
 )
 
 MetricRow = tuple[int, int, float, str, float, float]  # id, step, epoch, key, value, wall_time
+MAX_CONCURRENT = "max_concurrent"
+DEFAULT_MAX_CONCURRENT = 2
 
 
 class Store:
@@ -87,6 +89,20 @@ class Store:
                 MIGRATIONS[v](conn)
             if version != SCHEMA_VERSION:
                 conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+
+    # --------------------------------------------------------------- settings
+    def max_concurrent(self) -> int:
+        """How many runs may train at once on one host (every scheduler of this store obeys it)."""
+        with self.session() as s:
+            value = s.scalar(select(Meta.value).where(Meta.key == MAX_CONCURRENT))
+        return int(value) if value else DEFAULT_MAX_CONCURRENT
+
+    def set_max_concurrent(self, limit: int) -> None:
+        if limit < 1:
+            raise StoreError(f"the limit of concurrent runs must be at least 1, not {limit}")
+        with self.session() as s:
+            if s.execute(update(Meta).where(Meta.key == MAX_CONCURRENT).values(value=str(limit))).rowcount == 0:
+                s.add(Meta(key=MAX_CONCURRENT, value=str(limit)))
 
     def schema_version(self) -> int:
         with self.session() as s:
@@ -148,6 +164,34 @@ class Store:
             result = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(list(only_from)))
                                .values(status=to, **values))
             return result.rowcount == 1
+
+    def claim_run(self, run_id: int, *, host: str, limit: int, study_id: int | None = None,
+                  study_limit: int | None = None) -> bool:
+        """Mark a queued run running on `host`, only while fewer than `limit` runs run on that host
+        (and, for a study's run, fewer than `study_limit` of that study's runs run anywhere). One
+        UPDATE, so the count and the claim cannot be split by another scheduler. True if claimed."""
+        running_here = (select(func.count()).select_from(Run)
+                        .where(Run.status == RunStatus.RUNNING, or_(Run.host == host, Run.host.is_(None)))
+                        .scalar_subquery())
+        query = update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.trashed_at.is_(None),
+                                  running_here < limit)
+        if study_id is not None and study_limit is not None:
+            others = aliased(Run)
+            running_in_study = (select(func.count()).select_from(StudyMember)
+                                .join(others, others.id == StudyMember.run_id)
+                                .where(StudyMember.study_id == study_id, others.status == RunStatus.RUNNING)
+                                .scalar_subquery())
+            query = query.where(running_in_study < study_limit)
+        with self.session() as s:
+            claimed = s.execute(query.values(status=RunStatus.RUNNING, started_at=time.time(), host=host, pid=None,
+                                             error=None))
+            return claimed.rowcount == 1
+
+    def running_on(self, host: str) -> int:
+        """How many runs run on `host` (or on no recorded host)."""
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(Run).where(
+                Run.status == RunStatus.RUNNING, or_(Run.host == host, Run.host.is_(None))))
 
     def set_trashed(self, run_ids: Sequence[int], trashed: bool) -> list[int]:
         """Move finished, failed, cancelled or interrupted runs to the Trash (or back); the ids

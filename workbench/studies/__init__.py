@@ -24,12 +24,14 @@ from workbench.studies.results import (
 from workbench.studies.scheduler import (
     advance,
     cancel_study,
-    on_run_end,
     resume_study,
     start_queued,
+    tick,
+    wait_for,
 )
 from workbench.studies.templates import FOLLOW_UPS, TEMPLATES, sweep_spec, template_spec
 
 __all__ = ["FOLLOW_UPS", "TEMPLATES", "Column", "Overview", "Stage", "StudySpec", "Table", "advance", "cancel_study",
-           "common_overrides", "create_study", "grid", "on_run_end", "overview", "parse_sweep", "plan", "results",
-           "point_values", "resume_study", "seed_means", "start_queued", "sweep_spec", "template_spec", "to_csv", "to_markdown"]
+           "common_overrides", "create_study", "grid", "overview", "parse_sweep", "plan", "results",
+           "point_values", "resume_study", "seed_means", "start_queued", "sweep_spec", "template_spec", "tick", "to_csv", "to_markdown",
+           "wait_for"]

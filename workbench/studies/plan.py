@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from workbench.config import (
+    METHOD_CONFIGS,
     PRESETS,
     ParentInfo,
     config_class,
@@ -23,6 +24,8 @@ from workbench.config import (
     parse_overrides,
 )
 from workbench.errors import ConfigError, StoreError
+from workbench.jobs.submit import checked_config
+from workbench.studies.scheduler import advance
 
 if TYPE_CHECKING:
     from workbench.store import Store, Study
@@ -79,8 +82,6 @@ class StudySpec:
 def common_overrides(items: Sequence[str]) -> dict[str, Any]:
     """`KEY=VALUE` strings for every stage of a study, typed by whichever method has the field
     (all methods type a shared field alike); an unknown field is refused."""
-    from workbench.config import METHOD_CONFIGS
-
     out: dict[str, Any] = {}
     for item in items:
         key = item.partition("=")[0].strip()
@@ -156,8 +157,6 @@ def grid(axes: Sequence[tuple[str, Sequence[Any]]]) -> list[dict[str, Any]]:
 def plan(store: Store, spec: StudySpec) -> list[dict[str, Any]]:
     """Every member run of the study, in creation order, with its validated config; raises
     `ConfigError` (naming the stage and the point) before anything is written."""
-    from workbench.jobs.submit import checked_config
-
     _check_shape(spec)
     per_point: dict[str, bool] = {}  # stage -> runs once per sweep point
     members: list[dict[str, Any]] = []
@@ -244,8 +243,6 @@ def _check_shape(spec: StudySpec) -> None:
 def create_study(store: Store, spec: StudySpec) -> Study:
     """Validate the whole plan, store the study with its stages and members, and queue the runs
     that need no parent. Later stages are queued by `advance` as their parents finish."""
-    from workbench.studies.scheduler import advance
-
     members = plan(store, spec)
     stages = [dict(name=s.name, method=s.method, parents=dict(s.parents), swept=s.swept, reference=s.reference)
               for s in spec.stages]

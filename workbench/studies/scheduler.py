@@ -1,17 +1,27 @@
-"""Moving studies along: a member's run is queued once all its parent runs have finished.
+"""The one scheduler: what starts, and when. Nothing else starts a run.
 
-`advance` is called by every runner poll (the GUI's, `--wait` loops) and by a worker whose
-run just ended (so a study goes on headless, with no window open). A parent that failed or
-was cancelled blocks its dependants with the reason; resuming that parent to the end
-unblocks them. Claiming a member and inserting its run is one transaction, so two
-schedulers never make the same run twice.
+`tick` is called by the GUI's poll, by the CLI (`train`, `resume`, the `--wait` loops) and by a
+worker whose run just ended (so runs and studies go on headless). Each tick records workers
+that died, moves studies along (`advance`: a member's run is queued once all its parent runs
+have finished) and starts queued runs, oldest first, under one rule: at most the store's
+`max_concurrent` runs on this host, and at most a study's own `parallel` of its runs. A run is
+claimed in the store by one conditional UPDATE that counts and claims together, so two
+schedulers (a window and a finishing worker, say) never exceed the limit.
+
+A parent that failed or was cancelled blocks its dependants with the reason; resuming that
+parent to the end unblocks them. Claiming a member and inserting its run is one transaction,
+so two schedulers never make the same run twice.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import socket
+import time
+from typing import TYPE_CHECKING, Callable
 
 from workbench.errors import WorkbenchError
+from workbench.jobs.runner import Runner, cancel_run, resume_run
+from workbench.jobs.submit import prepare_config
 from workbench.store import RESUMABLE, RunStatus
 
 if TYPE_CHECKING:
@@ -26,8 +36,6 @@ def advance(store: Store, study_id: int | None = None, *, blocked: bool = False)
     """Queue the runs of waiting members whose parents have all finished, and note why the others
     wait or are blocked; the ids of the runs queued. Blocked members are looked at again only
     with `blocked` (when a run ends): a runner's poll, twice a second, leaves them be."""
-    from workbench.jobs.submit import prepare_config
-
     open_members = store.study_members(study_id, states=OPEN if blocked else (WAITING,))
     if not open_members:
         return []
@@ -85,42 +93,57 @@ def _readiness(member: StudyMember, members: dict[int, StudyMember],
     return (WAITING, waiting, {}) if waiting else (READY, "", parents)
 
 
-def start_queued(store: Store, study_id: int) -> list[int]:
-    """Start the study's queued runs while fewer than its `parallel` limit are running (what a
-    headless study does when one of its runs ends; a GUI's runner starts them anyway)."""
-    from workbench.jobs.runner import Runner
-
-    study = store.get_study(study_id)
-    runs = store.runs_by_id([m.run_id for m in store.study_members(study_id) if m.run_id])
-    running = sum(r.status == RunStatus.RUNNING for r in runs.values())
-    runner, started = Runner(store), []
-    for run in sorted((r for r in runs.values() if r.status == RunStatus.QUEUED), key=lambda r: r.id):
-        if running >= study.parallel:
-            break
-        if runner.start(run.id):
-            started.append(run.id)
-            running += 1
-    return started
+def tick(store: Store, runner: Runner, *, run_ended: bool = False, reap: bool = True) -> list[int]:
+    """Record dead workers, advance studies, start what may start; the ids of runs whose status
+    changed. `run_ended`: a run has just ended, so blocked study members are looked at again."""
+    changed = runner.reap() if reap else []
+    changed += advance(store, blocked=run_ended)
+    return changed + start_queued(store, runner)
 
 
-def on_run_end(store: Store, run_id: int) -> list[int]:
-    """A run ended: queue what it unblocked (in its own study, or in studies that use it as an
-    existing parent) and start those studies' next runs. The ids started."""
-    created = advance(store, blocked=True)  # a resumed parent that finished unblocks its dependants
-    member = store.member_of_run(run_id)
-    studies = {m.study_id for m in (store.member_of_run(r) for r in created) if m}
-    studies |= {member.study_id} if member else set()
+def start_queued(store: Store, runner: Runner) -> list[int]:
+    """Claim and launch queued runs, oldest first, while the host's limit and each study's
+    `parallel` allow; the ids started."""
+    queued = store.list_runs(status=RunStatus.QUEUED)
+    if not queued:
+        return []
+    host, limit = socket.gethostname(), store.max_concurrent()
+    study_of = {}
+    for run in queued:
+        member = store.member_of_run(run.id)
+        if member is not None:
+            study_of[run.id] = member.study_id
+    parallel = {sid: store.get_study(sid).parallel for sid in set(study_of.values())}
     started = []
-    for study_id in sorted(studies):
-        if store.get_study(study_id).status == "active":
-            started += start_queued(store, study_id)
+    for run in queued:
+        sid = study_of.get(run.id)
+        if store.claim_run(run.id, host=host, limit=limit, study_id=sid, study_limit=parallel.get(sid)):
+            runner.launch(run.id)
+            started.append(run.id)
+        elif store.running_on(host) >= limit:
+            break  # the host is full; a study's own limit only holds back that study's runs
     return started
+
+
+def wait_for(store: Store, runner: Runner, run_id: int, timeout: float | None = None, interval: float = 0.5,
+             on_poll: Callable[[Run], None] | None = None) -> RunStatus:
+    """Tick until the run reaches a final status; `on_poll` sees the run row each time."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        tick(store, runner)
+        run = store.get_run(run_id)
+        if on_poll:
+            on_poll(run)
+        status = RunStatus(run.status)
+        if status.is_final:
+            return status
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} still {status} after {timeout} s")
+        time.sleep(interval)
 
 
 def cancel_study(store: Store, study_id: int, grace: float = 10.0) -> list[int]:
     """Stop a study: no new runs, its queued and running runs cancelled; the ids cancelled."""
-    from workbench.jobs.runner import cancel_run
-
     store.set_study_status(study_id, "cancelled")  # from here on no scheduler claims its members
     cancelled, members = [], store.study_members(study_id)
     for member in members:
@@ -139,8 +162,6 @@ def resume_study(store: Store, study_id: int) -> list[int]:
     """Go on with a stopped or cancelled study: its failed, cancelled and interrupted runs are
     queued again (each continues from its checkpoint), blocked members are looked at again, and
     members whose run was deleted get a new one."""
-    from workbench.jobs.runner import resume_run
-
     store.set_study_status(study_id, "active")
     members = store.study_members(study_id)
     runs = store.runs_by_id([m.run_id for m in members if m.run_id])

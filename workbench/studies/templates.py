@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from workbench.config import config_class
 from workbench.errors import ConfigError
-from workbench.studies.plan import Column, Stage, StudySpec
+from workbench.studies.plan import Column, Stage, StudySpec, grid
 
 # what follows a pre-training stage, per budget. The probe is MAE's (BatchNorm + linear head on the
 # frozen encoder), with AdamW where MAE used LARS
@@ -157,9 +158,6 @@ def sweep_spec(method: str, axes: list[tuple[str, list[Any]]], *, budget: str | 
                common: dict[str, Any] | None = None, parallel: int = 2, study_name: str = "") -> StudySpec:
     """A custom study: one method swept over one or two fields (their grid), optionally followed by a
     linear probe and/or a fine-tune of each encoder; `parents` are existing runs (a teacher)."""
-    from workbench.config import config_class
-    from workbench.studies.plan import grid
-
     cls = config_class(method)
     if not 1 <= len(axes) <= 2:
         raise ConfigError("sweep", f"sweep one or two fields, not {len(axes)}")

@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
             return
         from workbench.jobs import Runner, reconcile
         from workbench.store import Store
+        from workbench.studies import tick
         from workbench.ui.compare import CompareView
         from workbench.ui.curves import CurvesView
         from workbench.ui.details import RunDetailsView
@@ -113,7 +114,11 @@ class MainWindow(QMainWindow):
         from workbench.ui.snapshots import SnapshotsView
 
         self.store = self._store or Store()
-        self.runner = Runner(self.store, max_concurrent=self.parallel.value())
+        self.runner = Runner(self.store)
+        self.schedule = lambda: tick(self.store, self.runner)  # the one scheduler, as everywhere
+        self.parallel.blockSignals(True)
+        self.parallel.setValue(self.store.max_concurrent())  # the store's, which every scheduler obeys
+        self.parallel.blockSignals(False)
         self.curves = CurvesView(self.store, self.tasks.submit)
         self.curves.restore(dict(self.settings.value("curves/state", {}) or {}))
         self.details = RunDetailsView(self.store)
@@ -183,8 +188,8 @@ class MainWindow(QMainWindow):
         quit_action = make_action(self, "Quit", self.close, QKeySequence.StandardKey.Quit)
         self.parallel = QSpinBox()
         self.parallel.setRange(1, 32)
-        self.parallel.setValue(int(self.settings.value("runner/max_concurrent", 2)))
-        self.parallel.setToolTip("how many runs train at once; the rest wait in the queue")
+        self.parallel.setToolTip("how many runs train at once on this machine (the window, the command line and "
+                                 "studies alike); the rest wait in the queue")
         self.parallel.valueChanged.connect(self._set_parallel)
 
         bar = QToolBar("Runs")
@@ -216,9 +221,8 @@ class MainWindow(QMainWindow):
         self.actions.update(runs, self.runs.showing_trash())
 
     def _set_parallel(self, value: int) -> None:
-        self.settings.setValue("runner/max_concurrent", value)
         if self.loaded:
-            self.runner.max_concurrent = value
+            self.store.set_max_concurrent(value)
 
     def say(self, message: str) -> None:
         """Visible confirmation of what just happened (saved, copied, moved to the Trash…)."""
@@ -229,7 +233,7 @@ class MainWindow(QMainWindow):
         if not self.loaded:
             return
         try:
-            self.runner.poll()
+            self.schedule()
             runs = self.store.list_runs(trashed=self.runs.showing_trash())
             self.runs.set_runs(runs)
             self.runs.refresh_best(self.store)
