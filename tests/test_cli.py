@@ -62,3 +62,39 @@ def test_methods_lists_fields_with_help_and_ranges(cli) -> None:
     assert fields["pos_embed"]["choices"] == ["learned-1d", "sincos-2d", "none"]
     assert fields["lr"]["min"] > 0 and fields["patch_size"]["help"]
     assert described["vit"]["presets"]["tiny"]["width"] == 64
+
+
+def test_delete_goes_to_the_trash_and_for_good_only_when_confirmed(cli, store: Store) -> None:
+    from tests.conftest import finished_run
+    from workbench import paths
+
+    teacher, student = finished_run(store, "cnn"), finished_run(store, "vit")
+    store.update_run(student, status="queued")
+    done = cli("delete", str(teacher), str(student))
+    assert done.returncode == 2 and f"run {student} is still queued or running" in done.stderr
+    assert store.list_runs(trashed=True) == []  # a refused request moves nothing
+    store.update_run(student, status="finished")
+    assert cli("delete", str(teacher)).returncode == 0
+    assert [r.id for r in store.list_runs(trashed=True)] == [teacher] and paths.run_dir(teacher).exists()
+    assert str(teacher) in cli("trash").stdout
+    assert cli("restore", str(teacher)).returncode == 0 and store.list_runs(trashed=True) == []
+    refused = cli("delete", str(teacher), "--for-good")  # no terminal: never without --yes
+    assert refused.returncode == 2 and "add --yes" in refused.stderr
+    assert store.get_run(teacher) and paths.run_dir(teacher, create=False).exists()
+    assert cli("delete", str(teacher), "--for-good", "--yes").returncode == 0
+    assert [r.id for r in store.list_runs()] == [student] and not paths.run_dir(teacher, create=False).exists()
+
+
+def test_tags_are_added_and_removed(cli, store: Store) -> None:
+    run = store.create_run("vit", {}, tags="draft lr-sweep")
+    done = cli("tag", str(run.id), "+baseline", "-draft", "+lr-sweep")
+    assert done.returncode == 0 and done.stdout.split() == ["lr-sweep", "baseline"]
+    assert store.get_run(run.id).tags == "lr-sweep baseline"
+    bad = cli("tag", str(run.id), "baseline")
+    assert bad.returncode == 2 and "+TAG or -TAG" in bad.stderr
+
+
+def test_the_hosts_limit_is_one_setting_for_every_scheduler(cli, store: Store) -> None:
+    assert cli("limit").stdout.strip() == "2"
+    assert cli("limit", "1").stdout.strip() == "1" and store.max_concurrent() == 1
+    assert cli("limit", "0").returncode == 2

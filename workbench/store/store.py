@@ -156,6 +156,17 @@ class Store:
         with self.session() as s:
             s.execute(update(Run).where(Run.id == run_id).values(**values))
 
+    def edit_tags(self, run_id: int, *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> list[str]:
+        """Add and remove tags (space-separated words) in one transaction; the run's tags after."""
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"there is no run {run_id} in {self.path}; `workbench runs` lists them")
+            tags = [t for t in run.tags.split() if t not in remove]
+            tags += [t for t in dict.fromkeys(add) if t not in tags]
+            run.tags = " ".join(tags)
+            return tags
+
     def transition(self, run_id: int, to: RunStatus, *, only_from: Sequence[RunStatus],
                    **values: Any) -> bool:
         """Set the status only if it is still one of `only_from` (so a late writer never undoes a

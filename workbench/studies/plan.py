@@ -23,8 +23,9 @@ from workbench.config import (
     config_from_dict,
     parse_overrides,
 )
-from workbench.errors import ConfigError, StoreError
+from workbench.errors import ConfigError, StoreError, WorkbenchError
 from workbench.jobs.submit import checked_config
+from workbench.studies.results import overview
 from workbench.studies.scheduler import advance
 
 if TYPE_CHECKING:
@@ -250,3 +251,10 @@ def create_study(store: Store, spec: StudySpec) -> Study:
                                spec=spec.saved(), parallel=spec.parallel, stages=stages, members=members)
     advance(store, study.id)
     return store.get_study(study.id)
+
+
+def delete_study(store: Store, study_id: int) -> None:
+    """Forget a study (its runs stay, as ordinary runs); a running one is refused: cancel it first."""
+    if overview(store, study_id).status == "running":
+        raise WorkbenchError(f"study {study_id} is running; cancel it first (`workbench study cancel {study_id}`)")
+    store.delete_study(study_id)

@@ -98,7 +98,7 @@ def tick(store: Store, runner: Runner, *, run_ended: bool = False, reap: bool = 
     changed. `run_ended`: a run has just ended, so blocked study members are looked at again."""
     changed = runner.reap() if reap else []
     changed += advance(store, blocked=run_ended)
-    return changed + start_queued(store, runner)
+    return list(dict.fromkeys(changed + start_queued(store, runner)))  # a run queued and started: once
 
 
 def start_queued(store: Store, runner: Runner) -> list[int]:
@@ -172,4 +172,3 @@ def resume_study(store: Store, study_id: int) -> list[int]:
         elif member.state == "created" and member.run_id is None:  # its run was deleted: make it again
             store.set_member_state(member.id, WAITING, "", was=["created"])
     return resumed + advance(store, study_id)
-

@@ -35,6 +35,7 @@ from workbench.studies import (
     Overview,
     Table,
     cancel_study,
+    delete_study,
     overview,
     point_values,
     results,
@@ -394,7 +395,7 @@ class StudiesView(QWidget):
                                        "Forget study", detail="Its runs stay in the run list, as ordinary runs."):
             return
         self.delete_button.setEnabled(False)
-        self.tasks.submit(lambda: self.store.delete_study(view.study.id), lambda _: self.refresh(),
+        self.tasks.submit(lambda: delete_study(self.store, view.study.id), lambda _: self.refresh(),
                           lambda msg: QMessageBox.warning(self, "Not deleted", msg))
 
     def save_table(self, kind: str, path: str | None = None) -> None:

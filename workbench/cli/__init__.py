@@ -1,0 +1,42 @@
+"""Headless interface: `workbench train | resume | cancel | runs | show | metrics | trash | restore |
+tag | limit | export | inspect | datasets | methods | study | gui`.
+
+A stable scripting surface: `train` prints only the new run id on stdout (progress goes to
+stderr), `runs` and `show` take `--json`, `metrics --csv` prints the full series. Errors the
+user can fix print one line and exit with status 2. `WORKBENCH_HOME` selects the data folder.
+One module per group of commands; each adds its parsers and holds its commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from workbench.cli import data, models, runs, studies
+from workbench.errors import WorkbenchError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `workbench show 3 | head` closed the pipe: not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description="ViT Workbench, headless.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for group in (runs, models, data, studies):
+        group.add_parsers(sub)
+    g = sub.add_parser("gui", help="open the desktop app")
+    g.set_defaults(func=lambda _args: __import__("workbench.ui", fromlist=["main"]).main())
+    return p

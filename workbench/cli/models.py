@@ -1,0 +1,79 @@
+"""Trained models from the command line: export them, ask them about one image."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from workbench import paths
+from workbench.errors import WorkbenchError
+from workbench.export import CARD, FILES, FORMATS
+from workbench.store import Store
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("export", help="write a finished run's model as safetensors + config, ONNX, torch.export")
+    e.add_argument("run", type=int)
+    e.add_argument("--format", nargs="+", choices=[*FORMATS, "all"], default=["all"],
+                   help="which files (default: all three, each reloaded and checked)")
+    e.add_argument("--out", help="folder to write (default: the run's exports/ folder)")
+    e.add_argument("--overwrite", action="store_true", help="replace files already there")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("inspect", help="what a trained run does with one image: reconstructions, attention maps")
+    i.add_argument("view", choices=("reconstruct", "attention"))
+    i.add_argument("run", type=int)
+    i.add_argument("--image", default="val:0", help="val:N (the N-th validation image) or an image file")
+    i.add_argument("--step", type=int, help="which checkpoint (default: the newest readable one)")
+    i.add_argument("--ratio", type=float, help="reconstruct: mask ratio (default: the run's)")
+    i.add_argument("--strategy", help="reconstruct: random, block or grid (default: the run's)")
+    i.add_argument("--seed", type=int, default=0, help="reconstruct: seed of the mask")
+    i.add_argument("--out", required=True, help="PNG file to write")
+    i.add_argument("--json", action="store_true", help="print the result as JSON")
+    i.set_defaults(func=cmd_inspect)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from workbench.export.exporter import (
+        export_run,  # torch loads here, only for this command
+    )
+
+    store = Store()
+    formats = list(FORMATS) if "all" in args.format else list(dict.fromkeys(args.format))
+    out = Path(args.out) if args.out else paths.run_dir(args.run) / "exports"
+    results = export_run(store, args.run, out, formats, overwrite=args.overwrite,
+                         log=lambda line: print(line, file=sys.stderr))
+    files = {fmt: [str(out / name) for name in FILES[fmt]] for fmt in formats}
+    if args.json:
+        print(json.dumps({"run": args.run, "folder": str(out), "files": files, "max_abs_diff": results,
+                          "model_card": str(out / CARD)}, indent=1))
+    else:
+        for fmt in formats:
+            print(f"{fmt:<12} {'  '.join(files[fmt])}  (max abs diff {results[fmt]:.1e})")
+        print(f"{'model card':<12} {out / CARD}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from workbench import inspect  # torch loads here, only for this command
+
+    store = Store()
+    if args.view == "reconstruct":
+        image, info = inspect.reconstruct(store, args.run, args.image, ratio=args.ratio, strategy=args.strategy,
+                                          seed=args.seed, step=args.step)
+    else:
+        image, info = inspect.attention(store, args.run, args.image, step=args.step)
+    out = Path(args.out).expanduser()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(out)
+    except (OSError, ValueError) as exc:
+        raise WorkbenchError(f"cannot write {out}: {exc}; choose another file (.png)") from None
+    info = {"run": args.run, "view": args.view, "image": args.image, "out": str(out), **info}
+    print(json.dumps(info) if args.json else "  ".join(f"{k}={v}" for k, v in info.items()))
+    return 0

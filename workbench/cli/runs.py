@@ -1,0 +1,312 @@
+"""Runs from the command line: train, resume, cancel, list, show, metrics, the Trash, tags, and the
+host's limit of concurrent runs."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from typing import Any
+
+from workbench import fmt
+from workbench.config import PRESETS, config_class
+from workbench.errors import WorkbenchError
+from workbench.jobs import Runner, cancel_run, create_run, reconcile, resume_run
+from workbench.jobs.runner import log_path
+from workbench.methods import method_names
+from workbench.store import Run, RunStatus, Store
+from workbench.studies import tick, wait_for
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="create a run and start its worker; prints the run id")
+    t.add_argument("--method", required=True, help=f"one of: {', '.join(method_names())}")
+    t.add_argument("--preset", choices=PRESETS, help="start from a preset (default: the method's defaults)")
+    t.add_argument("--set", dest="overrides", action="append", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config fields (`workbench methods` lists them)")
+    t.add_argument("--parent", action="append", default=[], metavar="ROLE=RUN",
+                   help="a parent run: teacher, encoder or tokenizer, as the method needs")
+    t.add_argument("--name", default="", help="a name for the run (default: METHOD-ID)")
+    t.add_argument("--wait", action="store_true", help="stay attached with a progress bar until it ends")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("runs", help="list runs")
+    r.add_argument("--status", help="only runs with this status")
+    r.add_argument("--method", help="only runs of this method")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("show", help="config, status, last metrics and artifacts of a run")
+    s.add_argument("run", type=int)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_show)
+
+    m = sub.add_parser("metrics", help="the full metric series of a run")
+    m.add_argument("run", type=int)
+    m.add_argument("--key", help="only this metric (e.g. val/top1)")
+    m.add_argument("--csv", action="store_true", help="CSV with a header row")
+    m.set_defaults(func=cmd_metrics)
+
+    c = sub.add_parser("cancel", help="stop a queued or running run (it keeps a checkpoint)")
+    c.add_argument("run", type=int)
+    c.add_argument("--grace", type=float, default=10.0, help="seconds to wait before killing the worker")
+    c.set_defaults(func=cmd_cancel)
+
+    u = sub.add_parser("resume", help="continue an interrupted, failed or cancelled run from its checkpoint")
+    u.add_argument("run", type=int)
+    u.add_argument("--wait", action="store_true")
+    u.set_defaults(func=cmd_resume)
+
+    de = sub.add_parser("delete", help="move runs to the Trash (restorable); --for-good deletes them and their files")
+    de.add_argument("runs", type=int, nargs="+", metavar="RUN")
+    de.add_argument("--for-good", action="store_true", help="delete the runs, their metrics and files (asks first)")
+    de.add_argument("--yes", action="store_true", help="do not ask (scripts)")
+    de.set_defaults(func=cmd_delete)
+    rs = sub.add_parser("restore", help="take runs out of the Trash")
+    rs.add_argument("runs", type=int, nargs="+", metavar="RUN")
+    rs.set_defaults(func=cmd_restore)
+    tr = sub.add_parser("trash", help="list the runs in the Trash; --empty deletes them for good")
+    tr.add_argument("--empty", action="store_true", help="delete every trashed run and its files (asks first)")
+    tr.add_argument("--yes", action="store_true", help="do not ask (scripts)")
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=cmd_trash)
+    tg = sub.add_parser("tag", help="add (+tag) or remove (-tag) tags of a run: workbench tag 3 +baseline -draft")
+    tg.add_argument("run", type=int)
+    tg.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG")  # "-draft" is no option here
+    tg.set_defaults(func=cmd_tag)
+
+    lim = sub.add_parser("limit", help="show or set how many runs train at once on this machine")
+    lim.add_argument("runs", type=int, nargs="?", help="the new limit (every scheduler of this store obeys it)")
+    lim.set_defaults(func=cmd_limit)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    store = Store()
+    overrides = [item for group in args.overrides for item in group]
+    run = create_run(store, args.method, preset=args.preset, overrides=overrides, parents=parse_parents(args.parent),
+                     name=args.name)
+    return _launch(store, run.id, args.wait)
+
+
+def parse_parents(items: list[str]) -> dict[str, int]:
+    parents = {}
+    for item in items:
+        role, sep, run_id = item.partition("=")
+        if not sep or not run_id.strip().isdigit():
+            raise WorkbenchError(f"--parent takes ROLE=RUN_ID (e.g. teacher=3), got {item!r}")
+        parents[role.strip()] = int(run_id)
+    return parents
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    store = Store()
+    reconcile(store)
+    run = resume_run(store, args.run)
+    return _launch(store, run.id, args.wait)
+
+
+def _launch(store: Store, run_id: int, wait: bool) -> int:
+    """Let the scheduler start the run now if the host's limit allows (else it waits in the queue
+    and starts when a run ends); with `wait`, follow it to its end."""
+    runner = Runner(store)
+    tick(store, runner)
+    print(run_id, flush=True)
+    if not wait:
+        if store.get_run(run_id).status == RunStatus.QUEUED:
+            print(f"run {run_id} queued: {store.max_concurrent()} runs are training on this machine "
+                  f"(`workbench limit` shows or sets how many); it starts when one ends", file=sys.stderr)
+        else:
+            print(f"run {run_id} started; `workbench show {run_id}` follows it, log: {log_path(run_id)}",
+                  file=sys.stderr)
+        return 0
+    status = _follow(store, runner, run_id)
+    run = store.get_run(run_id)
+    print(f"run {run_id} {status}" + "".join(f"  {k}={fmt.number(v)}" for k, v in run.summary.items()), file=sys.stderr)
+    if run.error:
+        print(run.error, file=sys.stderr)
+    return 0 if status == RunStatus.FINISHED else 1
+
+
+def _follow(store: Store, runner: Runner, run_id: int) -> RunStatus:
+    """Wait with a tqdm bar on stderr; Ctrl-C detaches and leaves the run going."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit="step", file=sys.stderr, dynamic_ncols=True, desc=f"run {run_id}")
+
+    def update(run: Run) -> None:
+        bar.set_description(f"run {run_id}" if run.total_steps else f"run {run_id} starting", refresh=False)
+        if run.total_steps and bar.total != run.total_steps:
+            bar.reset(total=run.total_steps)
+        bar.n = run.step
+        last = store.last_metrics(run_id)
+        bar.set_postfix({k.split("/")[-1] if k == "train/loss" else k: f"{v:.3f}" for k, (_, v) in last.items()
+                         if k in ("train/loss", config_class(run.method).key_metric)}, refresh=False)
+        bar.refresh()
+
+    try:
+        return wait_for(store, runner, run_id, on_poll=update)
+    except KeyboardInterrupt:
+        print(f"\ndetached; run {run_id} goes on (`workbench cancel {run_id}` stops it)", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+
+
+def cmd_limit(args: argparse.Namespace) -> int:
+    store = Store()
+    if args.runs is not None:
+        store.set_max_concurrent(args.runs)
+    print(store.max_concurrent())
+    return 0
+
+
+def _confirmed(question: str, yes: bool) -> bool:
+    """Ask on a terminal; without one, only `--yes` goes ahead (a script never destroys by default)."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise WorkbenchError(f"{question} Not asked without a terminal: add --yes to go ahead")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from workbench.jobs import delete_for_good, move_to_trash
+    from workbench.jobs.trash import folder_size
+
+    store = Store()
+    reconcile(store)
+    trashed = move_to_trash(store, args.runs)
+    if not args.for_good:
+        print(f"run(s) {', '.join(map(str, trashed)) or 'none'} moved to the Trash; `workbench restore` brings "
+              f"them back, `workbench trash --empty` deletes them for good", file=sys.stderr)
+        return 0
+    size = folder_size(args.runs) / 2**20
+    if not _confirmed(f"Delete run(s) {', '.join(map(str, args.runs))} and {size:,.1f} MB of files for good?",
+                      args.yes):
+        print("nothing deleted; the runs are in the Trash", file=sys.stderr)
+        return 1
+    gone = delete_for_good(store, args.runs)
+    print(f"run(s) {', '.join(map(str, gone))} deleted for good", file=sys.stderr)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from workbench.jobs import restore
+
+    back = restore(Store(), args.runs)
+    print(f"run(s) {', '.join(map(str, back)) or 'none'} restored", file=sys.stderr)
+    return 0
+
+
+def cmd_trash(args: argparse.Namespace) -> int:
+    from workbench.jobs import delete_for_good
+    from workbench.jobs.trash import folder_size
+
+    store = Store()
+    runs = store.list_runs(trashed=True)
+    if not args.empty:
+        if args.json:
+            print(json.dumps([run_dict(r) for r in runs], indent=1))
+        for r in [] if args.json else runs:
+            print(f"{r.id:>5}  {r.name}  [{r.method}]  {r.status}  trashed {fmt.clock(r.trashed_at)}")
+        return 0
+    if not runs:
+        print("the Trash is empty", file=sys.stderr)
+        return 0
+    size = folder_size([r.id for r in runs]) / 2**20
+    if not _confirmed(f"Delete the {len(runs)} run(s) in the Trash and {size:,.1f} MB of files for good?", args.yes):
+        return 1
+    gone = delete_for_good(store, [r.id for r in runs])
+    print(f"run(s) {', '.join(map(str, gone))} deleted for good", file=sys.stderr)
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    store = Store()
+    bad = [c for c in args.changes if c[:1] not in "+-" or len(c) < 2 or " " in c] or ([] if args.changes else ["none"])
+    if bad:
+        raise WorkbenchError(f"tags are changed as +TAG or -TAG (no spaces), not {', '.join(bad)}")
+    tags = store.edit_tags(args.run, add=[c[1:] for c in args.changes if c[0] == "+"],
+                           remove=[c[1:] for c in args.changes if c[0] == "-"])
+    print(" ".join(tags))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = Store()
+    reconcile(store)
+    runs = store.list_runs(status=args.status, method=args.method)
+    if args.json:
+        print(json.dumps([run_dict(r) for r in runs], indent=1))
+        return 0
+    rows = [("ID", "NAME", "METHOD", "STATUS", "PROGRESS", "DEVICE", "KEY METRIC", "STARTED", "DURATION")]
+    for r in runs:
+        rows.append((str(r.id), r.name, r.method, r.status, f"{r.progress:.0%}", r.device or "",
+                     fmt.key_metric(r), fmt.clock(r.started_at), fmt.duration(r)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = Store()
+    reconcile(store)
+    run = store.get_run(args.run)
+    info = run_dict(run)
+    info["parents"] = {role: p.id for role, p in store.parents(run.id).items()}
+    info["children"] = [{"role": role, "run": c.id} for role, c in store.children(run.id)]
+    info["last_metrics"] = {k: {"step": s, "value": v} for k, (s, v) in store.last_metrics(run.id).items()}
+    info["artifacts"] = [{"kind": a.kind, "name": a.name, "step": a.step, "path": str(store.abspath(a))}
+                         for a in store.artifacts(run.id)]
+    info["log"] = str(log_path(run.id))
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"run {run.id}  {run.name}  [{run.method}]  {run.status}  {run.progress:.0%} "
+          f"({run.step}/{run.total_steps} steps)  device {run.device or '-'}")
+    print(f"started {fmt.clock(run.started_at)}  duration {fmt.duration(run)}")
+    if info["parents"]:
+        print("parents: " + ", ".join(f"{role}={pid}" for role, pid in info["parents"].items()))
+    if run.error:
+        print(f"error: {run.error}")
+    print("config:")
+    for key, value in run.config.items():
+        print(f"  {key} = {value}")
+    print("last metrics:")
+    for key, m in sorted(info["last_metrics"].items()):
+        print(f"  {key} = {m['value']:.6g}  (step {m['step']})")
+    print("artifacts:")
+    for a in info["artifacts"]:
+        print(f"  {a['kind']:<10} step {a['step']:<7} {a['path']}")
+    print(f"log: {info['log']}")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    store = Store()
+    store.get_run(args.run)
+    rows = store.metrics(args.run, key=args.key)
+    out = csv.writer(sys.stdout) if args.csv else None
+    if out:
+        out.writerow(["step", "epoch", "key", "value", "wall_time"])
+    for _, step, epoch, key, value, wall in rows:
+        if out:
+            out.writerow([step, f"{epoch:.4f}", key, repr(value), f"{wall:.3f}"])
+        else:
+            print(f"{step:>8}  {epoch:8.3f}  {key:<24} {value:.6g}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    status = cancel_run(Store(), args.run, grace=args.grace)
+    print(f"run {args.run} {status}", file=sys.stderr)
+    return 0
+
+
+def run_dict(r: Run) -> dict[str, Any]:
+    return {"id": r.id, "name": r.name, "method": r.method, "status": r.status, "device": r.device,
+            "pid": r.pid, "step": r.step, "total_steps": r.total_steps, "progress": r.progress,
+            "created_at": r.created_at, "started_at": r.started_at, "finished_at": r.finished_at,
+            "error": r.error, "summary": r.summary, "config": r.config, "notes": r.notes, "tags": r.tags}
