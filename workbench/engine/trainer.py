@@ -78,153 +78,184 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
           log: Callable[[str], None] = print) -> RunStatus:
     """Train run `run_id` to the end (or until `stop`); return the status it ended with.
     Under torchrun every rank calls this; only rank 0 writes to the store."""
-    stop = stop or StopFlag()
-    run = store.get_run(run_id)
-    cfg = config_from_dict(run.method, run.config, strict=False)
-    ranks = distributed.current()
-    device = distributed.setup(ranks, select_device(cfg.device))
-    if not ranks.main:
-        log = _quiet
-    amp = autocast_dtype(cfg.precision, device)
-    if ranks.main:
-        store.mark_started(run_id, device=str(device) + (f" x{ranks.world}" if ranks.world > 1 else ""))
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    threads = CpuShare(store, cfg.threads, share=ranks.world)
+    training = Training(store, run_id, log)  # data, model, optimizer, schedule
+    training.resume()  # from the newest checkpoint, dropping what a crashed attempt wrote after it
+    finished = training.loop(stop or StopFlag())
+    return training.finish(finished)
 
-    log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
-        f"precision {amp or torch.float32}; loading data")
-    data = load_data(cfg, store)
-    info = data.info
-    method: Method = get_method(run.method)(cfg, info, parent_runs(store, run_id, weights=True))
-    model = method.build().to(device)
-    memory_format = torch.channels_last if wants_channels_last(model, device) else torch.contiguous_format
-    model.to(memory_format=memory_format)
-    if cfg.compile:
-        model.compile()  # in place: the forward is compiled, the state dict keeps its keys
-    optimizer = build_optimizer(method.param_groups(model), cfg)
-    loader = make_loader(data.train, cfg, train=True, pin_memory=device.type == "cuda", rank=ranks.rank,
-                         world=ranks.world)
-    steps_per_epoch = len(loader.batch_sampler)
-    if steps_per_epoch == 0:
-        raise DataError(f"batch_size {cfg.batch_size} is larger than the training set "
-                        f"({len(data.train)} images); lower batch_size")
-    plan = Schedule.from_config(cfg, steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(round(cfg.warmup_epochs * steps_per_epoch), plan.total))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    ckpts = Checkpoints(store, run_id)
 
-    step = _restore(ckpts, model, optimizer, scheduler, scaler, device)
-    if step:
-        log(f"resuming from step {step}")
-    if ranks.rank:  # other ranks augment and mask other random draws
-        torch.manual_seed(cfg.seed + 7919 * ranks.rank + step)
-    reporter = Reporter(store, run_id)
-    if ranks.main:
-        store.delete_metrics_after(run_id, step)
+class Training:
+    """One run's training, in the stages `train` calls in order."""
+
+    def __init__(self, store: Store, run_id: int, log: Callable[[str], None]) -> None:
+        self.store, self.run_id = store, run_id
+        self.run = run = store.get_run(run_id)
+        self.cfg = cfg = config_from_dict(run.method, run.config, strict=False)
+        self.ranks = ranks = distributed.current()
+        self.device = device = distributed.setup(ranks, select_device(cfg.device))
+        self.log = log if ranks.main else _quiet
+        self.amp = autocast_dtype(cfg.precision, device)
+        if ranks.main:
+            store.mark_started(run_id, device=str(device) + (f" x{ranks.world}" if ranks.world > 1 else ""))
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+        self.threads = CpuShare(store, cfg.threads, share=ranks.world)
+        self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
+                 f"precision {self.amp or torch.float32}; loading data")
+        self.data = load_data(cfg, store)
+        self.method: Method = get_method(run.method)(cfg, self.data.info, parent_runs(store, run_id, weights=True))
+        self.model = self.method.build().to(device)
+        channels_last = wants_channels_last(self.model, device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        if cfg.compile:
+            self.model.compile()  # in place: the forward is compiled, the state dict keeps its keys
+        self.optimizer = build_optimizer(self.method.param_groups(self.model), cfg)
+        self.loader = make_loader(self.data.train, cfg, train=True, pin_memory=device.type == "cuda",
+                                  rank=ranks.rank, world=ranks.world)
+        self.steps_per_epoch = len(self.loader.batch_sampler)
+        if self.steps_per_epoch == 0:
+            raise DataError(f"batch_size {cfg.batch_size} is larger than the training set "
+                            f"({len(self.data.train)} images); lower batch_size")
+        self.plan = Schedule.from_config(cfg, self.steps_per_epoch)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(round(cfg.warmup_epochs * self.steps_per_epoch), self.plan.total))
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
+        self.ckpts = Checkpoints(store, run_id)
+        self.reporter = Reporter(store, run_id)
+        info = self.data.info
+        self.transform = BatchTransform(info.mean, info.std, device, cfg.augment, cfg.mixup, info.num_classes)
+        self.snap_batch = _fixed_batch(self.data, cfg, self.transform, device)
+        self.step = 0
+
+    def resume(self) -> None:
+        """Restore the newest checkpoint; rank 0 drops the metrics and files written after it."""
+        self.step = _restore(self.ckpts, self.model, self.optimizer, self.scheduler, self.scaler, self.device)
+        if self.step:
+            self.log(f"resuming from step {self.step}")
+        if self.ranks.rank:  # other ranks augment and mask other random draws
+            torch.manual_seed(self.cfg.seed + 7919 * self.ranks.rank + self.step)
+        if not self.ranks.main:
+            return
+        store, run_id = self.store, self.run_id
+        store.delete_metrics_after(run_id, self.step)
         for kind in ("image", "checkpoint"):  # what the crashed attempt wrote after the restored step
-            for art in store.delete_artifacts_after(run_id, step, kind):
+            for art in store.delete_artifacts_after(run_id, self.step, kind):
                 store.abspath(art).unlink(missing_ok=True)
-        store.update_run(run_id, total_steps=plan.total, step=step)
-        params = sum(p.numel() for p in model.parameters() if p.requires_grad)  # not a frozen teacher or encoder
-        reporter.summary({"params": params})
-        log(f"model: {params:,} trained parameters ({sum(p.numel() for p in model.parameters()):,} in all)"
-            + (f"; {ranks.world} processes, {cfg.batch_size // ranks.world} images each per step"
-               if ranks.world > 1 else ""))
-    transform = BatchTransform(info.mean, info.std, device, cfg.augment, cfg.mixup, info.num_classes)
-    snap_batch = _fixed_batch(data, cfg, transform, device)
+        store.update_run(run_id, total_steps=self.plan.total, step=self.step)
+        params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)  # not a frozen teacher
+        self.reporter.summary({"params": params})
+        world = self.ranks.world
+        self.log(f"model: {params:,} trained parameters ({sum(p.numel() for p in self.model.parameters()):,} in "
+                 f"all)" + (f"; {world} processes, {self.cfg.batch_size // world} images each per step"
+                            if world > 1 else ""))
 
-    def save_checkpoint() -> None:
-        ckpts.save(step, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step,
-            "method": run.method, "config": cfg.to_dict(), "data": dataclasses.asdict(info),
+    def loop(self, stop: StopFlag) -> bool:
+        """Step until the plan's last step or a stop request (agreed by every rank); True if finished."""
+        self.model.train()
+        window = Window(self.device)
+        while self.step < self.plan.total:
+            self.loader.batch_sampler.set_epoch(self.step // self.steps_per_epoch,
+                                                skip=self.step % self.steps_per_epoch)
+            for images, labels in self.loader:
+                window.batch_arrived()
+                out, batch = self.train_step(images, labels)
+                window.step_done(out, batch * self.ranks.world)
+                self.after_step(window)
+                if distributed.any_rank(stop.requested, self.ranks, self.device):
+                    return self.step >= self.plan.total
+                if self.step >= self.plan.total:
+                    break
+        return True
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[dict[str, torch.Tensor], int]:
+        """One optimizer step on a batch [B, 3, H, W] uint8; (the method's outputs, B)."""
+        images, labels = self.transform(images, labels, True)
+        images = images.contiguous(memory_format=self.memory_format)
+        self.method.on_step(self.step, self.plan.total)
+        with autocast(self.device, self.amp):
+            out = self.method.step(self.model, (images, labels))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(out["loss"]).backward()
+        distributed.average_gradients(self.model.parameters(), self.ranks)
+        if self.cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        return out, images.shape[0]
+
+    def after_step(self, window: Window) -> None:
+        """Rank 0's reporting when due: training metrics, evaluation, snapshots, checkpoints."""
+        if not self.ranks.main:
+            return
+        plan, step = self.plan, self.step
+        do_eval, do_ckpt = plan.due(step, plan.eval), plan.due(step, plan.checkpoint)
+        do_snap = self.snap_batch is not None and plan.due(step, plan.snapshot)
+        if plan.due(step, plan.log) or do_eval or do_snap or do_ckpt:
+            metrics = window.metrics()
+            if not math.isfinite(metrics["train/loss"]):
+                raise WorkbenchError(f"the training loss became {metrics['train/loss']} at step {step}; "
+                                     f"lower lr (now {self.cfg.lr}) or use precision=fp32")
+            metrics["train/lr"] = self.scheduler.get_last_lr()[0]
+            self.reporter.log(step, step / self.steps_per_epoch, metrics)
+            self.threads.update()
+            window.reset()
+        if do_eval:
+            self.evaluate()
+        if do_snap:
+            self.model.eval()
+            self.reporter.images(step, self.method.snapshot(self.model, self.snap_batch))
+            self.model.train()
+        if do_ckpt:
+            self.save_checkpoint()
+        if do_eval or do_snap or do_ckpt:  # that time counts neither as training nor as waiting for data
+            window.reset()
+
+    def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in make_loader(self.data.val, self.cfg, train=False, pin_memory=self.device.type == "cuda"):
+            yield self.transform(x, y, False)
+
+    def evaluate(self) -> None:
+        self.model.eval()
+        with autocast(self.device, self.amp):
+            metrics = self.method.evaluate(self.model, self.val_batches())
+        val = {f"val/{k}": v for k, v in metrics.items()}
+        self.reporter.log(self.step, self.step / self.steps_per_epoch, val)
+        self.reporter.flush(strict=False)
+        self.reporter.summary(val)
+        self.log(f"step {self.step}/{self.plan.total} " + " ".join(f"{k}={v:.4f}" for k, v in val.items()))
+        self.model.train()
+
+    def save_checkpoint(self) -> None:
+        self.ckpts.save(self.step, {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,
+            "method": self.run.method, "config": self.cfg.to_dict(), "data": dataclasses.asdict(self.data.info),
             "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         })
 
-    def val_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in make_loader(data.val, cfg, train=False, pin_memory=device.type == "cuda"):
-            yield transform(x, y, False)
-
-    def evaluate() -> None:
-        model.eval()
-        with autocast(device, amp):
-            metrics = method.evaluate(model, val_batches())
-        val = {f"val/{k}": v for k, v in metrics.items()}
-        reporter.log(step, step / steps_per_epoch, val)
-        reporter.flush(strict=False)
-        reporter.summary(val)
-        log(f"step {step}/{plan.total} " + " ".join(f"{k}={v:.4f}" for k, v in val.items()))
-        model.train()
-
-    model.train()
-    window = Window(device)
-    stopping = False
-    while step < plan.total and not stopping:
-        loader.batch_sampler.set_epoch(step // steps_per_epoch, skip=step % steps_per_epoch)
-        for images, labels in loader:
-            window.batch_arrived()
-            images, labels = transform(images, labels, True)
-            images = images.contiguous(memory_format=memory_format)
-            method.on_step(step, plan.total)
-            with autocast(device, amp):
-                out = method.step(model, (images, labels))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(out["loss"]).backward()
-            distributed.average_gradients(model.parameters(), ranks)
-            if cfg.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            window.step_done(out, images.shape[0] * ranks.world)
-
-            do_eval = ranks.main and plan.due(step, plan.eval)
-            do_ckpt = ranks.main and plan.due(step, plan.checkpoint)
-            do_snap = ranks.main and snap_batch is not None and plan.due(step, plan.snapshot)
-            if ranks.main and (plan.due(step, plan.log) or do_eval or do_snap or do_ckpt):
-                metrics = window.metrics()
-                if not math.isfinite(metrics["train/loss"]):
-                    raise WorkbenchError(f"the training loss became {metrics['train/loss']} at step {step}; "
-                                         f"lower lr (now {cfg.lr}) or use precision=fp32")
-                metrics["train/lr"] = scheduler.get_last_lr()[0]
-                reporter.log(step, step / steps_per_epoch, metrics)
-                threads.update()
-                window.reset()
-            if do_eval:
-                evaluate()
-            if do_snap:
-                model.eval()
-                reporter.images(step, method.snapshot(model, snap_batch))
-                model.train()
-            if do_ckpt:
-                save_checkpoint()
-            if do_eval or do_snap or do_ckpt:  # that time counts neither as training nor as waiting for data
-                window.reset()
-            stopping = distributed.any_rank(stop.requested, ranks, device)
-            if stopping or step >= plan.total:
-                break
-
-    distributed.teardown()
-    finished = step >= plan.total
-    if not ranks.main:
-        return RunStatus.FINISHED if finished else RunStatus.CANCELLED
-    if finished:
-        model.eval()
-        with torch.no_grad(), autocast(device, amp):
-            report = method.report(model, val_batches())
-        if report is not None:
-            reporter.report(step, run.method, report[0])
-            reporter.images(step, report[1])
-    else:
-        save_checkpoint()
-        log(f"stopped at step {step}; checkpoint saved, `workbench resume {run_id}` continues")
-    reporter.step = step  # the run's progress is where it stopped, even between metric rows
-    reporter.flush()
-    return RunStatus.FINISHED if finished else RunStatus.CANCELLED
+    def finish(self, finished: bool) -> RunStatus:
+        """The end-of-training report (finished) or a checkpoint to resume from (stopped)."""
+        distributed.teardown()
+        status = RunStatus.FINISHED if finished else RunStatus.CANCELLED
+        if not self.ranks.main:
+            return status
+        if finished:
+            self.model.eval()
+            with torch.no_grad(), autocast(self.device, self.amp):
+                report = self.method.report(self.model, self.val_batches())
+            if report is not None:
+                self.reporter.report(self.step, self.run.method, report[0])
+                self.reporter.images(self.step, report[1])
+        else:
+            self.save_checkpoint()
+            self.log(f"stopped at step {self.step}; checkpoint saved, `workbench resume {self.run_id}` continues")
+        self.reporter.step = self.step  # the run's progress is where it stopped, even between metric rows
+        self.reporter.flush()
+        return status
 
 
 class Window:
