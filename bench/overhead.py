@@ -32,9 +32,9 @@ def bare_loop(steps: int) -> float:
     import torch
     from timm.models.vision_transformer import VisionTransformer
 
-    from workbench.config import make_config
     from workbench.data import shapes
     from workbench.engine.optim import warmup_cosine
+    from workbench.methods import make_config
 
     cfg = make_config("vit", "tiny", {**CONFIG, "max_steps": steps})
     torch.manual_seed(0)

@@ -25,10 +25,9 @@ def plain_loop(method_name: str, steps: int) -> float:
     """Seconds per step of a bare loop over the method's model and loss."""
     import torch
 
-    from workbench.config import make_config
     from workbench.data import shapes
     from workbench.engine.optim import build_optimizer
-    from workbench.methods import get_method
+    from workbench.methods import get_method, make_config
     from workbench.methods.base import DataInfo
 
     cfg = make_config(method_name, "tiny", list(OVERRIDES.get(method_name, ())))
@@ -60,7 +59,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["vit", "swin", "cnn", "mae", "deit", "mpp", "dvae"])
     args = parser.parse_args()
     os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-"))
-    from workbench.config import make_config
+    from workbench.methods import make_config
 
     result: dict = {"bench": "throughput", "steps": args.steps}
     for name in args.methods:

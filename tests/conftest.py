@@ -74,7 +74,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 120, interval: floa
 def finished_run(store: Store, method: str, **config: object) -> int:
     """A run the store sees as finished, with a checkpoint file on disk (never read: for the
     checks made before anything trains). `config` overrides its tiny preset, unvalidated."""
-    from workbench.config import make_config
+    from workbench.methods import make_config
 
     run = store.create_run(method, {**make_config(method, "tiny").to_dict(), **config})
     checkpoint = store.home / "runs" / f"{run.id}.pt"

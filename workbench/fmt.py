@@ -6,7 +6,7 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any, Mapping
 
-from workbench.config import config_class
+from workbench.methods import config_class
 
 if TYPE_CHECKING:
     from workbench.store import Run

@@ -91,7 +91,7 @@ def main(run_ids: list[int], mae: int | None = None, vit: int | None = None, dei
         for _ in range(3):
             window.tasks.wait()
             app.processEvents()
-        studies.metric_box.setCurrentIndex(min(1, studies.metric_box.count() - 1))  # MAE's fine-tune column
+        studies.chart.metric_box.setCurrentIndex(min(1, studies.chart.metric_box.count() - 1))  # MAE's fine-tune column
         studies.grab().save(str(HERE / "studies.png"))
         from workbench.ui.new_study_dialog import NewStudyDialog
 

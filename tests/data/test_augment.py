@@ -3,11 +3,10 @@
 import pytest
 import torch
 
-from workbench.config import make_config
 from workbench.data import DataInfo
 from workbench.data.loading import BatchTransform, mix, random_resized_crop
 from workbench.errors import ConfigError
-from workbench.methods import get_method
+from workbench.methods import get_method, make_config
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 

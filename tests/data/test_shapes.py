@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.config import make_config
 from workbench.data import check_dataset, shapes
 from workbench.data.loading import (
     ArrayDataset,
@@ -12,6 +11,7 @@ from workbench.data.loading import (
     make_loader,
 )
 from workbench.errors import ConfigError
+from workbench.methods import make_config
 
 
 def test_drawing_is_deterministic_and_classes_look_different() -> None:

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workbench.config import make_config
 from workbench.data import check_dataset, folders, registry
 from workbench.data.loading import load_data
 from workbench.errors import ConfigError, DataError
 from workbench.jobs import create_run
+from workbench.methods import make_config
 from workbench.store import SCHEMA_VERSION, Store
 
 COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220), "grün": (40, 200, 70)}

@@ -6,13 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.config import make_config
 from workbench.data import DataInfo
 from workbench.engine.checkpoint import Checkpoints
 from workbench.engine.trainer import StopFlag, train
 from workbench.errors import WorkbenchError
 from workbench.jobs import create_run
-from workbench.methods import get_method
+from workbench.methods import get_method, make_config
 from workbench.store import RunStatus, Store
 
 FAST = ["max_steps=30", "eval_every=10", "checkpoint_every=10", "log_every=5", "batch_size=32"]

@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 
 from tests.export.roundtrip import reload_and_compare
-from workbench.config import ConfigError, make_config
+from workbench.config import ConfigError
 from workbench.engine.execute import execute
 from workbench.export.exporter import export_run
 from workbench.jobs import create_run
+from workbench.methods import make_config
 from workbench.store import RunStatus, Store
 
 pytestmark = pytest.mark.slow

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from workbench.config import ConfigError, make_config
+from workbench.config import ConfigError
 from workbench.engine.checkpoint import Checkpoints
 from workbench.jobs import create_run
 from workbench.jobs.runner import Runner, is_worker_alive, log_path
+from workbench.methods import make_config
 from workbench.store import RunStatus, Store
 from workbench.studies import scheduler
 

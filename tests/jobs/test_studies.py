@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from workbench.config import make_config
 from workbench.engine.execute import execute
 from workbench.errors import ConfigError
 from workbench.jobs import Runner
+from workbench.methods import make_config
 from workbench.store import SCHEMA_VERSION, RunStatus, Store
 from workbench.studies import (
     TEMPLATES,

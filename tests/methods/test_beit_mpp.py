@@ -5,13 +5,12 @@ import pytest
 import torch
 
 from tests.conftest import finished_run
-from workbench.config import make_config
 from workbench.data import DataInfo
 from workbench.errors import ConfigError
 from workbench.jobs import create_run
-from workbench.methods import get_method
+from workbench.methods import get_method, make_config
 from workbench.methods.base import ParentRun
-from workbench.methods.mpp import class_colours, color_targets, corrupt
+from workbench.methods.mpp.method import class_colours, color_targets, corrupt
 from workbench.store import Store
 
 INFO = DataInfo([f"c{i}" for i in range(10)], (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 32)

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.config import config_class, make_config
 from workbench.data import DataInfo
 from workbench.engine.optim import build_optimizer
-from workbench.methods import get_method, method_names
+from workbench.methods import config_class, get_method, make_config, method_names
 from workbench.methods.base import ParentRun
 
 CLASSES = [f"c{i}" for i in range(10)]

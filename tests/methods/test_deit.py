@@ -7,14 +7,13 @@ import pytest
 import torch
 
 from tests.conftest import finished_run
-from workbench.config import make_config
 from workbench.data import DataInfo
 from workbench.engine.optim import build_optimizer
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import create_run
-from workbench.methods import get_method
+from workbench.methods import get_method, make_config
 from workbench.methods.base import ParentRun
-from workbench.methods.deit import distillation_loss, load_teacher_file
+from workbench.methods.deit.method import distillation_loss, load_teacher_file
 from workbench.store import RunStatus, Store
 
 INFO = DataInfo([f"c{i}" for i in range(10)], (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 32)

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.config import make_config
 from workbench.data import DataInfo
 from workbench.errors import ConfigError
-from workbench.methods import get_method
+from workbench.methods import get_method, make_config
 
 INFO = DataInfo([f"c{i}" for i in range(10)], (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 32)
 

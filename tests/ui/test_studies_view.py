@@ -67,12 +67,12 @@ def test_the_window_shows_results_equal_to_the_runs_and_links_to_them(qtbot, win
         assert row[0] == want[0] and float(row[1]) == pytest.approx(want[1], abs=5e-5) and row[2] == "finished"
 
     # the plot: one point per sweep value, at category positions, y = the stored top-1
-    curves = view.plot.getPlotItem().listDataItems()
+    curves = view.chart.plot.getPlotItem().listDataItems()
     assert len(curves) == 1
     xs, ys = curves[0].getData()
     assert list(xs) == [0, 1] and list(ys) == [row[1] for row in expected.rows]
-    assert "highest vit val/top1" in view.best.text()
-    assert "custom sweep" in view.trend.text()
+    assert "highest vit val/top1" in view.chart.best.text()
+    assert "custom sweep" in view.chart.trend.text()
 
     out = tmp_path / "results.csv"
     view.save_table("csv", str(out))

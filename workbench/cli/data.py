@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workbench.config import PRESETS, config_class
+from workbench.config import PRESETS
 from workbench.data import BUILTIN_DATASETS, KIND_HELP, KINDS
 from workbench.errors import WorkbenchError
-from workbench.methods import method_names
+from workbench.methods import config_class, method_names
 from workbench.store import Store
 
 

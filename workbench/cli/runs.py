@@ -10,11 +10,11 @@ import sys
 from typing import Any
 
 from workbench import fmt
-from workbench.config import PRESETS, config_class
+from workbench.config import PRESETS
 from workbench.errors import WorkbenchError
 from workbench.jobs import Runner, cancel_run, create_run, reconcile, resume_run
 from workbench.jobs.runner import log_path
-from workbench.methods import method_names
+from workbench.methods import config_class, method_names
 from workbench.store import Run, RunStatus, Store
 from workbench.studies import tick, wait_for
 

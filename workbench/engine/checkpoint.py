@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from workbench import paths
-from workbench.config import config_from_dict
 from workbench.errors import WorkbenchError
+from workbench.methods import config_from_dict
 from workbench.store import Artifact, Run, Store
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.utils.data import default_collate
 
-from workbench.config import TrainConfig, config_from_dict
+from workbench.config import TrainConfig
 from workbench.data.loading import BatchTransform, DataBundle, load_data, make_loader
 from workbench.engine import distributed
 from workbench.engine.checkpoint import Checkpoints, parent_runs
@@ -33,7 +33,7 @@ from workbench.engine.device import (
 from workbench.engine.optim import build_optimizer, warmup_cosine
 from workbench.engine.reporter import Reporter
 from workbench.errors import DataError, WorkbenchError
-from workbench.methods import get_method
+from workbench.methods import config_from_dict, get_method
 from workbench.methods.base import Method
 from workbench.store import RunStatus, Store
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterable
 
 from workbench import paths
 from workbench.errors import WorkbenchError
@@ -77,12 +78,13 @@ INHERITED_NOT = frozenset({"WORKBENCH_AUTO_DEVICE", "RANK", "LOCAL_RANK", "WORLD
                            "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_ERROR_FILE"})
 
 
-def reconcile(store: Store) -> list[int]:
-    """Mark runs left `running` whose worker on this host is gone as `interrupted` (start-up check)."""
+def reconcile(store: Store, skip: Iterable[int] = ()) -> list[int]:
+    """Mark runs left `running` whose worker on this host is gone as `interrupted` (start-up check);
+    `skip`: runs whose worker the caller watches itself (its exit code says more)."""
     host = socket.gethostname()
-    lost = []
+    lost, skip = [], set(skip)
     for run in store.list_runs(status=RunStatus.RUNNING):
-        if run.host not in (None, host) or is_worker_alive(run.pid, run.id):
+        if run.id in skip or run.host not in (None, host) or is_worker_alive(run.pid, run.id):
             continue
         if run.pid is None and time.time() - (run.started_at or 0) < STARTING_GRACE_S:
             continue
@@ -208,7 +210,7 @@ class Runner:
             self.store.transition(run_id, status, only_from=[RunStatus.RUNNING], error=error, finished_at=time.time())
         if time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + ADOPTED_CHECK_S
-            changed += reconcile(self.store)
+            changed += reconcile(self.store, skip=self.procs)
         return changed
 
     def cancel(self, run_id: int, grace: float = 10.0) -> RunStatus:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from workbench.config import (
-    ParentInfo,
-    TrainConfig,
-    config_class,
-    config_from_dict,
-    make_config,
-)
+from workbench.config import ParentInfo, TrainConfig
 from workbench.data import check_dataset
 from workbench.errors import ConfigError, StoreError
+from workbench.methods import config_class, config_from_dict, make_config
 from workbench.store import Run, Store
 
 

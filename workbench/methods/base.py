@@ -36,9 +36,8 @@ class ParentRun:
 
 
 class Method:
-    """Base class: subclasses set `name` and implement `build` and `step`."""
-
-    name: str = ""
+    """Base class: subclasses implement `build` and `step` (the registry knows them by their
+    package's name)."""
 
     def __init__(self, cfg: TrainConfig, data: DataInfo, parents: dict[str, ParentRun] | None = None) -> None:
         self.cfg = cfg

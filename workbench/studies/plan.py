@@ -15,16 +15,10 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from workbench.config import (
-    METHOD_CONFIGS,
-    PRESETS,
-    ParentInfo,
-    config_class,
-    config_from_dict,
-    parse_overrides,
-)
+from workbench.config import PRESETS, ParentInfo, parse_overrides
 from workbench.errors import ConfigError, StoreError, WorkbenchError
 from workbench.jobs.submit import checked_config
+from workbench.methods import METHOD_CONFIGS, config_class, config_from_dict
 from workbench.studies.results import overview
 from workbench.studies.scheduler import advance
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from workbench.config import config_class
 from workbench.errors import ConfigError
+from workbench.methods import config_class
 from workbench.studies.plan import Column, Stage, StudySpec, grid
 
 # what follows a pre-training stage, per budget. The probe is MAE's (BatchNorm + linear head on the

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench import fmt
-from workbench.config import config_class
+from workbench.methods import config_class
 from workbench.store import Run, Store
 
 

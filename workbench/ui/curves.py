@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.config import config_class
+from workbench.methods import config_class
 from workbench.store import MetricRow, Store
 from workbench.ui.series import RunSeries, ema
 

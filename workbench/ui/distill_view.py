@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.config import config_class
+from workbench.methods import config_class
 from workbench.store import Run, RunStatus, Store
 from workbench.ui.image_view import ZoomImage
 

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.config import config_class
+from workbench.methods import config_class
 from workbench.store import Run, Store
 from workbench.ui.cli_process import CliProcess
 from workbench.ui.image_view import ZoomImage, to_pixmap

@@ -31,16 +31,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.config import (
-    METHOD_CONFIGS,
-    PRESETS,
-    ParentInfo,
-    config_class,
-    config_from_dict,
-)
+from workbench.config import PRESETS, ParentInfo
 from workbench.data import check_dataset, dataset_names
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import create_run
+from workbench.methods import METHOD_CONFIGS, config_class, config_from_dict
 from workbench.store import Run, RunStatus, Store
 from workbench.ui.config_form import ConfigForm
 from workbench.ui.mask_preview import MaskPreview

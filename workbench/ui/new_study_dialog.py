@@ -29,8 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.config import METHOD_CONFIGS, PRESETS, config_class
+from workbench.config import PRESETS
 from workbench.errors import WorkbenchError
+from workbench.methods import METHOD_CONFIGS, config_class
 from workbench.store import RunStatus, Store, Study
 from workbench.studies import (
     FOLLOW_UPS,

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.config import METHOD_CONFIGS
+from workbench.methods import METHOD_CONFIGS
 from workbench.ui.runs_table import (
     BASE_COLUMNS,
     STATUS_COLOURS,

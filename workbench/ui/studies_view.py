@@ -8,14 +8,11 @@ window's) starts the runs as their parents finish.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -37,14 +34,13 @@ from workbench.studies import (
     cancel_study,
     delete_study,
     overview,
-    point_values,
     results,
     resume_study,
     to_csv,
     to_markdown,
 )
 from workbench.ui.compare import Cell
-from workbench.ui.curves import PALETTE
+from workbench.ui.study_chart import StudyChart
 from workbench.ui.tasks import Tasks
 from workbench.ui.widgets import closes_with_keys, confirm
 
@@ -117,42 +113,7 @@ class StudiesView(QWidget):
         detail_tabs.addTab(self.results, "Results")
         detail_tabs.addTab(self.members, "Runs")
 
-        self.metric_box = QComboBox()
-        self.metric_box.setToolTip("the result column the plot shows")
-        self.metric_box.currentIndexChanged.connect(self._plot)
-        self.plot = pg.PlotWidget()
-        self.plot.setBackground("w")
-        self.plot.showGrid(x=True, y=True, alpha=0.3)
-        for side in ("bottom", "left"):
-            self.plot.getAxis(side).enableAutoSIPrefix(False)  # mask ratios stay 0.25, not 250 (x0.001)
-        self.legend = self.plot.addLegend(offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 210))
-        self.best = QLabel()
-        self.best.setWordWrap(True)
-        self.trend = QLabel()
-        self.trend.setWordWrap(True)
-        self.trend.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.trend.setStyleSheet("color: #444; background: #f6f6f2; padding: 8px; border-radius: 4px;")
-        side = QWidget()
-        side.setFixedWidth(300)
-        side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(0, 0, 0, 0)
-        side_layout.addWidget(QLabel("<b>This study</b>"))
-        side_layout.addWidget(self.best)
-        side_layout.addWidget(QLabel("<b>What the paper found</b>"))
-        side_layout.addWidget(self.trend, 1)
-        plot_box = QWidget()
-        plot_layout = QVBoxLayout(plot_box)
-        plot_layout.setContentsMargins(0, 0, 0, 0)
-        metric_row = QHBoxLayout()
-        metric_row.addWidget(QLabel("plot"))
-        metric_row.addWidget(self.metric_box, 1)
-        plot_layout.addLayout(metric_row)
-        plot_layout.addWidget(self.plot, 1)
-        lower = QWidget()
-        lower_layout = QHBoxLayout(lower)
-        lower_layout.setContentsMargins(0, 0, 0, 0)
-        lower_layout.addWidget(plot_box, 1)
-        lower_layout.addWidget(side)
+        self.chart = StudyChart()
 
         right = QSplitter(Qt.Orientation.Vertical)
         top = QWidget()
@@ -161,7 +122,7 @@ class StudiesView(QWidget):
         top_layout.addWidget(self.title)
         top_layout.addWidget(detail_tabs, 1)
         right.addWidget(top)
-        right.addWidget(lower)
+        right.addWidget(self.chart)
         right.setSizes([380, 380])
         split = QSplitter()
         split.addWidget(self.list)
@@ -236,7 +197,7 @@ class StudiesView(QWidget):
             self.title.setText(NO_STUDY)
             for table_widget in (self.results, self.members):
                 table_widget.setRowCount(0)
-            self.plot.clear()
+            self.chart.show_table(None, "")
             return
         s = view.study
         table = results(view)
@@ -252,14 +213,7 @@ class StudiesView(QWidget):
         self.table_data = table
         self._fill_results(table, s.id)
         self._fill_members(view)
-        labels = table.columns
-        if [self.metric_box.itemText(i) for i in range(self.metric_box.count())] != labels:
-            self.metric_box.blockSignals(True)
-            self.metric_box.clear()
-            self.metric_box.addItems(labels)
-            self.metric_box.blockSignals(False)
-        self.trend.setText(s.spec.get("paper_trend") or "a custom sweep: no published trend to compare with")
-        self._plot()
+        self.chart.show_table(table, s.spec.get("paper_trend") or "a custom sweep: no published trend to compare with")
 
     def _fill_results(self, table: Table, study_id: int) -> None:
         header = self.results.horizontalHeader()
@@ -300,60 +254,6 @@ class StudiesView(QWidget):
                     item.setToolTip(m.note)
                 self.members.setItem(r, c, item)
         self.members.resizeColumnsToContents()
-
-    def _plot(self) -> None:
-        """The swept field against the chosen column: a line over numbers, points over categories;
-        one series per value of a second swept field; reference rows (a teacher) as dashed lines."""
-        self.plot.clear()
-        self.legend.clear()
-        table, col = self.table_data, self.metric_box.currentIndex()
-        if table is None or col < 0:
-            return
-        first = len(table.sweep_fields)
-        points = [row for row, ref in zip(table.rows, table.reference) if not ref]
-        numeric = all(isinstance(row[0], (int, float)) and not isinstance(row[0], bool) for row in points)
-        categories = list(dict.fromkeys(str(row[0]) for row in points))
-        axis = self.plot.getAxis("bottom")
-        axis.setTicks(None if numeric else [[(i, c) for i, c in enumerate(categories)]])
-        self.plot.setLabel("bottom", table.sweep_fields[0])
-        self.plot.setLabel("left", table.columns[col])
-        groups: dict[str, list[list[Any]]] = {}
-        for row in points:
-            key = f"{table.sweep_fields[1]}={row[1]}" if first > 1 else table.columns[col]
-            groups.setdefault(key, []).append(row)
-        def x_of(value: Any) -> float:
-            return float(value) if numeric else categories.index(str(value))
-
-        for i, (name, rows) in enumerate(groups.items()):
-            pairs = sorted((x_of(r[0]), r[first + col]) for r in rows if isinstance(r[first + col], (int, float)))
-            if pairs:
-                colour = PALETTE[i % len(PALETTE)]
-                self.plot.plot([p[0] for p in pairs], [p[1] for p in pairs], pen=pg.mkPen(colour, width=1.5),
-                               symbol="o", symbolSize=7, symbolBrush=colour, symbolPen=colour, name=name)
-        if table.sweep_fields[1:2] == ["seed"] and len(groups) > 1:  # repeats: their mean, on top
-            means = sorted((x_of(key[0]), sum(v) / len(v)) for key, v in point_values(table, col).items() if v)
-            self.plot.plot([m[0] for m in means], [m[1] for m in means], pen=pg.mkPen("k", width=3), symbol="s",
-                           symbolBrush="k", name=f"mean of {len(groups)} seeds")
-        for row, ref in zip(table.rows, table.reference):
-            if ref and isinstance(row[first + col], (int, float)):
-                line = pg.InfiniteLine(pos=row[first + col], angle=0, label=f"{row[0]}: {row[first + col]:.3f}",
-                                       pen=pg.mkPen("#777", width=1.5, style=Qt.PenStyle.DashLine),
-                                       labelOpts={"position": 0.02, "color": "#555", "anchors": [(0, 1), (0, 1)]})
-                self.plot.addItem(line)
-        self.best.setText(self._best_text(table, col))
-
-    @staticmethod
-    def _best_text(table: Table, col: int) -> str:
-        """The best point of the column (the mean over its seeds, when repeated)."""
-        scored = [(sum(v) / len(v), key, len(v)) for key, v in point_values(table, col).items() if v]
-        if not scored:
-            return "no results yet"
-        higher = fmt.higher_is_better(table.keys[col])
-        value, key, n = (max if higher else min)(scored, key=lambda p: p[0])
-        where = ", ".join(f"{f}={v}" for f, v in zip([f for f in table.sweep_fields if f != "seed"], key))
-        repeats = f" (mean of {n} seeds)" if "seed" in table.sweep_fields else ""
-        return (f"{'highest' if higher else 'lowest'} {table.columns[col]}: <b>{value:.4f}</b> at {where}{repeats}; "
-                f"{len(scored)} of {len(point_values(table, col))} points have a value")
 
     # -------------------------------------------------------------- actions
     def _buttons(self) -> None:

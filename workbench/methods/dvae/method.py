@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workbench.config import DvaeConfig
 from workbench.draw import labelled_grid
 from workbench.methods.base import Batch, Method
+from workbench.methods.dvae import Config
 
 SNAPSHOT_IMAGES = 8
 
@@ -35,7 +35,7 @@ class ResBlock(nn.Module):
 
 
 class DiscreteVAE(nn.Module):
-    def __init__(self, cfg: DvaeConfig) -> None:
+    def __init__(self, cfg: Config) -> None:
         super().__init__()
         h, k = cfg.hidden, cfg.codebook_size
         halvings = int(math.log2(cfg.patch_size))
@@ -70,8 +70,7 @@ class DiscreteVAE(nn.Module):
 
 
 class DvaeMethod(Method):
-    name = "dvae"
-    cfg: DvaeConfig
+    cfg: Config
 
     def build(self) -> DiscreteVAE:
         self.temperature, self.kl_weight = self.cfg.temp_start, self.cfg.kl_weight

@@ -12,8 +12,9 @@ import torch
 from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 
-from workbench.config import ViTBackboneConfig, VitConfig
+from workbench.config import ViTBackboneConfig
 from workbench.methods.base import ClassifierMethod
+from workbench.methods.vit import Config
 
 
 def build_vit(cfg: ViTBackboneConfig, num_classes: int, pos_embed: str = "learned-1d", *,
@@ -96,8 +97,7 @@ class MaskedTokenEncoder(torch.nn.Module):
 
 
 class VitMethod(ClassifierMethod):
-    name = "vit"
-    cfg: VitConfig
+    cfg: Config
 
     def build(self) -> VisionTransformer:
         self.label_smoothing = self.cfg.label_smoothing

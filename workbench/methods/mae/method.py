@@ -15,16 +15,21 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from workbench.config import MaeConfig
 from workbench.draw import MASK_GREY, labelled_grid
 from workbench.methods.base import Batch, MaskedMethod
-from workbench.methods.vit import build_vit, freeze_sincos_2d, patchify, unpatchify
+from workbench.methods.mae import Config
+from workbench.methods.vit.method import (
+    build_vit,
+    freeze_sincos_2d,
+    patchify,
+    unpatchify,
+)
 
 SNAPSHOT_IMAGES = 8
 
 
 class MaskedAutoencoder(nn.Module):
-    def __init__(self, cfg: MaeConfig) -> None:
+    def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.patch_size, self.grid = cfg.patch_size, cfg.grid_size
         self.encoder = build_vit(cfg, num_classes=0, pos_embed="sincos-2d")
@@ -99,8 +104,7 @@ class MaskedAutoencoder(nn.Module):
 
 
 class MaeMethod(MaskedMethod):
-    name = "mae"
-    cfg: MaeConfig
+    cfg: Config
 
     def build(self) -> MaskedAutoencoder:
         return MaskedAutoencoder(self.cfg)

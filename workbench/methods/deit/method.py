@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from timm.models.deit import VisionTransformerDistilled
 from torch import Tensor, nn
 
-from workbench.config import DeitConfig
 from workbench.draw import BAD, GOOD, LABEL_PX, fit_name, font, tile, upscale
 from workbench.errors import WorkbenchError
 from workbench.methods.base import (
@@ -29,7 +28,8 @@ from workbench.methods.base import (
     load_parent_module,
     param_groups,
 )
-from workbench.methods.vit import build_vit
+from workbench.methods.deit import Config
+from workbench.methods.vit.method import build_vit
 
 REPORT_IMAGES = 16
 
@@ -106,8 +106,7 @@ def load_teacher_file(path: str, arch: str, num_classes: int) -> nn.Module:
 
 
 class DeitMethod(ClassifierMethod):
-    name = "deit"
-    cfg: DeitConfig
+    cfg: Config
 
     def build(self) -> DistillationModel:
         self.label_smoothing = self.cfg.label_smoothing

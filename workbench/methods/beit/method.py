@@ -14,17 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workbench.config import BeitConfig
 from workbench.draw import labelled_grid
 from workbench.methods.base import Batch, MaskedMethod, load_parent_module
-from workbench.methods.dvae import DiscreteVAE
-from workbench.methods.vit import MaskedTokenEncoder
+from workbench.methods.beit import Config
+from workbench.methods.dvae.method import DiscreteVAE
+from workbench.methods.vit.method import MaskedTokenEncoder
 
 SNAPSHOT_IMAGES = 8
 
 
 class BeitPretrain(nn.Module):
-    def __init__(self, cfg: BeitConfig, tokenizer: DiscreteVAE) -> None:
+    def __init__(self, cfg: Config, tokenizer: DiscreteVAE) -> None:
         super().__init__()
         self.encoder = MaskedTokenEncoder(cfg)
         self.lm_head = nn.Linear(cfg.width, tokenizer.codebook_size)
@@ -46,8 +46,7 @@ class BeitPretrain(nn.Module):
 
 
 class BeitMethod(MaskedMethod):
-    name = "beit"
-    cfg: BeitConfig
+    cfg: Config
 
     def build(self) -> BeitPretrain:
         tokenizer = load_parent_module(self.parents["tokenizer"], self.data)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import timm
 from torch import nn
 
-from workbench.config import SwinConfig, int_list
+from workbench.config import int_list
 from workbench.methods.base import ClassifierMethod
+from workbench.methods.swin import Config
 
 
 class SwinMethod(ClassifierMethod):
-    name = "swin"
-    cfg: SwinConfig
+    cfg: Config
 
     def build(self) -> nn.Module:
         cfg = self.cfg

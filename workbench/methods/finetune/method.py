@@ -16,15 +16,14 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from workbench.config import FinetuneConfig
 from workbench.errors import WorkbenchError
 from workbench.methods.base import ClassifierMethod, load_parent_module, param_groups
-from workbench.methods.vit import build_vit
+from workbench.methods.finetune import Config
+from workbench.methods.vit.method import build_vit
 
 
 class FinetuneMethod(ClassifierMethod):
-    name = "finetune"
-    cfg: FinetuneConfig
+    cfg: Config
 
     def build(self) -> VisionTransformer:
         self.label_smoothing = self.cfg.label_smoothing

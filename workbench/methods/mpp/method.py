@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workbench.config import MppConfig
 from workbench.draw import labelled_grid
 from workbench.methods.base import Batch, MaskedMethod
-from workbench.methods.vit import MaskedTokenEncoder, patchify, unpatchify
+from workbench.methods.mpp import Config
+from workbench.methods.vit.method import MaskedTokenEncoder, patchify, unpatchify
 
 LEVELS = 8  # 3 bits per channel
 SNAPSHOT_IMAGES = 8
@@ -59,7 +59,7 @@ def class_colours(ids: Tensor) -> Tensor:
 
 
 class MppModel(nn.Module):
-    def __init__(self, cfg: MppConfig) -> None:
+    def __init__(self, cfg: Config) -> None:
         super().__init__()
         outputs = {"color3bit": LEVELS ** 3, "color3bit_4x4": 16 * LEVELS ** 3,
                    "pixel_l2": cfg.patch_size ** 2 * 3}[cfg.target]
@@ -76,8 +76,7 @@ class MppModel(nn.Module):
 
 
 class MppMethod(MaskedMethod):
-    name = "mpp"
-    cfg: MppConfig
+    cfg: Config
     _eval_generator: torch.Generator | None = None
 
     def build(self) -> MppModel:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import timm
 from torch import nn
 
-from workbench.config import CnnConfig
 from workbench.methods.base import ClassifierMethod
+from workbench.methods.cnn import Config
 
 
 class CnnMethod(ClassifierMethod):
-    name = "cnn"
-    cfg: CnnConfig
+    cfg: Config
 
     def build(self) -> nn.Module:
         self.label_smoothing = self.cfg.label_smoothing

@@ -1,0 +1,33 @@
+"""Fine-tuning and linear probing: the `finetune` method's config (fields, presets, checks), free of torch so that
+forms and the command line read it; the model and training step are in `method.py`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from workbench.config import ENCODER_SHAPE, ViTBackboneConfig, param
+
+
+@dataclass(kw_only=True)
+class Config(ViTBackboneConfig):
+    position: ClassVar[int] = 3
+    description: ClassVar[str] = ("Fine-tune or linearly probe a pre-trained encoder (MAE, BEiT, masked patch "
+                                  "prediction) as a classifier on a labelled dataset.")
+    parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ("mae", "beit", "mpp")}
+    inherits: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ENCODER_SHAPE}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": dict(epochs=8, lr=2e-3),
+        "small": {},
+        # MAE fine-tuning recipe (ViT-B): layer decay 0.65, drop path 0.1, label smoothing 0.1
+        "paper": dict(epochs=100, batch_size=256, lr=1e-3, weight_decay=0.05, warmup_epochs=5.0,
+                      layer_decay=0.65, drop_path=0.1, label_smoothing=0.1),
+    }
+
+    mode: str = param("full", "full: train every weight; linear: freeze the encoder, train a linear head "
+                              "(after a BatchNorm without affine, as MAE's linear probe)",
+                      choices=("full", "linear"))
+    layer_decay: float = param(0.75, "layer-wise learning-rate decay in full mode (1: off)", min=0.05, max=1.0)
+    pool: str = param("avg", "image feature: avg (mean of patch tokens) or token ([CLS])", choices=("avg", "token"))
+    label_smoothing: float = param(0.0, "label smoothing of the cross-entropy", min=0.0, max=0.5)
+    drop_path: float = param(0.0, "stochastic depth rate (full mode)", min=0.0, max=0.9)
