@@ -15,7 +15,7 @@ from workbench.data.loading import load_data
 from workbench.errors import ConfigError, DataError
 from workbench.jobs import create_run
 from workbench.methods import make_config
-from workbench.store import SCHEMA_VERSION, Store
+from workbench.store import Store
 
 COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220), "grün": (40, 200, 70)}
 
@@ -198,18 +198,3 @@ def test_a_tiny_run_trains_on_a_user_folder(cli, store: Store, tmp_path: Path) -
     run = store.get_run(int(done.stdout))
     assert run.summary["val/top1"] >= 0.6, run.summary  # three colours: easy, chance is 1/3
     assert store.latest_artifact(run.id, "image", name="predictions") is not None
-
-
-def test_a_version_1_database_gains_the_datasets_table(home: Path) -> None:
-    import sqlite3
-
-    store = Store()
-    run = store.create_run("vit", {})
-    store.close()
-    with sqlite3.connect(home / "workbench.sqlite") as db:  # what the first build wrote
-        for table in ("datasets", "study_members", "study_stages", "studies"):
-            db.execute(f"DROP TABLE {table}")
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    upgraded = Store()
-    assert upgraded.schema_version() == SCHEMA_VERSION and upgraded.get_run(run.id).method == "vit"
-    assert upgraded.list_datasets() == []

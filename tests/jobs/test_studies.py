@@ -7,9 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 import statistics
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +16,7 @@ from workbench.engine.execute import execute
 from workbench.errors import ConfigError
 from workbench.jobs import Runner
 from workbench.methods import make_config
-from workbench.store import SCHEMA_VERSION, RunStatus, Store
+from workbench.store import RunStatus, Store
 from workbench.studies import (
     TEMPLATES,
     Column,
@@ -218,24 +216,6 @@ def test_cli_refuses_a_bad_study_in_one_line(cli, store: Store) -> None:
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "patch size 5 does not divide image size 32" in done.stderr
     assert store.list_studies() == []
-
-
-def test_a_version_2_database_gains_the_study_tables(home: Path) -> None:
-    store = Store()
-    run = store.create_run("vit", {})
-    store.close()
-    with sqlite3.connect(home / "workbench.sqlite") as db:  # what the build before studies wrote
-        for table in ("study_members", "study_stages", "studies"):
-            db.execute(f"DROP TABLE {table}")
-        db.execute("DROP INDEX ix_runs_trashed_at")  # nor the Trash (version 4)
-        db.execute("ALTER TABLE runs DROP COLUMN trashed_at")
-        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    upgraded = Store()
-    assert upgraded.schema_version() == SCHEMA_VERSION == 4 and upgraded.get_run(run.id).method == "vit"
-    assert [r.id for r in upgraded.list_runs()] == [run.id]
-    assert upgraded.list_studies() == []
-    study = create_study(upgraded, template_spec("vit-pos-embed", common=QUICK))
-    assert len(upgraded.study_members(study.id)) == 3
 
 
 def test_repeats_seed_whole_chains_and_tables_mean_and_sd(store: Store) -> None:

@@ -1,21 +1,18 @@
-"""Database rows (SQLAlchemy 2.x typed models) and the schema version.
+"""Database rows (SQLAlchemy 2.x typed models).
 
 Times are Unix seconds (float) so durations are a subtraction and every process agrees.
-Bump `SCHEMA_VERSION` and add a step to `MIGRATIONS` for every change to these tables:
-a database made by an older build must open in a newer one.
+Every change to these tables comes with a migration script (`workbench/store/migrations`)
+and a bump of `migrate.HEAD`: a database made by an older build must open in a newer one.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, inspect
-from sqlalchemy.engine import Connection
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from workbench.store.status import RunStatus
-
-SCHEMA_VERSION = 4
 
 
 class Base(DeclarativeBase):
@@ -165,24 +162,3 @@ class StudyMember(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), default=None,
                                                index=True)
     note: Mapped[str] = mapped_column(Text, default="")
-
-
-def _add_datasets_table(conn: Connection) -> None:
-    Dataset.__table__.create(conn)
-
-
-def _add_study_tables(conn: Connection) -> None:
-    for table in (Study, StudyStage, StudyMember):  # checkfirst: SQLite DDL is not transactional here
-        table.__table__.create(conn, checkfirst=True)
-
-
-def _add_trash(conn: Connection) -> None:
-    columns = {c["name"] for c in inspect(conn).get_columns("runs")}
-    if "trashed_at" not in columns:  # a half-made upgrade may have added it already
-        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN trashed_at FLOAT")
-    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_runs_trashed_at ON runs (trashed_at)")
-
-
-# version v -> function that upgrades a database from v to v + 1
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_datasets_table, 2: _add_study_tables,
-                                                        3: _add_trash}

@@ -13,19 +13,17 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from sqlalchemy import delete, func, insert, inspect, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from workbench import paths
 from workbench.errors import StoreError
+from workbench.store import migrate
 from workbench.store.datasets import DatasetQueries
 from workbench.store.engine import BUSY_TIMEOUT_S, create_sqlite_engine
 from workbench.store.schema import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
     Artifact,
-    Base,
     Meta,
     Metric,
     Run,
@@ -50,7 +48,7 @@ class Store(DatasetQueries, StudyQueries):
         self.engine = create_sqlite_engine(self.path, busy_timeout_s)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         with self._translate_errors():
-            self._migrate()
+            migrate.prepare(self.engine, self.path)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -73,22 +71,6 @@ class Store(DatasetQueries, StudyQueries):
         with self._translate_errors(), self._sessions.begin() as session:
             yield session
 
-    def _migrate(self) -> None:
-        with self.engine.begin() as conn:
-            tables = set(inspect(conn).get_table_names())
-            if "runs" not in tables:
-                Base.metadata.create_all(conn)
-                conn.execute(insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-                return
-            version = int(conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar_one())
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.path} was written by a newer ViT Workbench (schema {version}, "
-                                 f"this build knows {SCHEMA_VERSION}); upgrade the workbench")
-            for v in range(version, SCHEMA_VERSION):
-                MIGRATIONS[v](conn)
-            if version != SCHEMA_VERSION:
-                conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION)))
-
     # --------------------------------------------------------------- settings
     def max_concurrent(self) -> int:
         """How many runs may train at once on one host (every scheduler of this store obeys it)."""
@@ -105,7 +87,7 @@ class Store(DatasetQueries, StudyQueries):
 
     def schema_version(self) -> int:
         with self.session() as s:
-            return int(s.scalar(select(Meta.value).where(Meta.key == "schema_version")))
+            return int(s.scalar(text("SELECT version_num FROM alembic_version")))
 
     # -------------------------------------------------------------------- runs
     def create_run(self, method: str, config: Mapping[str, Any], *, name: str = "",
