@@ -1,7 +1,9 @@
 """Where the workbench keeps its database, runs and dataset caches.
 
-`WORKBENCH_HOME` overrides the per-user data folder, so tests and several
-independent workspaces never share a database by accident.
+`WORKBENCH_HOME` overrides the per-user data folder (platformdirs' user data folder:
+`~/.local/share/vit-workbench` or `$XDG_DATA_HOME/vit-workbench` on Linux, `~/Library/Application
+Support/vit-workbench` on macOS, the local, not roaming, `AppData` on Windows), so tests and
+several independent workspaces never share a database by accident.
 """
 
 from __future__ import annotations
@@ -10,18 +12,29 @@ import os
 import sys
 from pathlib import Path
 
+import platformdirs
+
+APP = "vit-workbench"
+
+
+def _earlier_home() -> Path | None:
+    """The folder builds before platformdirs used on macOS and Windows (Roaming), if it holds data."""
+    if sys.platform == "win32":
+        old = Path(os.environ.get("APPDATA", Path.home())) / "ViT Workbench"
+    elif sys.platform == "darwin":
+        old = Path.home() / "Library" / "Application Support" / "ViT Workbench"
+    else:
+        return None
+    return old if (old / "workbench.sqlite").exists() else None
+
 
 def home() -> Path:
     """The workbench home folder (created on first use)."""
     env = os.environ.get("WORKBENCH_HOME")
     if env:
         path = Path(env).expanduser()
-    elif sys.platform == "win32":
-        path = Path(os.environ.get("APPDATA", Path.home())) / "ViT Workbench"
-    elif sys.platform == "darwin":
-        path = Path.home() / "Library" / "Application Support" / "ViT Workbench"
-    else:
-        path = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "vit-workbench"
+    else:  # a user's existing data stays where it is
+        path = _earlier_home() or Path(platformdirs.user_data_dir(APP, appauthor=False, roaming=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

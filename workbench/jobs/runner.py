@@ -19,11 +19,15 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+import psutil
+
 from workbench import paths
 from workbench.errors import WorkbenchError
 from workbench.store import RESUMABLE, Run, RunStatus, Store
 
 WORKER_MODULE = "workbench.worker"
+NEW_SESSION = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.platform == "win32"
+               else {"start_new_session": True})
 WORKER_MODULES = (WORKER_MODULE, "workbench.jobs.worker")  # a worker started by an earlier build is one too
 LOG_NAME = "worker.log"
 
@@ -32,24 +36,23 @@ def log_path(run_id: int) -> Path:
     return paths.run_dir(run_id) / LOG_NAME
 
 
-def is_worker_alive(pid: int | None, run_id: int) -> bool:
-    """True if `pid` is a live (not zombie) worker process for this run."""
+def _worker(pid: int | None, run_id: int) -> psutil.Process | None:
+    """The live (not zombie) worker process of this run, or None (gone, or the pid reused)."""
     if not pid:
-        return False
-    proc = Path(f"/proc/{pid}")
-    if Path("/proc/self").exists():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            return False
-        return (state not in ("Z", "X") and any(m.encode() in args for m in WORKER_MODULES)
-                and str(run_id).encode() in args)
-    try:  # no /proc (macOS, Windows): the pid exists, which is the best we can tell
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError, OSError):
-        return False
-    return True
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        args = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    return proc if any(m in args for m in WORKER_MODULES) and str(run_id) in args else None
+
+
+def is_worker_alive(pid: int | None, run_id: int) -> bool:
+    """True if `pid` is a live (not zombie) worker process for this run (on any OS: psutil)."""
+    return _worker(pid, run_id) is not None
 
 
 def exit_reason(code: int) -> str:
@@ -103,19 +106,30 @@ def cancel_run(store: Store, run_id: int, grace: float = 10.0) -> RunStatus:
         return RunStatus(store.get_run(run_id).status)
     if run.status != RunStatus.RUNNING:
         raise WorkbenchError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
-    if is_worker_alive(run.pid, run_id):
-        os.kill(run.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and is_worker_alive(run.pid, run_id):
-            time.sleep(0.1)
-        if is_worker_alive(run.pid, run_id):
-            try:
-                os.killpg(run.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    worker = _worker(run.pid, run_id)
+    if worker is not None:
+        _stop_tree(worker, grace)
     store.transition(run_id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
                      error=f"cancelled; the worker did not stop within {grace:g} s and was killed")
     return RunStatus(store.get_run(run_id).status)
+
+
+def _stop_tree(worker: psutil.Process, grace: float) -> None:
+    """Ask the worker to stop (SIGTERM, or TerminateProcess on Windows: it checkpoints and exits
+    where it can), then kill whatever of its process tree (torchrun ranks, data loaders) is left
+    after `grace` seconds."""
+    try:
+        tree = [worker, *worker.children(recursive=True)]
+        worker.terminate()
+    except psutil.NoSuchProcess:
+        return
+    _, alive = psutil.wait_procs([worker], timeout=grace)
+    for proc in alive + [p for p in tree[1:] if p.is_running()]:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(tree, timeout=5)
 
 
 def resume_run(store: Store, run_id: int) -> Run:
@@ -180,10 +194,10 @@ class Runner:
         with open(log_path(run_id), "ab") as log:
             log.write(f"--- worker start {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
             log.flush()
-            try:
+            try:  # a session (process group) of its own: the window or CLI that starts it may exit
                 proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(run_id)], stdout=log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                        start_new_session=True)
+                                        **NEW_SESSION)
             except OSError as exc:
                 self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING],
                                       error=f"could not start the worker process: {exc}", finished_at=time.time())
