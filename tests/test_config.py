@@ -78,3 +78,20 @@ def test_non_strict_loading_drops_removed_fields() -> None:
     assert cfg.lr == 0.002
     with pytest.raises(ConfigError):
         config_from_dict("vit", {"retired_field": 1})
+
+
+@pytest.mark.parametrize("status, words", [
+    ("queued", "run 8 is queued; wait until it has finished or pick another run"),
+    ("running", "run 8 is running; wait until it has finished or pick another run"),
+    ("failed", "run 8 failed (`workbench show 8` says why); resume it (`workbench resume 8`) or pick another run"),
+    ("cancelled", "run 8 was cancelled; resume it (`workbench resume 8`) or pick another run"),
+    ("interrupted", "run 8 was interrupted; resume it (`workbench resume 8`) or pick another run"),
+])
+def test_an_unfinished_parent_is_refused_with_what_to_do_for_its_status(status: str, words: str) -> None:
+    """A failed parent will never finish by waiting: the message says so (issue #18, item 23)."""
+    from workbench.config import ParentInfo
+
+    parent = ParentInfo(8, "mae", status, make_config("mae", "tiny"))
+    with pytest.raises(ConfigError) as err:
+        make_config("finetune", "tiny").check_parents({"encoder": parent})
+    assert err.value.field == "parent:encoder" and str(err.value) == f"parent:encoder: {words}"

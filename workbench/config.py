@@ -182,8 +182,7 @@ class TrainConfig:
                 raise ConfigError(f"parent:{role}", f"run {parent.run_id} is a {parent.method} run; "
                                                     f"the {role} must be a {_either(methods)} run")
             if parent.status != "finished":
-                raise ConfigError(f"parent:{role}", f"run {parent.run_id} is {parent.status}; "
-                                                    f"wait until it has finished or pick another run")
+                raise ConfigError(f"parent:{role}", _unfinished(parent))
             for name in self.inherits.get(role, ()):
                 mine, theirs = getattr(self, name), getattr(parent.config, name, None)
                 if mine != theirs:
@@ -328,6 +327,16 @@ def _type_hints(cls: type) -> dict[str, Any]:
 def _unknown_field(cls: type[TrainConfig], key: str) -> str:
     names = sorted(f.name for f in fields(cls))
     return f"unknown field for method {cls.method}; known fields: {', '.join(names)}"
+
+
+def _unfinished(parent: ParentInfo) -> str:
+    """Why a parent that has not finished cannot be used yet, and what to do: wait for a queued or
+    running one; resume one that ended otherwise (it will never finish by waiting)."""
+    run_id, status = parent.run_id, parent.status
+    if status in ("queued", "running"):
+        return f"run {run_id} is {status}; wait until it has finished or pick another run"
+    ended = f"failed (`workbench show {run_id}` says why)" if status == "failed" else f"was {status}"
+    return f"run {run_id} {ended}; resume it (`workbench resume {run_id}`) or pick another run"
 
 
 def _either(names: Sequence[str]) -> str:
