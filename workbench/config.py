@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass, field, fields
@@ -119,16 +120,8 @@ class TrainConfig:
     # ----------------------------------------------------------------- checks
     def validate(self) -> "TrainConfig":
         """Check every field and the cross-field rules; return self for chaining."""
-        hints = _type_hints(type(self))
         for f in fields(self):
-            value = getattr(self, f.name)
-            _check_type(f.name, hints[f.name], value)
-            meta = f.metadata
-            if meta.get("choices") and value not in meta["choices"]:
-                raise ConfigError(f.name, f"{value!r} is not one of {', '.join(meta['choices'])}")
-            lo, hi = meta.get("min"), meta.get("max")
-            if lo is not None and value < lo or hi is not None and value > hi:
-                raise ConfigError(f.name, f"{value!r} is outside the allowed range {_range(lo, hi)}")
+            check_field(type(self), f.name, getattr(self, f.name))
         self.check()
         return self
 
@@ -319,6 +312,18 @@ def build(cls: type[TrainConfig], data: Mapping[str, Any], *, strict: bool = Tru
     return cfg.validate()
 
 
+def check_field(cls: type[TrainConfig], name: str, value: Any) -> None:
+    """One field's type, choices and range (the rules that need no other field)."""
+    f = next(f for f in fields(cls) if f.name == name)
+    _check_type(name, _type_hints(cls)[name], value)
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(name, f"{value!r} is not one of {', '.join(meta['choices'])}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise ConfigError(name, f"{value!r} is outside the allowed range {_range(lo, hi)}")
+
+
 # ----------------------------------------------------------------- helpers
 def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
@@ -353,6 +358,8 @@ def _check_type(name: str, kind: Any, value: Any) -> None:
         ok = type(value) is bool
     elif kind is float:
         ok = isinstance(value, (int, float)) and type(value) is not bool
+        if ok and not math.isfinite(value):  # nan passes every range check, inf most
+            raise ConfigError(name, f"{value!r} is not a finite number")
     elif kind is int:
         ok = isinstance(value, int) and type(value) is not bool
     else:

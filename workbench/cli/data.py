@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import PRESETS
-from workbench.data import BUILTIN_DATASETS, KIND_HELP, KINDS
+from workbench.data import BUILTIN_DATASETS, KIND_HELP, KINDS, validation_text
 from workbench.errors import WorkbenchError
 from workbench.methods import config_class, method_names
 from workbench.store import Store
@@ -76,7 +76,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for r in records:
         classes = len(r.stats.get("classes", []))
         print(f"{r.name}  ({r.kind})  {r.path}  {classes} classes  {r.stats.get('images') or '?'} images"
-              + (f"  {r.stats['skipped']} skipped" if r.stats.get("skipped") else ""))
+              + (f"  {r.stats['skipped']} skipped" if r.stats.get("skipped") else "")
+              + (f"  {len(r.stats['warnings'])} warning(s): `workbench datasets show {r.name}`"
+                 if r.stats.get("warnings") else ""))
     return 0
 
 
@@ -97,9 +99,13 @@ def _print_dataset(record: Any, as_json: bool) -> int:
                                        for c, n in zip(info["classes"], counts or [None] * len(info["classes"]))))
     if info.get("images"):
         print(f"images: {info['images']}; width min/median/max {info['width']}, height {info['height']}")
-    print(f"validation: {record.val_path or f'{record.val_fraction:.0%} of each class, seeded'}")
+    print(f"validation: {validation_text(record, long=True)}")
+    for warning in info.get("warnings", []):
+        print(f"warning: {warning}")
     for path, why in info.get("problems", []):
         print(f"skipped: {path}: {why}")
+    for path, why in info.get("val_problems", []):
+        print(f"skipped (validation): {path}: {why}")
     return 0
 
 

@@ -86,6 +86,8 @@ def cmd_study_start(args: argparse.Namespace) -> int:
     view = studies.overview(store, study.id)
     print(f"study {study.id} ({study.name}): {len(view.members)} runs; `workbench study show {study.id}` follows it",
           file=sys.stderr)
+    for note in studies.kept_values(spec):
+        print(f"note: {note}", file=sys.stderr)
     return _follow_study(store, study.id, args.wait)
 
 

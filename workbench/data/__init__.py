@@ -35,6 +35,15 @@ class DataInfo:
         return len(self.classes)
 
 
+def validation_text(record: Any, long: bool = False) -> str:
+    """'1,200 images (the test batch)' (a validation folder, or CIFAR's test batch) or '10% held out'."""
+    count = record.stats.get("val_images")
+    if count is not None:
+        where = record.stats.get("validation") or record.val_path
+        return f"{count:,} images" + (f" ({where})" if long and where else "")
+    return f"{record.val_fraction:.0%} of each class held out (seeded)" if long else f"{record.val_fraction:.0%} held out"
+
+
 def dataset_names(store: Any) -> list[str]:
     """Every dataset a run can use: built in first, then the registered ones."""
     return [*BUILTIN_DATASETS, *(d.name for d in store.list_datasets())]

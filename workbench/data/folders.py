@@ -2,15 +2,20 @@
 images may sit in nested folders) and unlabelled folder trees (for pre-training).
 
 `scan` finds the images and checks each one with Pillow; what it cannot use (a wrong file
-type, an empty or corrupt file, a class folder with nothing readable) is skipped and reported
-by path with the reason, never fatal, unless nothing usable is left. Images are converted to
-RGB (greyscale, palette and RGBA on white), resized so the shorter side fits and centre-cropped
-to a square. numpy and Pillow only.
+type, an empty, corrupt or truncated file, one over the pixel limit, a folder it may not read,
+a class folder with nothing readable) is skipped and reported by path with the reason, never
+fatal, unless nothing usable is left. Images are converted to RGB (greyscale, palette and RGBA
+on white; 16-bit and 32-bit greyscale scaled to 8 bits), resized so the shorter side fits and
+centre-cropped to a square. numpy and Pillow only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +27,42 @@ from workbench.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MAX_REPORTED = 500  # problems kept in a scan report
+PILLOW_CEILING = 2 * Image.MAX_IMAGE_PIXELS  # Pillow refuses more (DecompressionBombError) whatever we say
+
+
+def max_pixels() -> int:
+    """The largest image (width x height) read, `WORKBENCH_MAX_IMAGE_PIXELS` or Pillow's ceiling
+    (about 179 megapixels): a guard against decompression bombs, whose header promises pixels
+    that decoding would try to allocate."""
+    raw = os.environ.get("WORKBENCH_MAX_IMAGE_PIXELS", "")
+    try:
+        return min(int(raw), PILLOW_CEILING) if raw else PILLOW_CEILING
+    except ValueError:
+        raise DataError(f"WORKBENCH_MAX_IMAGE_PIXELS={raw!r} is not a whole number of pixels") from None
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """Pillow's image; one over `max_pixels()` is refused with a sentence (DataError) before it is
+    decoded, and Pillow's raw DecompressionBombWarning is not printed."""
+    limit = max_pixels()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except Image.DecompressionBombError as exc:  # its size is only in the message
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            pixels = int(found.group(1)) if found else PILLOW_CEILING + 1
+            raise DataError(_too_large(f"{pixels / 1e6:,.0f} megapixels", limit)) from None
+    with image:
+        w, h = image.size
+        if w * h > limit:
+            raise DataError(_too_large(f"{w * h / 1e6:,.0f} megapixels, {w} x {h}", limit))
+        yield image
+
+
+def _too_large(size: str, limit: int) -> str:
+    return f"too large ({size}; the limit is {limit / 1e6:,.0f} megapixels, WORKBENCH_MAX_IMAGE_PIXELS lowers it)"
 
 
 @dataclass
@@ -34,6 +75,7 @@ class Scan:
     items: list[tuple[Path, int]] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
     sizes: list[tuple[int, int]] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # every file looked at, usable or not
 
     def report(self) -> dict:
         """JSON-able summary for the store and the GUI."""
@@ -47,39 +89,58 @@ class Scan:
                 "skipped": len(self.problems), "problems": [list(p) for p in self.problems[:MAX_REPORTED]]}
 
     def fingerprint(self) -> str:
-        """Changes whenever a file is added, removed or modified."""
-        h = hashlib.sha1(str(self.root).encode())
-        for path, label in self.items:
-            stat = path.stat()
-            h.update(f"{path.relative_to(self.root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        """Changes whenever a file is added, removed, renamed or modified, or a label changes (the
+        same whether the scan decoded the images or only read their headers)."""
+        h = hashlib.sha1(f"{self.root}|{'|'.join(self.classes)}".encode())
+        for path in self.files:
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            h.update(f"{path.relative_to(self.root)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
         return h.hexdigest()[:12]
 
 
-def check_image(path: Path) -> tuple[tuple[int, int] | None, str]:
-    """(width, height) and "" for a usable image, or None and why it is not."""
+def check_image(path: Path, decode: bool = True) -> tuple[tuple[int, int] | None, str]:
+    """(width, height) and "" for a usable image, or None and why it is not. `decode` decodes it
+    in full, so a truncated file is found when a dataset is added, not half-way through training;
+    without it only the header is read (a quick re-check at each run start)."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return None, f"not an image file ({path.suffix or 'no extension'})"
     try:
         if path.stat().st_size == 0:
             return None, "empty file (0 bytes)"
-        with Image.open(path) as image:
-            size = image.size
-            image.verify()
-        return size, ""
+        with open_image(path) as image:
+            if decode:
+                image.load()
+            return image.size, ""
+    except DataError as exc:
+        return None, str(exc)
+    except PermissionError:
+        return None, "cannot be read (permission denied)"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         return None, f"unreadable image ({type(exc).__name__}: {str(exc)[:120]})"
 
 
-def _files(folder: Path) -> Iterator[Path]:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts):
-            yield path
+def _files(folder: Path, problems: list[tuple[str, str]]) -> Iterator[Path]:
+    """Every file under `folder` (hidden ones left out); a folder that cannot be listed is a problem."""
+    def unreadable(exc: OSError) -> None:
+        reason = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or str(exc)
+        problems.append((str(exc.filename or folder), f"folder cannot be read ({reason}); skipped"))
+
+    for top, dirs, files in os.walk(folder, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(top) / name
 
 
-def scan(root: Path, labelled: bool, classes: list[str] | None = None) -> Scan:
+def scan(root: Path, labelled: bool, classes: list[str] | None = None, decode: bool = True) -> Scan:
     """Find and check the images under `root`. Labelled: one subfolder per class (`classes`
-    fixes the class list, as for a separate validation folder)."""
+    fixes the class list, as for a separate validation folder). `decode`: see `check_image`."""
     root = Path(root).expanduser()
+    if root.is_file():
+        raise DataError(f"{root} is a file; give the folder that holds the images")
     if not root.is_dir():
         raise DataError(f"there is no folder at {root}")
     result = Scan(root, labelled)
@@ -97,8 +158,9 @@ def scan(root: Path, labelled: bool, classes: list[str] | None = None) -> Scan:
         names, groups = [], [(-1, root)]
     found: dict[int, int] = {}
     for label, folder in groups:
-        for path in _files(folder):
-            size, problem = check_image(path)
+        for path in _files(folder, result.problems):
+            result.files.append(path)
+            size, problem = check_image(path, decode)
             if problem:
                 result.problems.append((str(path), problem))
             else:
@@ -140,15 +202,31 @@ def split(items: list[tuple[Path, int]], fraction: float, seed: int = 0) -> tupl
 
 def load_image(path: Path, size: int) -> np.ndarray:
     """[size, size, 3] uint8: RGB (transparency over white), shorter side resized, centre crop."""
-    with Image.open(path) as image:
+    with open_image(path) as image:
         image.load()
         if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
             rgba = image.convert("RGBA")
             image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-        image = image.convert("RGB")
+        image = _to_8bit(image).convert("RGB")
     w, h = image.size
     scale = size / min(w, h)
     image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC)
     w, h = image.size
     left, top = (w - size) // 2, (h - size) // 2
     return np.asarray(image.crop((left, top, left + size, top + size)))
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit greyscale ('I;16*', 'I', 'F') as 8-bit 'L'. Pillow's own convert clips
+    them at 255, which turns a 16-bit photo almost all white. Integers are scaled from the 16-bit
+    range (what PNG and TIFF store; from their maximum when a value is larger), floats from [0, 1]
+    (from their own range when outside it)."""
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        lo, hi = (0.0, 1.0) if values.min() >= 0 and values.max() <= 1 else (values.min(), values.max())
+    else:
+        lo, hi = 0.0, max(65535.0, float(values.max()))
+    scaled = (values - lo) / max(hi - lo, 1e-12) * 255.0
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")

@@ -100,6 +100,7 @@ class DataBundle:
     train: Dataset
     val: Dataset
     info: DataInfo
+    notes: list[str]  # for the run's log: what changed in the data since it was added, files skipped
 
 
 def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
@@ -110,8 +111,12 @@ def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
     else:
         train, val = (FileDataset(source.files[s], cfg.image_size) for s in ("train", "val"))
     meta = source.meta
+    skipped = meta.get("problems", [])
+    notes = list(meta.get("changes", [])) + [f"skipped {path}: {why}" for path, why in skipped[:20]] + (
+        [f"... and {len(skipped) - 20} more skipped files (`workbench datasets show {cfg.dataset}`)"]
+        if len(skipped) > 20 else [])
     return DataBundle(train=train, val=val, info=DataInfo(list(meta["classes"]), tuple(meta["mean"]),
-                                                          tuple(meta["std"]), cfg.image_size))
+                                                          tuple(meta["std"]), cfg.image_size), notes=notes)
 
 
 def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, pin_memory: bool = False, rank: int = 0,

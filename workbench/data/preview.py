@@ -32,7 +32,7 @@ def samples(store: Any, name: str, per_class: int, size: int) -> list[tuple[str,
             picked = images[labels == k][:per_class]
             rows.append((c, [np.asarray(Image.fromarray(img).resize((size, size))) for img in picked]))
         return rows
-    scan = folders.scan(Path(record.path), labelled=record.kind == "imagefolder")
+    scan = folders.scan(Path(record.path), labelled=record.kind == "imagefolder", decode=False)
     if record.kind == "unlabeled":
         return [("", [folders.load_image(p, size) for p, _ in scan.items[:per_class * 3]])]
     return [(c, [folders.load_image(p, size) for p, label in scan.items if label == k][:per_class])

@@ -36,17 +36,37 @@ def register(store: Any, name: str, kind: str, path: Path, *, val_path: Path | N
         raise ConfigError("val_fraction", f"{val_fraction} is outside (0, 0.9)")
     path = Path(path).expanduser().resolve()
     if kind in cifar.LAYOUT:
-        folder = cifar.batches_folder(kind, path)
-        _, labels, classes = cifar.read_split(kind, folder, "val")
-        stats = {"classes": classes, "images": None, "val_images": int(len(labels)), "skipped": 0, "problems": []}
+        stats = _cifar_stats(kind, cifar.batches_folder(kind, path))
     else:
         scan = folders.scan(path, labelled=kind == "imagefolder")
-        stats = scan.report()
+        stats = {**scan.report(), "fingerprint": scan.fingerprint()}
         if val_path:
             val = folders.scan(Path(val_path), labelled=kind == "imagefolder", classes=scan.classes or None)
-            stats["val_images"], stats["val_problems"] = len(val.items), [list(p) for p in val.problems[:100]]
+            stats.update(_val_stats(val, scan.classes))
     return store.add_dataset(name, kind, path, val_path=Path(val_path).resolve() if val_path else None,
                              val_fraction=val_fraction, stats=stats)
+
+
+def _cifar_stats(kind: str, folder: Path) -> dict[str, Any]:
+    """Both splits read and checked now, so a broken batch is refused here, not in a run."""
+    _, train_labels, classes = cifar.read_split(kind, folder, "train")
+    _, val_labels, _ = cifar.read_split(kind, folder, "val")
+    return {"classes": classes, "images": int(len(train_labels)), "val_images": int(len(val_labels)),
+            "per_class": np.bincount(train_labels, minlength=len(classes)).tolist(), "skipped": 0,
+            "problems": [], "validation": "the test batch"}
+
+
+def _val_stats(val: folders.Scan, classes: list[str]) -> dict[str, Any]:
+    """A separate validation folder's count, skipped files, and what it lacks (said, not hidden)."""
+    warnings = [p[0] + ": " + p[1] for p in val.problems if p[1].startswith("class folder not in")]
+    if classes:
+        per_class = np.bincount([label for _, label in val.items], minlength=len(classes))
+        missing = [c for c, n in zip(classes, per_class) if n == 0]
+        if missing:
+            warnings.insert(0, f"the validation folder has no images of {len(missing)} of {len(classes)} "
+                               f"classes ({', '.join(missing[:10])}): their accuracy is never measured")
+    return {"val_images": len(val.items), "val_problems": [list(p) for p in val.problems[:folders.MAX_REPORTED]],
+            "warnings": warnings}
 
 
 @dataclass
@@ -74,7 +94,7 @@ def resolve(store: Any, name: str, image_size: int) -> Source:
         raise DataError(f"dataset {name!r} is not registered; `workbench datasets add` registers it")
     if record.kind in cifar.LAYOUT:
         return _cifar(record, image_size)
-    return _folder(record, image_size)
+    return _folder(store, record, image_size)
 
 
 def _cache_folder(kind: str, key: str, image_size: int) -> Path:
@@ -91,7 +111,8 @@ def _cifar(record: Any, image_size: int) -> Source:
             writer.split(split, len(images), (_resized(img, image_size) for img in images), labels)
         return {"name": record.name, "kind": record.kind, "classes": classes}
 
-    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+    # keyed on the files' content (sizes and times), not the folder alone: replaced batches get a new cache
+    key = cifar.fingerprint(record.kind, folder)
     splits, meta = cached_arrays(_cache_folder(record.kind, key, image_size), image_size, build)
     return Source(record.name, record.kind, splits, None, meta)
 
@@ -104,11 +125,12 @@ def _resized(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
 
 
-def _folder(record: Any, image_size: int) -> Source:
+def _folder(store: Any, record: Any, image_size: int) -> Source:
     labelled = record.kind == "imagefolder"
-    scan = folders.scan(Path(record.path), labelled)
+    scan = folders.scan(Path(record.path), labelled, decode=False)
+    changes = _changes(store, record, scan)
     if record.val_path:
-        val_scan = folders.scan(Path(record.val_path), labelled, classes=scan.classes or None)
+        val_scan = folders.scan(Path(record.val_path), labelled, classes=scan.classes or None, decode=False)
         train_items, val_items = scan.items, val_scan.items
         problems = scan.problems + val_scan.problems
     else:
@@ -124,7 +146,7 @@ def _folder(record: Any, image_size: int) -> Source:
 
         mean, std = channel_stats(np.stack(sample))
         return Source(record.name, record.kind, None, {"train": train_items, "val": val_items},
-                      {**meta_base, "mean": mean, "std": std, "image_size": image_size,
+                      {**meta_base, "changes": changes, "mean": mean, "std": std, "image_size": image_size,
                        "counts": {"train": len(train_items), "val": len(val_items)}})
 
     def build(writer: CacheWriter) -> dict:
@@ -142,4 +164,28 @@ def _folder(record: Any, image_size: int) -> Source:
 
     key = hashlib.sha1(f"{scan.fingerprint()}|{record.val_path}|{record.val_fraction}".encode()).hexdigest()[:12]
     splits, meta = cached_arrays(_cache_folder(record.kind, key, image_size), image_size, build)
-    return Source(record.name, record.kind, splits, None, meta)
+    return Source(record.name, record.kind, splits, None, {**meta, "changes": changes})
+
+
+def _changes(store: Any, record: Any, scan: folders.Scan) -> list[str]:
+    """What changed in the folder since it was added (re-checked at each run start): a class that
+    lost all its images stops the run (its model would silently have fewer classes); other
+    changes are returned as warnings for the run's log, and the dataset's record is refreshed."""
+    stats, fingerprint = record.stats, scan.fingerprint()
+    if stats.get("fingerprint") == fingerprint:
+        return []
+    before, now = list(stats.get("classes") or []), scan.classes
+    if record.kind == "imagefolder" and before != now:
+        gone, new = [c for c in before if c not in now], [c for c in now if c not in before]
+        raise DataError(f"dataset {record.name!r} had {len(before)} classes when it was added and now has "
+                        f"{len(now)}" + (f" (no readable images left: {', '.join(gone)})" if gone else "")
+                        + (f" (new: {', '.join(new)})" if new else "") + "; restore the images, or "
+                        f"`workbench datasets remove {record.name}` and add it again")
+    fresh = {**stats, **scan.report(), "fingerprint": fingerprint}
+    store.update_dataset(record.name, stats=fresh)
+    if "fingerprint" not in stats and (stats.get("images"), stats.get("skipped", 0)) == (fresh["images"],
+                                                                                          fresh["skipped"]):
+        return []  # a record from before fingerprints, now given one
+    return [f"dataset {record.name!r}: its files changed since it was added ({stats.get('images')} -> "
+            f"{fresh['images']} images, {stats.get('skipped', 0)} -> {fresh['skipped']} skipped); "
+            f"its record is updated"]

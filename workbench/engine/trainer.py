@@ -102,6 +102,8 @@ class Training:
         self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
                  f"precision {self.amp or torch.float32}; loading data")
         self.data = load_data(cfg, store)
+        for note in self.data.notes:
+            self.log(f"data: {note}")
         self.method: Method = get_method(run.method)(cfg, self.data.info, parent_runs(store, run_id, weights=True))
         self.model = self.method.build().to(device)
         channels_last = wants_channels_last(self.model, device)

@@ -7,6 +7,7 @@ from typing import Any, Iterable, Mapping
 from workbench.config import ParentInfo, TrainConfig
 from workbench.data import check_dataset
 from workbench.errors import ConfigError, StoreError
+from workbench.jobs.runner import gpu_count
 from workbench.methods import config_class, config_from_dict, make_config
 from workbench.store import Run, Store
 
@@ -51,4 +52,19 @@ def checked_config(store: Store, method: str, *, preset: str | None, overrides: 
     cfg = make_config(method, preset, overrides, inherited=inherited)
     check_dataset(store, cfg.dataset, cls.needs_labels)
     cfg.check_parents(parents)
+    check_device(cfg.device)
     return cfg
+
+
+def check_device(device: str) -> None:
+    """Refuse a CUDA device this machine lacks, now rather than when the worker starts (runs
+    train on this machine; found without importing torch)."""
+    if not device.startswith("cuda"):
+        return
+    count = gpu_count()
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= count:
+        raise ConfigError("device", f"{device} is not on this machine ("
+                                    + (f"it has {count} CUDA GPU{'s' if count > 1 else ''}: cuda:0"
+                                       + (f" to cuda:{count - 1}" if count > 1 else "") if count else
+                                       "no CUDA GPU found") + "); use device=auto or cpu")

@@ -9,6 +9,7 @@ from workbench.studies.plan import (
     create_study,
     delete_study,
     grid,
+    kept_values,
     parse_sweep,
     plan,
 )
@@ -33,6 +34,6 @@ from workbench.studies.scheduler import (
 from workbench.studies.templates import FOLLOW_UPS, TEMPLATES, sweep_spec, template_spec
 
 __all__ = ["FOLLOW_UPS", "TEMPLATES", "Column", "Overview", "Stage", "StudySpec", "Table", "advance", "cancel_study",
-           "common_overrides", "create_study", "delete_study", "grid", "overview", "parse_sweep", "plan", "results",
+           "common_overrides", "create_study", "delete_study", "grid", "kept_values", "overview", "parse_sweep", "plan", "results",
            "point_values", "resume_study", "seed_means", "start_queued", "sweep_spec", "template_spec", "tick", "to_csv", "to_markdown",
            "wait_for"]

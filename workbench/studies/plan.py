@@ -15,7 +15,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from workbench.config import PRESETS, ParentInfo, parse_overrides
+from workbench.config import PRESETS, ParentInfo, check_field, parse_overrides
 from workbench.errors import ConfigError, StoreError, WorkbenchError
 from workbench.jobs.submit import checked_config
 from workbench.methods import METHOD_CONFIGS, config_class, config_from_dict
@@ -83,7 +83,9 @@ def common_overrides(items: Sequence[str]) -> dict[str, Any]:
         owner = next((cls for cls in METHOD_CONFIGS.values() if key in {f.name for f in fields(cls)}), None)
         if owner is None:
             raise ConfigError(key or item, "no method has this field; `workbench methods` lists them")
-        out.update(parse_overrides(owner, [item]))
+        value = parse_overrides(owner, [item])[key]
+        check_field(owner, key, value)
+        out[key] = value
     return out
 
 
@@ -229,10 +231,34 @@ def _check_shape(spec: StudySpec) -> None:
     every = set().union(*({f.name for f in fields(config_class(s.method))} for s in spec.stages))
     for name in set(spec.common) - every:
         raise ConfigError(name, f"no stage of this study has a field {name!r}")
+    _check_common_is_free(spec)
     for column in spec.columns:
         if column.stage not in names:
             raise ConfigError("columns", f"result column {column.label!r} reads stage {column.stage!r}, "
                                          f"which this study does not have")
+
+
+def _check_common_is_free(spec: StudySpec) -> None:
+    """A study-wide value of a field the study sweeps, or that every stage having the field pins,
+    would be dropped without a word: refuse it, naming who sets the field."""
+    swept = {k for p in spec.points for k in p}
+    for name, value in spec.common.items():
+        if name in swept:
+            values = ", ".join(str(p[name]) for p in spec.points if name in p)
+            raise ConfigError(name, f"the study sweeps {name} ({values}), so {name}={value} would be ignored; "
+                                    f"leave it out, or make a custom sweep of the values you want")
+        having = [s for s in spec.stages if name in {f.name for f in fields(config_class(s.method))}]
+        if having and all(name in s.overrides for s in having):
+            pins = ", ".join(f"stage {s.name}: {name}={s.overrides[name]}" for s in having)
+            raise ConfigError(name, f"this study sets {name} itself ({pins}), so {name}={value} would be "
+                                    f"ignored; leave it out, or make a custom study")
+
+
+def kept_values(spec: StudySpec) -> list[str]:
+    """Study-wide values some stage overrules with its own recipe (said when the study starts)."""
+    return [f"stage {s.name} keeps its own {name}={s.overrides[name]} (not {value})"
+            for name, value in spec.common.items() for s in spec.stages
+            if name in s.overrides and s.overrides[name] != value]
 
 
 def create_study(store: Store, spec: StudySpec) -> Study:

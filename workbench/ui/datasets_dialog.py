@@ -5,7 +5,6 @@ or CIFAR download, or forget one. Scanning and thumbnails run off the GUI thread
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -28,19 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.data import BUILTIN_DATASETS, KIND_HELP, KINDS
+from workbench.data import BUILTIN_DATASETS, KIND_HELP, KINDS, validation_text
 from workbench.store import Store
 from workbench.ui.image_view import to_pixmap
 from workbench.ui.tasks import Tasks
 from workbench.ui.widgets import confirm
-
-
-def validation_text(record: Any, long: bool = False) -> str:
-    """'1,200 images' (a validation folder, or CIFAR's test batch) or '10% held out'."""
-    count = record.stats.get("val_images")
-    if count is not None:
-        return f"{count:,} images" + (f" in {record.val_path}" if long and record.val_path else "")
-    return f"{record.val_fraction:.0%} of each class held out (seeded)" if long else f"{record.val_fraction:.0%} held out"
 
 
 class DatasetsDialog(QDialog):
@@ -171,8 +162,12 @@ class DatasetsDialog(QDialog):
             val = validation_text(record, long=True)
             self.summary.setText(f"<b>{name}</b> ({record.kind}) at {record.path}<br>{classes}<br>"
                                  f"{stats.get('images') or '?'} images{sizes}<br>validation: {val}")
+            for warning in stats.get("warnings", []):
+                self.problems.addItem(f"warning: {warning}")
             for path, why in stats.get("problems", []):
                 self.problems.addItem(f"{path} — {why}")
+            for path, why in stats.get("val_problems", []):
+                self.problems.addItem(f"validation: {path} — {why}")
         self.thumbnails.setText("loading thumbnails…")
         self.tasks.submit(lambda: thumbnail_grid(self.store, name),
                           lambda grid, n=name: self.selected_name() == n and self.thumbnails.setPixmap(to_pixmap(grid)),
