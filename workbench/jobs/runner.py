@@ -133,14 +133,24 @@ def _stop_tree(worker: psutil.Process, grace: float) -> None:
 
 
 def resume_run(store: Store, run_id: int) -> Run:
-    """Put an interrupted, failed or cancelled run back in the queue (it restarts from its checkpoint)."""
+    """Put an interrupted, failed or cancelled run back in the queue (it restarts from its checkpoint).
+    The status changes in one conditional UPDATE: of two resumes at once, the one that loses the race is
+    told the run is already queued or running, so only one worker ever starts."""
     run = store.get_run(run_id)
+    if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        raise WorkbenchError(_already(run_id, run.status))
     if run.status not in RESUMABLE:
         raise WorkbenchError(f"run {run_id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
     if run.trashed_at is not None:
         raise WorkbenchError(f"run {run_id} is in the Trash; restore it first")
-    store.transition(run_id, RunStatus.QUEUED, only_from=list(RESUMABLE), error=None, finished_at=None)
+    if not store.transition(run_id, RunStatus.QUEUED, only_from=list(RESUMABLE), error=None, finished_at=None):
+        raise WorkbenchError(_already(run_id, store.get_run(run_id).status))
     return store.get_run(run_id)
+
+
+def _already(run_id: int, status: str) -> str:
+    """What a resume of a run another resume (or a scheduler) has just taken says."""
+    return f"run {run_id} is already {status}; `workbench show {run_id}` follows it"
 
 
 def gpu_count() -> int:

@@ -1,0 +1,104 @@
+"""Resuming a run when something about it is not as it was (issue #18): two resumes at once, every
+checkpoint gone, the data changed under it; and a resumed run's time, kept over its segments."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.cli import main
+from workbench.errors import WorkbenchError
+from workbench.jobs import create_run
+from workbench.jobs.runner import log_path, resume_run
+from workbench.store import RunStatus, Store
+
+pytestmark = pytest.mark.slow
+
+TINY = ["max_steps=4", "eval_every=2", "checkpoint_every=2", "log_every=1", "batch_size=16"]
+
+
+def _stopped_run(store: Store, *overrides: str) -> int:
+    """A run that a resume may restart: cancelled before its worker wrote anything (step 0)."""
+    run = create_run(store, "vit", preset="tiny", overrides=[*TINY, *overrides])
+    store.update_run(run.id, status=RunStatus.CANCELLED, finished_at=1.0)
+    return run.id
+
+
+# ------------------------------------------------------------- two resumes at once (item 22)
+def test_a_resume_that_loses_the_race_says_the_run_is_already_queued(store: Store, monkeypatch) -> None:
+    """Both resumes read the run as cancelled before either queues it: one wins, the other is told."""
+    run_id = _stopped_run(store)
+    barrier, real_get = threading.Barrier(2), Store.get_run
+    read: set[int] = set()
+
+    def get_run_then_wait(self: Store, rid: int):
+        row = real_get(self, rid)
+        if threading.get_ident() not in read:  # each racer's first read: both see it cancelled
+            read.add(threading.get_ident())
+            barrier.wait(timeout=10)
+        return row
+
+    monkeypatch.setattr(Store, "get_run", get_run_then_wait)
+    outcomes: list[str] = []
+
+    def racer() -> None:
+        try:
+            outcomes.append(resume_run(Store(), run_id).status)
+        except WorkbenchError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=racer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(outcomes) == sorted([RunStatus.QUEUED, f"run {run_id} is already queued; "
+                                                         f"`workbench show {run_id}` follows it"])
+
+
+def test_resume_of_a_queued_or_running_run_says_so(store: Store, capsys) -> None:
+    run_id = _stopped_run(store)
+    for status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        store.update_run(run_id, status=status, started_at=time.time())  # just claimed: its worker is starting
+        assert main(["resume", str(run_id)]) == 2
+        err = capsys.readouterr().err
+        assert f"run {run_id} is already {status}; `workbench show {run_id}` follows it" in err
+        assert "started" not in err
+
+
+RACER = r"""
+import pathlib, sys, time
+from workbench.cli import main
+pathlib.Path(sys.argv[3]).touch()  # imported: ready to go
+while not pathlib.Path(sys.argv[1]).exists():
+    time.sleep(0.001)
+sys.exit(main(["resume", sys.argv[2]]))
+"""
+
+
+def test_two_cli_resumes_at_once_start_one_worker(store: Store, tmp_path: Path) -> None:
+    run_id = _stopped_run(store)
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{i}" for i in range(2)]
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(go), str(run_id), str(r)], env=dict(os.environ),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in ready]
+    while not all(r.exists() for r in ready):  # both imported: let them go together
+        pass
+    go.touch()
+    done = [(p.wait(timeout=120), *p.communicate()) for p in racers]
+    codes = sorted(code for code, _, _ in done)
+    assert codes == [0, 2], done
+    (_, out, won), (_, _, lost) = sorted(done)
+    assert out.strip() == str(run_id) and f"run {run_id} started" in won
+    assert f"run {run_id} is already" in lost and "started" not in lost and "Traceback" not in lost
+    from workbench.jobs import Runner
+    from workbench.studies import scheduler
+
+    assert scheduler.wait_for(store, Runner(store), run_id, timeout=120) == RunStatus.FINISHED
+    assert log_path(run_id).read_text().count("--- worker start") == 1
