@@ -14,6 +14,8 @@ from pathlib import Path
 
 import platformdirs
 
+from workbench.errors import WorkbenchError
+
 APP = "vit-workbench"
 
 
@@ -29,13 +31,23 @@ def _earlier_home() -> Path | None:
 
 
 def home() -> Path:
-    """The workbench home folder (created on first use)."""
+    """The workbench home folder (created on first use); a file or a read-only folder there is
+    refused at once, before the database or a run's files fail on it later."""
     env = os.environ.get("WORKBENCH_HOME")
     if env:
         path = Path(env).expanduser()
     else:  # a user's existing data stays where it is
         path = _earlier_home() or Path(platformdirs.user_data_dir(APP, appauthor=False, roaming=False))
-    path.mkdir(parents=True, exist_ok=True)
+    fix = "point WORKBENCH_HOME at a folder you can write to"
+    if path.exists() and not path.is_dir():
+        where = f"WORKBENCH_HOME is {path}, which" if env else f"the workbench home {path}"
+        raise WorkbenchError(f"{where} is a file, not a folder; move it aside or {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkbenchError(f"cannot create the workbench home {path}: {exc.strerror or exc}; {fix}") from None
+    if not os.access(path, os.W_OK):  # a read-only mount says so here even to root
+        raise WorkbenchError(f"the workbench home {path} cannot be written to (read-only, or not yours); {fix}")
     return path
 
 

@@ -32,7 +32,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("runs", help="list runs")
-    r.add_argument("--status", help="only runs with this status")
+    r.add_argument("--status", choices=[s.value for s in RunStatus], help="only runs with this status")
     r.add_argument("--method", help="only runs of this method")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_runs)
@@ -239,6 +239,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     runs = store.list_runs(status=args.status, method=args.method)
     if args.json:
         print(json.dumps([run_dict(r) for r in runs], indent=1))
+    if not runs:  # an empty answer says so: a filter that matched nothing is not a blank screen
+        which = " ".join(filter(None, [args.status, args.method]))
+        print(f"no {which} runs" if which else "no runs yet; `workbench train` starts one", file=sys.stderr)
+    if args.json or not runs:
         return 0
     rows = [("ID", "NAME", "METHOD", "STATUS", "PROGRESS", "DEVICE", "KEY METRIC", "STARTED", "DURATION")]
     for r in runs:
@@ -286,7 +290,15 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     store = Store()
-    store.get_run(args.run)
+    run = store.get_run(args.run)
+    keys = store.metric_keys(run.id)
+    if args.key and args.key not in keys:
+        recorded = ", ".join(keys) or "none"
+        if RunStatus(run.status).is_final:  # it records nothing more until resumed: a wrong key, not an early one
+            raise WorkbenchError(f"run {run.id} has no metric {args.key!r}; the metrics it recorded: {recorded}")
+        print(f"run {run.id} has recorded no {args.key!r} yet ({run.status}); so far: {recorded}", file=sys.stderr)
+    elif not keys:
+        print(f"run {run.id} has no metrics yet ({run.status})", file=sys.stderr)
     rows = store.metrics(args.run, key=args.key)
     out = csv.writer(sys.stdout) if args.csv else None
     if out:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 from sqlalchemy import Engine, inspect, text
 
@@ -25,17 +26,21 @@ VERSIONS = Path(__file__).parent / "migrations" / "versions"
 HEAD = "0004"  # the newest script's revision; bump with every new script
 SCHEMA_VERSION = int(HEAD)
 REVISIONS = [f"{n:04d}" for n in range(1, SCHEMA_VERSION + 1)]
+BACKUP_SUFFIX = ".bak"  # workbench.sqlite.schema-0003-20261129-103000.bak: the file before an upgrade
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def prepare(engine: Engine, path: Path) -> None:
-    """Make a new database, or upgrade an older one (keeping a copy first); refuse a newer one."""
+    """Make a new database, or upgrade an older one (keeping a copy first); refuse a newer one, and
+    a file that is no run database, untouched."""
+    check_file(path)
     with engine.begin() as conn:
         tables = set(inspect(conn).get_table_names())
         if "runs" not in tables:
             Base.metadata.create_all(conn)
             _stamp(conn, HEAD)
             return
-        current = current_revision(conn, tables)
+        current = current_revision(lambda sql: conn.exec_driver_sql(sql).all(), tables, path)
         if current == HEAD:
             if "alembic_version" not in tables:  # the newest schema, from the build before Alembic
                 _stamp(conn, HEAD)
@@ -43,18 +48,70 @@ def prepare(engine: Engine, path: Path) -> None:
     if current not in REVISIONS:
         raise StoreError(f"{path} was written by a newer ViT Workbench (schema {current}, this build knows up to "
                          f"{HEAD}); upgrade the workbench. The file was not changed")
-    backup = path.with_name(f"{path.name}.schema-{current}-{time.strftime('%Y%m%d-%H%M%S')}.bak")
+    backup = path.with_name(f"{path.name}.schema-{current}-{time.strftime('%Y%m%d-%H%M%S')}{BACKUP_SUFFIX}")
     with sqlite3.connect(path) as source, sqlite3.connect(backup) as copy:
         source.backup(copy)  # consistent even with a WAL file beside it
     _upgrade(engine, current)
 
 
-def current_revision(conn, tables: set[str]) -> str:
-    """The database's revision: Alembic's, or the version row of a build before Alembic."""
+def check_file(path: Path) -> None:
+    """Refuse a file that is no usable run database before the engine's first connection, which
+    would switch it to WAL: not SQLite, damaged, another program's, or with no version it can read."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # a new database (SQLite takes an empty file for one)
+    conn = sqlite3.connect(path)  # reading changes nothing; closing removes any WAL files it opened
+    try:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                  if not name.startswith("sqlite_")}
+        if tables and "runs" not in tables:
+            raise unusable(path, f"is a database of another program (tables: {', '.join(sorted(tables))})")
+        if tables:
+            current_revision(lambda sql: conn.execute(sql).fetchall(), tables, path)
+    except sqlite3.DatabaseError as exc:
+        error = damaged(path, exc)
+        if error:
+            raise error from None
+        # anything else (locked, cannot open) the engine's own connection reports as it does for any file
+    finally:
+        conn.close()
+
+
+def current_revision(query: Callable[[str], Sequence[tuple]], tables: set[str], path: Path) -> str:
+    """The database's revision: Alembic's, or the version row of a build before Alembic (each wrote one)."""
     if "alembic_version" in tables:
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-    legacy = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar_one_or_none()
-    return f"{int(legacy or 1):04d}"
+        rows, missing = query("SELECT version_num FROM alembic_version"), "its alembic_version table is empty"
+    else:
+        rows = query("SELECT value FROM meta WHERE key = 'schema_version'") if "meta" in tables else []
+        missing = "no alembic_version table, and no schema_version row in its meta table"
+    if len(rows) != 1:
+        raise unusable(path, f"records {len(rows)} schema versions" if rows else
+                       f"records no schema version ({missing})")
+    value = str(rows[0][0])
+    if not (value.isascii() and value.isdigit() and int(value) > 0):
+        raise unusable(path, f"records schema version {value!r}, which no ViT Workbench build writes")
+    return f"{int(value):04d}"
+
+
+def damaged(path: Path, exc: sqlite3.DatabaseError) -> StoreError | None:
+    """The error for a file SQLite finds damaged or not SQLite at all; None for any other failure."""
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return None
+    with path.open("rb") as f:
+        sqlite = f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    return unusable(path, f"is damaged ({exc})" if sqlite else "is not a SQLite database", check=sqlite)
+
+
+def unusable(path: Path, problem: str, *, check: bool = False) -> StoreError:
+    """What is wrong with which file, that it was left as it is, and the ways back: the copy kept
+    before the last upgrade, SQLite's own check, or an empty database."""
+    ways = []
+    backups = sorted(path.parent.glob(f"{path.name}.schema-*{BACKUP_SUFFIX}"), key=lambda p: p.stat().st_mtime)
+    if backups:
+        ways.append(f"put back the copy it kept before its last upgrade: {backups[-1]} (without what came after)")
+    if check:
+        ways.append(f'see what `sqlite3 {path} "PRAGMA integrity_check"` reports')
+    ways.append(f"move {path.name} and runs/ out of {path.parent} to start with an empty database")
+    return StoreError(f"{path} {problem}; the file was left as it is. To recover: {'; or '.join(ways)}")
 
 
 def _stamp(conn, revision: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from sqlalchemy import delete, func, insert, or_, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from workbench import paths
@@ -64,6 +64,11 @@ class Store(DatasetQueries, StudyQueries):
                                  f"{self.busy_timeout_s:g} s; close other programs using it (another workbench, a DB browser) "
                                  f"and retry") from exc
             raise StoreError(f"the run database {self.path} cannot be used: {exc.orig}") from exc
+        except DatabaseError as exc:  # damaged pages a query ran into after the file opened
+            error = migrate.damaged(self.path, exc.orig)
+            if error is None:
+                raise
+            raise error from exc
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
