@@ -8,7 +8,9 @@ under the real name. If the newest one cannot be read, the previous one is used.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,31 @@ def write_atomic(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
+def _nbytes(state: Any) -> int:
+    """Bytes of the tensors in a (nested) checkpoint dict: about its size on disk."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(_nbytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_nbytes(v) for v in state)
+    return 0
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _why(exc: BaseException, folder: Path) -> str:
+    """'disk full at PATH: ...' when the disk is what failed, else the error itself."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and str(exc.strerror).startswith("disk full"):
+        return str(exc.strerror)
+    free = shutil.disk_usage(folder).free
+    if isinstance(exc, RuntimeError) or exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full at {folder} ({_mb(free)} free; {getattr(exc, 'strerror', None) or exc})"
+    return f"{exc.strerror or exc} at {folder}"
+
+
 def read(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -54,20 +81,32 @@ class Checkpoints:
 
     def save(self, step: int, state: dict[str, Any]) -> Path:
         path = paths.run_dir(self.run_id) / "checkpoints" / f"step-{step:08d}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        need = _nbytes(state)
+        free = shutil.disk_usage(path.parent).free
         try:
+            if free < need:
+                raise OSError(errno.ENOSPC, f"disk full at {path.parent}: {_mb(free)} free, the checkpoint "
+                                            f"needs about {_mb(need)}")
             write_atomic(path, state)
-        except OSError as exc:  # a full disk, say: the earlier checkpoints are untouched
-            kept = [a.step for a in self.store.artifacts(self.run_id, KIND)]
-            raise WorkbenchError(
-                f"could not write the checkpoint of step {step} to {path.parent}: {exc.strerror or exc}; free some "
-                f"space, then resume the run (it continues from "
-                f"{f'step {kept[-1]}' if kept else 'the start'}, which is intact)") from None
+        except (OSError, RuntimeError) as exc:
+            # torch's zip writer reports a short write (a disk filling up meanwhile) as a RuntimeError,
+            # "unexpected pos N vs M", not as an OSError
+            if isinstance(exc, RuntimeError) and "unexpected pos" not in str(exc):
+                raise
+            raise WorkbenchError(f"could not write the checkpoint of step {step}: {_why(exc, path.parent)}; free "
+                                 f"some space, then resume the run (it continues from {self._kept()}, which is "
+                                 f"intact)") from None
         self.store.add_artifact(self.run_id, KIND, path, step=step)
         old = self.store.artifacts(self.run_id, KIND)[:-self.keep]
         for art in old:
             self.store.abspath(art).unlink(missing_ok=True)
         self.store.delete_artifacts([a.id for a in old])
         return path
+
+    def _kept(self) -> str:
+        kept = [a.step for a in self.store.artifacts(self.run_id, KIND)]
+        return f"step {kept[-1]}" if kept else "the start"
 
     def latest_readable(self, step: int | None = None) -> tuple[dict[str, Any], Artifact] | None:
         """The newest checkpoint that loads (the one at `step`, if given); unreadable or missing
