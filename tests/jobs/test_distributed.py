@@ -4,13 +4,14 @@ the same run in one process, and only rank 0 writes to the store."""
 
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import wait_for
 from workbench.config import ConfigError
 from workbench.engine.checkpoint import Checkpoints
 from workbench.jobs import create_run
-from workbench.jobs.runner import Runner, is_worker_alive, log_path
+from workbench.jobs.runner import Runner, is_worker_alive, log_path, resume_run
 from workbench.methods import make_config
 from workbench.store import RunStatus, Store
 from workbench.studies import scheduler
@@ -60,6 +61,25 @@ def test_cancelling_a_two_process_run_checkpoints_and_stops_both(store: Store) -
     assert art.step == row.step >= 20  # the step all ranks stopped after
     left = [p for p in Path("/proc").glob("[0-9]*") if _worker_args(p) == ["-m", "workbench.worker", str(run.id)]]
     assert left == []  # no rank left behind
+
+
+def test_a_rank_killed_interrupts_the_run_naming_it_and_resume_finishes(store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny", overrides=["nproc=2", "max_steps=40", "eval_every=20",
+                                                             "checkpoint_every=10"])
+    runner = Runner(store)
+    scheduler.tick(store, runner)
+    wait_for(lambda: store.get_run(run.id).step >= 15)
+    rank0 = psutil.Process(store.get_run(run.id).pid)  # rank 0 records its pid; torchrun is its parent
+    rank1 = next(p for p in rank0.parent().children() if p.environ().get("RANK") == "1")
+    rank1.kill()
+    assert scheduler.wait_for(store, runner, run.id, timeout=120) == RunStatus.INTERRUPTED
+    error = store.get_run(run.id).error
+    assert error.startswith("rank 1 of the 2 processes stopped") and f"workbench resume {run.id}" in error
+    assert "Traceback" not in error
+    store.set_max_concurrent(1)
+    resume_run(store, run.id)
+    assert scheduler.wait_for(store, runner, run.id, timeout=300) == RunStatus.FINISHED
+    assert [r[1] for r in store.metrics(run.id, key="val/top1")] == [20, 40]
 
 
 def _worker_args(proc: Path) -> list[str]:

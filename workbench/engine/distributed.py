@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Iterable
 
+import psutil
 import torch
 import torch.distributed as dist
 
@@ -88,3 +89,23 @@ def any_rank(flag: bool, ranks: Ranks, device: torch.device) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value)
     return bool(value.item() > 0)
+
+
+def lost_ranks(ranks: Ranks, exc: BaseException) -> list[int]:
+    """The ranks whose process is gone, when `exc` is a collective that failed because a peer
+    went away (its process killed or crashed); [] for any other error. The ranks are torchrun's
+    children: a rank finds its siblings through its parent and their RANK variables."""
+    if ranks.world == 1 or not (isinstance(exc, dist.DistError) or isinstance(exc, RuntimeError) and any(
+            s in str(exc) for s in ("gloo", "NCCL", "Connection reset", "Connection closed", "Broken pipe"))):
+        return []
+    alive = {ranks.rank}
+    try:
+        for child in psutil.Process().parent().children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "RANK" in child.environ():
+                    alive.add(int(child.environ()["RANK"]))
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
+                continue
+    except (psutil.NoSuchProcess, AttributeError):  # no parent left: torchrun itself is gone
+        return [r for r in range(ranks.world) if r != ranks.rank]
+    return [r for r in range(ranks.world) if r not in alive]
