@@ -94,16 +94,18 @@ def test_the_teacher_stays_frozen_in_eval_mode() -> None:
     assert not any(p.requires_grad for p in model.teacher.parameters())
 
 
-def test_inference_averages_both_heads_softmax() -> None:
+def test_inference_averages_both_heads_logits_as_the_exported_timm_model() -> None:
     method, model = _deit()
     model.eval()
-    images, _ = _batch()
+    images, labels = _batch()
     cls, dist = model.heads(images)
-    expected = (cls.softmax(-1) + dist.softmax(-1)) / 2
-    assert torch.allclose(model(images).exp(), expected, atol=1e-6)
-    assert not torch.allclose(expected, cls.softmax(-1))
-    metrics = method.evaluate(model, [_batch(6), _batch(4)])
+    assert torch.allclose(model(images), (cls + dist) / 2, atol=1e-6)
+    student = model.student  # what export writes: timm's VisionTransformerDistilled, in eval mode
+    assert type(student).__name__ == "VisionTransformerDistilled" and not student.distilled_training
+    assert torch.allclose(student(images), model(images), atol=1e-5)
+    metrics = method.evaluate(model, [(images, labels)])
     assert {"top1", "top1_cls", "top1_dist", "teacher_top1", "agreement"} <= set(metrics)
+    assert metrics["top1"] == pytest.approx((student(images).argmax(-1) == labels).float().mean().item())
 
 
 def test_report_holds_the_comparison_the_gui_shows() -> None:

@@ -64,13 +64,14 @@ class DistillationModel(nn.Module):
         return self.teacher(images).float()
 
     def forward(self, images: Tensor) -> Tensor:
-        """Log of the averaged softmax of both heads: its argmax is the student's prediction."""
+        """The mean of both heads' logits [B, classes]: the student's prediction, as DeiT's
+        reference code and timm's VisionTransformerDistilled (the exported model) compute it."""
         cls, dist = self.heads(images)
-        return average_probabilities(cls, dist).log()
+        return average_logits(cls, dist)
 
 
-def average_probabilities(cls: Tensor, dist: Tensor) -> Tensor:
-    return (cls.float().softmax(-1) + dist.float().softmax(-1)) / 2
+def average_logits(cls: Tensor, dist: Tensor) -> Tensor:
+    return (cls.float() + dist.float()) / 2
 
 
 def distillation_loss(kind: str, dist: Tensor, teacher: Tensor | None, labels: Tensor, tau: float) -> Tensor:
@@ -133,18 +134,19 @@ class DeitMethod(ClassifierMethod):
         loss_dist = distillation_loss(self.cfg.distill, dist, teacher, labels, self.cfg.tau)
         alpha = self.cfg.alpha
         return {"loss": (1 - alpha) * loss_cls + alpha * loss_dist, "loss_cls": loss_cls, "loss_dist": loss_dist,
-                "top1": (average_probabilities(cls, dist).argmax(-1) == hard_labels(labels)).float().mean()}
+                "top1": (average_logits(cls, dist).argmax(-1) == hard_labels(labels)).float().mean()}
 
     @torch.no_grad()
     def predictions(self, model: DistillationModel, batches: Iterable[Batch]) -> dict[str, Tensor]:
-        """Over the whole validation set: labels, and probabilities of cls, dist, avg (and teacher)."""
+        """Over the whole validation set: labels, and probabilities of cls, dist, avg (the softmax of
+        the heads' mean logits) and teacher."""
         out: dict[str, list[Tensor]] = {"labels": [], "cls": [], "dist": [], "avg": [], "teacher": []}
         for images, labels in batches:
             cls, dist = model.heads(images)
             out["labels"].append(labels.cpu())
             out["cls"].append(cls.float().softmax(-1).cpu())
             out["dist"].append(dist.float().softmax(-1).cpu())
-            out["avg"].append(average_probabilities(cls, dist).cpu())
+            out["avg"].append(average_logits(cls, dist).softmax(-1).cpu())
             if model.teacher is not None:
                 out["teacher"].append(model.teacher_logits(images).softmax(-1).cpu())
         return {k: torch.cat(v) for k, v in out.items() if v}
