@@ -20,3 +20,16 @@ class StoreError(WorkbenchError):
 
 class DataError(WorkbenchError):
     """A dataset cannot be loaded (missing, empty, unreadable)."""
+
+
+class NoCheckpointError(WorkbenchError):
+    """A run that has trained has no checkpoint to continue from: resuming it would start it again
+    from step 0 and replace its metrics, which only the user's consent (`--from-scratch`, or yes
+    to the window's question) allows."""
+
+    def __init__(self, run_id: int, step: int, lost: str = "") -> None:
+        """`lost`: what became of the checkpoints it wrote ("gone from FOLDER"); empty: it wrote none."""
+        why = f"its checkpoint files are {lost}" if lost else f"it stopped at step {step} before writing one"
+        super().__init__(f"run {run_id} has no checkpoint left ({why}); `workbench resume {run_id} --from-scratch` "
+                         f"starts it again from step 0 and replaces its metrics")
+        self.run_id, self.why = run_id, why

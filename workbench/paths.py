@@ -63,6 +63,11 @@ def run_dir(run_id: int, *, create: bool = True) -> Path:
     return path
 
 
+def checkpoint_dir(run_id: int) -> Path:
+    """Folder of a run's checkpoints (`step-00000468.pt`); made when the first is written."""
+    return run_dir(run_id, create=False) / "checkpoints"
+
+
 def dataset_cache() -> Path:
     """Generated/downloaded dataset caches; `WORKBENCH_DATASETS` lets several homes share one."""
     env = os.environ.get("WORKBENCH_DATASETS")

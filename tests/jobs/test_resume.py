@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from workbench import paths
 from workbench.cli import main
-from workbench.errors import WorkbenchError
+from workbench.engine.execute import execute
+from workbench.errors import NoCheckpointError, WorkbenchError
 from workbench.jobs import create_run
 from workbench.jobs.runner import log_path, resume_run
 from workbench.store import RunStatus, Store
@@ -102,3 +104,62 @@ def test_two_cli_resumes_at_once_start_one_worker(store: Store, tmp_path: Path) 
 
     assert scheduler.wait_for(store, Runner(store), run_id, timeout=120) == RunStatus.FINISHED
     assert log_path(run_id).read_text().count("--- worker start") == 1
+
+
+# ---------------------------------------------------------- every checkpoint gone (item 18)
+def _trained(store: Store) -> int:
+    """A tiny run trained to its end in-process (checkpoints at steps 2 and 4), then marked as a
+    worker killed at the end would leave it."""
+    run = create_run(store, "vit", preset="tiny", overrides=TINY)
+    assert execute(store, run.id, log=lambda _: None) == RunStatus.FINISHED
+    store.update_run(run.id, status=RunStatus.INTERRUPTED)
+    return run.id
+
+
+def _checkpoint_files(run_id: int) -> list[Path]:
+    return sorted((paths.run_dir(run_id) / "checkpoints").glob("*.pt"))
+
+
+def test_resume_with_every_checkpoint_gone_asks_for_from_scratch(store: Store, capsys) -> None:
+    run_id = _trained(store)
+    for file in _checkpoint_files(run_id):
+        file.unlink()
+    metrics = store.metrics(run_id)
+    assert main(["resume", str(run_id)]) == 2
+    err = capsys.readouterr().err
+    folder = paths.run_dir(run_id) / "checkpoints"
+    assert (f"run {run_id} has no checkpoint left (its checkpoint files are gone from {folder}); "
+            f"`workbench resume {run_id} --from-scratch` starts it again from step 0 and replaces its metrics") in err
+    assert store.get_run(run_id).status == RunStatus.INTERRUPTED and store.metrics(run_id) == metrics  # untouched
+
+    assert main(["resume", str(run_id), "--from-scratch", "--wait"]) == 0, log_path(run_id).read_text()
+    run = store.get_run(run_id)
+    assert run.status == RunStatus.FINISHED and run.step == 4
+    assert [r[1] for r in store.metrics(run_id, key="train/loss")] == [1, 2, 3, 4]  # replaced, not doubled
+    assert "starting again from step 0" in log_path(run_id).read_text()
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_not_restarted_silently(store: Store) -> None:
+    run_id = _stopped_run(store)
+    store.update_run(run_id, step=3)  # it had trained and reported 3 steps
+    with pytest.raises(NoCheckpointError, match="it stopped at step 3 before writing one"):
+        resume_run(store, run_id)
+
+
+def test_unreadable_checkpoints_fail_the_run_until_from_scratch(store: Store) -> None:
+    """Files that exist but cannot be read pass resume's look; the worker refuses, keeping the metrics."""
+    run_id = _trained(store)
+    for file in _checkpoint_files(run_id):
+        file.write_bytes(b"torn")
+    metrics = store.metrics(run_id)
+    resume_run(store, run_id)
+    assert execute(store, run_id, log=lambda _: None) == RunStatus.FAILED
+    run = store.get_run(run_id)
+    assert run.error.startswith(f"run {run_id} has no checkpoint left (its checkpoint files are unreadable in ")
+    assert "Traceback" not in run.error and store.metrics(run_id) == metrics
+
+    resume_run(store, run_id, from_scratch=True)
+    assert store.get_run(run_id).step == 0 and _checkpoint_files(run_id) == []
+    assert execute(store, run_id, log=lambda _: None) == RunStatus.FINISHED
+    assert [r[1] for r in store.metrics(run_id, key="train/loss")] == [1, 2, 3, 4]
+    assert [int(f.stem.split("-")[1]) for f in _checkpoint_files(run_id)] == [2, 4]

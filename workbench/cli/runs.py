@@ -56,6 +56,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     u = sub.add_parser("resume", help="continue an interrupted, failed or cancelled run from its checkpoint")
     u.add_argument("run", type=int)
     u.add_argument("--wait", action="store_true")
+    u.add_argument("--from-scratch", action="store_true",
+                   help="a run with no checkpoint left: start it again from step 0, replacing its metrics")
     u.set_defaults(func=cmd_resume)
 
     de = sub.add_parser("delete", help="move runs to the Trash (restorable); --for-good deletes them and their files")
@@ -102,7 +104,7 @@ def parse_parents(items: list[str]) -> dict[str, int]:
 def cmd_resume(args: argparse.Namespace) -> int:
     store = Store()
     reconcile(store)
-    run = resume_run(store, args.run)
+    run = resume_run(store, args.run, from_scratch=args.from_scratch)
     return _launch(store, run.id, args.wait)
 
 

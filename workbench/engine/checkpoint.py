@@ -80,7 +80,7 @@ class Checkpoints:
         self.store, self.run_id, self.keep = store, run_id, keep
 
     def save(self, step: int, state: dict[str, Any]) -> Path:
-        path = paths.run_dir(self.run_id) / "checkpoints" / f"step-{step:08d}.pt"
+        path = paths.checkpoint_dir(self.run_id) / f"step-{step:08d}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
         need = _nbytes(state)
         free = shutil.disk_usage(path.parent).free

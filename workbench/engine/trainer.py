@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.utils.data import default_collate
 
+from workbench import paths
 from workbench.config import TrainConfig
 from workbench.data.loading import BatchTransform, DataBundle, load_data, make_loader
 from workbench.engine import distributed
@@ -32,7 +33,7 @@ from workbench.engine.device import (
 )
 from workbench.engine.optim import build_optimizer, warmup_cosine
 from workbench.engine.reporter import Reporter
-from workbench.errors import DataError, WorkbenchError
+from workbench.errors import DataError, NoCheckpointError, WorkbenchError
 from workbench.methods import config_from_dict, get_method
 from workbench.methods.base import Method
 from workbench.store import RunStatus, Store
@@ -130,10 +131,19 @@ class Training:
         self.step = 0
 
     def resume(self) -> None:
-        """Restore the newest checkpoint; rank 0 drops the metrics and files written after it."""
-        self.step = _restore(self.ckpts, self.model, self.optimizer, self.scheduler, self.scaler, self.device)
-        if self.step:
+        """Restore the newest readable checkpoint; rank 0 drops the metrics and files written after it.
+        A run that has trained (its step > 0) and has no readable checkpoint is refused rather than
+        restarted from step 0 over its metrics: `resume_run(from_scratch=True)` sets its step to 0."""
+        found = self.ckpts.latest_readable()
+        if found is not None:
+            self.step = _restore(found[0], self.model, self.optimizer, self.scheduler, self.scaler, self.device)
             self.log(f"resuming from step {self.step}")
+        elif self.run.step:
+            recorded = self.store.artifacts(self.run_id, "checkpoint")
+            raise NoCheckpointError(self.run_id, self.run.step,
+                                    f"unreadable in {paths.checkpoint_dir(self.run_id)}" if recorded else "")
+        elif self.run.total_steps:  # it had started before (a resume --from-scratch, say): said, not silent
+            self.log("no checkpoint to resume from: starting again from step 0")
         if self.ranks.rank:  # other ranks augment and mask other random draws
             torch.manual_seed(self.cfg.seed + 7919 * self.ranks.rank + self.step)
         if not self.ranks.main:
@@ -319,12 +329,9 @@ def _quiet(_: str) -> None:
     """The log of ranks other than 0: one voice in the worker log is enough."""
 
 
-def _restore(ckpts: Checkpoints, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+def _restore(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
              scheduler: Any, scaler: Any, device: torch.device) -> int:
-    found = ckpts.latest_readable()
-    if found is None:
-        return 0
-    state, _ = found
+    """Load a checkpoint's weights, optimizer, schedule and RNG states; the step it was saved at."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

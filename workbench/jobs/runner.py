@@ -22,7 +22,7 @@ from typing import Iterable
 import psutil
 
 from workbench import paths
-from workbench.errors import WorkbenchError
+from workbench.errors import NoCheckpointError, WorkbenchError
 from workbench.store import RESUMABLE, Run, RunStatus, Store
 
 WORKER_MODULE = "workbench.worker"
@@ -132,10 +132,14 @@ def _stop_tree(worker: psutil.Process, grace: float) -> None:
     psutil.wait_procs(tree, timeout=5)
 
 
-def resume_run(store: Store, run_id: int) -> Run:
-    """Put an interrupted, failed or cancelled run back in the queue (it restarts from its checkpoint).
-    The status changes in one conditional UPDATE: of two resumes at once, the one that loses the race is
-    told the run is already queued or running, so only one worker ever starts."""
+def resume_run(store: Store, run_id: int, from_scratch: bool = False) -> Run:
+    """Put an interrupted, failed or cancelled run back in the queue: it continues from its newest
+    checkpoint. A run that has trained but has no checkpoint file left is refused (raising
+    `NoCheckpointError`) unless `from_scratch`, the user's consent to start it again from step 0
+    (its checkpoints deleted, its metrics replaced as it trains): the CLI and the window both ask
+    through this one rule. The status changes in one conditional UPDATE: of two resumes at once,
+    the one that loses the race is told the run is already queued or running, so only one worker
+    ever starts."""
     run = store.get_run(run_id)
     if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         raise WorkbenchError(_already(run_id, run.status))
@@ -143,8 +147,17 @@ def resume_run(store: Store, run_id: int) -> Run:
         raise WorkbenchError(f"run {run_id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
     if run.trashed_at is not None:
         raise WorkbenchError(f"run {run_id} is in the Trash; restore it first")
-    if not store.transition(run_id, RunStatus.QUEUED, only_from=list(RESUMABLE), error=None, finished_at=None):
+    checkpoints = store.artifacts(run_id, "checkpoint")
+    if run.step and not from_scratch and not any(store.abspath(a).exists() for a in checkpoints):
+        raise NoCheckpointError(run_id, run.step, f"gone from {paths.checkpoint_dir(run_id)}" if checkpoints else "")
+    restart = {"step": 0, "summary": {}} if from_scratch else {}
+    if not store.transition(run_id, RunStatus.QUEUED, only_from=list(RESUMABLE), error=None, finished_at=None,
+                            **restart):
         raise WorkbenchError(_already(run_id, store.get_run(run_id).status))
+    if from_scratch:  # only now: a resume that lost the race deletes nothing
+        for art in checkpoints:
+            store.abspath(art).unlink(missing_ok=True)
+        store.delete_artifacts([a.id for a in checkpoints])
     return store.get_run(run_id)
 
 

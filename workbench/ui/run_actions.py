@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 
 from workbench import paths
-from workbench.errors import WorkbenchError
+from workbench.errors import NoCheckpointError, WorkbenchError
 from workbench.store import RESUMABLE, RunStatus
 from workbench.ui.widgets import confirm, warn
 
@@ -82,14 +82,27 @@ class RunActions(QObject):
                 w.tasks.submit(lambda rid=run.id: cancel_run(w.store, rid), lambda _: w.poll(), w.say)
 
     def resume_selected(self) -> None:
-        from workbench.jobs import resume_run
-
         for run in self.window.selected_runs():
             try:
-                resume_run(self.window.store, run.id)
+                self._resume(run.id)
             except WorkbenchError as exc:
                 self.window.say(str(exc))
         self.window.poll()
+
+    def _resume(self, run_id: int) -> None:
+        """Queue a run again; one with no checkpoint left starts again from step 0 only if the user
+        says yes (the rule is `resume_run`'s, as for `workbench resume --from-scratch`)."""
+        from workbench.jobs import resume_run
+
+        w = self.window
+        try:
+            resume_run(w.store, run_id)
+        except NoCheckpointError as exc:
+            if confirm(w, "Start again from step 0?", f"Run {run_id} has no checkpoint left ({exc.why}).",
+                       "Start again from step 0", detail="Resuming it can only start it again from step 0, which "
+                                                         "replaces its metrics, images and checkpoints as it trains."):
+                resume_run(w.store, run_id, from_scratch=True)
+                w.say(f"Run {run_id} queued to start again from step 0")
 
     # ----------------------------------------------------------------- trash
     def delete_selected(self) -> None:
