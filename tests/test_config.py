@@ -95,3 +95,11 @@ def test_an_unfinished_parent_is_refused_with_what_to_do_for_its_status(status: 
     with pytest.raises(ConfigError) as err:
         make_config("finetune", "tiny").check_parents({"encoder": parent})
     assert err.value.field == "parent:encoder" and str(err.value) == f"parent:encoder: {words}"
+
+
+@pytest.mark.parametrize("method, clip", [("vit", 1.0), ("mpp", 1.0), ("beit", 3.0), ("swin", 5.0), ("mae", 0.0),
+                                          ("deit", 0.0), ("finetune", 0.0)])
+def test_gradient_clipping_is_each_references(method: str, clip: float) -> None:
+    """ViT (big_vision) 1.0, BEiT 3.0, Swin 5.0; MAE pre-training, MAE fine-tuning and DeiT clip nothing."""
+    for preset in (None, *PRESETS):
+        assert make_config(method, preset, {}).grad_clip == clip

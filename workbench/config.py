@@ -39,6 +39,11 @@ def param(
     return field(default=default, metadata={"help": help, "min": min, "max": max, "choices": choices})
 
 
+def grad_clip_param(default: float, source: str) -> Any:
+    """The `grad_clip` field at a method's reference value (`source` names where it comes from)."""
+    return param(default, f"clip the gradient norm to this (0: off); the default, {default:g}, is {source}", min=0.0)
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """What a form or `workbench methods` needs to know about one config field."""
@@ -95,7 +100,7 @@ class TrainConfig:
     weight_decay: float = param(0.05, "AdamW weight decay (not applied to norms, biases, tokens)", min=0.0, max=10.0)
     adam_beta2: float = param(0.999, "AdamW beta2 (MAE pre-training uses 0.95)", min=0.5, max=0.99999)
     warmup_epochs: float = param(2.0, "linear learning-rate warmup, in epochs", min=0.0)
-    grad_clip: float = param(1.0, "clip the gradient norm to this (0: off)", min=0.0)
+    grad_clip: float = grad_clip_param(1.0, "the ViT paper's")
     seed: int = param(0, "random seed for weights, data order and masks", min=0, max=2**31 - 1)
     device: str = param("auto", "auto, cpu, mps, cuda or cuda:N (auto: CUDA, then MPS, then CPU)")
     precision: str = param("auto", "auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import ViTBackboneConfig, param
+from workbench.config import ViTBackboneConfig, grad_clip_param, param
 
 
 @dataclass(kw_only=True)
@@ -27,6 +27,7 @@ class Config(ViTBackboneConfig):
                       drop_path=0.1, adam_beta2=0.999),
     }
 
+    grad_clip: float = grad_clip_param(3.0, "BEiT's reference")
     mask_ratio: float = param(0.4, "share of patches masked (BEiT: up to 40 %)", min=0.05, max=0.6)
     mask_strategy: str = param("block", "which patches: block (BEiT) or random", choices=("block", "random"))
     drop_path: float = param(0.0, "stochastic depth rate", min=0.0, max=0.9)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from workbench.config import ParentInfo, ViTBackboneConfig, param
+from workbench.config import ParentInfo, ViTBackboneConfig, grad_clip_param, param
 from workbench.errors import ConfigError
 
 
@@ -24,6 +24,7 @@ class Config(ViTBackboneConfig):
         "paper": dict(label_smoothing=0.1),
     }
 
+    grad_clip: float = grad_clip_param(0.0, "DeiT's reference")
     distill: str = param("hard", "hard: the teacher's argmax as label (DeiT's best); soft: its tempered "
                                  "distribution (KL); none: both heads learn the true labels (the baseline)",
                          choices=("hard", "soft", "none"))

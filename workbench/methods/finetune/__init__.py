@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import ENCODER_SHAPE, ViTBackboneConfig, param
+from workbench.config import ENCODER_SHAPE, ViTBackboneConfig, grad_clip_param, param
 
 
 @dataclass(kw_only=True)
@@ -24,6 +24,7 @@ class Config(ViTBackboneConfig):
                       layer_decay=0.65, drop_path=0.1, label_smoothing=0.1),
     }
 
+    grad_clip: float = grad_clip_param(0.0, "MAE's fine-tuning reference")
     mode: str = param("full", "full: train every weight; linear: freeze the encoder, train a linear head "
                               "(after a BatchNorm without affine, as MAE's linear probe)",
                       choices=("full", "linear"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import ViTBackboneConfig, param
+from workbench.config import ViTBackboneConfig, grad_clip_param, param
 from workbench.errors import ConfigError
 
 
@@ -29,6 +29,7 @@ class Config(ViTBackboneConfig):
                       drop_path=0.0),
     }
 
+    grad_clip: float = grad_clip_param(0.0, "MAE's reference")
     mask_ratio: float = param(0.75, "share of patches masked (and dropped from the encoder)", min=0.05, max=0.95)
     mask_strategy: str = param("random", "which patches: random (the paper's best), block or grid",
                                choices=("random", "block", "grid"))

@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import TrainConfig, check_patch_size, int_list, param
+from workbench.config import (
+    TrainConfig,
+    check_patch_size,
+    grad_clip_param,
+    int_list,
+    param,
+)
 from workbench.errors import ConfigError
 
 
@@ -25,6 +31,7 @@ class Config(TrainConfig):
                       drop_path=0.2, label_smoothing=0.1),
     }
 
+    grad_clip: float = grad_clip_param(5.0, "Swin's reference")
     patch_size: int = param(2, "patch side in pixels of the first stage", min=1, max=64)
     embed_dim: int = param(64, "token width of the first stage (doubles at every stage)", min=8, max=1024)
     depths: str = param("2,2,6", "blocks per stage, comma-separated (each stage halves the token grid)")
