@@ -97,6 +97,9 @@ def parse_parents(items: list[str]) -> dict[str, int]:
         role, sep, run_id = item.partition("=")
         if not sep or not run_id.strip().isdigit():
             raise WorkbenchError(f"--parent takes ROLE=RUN_ID (e.g. teacher=3), got {item!r}")
+        if role.strip() in parents:
+            raise WorkbenchError(f"--parent {role.strip()} is given twice (runs {parents[role.strip()]} and "
+                                 f"{run_id}); give each role once")
         parents[role.strip()] = int(run_id)
     return parents
 

@@ -10,6 +10,7 @@ code here, or by its missing pid at the next start-up, and marked `interrupted`.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -171,6 +172,11 @@ def gpu_count() -> int:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
+    return _smi_gpus()
+
+
+@functools.cache  # asked on every config check (the GUI's form too): the answer does not change
+def _smi_gpus() -> int:
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):

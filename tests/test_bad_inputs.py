@@ -1,0 +1,141 @@
+"""The catalogue of bad input: each row sets one up, runs the real command line (in this process),
+and expects a sentence, an exit code, and never a traceback. A new case is a new row.
+
+Rows come in the categories of the 75 tries that found these defects: config values, image
+folders, CIFAR pickles, studies, the data folder and database, and the commands' own arguments.
+Cases that need a trained run or a worker live beside the code they test (tests/jobs, tests/data).
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.data.test_user_datasets import write_fake_cifar10
+from workbench.cli import main
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    setup: Callable[[Path], list[str]]  # writes the bad input under the folder; returns the argv
+    says: str  # a fragment of what the user is told (stdout and stderr together)
+    code: int = 2  # 2: refused; 0: done, with the problem reported
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def train(*sets: str) -> Callable[[Path], list[str]]:
+    return lambda _tmp: ["train", "--method", "vit", "--preset", "tiny", "--set", *sets]
+
+
+def folder(tmp: Path, extra: Callable[[Path], None] = lambda _root: None) -> Path:
+    """A labelled folder of two classes, six small PNGs each, plus whatever `extra` adds."""
+    root = tmp / "images"
+    for c, name in enumerate(("cat", "dog")):
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(np.full((24, 24, 3), 40 + 100 * c + i, np.uint8)).save(root / name / f"{i}.png")
+    extra(root)
+    return root
+
+
+def add(extra: Callable[[Path], None], *flags: str) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["datasets", "add", "mine", str(folder(tmp, extra)), *flags]
+
+
+def bomb(root: Path) -> None:
+    """A real, valid 20000 x 20000 one-bit PNG (400 megapixels; 50 MB of zeros compressed to 50 kB)."""
+    side = 20_000
+    row = b"\0" * (1 + side // 8)
+    z = zlib.compressobj()
+    body = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    ihdr = side.to_bytes(4, "big") * 2 + bytes([1, 0, 0, 0, 0])
+    (root / "cat" / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body)
+                                            + chunk(b"IEND", b""))
+
+
+def truncated_jpeg(root: Path) -> None:
+    path = root / "dog" / "cut.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:-600])  # the header is whole; the scan data stops early
+
+
+def cifar(change: Callable[[Path], None]) -> Callable[[Path], list[str]]:
+    """A fake CIFAR-10 folder with one file rewritten by `change`, added as a dataset."""
+    def setup(tmp: Path) -> list[str]:
+        write_fake_cifar10(tmp / "c")
+        change(tmp / "c" / "cifar-10-batches-py")
+        return ["datasets", "add", "c10", str(tmp / "c"), "--kind", "cifar10"]
+    return setup
+
+
+def rewrite(name: str, edit: Callable[[dict], object]) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        with open(folder / name, "rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+        with open(folder / name, "wb") as fh:
+            pickle.dump(edit(batch), fh, protocol=2)
+    return change
+
+
+CASES = [
+    # config values
+    Case("nan-lr", train("lr=nan"), "lr: nan is not a finite number"),
+    Case("inf-warmup", train("warmup_epochs=inf"), "warmup_epochs: inf is not a finite number"),
+    Case("cuda-absent", train("device=cuda:63"), "device: cuda:63 is not on this machine"),
+    Case("parent-twice", lambda _t: ["train", "--method", "deit", "--parent", "teacher=1", "--parent", "teacher=2"],
+         "--parent teacher is given twice (runs 1 and 2)"),
+    # image folders
+    Case("folder-is-a-file", lambda t: ["datasets", "add", "x", str(folder(t) / "cat" / "0.png")],
+         "0.png is a file; give the folder that holds the images"),
+    Case("bomb-skipped", add(bomb), "huge.png: too large (400 megapixels", code=0),
+    Case("truncated-jpeg-skipped", add(truncated_jpeg), "cut.jpg: unreadable image (OSError: image file is truncated",
+         code=0),
+    Case("val-folder-lacks-a-class", lambda t: ["datasets", "add", "mine", str(folder(t)), "--val",
+                                                str(folder(t / "v", lambda r: [p.unlink() for p in (r / "dog").iterdir()]))],
+         "warning: the validation folder has no images of 1 of 2 classes (dog)", code=0),
+    Case("pixel-limit-not-a-number", lambda t: ["datasets", "add", "mine", str(folder(t))],
+         "WORKBENCH_MAX_IMAGE_PIXELS='lots' is not a whole number", env={"WORKBENCH_MAX_IMAGE_PIXELS": "lots"}),
+    # CIFAR pickles
+    Case("cifar-no-data", cifar(rewrite("data_batch_1", lambda b: {b"labels": b[b"labels"]})),
+         "data_batch_1 is not a CIFAR batch: it needs b'data' and b'labels' entries (found b'labels')"),
+    Case("cifar-a-list", cifar(rewrite("data_batch_2", lambda b: [1, 2, 3])),
+         "data_batch_2 is not a CIFAR batch: it needs b'data' and b'labels' entries (found a list)"),
+    Case("cifar-wrong-shape", cifar(rewrite("data_batch_3", lambda b: {**b, b"data": b[b"data"][:, :100]})),
+         "b'data' should be uint8 rows of 3072 values (32 x 32 x 3), not uint8 of shape (20, 100)"),
+    Case("cifar-labels-short", cifar(rewrite("test_batch", lambda b: {**b, b"labels": b[b"labels"][:3]})),
+         "test_batch has 20 images but 3 labels"),
+    Case("cifar-label-out-of-range", cifar(rewrite("data_batch_4", lambda b: {**b, b"labels": [55] * 20})),
+         "data_batch_4: label 55 is outside 0-9 (the meta file lists 10 classes"),
+    Case("cifar-meta-without-names", cifar(rewrite("batches.meta", lambda b: {b"num_vis": 3072})),
+         "batches.meta is not a cifar10 meta file: it has no list of class names under b'label_names'"),
+    # studies
+    Case("study-set-out-of-range", lambda _t: ["study", "mae-mask-strategy", "--set", "mask_ratio=1.2"],
+         "mask_ratio: 1.2 is outside the allowed range"),
+    Case("study-set-swept", lambda _t: ["study", "mae-mask-ratio", "--set", "mask_ratio=0.5"],
+         "mask_ratio: the study sweeps mask_ratio"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gets_a_sentence_not_a_traceback(case: Case, home: Path, tmp_path: Path, capsys,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in case.env.items():
+        monkeypatch.setenv(key, value)
+    code = main(case.setup(tmp_path))
+    out = capsys.readouterr()
+    told = out.out + out.err
+    assert case.says in told, told
+    assert code == case.code, told
+    assert "Traceback" not in told and "Warning" not in told
