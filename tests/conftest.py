@@ -39,8 +39,11 @@ def _kill_workers(home: Path) -> None:
     db = home / "workbench.sqlite"
     if not db.exists():
         return
-    with sqlite3.connect(db) as conn:  # plain sqlite: the test may have left any schema behind
-        running = conn.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
+    try:
+        with sqlite3.connect(db) as conn:  # plain sqlite: the test may have left any schema behind
+            running = conn.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
+    except sqlite3.DatabaseError:  # a test's deliberately broken database: no worker could use it
+        return
     for run_id, pid in running:
         if is_worker_alive(pid, run_id):
             os.killpg(pid, signal.SIGKILL)

@@ -9,6 +9,8 @@ Cases that need a trained run or a worker live beside the code they test (tests/
 from __future__ import annotations
 
 import pickle
+import shutil
+import sqlite3
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,10 @@ from PIL import Image
 
 from tests.data.test_user_datasets import write_fake_cifar10
 from workbench.cli import main
+from workbench.jobs import create_run
+from workbench.store import RunStatus, Store
+
+FIXTURES = Path(__file__).parent / "store" / "fixtures"
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,32 @@ def rewrite(name: str, edit: Callable[[dict], object]) -> Callable[[Path], None]
     return change
 
 
+def database(content: Callable[[Path], None]) -> Callable[[Path], list[str]]:
+    """The home's database file written by `content` (garbage, an old build's file edited)."""
+    def setup(tmp: Path) -> list[str]:
+        (tmp / "home").mkdir(exist_ok=True)
+        content(tmp / "home" / "workbench.sqlite")
+        return ["runs"]
+    return setup
+
+
+def legacy_version(value: str) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        shutil.copy(FIXTURES / "v1.sqlite", path)
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (value,))
+    return write
+
+
+def finished_run_with_metrics(tmp: Path) -> list[str]:
+    store = Store()
+    run = create_run(store, "vit", preset="tiny")
+    store.add_metrics(run.id, [(1, 0.1, "train/loss", 2.3, 0.0), (1, 0.1, "val/top1", 0.1, 0.0)])
+    store.transition(run.id, RunStatus.FINISHED, only_from=[RunStatus.QUEUED])
+    store.close()
+    return ["metrics", str(run.id), "--key", "val/top5"]
+
+
 CASES = [
     # config values
     Case("nan-lr", train("lr=nan"), "lr: nan is not a finite number"),
@@ -120,6 +152,17 @@ CASES = [
          "data_batch_4: label 55 is outside 0-9 (the meta file lists 10 classes"),
     Case("cifar-meta-without-names", cifar(rewrite("batches.meta", lambda b: {b"num_vis": 3072})),
          "batches.meta is not a cifar10 meta file: it has no list of class names under b'label_names'"),
+    # the data folder and its database
+    Case("db-not-sqlite", database(lambda p: p.write_bytes(b"not a database" * 100)),
+         "workbench.sqlite is not a SQLite database; the file was left as it is"),
+    Case("db-version-abc", database(legacy_version("abc")), "records schema version 'abc'"),
+    Case("home-is-a-file", lambda t: (t / "home").write_text("notes") and ["runs"],
+         "which is a file, not a folder"),
+    # the commands' own arguments
+    Case("runs-bogus-status", lambda _t: ["runs", "--status", "bogus"], "invalid choice: 'bogus'"),
+    Case("runs-none-yet", lambda _t: ["runs"], "no runs yet", code=0),
+    Case("metrics-unknown-key", finished_run_with_metrics,
+         "has no metric 'val/top5'; the metrics it recorded: train/loss, val/top1"),
     # studies
     Case("study-set-out-of-range", lambda _t: ["study", "mae-mask-strategy", "--set", "mask_ratio=1.2"],
          "mask_ratio: 1.2 is outside the allowed range"),
@@ -133,7 +176,10 @@ def test_bad_input_gets_a_sentence_not_a_traceback(case: Case, home: Path, tmp_p
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in case.env.items():
         monkeypatch.setenv(key, value)
-    code = main(case.setup(tmp_path))
+    try:
+        code = main(case.setup(tmp_path))
+    except SystemExit as exc:  # argparse's own refusals (an unknown choice) exit 2 after their usage line
+        code = exc.code
     out = capsys.readouterr()
     told = out.out + out.err
     assert case.says in told, told
