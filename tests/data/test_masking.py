@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from workbench.data.masking import make_mask, mask_count
+from workbench.data.masking import block_min_area, make_mask, mask_count
 
 
 @pytest.mark.parametrize("ratio", [0.25, 0.5, 0.75, 0.9])
@@ -61,3 +61,29 @@ def test_bad_arguments() -> None:
         make_mask("random", 1, (4, 4), 1.0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="unknown mask strategy"):
         make_mask("stripes", 1, (4, 4), 0.5, np.random.default_rng(0))
+
+
+def test_the_smallest_block_scales_with_the_grid_as_beits_16_at_14x14() -> None:
+    assert [block_min_area(n, n) for n in (14, 8, 4, 28)] == [16, 5, 1, 64]
+    masks = make_mask("block", 32, (14, 14), 0.4, np.random.default_rng(0), exact=False).reshape(32, 14, 14)
+    smallest = min(min(_components(m)) for m in masks)
+    assert smallest >= 9  # a block of 16 +- rounding; with a minimum of 4 (before) blocks of 4-6 patches occur
+
+
+def _components(mask: np.ndarray) -> list[int]:
+    """Sizes of the 4-connected groups of True cells."""
+    seen, sizes = np.zeros_like(mask), []
+    for start in zip(*np.nonzero(mask)):
+        if seen[start]:
+            continue
+        stack, size = [start], 0
+        seen[start] = True
+        while stack:
+            r, c = stack.pop()
+            size += 1
+            for nr, nc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+                if 0 <= nr < mask.shape[0] and 0 <= nc < mask.shape[1] and mask[nr, nc] and not seen[nr, nc]:
+                    seen[nr, nc] = True
+                    stack.append((nr, nc))
+        sizes.append(size)
+    return sizes

@@ -50,12 +50,18 @@ def make_mask(strategy: str, batch: int, grid: tuple[int, int], ratio: float, rn
     return _to_count(mask, target, rng) if exact else mask
 
 
-def _block_mask(h: int, w: int, target: int, rng: np.random.Generator, min_area: int = 4,
-                max_aspect: float = 1 / 0.3, attempts: int = 10) -> np.ndarray:
-    """BEiT blockwise masking (Bao et al., Algorithm 1), scaled to small grids."""
+def block_min_area(h: int, w: int) -> int:
+    """The smallest block, in patches: BEiT's 16 at its 14 x 14 grid (MaskingGenerator's
+    min_num_patches=16 in the reference's run_beit_pretraining.py), scaled with the grid's area."""
+    return max(1, round(16 * h * w / (14 * 14)))
+
+
+def _block_mask(h: int, w: int, target: int, rng: np.random.Generator, max_aspect: float = 1 / 0.3,
+                attempts: int = 10) -> np.ndarray:
+    """BEiT blockwise masking (Bao et al., Algorithm 1) at this grid's scale."""
     mask = np.zeros((h, w), dtype=bool)
     count = 0
-    min_area = min(min_area, max(1, target))
+    min_area = min(block_min_area(h, w), max(1, target))
     log_aspect = (math.log(1 / max_aspect), math.log(max_aspect))
     while count < target:
         grown = 0
