@@ -110,10 +110,21 @@ class TrainConfig:
     nproc: int = param(1, "processes training this run together, data-parallel (torchrun): one per GPU, or "
                           "several on the CPU; batch_size is split among them", min=1, max=64)
     augment: str = param("flip", "training augmentation: none, flip, crop_flip (random resized crop + flip) or "
-                                 "randaugment (RandAugment 2/9, then crop + flip)",
+                                 "randaugment (timm's RandAugment as `randaug` says, then crop + flip)",
                          choices=("none", "flip", "crop_flip", "randaugment"))
+    randaug: str = param("rand-m9-mstd0.5-inc1", "timm's RandAugment recipe when augment=randaugment (DeiT's and "
+                                                 "MAE fine-tuning's: magnitude 9, std 0.5, increasing)")
+    crop_min: float = param(0.35, "smallest crop, as a share of the image's area, of crop_flip and randaugment "
+                                  "(MAE pre-training 0.2, DeiT 0.08)", min=0.01, max=1.0)
+    reprob: float = param(0.0, "random erasing: the chance each training image gets a random-noise rectangle "
+                               "(timm's RandomErasing; DeiT and MAE fine-tuning: 0.25)", min=0.0, max=1.0)
     mixup: float = param(0.0, "mixup strength alpha (0: off; DeiT used 0.8); classification methods only",
                          min=0.0, max=10.0)
+    cutmix: float = param(0.0, "CutMix strength alpha (0: off; DeiT used 1.0); with mixup too, each batch is one "
+                               "or the other (timm's Mixup, switch 0.5); classification methods only",
+                          min=0.0, max=10.0)
+    repeated_aug: int = param(1, "repeated augmentation: each image this many times per epoch, differently "
+                                 "augmented, the epoch as long as before (DeiT: 3)", min=1, max=8)
     num_workers: int = param(0, "DataLoader worker processes (0: load in the training process)", min=0, max=64)
     threads: int = param(0, "CPU threads for this run (0: share the cores among the runs going at start)",
                          min=0, max=1024)
@@ -142,9 +153,15 @@ class TrainConfig:
         if self.batch_size % self.nproc:
             raise ConfigError("nproc", f"{self.nproc} processes cannot share batch_size {self.batch_size} equally; "
                                        f"use a batch size that is a multiple of {self.nproc}")
-        if self.mixup and not self.needs_labels:
-            raise ConfigError("mixup", f"mixup blends labels, and method {self.method} learns without labels; "
-                                       f"set mixup=0")
+        for name in ("mixup", "cutmix"):
+            if getattr(self, name) and not self.needs_labels:
+                raise ConfigError(name, f"{name} blends labels, and method {self.method} learns without labels; "
+                                        f"set {name}=0")
+        if (self.mixup or self.cutmix) and (self.batch_size // self.nproc) % 2:
+            raise ConfigError("batch_size", f"mixup and cutmix pair each image with another of its batch: "
+                                            f"{self.batch_size // self.nproc} images per process is odd")
+        if self.augment == "randaugment":
+            _check_randaug(self.randaug)
 
     def mask_spec(self) -> tuple[str, float, bool] | None:
         """(strategy, ratio, exact count) of the masks this run trains with; None if it masks nothing.
@@ -315,6 +332,15 @@ def build(cls: type[TrainConfig], data: Mapping[str, Any], *, strict: bool = Tru
     except TypeError as exc:  # pragma: no cover - dataclass signature errors
         raise ConfigError("config", str(exc)) from None
     return cfg.validate()
+
+
+def _check_randaug(text: str) -> None:
+    """timm's RandAugment string: 'rand' then '-' parts (m9, n2, mstd0.5, inc1, mmax10, w0, p0.5)."""
+    parts = text.split("-")
+    known = re.compile(r"^(m|n|mstd|mmax|inc|w|p)\d+(\.\d+)?$")
+    if parts[0] != "rand" or not all(known.match(p) for p in parts[1:]):
+        raise ConfigError("randaug", f"{text!r} is not a RandAugment recipe; write it as timm does, e.g. "
+                                     f"rand-m9-mstd0.5-inc1 (m: magnitude, n: operations, mstd: magnitude noise)")
 
 
 def check_field(cls: type[TrainConfig], name: str, value: Any) -> None:

@@ -1,10 +1,12 @@
-"""Training augmentations on the device: crops, flips, RandAugment, mixup."""
+"""Training augmentations: crops, flips, timm's RandAugment, RandomErasing and Mixup/CutMix, and
+DeiT's repeated augmentation."""
 
+import numpy as np
 import pytest
 import torch
 
 from workbench.data import DataInfo
-from workbench.data.loading import BatchTransform, mix, random_resized_crop
+from workbench.data.loading import BatchTransform, EpochBatchSampler, random_resized_crop
 from workbench.errors import ConfigError
 from workbench.methods import get_method, make_config
 
@@ -19,7 +21,8 @@ def _batch(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
 def test_evaluation_batches_are_only_normalised() -> None:
     images, labels = _batch()
     for augment in ("none", "flip", "crop_flip", "randaugment"):
-        x, y = BatchTransform(MEAN, STD, torch.device("cpu"), augment, 0.8, 4)(images, labels, train=False)
+        x, y = BatchTransform(MEAN, STD, torch.device("cpu"), augment, mixup=0.8, cutmix=1.0,
+                              num_classes=4, reprob=1.0)(images, labels, train=False)
         assert torch.allclose(x * 0.25 + 0.5, images / 255.0, atol=1e-6) and torch.equal(y, labels)
 
 
@@ -34,23 +37,59 @@ def test_random_resized_crop_zooms_each_image_differently() -> None:
     assert x.shape == (8, 3, 32, 32) and torch.isfinite(x).all()
 
 
-def test_mixup_blends_images_and_labels_with_one_weight() -> None:
-    x = torch.randn(6, 3, 4, 4)
+def test_cutmix_pastes_a_box_and_its_labels_sum_to_one() -> None:
+    images = torch.stack([torch.full((3, 32, 32), float(v), dtype=torch.float32) for v in range(6)]).to(torch.uint8)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    torch.manual_seed(1)
-    mixed, soft = mix(x, labels, 0.8, 3)
-    torch.manual_seed(1)  # the same draws, by hand
-    lam = float(torch.distributions.Beta(0.8, 0.8).sample())
-    order = torch.randperm(6)
-    assert 0 < lam < 1 and not torch.equal(order, torch.arange(6))
-    assert torch.allclose(mixed, lam * x + (1 - lam) * x[order])
-    one_hot = torch.nn.functional.one_hot(labels, 3).float()
-    assert torch.allclose(soft, lam * one_hot + (1 - lam) * one_hot[order])
-    assert torch.allclose(soft.sum(-1), torch.ones(6))
+    # augment=none: no crops or flips, but mixing is still done (it was skipped before)
+    transform = BatchTransform((0, 0, 0), (1 / 255,) * 3, torch.device("cpu"), "none", cutmix=1.0, num_classes=3)
+    np.random.seed(0)
+    x, soft = transform(images, labels, train=True)
+    assert soft.shape == (6, 3) and torch.allclose(soft.sum(-1), torch.ones(6))
+    for i in range(6):  # timm pairs image i with image 5-i: a box of it, its share of the label
+        share = float((x[i] == 5 - i).float().mean())
+        assert 0 < share < 1 and set(x[i].unique().tolist()) == {float(i), float(5 - i)}
+        one_hot = torch.nn.functional.one_hot(labels, 3).float()
+        assert torch.allclose(soft[i], (1 - share) * one_hot[i] + share * one_hot[5 - i], atol=1e-6)
     method = get_method("vit")(make_config("vit", "tiny"), DataInfo(["a", "b", "c"], MEAN, STD, 32))
-    model = method.build()
-    out = method.step(model, (torch.randn(6, 3, 32, 32), soft))  # soft labels train a classifier
+    out = method.step(method.build(), (torch.randn(6, 3, 32, 32), soft))  # soft labels train a classifier
     assert torch.isfinite(out["loss"]) and 0 <= float(out["top1"]) <= 1
+
+
+def test_random_erasing_replaces_a_rectangle_with_noise() -> None:
+    images = torch.full((8, 3, 32, 32), 128, dtype=torch.uint8)
+    transform = BatchTransform(MEAN, STD, torch.device("cpu"), "flip", reprob=1.0)
+    torch.manual_seed(0)
+    x, _ = transform(images, torch.zeros(8, dtype=torch.long), train=True)
+    changed = (x != x[0, 0, 0, 0]).any(1).float().mean(dim=(1, 2))  # share of pixels erased, per image
+    assert ((changed > 0.01) & (changed < 0.5)).all()
+
+
+def test_crop_min_bounds_how_far_crops_zoom_in() -> None:
+    ramp = torch.linspace(-1, 1, 32).view(1, 1, 1, 32).expand(64, 3, 32, 32).contiguous()
+    torch.manual_seed(0)
+    wide = random_resized_crop(ramp, scale=(0.9, 1.0))
+    narrow = random_resized_crop(ramp, scale=(0.05, 0.1))
+    span = lambda out: (out[:, 0, 16, -1] - out[:, 0, 16, 0]).abs()  # noqa: E731
+    assert span(wide).min() > span(narrow).max()
+
+
+def test_repeated_augmentation_repeats_each_image_in_its_batch() -> None:
+    sampler = EpochBatchSampler(96, 12, seed=1, shuffle=True, drop_last=True, repeats=3)
+    batches = list(sampler)
+    assert len(batches) == 8 and all(len(b) == 12 for b in batches)  # the epoch keeps its length
+    flat = [i for b in batches for i in b]
+    assert len(set(flat)) == 32 and all(flat.count(i) == 3 for i in set(flat))
+    assert all(b[k] == b[k + 1] == b[k + 2] for b in batches for k in range(0, 12, 3))
+    assert make_config("deit", "tiny", ["repeated_aug=3"]).repeated_aug == 3
+
+
+def test_timms_randaugment_recipe_is_checked() -> None:
+    with pytest.raises(ConfigError, match="randaug: 'rand-mx9' is not a RandAugment recipe"):
+        make_config("vit", "tiny", ["augment=randaugment", "randaug=rand-mx9"])
+    torch.manual_seed(0)
+    x, _ = BatchTransform(MEAN, STD, torch.device("cpu"), "randaugment", randaug="rand-m9-mstd0.5-inc1")(
+        *_batch(), train=True)
+    assert x.shape == (8, 3, 32, 32) and torch.isfinite(x).all()
 
 
 def test_mixup_is_refused_without_labels() -> None:
@@ -58,3 +97,7 @@ def test_mixup_is_refused_without_labels() -> None:
         make_config("mae", "tiny", ["mixup=0.8"])
     assert err.value.field == "mixup"
     assert make_config("deit", "tiny", ["mixup=0.8", "augment=randaugment"]).mixup == 0.8
+    with pytest.raises(ConfigError, match="cutmix blends labels"):
+        make_config("mae", "tiny", ["cutmix=1.0"])
+    with pytest.raises(ConfigError, match="63 images per process is odd"):
+        make_config("vit", "tiny", ["cutmix=1.0", "batch_size=63"])

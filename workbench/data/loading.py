@@ -48,11 +48,13 @@ def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor,
 
 class EpochBatchSampler(Sampler[list[int]]):
     """Shuffled batches whose order depends only on (seed, epoch), so a resumed run sees the same
-    data order; `skip` drops the batches already trained on in that epoch."""
+    data order; `skip` drops the batches already trained on in that epoch. `repeats` > 1 is DeiT's
+    repeated augmentation (its RASampler): each image comes `repeats` times in a row, so in one batch
+    (differently augmented), and the epoch keeps its length, so it sees 1/`repeats` of the images."""
 
     def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, drop_last: bool, rank: int = 0,
-                 world: int = 1) -> None:
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+                 world: int = 1, repeats: int = 1) -> None:
+        self.n, self.batch_size, self.seed, self.repeats = n, batch_size, seed, repeats
         self.shuffle, self.drop_last = shuffle, drop_last
         self.rank, self.world = rank, world  # data-parallel: this process takes every world-th image of a batch
         self.epoch, self.skip = 0, 0
@@ -67,7 +69,7 @@ class EpochBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(self.n, generator=g).tolist()
+            order = torch.randperm(self.n, generator=g).repeat_interleave(self.repeats)[:self.n].tolist()
         else:
             order = list(range(self.n))
         for b in range(self.skip, len(self) + self.skip):
@@ -124,7 +126,7 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, pin_memory: 
     """Batches of `cfg.batch_size` images (this process's 1/`world` share of each, when training
     data-parallel)."""
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, shuffle=train, drop_last=train,
-                                rank=rank, world=world)
+                                rank=rank, world=world, repeats=cfg.repeated_aug if train else 1)
     batched = hasattr(dataset, "__getitems__")
     # its own generator: creating an iterator must not draw from the global RNG that
     # checkpoints restore, or a resumed run would augment differently from an uninterrupted one
@@ -137,40 +139,69 @@ class BatchTransform:
     """A loader's batch -> normalised float images on the device (and labels), augmented when
     training as the run asks:
 
-    - `flip`: random horizontal flips; `crop_flip`: a random resized crop (area 35-100 %, aspect
-      3/4-4/3) then a flip, done for the whole batch at once on the device;
-    - `randaugment`: RandAugment (2 ops, magnitude 9, per image, on the CPU) then crop and flip;
-    - `mixup` > 0: images and labels mixed with weights from Beta(mixup, mixup) (labels become
-      class probabilities [B, C]).
+    - `flip`: random horizontal flips; `crop_flip`: a random resized crop (area `crop_min`-100 %,
+      aspect 3/4-4/3) then a flip, done for the whole batch at once on the device;
+    - `randaugment`: timm's RandAugment (`randaug`, e.g. rand-m9-mstd0.5-inc1, per image, on the
+      CPU) then crop and flip;
+    - `reprob` > 0: timm's RandomErasing (per image, random-noise rectangles, after normalising);
+    - `mixup` / `cutmix` > 0: timm's Mixup (one or the other per batch); labels become class
+      probabilities [B, C] (label smoothing stays the loss's).
 
-    Every draw comes from torch's global RNG, which checkpoints restore.
+    Every draw comes from torch's global RNG, or numpy's for timm's Mixup and RandAugment: the
+    checkpoint keeps both.
     """
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device, augment: str = "flip",
-                 mixup: float = 0.0, num_classes: int = 0) -> None:
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device, augment: str = "flip", *,
+                 mixup: float = 0.0, cutmix: float = 0.0, num_classes: int = 0, crop_min: float = 0.35,
+                 reprob: float = 0.0, randaug: str = "rand-m9-mstd0.5-inc1") -> None:
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
-        self.device, self.augment, self.mixup, self.num_classes = device, augment, mixup, num_classes
-        self.randaugment = None
+        self.device, self.augment, self.crop_min = device, augment, crop_min
+        self.randaugment = self.erase = self.mixer = None
         if augment == "randaugment":
-            from torchvision.transforms import v2
+            from timm.data.auto_augment import rand_augment_transform
 
-            self.randaugment = v2.RandAugment(num_ops=2, magnitude=9)
+            fill = tuple(round(255 * m) for m in mean)
+            self.randaugment = rand_augment_transform(randaug, {"img_mean": fill})
+        if reprob > 0:
+            from timm.data.random_erasing import RandomErasing
+
+            self.erase = RandomErasing(probability=reprob, mode="pixel", device=str(device))
+        if (mixup > 0 or cutmix > 0) and num_classes:
+            from timm.data import Mixup
+
+            self.mixer = Mixup(mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=0.0, num_classes=num_classes)
+
+    @classmethod
+    def for_run(cls, cfg: TrainConfig, info: DataInfo, device: torch.device) -> "BatchTransform":
+        return cls(info.mean, info.std, device, cfg.augment, mixup=cfg.mixup, cutmix=cfg.cutmix,
+                   num_classes=info.num_classes, crop_min=cfg.crop_min, reprob=cfg.reprob, randaug=cfg.randaug)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         if train and self.randaugment is not None:
-            images = torch.stack([self.randaugment(image) for image in images])
+            images = torch.stack([_pil_transform(self.randaugment, image) for image in images])
         x = (images.to(self.device, non_blocking=True).float() - self.mean) / self.std
         labels = labels.to(self.device, non_blocking=True)
-        if not train or self.augment == "none":
+        if not train:
             return x, labels
         if self.augment in ("crop_flip", "randaugment"):
-            x = random_resized_crop(x)
-        flip = torch.rand(x.shape[0]) < 0.5
-        x = torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
-        if self.mixup > 0:
-            x, labels = mix(x, labels, self.mixup, self.num_classes)
+            x = random_resized_crop(x, scale=(self.crop_min, 1.0))
+        if self.augment != "none":
+            flip = torch.rand(x.shape[0]) < 0.5
+            x = torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
+        if self.erase is not None:
+            x = self.erase(x)
+        if self.mixer is not None:
+            x, labels = self.mixer(x, labels)
         return x, labels
+
+
+def _pil_transform(transform: Any, image: torch.Tensor) -> torch.Tensor:
+    """A PIL-image transform (timm's RandAugment) on one uint8 image [3, H, W]."""
+    from PIL import Image
+
+    out = transform(Image.fromarray(image.permute(1, 2, 0).numpy()))
+    return torch.from_numpy(np.asarray(out).copy()).permute(2, 0, 1)
 
 
 def random_resized_crop(x: torch.Tensor, scale: tuple[float, float] = (0.35, 1.0),
@@ -187,11 +218,3 @@ def random_resized_crop(x: torch.Tensor, scale: tuple[float, float] = (0.35, 1.0
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w, cx, h, cy
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-
-
-def mix(x: torch.Tensor, labels: torch.Tensor, alpha: float, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mixup: each image blended with another of the batch; labels -> probabilities [B, C]."""
-    lam = float(torch.distributions.Beta(alpha, alpha).sample())
-    order = torch.randperm(x.shape[0]).to(x.device)
-    one_hot = F.one_hot(labels, num_classes).float()
-    return lam * x + (1 - lam) * x[order], lam * one_hot + (1 - lam) * one_hot[order]

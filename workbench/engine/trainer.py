@@ -126,7 +126,7 @@ class Training:
         self.ckpts = Checkpoints(store, run_id)
         self.reporter = Reporter(store, run_id)
         info = self.data.info
-        self.transform = BatchTransform(info.mean, info.std, device, cfg.augment, cfg.mixup, info.num_classes)
+        self.transform = BatchTransform.for_run(cfg, info, device)
         self.snap_batch = _fixed_batch(self.data, cfg, self.transform, device)
         self.step = 0
 
