@@ -17,10 +17,30 @@ def clock(t: float | None) -> str:
 
 
 def duration(run: Run) -> str:
-    if not run.started_at:
-        return "-"
-    seconds = int((run.finished_at or time.time()) - run.started_at)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    """Its training time over every segment (a resumed run's gaps left out); '-' before it started."""
+    return seconds(run.training_seconds) if run.started_at else "-"
+
+
+def seconds(value: float) -> str:
+    """'1:02:03'."""
+    whole = int(value)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def segments(run: Run) -> str:
+    """'2 segments: 12:01–12:03, 12:10–12:12' for a run resumed after a stop ('now' while it trains;
+    the date where it is not the first start's); '' for a run trained in one go."""
+    spans = run.segments
+    if len(spans) < 2:
+        return ""
+    first_day = time.strftime("%Y-%m-%d", time.localtime(spans[0][0]))
+
+    def at(t: float | None) -> str:
+        if t is None:
+            return "now"
+        day = time.strftime("%Y-%m-%d", time.localtime(t))
+        return time.strftime("%H:%M" if day == first_day else "%Y-%m-%d %H:%M", time.localtime(t))
+    return f"{len(spans)} segments: " + ", ".join(f"{at(start)}–{at(end)}" for start, end in spans)
 
 
 def number(value: float) -> str:

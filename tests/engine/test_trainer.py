@@ -30,7 +30,7 @@ def test_train_reports_metrics_images_and_keeps_two_checkpoints(store: Store) ->
     assert train(store, run.id, log=_quiet) == RunStatus.FINISHED
     row = store.get_run(run.id)
     assert (row.step, row.total_steps, row.device) == (30, 30, "cpu")
-    assert set(row.summary) == {"params", "val/loss", "val/top1"}
+    assert set(row.results) == {"params", "val/loss", "val/top1"}
     info = DataInfo([str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3, 32)
     built = get_method("vit")(make_config("vit", "tiny"), info).build()
     assert row.summary["params"] == sum(p.numel() for p in built.parameters())

@@ -9,12 +9,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
-from workbench import paths
+from workbench import fmt, paths
 from workbench.cli import main
 from workbench.engine.execute import execute
+from workbench.engine.trainer import StopFlag
 from workbench.errors import NoCheckpointError, WorkbenchError
 from workbench.jobs import create_run
 from workbench.jobs.runner import log_path, resume_run
@@ -163,3 +165,31 @@ def test_unreadable_checkpoints_fail_the_run_until_from_scratch(store: Store) ->
     assert execute(store, run_id, log=lambda _: None) == RunStatus.FINISHED
     assert [r[1] for r in store.metrics(run_id, key="train/loss")] == [1, 2, 3, 4]
     assert [int(f.stem.split("-")[1]) for f in _checkpoint_files(run_id)] == [2, 4]
+
+
+# ------------------------------------------------------------ a resumed run's time (item 8)
+def _stop_at(step: int) -> tuple[StopFlag, Callable[[str], None]]:
+    """A stop flag and a log that requests the stop at the evaluation of `step` (checkpointed then)."""
+    stop = StopFlag()
+    return stop, lambda message: stop.request() if message.startswith(f"step {step}/") else None
+
+
+def test_a_resumed_run_keeps_its_first_start_and_counts_every_segment(store: Store, capsys) -> None:
+    run = create_run(store, "vit", preset="tiny", overrides=TINY)
+    assert execute(store, run.id, *_stop_at(2)) == RunStatus.CANCELLED  # segment 1, in this process
+    first = store.get_run(run.id)
+    time.sleep(1.5)  # stopped: this gap is no training time
+    assert main(["resume", str(run.id), "--wait"]) == 0  # segment 2: claimed, trained by a worker
+    run = store.get_run(run.id)
+    assert run.status == RunStatus.FINISHED and run.started_at == first.started_at
+    (start1, end1), (start2, end2) = run.segments
+    assert (start1, end1) == (first.started_at, first.finished_at) and start2 >= end1 + 1.5
+    assert end2 == run.finished_at
+    assert run.training_seconds == pytest.approx((end1 - start1) + (end2 - start2))
+    assert run.training_seconds < run.finished_at - run.started_at - 1.4
+    assert fmt.duration(run) == fmt.seconds(run.training_seconds)
+    capsys.readouterr()
+    assert main(["show", str(run.id)]) == 0
+    shown = capsys.readouterr().out
+    assert f"started {fmt.clock(first.started_at)}  duration {fmt.duration(run)}  ({fmt.segments(run)})" in shown
+    assert fmt.segments(run).startswith("2 segments: ") and fmt.segments(run).count("–") == 2

@@ -127,7 +127,7 @@ def _launch(store: Store, run_id: int, wait: bool) -> int:
         return 0
     status = _follow(store, runner, run_id)
     run = store.get_run(run_id)
-    print(f"run {run_id} {status}" + "".join(f"  {k}={fmt.number(v)}" for k, v in run.summary.items()), file=sys.stderr)
+    print(f"run {run_id} {status}" + "".join(f"  {k}={fmt.number(v)}" for k, v in run.results.items()), file=sys.stderr)
     if run.error:
         print(run.error, file=sys.stderr)
     return 0 if status == RunStatus.FINISHED else 1
@@ -275,7 +275,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"run {run.id}  {run.name}  [{run.method}]  {run.status}  {run.progress:.0%} "
           f"({run.step}/{run.total_steps} steps)  device {run.device or '-'}")
-    print(f"started {fmt.clock(run.started_at)}  duration {fmt.duration(run)}")
+    segments = fmt.segments(run)
+    print(f"started {fmt.clock(run.started_at)}  duration {fmt.duration(run)}" + (f"  ({segments})" if segments else ""))
+    for warning in run.warnings:
+        print(f"warning: {warning}")
     if info["parents"]:
         print("parents: " + ", ".join(f"{role}={pid}" for role, pid in info["parents"].items()))
     if run.error:

@@ -109,7 +109,7 @@ def _follow_study(store: Store, study_id: int, wait: bool) -> int:
                 if state and seen.get(member.id) != state:  # runs starting and ending, members blocked
                     seen[member.id] = state
                     what = f"run {run.id} {run.status}" + "".join(
-                        f"  {k}={fmt.number(v)}" for k, v in run.summary.items()) if run else member.note
+                        f"  {k}={fmt.number(v)}" for k, v in run.results.items()) if run else member.note
                     print(f"[{view.progress():4.0%}] {member.name}: {what}", file=sys.stderr)
             if view.status != "running":
                 break

@@ -130,7 +130,7 @@ def load_exportable(store: Store, run_id: int) -> Exported:
                              f"(wait for it to finish, or resume it)")
     trained = load_trained(store, run_id)
     timm_model, architecture = as_timm(trained.method.exportable(trained.model).eval())
-    return Exported(timm_model, architecture, run, trained.data, dict(run.summary),
+    return Exported(timm_model, architecture, run, trained.data, run.results,
                     {role: p.id for role, p in store.parents(run_id).items()}, trained.step)
 
 

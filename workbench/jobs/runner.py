@@ -25,6 +25,7 @@ import psutil
 from workbench import paths
 from workbench.errors import NoCheckpointError, WorkbenchError
 from workbench.store import RESUMABLE, Run, RunStatus, Store
+from workbench.store.schema import SEGMENTS
 
 WORKER_MODULE = "workbench.worker"
 NEW_SESSION = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.platform == "win32"
@@ -90,7 +91,8 @@ def reconcile(store: Store, skip: Iterable[int] = ()) -> list[int]:
     for run in store.list_runs(status=RunStatus.RUNNING):
         if run.id in skip or run.host not in (None, host) or is_worker_alive(run.pid, run.id):
             continue
-        if run.pid is None and time.time() - (run.started_at or 0) < STARTING_GRACE_S:
+        spans = run.segments
+        if run.pid is None and spans and time.time() - spans[-1][0] < STARTING_GRACE_S:  # claimed just now
             continue
         if store.transition(run.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
                             error=f"the worker process (pid {run.pid}) was gone without reporting; "
@@ -151,7 +153,9 @@ def resume_run(store: Store, run_id: int, from_scratch: bool = False) -> Run:
     checkpoints = store.artifacts(run_id, "checkpoint")
     if run.step and not from_scratch and not any(store.abspath(a).exists() for a in checkpoints):
         raise NoCheckpointError(run_id, run.step, f"gone from {paths.checkpoint_dir(run_id)}" if checkpoints else "")
-    restart = {"step": 0, "summary": {}} if from_scratch else {}
+    now = time.time()  # the last segment ends where the run stopped; the next one starts with its worker
+    history = {SEGMENTS: [[start, now if end is None else end] for start, end in run.segments]}
+    restart = {"step": 0, "summary": history} if from_scratch else {"summary": {**run.summary, **history}}
     if not store.transition(run_id, RunStatus.QUEUED, only_from=list(RESUMABLE), error=None, finished_at=None,
                             **restart):
         raise WorkbenchError(_already(run_id, store.get_run(run_id).status))

@@ -7,12 +7,17 @@ and a bump of `migrate.HEAD`: a database made by an older build must open in a n
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from workbench.store.status import RunStatus
+
+# entries of a run's summary that are about the run, not results: kept there, so no schema change
+SEGMENTS = "segments"  # [[start, end], ...]: each stretch a worker trained it; an open one ends None
+WARNINGS = "warnings"  # sentences the run's details show
 
 
 class Base(DeclarativeBase):
@@ -53,6 +58,34 @@ class Run(Base):
     @property
     def progress(self) -> float:
         return self.step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def results(self) -> dict[str, float]:
+        """The summary's numbers (metrics, parameter count): what run lists, tables and exports show.
+        Its other entries (segments, warnings) are about the run, not results."""
+        return {k: v for k, v in self.summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    @property
+    def segments(self) -> list[tuple[float, float | None]]:
+        """(start, end) of each stretch a worker trained the run (a resume starts another), oldest
+        first; the last one ends at `finished_at` (None while it trains). A run from before segments
+        were recorded has one, from `started_at`."""
+        stored = self.summary.get(SEGMENTS) or ([[self.started_at, None]] if self.started_at else [])
+        spans = [(start, end) for start, end in stored]
+        if spans[-1:] and spans[-1][1] is None:
+            spans[-1] = (spans[-1][0], self.finished_at)
+        return spans
+
+    @property
+    def training_seconds(self) -> float:
+        """Time spent training over every segment; the gaps between them (stopped, queued) do not count."""
+        now = time.time()
+        return sum((now if end is None else end) - start for start, end in self.segments)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What went on that the user should know though the run went on (resumed on changed images)."""
+        return list(self.summary.get(WARNINGS, []))
 
 
 class RunParent(Base):

@@ -23,6 +23,7 @@ from workbench.store import migrate
 from workbench.store.datasets import DatasetQueries
 from workbench.store.engine import BUSY_TIMEOUT_S, create_sqlite_engine
 from workbench.store.schema import (
+    SEGMENTS,
     Artifact,
     Meta,
     Metric,
@@ -179,10 +180,13 @@ class Store(DatasetQueries, StudyQueries):
                                 .where(StudyMember.study_id == study_id, others.status == RunStatus.RUNNING)
                                 .scalar_subquery())
             query = query.where(running_in_study < study_limit)
+        now = time.time()
         with self.session() as s:
-            claimed = s.execute(query.values(status=RunStatus.RUNNING, started_at=time.time(), host=host, pid=None,
-                                             error=None))
-            return claimed.rowcount == 1
+            claimed = s.execute(query.values(status=RunStatus.RUNNING, started_at=func.coalesce(Run.started_at, now),
+                                             host=host, pid=None, error=None)).rowcount == 1
+            if claimed:
+                _open_segment(s, run_id, now)
+            return claimed
 
     def running_on(self, host: str) -> int:
         """How many runs run on `host` (or on no recorded host)."""
@@ -223,8 +227,14 @@ class Store(DatasetQueries, StudyQueries):
             return [(role, run) for role, run in rows]
 
     def mark_started(self, run_id: int, *, device: str) -> None:
-        self.update_run(run_id, status=RunStatus.RUNNING, device=device, pid=os.getpid(),
-                        host=socket.gethostname(), started_at=time.time(), error=None)
+        """The worker's start: its pid and device; the run's first start is kept (a resume is a
+        segment of its own)."""
+        now = time.time()
+        with self.session() as s:
+            s.execute(update(Run).where(Run.id == run_id).values(
+                status=RunStatus.RUNNING, device=device, pid=os.getpid(), host=socket.gethostname(),
+                started_at=func.coalesce(Run.started_at, now), error=None))
+            _open_segment(s, run_id, now)
 
     # ----------------------------------------------------------------- metrics
     def add_metrics(self, run_id: int, rows: Sequence[tuple[int, float, str, float, float]]) -> None:
@@ -320,3 +330,12 @@ class Store(DatasetQueries, StudyQueries):
             return str(path.relative_to(self.home.resolve()))
         except ValueError:
             return str(path)
+
+
+def _open_segment(s: Session, run_id: int, now: float) -> None:
+    """Start a segment of the run's training time, unless one is open (the scheduler's claim opened
+    it, and its worker starts now); `resume_run` closes the last one."""
+    run = s.get(Run, run_id)
+    spans = run.summary.get(SEGMENTS, [])
+    if not spans or spans[-1][1] is not None:
+        run.summary = {**run.summary, SEGMENTS: [*spans, [now, None]]}

@@ -52,7 +52,7 @@ class CompareView(QWidget):
         keys = sorted({k for r in runs for k in r.config})
         differing = [k for k in keys if len({repr(r.config.get(k)) for r in runs}) > 1]
         first = {config_class(r.method).key_metric for r in runs}  # what the runs are judged by, first
-        metrics = sorted({k for r in runs for k in r.summary}, key=lambda k: (k not in first, k))
+        metrics = sorted({k for r in runs for k in r.results}, key=lambda k: (k not in first, k))
         extremes = {r.id: self.store.metric_extremes(r.id) for r in runs}
         columns = ["run", "method"]
         tracked = [k for k in metrics if k.startswith("val/")]  # a curve, so final and best differ

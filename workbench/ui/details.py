@@ -37,6 +37,11 @@ class RunDetailsView(QWidget):
         self.title = QLabel("select a run")
         self.title.setStyleSheet("font-size: 14px; font-weight: 600;")
         self.title.setWordWrap(True)  # a long run name must not widen the window
+        self.timing = QLabel()  # the first start, the training time, and each segment of a resumed run
+        self.timing.setWordWrap(True)
+        self.warnings = QLabel()  # what the user should know though the run went on
+        self.warnings.setWordWrap(True)
+        self.warnings.setStyleSheet("color: #9a5b00;")
         self.lineage = QLabel()
         self.lineage.setWordWrap(True)
         self.lineage.linkActivated.connect(lambda link: self.open_run.emit(int(link.split(":")[1])))
@@ -70,6 +75,8 @@ class RunDetailsView(QWidget):
         notes.addRow("Tags", self.tags)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
+        layout.addWidget(self.timing)
+        layout.addWidget(self.warnings)
         layout.addWidget(self.lineage)
         layout.addWidget(QLabel("Config"))
         layout.addWidget(self.config, 2)
@@ -85,6 +92,8 @@ class RunDetailsView(QWidget):
         self.run = run
         if run is None:
             self.title.setText("select a run")
+            self.timing.clear()
+            self.warnings.hide()
             self.config.clear()
             self.artifacts.setRowCount(0)
             self.artifact_rows = []
@@ -92,6 +101,11 @@ class RunDetailsView(QWidget):
             return
         self.title.setText(f"{run.name} · {run.method} · {run.status} · {run.progress:.0%} "
                            f"({run.step}/{run.total_steps} steps) · {run.device or 'no device yet'}")
+        segments = fmt.segments(run)
+        self.timing.setText(f"started {fmt.clock(run.started_at)} · trained {fmt.duration(run)}"
+                            + (f" · {segments}" if segments else "") if run.started_at else "not started yet")
+        self.warnings.setText("\n".join(f"Warning: {w}" for w in run.warnings))
+        self.warnings.setVisible(bool(run.warnings))
         parents = self.store.parents(run.id)
         children = self.store.children(run.id)
         links = [f"{role}: <a href='run:{p.id}'>{p.id} · {p.name}</a>" for role, p in parents.items()]

@@ -178,7 +178,7 @@ class RunsPanel(QWidget):
                 add_config.addAction(name, lambda n=name: self.add_column(f"config:{n}"))
         add_config.setEnabled(not add_config.isEmpty())
         add_metric = menu.addMenu("Add metric column")
-        for key in sorted({k for r in runs for k in r.summary}):
+        for key in sorted({k for r in runs for k in r.results}):
             for kind in ("final", "best") if key.startswith("val/") else ("final",):  # others have no curve
                 if f"{kind}:{key}" not in have:
                     add_metric.addAction(column_title(f"{kind}:{key}"), lambda c=f"{kind}:{key}": self.add_column(c))

@@ -115,8 +115,7 @@ class RunsTableModel(QAbstractTableModel):
         return {"ID": run.id, "Name": run.name, "Method": run.method, "Dataset": run.config.get("dataset", ""),
                 "Status": run.status, "Progress": run.progress, "Device": run.device or "", "Tags": run.tags,
                 "Key metric": fmt.key_value(run), "Started": run.started_at,
-                "Duration": ((run.finished_at or 0) - run.started_at) if run.started_at and run.finished_at
-                else None}[column]
+                "Duration": run.training_seconds if run.started_at and run.finished_at else None}[column]
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         run = self.runs[index.row()]
