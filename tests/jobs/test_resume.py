@@ -4,6 +4,8 @@ checkpoint gone, the data changed under it; and a resumed run's time, kept over 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -11,16 +13,21 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from tests.conftest import wait_for
 from workbench import fmt, paths
 from workbench.cli import main
+from workbench.data import registry
 from workbench.engine.execute import execute
 from workbench.engine.trainer import StopFlag
 from workbench.errors import NoCheckpointError, WorkbenchError
-from workbench.jobs import create_run
+from workbench.jobs import Runner, create_run
 from workbench.jobs.runner import log_path, resume_run
 from workbench.store import RunStatus, Store
+from workbench.studies import scheduler
 
 pytestmark = pytest.mark.slow
 
@@ -101,9 +108,6 @@ def test_two_cli_resumes_at_once_start_one_worker(store: Store, tmp_path: Path) 
     (_, out, won), (_, _, lost) = sorted(done)
     assert out.strip() == str(run_id) and f"run {run_id} started" in won
     assert f"run {run_id} is already" in lost and "started" not in lost and "Traceback" not in lost
-    from workbench.jobs import Runner
-    from workbench.studies import scheduler
-
     assert scheduler.wait_for(store, Runner(store), run_id, timeout=120) == RunStatus.FINISHED
     assert log_path(run_id).read_text().count("--- worker start") == 1
 
@@ -193,3 +197,96 @@ def test_a_resumed_run_keeps_its_first_start_and_counts_every_segment(store: Sto
     shown = capsys.readouterr().out
     assert f"started {fmt.clock(first.started_at)}  duration {fmt.duration(run)}  ({fmt.segments(run)})" in shown
     assert fmt.segments(run).startswith("2 segments: ") and fmt.segments(run).count("–") == 2
+
+
+# ------------------------------------------------------ the data changed under it (items 1, 16)
+CLOTHES = {"bag": (200, 60, 40), "boot": (40, 60, 200), "coat": (40, 180, 70)}
+
+
+def _clothes(store: Store, root: Path) -> Path:
+    """A labelled folder of three classes, eight 24 px images each, registered as 'clothes'."""
+    rng = np.random.default_rng(0)
+    for name, colour in CLOTHES.items():
+        (root / name).mkdir(parents=True)
+        for i in range(8):
+            _add_image(root / name / f"{i}.png", colour, rng)
+    registry.register(store, "clothes", "imagefolder", root, val_fraction=0.25)
+    return root
+
+
+def _add_image(path: Path, colour: tuple[int, int, int], rng: np.random.Generator) -> None:
+    pixels = np.clip(np.array(colour) + rng.normal(0, 30, (24, 24, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def _stopped_on_clothes(store: Store) -> int:
+    """A run on 'clothes' stopped at step 2, with its checkpoint there."""
+    run = create_run(store, "vit", preset="tiny", overrides=[*TINY, "dataset=clothes", "batch_size=6"])
+    assert execute(store, run.id, *_stop_at(2)) == RunStatus.CANCELLED
+    assert store.latest_artifact(run.id, "checkpoint").step == 2
+    return run.id
+
+
+@pytest.mark.parametrize("change, words", [
+    ("renamed", "(gone: bag; new: zbag); its model's outputs stand for bag, boot, coat in that order, so going on "
+                "would mislabel images. Restore the class folders as they were (bag) and resume"),
+    ("removed", "(gone: coat); its model's outputs stand for bag, boot, coat in that order, so going on would "
+                "mislabel images. Restore the class folders as they were (coat) and resume"),
+])
+def test_resume_on_other_classes_fails_with_what_changed(store: Store, tmp_path: Path, change: str,
+                                                         words: str) -> None:
+    """The dataset registered again after its folders changed (as its own check asks): the
+    checkpoint's classes are what the model's outputs mean, so they decide."""
+    root = _clothes(store, tmp_path / "clothes")
+    run_id = _stopped_on_clothes(store)
+    if change == "renamed":
+        (root / "bag").rename(root / "zbag")
+    else:
+        shutil.rmtree(root / "coat")
+    store.remove_dataset("clothes")
+    registry.register(store, "clothes", "imagefolder", root, val_fraction=0.25)
+
+    resume_run(store, run_id)
+    assert execute(store, run_id, log=lambda _: None) == RunStatus.FAILED
+    error = store.get_run(run_id).error
+    assert error.startswith(f"run {run_id} cannot resume: dataset 'clothes' has other classes than its checkpoint "
+                            f"of step 2 was trained on ")
+    assert words in error and f"`workbench resume {run_id} --from-scratch`" in error
+    assert "Traceback" not in error and "size mismatch" not in error
+
+
+def test_killed_run_resumed_after_a_class_folder_was_renamed_fails_with_a_sentence(cli, store: Store,
+                                                                                    tmp_path: Path) -> None:
+    """The issue's case end to end: a worker killed, `bag` renamed to `zbag`, `workbench resume`."""
+    root = _clothes(store, tmp_path / "clothes")
+    run = create_run(store, "vit", preset="tiny", overrides=["dataset=clothes", "batch_size=6", "epochs=500",
+                                                             "checkpoint_every=2", "eval_every=1000"])
+    runner = Runner(store)
+    scheduler.tick(store, runner)
+    wait_for(lambda: store.latest_artifact(run.id, "checkpoint") is not None)
+    os.kill(store.get_run(run.id).pid, signal.SIGKILL)
+    wait_for(lambda: runner.reap() and store.get_run(run.id).status == RunStatus.INTERRUPTED, timeout=30)
+    (root / "bag").rename(root / "zbag")
+
+    done = cli("resume", str(run.id), "--wait")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    row = store.get_run(run.id)
+    assert row.status == RunStatus.FAILED and "Traceback" not in row.error
+    assert "bag" in row.error and "zbag" in row.error and row.error in done.stderr
+
+
+def test_resume_on_changed_images_goes_on_with_a_warning(store: Store, tmp_path: Path) -> None:
+    root = _clothes(store, tmp_path / "clothes")
+    run_id = _stopped_on_clothes(store)
+    rng = np.random.default_rng(1)
+    for i in range(8, 12):  # same classes, more images
+        _add_image(root / "boot" / f"{i}.png", CLOTHES["boot"], rng)
+
+    resume_run(store, run_id)
+    said: list[str] = []
+    assert execute(store, run_id, log=said.append) == RunStatus.FINISHED
+    warning = ("resumed at step 2 on other images: dataset 'clothes' has the classes its checkpoint was trained on "
+               "but not the same images (files added, removed or edited); the run went on with the images as they "
+               "are now")
+    assert store.get_run(run_id).warnings == [warning]
+    assert f"warning: {warning}" in said

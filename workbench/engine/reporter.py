@@ -20,6 +20,7 @@ from PIL import Image
 from workbench import paths
 from workbench.errors import StoreError
 from workbench.store import Store
+from workbench.store.schema import WARNINGS
 
 
 class Reporter:
@@ -53,6 +54,11 @@ class Reporter:
         """Record the newest evaluation metrics on the run row (what run lists show)."""
         run = self.store.get_run(self.run_id)
         self.store.update_run(self.run_id, summary={**run.summary, **{k: float(v) for k, v in metrics.items()}})
+
+    def warn(self, sentence: str) -> None:
+        """Keep a warning with the run (its summary's warnings: the Details tab and `workbench show` say it)."""
+        run = self.store.get_run(self.run_id)
+        self.store.update_run(self.run_id, summary={**run.summary, WARNINGS: [*run.warnings, sentence]})
 
     def report(self, step: int, name: str, data: dict[str, Any]) -> Path:
         """Save a method's end-of-training report as a JSON artifact (written atomically)."""

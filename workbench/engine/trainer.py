@@ -9,6 +9,8 @@ metrics the crashed attempt wrote after that checkpoint (they are written again)
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import socket
@@ -103,6 +105,7 @@ class Training:
         self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
                  f"precision {self.amp or torch.float32}; loading data")
         self.data = load_data(cfg, store)
+        self.data_fingerprint = _data_fingerprint(self.data)
         for note in self.data.notes:
             self.log(f"data: {note}")
         self.method: Method = get_method(run.method)(cfg, self.data.info, parent_runs(store, run_id, weights=True))
@@ -136,6 +139,7 @@ class Training:
         restarted from step 0 over its metrics: `resume_run(from_scratch=True)` sets its step to 0."""
         found = self.ckpts.latest_readable()
         if found is not None:
+            self.check_data(found[0])
             self.step = _restore(found[0], self.model, self.optimizer, self.scheduler, self.scaler, self.device)
             self.log(f"resuming from step {self.step}")
         elif self.run.step:
@@ -160,6 +164,22 @@ class Training:
         self.log(f"model: {params:,} trained parameters ({sum(p.numel() for p in self.model.parameters()):,} in "
                  f"all)" + (f"; {world} processes, {self.cfg.batch_size // world} images each per step"
                             if world > 1 else ""))
+
+    def check_data(self, state: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained on other classes than the dataset has now: its outputs stand for
+        its classes in their order, so going on would mislabel images (or not fit the model at all).
+        Other images under the same classes are said (log, the run's warnings) and trained on."""
+        if "data" not in state:  # checkpoints from before the data description was stored in them
+            return
+        step, was, now = int(state["step"]), list(state["data"]["classes"]), self.data.info.classes
+        if was != now:
+            raise DataError(_classes_changed(self.run_id, self.cfg.dataset, step, was, now))
+        if state.get("data_fingerprint", self.data_fingerprint) != self.data_fingerprint and self.ranks.main:
+            warning = (f"resumed at step {step} on other images: dataset {self.cfg.dataset!r} has the classes its "
+                       f"checkpoint was trained on but not the same images (files added, removed or edited); the "
+                       f"run went on with the images as they are now")
+            self.log(f"warning: {warning}")
+            self.reporter.warn(warning)
 
     def loop(self, stop: StopFlag) -> bool:
         """Step until the plan's last step or a stop request (agreed by every rank); True if finished."""
@@ -245,6 +265,7 @@ class Training:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,
             "method": self.run.method, "config": self.cfg.to_dict(), "data": dataclasses.asdict(self.data.info),
+            "data_fingerprint": self.data_fingerprint,
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         })
@@ -340,6 +361,25 @@ def _restore(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.opt
     if device.type == "cuda" and state["rng_cuda"]:
         torch.cuda.set_rng_state_all(state["rng_cuda"])
     return int(state["step"])
+
+
+def _data_fingerprint(data: DataBundle) -> str:
+    """What a checkpoint's images were, as a short hash: the dataset's classes, per-channel mean and
+    std, and split sizes (an image added or removed changes a size; an edited one, almost surely the
+    statistics). Read from the data as loaded, so the built-in, folder and CIFAR datasets alike."""
+    facts = {**dataclasses.asdict(data.info), "train": len(data.train), "val": len(data.val)}
+    return hashlib.sha1(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _classes_changed(run_id: int, dataset: str, step: int, was: list[str], now: list[str]) -> str:
+    """Why a run cannot resume on its dataset's classes as they are now, and the ways on."""
+    gone, new = [c for c in was if c not in now], [c for c in now if c not in was]
+    change = "; ".join([f"gone: {', '.join(gone)}"] * bool(gone) + [f"new: {', '.join(new)}"] * bool(new))
+    return (f"run {run_id} cannot resume: dataset {dataset!r} has other classes than its checkpoint of step {step} "
+            f"was trained on ({change or 'the same classes in another order'}); its model's outputs stand for "
+            f"{', '.join(was)} in that order, so going on would mislabel images. Restore the class folders as they "
+            f"were" + (f" ({', '.join(gone)})" if gone else "") + " and resume, or start a new run on the data as it "
+            f"is now (`workbench resume {run_id} --from-scratch` starts this one again from step 0)")
 
 
 def _fixed_batch(data: DataBundle, cfg: TrainConfig, transform: BatchTransform,
