@@ -33,7 +33,7 @@ def bare_loop(steps: int) -> float:
     from timm.models.vision_transformer import VisionTransformer
 
     from workbench.data import shapes
-    from workbench.engine.optim import warmup_cosine
+    from workbench.engine.optim import build_scheduler
     from workbench.methods import make_config
 
     cfg = make_config("vit", "tiny", {**CONFIG, "max_steps": steps})
@@ -47,7 +47,7 @@ def bare_loop(steps: int) -> float:
                               depth=cfg.depth, num_heads=cfg.heads, mlp_ratio=cfg.mlp_ratio)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_epoch = len(labels) // cfg.batch_size
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(round(cfg.warmup_epochs * per_epoch), steps))
+    sched = build_scheduler(opt, round(cfg.warmup_epochs * per_epoch), steps)
     model.train()
     step, start = 0, 0.0
     while step < steps:
@@ -62,8 +62,8 @@ def bare_loop(steps: int) -> float:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            sched.step()
             step += 1
+            sched.step_update(step)
             if step % cfg.log_every == 0:
                 loss.item()  # the workbench reads its metrics at the same rate
             if step == WARMUP:

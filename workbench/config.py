@@ -96,7 +96,9 @@ class TrainConfig:
     batch_size: int = param(128, "images per optimizer step", min=1, max=65536)
     epochs: int = param(30, "passes over the training set", min=1, max=100000)
     max_steps: int = param(0, "stop after this many optimizer steps (0: run all epochs)", min=0)
-    lr: float = param(1e-3, "peak learning rate (AdamW, cosine decay)", min=1e-8, max=10.0)
+    lr: float = param(1e-3, "peak learning rate (AdamW, cosine decay to 0); see blr", min=1e-8, max=10.0)
+    blr: float = param(0.0, "base learning rate per 256 images: when above 0, lr = blr x batch_size / 256 "
+                            "(MAE's and DeiT's rule, so the rate follows the batch)", min=0.0, max=1.0)
     weight_decay: float = param(0.05, "AdamW weight decay (not applied to norms, biases, tokens)", min=0.0, max=10.0)
     adam_beta2: float = param(0.999, "AdamW beta2 (MAE pre-training uses 0.95)", min=0.5, max=0.99999)
     warmup_epochs: float = param(2.0, "linear learning-rate warmup, in epochs", min=0.0)
@@ -132,6 +134,10 @@ class TrainConfig:
     eval_every: int = param(0, "evaluate every N steps (0: at the end of each epoch)", min=0)
     snapshot_every: int = param(0, "save snapshot images every N steps (0: with each evaluation)", min=0)
     checkpoint_every: int = param(0, "save a checkpoint every N steps (0: at the end of each epoch)", min=0)
+
+    def peak_lr(self) -> float:
+        """The rate the schedule peaks at: `lr`, or `blr` scaled by the images per optimizer step."""
+        return self.blr * self.batch_size / 256 if self.blr else self.lr
 
     # ----------------------------------------------------------------- checks
     def validate(self) -> "TrainConfig":

@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from workbench.data import DataInfo
-from workbench.data.loading import BatchTransform, EpochBatchSampler, random_resized_crop
+from workbench.data.loading import (
+    BatchTransform,
+    EpochBatchSampler,
+    random_resized_crop,
+)
 from workbench.errors import ConfigError
 from workbench.methods import get_method, make_config
 

@@ -97,9 +97,13 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(store: Store) -> N
     assert ckpts.latest_readable() is None
 
 
-def test_unavailable_device_fails_with_a_clear_message(store: Store) -> None:
-    run = create_run(store, "vit", preset="tiny", overrides=["device=cuda:7"])
-    with pytest.raises(WorkbenchError, match="cuda:7 was asked for"):
+def test_unavailable_device_is_refused_at_submit_and_fails_clearly_in_a_worker(store: Store) -> None:
+    with pytest.raises(WorkbenchError, match="device: cuda:63 is not on this machine"):
+        create_run(store, "vit", preset="tiny", overrides=["device=cuda:63"])
+    assert store.list_runs() == []
+    # a run made where that GPU exists (another machine sharing the store) fails clearly here
+    run = store.create_run("vit", make_config("vit", "tiny", {"device": "cuda:63"}).to_dict())
+    with pytest.raises(WorkbenchError, match="cuda:63 was asked for"):
         train(store, run.id, log=_quiet)
 
 

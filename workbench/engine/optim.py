@@ -1,27 +1,31 @@
-"""AdamW over the method's parameter groups, and the warmup + cosine schedule."""
+"""The optimizer and the learning-rate schedule, both timm's: AdamW from `create_optimizer_v2`
+over the method's parameter groups, and a cosine schedule with linear warmup, per optimizer
+step, from 0 up to the peak and down to 0 as MAE's, DeiT's and BEiT's reference code do. A
+group's `lr_scale` (layer decay) multiplies the scheduled rate (timm's schedulers read it)."""
 
 from __future__ import annotations
 
-import math
-from typing import Callable
-
 import torch
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
 
 from workbench.config import TrainConfig
 
 
 def build_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW over `Method.param_groups`; each group's lr is the run's lr times its `lr_scale`."""
-    groups = [{**{k: v for k, v in g.items() if k != "lr_scale"}, "lr": cfg.lr * g.get("lr_scale", 1.0)}
-              for g in groups]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.adam_beta2))
+    """AdamW over `Method.param_groups` (each group's weight decay kept), at the run's peak lr."""
+    return create_optimizer_v2(groups, opt="adamw", lr=cfg.peak_lr(), weight_decay=cfg.weight_decay,
+                               betas=(0.9, cfg.adam_beta2))
 
 
-def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.01) -> Callable[[int], float]:
-    """LR multiplier: linear from ~0 to 1 over warmup, then cosine down to `floor`."""
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    return factor
+def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> CosineLRScheduler:
+    """Warmup from 0 over `warmup_steps`, then a half cosine to 0 at `total_steps`; call
+    `step_update(step)` after each optimizer step (and after restoring a checkpoint)."""
+    return CosineLRScheduler(optimizer, t_initial=max(1, total_steps - warmup_steps), lr_min=0.0,
+                             warmup_t=warmup_steps, warmup_lr_init=0.0, warmup_prefix=True, t_in_epochs=False)
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The scheduled rate before any group's `lr_scale` (what `train/lr` reports)."""
+    group = optimizer.param_groups[0]
+    return group["lr"] / group.get("lr_scale", 1.0)

@@ -33,7 +33,7 @@ from workbench.engine.device import (
     select_device,
     wants_channels_last,
 )
-from workbench.engine.optim import build_optimizer, warmup_cosine
+from workbench.engine.optim import build_optimizer, build_scheduler, current_lr
 from workbench.engine.reporter import Reporter
 from workbench.errors import DataError, NoCheckpointError, WorkbenchError
 from workbench.methods import config_from_dict, get_method
@@ -123,8 +123,8 @@ class Training:
             raise DataError(f"batch_size {cfg.batch_size} is larger than the training set "
                             f"({len(self.data.train)} images); lower batch_size")
         self.plan = Schedule.from_config(cfg, self.steps_per_epoch)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(round(cfg.warmup_epochs * self.steps_per_epoch), self.plan.total))
+        self.scheduler = build_scheduler(self.optimizer, round(cfg.warmup_epochs * self.steps_per_epoch),
+                                         self.plan.total)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
         self.ckpts = Checkpoints(store, run_id)
         self.reporter = Reporter(store, run_id)
@@ -214,7 +214,7 @@ class Training:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.scheduler.step()
+        self.scheduler.step_update(self.step + 1)
         self.step += 1
         return out, images.shape[0]
 
@@ -230,7 +230,7 @@ class Training:
             if not math.isfinite(metrics["train/loss"]):
                 raise WorkbenchError(f"the training loss became {metrics['train/loss']} at step {step}; "
                                      f"lower lr (now {self.cfg.lr}) or use precision=fp32")
-            metrics["train/lr"] = self.scheduler.get_last_lr()[0]
+            metrics["train/lr"] = current_lr(self.optimizer)
             self.reporter.log(step, step / self.steps_per_epoch, metrics)
             self.threads.update()
             window.reset()
@@ -263,7 +263,7 @@ class Training:
     def save_checkpoint(self) -> None:
         self.ckpts.save(self.step, {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,
+            "scaler": self.scaler.state_dict(), "step": self.step,
             "method": self.run.method, "config": self.cfg.to_dict(), "data": dataclasses.asdict(self.data.info),
             "data_fingerprint": self.data_fingerprint,
             "rng_cpu": torch.get_rng_state(),
@@ -355,7 +355,7 @@ def _restore(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.opt
     """Load a checkpoint's weights, optimizer, schedule and RNG states; the step it was saved at."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    scheduler.step_update(int(state["step"]))  # the schedule is a function of the step alone
     scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng_cpu"])
     if device.type == "cuda" and state["rng_cuda"]:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 from torch import Tensor, nn
 
 from workbench.config import TrainConfig
@@ -166,21 +167,11 @@ def load_parent_module(parent: ParentRun, data: DataInfo) -> nn.Module:
     return method.exportable(model)
 
 
-def param_groups(model: nn.Module, weight_decay: float,
-                 lr_scale: Callable[[str], float] | None = None) -> list[dict]:
-    """Trainable parameters grouped by (decayed or not, lr scale); frozen ones are left out.
-    Each group's `lr_scale` multiplies the run's learning rate."""
-    skip = no_weight_decay_names(model)
-    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            key = (name not in skip, lr_scale(name) if lr_scale else 1.0)
-            groups.setdefault(key, []).append(p)
-    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale}
-            for (decay, scale), ps in groups.items()]
-
-
-def no_weight_decay_names(model: nn.Module) -> set[str]:
-    """Parameters AdamW should not decay: norms, biases, and tokens/position tables."""
-    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
-    return {n for n, p in model.named_parameters() if p.ndim <= 1 or n in skip or n.split(".")[-1] in skip}
+def param_groups(model: nn.Module, weight_decay: float, layer_decay: float | None = None) -> list[dict]:
+    """Trainable parameters grouped by timm: no weight decay for norms, biases and the model's
+    `no_weight_decay()` tables (tokens, position embeddings); with `layer_decay`, each group's
+    `lr_scale` is layer_decay^(depth + 1 - layer), as MAE and BEiT fine-tune. Frozen ones are left out."""
+    skip = tuple(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else ()
+    if layer_decay is None or layer_decay == 1.0:
+        return param_groups_weight_decay(model, weight_decay, no_weight_decay_list=skip)
+    return param_groups_layer_decay(model, weight_decay, no_weight_decay_list=skip, layer_decay=layer_decay)

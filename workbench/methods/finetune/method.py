@@ -62,20 +62,8 @@ class FinetuneMethod(ClassifierMethod):
         return plain
 
     def param_groups(self, model: nn.Module) -> list[dict]:
-        if self.cfg.mode == "linear" or self.cfg.layer_decay == 1.0:
-            return param_groups(model, self.cfg.weight_decay)
-        depth, decay = self.cfg.depth, self.cfg.layer_decay
-        return param_groups(model, self.cfg.weight_decay,
-                            lr_scale=lambda name: decay ** (depth + 1 - layer_id(name, depth)))
-
-
-def layer_id(name: str, depth: int) -> int:
-    """0 for the embeddings, i + 1 for block i, depth + 1 for the final norm and head."""
-    if name.startswith(("cls_token", "pos_embed", "patch_embed", "reg_token")):
-        return 0
-    if name.startswith("blocks."):
-        return int(name.split(".")[1]) + 1
-    return depth + 1
+        linear = self.cfg.mode == "linear"
+        return param_groups(model, self.cfg.weight_decay, layer_decay=None if linear else self.cfg.layer_decay)
 
 
 METHOD = FinetuneMethod
