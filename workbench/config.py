@@ -93,7 +93,11 @@ class TrainConfig:
 
     dataset: str = param("shapes", "dataset name; 'shapes' is the built-in procedural set")
     image_size: int = param(32, "image side in pixels (square)", min=8, max=1024)
-    batch_size: int = param(128, "images per optimizer step", min=1, max=65536)
+    batch_size: int = param(128, "images per optimizer step (all processes and accumulated batches together)",
+                            min=1, max=65536)
+    accum_steps: int = param(1, "gradient accumulation: each step sums the gradients of this many batches of "
+                                "batch_size / accum_steps images, the same arithmetic as one big batch", min=1,
+                             max=1024)
     epochs: int = param(30, "passes over the training set", min=1, max=100000)
     max_steps: int = param(0, "stop after this many optimizer steps (0: run all epochs)", min=0)
     lr: float = param(1e-3, "peak learning rate (AdamW, cosine decay to 0); see blr", min=1e-8, max=10.0)
@@ -103,6 +107,10 @@ class TrainConfig:
     adam_beta2: float = param(0.999, "AdamW beta2 (MAE pre-training uses 0.95)", min=0.5, max=0.99999)
     warmup_epochs: float = param(2.0, "linear learning-rate warmup, in epochs", min=0.0)
     grad_clip: float = grad_clip_param(1.0, "the ViT paper's")
+    ema: bool = param(False, "keep timm's exponential moving average of the weights, evaluated beside them "
+                             "(val_ema/...), saved in checkpoints, exportable (DeiT uses it)")
+    ema_decay: float = param(0.99996, "the moving average's decay per step (DeiT: 0.99996; short runs want "
+                                      "less, e.g. 0.999)", min=0.0, max=1.0)
     seed: int = param(0, "random seed for weights, data order and masks", min=0, max=2**31 - 1)
     device: str = param("auto", "auto, cpu, mps, cuda or cuda:N (auto: CUDA, then MPS, then CPU)")
     precision: str = param("auto", "auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16",
@@ -135,6 +143,10 @@ class TrainConfig:
     snapshot_every: int = param(0, "save snapshot images every N steps (0: with each evaluation)", min=0)
     checkpoint_every: int = param(0, "save a checkpoint every N steps (0: at the end of each epoch)", min=0)
 
+    def micro_batch(self) -> int:
+        """Images one process takes in one forward pass: batch_size / (nproc x accum_steps)."""
+        return self.batch_size // (self.nproc * self.accum_steps)
+
     def peak_lr(self) -> float:
         """The rate the schedule peaks at: `lr`, or `blr` scaled by the images per optimizer step."""
         return self.blr * self.batch_size / 256 if self.blr else self.lr
@@ -156,16 +168,18 @@ class TrainConfig:
                                                f"than training ({self.epochs} epochs)")
         if not self.dataset.strip():
             raise ConfigError("dataset", "no dataset given; use 'shapes' for the built-in set")
-        if self.batch_size % self.nproc:
-            raise ConfigError("nproc", f"{self.nproc} processes cannot share batch_size {self.batch_size} equally; "
-                                       f"use a batch size that is a multiple of {self.nproc}")
+        if self.batch_size % (self.nproc * self.accum_steps):
+            parts = self.nproc * self.accum_steps
+            raise ConfigError("nproc" if self.accum_steps == 1 else "accum_steps",
+                              f"{self.nproc} processes x {self.accum_steps} accumulated batches cannot share "
+                              f"batch_size {self.batch_size} equally; use a batch size that is a multiple of {parts}")
         for name in ("mixup", "cutmix"):
             if getattr(self, name) and not self.needs_labels:
                 raise ConfigError(name, f"{name} blends labels, and method {self.method} learns without labels; "
                                         f"set {name}=0")
-        if (self.mixup or self.cutmix) and (self.batch_size // self.nproc) % 2:
+        if (self.mixup or self.cutmix) and self.micro_batch() % 2:
             raise ConfigError("batch_size", f"mixup and cutmix pair each image with another of its batch: "
-                                            f"{self.batch_size // self.nproc} images per process is odd")
+                                            f"{self.micro_batch()} images per process and batch is odd")
         if self.augment == "randaugment":
             _check_randaug(self.randaug)
 

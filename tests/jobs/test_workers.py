@@ -1,6 +1,7 @@
 """Real worker processes started through the runner and the CLI, against a real SQLite file."""
 
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -86,12 +87,22 @@ def test_cancel_stops_the_worker_and_keeps_a_checkpoint(store: Store) -> None:
     assert cancel_run(store, queued.id) == RunStatus.CANCELLED
 
 
-def test_worker_error_marks_failed_with_the_message(cli, store: Store) -> None:
-    done = cli("train", "--method", "vit", "--preset", "tiny", "--set", "device=cuda:3", "--wait")
+def test_worker_error_marks_failed_with_the_message(cli, store: Store, tmp_path) -> None:
+    from PIL import Image
+
+    from workbench.data import registry
+
+    for name in ("cat", "dog"):  # a registered folder that is gone by the time the run starts
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (16, 16), (60 * i, 0, 0)).save(tmp_path / "pets" / name / f"{i}.png")
+    registry.register(store, "pets", "imagefolder", tmp_path / "pets")
+    shutil.rmtree(tmp_path / "pets")
+    done = cli("train", "--method", "vit", "--preset", "tiny", "--set", "dataset=pets", "--wait")
     assert done.returncode == 1
     run = store.get_run(int(done.stdout.strip()))
     assert run.status == RunStatus.FAILED
-    assert "cuda:3 was asked for" in run.error and "cuda:3 was asked for" in done.stderr
+    assert "there is no folder at" in run.error and "there is no folder at" in done.stderr
 
 
 def test_startup_marks_runs_whose_worker_is_gone(store: Store) -> None:

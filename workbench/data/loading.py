@@ -123,10 +123,10 @@ def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
 
 def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, pin_memory: bool = False, rank: int = 0,
                 world: int = 1) -> DataLoader:
-    """Batches of `cfg.batch_size` images (this process's 1/`world` share of each, when training
-    data-parallel)."""
-    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, shuffle=train, drop_last=train,
-                                rank=rank, world=world, repeats=cfg.repeated_aug if train else 1)
+    """Batches of `cfg.batch_size` / `cfg.accum_steps` images (this process's 1/`world` share of
+    each, when training data-parallel)."""
+    sampler = EpochBatchSampler(len(dataset), cfg.batch_size // cfg.accum_steps, cfg.seed, shuffle=train,
+                                drop_last=train, rank=rank, world=world, repeats=cfg.repeated_aug if train else 1)
     batched = hasattr(dataset, "__getitems__")
     # its own generator: creating an iterator must not draw from the global RNG that
     # checkpoints restore, or a resumed run would augment differently from an uninterrupted one

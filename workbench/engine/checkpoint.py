@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from workbench import paths
@@ -67,6 +69,31 @@ def _why(exc: BaseException, folder: Path) -> str:
     if isinstance(exc, RuntimeError) or exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"disk full at {folder} ({_mb(free)} free; {getattr(exc, 'strerror', None) or exc})"
     return f"{exc.strerror or exc} at {folder}"
+
+
+def rng_states(device: torch.device) -> dict[str, Any]:
+    """Every random generator a step draws from (torch's, CUDA's, numpy's for timm's Mixup, Python's
+    for timm's RandAugment), as tensors and plain values a weights-only load accepts."""
+    version, keys, gauss = random.getstate()
+    _, np_keys, pos, has_gauss, cached = np.random.get_state()
+    return {"rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+            "rng_numpy": {"keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(pos),
+                          "has_gauss": int(has_gauss), "cached": float(cached)},
+            "rng_python": {"version": version, "keys": torch.tensor(keys, dtype=torch.int64), "gauss": gauss}}
+
+
+def restore_rng(state: dict[str, Any], device: torch.device) -> None:
+    """Put back what `rng_states` saved (checkpoints of earlier builds hold torch's alone)."""
+    torch.set_rng_state(state["rng_cpu"])
+    if device.type == "cuda" and state["rng_cuda"]:
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    if "rng_numpy" in state:
+        n = state["rng_numpy"]
+        np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    if "rng_python" in state:
+        p = state["rng_python"]
+        random.setstate((p["version"], tuple(p["keys"].tolist()), p["gauss"]))
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -135,8 +162,9 @@ class Trained:
     step: int
 
 
-def load_trained(store: Store, run_id: int, step: int | None = None) -> Trained:
-    """The run's whole model (eval mode) from its newest readable checkpoint, or the one at `step`.
+def load_trained(store: Store, run_id: int, step: int | None = None, *, ema: bool = False) -> Trained:
+    """The run's whole model (eval mode) from its newest readable checkpoint, or the one at `step`;
+    `ema`: its exponential moving average of the weights instead (runs trained with ema=true).
     Parent runs only shape the model here: its own checkpoint holds every weight."""
     from workbench.data import DataInfo
     from workbench.methods import get_method
@@ -155,9 +183,12 @@ def load_trained(store: Store, run_id: int, step: int | None = None) -> Trained:
         from workbench.data.loading import load_data
 
         data = load_data(cfg, store).info
+    if ema and "ema" not in state:
+        raise WorkbenchError(f"run {run_id} has no moving average of its weights (it trained with ema=false); "
+                             f"use its weights as they are")
     method = get_method(run.method)(cfg, data, parent_runs(store, run_id, weights=False))
     model = method.build()
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state["ema" if ema else "model"])
     return Trained(run, method, model.eval(), data, art.step)
 
 

@@ -1,15 +1,18 @@
 """Device and precision choice: CUDA (the GPU the runner picked for this run, when several),
-then Apple MPS, then CPU; bf16 autocast on GPUs."""
+then Apple MPS, then CPU; bf16 autocast on GPUs; the CPU threads a run may use."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import time
 from typing import ContextManager
 
 import torch
 
 from workbench.errors import WorkbenchError
+from workbench.store import RunStatus, Store
 
 
 def select_device(spec: str) -> torch.device:
@@ -56,3 +59,27 @@ def wants_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
     convolution is its patch embedding, where it does not pay, and CPUs gain little."""
     convs = sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size != m.stride for m in model.modules())
     return device.type == "cuda" and convs >= 4
+
+
+class CpuShare:
+    """CPU threads for this run: `fixed`, or this machine's cores divided among the runs going
+    on it, rechecked every few seconds, so concurrent runs never oversubscribe the cores
+    (spinning OpenMP threads on shared cores slow every run several times over)."""
+
+    def __init__(self, store: Store, fixed: int = 0, every_s: float = 5.0, share: int = 1) -> None:
+        self.store, self.fixed, self.every_s, self.share = store, fixed, every_s, share
+        self.checked = 0.0
+        self.update()
+
+    def update(self) -> None:
+        if time.monotonic() - self.checked < self.every_s:
+            return
+        self.checked = time.monotonic()
+        if self.fixed:
+            wanted = self.fixed
+        else:
+            host = socket.gethostname()
+            running = sum(r.host == host for r in self.store.list_runs(status=RunStatus.RUNNING))
+            wanted = max(1, (os.cpu_count() or 1) // max(1, running * self.share))
+        if wanted != torch.get_num_threads():  # setting the current value again slows CPU steps
+            torch.set_num_threads(wanted)

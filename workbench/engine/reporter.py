@@ -11,10 +11,12 @@ import json
 import os
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from workbench import paths
@@ -81,3 +83,34 @@ class Reporter:
                                     meta={"width": int(pixels.shape[1]), "height": int(pixels.shape[0])})
             saved.append(path)
         return saved
+
+
+class Window:
+    """Training metrics averaged since the last report, and where the time went: images per
+    second, and the share of it spent waiting for the next batch (the input pipeline)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
+        self.steps, self.images, self.waiting = 0, 0, 0.0
+        self.start = self.mark = time.perf_counter()
+
+    def batch_arrived(self) -> None:
+        self.waiting += time.perf_counter() - self.mark
+
+    def step_done(self, out: dict[str, torch.Tensor], images: int) -> None:
+        for key, value in out.items():
+            self.sums[key] += value.detach().float()
+        self.steps += 1
+        self.images += images
+        self.mark = time.perf_counter()
+
+    def metrics(self) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        metrics = {f"train/{k}": (v / max(self.steps, 1)).item() for k, v in self.sums.items()}
+        metrics["train/images_per_s"] = self.images / elapsed
+        metrics["train/data_wait"] = self.waiting / elapsed
+        return metrics

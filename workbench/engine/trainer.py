@@ -12,29 +12,32 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import socket
-import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
+from timm.utils import ModelEmaV3
 from torch.utils.data import default_collate
 
 from workbench import paths
 from workbench.config import TrainConfig
 from workbench.data.loading import BatchTransform, DataBundle, load_data, make_loader
 from workbench.engine import distributed
-from workbench.engine.checkpoint import Checkpoints, parent_runs
+from workbench.engine.checkpoint import (
+    Checkpoints,
+    parent_runs,
+    restore_rng,
+    rng_states,
+)
 from workbench.engine.device import (
+    CpuShare,
     autocast,
     autocast_dtype,
     select_device,
     wants_channels_last,
 )
 from workbench.engine.optim import build_optimizer, build_scheduler, current_lr
-from workbench.engine.reporter import Reporter
+from workbench.engine.reporter import Reporter, Window
 from workbench.errors import DataError, NoCheckpointError, WorkbenchError
 from workbench.methods import config_from_dict, get_method
 from workbench.methods.base import Method
@@ -118,7 +121,7 @@ class Training:
         self.optimizer = build_optimizer(self.method.param_groups(self.model), cfg)
         self.loader = make_loader(self.data.train, cfg, train=True, pin_memory=device.type == "cuda",
                                   rank=ranks.rank, world=ranks.world)
-        self.steps_per_epoch = len(self.loader.batch_sampler)
+        self.steps_per_epoch = len(self.loader.batch_sampler) // cfg.accum_steps  # a step: accum_steps batches
         if self.steps_per_epoch == 0:
             raise DataError(f"batch_size {cfg.batch_size} is larger than the training set "
                             f"({len(self.data.train)} images); lower batch_size")
@@ -126,6 +129,8 @@ class Training:
         self.scheduler = build_scheduler(self.optimizer, round(cfg.warmup_epochs * self.steps_per_epoch),
                                          self.plan.total)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
+        # timm's EMA of the weights, evaluated beside them (val_ema/...) and kept in checkpoints
+        self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay) if cfg.ema else None
         self.ckpts = Checkpoints(store, run_id)
         self.reporter = Reporter(store, run_id)
         info = self.data.info
@@ -140,7 +145,7 @@ class Training:
         found = self.ckpts.latest_readable()
         if found is not None:
             self.check_data(found[0])
-            self.step = _restore(found[0], self.model, self.optimizer, self.scheduler, self.scaler, self.device)
+            self.step = self.restore(found[0])
             self.log(f"resuming from step {self.step}")
         elif self.run.step:
             recorded = self.store.artifacts(self.run_id, "checkpoint")
@@ -163,7 +168,8 @@ class Training:
         world = self.ranks.world
         self.log(f"model: {params:,} trained parameters ({sum(p.numel() for p in self.model.parameters()):,} in "
                  f"all)" + (f"; {world} processes, {self.cfg.batch_size // world} images each per step"
-                            if world > 1 else ""))
+                            if world > 1 else "") + (f"; {self.cfg.accum_steps} batches of {self.cfg.micro_batch()}"
+                                                     f" accumulated per step" if self.cfg.accum_steps > 1 else ""))
 
     def check_data(self, state: dict[str, Any]) -> None:
         """Refuse a checkpoint trained on other classes than the dataset has now: its outputs stand for
@@ -182,32 +188,43 @@ class Training:
             self.reporter.warn(warning)
 
     def loop(self, stop: StopFlag) -> bool:
-        """Step until the plan's last step or a stop request (agreed by every rank); True if finished."""
+        """Step until the plan's last step or a stop request (agreed by every rank); True if finished.
+        A step is `accum_steps` loader batches, each of batch_size / accum_steps images."""
         self.model.train()
         window = Window(self.device)
+        accum = self.cfg.accum_steps
         while self.step < self.plan.total:
             self.loader.batch_sampler.set_epoch(self.step // self.steps_per_epoch,
-                                                skip=self.step % self.steps_per_epoch)
-            for images, labels in self.loader:
+                                                skip=(self.step % self.steps_per_epoch) * accum)
+            batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+            for batch in self.loader:
+                batches.append(batch)
+                if len(batches) < accum:
+                    continue
                 window.batch_arrived()
-                out, batch = self.train_step(images, labels)
-                window.step_done(out, batch * self.ranks.world)
+                out, images = self.train_step(batches)
+                batches = []
+                window.step_done(out, images * self.ranks.world)
                 self.after_step(window)
                 if distributed.any_rank(stop.requested, self.ranks, self.device):
                     return self.step >= self.plan.total
-                if self.step >= self.plan.total:
-                    break
+                if self.step >= self.plan.total or self.step % self.steps_per_epoch == 0:
+                    break  # an epoch's batches beyond its last whole step are left out
         return True
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[dict[str, torch.Tensor], int]:
-        """One optimizer step on a batch [B, 3, H, W] uint8; (the method's outputs, B)."""
-        images, labels = self.transform(images, labels, True)
-        images = images.contiguous(memory_format=self.memory_format)
+    def train_step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[dict[str, torch.Tensor], int]:
+        """One optimizer step on batches of [B, 3, H, W] uint8, their gradients summed: the same
+        arithmetic as one batch of them all. (The method's outputs averaged over them, images.)"""
         self.method.on_step(self.step, self.plan.total)
-        with autocast(self.device, self.amp):
-            out = self.method.step(self.model, (images, labels))
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(out["loss"]).backward()
+        outs = []
+        for images, labels in batches:
+            images, labels = self.transform(images, labels, True)
+            images = images.contiguous(memory_format=self.memory_format)
+            with autocast(self.device, self.amp):
+                out = self.method.step(self.model, (images, labels))
+            self.scaler.scale(out["loss"] / len(batches)).backward()
+            outs.append({k: v.detach().float() for k, v in out.items()})
         distributed.average_gradients(self.model.parameters(), self.ranks)
         if self.cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
@@ -216,7 +233,9 @@ class Training:
         self.scaler.update()
         self.scheduler.step_update(self.step + 1)
         self.step += 1
-        return out, images.shape[0]
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.step)
+        return {k: torch.stack([o[k] for o in outs]).mean() for k in outs[0]}, sum(len(b[0]) for b in batches)
 
     def after_step(self, window: Window) -> None:
         """Rank 0's reporting when due: training metrics, evaluation, snapshots, checkpoints."""
@@ -250,25 +269,41 @@ class Training:
             yield self.transform(x, y, False)
 
     def evaluate(self) -> None:
-        self.model.eval()
-        with autocast(self.device, self.amp):
-            metrics = self.method.evaluate(self.model, self.val_batches())
-        val = {f"val/{k}": v for k, v in metrics.items()}
+        """The method's metrics on the validation set (`val/...`), and the EMA weights' (`val_ema/...`)."""
+        val = {f"val/{k}": v for k, v in self.measure(self.model).items()}
+        if self.ema is not None:
+            val |= {f"val_ema/{k}": v for k, v in self.measure(self.ema.module).items()}
         self.reporter.log(self.step, self.step / self.steps_per_epoch, val)
         self.reporter.flush(strict=False)
         self.reporter.summary(val)
         self.log(f"step {self.step}/{self.plan.total} " + " ".join(f"{k}={v:.4f}" for k, v in val.items()))
+
+    def measure(self, model: torch.nn.Module) -> dict[str, float]:
+        model.eval()
+        with autocast(self.device, self.amp):
+            metrics = self.method.evaluate(model, self.val_batches())
         self.model.train()
+        return metrics
 
     def save_checkpoint(self) -> None:
         self.ckpts.save(self.step, {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "step": self.step,
             "method": self.run.method, "config": self.cfg.to_dict(), "data": dataclasses.asdict(self.data.info),
-            "data_fingerprint": self.data_fingerprint,
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "data_fingerprint": self.data_fingerprint, **rng_states(self.device),
+            **({"ema": self.ema.module.state_dict()} if self.ema is not None else {}),
         })
+
+    def restore(self, state: dict[str, Any]) -> int:
+        """Load a checkpoint's weights (and EMA), optimizer, schedule and RNG states; its step."""
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state.get("ema", state["model"]))  # ema turned on later: from here
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.step_update(int(state["step"]))  # the schedule is a function of the step alone
+        self.scaler.load_state_dict(state["scaler"])
+        restore_rng(state, self.device)
+        return int(state["step"])
 
     def finish(self, finished: bool) -> RunStatus:
         """The end-of-training report (finished) or a checkpoint to resume from (stopped)."""
@@ -291,76 +326,8 @@ class Training:
         return status
 
 
-class Window:
-    """Training metrics averaged since the last report, and where the time went: images per
-    second, and the share of it spent waiting for the next batch (the input pipeline)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
-        self.steps, self.images, self.waiting = 0, 0, 0.0
-        self.start = self.mark = time.perf_counter()
-
-    def batch_arrived(self) -> None:
-        self.waiting += time.perf_counter() - self.mark
-
-    def step_done(self, out: dict[str, torch.Tensor], images: int) -> None:
-        for key, value in out.items():
-            self.sums[key] += value.detach().float()
-        self.steps += 1
-        self.images += images
-        self.mark = time.perf_counter()
-
-    def metrics(self) -> dict[str, float]:
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        metrics = {f"train/{k}": (v / max(self.steps, 1)).item() for k, v in self.sums.items()}
-        metrics["train/images_per_s"] = self.images / elapsed
-        metrics["train/data_wait"] = self.waiting / elapsed
-        return metrics
-
-
-class CpuShare:
-    """CPU threads for this run: `fixed`, or this machine's cores divided among the runs going
-    on it, rechecked every few seconds, so concurrent runs never oversubscribe the cores
-    (spinning OpenMP threads on shared cores slow every run several times over)."""
-
-    def __init__(self, store: Store, fixed: int = 0, every_s: float = 5.0, share: int = 1) -> None:
-        self.store, self.fixed, self.every_s, self.share = store, fixed, every_s, share
-        self.checked = 0.0
-        self.update()
-
-    def update(self) -> None:
-        if time.monotonic() - self.checked < self.every_s:
-            return
-        self.checked = time.monotonic()
-        if self.fixed:
-            wanted = self.fixed
-        else:
-            host = socket.gethostname()
-            running = sum(r.host == host for r in self.store.list_runs(status=RunStatus.RUNNING))
-            wanted = max(1, (os.cpu_count() or 1) // max(1, running * self.share))
-        if wanted != torch.get_num_threads():  # setting the current value again slows CPU steps
-            torch.set_num_threads(wanted)
-
-
 def _quiet(_: str) -> None:
     """The log of ranks other than 0: one voice in the worker log is enough."""
-
-
-def _restore(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: Any, scaler: Any, device: torch.device) -> int:
-    """Load a checkpoint's weights, optimizer, schedule and RNG states; the step it was saved at."""
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.step_update(int(state["step"]))  # the schedule is a function of the step alone
-    scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng_cpu"])
-    if device.type == "cuda" and state["rng_cuda"]:
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
-    return int(state["step"])
 
 
 def _data_fingerprint(data: DataBundle) -> str:
