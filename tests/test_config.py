@@ -100,6 +100,26 @@ def test_an_unfinished_parent_is_refused_with_what_to_do_for_its_status(status: 
 @pytest.mark.parametrize("method, clip", [("vit", 1.0), ("mpp", 1.0), ("beit", 3.0), ("swin", 5.0), ("mae", 0.0),
                                           ("deit", 0.0), ("finetune", 0.0)])
 def test_gradient_clipping_is_each_references(method: str, clip: float) -> None:
-    """ViT (big_vision) 1.0, BEiT 3.0, Swin 5.0; MAE pre-training, MAE fine-tuning and DeiT clip nothing."""
+    """ViT (big_vision) 1.0, BEiT 3.0, Swin 5.0; MAE pre-training, MAE fine-tuning and DeiT clip nothing
+    (ViT's `paper` preset is DeiT's recipe, so it does not clip either)."""
     for preset in (None, *PRESETS):
-        assert make_config(method, preset, {}).grad_clip == clip
+        assert make_config(method, preset, {}).grad_clip == (0.0 if (method, preset) == ("vit", "paper") else clip)
+
+
+@pytest.mark.parametrize("method, expected", [
+    ("mae", dict(batch_size=4096, blr=1.5e-4, epochs=800, warmup_epochs=40.0, weight_decay=0.05, adam_beta2=0.95,
+                 crop_min=0.2, norm_pix_loss=True, grad_clip=0.0, mask_ratio=0.75)),
+    ("finetune", dict(batch_size=1024, blr=5e-4, layer_decay=0.65, epochs=100, warmup_epochs=5.0, drop_path=0.1,
+                      mixup=0.8, cutmix=1.0, label_smoothing=0.1, augment="randaugment",
+                      randaug="rand-m9-mstd0.5-inc1", reprob=0.25)),
+    ("deit", dict(batch_size=1024, blr=2.5e-4, epochs=300, weight_decay=0.05, mixup=0.8, cutmix=1.0, reprob=0.25,
+                  repeated_aug=3, randaug="rand-m9-mstd0.5-inc1", ema=True, ema_decay=0.99996, distill="hard",
+                  grad_clip=0.0)),
+    ("beit", dict(batch_size=2048, lr=1.5e-3, epochs=800, warmup_epochs=10.0, grad_clip=3.0, drop_path=0.1,
+                  mask_ratio=0.4, mask_strategy="block")),
+])
+def test_paper_presets_are_the_references(method: str, expected: dict) -> None:
+    """The values README's preset table cites; a micro-batch of 256 per forward pass at most."""
+    cfg = make_config(method, "paper", {})
+    assert {k: getattr(cfg, k) for k in expected} == expected
+    assert cfg.micro_batch() <= 256 and cfg.micro_batch() * cfg.accum_steps * cfg.nproc == cfg.batch_size

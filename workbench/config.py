@@ -39,6 +39,16 @@ def param(
     return field(default=default, metadata={"help": help, "min": min, "max": max, "choices": choices})
 
 
+# DeiT-B's recipe (facebookresearch/deit, main.py's defaults and README): 1024 images a step (here
+# 4 accumulated batches of 256), lr 5e-4 per 512 images (blr 2.5e-4 per 256), 300 epochs, warmup 5,
+# RandAugment m9, random erasing 0.25, mixup 0.8, CutMix 1.0, repeated augmentation 3, EMA
+# 0.99996, label smoothing 0.1, no gradient clipping; the timm crop's default scale, 0.08-1
+DEIT_RECIPE: dict[str, Any] = dict(
+    batch_size=1024, accum_steps=4, blr=2.5e-4, epochs=300, warmup_epochs=5.0, augment="randaugment",
+    randaug="rand-m9-mstd0.5-inc1", crop_min=0.08, reprob=0.25, mixup=0.8, cutmix=1.0, repeated_aug=3,
+    ema=True, ema_decay=0.99996, label_smoothing=0.1, grad_clip=0.0)
+
+
 def grad_clip_param(default: float, source: str) -> Any:
     """The `grad_clip` field at a method's reference value (`source` names where it comes from)."""
     return param(default, f"clip the gradient norm to this (0: off); the default, {default:g}, is {source}", min=0.0)
@@ -261,10 +271,10 @@ class ViTBackboneConfig(TrainConfig):
         "tiny": dict(image_size=32, patch_size=4, width=64, depth=2, heads=4, mlp_ratio=2.0,
                      batch_size=64, epochs=8, lr=3e-3, warmup_epochs=1.0, drop_path=0.0),
         "small": {},
-        # ViT-B/16 geometry (224/16 = 14x14 tokens) with the DeiT training recipe
+        # ViT-B/16 geometry (224/16 = 14x14 tokens); each method's preset adds its paper's recipe
+        # (README, "The paper presets", gives each value's source)
         "paper": dict(image_size=224, patch_size=16, width=768, depth=12, heads=12, mlp_ratio=4.0,
-                      batch_size=256, epochs=300, lr=2.5e-4, weight_decay=0.05, warmup_epochs=5.0,
-                      drop_path=0.1),
+                      weight_decay=0.05, drop_path=0.1),
     }
 
     patch_size: int = param(4, "patch side in pixels; must divide the image size", min=1, max=256)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from workbench.config import ParentInfo, ViTBackboneConfig, grad_clip_param, param
+from workbench.config import DEIT_RECIPE, ParentInfo, ViTBackboneConfig, grad_clip_param, param
 from workbench.errors import ConfigError
 
 
@@ -20,8 +20,8 @@ class Config(ViTBackboneConfig):
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": dict(label_smoothing=0.0),
         "small": {},
-        # DeiT-B recipe: hard distillation from a RegNetY-16GF, 300 epochs
-        "paper": dict(label_smoothing=0.1),
+        # DeiT-B: DEIT_RECIPE, hard distillation (a RegNetY-16GF teacher, the `teacher` parent)
+        "paper": dict(DEIT_RECIPE, distill="hard"),
     }
 
     grad_clip: float = grad_clip_param(0.0, "DeiT's reference")

@@ -23,10 +23,12 @@ class Config(ViTBackboneConfig):
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": dict(decoder_width=48, decoder_depth=1, decoder_heads=3, epochs=8, lr=2e-3, adam_beta2=0.95),
         "small": {},
-        # He et al.: 75 % random masking, 512-d 8-block decoder, normalised pixel targets, AdamW(0.9, 0.95)
+        # facebookresearch/mae PRETRAIN.md and main_pretrain.py: 4096 images a step (16 x 256 here),
+        # blr 1.5e-4, 800 epochs, warmup 40, wd 0.05, AdamW(0.9, 0.95), crop 0.2-1 + flip, normalised
+        # pixel targets, no clipping; 75 % random masking, a 512-d 8-block decoder (models_mae.py)
         "paper": dict(decoder_width=512, decoder_depth=8, decoder_heads=16, norm_pix_loss=True, epochs=800,
-                      batch_size=256, lr=4e-4, weight_decay=0.05, warmup_epochs=40.0, adam_beta2=0.95,
-                      drop_path=0.0),
+                      batch_size=4096, accum_steps=16, blr=1.5e-4, weight_decay=0.05, warmup_epochs=40.0,
+                      adam_beta2=0.95, augment="crop_flip", crop_min=0.2, drop_path=0.0),
     }
 
     grad_clip: float = grad_clip_param(0.0, "MAE's reference")

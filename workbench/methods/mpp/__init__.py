@@ -23,7 +23,7 @@ class Config(ViTBackboneConfig):
         "tiny": dict(epochs=8, lr=2e-3),
         "small": {},
         # ViT-B/16 self-supervision: 50 % corruption, 3-bit mean colour target
-        "paper": dict(epochs=300, batch_size=4096, lr=2e-4, warmup_epochs=10.0, weight_decay=0.1),
+        "paper": dict(epochs=300, batch_size=4096, accum_steps=16, lr=2e-4, warmup_epochs=10.0, weight_decay=0.1),
     }
 
     corrupt_ratio: float = param(0.5, "share of patch embeddings corrupted: of those 80 % become [mask], "
