@@ -6,8 +6,10 @@ import random
 
 import numpy as np
 import pytest
+import timm
 import torch
 
+from workbench.cli import main
 from workbench.data.loading import load_data
 from workbench.engine.checkpoint import (
     Checkpoints,
@@ -15,6 +17,7 @@ from workbench.engine.checkpoint import (
     restore_rng,
     rng_states,
 )
+from workbench.engine.execute import execute
 from workbench.engine.trainer import Training, train
 from workbench.errors import WorkbenchError
 from workbench.jobs import create_run
@@ -61,7 +64,7 @@ def test_accumulation_trains_whole_epochs_of_steps(store: Store) -> None:
     assert row.step == row.total_steps == images // 128  # steps of 128 images, 4 batches of 32 each
 
 
-def test_ema_follows_timms_recursion_and_is_evaluated_and_saved(store: Store) -> None:
+def test_ema_follows_timms_recursion_and_is_evaluated_saved_and_exported(store: Store, tmp_path) -> None:
     t = _training(store, "ema=true", "ema_decay=0.5", "max_steps=3", "eval_every=3", "checkpoint_every=3")
     images, labels = _batch(64)
     t.train_step([(images, labels)])
@@ -74,13 +77,16 @@ def test_ema_follows_timms_recursion_and_is_evaluated_and_saved(store: Store) ->
 
     run = create_run(store, "vit", preset="tiny", overrides=["ema=true", "ema_decay=0.9", "max_steps=6",
                                                              "eval_every=3", "checkpoint_every=3"])
-    assert train(store, run.id, log=lambda _: None) == "finished"
+    assert execute(store, run.id, log=lambda _: None) == "finished"
     assert {"val/top1", "val_ema/top1", "val_ema/loss"} <= set(store.get_run(run.id).summary)
     assert [r[1] for r in store.metrics(run.id, key="val_ema/top1")] == [3, 6]
     state, _ = Checkpoints(store, run.id).latest_readable()
     averaged = load_trained(store, run.id, ema=True).model.state_dict()
     assert all(torch.equal(averaged[k], v) for k, v in state["ema"].items())
     assert not torch.equal(averaged["head.weight"], state["model"]["head.weight"])
+    main(["export", str(run.id), "--ema", "--format", "safetensors", "--out", str(tmp_path / "ema")])
+    timm_model = timm.create_model("local-dir:" + str(tmp_path / "ema"), pretrained=True)
+    assert torch.equal(timm_model.state_dict()["head.weight"], state["ema"]["head.weight"])  # timm loads the EMA
     plain = create_run(store, "vit", preset="tiny", overrides=["max_steps=2", "checkpoint_every=2"])
     train(store, plain.id, log=lambda _: None)
     with pytest.raises(WorkbenchError, match="trained with ema=false"):

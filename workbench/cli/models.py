@@ -20,6 +20,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="which files (default: all three, each reloaded and checked)")
     e.add_argument("--out", help="folder to write (default: the run's exports/ folder)")
     e.add_argument("--overwrite", action="store_true", help="replace files already there")
+    e.add_argument("--ema", action="store_true", help="export the moving average of the weights (runs with ema=true)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=cmd_export)
 
@@ -44,7 +45,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = Store()
     formats = list(FORMATS) if "all" in args.format else list(dict.fromkeys(args.format))
     out = Path(args.out) if args.out else paths.run_dir(args.run) / "exports"
-    results = export_run(store, args.run, out, formats, overwrite=args.overwrite,
+    results = export_run(store, args.run, out, formats, overwrite=args.overwrite, ema=args.ema,
                          log=lambda line: print(line, file=sys.stderr))
     files = {fmt: [str(out / name) for name in FILES[fmt]] for fmt in formats}
     if args.json:

@@ -84,8 +84,9 @@ class Exported:
 
 
 def export_run(store: Store, run_id: int, out: Path, formats: Sequence[str] = FORMATS, *,
-               overwrite: bool = False, log: Callable[[str], None] = print) -> dict[str, float]:
-    """Export run `run_id` into folder `out`; format -> verified max abs difference."""
+               overwrite: bool = False, ema: bool = False, log: Callable[[str], None] = print) -> dict[str, float]:
+    """Export run `run_id` (`ema`: its moving average of the weights) into folder `out`; format ->
+    verified max abs difference."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise WorkbenchError(f"unknown export format {unknown[0] if unknown else '(none)'}; "
@@ -95,7 +96,7 @@ def export_run(store: Store, run_id: int, out: Path, formats: Sequence[str] = FO
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
         raise WorkbenchError(f"{existing[0]} already exists; overwrite it (--overwrite) or choose another folder")
-    exported = load_exportable(store, run_id)
+    exported = load_exportable(store, run_id, ema=ema)
     try:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
@@ -118,17 +119,18 @@ def export_run(store: Store, run_id: int, out: Path, formats: Sequence[str] = FO
         shutil.rmtree(staging, ignore_errors=True)
     for fmt in formats:
         store.add_artifact(run_id, "export", out / FILES[fmt][0], step=exported.checkpoint_step, name=fmt,
-                           meta={"max_abs_diff": exported.results[fmt], "folder": str(out)})
+                           meta={"max_abs_diff": exported.results[fmt], "folder": str(out), "ema": ema})
     return exported.results
 
 
-def load_exportable(store: Store, run_id: int) -> Exported:
-    """The run's exportable module, loaded from its newest readable checkpoint, as a timm model."""
+def load_exportable(store: Store, run_id: int, *, ema: bool = False) -> Exported:
+    """The run's exportable module, loaded from its newest readable checkpoint (its EMA weights
+    with `ema`), as a timm model."""
     run = store.get_run(run_id)
     if run.status != RunStatus.FINISHED:
         raise WorkbenchError(f"run {run_id} is {run.status}; only finished runs can be exported "
                              f"(wait for it to finish, or resume it)")
-    trained = load_trained(store, run_id)
+    trained = load_trained(store, run_id, ema=ema)
     timm_model, architecture = as_timm(trained.method.exportable(trained.model).eval())
     return Exported(timm_model, architecture, run, trained.data, run.results,
                     {role: p.id for role, p in store.parents(run_id).items()}, trained.step)
