@@ -121,6 +121,14 @@ def finished_run_with_metrics(tmp: Path) -> list[str]:
     return ["metrics", str(run.id), "--key", "val/top5"]
 
 
+def interrupted_without_checkpoint(_tmp: Path) -> list[str]:
+    store = Store()
+    run = create_run(store, "vit", preset="tiny")
+    store.update_run(run.id, status=RunStatus.INTERRUPTED, step=40, total_steps=280)
+    store.close()
+    return ["resume", str(run.id)]
+
+
 CASES = [
     # config values
     Case("nan-lr", train("lr=nan"), "lr: nan is not a finite number"),
@@ -163,6 +171,7 @@ CASES = [
     Case("runs-none-yet", lambda _t: ["runs"], "no runs yet", code=0),
     Case("metrics-unknown-key", finished_run_with_metrics,
          "has no metric 'val/top5'; the metrics it recorded: train/loss, val/top1"),
+    Case("resume-without-checkpoint", interrupted_without_checkpoint, "--from-scratch` starts it again from step 0"),
     # studies
     Case("study-set-out-of-range", lambda _t: ["study", "mae-mask-strategy", "--set", "mask_ratio=1.2"],
          "mask_ratio: 1.2 is outside the allowed range"),
