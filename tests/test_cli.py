@@ -59,7 +59,7 @@ def test_runs_show_and_metrics_of_a_finished_run(cli, store: Store) -> None:
 def test_methods_lists_fields_with_help_and_ranges(cli) -> None:
     described = json.loads(cli("methods", "--json").stdout)
     fields = {f["name"]: f for f in described["vit"]["fields"]}
-    assert fields["pos_embed"]["choices"] == ["learned-1d", "sincos-2d", "none"]
+    assert fields["pos_embed"]["choices"] == ["learned-1d", "learned-2d", "sincos-2d", "none"]
     assert fields["lr"]["min"] > 0 and fields["patch_size"]["help"]
     assert described["vit"]["presets"]["tiny"]["width"] == 64
 

@@ -4,7 +4,9 @@ a fresh Python that never imports the workbench."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from tests.export.roundtrip import reload_and_compare
 from workbench.engine.execute import execute
@@ -19,17 +21,18 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, dataset_cache):
-    """A finished tiny ViT and a finished tiny MAE in a home of their own."""
+    """A finished tiny ViT (learned 1-D and 2-D position embeddings) and a finished tiny MAE in a
+    home of their own."""
     home = tmp_path_factory.mktemp("export-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WORKBENCH_HOME", str(home))
         patch.setenv("WORKBENCH_DATASETS", str(dataset_cache))
         store = Store()
         runs = {}
-        for method in ("vit", "mae"):
-            run = create_run(store, method, preset="tiny", overrides=["max_steps=20", "eval_every=20"])
+        for key, method, extra in (("vit", "vit", []), ("mae", "mae", []), ("vit-2d", "vit", ["pos_embed=learned-2d"])):
+            run = create_run(store, method, preset="tiny", overrides=["max_steps=20", "eval_every=20", *extra])
             assert execute(store, run.id, log=lambda _: None) == "finished"
-            runs[method] = run.id
+            runs[key] = run.id
         yield store, runs, home, patch
 
 
@@ -59,6 +62,22 @@ def test_every_format_reloads_without_the_workbench(trained, method: str, tmp_pa
     expected, loaded = reload_and_compare(store, run_id, folder, tmp_path)
     assert expected.shape == ((3, 10) if method == "vit" else (3, 64))  # classifier logits / encoder features
     assert loaded["label_names"][:2] == ["circle", "ring"] and len(loaded["mean"]) == 3
+
+
+def test_learned_2d_position_embedding_exports_as_timms_pos_embed(trained, tmp_path: Path) -> None:
+    """The X and Y tables of a learned-2d run become the [1, 1 + N, D] `pos_embed` of a plain timm ViT."""
+    from safetensors.torch import load_file
+
+    store, runs, _, _ = trained
+    folder = tmp_path / "out"
+    export_run(store, runs["vit-2d"], folder, log=lambda _: None)
+    weights = load_file(folder / "model.safetensors")
+    assert weights["pos_embed"].shape == (1, 1 + 64, 64) and not any("parametrizations" in k for k in weights)
+    grid = weights["pos_embed"][0, 1:].reshape(8, 8, 64)
+    assert torch.equal(grid[:1, :, :32].expand(8, -1, -1), grid[..., :32])  # every row of a column: the same X
+    assert json.loads((folder / "config.json").read_text())["model_args"]["pos_embed"] == "learn"
+    expected, loaded = reload_and_compare(store, runs["vit-2d"], folder, tmp_path)  # every format, 1e-4
+    assert np.abs(np.array(loaded["safetensors"]) - expected).max() <= 1e-5
 
 
 def test_bad_exports_fail_clearly_and_leave_nothing(trained, tmp_path: Path) -> None:

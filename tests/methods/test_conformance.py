@@ -58,30 +58,6 @@ def test_method_conformance(name: str) -> None:
     assert isinstance(method.exportable(model), torch.nn.Module)
 
 
-@pytest.mark.parametrize("pos_embed", ["learned-1d", "sincos-2d", "none"])
-def test_vit_position_embeddings(pos_embed: str) -> None:
-    cfg = make_config("vit", "tiny", {"pos_embed": pos_embed})
-    model = get_method("vit")(cfg, INFO).build()
-    table = model.pos_embed
-    if pos_embed == "none":
-        assert table is None
-        return
-    assert table.shape == (1, 1 + 64, 64)  # [CLS] + 8 x 8 patches
-    if pos_embed == "sincos-2d":
-        assert not table.requires_grad
-        assert torch.all(table[0, 0] == 0)  # the [CLS] slot carries no position
-        # a 2-D table: each channel encodes either the row or the column, so it is constant along the other
-        grid = table[0, 1:].reshape(8, 8, 64)
-        by_row = (grid - grid[:1]).abs().amax(dim=(0, 1)) < 1e-6
-        by_col = (grid - grid[:, :1]).abs().amax(dim=(0, 1)) < 1e-6
-        assert torch.all(by_row | by_col) and (by_row & ~by_col).sum() >= 16 and (by_col & ~by_row).sum() >= 16
-        method = get_method("vit")(cfg, INFO)
-        optimised = {id(p) for g in build_optimizer(method.param_groups(model), cfg).param_groups for p in g["params"]}
-        assert id(table) not in optimised
-    else:
-        assert table.requires_grad
-
-
 def test_vit_output_matches_plain_timm_model() -> None:
     """The workbench's ViT is a timm VisionTransformer: its weights load into one unchanged."""
     from timm.models.vision_transformer import VisionTransformer

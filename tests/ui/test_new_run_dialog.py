@@ -27,7 +27,7 @@ def test_form_is_generated_from_the_config_with_help(qtbot, store: Store) -> Non
     assert form.cls.method == "vit"
     assert form.values()["width"] == 64  # the tiny preset
     assert "patch side in pixels" in form.widgets["patch_size"].toolTip()
-    assert form.widgets["pos_embed"].count() == 3
+    assert form.widgets["pos_embed"].count() == 4
     assert dialog.start_button.isEnabled() and dialog.error.text() == ""
     dialog.preset.setCurrentText("paper")
     dialog.apply_preset()

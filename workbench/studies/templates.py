@@ -64,7 +64,8 @@ def _mae_mask_strategy(budget: str):
 
 def _vit_pos_embed(budget: str):
     return ([Stage("train", "vit", swept=True)], ["pos_embed"],
-            [{"pos_embed": p} for p in ("learned-1d", "sincos-2d", "none")], [Column("train", TOP1, "top-1")])
+            [{"pos_embed": p} for p in ("learned-1d", "learned-2d", "sincos-2d", "none")],
+            [Column("train", TOP1, "top-1")])
 
 
 def _mpp_targets(budget: str):
@@ -107,10 +108,11 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
              "masking at 75 % is the worst for linear probing (the task gets too hard).",
              _mae_mask_strategy),
     Template("vit-pos-embed", "ViT: position embedding",
-             "Supervised ViT with a learned 1-D, a fixed 2-D sin-cos, or no position embedding.",
+             "Supervised ViT with a learned 1-D, a learned 2-D (X and Y tables, the paper's), a fixed 2-D sin-cos, "
+             "or no position embedding.",
              "Dosovitskiy et al. 2021 (Appendix D.4, Table 8): any position embedding beats none by about 3 points; "
-             "1-D, 2-D and relative embeddings come out about equal. (The paper's 2-D was learned; ours is fixed "
-             "sin-cos.)",
+             "1-D, 2-D and relative embeddings come out about equal. (Fixed sin-cos is not in the paper; MAE uses "
+             "it.)",
              _vit_pos_embed),
     Template("mpp-targets", "ViT: masked patch prediction targets",
              "ViT masked patch prediction with a 3-bit mean colour, a 4x4 grid of 3-bit colours, or pixel L2 "

@@ -1,16 +1,21 @@
 """Supervised ViT (Dosovitskiy et al.): P x P patches linearly projected, a [CLS] token, a
 transformer encoder, and a linear head on the [CLS] output.
 
-The position embedding is selectable so the paper's comparison can be re-run: `learned-1d`
-(the paper's choice), fixed `sincos-2d`, or `none`. The model is a plain timm
-`VisionTransformer`, so its weights load into timm unchanged.
+The position embedding is selectable so the paper's comparison (Appendix D.4) can be re-run:
+`learned-1d` (the paper's choice), `learned-2d` (the paper's 2-D variant: learned X and Y
+tables), fixed `sincos-2d`, or `none`. The model is a timm `VisionTransformer`; a learned-2d
+table is a parametrization of its `pos_embed`, materialised as a plain parameter on export,
+so the weights load into plain timm unchanged.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.vision_transformer import VisionTransformer
+from torch.nn.utils import parametrize
 
 from workbench.config import ViTBackboneConfig
 from workbench.methods.base import ClassifierMethod
@@ -21,7 +26,11 @@ def build_vit(cfg: ViTBackboneConfig, num_classes: int, pos_embed: str = "learne
               global_pool: str = "token", fc_norm: bool | None = None,
               model_class: type[VisionTransformer] = VisionTransformer) -> VisionTransformer:
     """A timm ViT (or subclass, such as DeiT's distilled one) with the config's geometry;
-    `num_classes=0` gives a headless encoder."""
+    `num_classes=0` gives a headless encoder. `learned-2d` makes the plain ViT only."""
+    if pos_embed == "learned-2d":
+        if model_class is not VisionTransformer:
+            raise ValueError(f"learned-2d position embeddings are built for the plain ViT, not {model_class.__name__}")
+        model_class = AxisPositionViT
     model = model_class(
         global_pool=global_pool,
         fc_norm=fc_norm,
@@ -49,6 +58,52 @@ def freeze_sincos_2d(table: torch.nn.Parameter, grid: int, num_prefix: int = 1) 
         table.zero_()
         table[0, num_prefix:] = sincos.to(table.dtype)
     table.requires_grad_(False)
+
+
+class AxisPositions(torch.nn.Module):
+    """The ViT paper's 2-D position embedding (Appendix D.4) as a parametrization of timm's
+    `pos_embed` [1, prefix + gh*gw, D]: two learned tables, X [gw, D/2] and Y [gh, D/2], and the
+    patch in row i, column j gets concat(X[j], Y[i]). The prefix tokens ([CLS]) get zeros: their
+    own token is learned already, so a learned position for it would add nothing.
+
+    timm code reading `model.pos_embed` sees the whole table; the tables themselves are the
+    parameters `parametrizations.pos_embed.original0` (X) and `original1` (Y)."""
+
+    def __init__(self, grid: tuple[int, int], num_prefix: int) -> None:
+        super().__init__()
+        self.grid, self.num_prefix = tuple(grid), num_prefix
+
+    def forward(self, x_table: torch.Tensor, y_table: torch.Tensor) -> torch.Tensor:
+        """X [gw, D/2], Y [gh, D/2] -> the table [1, prefix + gh*gw, D], patches in raster order."""
+        gh, gw = self.grid
+        columns = x_table.unsqueeze(0).expand(gh, -1, -1)  # [gh, gw, D/2]: the same X down a column
+        rows = y_table.unsqueeze(1).expand(-1, gw, -1)  # [gh, gw, D/2]: the same Y along a row
+        patches = torch.cat([columns, rows], dim=-1).reshape(1, gh * gw, -1)
+        return torch.cat([patches.new_zeros(1, self.num_prefix, patches.shape[-1]), patches], dim=1)
+
+    def right_inverse(self, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The X and Y tables of a table of this form: the X halves of the first row of patches,
+        the Y halves of the first column. At registration they start from timm's init of
+        `pos_embed` (truncated normal, std 0.02), as learned-1d does."""
+        gh, gw = self.grid
+        half = table.shape[-1] // 2
+        patches = table[0, self.num_prefix:].reshape(gh, gw, -1)
+        return patches[0, :, :half].clone(), patches[:, 0, half:].clone()
+
+
+class AxisPositionViT(VisionTransformer):
+    """A timm ViT whose `pos_embed` is computed by `AxisPositions` from learned X and Y tables;
+    they are not weight-decayed, like timm's own `pos_embed`."""
+
+    TABLES = ("parametrizations.pos_embed.original0", "parametrizations.pos_embed.original1")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        parametrize.register_parametrization(self, "pos_embed",
+                                             AxisPositions(self.patch_embed.grid_size, self.num_prefix_tokens))
+
+    def no_weight_decay(self) -> set[str]:
+        return {*super().no_weight_decay(), *self.TABLES}
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -102,6 +157,16 @@ class VitMethod(ClassifierMethod):
     def build(self) -> VisionTransformer:
         self.label_smoothing = self.cfg.label_smoothing
         return build_vit(self.cfg, self.data.num_classes, self.cfg.pos_embed)
+
+    def exportable(self, model: VisionTransformer) -> VisionTransformer:
+        """The classifier as a plain timm ViT: a learned-2d table becomes timm's `pos_embed`
+        parameter (a copy; the training model keeps its X and Y tables)."""
+        if not isinstance(model, AxisPositionViT):
+            return model
+        state = {k: v for k, v in model.state_dict().items() if k not in AxisPositionViT.TABLES}
+        plain = build_vit(self.cfg, self.data.num_classes).to(model.pos_embed.device)
+        plain.load_state_dict({**state, "pos_embed": model.pos_embed.detach()})  # [1, 1 + N, D]
+        return plain.train(model.training)
 
 
 METHOD = VitMethod
