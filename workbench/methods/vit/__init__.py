@@ -23,7 +23,8 @@ class Config(ViTBackboneConfig):
         "learned-1d",
         "position embedding added to the patch tokens: learned-1d, one learned vector per patch in raster order "
         "(the paper's choice); learned-2d, learned X and Y tables of width/2 each, concatenated per patch (the "
-        "paper's 2-D variant); sincos-2d, fixed sin-cos of the row and column (as MAE's); or none",
+        "paper's 2-D variant); sincos-2d, fixed sin-cos of the row and column less their mean over the "
+        "patches, with the patch embedding initialised as MAE's (xavier); or none",
         choices=("learned-1d", "learned-2d", "sincos-2d", "none"))
     label_smoothing: float = param(0.1, "label smoothing of the cross-entropy", min=0.0, max=0.5)
 

@@ -45,15 +45,26 @@ def build_vit(cfg: ViTBackboneConfig, num_classes: int, pos_embed: str = "learne
         pos_embed="none" if pos_embed == "none" else "learn",
     )
     if pos_embed == "sincos-2d":
-        freeze_sincos_2d(model.pos_embed, cfg.grid_size, num_prefix=model.num_prefix_tokens)
+        # as MAE's reference: the patch embedding initialised like the linear layer it is (flattened
+        # [D, 3*P*P]), which makes the patches about 1.6x stronger than the conv's default init
+        weight = model.patch_embed.proj.weight
+        torch.nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))
+        freeze_sincos_2d(model.pos_embed, cfg.grid_size, num_prefix=model.num_prefix_tokens, centred=True)
     return model
 
 
-def freeze_sincos_2d(table: torch.nn.Parameter, grid: int, num_prefix: int = 1) -> None:
+def freeze_sincos_2d(table: torch.nn.Parameter, grid: int, num_prefix: int = 1, *, centred: bool = False) -> None:
     """Fill a [1, prefix + grid*grid, D] position table with fixed 2-D sin-cos values (zeros for the
-    prefix tokens, as MAE does) and stop it from training."""
+    prefix tokens, as MAE does) and stop it from training.
+
+    `centred` subtracts the table's mean over the patches [D]: the same vector for every patch, so
+    no position, only a frozen bias on the patch embeddings (whose own learned bias can add it
+    back). Uncentred, its low-frequency cosines put a shared offset of norm ~0.9 sqrt(D/2) on
+    every patch token, larger than the patch content at init, which LayerNorm then shrinks."""
     dim = table.shape[-1]
     sincos = build_sincos2d_pos_embed([grid, grid], dim=dim)
+    if centred:
+        sincos = sincos - sincos.mean(dim=0)
     with torch.no_grad():
         table.zero_()
         table[0, num_prefix:] = sincos.to(table.dtype)
