@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from workbench.config import DEIT_RECIPE, ParentInfo, ViTBackboneConfig, grad_clip_param, param
+from workbench.config import (
+    DEIT_RECIPE,
+    ParentInfo,
+    ViTBackboneConfig,
+    grad_clip_param,
+    param,
+)
 from workbench.errors import ConfigError
 
 

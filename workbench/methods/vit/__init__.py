@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import ViTBackboneConfig, param
+from workbench.config import DEIT_RECIPE, ViTBackboneConfig, param
 from workbench.errors import ConfigError
 
 # equal parts of the width a position embedding needs: X | Y, or sin | cos of X | Y
@@ -17,7 +17,8 @@ WIDTH_MULTIPLE = {"learned-2d": 2, "sincos-2d": 4}
 class Config(ViTBackboneConfig):
     position: ClassVar[int] = 1
     description: ClassVar[str] = "Supervised ViT classifier: patches, [CLS] token, transformer encoder."
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": dict(label_smoothing=0.0)}
+    # `paper`: ViT-B/16 trained as DeiT trains it on ImageNet-1k (the ViT paper pre-trains on JFT-300M)
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": dict(label_smoothing=0.0), "paper": DEIT_RECIPE}
 
     pos_embed: str = param(
         "learned-1d",
