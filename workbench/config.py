@@ -283,6 +283,9 @@ class ViTBackboneConfig(TrainConfig):
     heads: int = param(3, "attention heads; must divide the width", min=1, max=64)
     mlp_ratio: float = param(4.0, "MLP hidden width as a multiple of the token width", min=0.5, max=16.0)
     drop_path: float = param(0.1, "stochastic depth rate", min=0.0, max=0.9)
+    layer_scale: float = param(0.0, "LayerScale: every block's residual branches scaled by learned per-channel "
+                                    "factors that start at this value (0: off; BEiT 0.1; timm's init_values)",
+                               min=0.0, max=1.0)
 
     def check(self) -> None:
         super().check()
@@ -297,7 +300,7 @@ class ViTBackboneConfig(TrainConfig):
         return self.image_size // self.patch_size
 
 
-ENCODER_SHAPE = ("image_size", "patch_size", "width", "depth", "heads", "mlp_ratio")
+ENCODER_SHAPE = ("image_size", "patch_size", "width", "depth", "heads", "mlp_ratio", "layer_scale")
 
 
 def check_patch_size(image_size: int, patch_size: int) -> None:

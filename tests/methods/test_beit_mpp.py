@@ -7,6 +7,7 @@ import torch
 from tests.conftest import finished_run
 from workbench.data import DataInfo
 from workbench.errors import ConfigError
+from workbench.export.exporter import as_timm
 from workbench.jobs import create_run
 from workbench.methods import get_method, make_config
 from workbench.methods.base import ParentRun
@@ -38,12 +39,26 @@ def test_dvae_tokenizes_to_the_patch_grid_and_anneals() -> None:
     assert err.value.field == "patch_size" and "power of 2" in str(err.value)
 
 
-def _beit(mask_ratio: float = 0.4):
+def _beit(mask_ratio: float = 0.4, **overrides):
     dvae_method, dvae = _dvae()
     state = dvae.state_dict()
     parent = ParentRun(3, "dvae", dvae_method.cfg, lambda: state)
-    method = get_method("beit")(make_config("beit", "tiny", {"mask_ratio": mask_ratio}), INFO, {"tokenizer": parent})
+    cfg = make_config("beit", "tiny", {"mask_ratio": mask_ratio, **overrides})
+    method = get_method("beit")(cfg, INFO, {"tokenizer": parent})
     return method, method.build()
+
+
+def test_beits_layer_scale_starts_at_its_value_and_exports_to_plain_timm() -> None:
+    assert make_config("beit", "paper", {}).layer_scale == 0.1 and make_config("beit", "tiny", {}).layer_scale == 0
+    _, model = _beit(layer_scale=0.1)
+    block = model.encoder.vit.blocks[0]
+    assert torch.equal(block.ls1.gamma, torch.full((64,), 0.1)) and torch.equal(block.ls2.gamma, torch.full((64,), 0.1))
+    vit = get_method("vit")(make_config("vit", "tiny", {"layer_scale": 0.1}), INFO).build().eval()
+    with torch.no_grad():
+        vit.blocks[1].ls2.gamma.mul_(3)  # learned values travel with the weights
+        rebuilt, _ = as_timm(vit)  # a strict load: plain timm rebuilds the LayerScale
+        x = torch.randn(2, 3, 32, 32)
+        assert torch.allclose(rebuilt(x), vit(x), atol=1e-6)
 
 
 def test_beit_masks_blockwise_and_learns_only_at_masked_positions() -> None:

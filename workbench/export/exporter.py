@@ -149,7 +149,9 @@ def as_timm(module: nn.Module) -> tuple[nn.Module, str]:
             embed_dim=module.embed_dim, depth=len(module.blocks), num_heads=module.blocks[0].attn.num_heads,
             mlp_ratio=module.blocks[0].mlp.fc1.out_features / module.embed_dim, num_classes=module.num_classes,
             global_pool=module.global_pool, fc_norm=not isinstance(module.fc_norm, nn.Identity),
-            pos_embed="none" if module.pos_embed is None else "learn")
+            pos_embed="none" if module.pos_embed is None else "learn",
+            # LayerScale's presence (its learned values come with the weights)
+            init_values=float(module.blocks[0].ls1.gamma.mean()) if hasattr(module.blocks[0].ls1, "gamma") else None)
     elif getattr(module, "pretrained_cfg", None):  # made by timm.create_model, which recorded its arguments
         from timm.models._input import get_model_args
 

@@ -24,9 +24,9 @@ class Config(ViTBackboneConfig):
         "small": {},
         # microsoft/unilm beit/README and run_beit_pretraining.py (BEiT-B): 2048 images a step (8 x 256
         # here), lr 1.5e-3, 800 epochs, warmup 10, wd 0.05, AdamW(0.9, 0.999), clip 3.0, drop path 0.1,
-        # 40 % blockwise masking (75 of 196 patches), crop 0.08-1 + flip; layer-scale 0.1 not yet (README)
+        # 40 % blockwise masking (75 of 196 patches), crop 0.08-1 + flip, layer-scale 0.1
         "paper": dict(epochs=800, batch_size=2048, accum_steps=8, lr=1.5e-3, warmup_epochs=10.0, weight_decay=0.05,
-                      drop_path=0.1, adam_beta2=0.999, augment="crop_flip", crop_min=0.08),
+                      drop_path=0.1, adam_beta2=0.999, augment="crop_flip", crop_min=0.08, layer_scale=0.1),
     }
 
     grad_clip: float = grad_clip_param(3.0, "BEiT's reference")

@@ -42,6 +42,7 @@ def build_vit(cfg: ViTBackboneConfig, num_classes: int, pos_embed: str = "learne
         num_heads=cfg.heads,
         mlp_ratio=cfg.mlp_ratio,
         drop_path_rate=cfg.drop_path,
+        init_values=cfg.layer_scale or None,
         pos_embed="none" if pos_embed == "none" else "learn",
     )
     if pos_embed == "sincos-2d":
