@@ -69,3 +69,14 @@ def test_vit_output_matches_plain_timm_model() -> None:
     plain.load_state_dict(model.state_dict())
     x = _batch(2)[0]
     assert torch.allclose(model(x), plain(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mae", "beit", "mpp", "vit", "deit"])
+def test_tokens_and_position_tables_are_never_weight_decayed(name: str) -> None:
+    """Also inside wrappers (encoder.vit.pos_embed), as the references exclude them."""
+    method = get_method(name)(make_config(name, "tiny"), INFO, tiny_parents(name))
+    model = method.build()
+    decayed = {id(p) for g in method.param_groups(model) if g["weight_decay"] > 0 for p in g["params"]}
+    tables = [n for n, p in model.named_parameters()
+              if n.split(".")[-1] in ("pos_embed", "cls_token", "mask_token", "dist_token") and p.requires_grad]
+    assert tables and not [n for n, p in model.named_parameters() if n in tables and id(p) in decayed]

@@ -81,5 +81,7 @@ def test_mask_ratio_out_of_range_is_refused(ratio: str) -> None:
 
 def test_decoder_heads_must_divide_decoder_width() -> None:
     with pytest.raises(ConfigError) as err:
-        make_config("mae", "tiny", ["decoder_width=50", "decoder_heads=3"])
+        make_config("mae", "tiny", ["decoder_width=52", "decoder_heads=3"])
     assert err.value.field == "decoder_heads"
+    with pytest.raises(ConfigError, match="splits the decoder_width into 4 equal parts"):
+        make_config("mae", "tiny", ["decoder_width=50", "decoder_heads=5"])  # a sentence, not timm's assertion

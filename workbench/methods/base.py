@@ -171,7 +171,9 @@ def param_groups(model: nn.Module, weight_decay: float, layer_decay: float | Non
     """Trainable parameters grouped by timm: no weight decay for norms, biases and the model's
     `no_weight_decay()` tables (tokens, position embeddings); with `layer_decay`, each group's
     `lr_scale` is layer_decay^(depth + 1 - layer), as MAE and BEiT fine-tune. Frozen ones are left out."""
-    skip = tuple(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else ()
+    names = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    # a wrapper names its inner model's tables by their own names (pos_embed for encoder.vit.pos_embed)
+    skip = tuple(n for n, _ in model.named_parameters() if n in names or n.split(".")[-1] in names)
     if layer_decay is None or layer_decay == 1.0:
         return param_groups_weight_decay(model, weight_decay, no_weight_decay_list=skip)
     return param_groups_layer_decay(model, weight_decay, no_weight_decay_list=skip, layer_decay=layer_decay)

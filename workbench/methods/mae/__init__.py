@@ -43,6 +43,10 @@ class Config(ViTBackboneConfig):
 
     def check(self) -> None:
         super().check()
+        for name in ("width", "decoder_width"):  # its fixed 2-D sin-cos tables split the width in four
+            if getattr(self, name) % 4:
+                raise ConfigError(name, f"MAE's fixed 2-D sin-cos position table splits the {name} into 4 equal "
+                                        f"parts; choose a multiple of 4")
         if self.decoder_width % self.decoder_heads:
             raise ConfigError("decoder_heads", f"{self.decoder_heads} heads do not divide decoder width "
                                                f"{self.decoder_width}")
