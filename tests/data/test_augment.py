@@ -103,5 +103,5 @@ def test_mixup_is_refused_without_labels() -> None:
     assert make_config("deit", "tiny", ["mixup=0.8", "augment=randaugment"]).mixup == 0.8
     with pytest.raises(ConfigError, match="cutmix blends labels"):
         make_config("mae", "tiny", ["cutmix=1.0"])
-    with pytest.raises(ConfigError, match="63 images per process is odd"):
+    with pytest.raises(ConfigError, match="63 images per process and batch is odd"):
         make_config("vit", "tiny", ["cutmix=1.0", "batch_size=63"])
