@@ -25,8 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.config import FieldSpec, TrainConfig, ViTBackboneConfig
+from workbench.config import FieldSpec, TrainConfig
 from workbench.errors import ConfigError
+from workbench.methods.backbone import ViTBackboneConfig
 from workbench.ui.widgets import guard_wheel
 
 DATA = ("dataset", "image_size", "augment", "mixup")

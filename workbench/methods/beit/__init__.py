@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import ViTBackboneConfig, grad_clip_param, param
+from workbench.config import grad_clip_param, param
+from workbench.methods.backbone import ViTBackboneConfig
 
 
 @dataclass(kw_only=True)

@@ -7,14 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from workbench.config import (
-    DEIT_RECIPE,
-    ParentInfo,
-    ViTBackboneConfig,
-    grad_clip_param,
-    param,
-)
+from workbench.config import ParentInfo, grad_clip_param, param
 from workbench.errors import ConfigError
+from workbench.methods.backbone import DEIT_RECIPE, ViTBackboneConfig
 
 
 @dataclass(kw_only=True)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import ViTBackboneConfig, grad_clip_param, param
+from workbench.config import grad_clip_param, param
 from workbench.errors import ConfigError
+from workbench.methods.backbone import ViTBackboneConfig
 
 
 @dataclass(kw_only=True)

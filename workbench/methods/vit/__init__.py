@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import DEIT_RECIPE, ViTBackboneConfig, param
+from workbench.config import param
 from workbench.errors import ConfigError
+from workbench.methods.backbone import DEIT_RECIPE, ViTBackboneConfig
 
 # equal parts of the width a position embedding needs: X | Y, or sin | cos of X | Y
 WIDTH_MULTIPLE = {"learned-2d": 2, "sincos-2d": 4}

@@ -17,7 +17,7 @@ from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 from torch.nn.utils import parametrize
 
-from workbench.config import ViTBackboneConfig
+from workbench.methods.backbone import ViTBackboneConfig
 from workbench.methods.base import ClassifierMethod
 from workbench.methods.vit import Config
 
