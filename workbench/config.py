@@ -170,9 +170,11 @@ class TrainConfig:
             raise ConfigError("dataset", "no dataset given; use 'shapes' for the built-in set")
         if self.batch_size % (self.nproc * self.accum_steps):
             parts = self.nproc * self.accum_steps
+            who = f"{self.nproc} processes" + (f" x {self.accum_steps} accumulated batches" if self.accum_steps > 1
+                                               else "")
             raise ConfigError("nproc" if self.accum_steps == 1 else "accum_steps",
-                              f"{self.nproc} processes x {self.accum_steps} accumulated batches cannot share "
-                              f"batch_size {self.batch_size} equally; use a batch size that is a multiple of {parts}")
+                              f"{who} cannot share batch_size {self.batch_size} equally; use a batch size that is a "
+                              f"multiple of {parts}")
         for name in ("mixup", "cutmix"):
             if getattr(self, name) and not self.needs_labels:
                 raise ConfigError(name, f"{name} blends labels, and method {self.method} learns without labels; "

@@ -1,4 +1,4 @@
-"""timm's AdamW and cosine schedule as the references use them: warmup from 0, down to 0, layer
+"""timm's AdamW and cosine schedule as the references use them: linear warmup, down to 0, layer
 decay through each group's lr_scale, and MAE's blr rule."""
 
 import math
@@ -23,10 +23,10 @@ def _rates(cfg, warmup: int, total: int) -> list[list[float]]:
     return rates
 
 
-def test_warmup_from_zero_then_cosine_to_zero_with_each_groups_scale() -> None:
+def test_linear_warmup_then_cosine_to_zero_with_each_groups_scale() -> None:
     cfg = make_config("vit", "tiny", {"lr": 0.01})
     rates = _rates(cfg, warmup=10, total=110)
-    assert rates[0][0] == 0.0 and rates[5][0] == pytest.approx(0.005)  # linear warmup from 0
+    assert rates[0][0] == pytest.approx(0.001) and rates[5][0] == pytest.approx(0.0055)  # linear warmup from peak/10
     assert rates[10][0] == pytest.approx(0.01) and rates[10][1] == pytest.approx(0.005)  # the peak; lr_scale 0.5
     assert rates[60][0] == pytest.approx(0.005, rel=1e-6)  # half-way down the cosine
     assert rates[110][0] == pytest.approx(0.0, abs=1e-12)  # down to 0, as the references

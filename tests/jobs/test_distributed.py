@@ -21,9 +21,10 @@ pytestmark = pytest.mark.slow
 SAME = ["max_steps=30", "eval_every=15", "log_every=10", "checkpoint_every=15", "augment=none"]
 
 
-def test_two_gloo_processes_train_like_one(store: Store) -> None:
+def test_two_gloo_processes_accumulating_train_like_one(store: Store) -> None:
+    """Two ranks, each summing two batches of 16 before the all-reduce: one step of 64, as one process."""
     single = create_run(store, "vit", preset="tiny", overrides=SAME)
-    double = create_run(store, "vit", preset="tiny", overrides=[*SAME, "nproc=2"])
+    double = create_run(store, "vit", preset="tiny", overrides=[*SAME, "nproc=2", "accum_steps=2"])
     store.set_max_concurrent(1)  # one after the other
     runner = Runner(store)
     for run in (single, double):
@@ -31,6 +32,7 @@ def test_two_gloo_processes_train_like_one(store: Store) -> None:
 
     log = log_path(double.id).read_text()
     assert "2 processes through torchrun" in log and "2 processes, 32 images each per step" in log
+    assert "2 batches of 16 accumulated per step" in log
     assert log.count(f"run {double.id} finished") == 1  # rank 1 stays quiet
     steps = [r[1] for r in store.metrics(double.id, key="train/loss")]
     assert steps == [10, 15, 20, 30] == [r[1] for r in store.metrics(single.id, key="train/loss")]  # one writer

@@ -39,8 +39,11 @@ def validation_text(record: Any, long: bool = False) -> str:
     """'1,200 images (the test batch)' (a validation folder, or CIFAR's test batch) or '10% held out'."""
     count = record.stats.get("val_images")
     if count is not None:
-        where = record.stats.get("validation") or record.val_path
-        return f"{count:,} images" + (f" ({where})" if long and where else "")
+        if not long:
+            return f"{count:,} images"
+        if record.stats.get("validation"):  # CIFAR's test batch
+            return f"{count:,} images ({record.stats['validation']})"
+        return f"{count:,} images" + (f" in {record.val_path}" if record.val_path else "")
     return f"{record.val_fraction:.0%} of each class held out (seeded)" if long else f"{record.val_fraction:.0%} held out"
 
 

@@ -1,6 +1,6 @@
 """The optimizer and the learning-rate schedule, both timm's: AdamW from `create_optimizer_v2`
 over the method's parameter groups, and a cosine schedule with linear warmup, per optimizer
-step, from 0 up to the peak and down to 0 as MAE's, DeiT's and BEiT's reference code do. A
+step, up to the peak and down to 0 as MAE's, DeiT's and BEiT's reference code do. A
 group's `lr_scale` (layer decay) multiplies the scheduled rate (timm's schedulers read it)."""
 
 from __future__ import annotations
@@ -19,10 +19,14 @@ def build_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimiz
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> CosineLRScheduler:
-    """Warmup from 0 over `warmup_steps`, then a half cosine to 0 at `total_steps`; call
-    `step_update(step)` after each optimizer step (and after restoring a checkpoint)."""
+    """Linear warmup over `warmup_steps` from 1/`warmup_steps` of the peak, then a half cosine to 0
+    at `total_steps`; call `step_update(step)` after each optimizer step (and after restoring a
+    checkpoint). The first step is not at 0 (as MAE's iteration 0 is): a step at lr 0 still fills
+    Adam's moments with one batch's gradients, which left the Gumbel-softmax dVAE stuck (tested)."""
+    peak = optimizer.param_groups[0]["lr"]
     return CosineLRScheduler(optimizer, t_initial=max(1, total_steps - warmup_steps), lr_min=0.0,
-                             warmup_t=warmup_steps, warmup_lr_init=0.0, warmup_prefix=True, t_in_epochs=False)
+                             warmup_t=warmup_steps, warmup_lr_init=peak / max(1, warmup_steps), warmup_prefix=True,
+                             t_in_epochs=False)
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
