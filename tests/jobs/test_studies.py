@@ -244,7 +244,7 @@ def test_repeats_seed_whole_chains_and_tables_mean_and_sd(store: Store) -> None:
 
     table = Table(["mask_ratio", "seed", "top-1", "status"], [[0.5, 0, 0.25, "finished"], [0.5, 1, 0.35, "finished"],
                                                               [0.75, 0, 0.4, "finished"], [0.75, 1, "", "running"]],
-                  ["mask_ratio", "seed"], ["top-1"], ["val/top1"], [False] * 4)
+                  ["mask_ratio", "seed"], ["top-1"], ["val/top1"], [""] * 4)
     means = seed_means(table)
     assert means.header == ["mask_ratio", "top-1", "seeds"]
     sd = statistics.stdev([0.25, 0.35])
@@ -267,7 +267,7 @@ def test_a_reference_stage_is_a_row_of_its_own_in_its_columns_only(store: Store)
     assert view.status == "finished" and len(view.members) == 5
     table = results(view)
     scratch = view.run_of(view.members[-1])
-    assert table.reference == [False, False, True]
+    assert table.reference == ["", "", "scratch"]
     assert table.rows[2] == ["scratch (vit)", scratch.summary["val/top1"], "", "finished"]  # not in the MAE column
     assert all(isinstance(row[1], float) and isinstance(row[2], float) for row in table.rows[:2])
 

@@ -56,8 +56,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sh.add_argument("study", type=int)
     out = sh.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true")
-    out.add_argument("--csv", action="store_true", help="only the results table, as CSV")
-    out.add_argument("--markdown", action="store_true", help="only the results table, as Markdown")
+    out.add_argument("--csv", action="store_true",
+                     help="the results table as CSV, then after a blank line the verdicts on the paper's claims")
+    out.add_argument("--markdown", action="store_true",
+                     help="the results table as Markdown, then the verdicts as a second table")
     sh.set_defaults(func=cmd_study_show)
     for action, text in (("cancel", "stop a study: its queued and running runs are cancelled"),
                          ("resume", "go on with a stopped or cancelled study (runs continue from checkpoints)"),
@@ -122,10 +124,13 @@ def _follow_study(store: Store, study_id: int, wait: bool) -> int:
 
 
 def _tables(view: Any) -> str:
-    """The results as Markdown, then (with repeated seeds) the mean ± sd of each point."""
+    """The results as Markdown, then (with repeated seeds) the mean ± sd of each point, then the
+    verdicts on the paper's claims."""
     table = studies.results(view)
     means = studies.seed_means(table)
-    return studies.to_markdown(table) + (f"\nover seeds:\n{studies.to_markdown(means)}" if means else "")
+    found = studies.verdicts(table, studies.claims_for(view.study.template))
+    return (studies.to_markdown(table) + (f"\nover seeds:\n{studies.to_markdown(means)}" if means else "")
+            + (f"\n{studies.verdict_markdown(found)}" if found else ""))
 
 
 def cmd_study_list(args: argparse.Namespace) -> int:
@@ -146,12 +151,15 @@ def cmd_study_show(args: argparse.Namespace) -> int:
     reconcile(store)
     view = studies.overview(store, args.study)
     table = studies.results(view)
+    found = studies.verdicts(table, studies.claims_for(view.study.template))
     if args.csv or args.markdown:
-        print((studies.to_csv if args.csv else studies.to_markdown)(table), end="")
+        print((studies.to_csv_with if args.csv else studies.to_markdown_with)(table, found), end="")
         return 0
     info = _study_dict(view)
     if args.json:
         info["results"] = {"header": table.header, "rows": table.rows}
+        info["verdicts"] = [v.as_dict() for v in found]
+        info["verdict_rule"] = studies.VERDICT_RULE
         means = studies.seed_means(table)
         if means:
             info["seed_means"] = {"header": means.header, "rows": means.rows}

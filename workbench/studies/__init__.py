@@ -31,9 +31,30 @@ from workbench.studies.scheduler import (
     tick,
     wait_for,
 )
-from workbench.studies.templates import FOLLOW_UPS, TEMPLATES, sweep_spec, template_spec
+from workbench.studies.templates import (
+    FOLLOW_UPS,
+    TEMPLATES,
+    Claim,
+    Side,
+    claims_for,
+    sweep_spec,
+    template_spec,
+)
+from workbench.studies.verdicts import (
+    CONTRADICTED,
+    HELD,
+    VERDICT_HEADER,
+    VERDICT_RULE,
+    Verdict,
+    to_csv_with,
+    to_markdown_with,
+    verdict_markdown,
+    verdict_rows,
+    verdicts,
+)
 
-__all__ = ["FOLLOW_UPS", "TEMPLATES", "Column", "Overview", "Stage", "StudySpec", "Table", "advance", "cancel_study",
-           "common_overrides", "create_study", "delete_study", "grid", "kept_values", "overview", "parse_sweep", "plan", "results",
-           "point_values", "resume_study", "seed_means", "start_queued", "sweep_spec", "template_spec", "tick", "to_csv", "to_markdown",
-           "wait_for"]
+__all__ = ["CONTRADICTED", "FOLLOW_UPS", "HELD", "TEMPLATES", "VERDICT_HEADER", "VERDICT_RULE", "Claim", "Column", "Overview", "Side", "Stage",
+           "StudySpec", "Table", "Verdict", "advance", "cancel_study", "claims_for", "common_overrides", "create_study",
+           "delete_study", "grid", "kept_values", "overview", "parse_sweep", "plan", "results", "point_values",
+           "resume_study", "seed_means", "start_queued", "sweep_spec", "template_spec", "tick", "to_csv", "to_csv_with",
+           "to_markdown", "to_markdown_with", "verdict_markdown", "verdict_rows", "verdicts", "wait_for"]

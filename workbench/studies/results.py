@@ -81,7 +81,7 @@ class Table:
     sweep_fields: list[str]
     columns: list[str]  # the result columns' labels
     keys: list[str]  # and the metric each reads
-    reference: list[bool]  # per row: a reference stage (a teacher), not a sweep point
+    reference: list[str]  # per row: the reference stage it shows (a teacher), "" for a sweep point
 
 
 def results(view: Overview) -> Table:
@@ -104,13 +104,13 @@ def results(view: Overview) -> Table:
         mine = [m for m in view.members if m.point in (point, None) and m.stage_id not in references]
         rows.append([values.get(f, "result" if f == "row" else "") for f in fields]
                     + [value(member(c["stage"], point), c["key"]) for c in columns] + [_row_status(view, mine, names)])
-        reference.append(False)
+        reference.append("")
     for stage in (s for s in view.stages if s.reference):
         m = member(stage.name, None)
         labels = [f"{stage.name} ({stage.method})"] + [""] * (len(fields) - 1)
         rows.append(labels + [value(m, c["key"]) if c["stage"] == stage.reference else "" for c in columns]
                     + [_row_status(view, [m] if m else [], names)])
-        reference.append(True)
+        reference.append(stage.name)
     return Table([*fields, *(c["label"] for c in columns), "status"], rows, list(fields),
                  [c["label"] for c in columns], [c["key"] for c in columns], reference)
 
@@ -143,7 +143,7 @@ def seed_means(table: Table) -> Table | None:
             key = tuple(v for i, v in enumerate(row[:len(table.sweep_fields)]) if i != repeats)
             counts[key] = counts.get(key, 0) + 1
     rows = [[*key, *(mean_sd(c[key]) for c in columns), f"n={n}"] for key, n in counts.items()]
-    return Table([*others, *table.columns, "seeds"], rows, others, table.columns, table.keys, [False] * len(rows))
+    return Table([*others, *table.columns, "seeds"], rows, others, table.columns, table.keys, [""] * len(rows))
 
 
 def mean_sd(values: list[float]) -> str:

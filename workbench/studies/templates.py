@@ -1,5 +1,5 @@
 """Built-in studies that mirror the papers' ablations, each with its results columns and what
-the paper found. Budget `tiny` (each method's tiny preset: the whole study runs on a laptop
+the paper found, in words and as claims its results can test. Budget `tiny` (each method's tiny preset: the whole study runs on a laptop
 CPU in minutes, on the built-in 32 px shapes) or `paper` (the papers' geometry and schedules,
 for a GPU and a real dataset: `--set dataset=NAME`).
 
@@ -8,8 +8,8 @@ Tiny budgets answer "does the trend show at all at this scale?", not the papers'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
 
 from workbench.errors import ConfigError
 from workbench.methods import config_class
@@ -24,7 +24,33 @@ FOLLOW_UPS: dict[str, dict[str, dict[str, Any]]] = {
     "finetune": {"tiny": dict(mode="full", epochs=5, lr=2e-3, warmup_epochs=0.5), "": dict(mode="full")},
 }
 FOLLOW_UP_LABELS = {"probe": "linear probe top-1", "finetune": "fine-tune top-1"}
+PROBE, FINETUNE = FOLLOW_UP_LABELS["probe"], FOLLOW_UP_LABELS["finetune"]
+AVERAGED, CLS = "top-1 (cls+dist)", "cls head"  # DeiT's result columns
 TOP1 = "val/top1"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a claim: result column `column` (its label) in the rows whose sweep values
+    include `where` (repeated seeds pooled), or in the row of reference stage `reference`."""
+
+    column: str
+    where: Mapping[str, Any] = field(default_factory=dict)
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's claim as a comparison of two sides of the results table, so a study can say
+    whether it held (`workbench.studies.verdicts`). `relation`: ">" (a beats b) or "≈" (about
+    equal). `paper`: the paper's own figure, empty where it gives none; `source`: where."""
+
+    text: str
+    a: Side
+    b: Side
+    relation: str = ">"
+    paper: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -34,6 +60,7 @@ class Template:
     description: str  # what the study runs
     paper_trend: str  # what the paper found, shown beside the plot
     build: Callable[[str], tuple[list[Stage], list[str], list[dict[str, Any]], list[Column]]]
+    claims: tuple[Claim, ...] = ()  # what the paper found, as comparisons the results can test
 
 
 def follow_up(kind: str, parent: str, budget: str | None) -> Stage:
@@ -51,7 +78,7 @@ def _scratch(budget: str) -> Stage:
 def _mae_mask_ratio(budget: str):
     stages = [Stage("pretrain", "mae", swept=True), follow_up("probe", "pretrain", budget),
               follow_up("finetune", "pretrain", budget), _scratch(budget)]
-    columns = [Column("probe", TOP1, "linear probe top-1"), Column("finetune", TOP1, "fine-tune top-1"),
+    columns = [Column("probe", TOP1, PROBE), Column("finetune", TOP1, FINETUNE),
                Column("pretrain", "val/loss", "MAE val loss")]
     return stages, ["mask_ratio"], [{"mask_ratio": r} for r in (0.25, 0.5, 0.75, 0.9)], columns
 
@@ -59,7 +86,7 @@ def _mae_mask_ratio(budget: str):
 def _mae_mask_strategy(budget: str):
     stages = [Stage("pretrain", "mae", {"mask_ratio": 0.75}, swept=True), follow_up("probe", "pretrain", budget)]
     return (stages, ["mask_strategy"], [{"mask_strategy": s} for s in ("random", "block", "grid")],
-            [Column("probe", TOP1, "linear probe top-1"), Column("pretrain", "val/loss", "MAE val loss")])
+            [Column("probe", TOP1, PROBE), Column("pretrain", "val/loss", "MAE val loss")])
 
 
 def _vit_pos_embed(budget: str):
@@ -75,14 +102,14 @@ def _mpp_targets(budget: str):
               Stage("untrained probe", "finetune", FOLLOW_UPS["probe"][budget], parents={"encoder": "untrained"},
                     reference="probe")]
     return (stages, ["target"], [{"target": t} for t in ("color3bit", "color3bit_4x4", "pixel_l2")],
-            [Column("probe", TOP1, "linear probe top-1")])
+            [Column("probe", TOP1, PROBE)])
 
 
 def _deit_distill(budget: str):
     stages = [Stage("teacher", "cnn", reference="student"), Stage("student", "deit", parents={"teacher": "teacher"},
                                                              swept=True)]
     points = [{"distill": "none"}, {"distill": "hard", "alpha": 0.5}, {"distill": "soft", "alpha": 0.1}]
-    columns = [Column("student", TOP1, "top-1 (cls+dist)"), Column("student", "val/top1_cls", "cls head"),
+    columns = [Column("student", TOP1, AVERAGED), Column("student", "val/top1_cls", CLS),
                Column("student", "val/top1_dist", "dist head"),
                Column("student", "val/agreement", "agreement with teacher")]
     return stages, ["distill"], points, columns
@@ -92,8 +119,18 @@ def _beit_mask_ratio(budget: str):
     stages = [Stage("tokenizer", "dvae"), Stage("pretrain", "beit", parents={"tokenizer": "tokenizer"}, swept=True),
               follow_up("finetune", "pretrain", budget), _scratch(budget)]
     return (stages, ["mask_ratio"], [{"mask_ratio": r} for r in (0.2, 0.4, 0.6)],
-            [Column("finetune", TOP1, "fine-tune top-1"), Column("pretrain", "val/mask_acc", "masked token acc")])
+            [Column("finetune", TOP1, FINETUNE), Column("pretrain", "val/mask_acc", "masked token acc")])
 
+
+def _at(column: str, **where: Any) -> Side:
+    return Side(column, where)
+
+
+# where the papers' figures (each checked against the paper) come from
+VIT_T8 = "ViT, App. D.4, Table 8 (ViT-B/16, ImageNet 5-shot linear, %)"
+DEIT_T3 = "DeiT, Table 3 (DeiT-B, ImageNet top-1 % at 224)"
+MAE_T1F = "MAE, Table 1f (ViT-L, 75 % masked, linear probe top-1 %)"
+MPP = "ViT, App. B.1.2, no per-target figures"
 
 TEMPLATES: dict[str, Template] = {t.name: t for t in (
     Template("mae-mask-ratio", "MAE: mask ratio",
@@ -101,39 +138,73 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
              "fine-tuned; the same ViT trained from scratch on the fine-tuning budget for reference.",
              "He et al. 2021 (Fig. 5, ViT-L on ImageNet): a high ratio works best. Fine-tuning is good over a wide "
              "range (about 40-80 %); linear probing climbs steadily up to 75 % and falls beyond it.",
-             _mae_mask_ratio),
+             _mae_mask_ratio,
+             (Claim("fine-tune after MAE at 0.75 > ViT from scratch", _at(FINETUNE, mask_ratio=0.75),
+                    Side(FINETUNE, reference="scratch"), paper="+2.4 (84.9 vs 82.5)",
+                    source="MAE, §4 'Baseline: ViT-Large' (ViT-L, ImageNet top-1 %)"),
+              Claim("linear probe at 0.75 > at 0.25", _at(PROBE, mask_ratio=0.75), _at(PROBE, mask_ratio=0.25),
+                    source="MAE, Fig. 5 (a plot, no table)"))),
     Template("mae-mask-strategy", "MAE: masking strategy",
              "MAE pre-training at 75 % with random, block and grid masking, each encoder linearly probed.",
              "He et al. 2021 (Table 1f, Fig. 6): at 75 %, random sampling beats grid and block masking; block "
              "masking at 75 % is the worst for linear probing (the task gets too hard).",
-             _mae_mask_strategy),
+             _mae_mask_strategy,
+             (Claim("random > block", _at(PROBE, mask_strategy="random"), _at(PROBE, mask_strategy="block"),
+                    paper="+9.6 (73.5 vs 63.9)", source=MAE_T1F),
+              Claim("random > grid", _at(PROBE, mask_strategy="random"), _at(PROBE, mask_strategy="grid"),
+                    paper="+7.5 (73.5 vs 66.0)", source=MAE_T1F))),
     Template("vit-pos-embed", "ViT: position embedding",
              "Supervised ViT with a learned 1-D, a learned 2-D (X and Y tables, the paper's), a fixed 2-D sin-cos, "
              "or no position embedding.",
              "Dosovitskiy et al. 2021 (Appendix D.4, Table 8): any position embedding beats none by about 3 points; "
              "1-D, 2-D and relative embeddings come out about equal. (Fixed sin-cos is not in the paper; MAE uses "
              "it.)",
-             _vit_pos_embed),
+             _vit_pos_embed,
+             (Claim("learned-1d > none", _at("top-1", pos_embed="learned-1d"), _at("top-1", pos_embed="none"),
+                    paper="+2.8 (64.2 vs 61.4)", source=VIT_T8),
+              Claim("learned-2d > none", _at("top-1", pos_embed="learned-2d"), _at("top-1", pos_embed="none"),
+                    paper="+2.6 (64.0 vs 61.4)", source=VIT_T8),
+              Claim("learned-1d ≈ learned-2d", _at("top-1", pos_embed="learned-1d"),
+                    _at("top-1", pos_embed="learned-2d"), relation="≈", paper="+0.2 (64.2 vs 64.0)",
+                    source=VIT_T8))),
     Template("mpp-targets", "ViT: masked patch prediction targets",
              "ViT masked patch prediction with a 3-bit mean colour, a 4x4 grid of 3-bit colours, or pixel L2 "
              "regression, each encoder linearly probed; a probe of an untrained encoder for reference.",
              "Dosovitskiy et al. 2021 (Appendix B.1.2): all three targets work quite well; L2 regression is slightly "
              "worse than predicting the 3-bit mean colour.",
-             _mpp_targets),
+             _mpp_targets,
+             (Claim("color3bit > pixel_l2", _at(PROBE, target="color3bit"), _at(PROBE, target="pixel_l2"),
+                    source=f"{MPP}: L2 'slightly worse'"),
+              *(Claim(f"{t} > untrained encoder", _at(PROBE, target=t), Side(PROBE, reference="untrained probe"),
+                      source=f"{MPP}: all 'work quite well'") for t in ("color3bit", "color3bit_4x4", "pixel_l2")))),
     Template("deit-distill", "DeiT: distillation",
              "A CNN teacher, then the same DeiT student with no, hard (alpha 0.5) and soft (alpha 0.1, tau 3) "
              "distillation; top-1 of the class head, the distillation head and their average.",
              "Touvron et al. 2021 (Table 3): hard distillation beats soft, which is about equal to none; the "
              "averaged heads beat either head alone; a convnet teacher beats a transformer teacher.",
-             _deit_distill),
+             _deit_distill,
+             (Claim("hard > none", _at(AVERAGED, distill="hard"), _at(AVERAGED, distill="none"),
+                    paper="+1.6 (83.4 vs 81.8)", source=DEIT_T3),
+              Claim("hard > soft", _at(AVERAGED, distill="hard"), _at(AVERAGED, distill="soft"),
+                    paper="+1.6 (83.4 vs 81.8)", source=DEIT_T3),
+              Claim("cls+dist (averaged) > cls alone", _at(AVERAGED, distill="hard"), _at(CLS, distill="hard"),
+                    paper="+0.4 (83.4 vs 83.0)", source=DEIT_T3))),
     Template("beit-mask-ratio", "BEiT: mask ratio",
              "A dVAE tokenizer, then BEiT pre-training with blockwise masking at 0.2 / 0.4 / 0.6, each encoder "
              "fine-tuned; the same ViT from scratch for reference.",
              "Bao et al. 2022: blockwise masking of about 40 % of the patches (75 of 196); the paper fixes this "
              "ratio rather than sweeping it, and its ablation (Table 4) finds blockwise masking beats random "
              "masking when fine-tuning.",
-             _beit_mask_ratio),
+             _beit_mask_ratio,
+             (Claim("fine-tune after BEiT at 0.4 > ViT from scratch", _at(FINETUNE, mask_ratio=0.4),
+                    Side(FINETUNE, reference="scratch"), paper="+1.4 (83.2 vs 81.8)",
+                    source="BEiT, Table 1 (ViT-B, ImageNet-1K top-1 %; scratch: DeiT-B)"),)),
 )}
+
+
+def claims_for(template: str) -> tuple[Claim, ...]:
+    """A study's claims: its template's; none for a custom sweep (or a template this version lacks)."""
+    return TEMPLATES[template].claims if template in TEMPLATES else ()
 
 
 def template_spec(name: str, budget: str = "tiny", *, common: dict[str, Any] | None = None, parallel: int = 2,
