@@ -1,14 +1,25 @@
 """The Studies window and the New study dialog, offscreen: planning feedback, starting a study,
-the results table and plot against the runs' stored metrics, saving, and links to the runs."""
+the results table and plot against the runs' stored metrics, the verdicts on the paper's claims,
+saving, and links to the runs."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.conftest import finish_queued_members
 from tests.ui.conftest import answer_next_box
 from workbench.engine.execute import execute
 from workbench.store import RunStatus, Store
-from workbench.studies import create_study, overview, results, sweep_spec, to_csv
+from workbench.studies import (
+    TEMPLATES,
+    create_study,
+    overview,
+    results,
+    sweep_spec,
+    template_spec,
+    to_csv,
+    verdicts,
+)
 from workbench.ui.main_window import MainWindow
 from workbench.ui.new_study_dialog import NewStudyDialog
 
@@ -73,6 +84,7 @@ def test_the_window_shows_results_equal_to_the_runs_and_links_to_them(qtbot, win
     assert list(xs) == [0, 1] and list(ys) == [row[1] for row in expected.rows]
     assert "highest vit val/top1" in view.chart.best.text()
     assert "custom sweep" in view.chart.trend.text()
+    assert view.chart.verdicts.table.isHidden() and "no published claims" in view.chart.verdicts.rule.text()
 
     out = tmp_path / "results.csv"
     view.save_table("csv", str(out))
@@ -103,3 +115,37 @@ def test_a_running_study_can_be_cancelled_from_the_window(qtbot, window: MainWin
     assert view.members.item(2, 5).text() == "not started: the study was cancelled"
     assert {r.status for r in store.list_runs()} == {RunStatus.CANCELLED}
     assert overview(store, study.id).status == "cancelled"
+
+
+def test_the_verdict_panel_colours_each_claim_and_follows_the_runs(qtbot, window: MainWindow, store: Store,
+                                                                     tmp_path) -> None:
+    top1 = {"learned-1d": [0.50, 0.52, 0.54], "learned-2d": [0.30, 0.31, 0.32], "sincos-2d": [0.3, 0.3, 0.3],
+            "none": [0.40, 0.41, 0.42]}
+    study = create_study(store, template_spec("vit-pos-embed", seeds=[0, 1, 2]))
+    last = ("none", 2)  # left queued: every claim about `none` waits for it
+    finish_queued_members(store, study.id, lambda stage, p: None if (p["pos_embed"], p["seed"]) == last
+                          else {"val/top1": top1[p["pos_embed"]][p["seed"]]})
+    view = window.open_studies()
+    qtbot.waitUntil(lambda: view.table_data is not None, timeout=10_000)
+    panel = view.chart.verdicts.table
+
+    def row(r: int) -> list[str]:
+        return [panel.item(r, c).text() for c in range(panel.columnCount())]
+
+    assert panel.rowCount() == 3 and row(0) == ["learned-1d > none\npaper +2.8 (64.2 vs 61.4)", "", "3 vs 2", "pending"]
+    assert panel.item(0, 3).foreground().color().name() == "#6b6b6b"  # grey: nothing decided
+    assert "waits for train: run" in panel.item(0, 0).toolTip()
+    assert row(2)[2:] == ["3 vs 3", "contradicted"] and panel.item(2, 3).foreground().color().name() == "#b3261e"
+
+    finish_queued_members(store, study.id, lambda stage, p: {"val/top1": top1[p["pos_embed"]][p["seed"]]})
+    view.refresh()
+    qtbot.waitUntil(lambda: panel.item(0, 3).text() != "pending", timeout=10_000)
+    found = verdicts(results(overview(store, study.id)), TEMPLATES["vit-pos-embed"].claims)
+    assert row(0)[1:] == [f"+0.1100 ± {found[0].se:.4f}", "3 vs 3", "held"]
+    assert panel.item(0, 3).foreground().color().name() == "#2e7d32" and panel.item(0, 3).font().bold()
+    assert row(1)[3] == "contradicted" and "effect ≤ −2 SE, against the claim" in panel.item(1, 0).toolTip()
+    assert "2 SE" in view.chart.verdicts.rule.text()
+
+    out = tmp_path / "results.md"
+    view.save_table("md", str(out))
+    assert "| learned-2d > none | -0.1000 ± " in out.read_text()

@@ -1,9 +1,9 @@
 """`StudiesView`: the studies window. Every study with its status and progress; for the selected
-one, the results table (sortable; saved as CSV or Markdown, or copied), a plot of the swept
-field against a result column beside what the paper found, and each member run with what it
-is doing or why it was not started. Start studies from templates or custom sweeps; cancel,
-resume or forget them. Everything is read off the GUI thread; the window's runner (the main
-window's) starts the runs as their parents finish.
+one, the results table (sortable; saved as CSV or Markdown with the verdicts, or copied), a plot
+of the swept field against a result column beside what the paper found and whether its claims
+held here, and each member run with what it is doing or why it was not started. Start studies
+from templates or custom sweeps; cancel, resume or forget them. Everything is read off the GUI
+thread; the window's runner (the main window's) starts the runs as their parents finish.
 """
 
 from __future__ import annotations
@@ -31,13 +31,16 @@ from workbench.store import Store
 from workbench.studies import (
     Overview,
     Table,
+    Verdict,
     cancel_study,
+    claims_for,
     delete_study,
     overview,
     results,
     resume_study,
-    to_csv,
-    to_markdown,
+    to_csv_with,
+    to_markdown_with,
+    verdicts,
 )
 from workbench.ui.compare import Cell
 from workbench.ui.study_chart import StudyChart
@@ -61,6 +64,7 @@ class StudiesView(QWidget):
         self.store, self.tasks, self.parallel = store, tasks, parallel
         self.views: list[Overview] = []
         self.table_data: Table | None = None
+        self.verdict_data: list[Verdict] = []  # the claims of the study shown, judged on table_data
         self._loading = False
         self._select_next: int | None = None  # a study just created: selected once it is loaded
         self._results_of: int | None = None  # the study the results table shows
@@ -79,7 +83,7 @@ class StudiesView(QWidget):
         self.resume_button.setToolTip("queue its failed, cancelled and interrupted runs again; blocked stages go on")
         self.delete_button.setToolTip("forget the study; its runs stay in the run list")
         self.runs_button.setToolTip("list this study's runs in the main window")
-        self.copy_button.setToolTip("copy the results as a Markdown table")
+        self.copy_button.setToolTip("copy the results, and the verdicts on the paper's claims, as Markdown")
         self.new_button.clicked.connect(self.new_study)
         self.cancel_button.clicked.connect(self.cancel_current)
         self.resume_button.clicked.connect(self.resume_current)
@@ -123,11 +127,11 @@ class StudiesView(QWidget):
         top_layout.addWidget(detail_tabs, 1)
         right.addWidget(top)
         right.addWidget(self.chart)
-        right.setSizes([380, 380])
+        right.setSizes([330, 430])  # the plot, the paper's text and the verdicts want the room
         split = QSplitter()
         split.addWidget(self.list)
         split.addWidget(right)
-        split.setSizes([470, 810])
+        split.setSizes([430, 850])
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(split, 1)
@@ -194,6 +198,7 @@ class StudiesView(QWidget):
         self._buttons()
         if view is None:  # no study (left): an empty detail
             self._shown = self.table_data = None
+            self.verdict_data = []
             self.title.setText(NO_STUDY)
             for table_widget in (self.results, self.members):
                 table_widget.setRowCount(0)
@@ -210,10 +215,11 @@ class StudiesView(QWidget):
         self.title.setText(f"<b>{s.id} · {s.name}</b> — {s.template or 'custom sweep'}, "
                            f"{s.budget or 'defaults'} budget, {view.status} ({counts}); "
                            f"{s.parallel} at a time<br>{s.spec.get('description', '')}")
-        self.table_data = table
+        self.table_data, self.verdict_data = table, verdicts(table, claims_for(s.template))
         self._fill_results(table, s.id)
         self._fill_members(view)
-        self.chart.show_table(table, s.spec.get("paper_trend") or "a custom sweep: no published trend to compare with")
+        self.chart.show_table(table, s.spec.get("paper_trend") or "a custom sweep: no published trend to compare with",
+                              self.verdict_data)
 
     def _fill_results(self, table: Table, study_id: int) -> None:
         header = self.results.horizontalHeader()
@@ -306,7 +312,7 @@ class StudiesView(QWidget):
             path, _ = QFileDialog.getSaveFileName(self, "Save results", name)
             if not path:
                 return
-        text = to_csv(self.table_data) if kind == "csv" else to_markdown(self.table_data)
+        text = (to_csv_with if kind == "csv" else to_markdown_with)(self.table_data, self.verdict_data)
         try:
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(text)
@@ -317,8 +323,8 @@ class StudiesView(QWidget):
 
     def copy_table(self) -> None:
         if self.table_data is not None:
-            QGuiApplication.clipboard().setText(to_markdown(self.table_data))
-            self.say("Copied the results as a Markdown table")
+            QGuiApplication.clipboard().setText(to_markdown_with(self.table_data, self.verdict_data))
+            self.say("Copied the results (and verdicts) as Markdown")
 
     def say(self, message: str) -> None:
         self.feedback.setText(message)

@@ -1,18 +1,20 @@
 """`StudyChart`: a study's swept field against one result column (a line over numbers, points
 over categories, a series per value of a second field, the mean of repeated seeds, reference
-rows as dashed lines), with the best point and the paper's trend beside it."""
+rows as dashed lines), with the best point, the paper's trend and the verdicts on its claims
+beside it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from workbench import fmt
-from workbench.studies import Table, point_values
+from workbench.studies import Table, Verdict, point_values
 from workbench.ui.curves import PALETTE
+from workbench.ui.verdict_panel import VerdictPanel
 
 
 class StudyChart(QWidget):
@@ -34,14 +36,16 @@ class StudyChart(QWidget):
         self.trend.setWordWrap(True)
         self.trend.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.trend.setStyleSheet("color: #444; background: #f6f6f2; padding: 8px; border-radius: 4px;")
+        self.verdicts = VerdictPanel()
         side = QWidget()
-        side.setFixedWidth(300)
+        side.setFixedWidth(420)
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
         side_layout.addWidget(QLabel("<b>This study</b>"))
         side_layout.addWidget(self.best)
         side_layout.addWidget(QLabel("<b>What the paper found</b>"))
-        side_layout.addWidget(self.trend, 1)
+        side_layout.addWidget(self.trend)
+        side_layout.addWidget(self.verdicts, 1)
         plot_box = QWidget()
         plot_layout = QVBoxLayout(plot_box)
         plot_layout.setContentsMargins(0, 0, 0, 0)
@@ -55,8 +59,9 @@ class StudyChart(QWidget):
         layout.addWidget(plot_box, 1)
         layout.addWidget(side)
 
-    def show_table(self, table: Table | None, trend: str) -> None:
-        """Plot `table` (None: nothing), keeping the chosen column when the columns stay."""
+    def show_table(self, table: Table | None, trend: str, verdicts: Sequence[Verdict] = ()) -> None:
+        """Plot `table` (None: nothing), keeping the chosen column when the columns stay; show the
+        paper's trend and the verdicts on its claims."""
         self.table_data = table
         labels = table.columns if table else []
         if [self.metric_box.itemText(i) for i in range(self.metric_box.count())] != labels:
@@ -65,6 +70,7 @@ class StudyChart(QWidget):
             self.metric_box.addItems(labels)
             self.metric_box.blockSignals(False)
         self.trend.setText(trend)
+        self.verdicts.show_verdicts(verdicts)
         self._plot()
 
     def _plot(self) -> None:
@@ -81,6 +87,8 @@ class StudyChart(QWidget):
         categories = list(dict.fromkeys(str(row[0]) for row in points))
         axis = self.plot.getAxis("bottom")
         axis.setTicks(None if numeric else [[(i, c) for i, c in enumerate(categories)]])
+        if not numeric:  # half a step of room each side, or the outer categories' labels are dropped
+            self.plot.setXRange(-0.5, len(categories) - 0.5, padding=0)
         self.plot.setLabel("bottom", table.sweep_fields[0])
         self.plot.setLabel("left", table.columns[col])
         groups: dict[str, list[list[Any]]] = {}
