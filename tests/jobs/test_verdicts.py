@@ -146,6 +146,7 @@ def test_exports_add_the_verdicts_after_the_results(store: Store) -> None:
     assert results_md.startswith("| pos_embed | seed | top-1 | status |") and "| learned-1d | 0 | 0.5000 |" in results_md
     assert "| claim | effect ± SE | n | verdict | rule | paper | source |" in verdict_md
     assert f"| learned-1d > none | +0.1100 ± {found[0].se:.4f} | 3 vs 3 | held |" in verdict_md
+    assert "| within noise | \\|effect\\| < 2 SE | +2.6 (64.0 vs 61.4) |" in verdict_md  # a | escaped, not a cell
 
     text = to_csv_with(table, found)
     first, second = text.split("\n\n")

@@ -183,7 +183,7 @@ def to_markdown(table: Table) -> str:
     first, last = len(table.sweep_fields), len(table.header) - 1  # the metric columns: four decimals
 
     def cell(i: int, v: Any) -> str:
-        return (f"{v:.4f}" if first <= i < last and isinstance(v, float) else str(v)).replace("|", "/")
+        return (f"{v:.4f}" if first <= i < last and isinstance(v, float) else str(v)).replace("|", "\\|")  # a | (|effect|) escaped
 
     lines += ["| " + " | ".join(cell(i, v) for i, v in enumerate(row)) + " |" for row in table.rows]
     return "\n".join(lines) + "\n"
