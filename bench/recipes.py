@@ -1,6 +1,7 @@
 """The same tiny ViT on the built-in shapes with the old recipe (flips, label smoothing off) and
 with DeiT's regularisers (mixup 0.8 + CutMix 1.0, random erasing 0.25, an EMA of the weights),
-over a few seeds. Prints one JSON line: each recipe's final top-1 (mean and sd; the EMA's too).
+over a few seeds. Prints one JSON line: each recipe's final and peak (best epoch) top-1, mean and
+sd; the EMA's too. A final well below the peak is overfitting.
 Whichever way it goes is the result: such regularisers are meant for long training.
 
     python bench/recipes.py [--epochs 20] [--seeds 2]
@@ -28,12 +29,15 @@ def main() -> None:
     store = bench_store()
     result: dict[str, float] = {}
     for name, overrides in RECIPES.items():
-        finals: dict[str, list[float]] = {"top1": [], "ema_top1": []}
+        finals: dict[str, list[float]] = {"top1": [], "peak_top1": [], "ema_top1": [], "ema_peak_top1": []}
         for seed in range(args.seeds):
             run = store.get_run(train_tiny(store, "vit", [*overrides, f"epochs={args.epochs}", f"seed={seed}"]))
+            extremes = store.metric_extremes(run.id, prefix="val")  # key -> (min, max) over the epochs
             finals["top1"].append(run.summary["val/top1"])
+            finals["peak_top1"].append(extremes["val/top1"][1])
             if "val_ema/top1" in run.summary:
                 finals["ema_top1"].append(run.summary["val_ema/top1"])
+                finals["ema_peak_top1"].append(extremes["val_ema/top1"][1])
         for key, values in finals.items():
             if values:
                 result[f"{name}_{key}_mean"] = round(statistics.mean(values), 4)

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 from workbench.errors import ConfigError
 
 PRESETS = ("tiny", "small", "paper")
+WEIGHTS = ("best", "last", "ema")  # which weights of a trained run export and `init=run:ID` take
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -142,6 +143,9 @@ class TrainConfig:
     eval_every: int = param(0, "evaluate every N steps (0: at the end of each epoch)", min=0)
     snapshot_every: int = param(0, "save snapshot images every N steps (0: with each evaluation)", min=0)
     checkpoint_every: int = param(0, "save a checkpoint every N steps (0: at the end of each epoch)", min=0)
+    best_metric: str = param("", "the metric whose best value keeps a 'best' checkpoint beside the last two (empty: "
+                                 "the method's key metric, e.g. val/top1 or val/loss); 'min:KEY' or 'max:KEY' to "
+                                 "say which way is better")
 
     def micro_batch(self) -> int:
         """Images one process takes in one forward pass: batch_size / (nproc x accum_steps)."""
@@ -150,6 +154,18 @@ class TrainConfig:
     def peak_lr(self) -> float:
         """The rate the schedule peaks at: `lr`, or `blr` scaled by the images per optimizer step."""
         return self.blr * self.batch_size / 256 if self.blr else self.lr
+
+    def best_rule(self) -> tuple[str, bool]:
+        """(metric key, higher is better) that picks the run's best checkpoint."""
+        spec = self.best_metric.strip()
+        if not spec:
+            return self.key_metric, self.key_metric_higher_is_better
+        way, _, key = spec.rpartition(":") if spec.startswith(("min:", "max:")) else ("", "", spec)
+        if way:
+            return key, way == "max"
+        if key == self.key_metric:
+            return key, self.key_metric_higher_is_better
+        return key, "loss" not in key
 
     # ----------------------------------------------------------------- checks
     def validate(self) -> "TrainConfig":
@@ -184,6 +200,14 @@ class TrainConfig:
                                             f"{self.micro_batch()} images per process and batch is odd")
         if self.augment == "randaugment":
             _check_randaug(self.randaug)
+        key, _ = self.best_rule()
+        if not key.startswith(("val/", "val_ema/")):
+            raise ConfigError("best_metric", f"{self.best_metric!r} is not a validation metric; name one such as "
+                                             f"{self.key_metric} or min:val/loss (the best checkpoint is chosen at "
+                                             f"each evaluation)")
+        if key.startswith("val_ema/") and not self.ema:
+            raise ConfigError("best_metric", f"{key} is the moving average's metric, and ema is off; set ema=true or "
+                                             f"choose a val/ metric")
 
     def mask_spec(self) -> tuple[str, float, bool] | None:
         """(strategy, ratio, exact count) of the masks this run trains with; None if it masks nothing.
@@ -250,25 +274,6 @@ class TrainConfig:
         for klass in reversed(cls.__mro__):
             merged.update(getattr(klass, "presets", {}).get(name, {}))
         return merged
-
-
-def check_patch_size(image_size: int, patch_size: int) -> None:
-    """Patches must tile the image exactly; the message lists the sizes that do."""
-    if image_size % patch_size:
-        divisors = [p for p in range(2, min(image_size, 33)) if image_size % p == 0]
-        raise ConfigError("patch_size", f"patch size {patch_size} does not divide image size {image_size}; "
-                                        f"choose one of {divisors}")
-
-
-def int_list(field: str, text: str) -> list[int]:
-    """'2,2,6' -> [2, 2, 6], naming the field when it is not a list of positive whole numbers."""
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise ConfigError(field, f"{text!r} is not a comma-separated list of positive whole numbers (e.g. 2,2,6)")
-    return values
 
 
 def compose(cls: type[TrainConfig], preset: str | None = None, overrides: Mapping[str, Any] | Iterable[str] = (),

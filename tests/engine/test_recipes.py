@@ -81,16 +81,16 @@ def test_ema_follows_timms_recursion_and_is_evaluated_saved_and_exported(store: 
     assert {"val/top1", "val_ema/top1", "val_ema/loss"} <= set(store.get_run(run.id).summary)
     assert [r[1] for r in store.metrics(run.id, key="val_ema/top1")] == [3, 6]
     state, _ = Checkpoints(store, run.id).latest_readable()
-    averaged = load_trained(store, run.id, ema=True).model.state_dict()
+    averaged = load_trained(store, run.id, weights="ema").model.state_dict()
     assert all(torch.equal(averaged[k], v) for k, v in state["ema"].items())
     assert not torch.equal(averaged["head.weight"], state["model"]["head.weight"])
-    main(["export", str(run.id), "--ema", "--format", "safetensors", "--out", str(tmp_path / "ema")])
+    main(["export", str(run.id), "--weights", "ema", "--format", "safetensors", "--out", str(tmp_path / "ema")])
     timm_model = timm.create_model("local-dir:" + str(tmp_path / "ema"), pretrained=True)
     assert torch.equal(timm_model.state_dict()["head.weight"], state["ema"]["head.weight"])  # timm loads the EMA
     plain = create_run(store, "vit", preset="tiny", overrides=["max_steps=2", "checkpoint_every=2"])
     train(store, plain.id, log=lambda _: None)
     with pytest.raises(WorkbenchError, match="trained with ema=false"):
-        load_trained(store, plain.id, ema=True)
+        load_trained(store, plain.id, weights="ema")
 
 
 def test_a_checkpoint_restores_torch_numpy_and_python_generators() -> None:

@@ -46,7 +46,15 @@ def test_every_format_reloads_without_the_workbench(trained, method: str, tmp_pa
     names = {p.name for p in folder.iterdir()}
     assert names == {"model.safetensors", "config.json", "model.onnx", "model.pt2", CARD}
     card = (folder / CARD).read_text()
-    assert f"method `{method}`" in card and "local-dir:" in card and "Final metrics" in card
+    assert f"method `{method}`" in card and "local-dir:" in card and "Validation metrics" in card
+    from huggingface_hub import ModelCard
+
+    hub = ModelCard(card).data  # the Hub's own parser reads the YAML header
+    assert hub.library_name == "timm" and f"method-{method}" in hub.tags and hub.datasets == ["shapes"]
+    assert str(tmp_path) not in card and str(Path.home()) not in card  # relative paths only
+    if method == "vit":  # the best evaluation's accuracy, as model-index says it
+        best = store.artifacts(run_id, "best")[-1]
+        assert hub.eval_results[0].metric_value == round(best.meta["value"], 4) and "weights: best:" in card
     assert [a.name for a in store.artifacts(run_id, "export")][-3:] == list(FORMATS)
 
     config = json.loads((folder / "config.json").read_text())
@@ -108,7 +116,7 @@ def test_bad_exports_fail_clearly_and_leave_nothing(trained, tmp_path: Path) -> 
             export_run(store, runs["vit"], tmp_path / "c", ["pt2", "onnx"], log=lambda _: None)
     assert list((tmp_path / "c").iterdir()) == []  # neither the good pt2 nor the half onnx, no staging
 
-    for art in store.artifacts(runs["mae"], "checkpoint"):
+    for art in store.artifacts(runs["mae"], "checkpoint") + store.artifacts(runs["mae"], "best"):
         store.abspath(art).unlink()
     with pytest.raises(WorkbenchError, match="no readable checkpoint"):
         export_run(store, runs["mae"], tmp_path / "d", log=lambda _: None)
@@ -121,7 +129,7 @@ def test_export_dialog_runs_the_export_in_another_process(trained, qtbot, tmp_pa
     from workbench.ui.export_dialog import ExportDialog
 
     store, runs, _, _ = trained
-    dialog = ExportDialog(runs["vit"], "tiny vit")
+    dialog = ExportDialog(store, runs["vit"], "tiny vit")
     qtbot.addWidget(dialog)
     dialog.boxes["onnx"].setChecked(False)
     dialog.boxes["safetensors"].setChecked(False)

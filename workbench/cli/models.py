@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from workbench import paths
+from workbench.config import WEIGHTS
 from workbench.errors import WorkbenchError
 from workbench.export import CARD, FILES, FORMATS
 from workbench.store import Store
@@ -20,7 +21,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="which files (default: all three, each reloaded and checked)")
     e.add_argument("--out", help="folder to write (default: the run's exports/ folder)")
     e.add_argument("--overwrite", action="store_true", help="replace files already there")
-    e.add_argument("--ema", action="store_true", help="export the moving average of the weights (runs with ema=true)")
+    e.add_argument("--weights", choices=WEIGHTS, default="best",
+                   help="best: the best evaluation's (by the run's best_metric; the last where none was kept), "
+                        "last: the newest checkpoint's, ema: the moving average (runs with ema=true)")
+    e.add_argument("--push", metavar="ORG/NAME", help="then upload the folder to this Hugging Face Hub repository "
+                                                      "(online, with a write token)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=cmd_export)
 
@@ -45,16 +50,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = Store()
     formats = list(FORMATS) if "all" in args.format else list(dict.fromkeys(args.format))
     out = Path(args.out) if args.out else paths.run_dir(args.run) / "exports"
-    results = export_run(store, args.run, out, formats, overwrite=args.overwrite, ema=args.ema,
-                         log=lambda line: print(line, file=sys.stderr))
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731 - progress on stderr, the result on stdout
+    results = export_run(store, args.run, out, formats, overwrite=args.overwrite, weights=args.weights, log=log)
+    pushed = None
+    if args.push:
+        from workbench.export.hub import push
+
+        pushed = push(out, args.push, log)
     files = {fmt: [str(out / name) for name in FILES[fmt]] for fmt in formats}
     if args.json:
         print(json.dumps({"run": args.run, "folder": str(out), "files": files, "max_abs_diff": results,
-                          "model_card": str(out / CARD)}, indent=1))
+                          "model_card": str(out / CARD), "pushed": pushed}, indent=1))
     else:
         for fmt in formats:
             print(f"{fmt:<12} {'  '.join(files[fmt])}  (max abs diff {results[fmt]:.1e})")
         print(f"{'model card':<12} {out / CARD}")
+        if pushed:
+            print(f"{'pushed':<12} {pushed}")
     return 0
 
 

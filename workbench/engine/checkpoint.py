@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from workbench import paths
+from workbench.config import WEIGHTS
 from workbench.errors import WorkbenchError
 from workbench.methods import config_from_dict
 from workbench.store import Artifact, Run, Store
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from workbench.methods.base import Method, ParentRun
 
 KIND = "checkpoint"
+BEST = "best"  # the weights of the run's best evaluation (one file, replaced as it improves)
 
 
 def write_atomic(path: Path, state: dict[str, Any]) -> None:
@@ -107,7 +109,18 @@ class Checkpoints:
         self.store, self.run_id, self.keep = store, run_id, keep
 
     def save(self, step: int, state: dict[str, Any]) -> Path:
-        path = paths.checkpoint_dir(self.run_id) / f"step-{step:08d}.pt"
+        """Write the checkpoint of `step`; only the newest `keep` are kept."""
+        return self._write(KIND, f"step-{step:08d}.pt", step, state, self.keep)
+
+    def save_best(self, step: int, state: dict[str, Any], metric: str, value: float) -> Path:
+        """Write the weights of the best evaluation so far (`metric` = `value` at `step`) in place of
+        the previous best: what export and `init: run:ID` take by default."""
+        return self._write(BEST, f"best-{step:08d}.pt", step, state, 1, {"metric": metric, "value": value})
+
+    def _write(self, kind: str, name: str, step: int, state: dict[str, Any], keep: int,
+               meta: dict[str, Any] | None = None) -> Path:
+        """Write `state` atomically as artifact `kind`, checking the disk first; drop all but the newest `keep`."""
+        path = paths.checkpoint_dir(self.run_id) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         need = _nbytes(state)
         free = shutil.disk_usage(path.parent).free
@@ -124,8 +137,8 @@ class Checkpoints:
             raise WorkbenchError(f"could not write the checkpoint of step {step}: {_why(exc, path.parent)}; free "
                                  f"some space, then resume the run (it continues from {self._kept()}, which is "
                                  f"intact)") from None
-        self.store.add_artifact(self.run_id, KIND, path, step=step)
-        old = self.store.artifacts(self.run_id, KIND)[:-self.keep]
+        self.store.add_artifact(self.run_id, kind, path, step=step, meta=meta)
+        old = self.store.artifacts(self.run_id, kind)[:-keep]
         for art in old:
             self.store.abspath(art).unlink(missing_ok=True)
         self.store.delete_artifacts([a.id for a in old])
@@ -160,22 +173,22 @@ class Trained:
     model: torch.nn.Module
     data: DataInfo
     step: int
+    weights: str = "last"  # which weights, said for a log or a model card: "best: val/top1 0.45 at step 390"
+    metrics: dict[str, float] | None = None  # the validation metrics of these weights, where known (best)
 
 
-def load_trained(store: Store, run_id: int, step: int | None = None, *, ema: bool = False) -> Trained:
-    """The run's whole model (eval mode) from its newest readable checkpoint, or the one at `step`;
-    `ema`: its exponential moving average of the weights instead (runs trained with ema=true).
+def load_trained(store: Store, run_id: int, step: int | None = None, *, weights: str = "last") -> Trained:
+    """The run's whole model (eval mode). `weights`: "last" (the newest readable checkpoint, or the
+    one at `step`), "best" (its best evaluation's; the last where it kept none, as runs from before
+    best checkpoints did), or "ema" (the moving average of the weights, runs trained with ema=true).
     Parent runs only shape the model here: its own checkpoint holds every weight."""
     from workbench.data import DataInfo
     from workbench.methods import get_method
 
+    if weights not in WEIGHTS:
+        raise WorkbenchError(f"{weights!r} is not a choice of weights; use one of {', '.join(WEIGHTS)}")
     run = store.get_run(run_id)
-    found = Checkpoints(store, run_id).latest_readable(step)
-    if found is None:
-        which = f"at step {step}" if step is not None else "left (deleted?)"
-        raise WorkbenchError(f"run {run_id} has no readable checkpoint {which}; pick another checkpoint or "
-                             f"resume the run to write one")
-    state, art = found
+    state, art, label = _pick_weights(store, run_id, step, weights)
     cfg = config_from_dict(run.method, run.config, strict=False)
     if "data" in state:
         data = DataInfo(**state["data"])
@@ -183,13 +196,34 @@ def load_trained(store: Store, run_id: int, step: int | None = None, *, ema: boo
         from workbench.data.loading import load_data
 
         data = load_data(cfg, store).info
-    if ema and "ema" not in state:
-        raise WorkbenchError(f"run {run_id} has no moving average of its weights (it trained with ema=false); "
-                             f"use its weights as they are")
     method = get_method(run.method)(cfg, data, parent_runs(store, run_id, weights=False))
     model = method.build()
-    model.load_state_dict(state["ema" if ema else "model"])
-    return Trained(run, method, model.eval(), data, art.step)
+    model.load_state_dict(state["ema" if weights == "ema" else "model"])
+    return Trained(run, method, model.eval(), data, art.step, label, state.get("val"))
+
+
+def _pick_weights(store: Store, run_id: int, step: int | None, weights: str) -> tuple[dict[str, Any], Artifact, str]:
+    """(checkpoint state, its artifact, a label saying which weights) for `load_trained`."""
+    if weights == "best" and step is None:
+        for art in reversed(store.artifacts(run_id, BEST)):
+            try:
+                state = read(store.abspath(art))
+            except Exception as exc:  # missing or torn: the last checkpoint serves instead, said below
+                print(f"best checkpoint {store.abspath(art)} cannot be read ({exc}); using the last", file=sys.stderr)
+                continue
+            return state, art, f"best: {art.meta['metric']} {art.meta['value']:.4g} at step {art.step}"
+    found = Checkpoints(store, run_id).latest_readable(step)
+    if found is None:
+        which = f"at step {step}" if step is not None else "left (deleted?)"
+        raise WorkbenchError(f"run {run_id} has no readable checkpoint {which}; pick another checkpoint or "
+                             f"resume the run to write one")
+    state, art = found
+    if weights == "ema" and "ema" not in state:
+        raise WorkbenchError(f"run {run_id} has no moving average of its weights (it trained with ema=false); "
+                             f"use its best or last weights")
+    if weights == "best" and step is None:
+        return state, art, f"last: step {art.step} (the run kept no best checkpoint)"
+    return state, art, f"{'ema' if weights == 'ema' else 'last'}: step {art.step}"
 
 
 def parent_runs(store: Store, run_id: int, *, weights: bool) -> dict[str, ParentRun]:

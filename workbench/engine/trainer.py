@@ -24,6 +24,7 @@ from workbench.config import TrainConfig
 from workbench.data.loading import BatchTransform, DataBundle, load_data, make_loader
 from workbench.engine import distributed
 from workbench.engine.checkpoint import (
+    BEST,
     Checkpoints,
     parent_runs,
     restore_rng,
@@ -37,6 +38,7 @@ from workbench.engine.device import (
     wants_channels_last,
 )
 from workbench.engine.optim import build_optimizer, build_scheduler, current_lr
+from workbench.engine.pretrained import fit_config, start_from, starting_weights
 from workbench.engine.reporter import Reporter, Window
 from workbench.errors import DataError, NoCheckpointError, WorkbenchError
 from workbench.methods import config_from_dict, get_method
@@ -111,8 +113,16 @@ class Training:
         self.data_fingerprint = _data_fingerprint(self.data)
         for note in self.data.notes:
             self.log(f"data: {note}")
+        source = starting_weights(cfg, store, run, self.log)
+        if source is not None:
+            self.cfg = cfg = fit_config(cfg, source, self.log)
+            if ranks.main:
+                store.update_run(run_id, config=cfg.to_dict())
         self.method: Method = get_method(run.method)(cfg, self.data.info, parent_runs(store, run_id, weights=True))
         self.model = self.method.build().to(device)
+        if source is not None:
+            start_from(store, run_id, self.method.init_target(self.model), source, self.data.info.classes, self.log,
+                       record=ranks.main)
         channels_last = wants_channels_last(self.model, device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
@@ -132,6 +142,8 @@ class Training:
         # timm's EMA of the weights, evaluated beside them (val_ema/...) and kept in checkpoints
         self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay) if cfg.ema else None
         self.ckpts = Checkpoints(store, run_id)
+        self.best_key, self.best_higher = cfg.best_rule()
+        self.best_value: float | None = None
         self.reporter = Reporter(store, run_id)
         info = self.data.info
         self.transform = BatchTransform.for_run(cfg, info, device)
@@ -159,9 +171,11 @@ class Training:
             return
         store, run_id = self.store, self.run_id
         store.delete_metrics_after(run_id, self.step)
-        for kind in ("image", "checkpoint"):  # what the crashed attempt wrote after the restored step
+        for kind in ("image", "checkpoint", BEST):  # what the crashed attempt wrote after the restored step
             for art in store.delete_artifacts_after(run_id, self.step, kind):
                 store.abspath(art).unlink(missing_ok=True)
+        best = store.artifacts(run_id, BEST)
+        self.best_value = best[-1].meta["value"] if best else None
         store.update_run(run_id, total_steps=self.plan.total, step=self.step)
         params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)  # not a frozen teacher
         self.reporter.summary({"params": params})
@@ -277,6 +291,21 @@ class Training:
         self.reporter.flush(strict=False)
         self.reporter.summary(val)
         self.log(f"step {self.step}/{self.plan.total} " + " ".join(f"{k}={v:.4f}" for k, v in val.items()))
+        self.keep_best(val)
+
+    def keep_best(self, val: dict[str, float]) -> None:
+        """Save the weights as the run's best when this evaluation beats every earlier one on `best_metric`."""
+        value = val.get(self.best_key) if self.best_key else None
+        if value is None and self.best_key:
+            self.log(f"warning: no best checkpoint: this method reports no {self.best_key} "
+                     f"(it reports {', '.join(val)}); set best_metric to one of them")
+            self.best_key = ""  # said once
+        if value is None or not math.isfinite(value):
+            return
+        better = self.best_value is None or (value > self.best_value if self.best_higher else value < self.best_value)
+        if better:
+            self.best_value = value
+            self.ckpts.save_best(self.step, {**self.weights_state(), "val": val}, self.best_key, value)
 
     def measure(self, model: torch.nn.Module) -> dict[str, float]:
         model.eval()
@@ -285,13 +314,16 @@ class Training:
         self.model.train()
         return metrics
 
+    def weights_state(self) -> dict[str, Any]:
+        """What rebuilds the model as it is now: weights (and EMA), step, method, config, data."""
+        return {"model": self.model.state_dict(), "step": self.step, "method": self.run.method,
+                "config": self.cfg.to_dict(), "data": dataclasses.asdict(self.data.info),
+                **({"ema": self.ema.module.state_dict()} if self.ema is not None else {})}
+
     def save_checkpoint(self) -> None:
         self.ckpts.save(self.step, {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(), "step": self.step,
-            "method": self.run.method, "config": self.cfg.to_dict(), "data": dataclasses.asdict(self.data.info),
+            **self.weights_state(), "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
             "data_fingerprint": self.data_fingerprint, **rng_states(self.device),
-            **({"ema": self.ema.module.state_dict()} if self.ema is not None else {}),
         })
 
     def restore(self, state: dict[str, Any]) -> int:

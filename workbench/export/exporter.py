@@ -15,11 +15,9 @@ export leaves nothing behind. A model card (`README.md`) goes beside the files.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -31,6 +29,7 @@ from workbench.data import DataInfo
 from workbench.engine.checkpoint import load_trained
 from workbench.errors import WorkbenchError
 from workbench.export import CARD, FILES, FORMATS
+from workbench.export.card import model_card
 from workbench.store import Run, RunStatus, Store
 
 TOLERANCE = 1e-4  # fp32 max abs difference the reloaded model may show
@@ -73,10 +72,15 @@ class Exported:
     architecture: str
     run: Run
     data: DataInfo
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # validation metrics of these weights (the run's last ones where not known)
     parents: dict[str, int]
     checkpoint_step: int
+    weights: str  # which of the run's weights: "best: val/top1 0.45 at step 390", "last: step 624", "ema: …"
     results: dict[str, float] = field(default_factory=dict)  # format -> max abs diff
+
+    @property
+    def description(self) -> str:
+        return describe(self.model, self.architecture)
 
     def example(self, batch: int) -> torch.Tensor:
         return torch.randn(batch, 3, self.data.image_size, self.data.image_size,
@@ -84,9 +88,10 @@ class Exported:
 
 
 def export_run(store: Store, run_id: int, out: Path, formats: Sequence[str] = FORMATS, *,
-               overwrite: bool = False, ema: bool = False, log: Callable[[str], None] = print) -> dict[str, float]:
-    """Export run `run_id` (`ema`: its moving average of the weights) into folder `out`; format ->
-    verified max abs difference."""
+               overwrite: bool = False, weights: str = "best",
+               log: Callable[[str], None] = print) -> dict[str, float]:
+    """Export run `run_id`'s `weights` (best, last or ema: see `load_trained`) into folder `out`;
+    format -> verified max abs difference."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise WorkbenchError(f"unknown export format {unknown[0] if unknown else '(none)'}; "
@@ -96,7 +101,8 @@ def export_run(store: Store, run_id: int, out: Path, formats: Sequence[str] = FO
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
         raise WorkbenchError(f"{existing[0]} already exists; overwrite it (--overwrite) or choose another folder")
-    exported = load_exportable(store, run_id, ema=ema)
+    exported = load_exportable(store, run_id, weights=weights)
+    log(f"weights: {exported.weights}")
     try:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
@@ -107,7 +113,7 @@ def export_run(store: Store, run_id: int, out: Path, formats: Sequence[str] = FO
             log(f"exporting {fmt}…")
             exported.results[fmt] = WRITERS[fmt](exported, staging)
             log(f"  {fmt}: reloaded and compared, max abs difference {exported.results[fmt]:.2e}")
-        (staging / CARD).write_text(model_card(exported, out))
+        (staging / CARD).write_text(model_card(exported))
         umask = os.umask(0)
         os.umask(umask)
         for path in sorted(staging.iterdir()):
@@ -119,21 +125,21 @@ def export_run(store: Store, run_id: int, out: Path, formats: Sequence[str] = FO
         shutil.rmtree(staging, ignore_errors=True)
     for fmt in formats:
         store.add_artifact(run_id, "export", out / FILES[fmt][0], step=exported.checkpoint_step, name=fmt,
-                           meta={"max_abs_diff": exported.results[fmt], "folder": str(out), "ema": ema})
+                           meta={"max_abs_diff": exported.results[fmt], "folder": str(out),
+                                 "weights": exported.weights})
     return exported.results
 
 
-def load_exportable(store: Store, run_id: int, *, ema: bool = False) -> Exported:
-    """The run's exportable module, loaded from its newest readable checkpoint (its EMA weights
-    with `ema`), as a timm model."""
+def load_exportable(store: Store, run_id: int, *, weights: str = "best") -> Exported:
+    """The run's exportable module with its `weights` (best, last or ema), as a timm model."""
     run = store.get_run(run_id)
     if run.status != RunStatus.FINISHED:
         raise WorkbenchError(f"run {run_id} is {run.status}; only finished runs can be exported "
                              f"(wait for it to finish, or resume it)")
-    trained = load_trained(store, run_id, ema=ema)
+    trained = load_trained(store, run_id, weights=weights)
     timm_model, architecture = as_timm(trained.method.exportable(trained.model).eval())
-    return Exported(timm_model, architecture, run, trained.data, run.results,
-                    {role: p.id for role, p in store.parents(run_id).items()}, trained.step)
+    return Exported(timm_model, architecture, run, trained.data, trained.metrics or run.results,
+                    {role: p.id for role, p in store.parents(run_id).items()}, trained.step, trained.weights)
 
 
 def as_timm(module: nn.Module) -> tuple[nn.Module, str]:
@@ -185,7 +191,7 @@ def write_safetensors(exported: Exported, folder: Path) -> float:
     timm.models.save_for_hf(
         exported.model, str(folder), safe_serialization=True,
         model_config={"label_names": list(exported.data.classes),
-                      "architecture_note": describe(exported.model, exported.architecture),
+                      "architecture_note": exported.description,
                       "pretrained_cfg": {"tag": f"vit-workbench-run-{exported.run.id}", "license": "unknown",
                                          "crop_pct": 1.0, "interpolation": "bilinear"}},
         data_config={"mean": tuple(exported.data.mean), "std": tuple(exported.data.std),
@@ -218,48 +224,3 @@ def write_pt2(exported: Exported, folder: Path) -> float:
 
 WRITERS: dict[str, Callable[[Exported, Path], float]] = {"safetensors": write_safetensors, "onnx": write_onnx,
                                                         "pt2": write_pt2}
-
-
-def model_card(exported: Exported, folder: Path) -> str:
-    run, data = exported.run, exported.data
-    what = "classifier" if getattr(exported.model, "num_classes", 0) else "encoder (no classification head)"
-    files = "\n".join(f"- `{name}` ({fmt}; reloaded and compared: max abs difference {diff:.1e})"
-                      for fmt, diff in exported.results.items() for name in FILES[fmt])
-    metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(exported.metrics.items())) or "| (none) | |"
-    lineage = ", ".join(f"{role}: run {pid}" for role, pid in exported.parents.items()) or "none"
-    return f"""# {run.name}
-
-A {what} trained with ViT Workbench: method `{run.method}`, run {run.id}, exported
-{time.strftime('%Y-%m-%d %H:%M')} from the checkpoint of step {exported.checkpoint_step}.
-
-- architecture: {describe(exported.model, exported.architecture)}; arguments in `config.json`
-- dataset: `{run.config.get('dataset')}`, {data.image_size} x {data.image_size} px, classes: {', '.join(data.classes)}
-- preprocessing: RGB in [0, 1], resized to {data.image_size} px, normalised with mean {list(data.mean)}
-  and std {list(data.std)}
-- lineage: {lineage}
-
-## Files
-{files}
-
-## Final metrics
-| metric | value |
-|---|---|
-{metrics}
-
-## Load it
-```python
-import timm  # plain timm and safetensors, no workbench
-model = timm.create_model("local-dir:{folder}", pretrained=True).eval()
-
-import onnxruntime  # or ONNX: input "images" [batch, 3, {data.image_size}, {data.image_size}], normalised
-session = onnxruntime.InferenceSession("{folder / 'model.onnx'}")
-
-import torch  # or the torch.export program
-model = torch.export.load("{folder / 'model.pt2'}").module()
-```
-
-## Config
-```json
-{json.dumps(run.config, indent=2)}
-```
-"""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from workbench import paths
 from workbench.export import CARD, FILES, FORMATS
+from workbench.store import Store
 from workbench.ui.cli_process import CliProcess
 from workbench.ui.widgets import confirm
 
@@ -33,12 +35,31 @@ LABELS = {"safetensors": "safetensors + config.json (timm)", "onnx": "ONNX (onnx
           "pt2": "torch.export program (.pt2)"}
 
 
+def weight_choices(store: Store, run_id: int) -> list[tuple[str, str]]:
+    """(choice, label) of the weights run `run_id` can export: its best evaluation's (when it kept
+    one), its last checkpoint's, and the moving average (when it trained with ema)."""
+    run = store.get_run(run_id)
+    last = store.artifacts(run_id, "checkpoint")
+    step = f"step {last[-1].step}" if last else "no checkpoint left"
+    best = store.artifacts(run_id, "best")
+    choices = [("best", f"best — {b.meta['metric']} {b.meta['value']:.4g} at step {b.step}") for b in best[-1:]]
+    choices.append(("last", f"last — {step}"))
+    if run.config.get("ema"):
+        choices.append(("ema", f"moving average (EMA) — {step}"))
+    return choices
+
+
 class ExportDialog(QDialog):
-    def __init__(self, run_id: int, run_name: str, parent: QWidget | None = None) -> None:
+    def __init__(self, store: Store, run_id: int, run_name: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Export run {run_id}")
         self.run_id = run_id
         self.result: dict | None = None
+        self.weights = QComboBox()
+        for choice, label in weight_choices(store, run_id):
+            self.weights.addItem(label, choice)
+        self.weights.setToolTip("which of the run's weights: its best evaluation's (by best_metric), its last "
+                                "checkpoint's, or the moving average of its weights (runs with ema=true)")
         self.boxes = {fmt: QCheckBox(LABELS[fmt]) for fmt in FORMATS}
         for box in self.boxes.values():
             box.setChecked(True)
@@ -65,6 +86,10 @@ class ExportDialog(QDialog):
         folder_row.addWidget(browse)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(f"<b>{run_name}</b> — the exportable part: its classifier, or its encoder"))
+        weights_row = QHBoxLayout()
+        weights_row.addWidget(QLabel("Weights"))
+        weights_row.addWidget(self.weights, 1)
+        layout.addLayout(weights_row)
         for box in self.boxes.values():
             layout.addWidget(box)
         layout.addWidget(QLabel("Folder"))
@@ -98,6 +123,7 @@ class ExportDialog(QDialog):
         self.busy.show()
         self.export_button.setEnabled(False)
         self.process.start(["export", str(self.run_id), "--format", *formats, "--out", str(folder), "--json",
+                            "--weights", self.weights.currentData(),
                             *(["--overwrite"] if overwrite else [])])
         return True
 

@@ -185,7 +185,7 @@ class RunActions(QObject):
         if not runs or runs[-1].status != RunStatus.FINISHED:
             w.say("Select a finished run to export.")
             return None
-        w.export_dialog = ExportDialog(runs[-1].id, runs[-1].name, w)
+        w.export_dialog = ExportDialog(w.store, runs[-1].id, runs[-1].name, w)
         w.export_dialog.finished.connect(lambda _: w.poll())
         w.export_dialog.show()
         return w.export_dialog
