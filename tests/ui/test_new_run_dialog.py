@@ -160,3 +160,31 @@ def test_the_wheel_scrolls_the_form_and_never_edits_an_unfocused_field(qtbot, st
     spin.setFocus()
     wheel(spin, 120)
     assert spin.value() != before[0]  # once focused (clicked), the wheel edits it
+
+
+def test_start_from_a_weights_file_fills_and_locks_the_shape_and_starts_with_init(qtbot, store: Store,
+                                                                                 tmp_path) -> None:
+    import timm
+    from safetensors.torch import save_file
+
+    source = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=96, depth=3,
+                               num_heads=3, mlp_ratio=2.0, num_classes=10)
+    save_file(source.state_dict(), tmp_path / "w.safetensors")
+    dialog = NewRunDialog(store)
+    qtbot.addWidget(dialog)
+    assert not dialog.form.rows["init"].isRowVisible(dialog.form.widgets["init"])  # edited by Start from instead
+    dialog.start_from.kind.setCurrentIndex(2)  # a file or folder
+    dialog.start_from.text.setText(str(tmp_path / "w.safetensors"))
+    values = dialog.form.values()
+    assert (values["width"], values["depth"], values["mlp_ratio"], values["patch_size"]) == (96, 3, 2.0, 8)
+    assert not dialog.form.widgets["width"].isEnabled() and "re-initialised" in dialog.form.widgets["width"].toolTip()
+    assert dialog.form.widgets["patch_size"].isEnabled()  # another patch size is resampled
+    dialog.form.widgets["heads"].setValue(3)
+    assert dialog.start_button.isEnabled(), dialog.error.text()
+    dialog.start()
+    assert dialog.created.config["init"] == str(tmp_path / "w.safetensors")
+    dialog.start_from.kind.setCurrentIndex(0)  # random weights again: nothing locked
+    assert dialog.form.values()["init"] == "" and dialog.form.widgets["width"].isEnabled()
+
+    _select_method(dialog, "dvae")  # no timm network: no Start from
+    assert dialog.head.isRowVisible(dialog.start_from) is False

@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import TrainConfig, check_patch_size, param
+from workbench.config import param
 from workbench.errors import ConfigError
+from workbench.methods.start import InitConfig
 
 # DeiT-B's recipe (facebookresearch/deit, main.py's defaults and README): 1024 images a step (here
 # 4 accumulated batches of 256), lr 5e-4 per 512 images (blr 2.5e-4 per 256), 300 epochs, warmup 5,
@@ -20,8 +21,16 @@ DEIT_RECIPE: dict[str, Any] = dict(
     ema=True, ema_decay=0.99996, label_smoothing=0.1, grad_clip=0.0)
 
 
+def check_patch_size(image_size: int, patch_size: int) -> None:
+    """Patches must tile the image exactly; the message lists the sizes that do."""
+    if image_size % patch_size:
+        divisors = [p for p in range(2, min(image_size, 33)) if image_size % p == 0]
+        raise ConfigError("patch_size", f"patch size {patch_size} does not divide image size {image_size}; "
+                                        f"choose one of {divisors}")
+
+
 @dataclass(kw_only=True)
-class ViTBackboneConfig(TrainConfig):
+class ViTBackboneConfig(InitConfig):
     """The ViT encoder shape shared by every ViT-family method."""
 
     inspections: ClassVar[tuple[str, ...]] = ("attention",)

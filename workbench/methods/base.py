@@ -86,6 +86,11 @@ class Method:
         """The part of the model worth shipping (a classifier, or an encoder)."""
         return model
 
+    def init_target(self, model: nn.Module) -> nn.Module:
+        """The timm network pretrained weights (`init`) load into: the exportable part itself, where
+        `exportable` returns a converted copy a method overrides this."""
+        return self.exportable(model)
+
     def to_uint8(self, images: Tensor) -> np.ndarray:
         """Normalised [B, 3, H, W] -> uint8 [B, H, W, 3] for display."""
         mean = torch.tensor(self.data.mean, device=images.device).view(1, 3, 1, 1)

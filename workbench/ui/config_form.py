@@ -69,10 +69,12 @@ class ConfigForm(QWidget):
             box = QGroupBox(title)
             groups[title] = QFormLayout(box)
             boxes[title] = box
+        self.rows: dict[str, QFormLayout] = {}
         for spec in self.specs.values():
             widget = self._widget(spec)
             self.widgets[spec.name] = widget
-            groups[group_of(cls, spec.name)].addRow(spec.name.replace("_", " "), widget)
+            self.rows[spec.name] = groups[group_of(cls, spec.name)]
+            self.rows[spec.name].addRow(spec.name.replace("_", " "), widget)
         for title, box in boxes.items():
             if groups[title].rowCount():
                 layout.addWidget(box)
@@ -155,6 +157,10 @@ class ConfigForm(QWidget):
         for name, widget in self.widgets.items():
             widget.setEnabled(name not in names)
             widget.setToolTip(names.get(name, self._tooltips[name]))
+
+    def hide_field(self, name: str) -> None:
+        """Keep a field's value but not its row (a dialog edits it with a widget of its own)."""
+        self.rows[name].setRowVisible(self.widgets[name], False)
 
     def mark_error(self, field: str | None) -> None:
         for name, widget in self.widgets.items():

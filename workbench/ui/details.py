@@ -110,6 +110,8 @@ class RunDetailsView(QWidget):
         children = self.store.children(run.id)
         links = [f"{role}: <a href='run:{p.id}'>{p.id} · {p.name}</a>" for role, p in parents.items()]
         links += [f"{role} of <a href='run:{c.id}'>{c.id} · {c.name}</a>" for role, c in children]
+        links += [f"started from {a.meta['source']}" + (f" (sha256 {a.meta['sha256'][:12]}…)" if a.meta['sha256'] else "")
+                  for a in self.store.artifacts(run.id, "init")]
         self.lineage.setText("Lineage — " + (" · ".join(links) if links else "no parents or children"))
         if changed:
             self.config.setPlainText(json.dumps(run.config, indent=2))

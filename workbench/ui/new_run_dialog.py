@@ -36,9 +36,12 @@ from workbench.data import check_dataset, dataset_names
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import create_run
 from workbench.methods import METHOD_CONFIGS, config_class, config_from_dict
+from workbench.methods.backbone import ViTBackboneConfig
+from workbench.methods.start import source_shape
 from workbench.store import Run, RunStatus, Store
 from workbench.ui.config_form import ConfigForm
 from workbench.ui.mask_preview import MaskPreview
+from workbench.ui.start_from import TIP, StartFrom
 from workbench.ui.tasks import Tasks
 
 NO_PARENT = "(none)"
@@ -96,6 +99,10 @@ class NewRunDialog(QDialog):
         head = QFormLayout()
         head.addRow("Name", self.name)
         head.addRow("Preset", preset_row)
+        self.start_from = StartFrom(store)
+        self.start_from.changed.connect(self._apply_inherited)
+        head.addRow("Start from", self.start_from)
+        self.head = head
 
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
@@ -146,6 +153,11 @@ class NewRunDialog(QDialog):
         elif preset:
             self.preset.setCurrentText(preset)
             self.apply_preset()
+        takes_init = "init" in self.form.widgets
+        self.head.setRowVisible(self.start_from, takes_init)
+        if takes_init:
+            self.form.hide_field("init")
+            self.start_from.set_value(str(self.form.values()["init"]))
         self.form.changed.connect(self.validate)
         self.form.changed.connect(self._form_to_preview)
         self.mask_box.setVisible(cls.mask_fields is not None)
@@ -191,8 +203,20 @@ class NewRunDialog(QDialog):
                 parent = self.store.get_run(run_id)
                 self.form.set_values({k: parent.config[k] for k in names if k in parent.config})
                 locked.update({k: f"taken from the {role} run {run_id}" for k in names})
+        if "init" in self.form.widgets:
+            locked.update(self._apply_source())
         self.form.lock(locked)
         self.validate()
+
+    def _apply_source(self) -> dict[str, str]:
+        """Put the Start-from choice into `init` and fill in the shape it dictates; the fields to lock."""
+        spec = self.start_from.value()
+        self.form.set_values({"init": spec})
+        shape = source_shape(spec, self.store) if spec and issubclass(self.form.cls, ViTBackboneConfig) else None
+        if not shape:
+            return {}
+        self.form.set_values(shape)  # the patch size too, left editable: a different one is resampled
+        return {k: f"taken from the source ({spec}); {TIP}" for k in shape if k != "patch_size"}
 
     # ----------------------------------------------------------- mask preview
     def _form_to_preview(self) -> None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import TrainConfig, param
+from workbench.config import param
+from workbench.methods.start import InitConfig
 
 
 @dataclass(kw_only=True)
-class Config(TrainConfig):
+class Config(InitConfig):
     position: ClassVar[int] = 4
     description: ClassVar[str] = ("Supervised convolutional classifier from timm (RegNet as in DeiT, ResNet, "
                                   "MobileViT): a teacher for DeiT, or a baseline.")

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import TrainConfig, check_patch_size, param
+from workbench.config import TrainConfig, param
 from workbench.errors import ConfigError
+from workbench.methods.backbone import check_patch_size
 
 
 @dataclass(kw_only=True)

@@ -4,9 +4,10 @@ forms and the command line read it; the model and training step are in `method.p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
-from workbench.config import grad_clip_param, param
+from workbench.config import ParentInfo, grad_clip_param, param
+from workbench.errors import ConfigError
 from workbench.methods.backbone import ENCODER_SHAPE, ViTBackboneConfig
 
 
@@ -14,7 +15,7 @@ from workbench.methods.backbone import ENCODER_SHAPE, ViTBackboneConfig
 class Config(ViTBackboneConfig):
     position: ClassVar[int] = 3
     description: ClassVar[str] = ("Fine-tune or linearly probe a pre-trained encoder (MAE, BEiT, masked patch "
-                                  "prediction) as a classifier on a labelled dataset.")
+                                  "prediction, or weights from init) as a classifier on a labelled dataset.")
     parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ("mae", "beit", "mpp")}
     inherits: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ENCODER_SHAPE}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
@@ -37,3 +38,13 @@ class Config(ViTBackboneConfig):
     pool: str = param("avg", "image feature: avg (mean of patch tokens) or token ([CLS])", choices=("avg", "token"))
     label_smoothing: float = param(0.0, "label smoothing of the cross-entropy", min=0.0, max=0.5)
     drop_path: float = param(0.0, "stochastic depth rate (full mode)", min=0.0, max=0.9)
+
+    def required_parents(self) -> dict[str, tuple[str, ...]]:
+        """The encoder comes from a pre-training run, or from `init` (weights from elsewhere)."""
+        return {} if self.init.strip() else dict(self.parent_roles)
+
+    def check_parents(self, parents: Mapping[str, ParentInfo]) -> None:
+        if self.init.strip() and parents:
+            raise ConfigError("init", "the encoder comes either from a parent run or from init, not both; "
+                                      "clear init, or drop the encoder parent")
+        super().check_parents(parents)

@@ -28,16 +28,17 @@ class FinetuneMethod(ClassifierMethod):
     def build(self) -> VisionTransformer:
         self.label_smoothing = self.cfg.label_smoothing
         linear = self.cfg.mode == "linear"
-        encoder = load_parent_module(self.parents["encoder"], self.data)
         cfg = dataclasses.replace(self.cfg, drop_path=0.0) if linear else self.cfg
         # full + avg: a fresh LayerNorm after pooling (MAE fine-tuning); otherwise the encoder's own norm
         model = build_vit(cfg, self.data.num_classes, global_pool=self.cfg.pool,
                           fc_norm=None if not linear and self.cfg.pool == "avg" else False)
-        missing, unexpected = model.load_state_dict(encoder.state_dict(), strict=False)
-        stray = [k for k in missing + unexpected if not k.startswith(("head.", "fc_norm.", "norm."))]
-        if stray:
-            raise WorkbenchError(f"the encoder of run {self.parents['encoder'].run_id} does not fit this "
-                                 f"classifier (mismatched weights: {', '.join(stray[:5])})")
+        if "encoder" in self.parents:  # else the encoder's weights come from `init`, loaded by the trainer
+            encoder = load_parent_module(self.parents["encoder"], self.data)
+            missing, unexpected = model.load_state_dict(encoder.state_dict(), strict=False)
+            stray = [k for k in missing + unexpected if not k.startswith(("head.", "fc_norm.", "norm."))]
+            if stray:
+                raise WorkbenchError(f"the encoder of run {self.parents['encoder'].run_id} does not fit this "
+                                     f"classifier (mismatched weights: {', '.join(stray[:5])})")
         if linear:
             model.requires_grad_(False)
             model.head = nn.Sequential(nn.BatchNorm1d(self.cfg.width, affine=False),
@@ -45,6 +46,9 @@ class FinetuneMethod(ClassifierMethod):
             nn.init.trunc_normal_(model.head[1].weight, std=0.01)
             nn.init.zeros_(model.head[1].bias)
         return model
+
+    def init_target(self, model: VisionTransformer) -> VisionTransformer:
+        return model  # not the copy with a folded probe head `exportable` makes
 
     def exportable(self, model: VisionTransformer) -> nn.Module:
         """The classifier; a linear probe's BatchNorm (no affine, fixed statistics in eval) is folded

@@ -6,18 +6,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from workbench.config import (
-    TrainConfig,
-    check_patch_size,
-    grad_clip_param,
-    int_list,
-    param,
-)
+from workbench.config import grad_clip_param, param
 from workbench.errors import ConfigError
+from workbench.methods.backbone import check_patch_size
+from workbench.methods.start import InitConfig
+
+
+def int_list(field: str, text: str) -> list[int]:
+    """'2,2,6' -> [2, 2, 6], naming the field when it is not a list of positive whole numbers."""
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise ConfigError(field, f"{text!r} is not a comma-separated list of positive whole numbers (e.g. 2,2,6)")
+    return values
 
 
 @dataclass(kw_only=True)
-class Config(TrainConfig):
+class Config(InitConfig):
     position: ClassVar[int] = 9
     description: ClassVar[str] = ("Swin Transformer classifier (timm): attention inside shifted windows, a "
                                   "hierarchy of stages that halve the token grid.")

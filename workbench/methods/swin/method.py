@@ -8,9 +8,8 @@ from __future__ import annotations
 import timm
 from torch import nn
 
-from workbench.config import int_list
 from workbench.methods.base import ClassifierMethod
-from workbench.methods.swin import Config
+from workbench.methods.swin import Config, int_list
 
 
 class SwinMethod(ClassifierMethod):

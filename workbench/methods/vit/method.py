@@ -170,6 +170,9 @@ class VitMethod(ClassifierMethod):
         self.label_smoothing = self.cfg.label_smoothing
         return build_vit(self.cfg, self.data.num_classes, self.cfg.pos_embed)
 
+    def init_target(self, model: VisionTransformer) -> VisionTransformer:
+        return model  # not the plain copy `exportable` makes of a learned-2d model
+
     def exportable(self, model: VisionTransformer) -> VisionTransformer:
         """The classifier as a plain timm ViT: a learned-2d table becomes timm's `pos_embed`
         parameter (a copy; the training model keeps its X and Y tables)."""
