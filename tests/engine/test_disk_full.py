@@ -77,7 +77,9 @@ def test_a_run_on_a_full_disk_fails_clearly_and_resume_finishes(store: Store, ti
     error = store.get_run(run.id).error
     assert f"could not write the checkpoint of step 20: disk full at {folder}" in error, error
     assert "continues from step 10" in error
-    assert sorted(p.name for p in folder.iterdir()) == ["step-00000010.pt"]  # no torn or temporary file
+    # no torn or temporary file: the checkpoint of step 10, and the best weights, written at step 20's
+    # evaluation before the disk filled (the resumed run drops them with the rest of what came after step 10)
+    assert sorted(p.name for p in folder.iterdir()) == ["best-00000020.pt", "step-00000010.pt"]
 
     if tiny_disk is not None:  # space freed
         subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_disk)], check=True)
@@ -86,6 +88,8 @@ def test_a_run_on_a_full_disk_fails_clearly_and_resume_finishes(store: Store, ti
     resume_run(store, run.id)
     assert execute(store, run.id, log=lambda _: None) == RunStatus.FINISHED
     assert [r[1] for r in store.metrics(run.id, key="val/top1")] == [10, 20, 30]
+    assert [a.step for a in store.artifacts(run.id, "best")] == [max(store.metrics(run.id, key="val/top1"),
+                                                                      key=lambda r: (r[4], -r[1]))[1]]
 
 
 def _used(folder: Path) -> int:
