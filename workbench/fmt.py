@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from typing import TYPE_CHECKING, Any, Mapping
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from workbench.methods import config_class
 
 if TYPE_CHECKING:
-    from workbench.store import Run
+    from workbench.store import Run, Store
 
 
 def clock(t: float | None) -> str:
@@ -80,3 +81,26 @@ def cli_command(method: str, config: Mapping[str, Any], parents: Mapping[str, in
     if name:
         parts += ["--name", name]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def run_report(store: Store, run_id: int) -> dict[str, Any] | None:
+    """The newest end-of-training report a run stored (a classifier's diagnostics, a DeiT's comparison),
+    or None (none written, or unreadable)."""
+    art = store.latest_artifact(run_id, "report")
+    if art is None:
+        return None
+    try:
+        return json.loads(store.abspath(art).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def diagnostics_lines(diagnostics: Mapping[str, Any]) -> list[str]:
+    """A classifier's diagnostics as text: top-1 (top-5), then precision, recall and support per class."""
+    head = f"top-1 {diagnostics['top1']:.4f}" + (f", top-5 {diagnostics['top5']:.4f}" if "top5" in diagnostics else "")
+    lines = [f"diagnostics on {diagnostics['n']} validation images: {head}",
+             f"  {'class':<16} {'precision':>9} {'recall':>7} {'support':>8}"]
+    for row in diagnostics["per_class"]:
+        cells = [f"{row[k]:.3f}" if row[k] is not None else "-" for k in ("precision", "recall")]
+        lines.append(f"  {row['class'][:16]:<16} {cells[0]:>9} {cells[1]:>7} {row['support']:>8}")
+    return lines

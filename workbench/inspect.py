@@ -186,3 +186,22 @@ def attention(store: Store, run_id: int, source: str, *, step: int | None = None
     grid = np.concatenate([grid, caption(grid.shape[1], [said]), colour_bar(grid.shape[1])], axis=0)
     return grid, {"heads": len(heads), "blocks": len(vit.blocks), "step": trained.step,
                   "prediction": [[name, p] for name, p in prediction]}
+
+
+def diagnose(store: Store, run_id: int, *, weights: str = "best") -> tuple[dict[str, Any], np.ndarray | None, str]:
+    """A classifier's diagnostics (confusion, per-class precision and recall, top-5) on its validation
+    set for any of its weights, as training stores them at its end; the mistakes gallery, and which
+    weights were used."""
+    from workbench.data.loading import BatchTransform, load_data, make_loader
+    from workbench.methods.base import ClassifierMethod
+
+    trained = load_trained(store, run_id, weights=weights)
+    if not isinstance(trained.method, ClassifierMethod):
+        raise WorkbenchError(f"run {run_id} is a {trained.run.method} run, not a classifier; diagnostics are for "
+                             f"vit, deit, swin, cnn and finetune runs")
+    cfg = trained.method.cfg
+    transform = BatchTransform.for_run(cfg, trained.data, torch.device("cpu"))
+    loader = make_loader(load_data(cfg, store).val, cfg, train=False, pin_memory=False)
+    with torch.no_grad():
+        data, images = trained.method.report(trained.model, (transform(x, y, False) for x, y in loader))
+    return data["diagnostics"], images.get("mistakes"), trained.weights

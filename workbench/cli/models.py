@@ -29,6 +29,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=cmd_export)
 
+    d = sub.add_parser("diagnose", help="a classifier's confusion matrix, per-class precision and recall, top-5 and "
+                                        "most confident mistakes, for any of its weights")
+    d.add_argument("run", type=int)
+    d.add_argument("--weights", choices=WEIGHTS, default="best", help="which weights (default: the best)")
+    d.add_argument("--out", help="PNG file for the gallery of the most confident mistakes")
+    d.add_argument("--json", action="store_true", help="print the result as JSON")
+    d.set_defaults(func=cmd_diagnose)
+
     i = sub.add_parser("inspect", help="what a trained run does with one image: reconstructions, attention maps")
     i.add_argument("view", choices=("reconstruct", "attention"))
     i.add_argument("run", type=int)
@@ -67,6 +75,22 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"{'model card':<12} {out / CARD}")
         if pushed:
             print(f"{'pushed':<12} {pushed}")
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from workbench import fmt, inspect  # torch loads here, only for this command
+
+    diagnostics, mistakes, weights = inspect.diagnose(Store(), args.run, weights=args.weights)
+    if args.out and mistakes is not None:
+        from PIL import Image
+
+        Image.fromarray(mistakes).save(args.out)
+    if args.json:
+        print(json.dumps({"run": args.run, "weights": weights, **diagnostics}, indent=1))
+    else:
+        print(f"run {args.run}, weights {weights}")
+        print("\n".join(fmt.diagnostics_lines(diagnostics)))
     return 0
 
 

@@ -270,6 +270,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     info["artifacts"] = [{"kind": a.kind, "name": a.name, "step": a.step, "path": str(store.abspath(a))}
                          for a in store.artifacts(run.id)]
     info["log"] = str(log_path(run.id))
+    inits = store.artifacts(run.id, "init")
+    info["started_from"] = inits[-1].meta if inits else None
+    info["diagnostics"] = (fmt.run_report(store, run.id) or {}).get("diagnostics")
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
@@ -289,6 +292,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("last metrics:")
     for key, m in sorted(info["last_metrics"].items()):
         print(f"  {key} = {m['value']:.6g}  (step {m['step']})")
+    if info["started_from"]:
+        start = info["started_from"]
+        print(f"started from: {start['source']}" + (f" (sha256 {start['sha256']})" if start["sha256"] else ""))
+    if info["diagnostics"]:
+        print("\n".join(fmt.diagnostics_lines(info["diagnostics"])))
     print("artifacts:")
     for a in info["artifacts"]:
         print(f"  {a['kind']:<10} step {a['step']:<7} {a['path']}")

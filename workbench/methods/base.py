@@ -149,6 +149,17 @@ class ClassifierMethod(Method):
         return {"loss": loss, "top1": (logits.argmax(-1) == hard_labels(labels)).float().mean()}
 
     @torch.no_grad()
+    def report(self, model: nn.Module, batches: Iterable[Batch]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The classifier's diagnostics over the validation set (`workbench.methods.diagnostics`)."""
+        from workbench.methods.diagnostics import Diagnostics
+
+        diagnostics = Diagnostics(self.data.classes, self.to_uint8)
+        for images, labels in batches:
+            diagnostics.add(model(images), labels, images)
+        data, images = diagnostics.result()
+        return {"diagnostics": data}, images
+
+    @torch.no_grad()
     def snapshot(self, model: nn.Module, batch: Batch) -> dict[str, np.ndarray]:
         from workbench.draw import prediction_grid
 

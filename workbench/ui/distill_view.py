@@ -7,28 +7,26 @@ validation images with both predictions, disagreements first."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPixmap
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QSplitter,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from workbench import fmt
 from workbench.methods import config_class
 from workbench.store import Run, RunStatus, Store
 from workbench.ui.image_view import ZoomImage
+from workbench.ui.widgets import fill_count_matrix
 
 COLOURS = {"teacher": "#6b6b6b", "student": "#2f6fd6", "baseline": "#d9862b"}
 NO_BASELINE = "(no baseline)"
@@ -63,14 +61,8 @@ def baseline_candidates(store: Store, run: Run) -> tuple[list[Run], list[tuple[R
 
 def read_report(store: Store, run_id: int) -> dict | None:
     """The run's newest distillation report, or None (not a distilled run, or not finished)."""
-    art = store.latest_artifact(run_id, "report")
-    if art is None:
-        return None
-    try:
-        report = json.loads(store.abspath(art).read_text())
-    except (OSError, ValueError):
-        return None
-    return report if {"cls", "dist", "avg"} <= set(report.get("top1", {})) else None
+    report = fmt.run_report(store, run_id)
+    return report if report and {"cls", "dist", "avg"} <= set(report.get("top1", {})) else None
 
 
 class DistillView(QWidget):
@@ -247,23 +239,4 @@ class DistillView(QWidget):
         if counts is None:
             self.matrix.setRowCount(0)
             return
-        n = len(classes)
-        self.matrix.setRowCount(n)
-        self.matrix.setColumnCount(n)
-        self.matrix.setHorizontalHeaderLabels([c[:4] for c in classes])
-        self.matrix.setVerticalHeaderLabels([c[:10] for c in classes])
-        peak = max(max(row) for row in counts) or 1
-        for r in range(n):
-            for c in range(n):
-                item = QTableWidgetItem(str(counts[r][c]))
-                share = counts[r][c] / peak
-                base = (47, 111, 214) if r == c else (214, 69, 69)
-                item.setBackground(QColor(*(round(255 - (255 - b) * share) for b in base)))
-                item.setForeground(QColor("white" if share > 0.6 else "black"))
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                self.matrix.setItem(r, c, item)
-        header = self.matrix.horizontalHeader()
-        header.setMinimumSectionSize(24)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # every column fits the view
-        for c, name in enumerate(classes):
-            self.matrix.horizontalHeaderItem(c).setToolTip(name)
+        fill_count_matrix(self.matrix, counts, classes)

@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         from workbench.ui.compare import CompareView
         from workbench.ui.curves import CurvesView
         from workbench.ui.details import RunDetailsView
+        from workbench.ui.diagnostics_view import DiagnosticsView
         from workbench.ui.distill_view import DistillView
         from workbench.ui.inspect_view import InspectView
         from workbench.ui.log_view import LogView
@@ -128,9 +129,11 @@ class MainWindow(QMainWindow):
         self.snapshots = SnapshotsView(self.store)
         self.inspect = InspectView(self.store, self.tasks)
         self.distill = DistillView(self.store)
+        self.diagnostics = DiagnosticsView(self.store)
         self.tabs.removeTab(0)
         for widget, title in ((self.curves, "Curves"), (self.snapshots, "Images"), (self.inspect, "Inspect"),
-                              (self.distill, "Distillation"), (self.details, "Details"), (self.log, "Log"),
+                              (self.diagnostics, "Diagnostics"), (self.distill, "Distillation"),
+                              (self.details, "Details"), (self.log, "Log"),
                               (self.compare, "Compare")):
             self.tabs.addTab(widget, title)
             if hasattr(widget, "message"):  # saved, copied, opened: say so where the user looks
@@ -273,7 +276,7 @@ class MainWindow(QMainWindow):
             self.banner.setToolTip(r.error)
         self.details.show_run(current)
         shown = self.tabs.currentWidget()  # the heavier views follow the run only while visible
-        for view in (self.snapshots, self.inspect, self.distill):
+        for view in (self.snapshots, self.inspect, self.diagnostics, self.distill):
             if view is shown:
                 view.show_run(current)
         self.log.show_log(paths.run_dir(current.id, create=False) / "worker.log" if current else None)

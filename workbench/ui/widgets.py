@@ -4,14 +4,17 @@ boxes that ignore the wheel unless focused, and secondary windows placed on scre
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
     QAbstractSlider,
     QAbstractSpinBox,
     QApplication,
     QComboBox,
+    QHeaderView,
     QMessageBox,
+    QTableWidget,
+    QTableWidgetItem,
     QWidget,
 )
 
@@ -83,3 +86,28 @@ def closes_with_keys(window: QWidget) -> None:
     """Escape and Ctrl+W close a secondary window."""
     for keys in (QKeySequence(Qt.Key.Key_Escape), QKeySequence.StandardKey.Close):
         QShortcut(keys, window, window.close)
+
+
+def fill_count_matrix(table: QTableWidget, counts: list[list[int]], classes: list[str]) -> None:
+    """A square table of counts (rows and columns: `classes`), shaded by count: the diagonal blue,
+    the rest red, so where two predictions agree or a class is confused stands out."""
+    n = len(classes)
+    table.setRowCount(n)
+    table.setColumnCount(n)
+    table.setHorizontalHeaderLabels([c[:4] for c in classes])
+    table.setVerticalHeaderLabels([c[:10] for c in classes])
+    peak = max(max(row) for row in counts) or 1
+    for r in range(n):
+        for c in range(n):
+            item = QTableWidgetItem(str(counts[r][c]))
+            share = counts[r][c] / peak
+            base = (47, 111, 214) if r == c else (214, 69, 69)
+            item.setBackground(QColor(*(round(255 - (255 - b) * share) for b in base)))
+            item.setForeground(QColor("white" if share > 0.6 else "black"))
+            item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            table.setItem(r, c, item)
+    header = table.horizontalHeader()
+    header.setMinimumSectionSize(24)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # every column fits the view
+    for c, name in enumerate(classes):
+        table.horizontalHeaderItem(c).setToolTip(name)

@@ -29,6 +29,7 @@ from workbench.methods.base import (
     param_groups,
 )
 from workbench.methods.deit import Config
+from workbench.methods.diagnostics import Diagnostics
 from workbench.methods.vit.method import build_vit
 
 REPORT_IMAGES = 16
@@ -177,7 +178,10 @@ class DeitMethod(ClassifierMethod):
         y, student = p["labels"], p["avg"].argmax(-1)
         classes = self.data.classes
         n = len(classes)
+        diagnostics = Diagnostics(classes, self.to_uint8)
+        diagnostics.add(p["avg"].clamp_min(1e-12).log(), y)  # counts only: the grid below shows the images
         data: dict[str, Any] = {
+            "diagnostics": diagnostics.result()[0],
             "classes": classes,
             "top1": {head: _top1(p[head], y) for head in ("cls", "dist", "avg")},
             "per_class": {"student": _per_class(student, y, n)},

@@ -1,0 +1,113 @@
+"""`DiagnosticsView`: what a user checks before exporting a classifier, from the report every
+classifier stores at the end of training: top-1 (and top-5), the confusion matrix (a table of
+counts up to 30 classes, a heatmap beyond), precision and recall per class, and the gallery of
+the most confident mistakes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench import fmt
+from workbench.store import Run, Store
+from workbench.ui.image_view import ZoomImage
+from workbench.ui.widgets import fill_count_matrix
+
+TABLE_CLASSES = 30  # more classes than this: a heatmap instead of a table of counts
+
+
+class DiagnosticsView(QWidget):
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.shown: tuple[int, str] | None = None  # (run, status) on screen
+        self.title = QLabel("select a finished classifier run")
+        self.title.setStyleSheet("font-weight: 600;")
+        self.title.setWordWrap(True)
+        self.matrix = QTableWidget()
+        self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.matrix.setToolTip("rows: the true class; columns: the predicted one; off the diagonal: confusions")
+        self.heatmap = pg.PlotWidget(title="confusion (rows: true class, columns: predicted)")
+        self.heatmap.setBackground("w")
+        self.heatmap.invertY(True)
+        self.heat_image = pg.ImageItem(colorMap=pg.colormap.get("viridis"))
+        self.heatmap.addItem(self.heat_image)
+        self.confusion = QStackedWidget()
+        self.confusion.addWidget(self.matrix)
+        self.confusion.addWidget(self.heatmap)
+        self.per_class = QTableWidget(0, 4)
+        self.per_class.setHorizontalHeaderLabels(["class", "precision", "recall", "support"])
+        self.per_class.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.per_class.setSortingEnabled(True)
+        self.per_class.verticalHeader().hide()
+        self.gallery = ZoomImage(placeholder="the most confident mistakes appear here")
+
+        upper = QSplitter()
+        upper.addWidget(self.confusion)
+        upper.addWidget(self.per_class)
+        upper.setSizes([520, 360])
+        gallery_box = QWidget()
+        gallery_layout = QVBoxLayout(gallery_box)
+        gallery_layout.setContentsMargins(0, 0, 0, 0)
+        gallery_layout.addWidget(QLabel("the most confident mistakes (red frame: the prediction and its confidence)"))
+        gallery_layout.addWidget(self.gallery)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(upper)
+        body.addWidget(gallery_box)
+        body.setSizes([340, 360])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(body, 1)
+
+    def show_run(self, run: Run | None) -> None:
+        """Follow the selected run; its report is read again only when the run or its status changes."""
+        key = (run.id, run.status) if run else None
+        if key == self.shown:
+            return
+        self.shown = key
+        report = fmt.run_report(self.store, run.id) if run else None
+        diagnostics = (report or {}).get("diagnostics")
+        if diagnostics is None:
+            self.title.setText("select a finished classifier run" if run is None else
+                               f"run {run.id} has no diagnostics: they are written when a classifier finishes "
+                               f"training ({run.method}, {run.status})")
+            self.matrix.setRowCount(0)
+            self.per_class.setRowCount(0)
+            self.gallery.set_pixmap(None)
+            return
+        self.title.setText(f"run {run.id} · {run.name}: " + fmt.diagnostics_lines(diagnostics)[0])
+        classes, counts = diagnostics["classes"], diagnostics["confusion"]
+        if len(classes) <= TABLE_CLASSES:
+            fill_count_matrix(self.matrix, counts, classes)
+            self.confusion.setCurrentWidget(self.matrix)
+        else:
+            self.heat_image.setImage(np.asarray(counts, dtype=np.float32).T)  # ImageItem: x is the first axis
+            self.confusion.setCurrentWidget(self.heatmap)
+        self._per_class(diagnostics["per_class"])
+        mistakes = self.store.artifacts(run.id, "image", name="mistakes")[-1:]
+        self.gallery.set_pixmap(QPixmap(str(self.store.abspath(mistakes[0]))) if mistakes else None,
+                                keep_zoom=False)
+
+    def _per_class(self, rows: list[dict]) -> None:
+        self.per_class.setSortingEnabled(False)
+        self.per_class.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            cells = [row["class"], *(row[k] for k in ("precision", "recall", "support"))]
+            for c, value in enumerate(cells):
+                item = QTableWidgetItem()
+                item.setData(Qt.ItemDataRole.DisplayRole, value if not isinstance(value, float) else round(value, 3))
+                self.per_class.setItem(r, c, item)
+        self.per_class.setSortingEnabled(True)
+        self.per_class.resizeColumnsToContents()
