@@ -107,7 +107,11 @@ class DiagnosticsView(QWidget):
             cells = [row["class"], *(row[k] for k in ("precision", "recall", "support"))]
             for c, value in enumerate(cells):
                 item = QTableWidgetItem()
-                item.setData(Qt.ItemDataRole.DisplayRole, value if not isinstance(value, float) else round(value, 3))
+                if value is None:  # precision of a class never predicted
+                    item.setText("—")
+                    item.setToolTip("never predicted: no precision")
+                else:
+                    item.setData(Qt.ItemDataRole.DisplayRole, round(value, 3) if isinstance(value, float) else value)
                 self.per_class.setItem(r, c, item)
         self.per_class.setSortingEnabled(True)
         self.per_class.resizeColumnsToContents()
