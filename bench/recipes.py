@@ -4,7 +4,7 @@ over a few seeds. Prints one JSON line: each recipe's final and peak (best epoch
 sd; the EMA's too. A final well below the peak is overfitting.
 Whichever way it goes is the result: such regularisers are meant for long training.
 
-    python bench/recipes.py [--epochs 20] [--seeds 2]
+    python bench/recipes.py [--epochs 20] [--seeds 2] [--recipes old deit]
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES),
+                        help="which recipes (default both; one alone where a long budget leaves time for one)")
     args = parser.parse_args()
     store = bench_store()
     result: dict[str, float] = {}
-    for name, overrides in RECIPES.items():
+    for name in args.recipes:
+        overrides = RECIPES[name]
         finals: dict[str, list[float]] = {"top1": [], "peak_top1": [], "ema_top1": [], "ema_peak_top1": []}
         for seed in range(args.seeds):
             run = store.get_run(train_tiny(store, "vit", [*overrides, f"epochs={args.epochs}", f"seed={seed}"]))
@@ -42,8 +45,9 @@ def main() -> None:
             if values:
                 result[f"{name}_{key}_mean"] = round(statistics.mean(values), 4)
                 result[f"{name}_{key}_sd"] = round(statistics.stdev(values), 4) if len(values) > 1 else 0.0
-    result["gain"] = round(max(result.get("deit_top1_mean", 0), result.get("deit_ema_top1_mean", 0))
-                           - result["old_top1_mean"], 4)
+    if {"old", "deit"} <= set(args.recipes):
+        result["gain"] = round(max(result["deit_top1_mean"], result.get("deit_ema_top1_mean", 0))
+                               - result["old_top1_mean"], 4)
     print(json.dumps({"bench": "recipes", "epochs": args.epochs, "seeds": args.seeds, **result}))
 
 
