@@ -328,7 +328,8 @@ class StudiesView(QWidget):
 
     def say(self, message: str) -> None:
         self.feedback.setText(message)
-        QTimer.singleShot(6000, lambda: self.feedback.text() == message and self.feedback.clear())
+        # bound to the label: a window closed within the 6 s drops the call instead of raising
+        QTimer.singleShot(6000, self.feedback, lambda: self.feedback.text() == message and self.feedback.clear())
 
     def _show_runs(self) -> None:
         view = self.current()

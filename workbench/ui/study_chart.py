@@ -98,8 +98,10 @@ class StudyChart(QWidget):
         def x_of(value: Any) -> float:
             return float(value) if numeric else categories.index(str(value))
 
+        ys: list[float] = []  # every value plotted
         for i, (name, rows) in enumerate(groups.items()):
             pairs = sorted((x_of(r[0]), r[first + col]) for r in rows if isinstance(r[first + col], (int, float)))
+            ys += [p[1] for p in pairs]
             if pairs:
                 colour = PALETTE[i % len(PALETTE)]
                 self.plot.plot([p[0] for p in pairs], [p[1] for p in pairs], pen=pg.mkPen(colour, width=1.5),
@@ -110,10 +112,15 @@ class StudyChart(QWidget):
                            symbolBrush="k", name=f"mean of {len(groups)} seeds")
         for row, ref in zip(table.rows, table.reference):
             if ref and isinstance(row[first + col], (int, float)):
+                ys.append(row[first + col])
                 line = pg.InfiniteLine(pos=row[first + col], angle=0, label=f"{row[0]}: {row[first + col]:.3f}",
                                        pen=pg.mkPen("#777", width=1.5, style=Qt.PenStyle.DashLine),
                                        labelOpts={"position": 0.02, "color": "#555", "anchors": [(0, 1), (0, 1)]})
                 self.plot.addItem(line)
+        if ys and len(self.legend.items) > 1:  # the legend, two to a row, in room above the data: it hides no point
+            self.legend.setColumnCount(2)
+            span = (max(ys) - min(ys)) or abs(max(ys)) or 1.0
+            self.plot.setYRange(min(ys), max(ys) + 0.3 * span)
         self.best.setText(self._best_text(table, col))
 
     @staticmethod
