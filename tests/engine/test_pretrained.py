@@ -2,6 +2,7 @@
 save_for_hf folder, a safetensors file, a .pth state dict, a pickle that needs code, another run."""
 
 import json
+from pathlib import Path
 
 import pytest
 import timm
@@ -95,9 +96,35 @@ def test_a_run_starts_from_an_mae_encoder_and_a_finetune_needs_no_parent(store: 
         create_run(store, "finetune", preset="tiny", overrides=[f"init=run:{mae.id}"], parents={"encoder": mae.id})
 
 
+def _hub_cache(monkeypatch, folder: Path) -> None:
+    """huggingface_hub's cache in `folder`, its server unreachable (nothing listens there): offline."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder))
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+
+
+def test_timm_weights_in_the_local_cache_load_offline_resampled_to_the_run(store: Store, monkeypatch,
+                                                                         tmp_path) -> None:
+    _hub_cache(monkeypatch, tmp_path / "hub")
+    torch.manual_seed(3)
+    source = timm.create_model("vit_tiny_patch16_224", pretrained=False)  # ViT-Ti/16 at 224 px
+    repo = tmp_path / "hub" / ("models--" + source.pretrained_cfg["hf_hub_id"].replace("/", "--"))
+    commit = "0" * 40  # the cache's layout, as a download leaves it
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    save_file(source.state_dict(), repo / "snapshots" / commit / "model.safetensors")
+    t = _started(store, "timm:vit_tiny_patch16_224")  # into the tiny preset: 32 px, patches of 4
+    cfg = store.get_run(t.run_id).config
+    assert (cfg["width"], cfg["depth"], cfg["heads"], cfg["patch_size"]) == (192, 12, 3, 4)
+    assert torch.equal(t.model.blocks[11].mlp.fc2.weight, source.blocks[11].mlp.fc2.weight)
+    assert t.model.pos_embed.shape == (1, 1 + 8 * 8, 192) and t.model.patch_embed.proj.weight.shape[-1] == 4
+
+
 def test_offline_hub_and_uncached_timm_names_say_what_to_do(store: Store, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: this machine is offline
+    _hub_cache(monkeypatch, tmp_path / "empty-cache")
     with pytest.raises(WorkbenchError, match="Hub cannot be reached.*init=local-dir:FOLDER"):
         _started(store, "hf-hub:timm/vit_tiny_patch16_224.augreg_in21k")
     with pytest.raises(WorkbenchError, match="not in the local cache"):

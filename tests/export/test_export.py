@@ -145,3 +145,22 @@ def test_export_dialog_runs_the_export_in_another_process(trained, qtbot, tmp_pa
     assert dialog.start()
     qtbot.waitUntil(lambda: dialog.export_button.isEnabled(), timeout=120_000)
     assert store.artifacts(runs["vit"], "export", name="pt2")
+
+
+def test_push_offline_says_so_and_keeps_the_export(trained, monkeypatch, capsys, tmp_path: Path) -> None:
+    from huggingface_hub import constants
+
+    from workbench.cli import main
+
+    store, runs, _, _ = trained
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens: offline
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    code = main(["export", str(runs["vit"]), "--format", "safetensors", "--out", str(tmp_path / "x"), "--push", "me/x"])
+    err = capsys.readouterr().err
+    assert code != 0 and "cannot reach the Hub" in err and "nothing was pushed" in err
+    assert {p.name for p in (tmp_path / "x").iterdir()} == {"model.safetensors", "config.json", CARD}
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert main(["export", str(runs["vit"]), "--format", "safetensors", "--out", str(tmp_path / "y"),
+                 "--push", "me/x"]) != 0
+    assert "this machine is offline (HF_HUB_OFFLINE is set)" in capsys.readouterr().err
