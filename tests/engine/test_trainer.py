@@ -41,8 +41,11 @@ def test_train_reports_metrics_images_and_keeps_two_checkpoints(store: Store) ->
     assert [r[1] for r in store.metrics(run.id, key="val/top1")] == [10, 20, 30]
     assert [r[1] for r in store.metrics(run.id, key="train/loss")] == [5, 10, 15, 20, 25, 30]
     assert [a.step for a in store.artifacts(run.id, "checkpoint")] == [20, 30]
+    (best,) = store.artifacts(run.id, "best")  # the best evaluation's weights, beside the last two
+    top1 = store.metrics(run.id, key="val/top1")
+    assert best.step == max(top1, key=lambda r: (r[4], -r[1]))[1]
     assert sorted(p.name for p in (Path(store.home) / "runs" / f"{run.id:06d}" / "checkpoints").iterdir()) == \
-        ["step-00000020.pt", "step-00000030.pt"]
+        sorted([f"best-{best.step:08d}.pt", "step-00000020.pt", "step-00000030.pt"])
     images = store.artifacts(run.id, "image", name="predictions")
     assert [a.step for a in images] == [10, 20, 30]
     with Image.open(store.abspath(images[-1])) as img:
