@@ -92,15 +92,15 @@ def finished_run(store: Store, method: str, **config: object) -> int:
 def finish_queued_members(store: Store, study_id: int,
                           summary: Callable[[str, dict], dict[str, float] | None]) -> int:
     """Finish the study's queued member runs without training: each gets the final results
-    `summary(stage, point)` (`point`: its sweep point's values, {} for a shared stage; None leaves
-    it queued) and a checkpoint file, as a trained run would; then the study advances (its next
-    stages get queued). How many were finished."""
+    `summary(stage, point)` (`point`: its sweep point's values; for a shared stage its seed
+    alone, {} without seeds; None leaves it queued) and a checkpoint file, as a trained run
+    would; then the study advances (its next stages get queued). How many were finished."""
     stages = {s.id: s.name for s in store.study_stages(study_id)}
     points = store.get_study(study_id).spec["points"]
     done = 0
     for member in store.study_members(study_id):
         run = store.get_run(member.run_id) if member.run_id else None
-        point = points[member.point] if member.point is not None else {}
+        point = points[member.point] if member.point is not None else member.values
         if run is None or run.status != "queued" or (values := summary(stages[member.stage_id], point)) is None:
             continue
         checkpoint = store.home / "runs" / f"{run.id}.pt"

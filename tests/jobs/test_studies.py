@@ -232,7 +232,7 @@ def test_cli_refuses_a_bad_study_in_one_line(cli, store: Store) -> None:
 
 def test_repeats_seed_whole_chains_and_tables_mean_and_sd(store: Store) -> None:
     members = plan(store, template_spec("mae-mask-ratio", seeds=[0, 1]))
-    assert len(members) == 25  # 4 ratios x 2 seeds x (pretrain, probe, finetune) + one scratch ViT
+    assert len(members) == 26  # 4 ratios x 2 seeds x (pretrain, probe, finetune) + a scratch ViT per seed
     for m in members:
         if m["stage"] in ("probe", "finetune"):
             encoder = members[m["parents"]["encoder"]["member"]]
@@ -250,6 +250,24 @@ def test_repeats_seed_whole_chains_and_tables_mean_and_sd(store: Store) -> None:
     sd = statistics.stdev([0.25, 0.35])
     assert means.rows == [[0.5, f"{0.3:.4f} ± {sd:.4f}", "n=2"], [0.75, "0.4000", "n=2"]]
     assert seed_means(results(overview(store, create_study(store, template_spec("vit-pos-embed")).id))) is None
+
+
+def test_shared_stages_run_once_per_seed_and_each_chain_uses_its_own(store: Store) -> None:
+    members = plan(store, template_spec("mae-mask-ratio", seeds=[0, 1, 2]))
+    scratch = [(m["point"], m["values"], m["config"]["seed"], m["name"]) for m in members if m["stage"] == "scratch"]
+    assert scratch == [(None, {"seed": s}, s, f"scratch seed={s}") for s in (0, 1, 2)]
+    assert [m["stage"] for m in plan(store, template_spec("mae-mask-ratio"))].count("scratch") == 1  # no seeds
+    for template, parent, child in (("deit-distill", "teacher", "student"),
+                                    ("beit-mask-ratio", "tokenizer", "pretrain"),
+                                    ("mpp-targets", "untrained", "untrained probe")):
+        members = plan(store, template_spec(template, seeds=[0, 1, 2]))
+        assert [m["config"]["seed"] for m in members if m["stage"] == parent] == [0, 1, 2], template
+        children = [m for m in members if m["stage"] == child]
+        assert len(children) == (3 if child == "untrained probe" else 9), template
+        for m in children:  # each seed's chain learns from that seed's parent
+            role = next(iter(m["parents"]))
+            assert members[m["parents"][role]["member"]]["config"]["seed"] == m["config"]["seed"], template
+    assert store.list_runs() == []
 
 
 def test_a_reference_stage_is_a_row_of_its_own_in_its_columns_only(store: Store) -> None:

@@ -1,7 +1,8 @@
 """Verdicts on a study's claims, from member runs given their final results directly in the store
 (nothing trains): the effect, its SE and n by hand; held, contradicted and within noise by the
 2-SE rule; one seed gives the direction only; unfinished runs leave a claim pending; a reference
-row (the ViT from scratch) is a side; the exports and `workbench study show` carry them."""
+row (the ViT from scratch, one run per seed) is a side with n = seeds; the exports and
+`workbench study show` carry them."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from workbench.studies import (
     create_study,
     overview,
     results,
+    seed_means,
     sweep_spec,
     template_spec,
     to_csv,
@@ -29,6 +31,7 @@ from workbench.studies import (
     to_markdown_with,
     verdicts,
 )
+from workbench.studies.results import mean_sd
 from workbench.studies.verdicts import (
     AGREES,
     CONTRADICTED,
@@ -101,10 +104,11 @@ def test_unfinished_runs_leave_a_claim_pending_and_a_reference_row_is_a_side(sto
     study = create_study(store, template_spec("mae-mask-ratio", seeds=[0, 1]))
     probe = {0.25: [0.20, 0.21], 0.5: [0.22, 0.23], 0.75: [0.30, 0.31], 0.9: [0.25, 0.26]}
     finetune = {0.25: [0.35, 0.37], 0.5: [0.38, 0.39], 0.75: [0.40, 0.42], 0.9: [0.27, 0.29]}
+    scratch_top1 = [0.29, 0.31]
 
     def summary(stage: str, v: dict) -> dict[str, float]:
         if stage == "scratch":
-            return {"val/top1": 0.30}
+            return {"val/top1": scratch_top1[v["seed"]]}
         table = {"probe": probe, "finetune": finetune}.get(stage)
         return {"val/top1": table[v["mask_ratio"]][v["seed"]]} if table else {"val/loss": 0.1}
 
@@ -120,9 +124,32 @@ def test_unfinished_runs_leave_a_claim_pending_and_a_reference_row_is_a_side(sto
     probe_claim = found["linear probe at 0.75 > at 0.25"]
     assert probe_claim.verdict == HELD and (probe_claim.n_a, probe_claim.n_b) == (2, 2)
     assert probe_claim.effect == pytest.approx(0.10) and probe_claim.se == pytest.approx(se(probe[0.75], probe[0.25]))
-    scratch = found["fine-tune after MAE at 0.75 > ViT from scratch"]  # the reference runs once, not per seed
-    assert (scratch.n_a, scratch.n_b) == (2, 1) and scratch.verdict == AGREES and scratch.se is None
-    assert scratch.mean_b == 0.30 and scratch.effect == pytest.approx(0.11)
+    scratch = found["fine-tune after MAE at 0.75 > ViT from scratch"]  # the reference runs once per seed
+    assert (scratch.n_a, scratch.n_b) == (2, 2) and scratch.verdict == HELD
+    assert scratch.mean_b == pytest.approx(0.30) and scratch.effect == pytest.approx(0.11)
+    assert scratch.se == pytest.approx(se(finetune[0.75], scratch_top1))
+
+
+def test_a_claim_against_the_vit_from_scratch_has_n_seeds_on_both_sides(store: Store) -> None:
+    study = create_study(store, template_spec("mae-mask-ratio", seeds=[0, 1, 2]))
+    finetune, scratch = {0.75: [0.40, 0.42, 0.41]}, [0.30, 0.41, 0.36]
+
+    def summary(stage: str, v: dict) -> dict[str, float]:
+        if stage == "scratch":
+            return {"val/top1": scratch[v["seed"]]}
+        return {"val/top1": finetune.get(v["mask_ratio"], [0.3] * 3)[v["seed"]], "val/loss": 0.1}
+
+    while finish_queued_members(store, study.id, summary):
+        pass
+    table = results(overview(store, study.id))
+    rows = [row for row, ref in zip(table.rows, table.reference) if ref == "scratch"]
+    assert [(row[0], row[1], row[3]) for row in rows] == [("scratch (vit)", s, top1) for s, top1 in enumerate(scratch)]
+    means = seed_means(table)
+    assert means.reference[-1] == "scratch" and means.rows[-1] == [
+        "scratch (vit)", "", mean_sd(scratch), "", "n=3"]
+    found = judged(store, study.id)["fine-tune after MAE at 0.75 > ViT from scratch"]
+    assert (found.n_a, found.n_b) == (3, 3) and found.mean_b == pytest.approx(statistics.fmean(scratch))
+    assert found.se == pytest.approx(se(finetune[0.75], scratch)) and found.verdict == NOISE  # 0.053 vs an SE of 0.032
 
 
 def test_every_template_claim_names_rows_and_columns_its_study_has(store: Store) -> None:

@@ -4,6 +4,7 @@ saving, and links to the runs."""
 
 from __future__ import annotations
 
+import pyqtgraph as pg
 import pytest
 
 from tests.conftest import finish_queued_members
@@ -59,6 +60,20 @@ def test_the_dialog_plans_as_you_type_and_starts_a_study(qtbot, store: Store) ->
     assert len(runs) == 4 and all(r.config["seed"] == 3 and r.status == RunStatus.QUEUED for r in runs)
     assert {(r.config["pos_embed"], r.config["depth"]) for r in runs} == {
         ("learned-1d", 1), ("learned-1d", 2), ("none", 1), ("none", 2)}
+
+
+def test_reference_runs_per_seed_are_one_dashed_line_at_their_mean(qtbot, window: MainWindow, store: Store) -> None:
+    study = create_study(store, template_spec("mae-mask-ratio", seeds=[0, 1, 2]))
+    scratch = [0.30, 0.41, 0.36]
+    while finish_queued_members(store, study.id, lambda stage, p: {"val/top1": scratch[p["seed"]] if stage == "scratch"
+                                                                   else 0.4, "val/loss": 0.1}):
+        pass
+    view = window.open_studies()
+    qtbot.waitUntil(lambda: view.table_data is not None, timeout=10_000)
+    view.chart.metric_box.setCurrentText("fine-tune top-1")
+    lines = [item for item in view.chart.plot.getPlotItem().items if isinstance(item, pg.InfiniteLine)]
+    assert len(lines) == 1 and lines[0].value() == pytest.approx(sum(scratch) / 3)
+    assert lines[0].label.format == f"scratch (vit): {sum(scratch) / 3:.3f} (mean of 3 seeds)"
 
 
 def test_the_window_shows_results_equal_to_the_runs_and_links_to_them(qtbot, window: MainWindow, store: Store,

@@ -18,6 +18,7 @@ from workbench.studies.results import (
     Table,
     overview,
     point_values,
+    reference_values,
     results,
     seed_means,
     to_csv,
@@ -53,8 +54,9 @@ from workbench.studies.verdicts import (
     verdicts,
 )
 
-__all__ = ["CONTRADICTED", "FOLLOW_UPS", "HELD", "TEMPLATES", "VERDICT_HEADER", "VERDICT_RULE", "Claim", "Column", "Overview", "Side", "Stage",
-           "StudySpec", "Table", "Verdict", "advance", "cancel_study", "claims_for", "common_overrides", "create_study",
-           "delete_study", "grid", "kept_values", "overview", "parse_sweep", "plan", "results", "point_values",
-           "resume_study", "seed_means", "start_queued", "sweep_spec", "template_spec", "tick", "to_csv", "to_csv_with",
-           "to_markdown", "to_markdown_with", "verdict_markdown", "verdict_rows", "verdicts", "wait_for"]
+__all__ = ["CONTRADICTED", "FOLLOW_UPS", "HELD", "TEMPLATES", "VERDICT_HEADER", "VERDICT_RULE", "Claim",
+           "Column", "Overview", "Side", "Stage", "StudySpec", "Table", "Verdict", "advance", "cancel_study",
+           "claims_for", "common_overrides", "create_study", "delete_study", "grid", "kept_values", "overview",
+           "parse_sweep", "plan", "point_values", "reference_values", "results", "resume_study", "seed_means",
+           "start_queued", "sweep_spec", "template_spec", "tick", "to_csv", "to_csv_with", "to_markdown",
+           "to_markdown_with", "verdict_markdown", "verdict_rows", "verdicts", "wait_for"]

@@ -4,8 +4,9 @@ make, all worked out before anything is written (a refused study writes nothing)
 A study is a pipeline of stages (each a method whose parents are earlier stages or existing
 runs) and a sweep: a list of points, each a dict of field values applied to the one `swept`
 stage. The swept stage and every stage below it run once per point; the others (a DeiT
-teacher, a BEiT tokenizer) run once and are shared by every point. A point's `seed` (repeats
-of a study) seeds the stages below the swept one too, so each repeat is a whole chain.
+teacher, a BEiT tokenizer, a ViT from scratch) are shared by the points. A point's `seed`
+(repeats of a study) seeds the stages below the swept one too, and a shared stage runs once
+per seed, shared by that seed's points, so each repeat is a whole, independent chain.
 """
 
 from __future__ import annotations
@@ -155,24 +156,32 @@ def plan(store: Store, spec: StudySpec) -> list[dict[str, Any]]:
     """Every member run of the study, in creation order, with its validated config; raises
     `ConfigError` (naming the stage and the point) before anything is written."""
     _check_shape(spec)
-    per_point: dict[str, bool] = {}  # stage -> runs once per sweep point
+    # Shared stages run once per seed: a claim against a reference row (the ViT from scratch, the
+    # untrained encoder's probe) then has n = seeds on that side too, so a standard error.
+    # Parents (a DeiT teacher, a BEiT tokenizer) follow the same rule, each seed's chain using
+    # its own: with one teacher for every seed, all repeats would share that teacher's luck,
+    # and their spread (so the SE) would leave out the variance the teacher brings to what the
+    # paper compares.
+    seeds = list(dict.fromkeys(p.get("seed") for p in spec.points))  # [None]: no repeats
+    per_point: dict[str, bool] = {}  # stage -> runs once per sweep point (else once per seed)
     members: list[dict[str, Any]] = []
-    index: dict[tuple[str, int | None], int] = {}
+    index: dict[tuple[str, int | None], int] = {}  # (stage, its point, or for a shared stage its seed)
     for stage in spec.stages:
         cls = config_class(stage.method)
         known = {f.name for f in fields(cls)}
         per_point[stage.name] = stage.swept or any(isinstance(src, str) and per_point[src]
                                                    for src in stage.parents.values())
-        for point in range(len(spec.points)) if per_point[stage.name] else [None]:
-            values = spec.points[point] if stage.swept else {}
-            if point is not None and "seed" in spec.points[point]:  # a repeat seeds the whole chain below it
-                values = {**values, "seed": spec.points[point]["seed"]}
-            where = stage.name + (f" ({label(spec.points[point])})" if point is not None and spec.points[point] else "")
+        places = ([(p, spec.points[p].get("seed")) for p in range(len(spec.points))] if per_point[stage.name]
+                  else [(None, seed) for seed in seeds])
+        for point, seed in places:
+            values = (spec.points[point] if stage.swept else {}) | ({"seed": seed} if seed is not None else {})
+            shown = spec.points[point] if point is not None else values  # what tells this member apart
+            where = stage.name + (f" ({label(shown)})" if shown else "")
             overrides = {k: v for k, v in spec.common.items() if k in known} | dict(stage.overrides) | values
             infos, parents = {}, {}
             for role, src in stage.parents.items():
                 if isinstance(src, str):
-                    ref = index[(src, point if per_point[src] else None)]
+                    ref = index[(src, point if per_point[src] else seed)]
                     parent = members[ref]
                     infos[role] = ParentInfo(0, parent["method"], "finished",
                                              config_from_dict(parent["method"], parent["config"]))
@@ -190,10 +199,10 @@ def plan(store: Store, spec: StudySpec) -> list[dict[str, Any]]:
                 cfg = checked_config(store, stage.method, preset=spec.budget, overrides=overrides, parents=infos)
             except ConfigError as exc:
                 raise ConfigError(exc.field, f"stage {where}: {exc.reason}") from None
-            index[(stage.name, point)] = len(members)
+            index[(stage.name, point if per_point[stage.name] else seed)] = len(members)
             members.append(dict(stage=stage.name, point=point, values=values, method=stage.method,
                                 config=cfg.to_dict(), parents=parents,
-                                name=stage.name + (f" {label(spec.points[point])}" if point is not None else "")))
+                                name=stage.name + (f" {label(shown)}" if shown else "")))
     return members
 
 

@@ -1,5 +1,5 @@
 """What a study looks like now: its members' progress, its status, and its results table (one
-row per sweep point, plus one per reference stage such as a teacher), as CSV or Markdown.
+row per sweep point, plus one per run of a reference stage such as a teacher), as CSV or Markdown.
 
 Every number in the table is the final value a member run stored in its summary, so the CLI,
 the GUI and an exported file always agree with the runs themselves.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from workbench.store import RunStatus
 from workbench.studies.scheduler import STALLED, WAITING
@@ -85,15 +85,19 @@ class Table:
 
 
 def results(view: Overview) -> Table:
+    """One row per sweep point, then one per run of each reference stage (one per seed, its seed
+    in the `seed` column, so its rows pool over seeds like a point's)."""
     spec = view.study.spec
     fields, columns = spec["sweep_fields"] or ["row"], spec["columns"]  # a pipeline alone has one row
     stage_ids = {s.name: s.id for s in view.stages}
-    by_place = {(m.stage_id, m.point): m for m in view.members}
+    # a shared member's place is its seed (None before shared stages ran per seed, or without seeds)
+    by_place = {(m.stage_id, m.point, None if m.point is not None else m.values.get("seed")): m for m in view.members}
     references = {s.id for s in view.stages if s.reference}  # rows of their own (a teacher)
     names = {s.id: s.name for s in view.stages}
 
-    def member(stage: str, point: int | None) -> StudyMember | None:
-        return by_place.get((stage_ids[stage], point)) or by_place.get((stage_ids[stage], None))
+    def member(stage: str, point: int) -> StudyMember | None:
+        sid, seed = stage_ids[stage], spec["points"][point].get("seed")
+        return by_place.get((sid, point, None)) or by_place.get((sid, None, seed)) or by_place.get((sid, None, None))
 
     def value(m: StudyMember | None, key: str) -> Any:
         run = view.run_of(m) if m else None
@@ -101,49 +105,66 @@ def results(view: Overview) -> Table:
 
     rows, reference = [], []
     for point, values in enumerate(spec["points"]):
-        mine = [m for m in view.members if m.point in (point, None) and m.stage_id not in references]
+        mine = [m for m in view.members if m.stage_id not in references and (
+            m.point == point or (m.point is None and m.values.get("seed") in (None, values.get("seed"))))]
         rows.append([values.get(f, "result" if f == "row" else "") for f in fields]
                     + [value(member(c["stage"], point), c["key"]) for c in columns] + [_row_status(view, mine, names)])
         reference.append("")
     for stage in (s for s in view.stages if s.reference):
-        m = member(stage.name, None)
-        labels = [f"{stage.name} ({stage.method})"] + [""] * (len(fields) - 1)
-        rows.append(labels + [value(m, c["key"]) if c["stage"] == stage.reference else "" for c in columns]
-                    + [_row_status(view, [m] if m else [], names)])
-        reference.append(stage.name)
+        for m in (m for m in view.members if m.stage_id == stage.id):
+            labels = [f"{stage.name} ({stage.method})"] + [m.values.get("seed", "") if f == "seed" else ""
+                                                           for f in fields[1:]]
+            rows.append(labels + [value(m, c["key"]) if c["stage"] == stage.reference else "" for c in columns]
+                        + [_row_status(view, [m], names)])
+            reference.append(stage.name)
     return Table([*fields, *(c["label"] for c in columns), "status"], rows, list(fields),
                  [c["label"] for c in columns], [c["key"] for c in columns], reference)
+
+
+def _numbers(values: Iterable[Any]) -> list[float]:
+    """The values that are numbers (a cell of a run not finished, or without the metric, is '')."""
+    return [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 def point_values(table: Table, col: int) -> dict[tuple, list[float]]:
     """The values of result column `col` per sweep point, repeats (the `seed` field) pooled:
     key = the point's other sweep values, in table order. Reference rows are left out."""
     first = len(table.sweep_fields)
-    keep = [i for i, f in enumerate(table.sweep_fields) if f != "seed"]
-    out: dict[tuple, list[float]] = {}
+    return {key: _numbers(row[first + col] for row in rows) for key, (ref, rows) in _by_point(table).items()
+            if not ref}
+
+
+def reference_values(table: Table, col: int) -> dict[str, list[float]]:
+    """The values of result column `col` per reference stage (its rows' label), seeds pooled."""
+    first, out = len(table.sweep_fields), {}
     for row, ref in zip(table.rows, table.reference):
-        if not ref:
-            values = out.setdefault(tuple(row[i] for i in keep), [])
-            if isinstance(row[first + col], (int, float)):
-                values.append(row[first + col])
+        if ref:
+            out.setdefault(row[0], []).extend(_numbers([row[first + col]]))
+    return out
+
+
+def _by_point(table: Table) -> dict[tuple, tuple[str, list[list[Any]]]]:
+    """The rows grouped over seeds: key = the row's sweep values but its seed, in table order ->
+    (the reference stage the rows show, '' for a sweep point; the rows)."""
+    keep = [i for i, f in enumerate(table.sweep_fields) if f != "seed"]
+    out: dict[tuple, tuple[str, list[list[Any]]]] = {}
+    for row, ref in zip(table.rows, table.reference):
+        out.setdefault(tuple(row[i] for i in keep), (ref, []))[1].append(row)
     return out
 
 
 def seed_means(table: Table) -> Table | None:
-    """With a `seed` sweep field: one row per point of the other fields, each result column as
-    'mean ± sd' over the seeds with a value (the number of repeats last); None without seeds."""
+    """With a `seed` sweep field: one row per point of the other fields, and one per reference
+    stage, each result column as 'mean ± sd' over the seeds with a value (the number of repeats
+    last); None without seeds."""
     if "seed" not in table.sweep_fields:
         return None
-    others = [f for f in table.sweep_fields if f != "seed"]
-    columns = [point_values(table, col) for col in range(len(table.columns))]
-    repeats = table.sweep_fields.index("seed")
-    counts: dict[tuple, int] = {}
-    for row, ref in zip(table.rows, table.reference):
-        if not ref:
-            key = tuple(v for i, v in enumerate(row[:len(table.sweep_fields)]) if i != repeats)
-            counts[key] = counts.get(key, 0) + 1
-    rows = [[*key, *(mean_sd(c[key]) for c in columns), f"n={n}"] for key, n in counts.items()]
-    return Table([*others, *table.columns, "seeds"], rows, others, table.columns, table.keys, [""] * len(rows))
+    first, groups = len(table.sweep_fields), _by_point(table)
+    rows = [[*key, *(mean_sd(_numbers(r[first + col] for r in repeats)) for col in range(len(table.columns))),
+             f"n={len(repeats)}"] for key, (_, repeats) in groups.items()]
+    return Table([*(f for f in table.sweep_fields if f != "seed"), *table.columns, "seeds"], rows,
+                 [f for f in table.sweep_fields if f != "seed"], table.columns, table.keys,
+                 [ref for ref, _ in groups.values()])
 
 
 def mean_sd(values: list[float]) -> str:

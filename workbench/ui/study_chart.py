@@ -1,7 +1,7 @@
 """`StudyChart`: a study's swept field against one result column (a line over numbers, points
 over categories, a series per value of a second field, the mean of repeated seeds, reference
-rows as dashed lines), with the best point, the paper's trend and the verdicts on its claims
-beside it."""
+rows as dashed lines at their mean over seeds), with the best point, the paper's trend and the
+verdicts on its claims beside it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from workbench import fmt
-from workbench.studies import Table, Verdict, point_values
+from workbench.studies import Table, Verdict, point_values, reference_values
 from workbench.ui.curves import PALETTE
 from workbench.ui.verdict_panel import VerdictPanel
 
@@ -110,10 +110,12 @@ class StudyChart(QWidget):
             means = sorted((x_of(key[0]), sum(v) / len(v)) for key, v in point_values(table, col).items() if v)
             self.plot.plot([m[0] for m in means], [m[1] for m in means], pen=pg.mkPen("k", width=3), symbol="s",
                            symbolBrush="k", name=f"mean of {len(groups)} seeds")
-        for row, ref in zip(table.rows, table.reference):
-            if ref and isinstance(row[first + col], (int, float)):
-                ys.append(row[first + col])
-                line = pg.InfiniteLine(pos=row[first + col], angle=0, label=f"{row[0]}: {row[first + col]:.3f}",
+        for name, values in reference_values(table, col).items():  # a teacher run per seed: one line, their mean
+            if values:
+                mean = sum(values) / len(values)
+                ys.append(mean)
+                text = f"{name}: {mean:.3f}" + (f" (mean of {len(values)} seeds)" if len(values) > 1 else "")
+                line = pg.InfiniteLine(pos=mean, angle=0, label=text,
                                        pen=pg.mkPen("#777", width=1.5, style=Qt.PenStyle.DashLine),
                                        labelOpts={"position": 0.02, "color": "#555", "anchors": [(0, 1), (0, 1)]})
                 self.plot.addItem(line)
