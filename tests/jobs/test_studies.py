@@ -19,6 +19,7 @@ from workbench.jobs import Runner
 from workbench.methods import make_config
 from workbench.store import RunStatus, Store
 from workbench.studies import (
+    BUDGETS,
     TEMPLATES,
     Column,
     Stage,
@@ -152,21 +153,41 @@ def test_bad_studies_are_refused_before_anything_is_written(store: Store) -> Non
         sweep_spec("vit", [("lr", [0.1, 0.2]), ("lr", [0.3, 0.4])])
 
 
-def test_every_template_plans_valid_runs_at_both_budgets(store: Store) -> None:
+def test_every_template_plans_valid_runs_at_every_budget(store: Store) -> None:
     sizes = {"mae-mask-ratio": 13, "mae-mask-strategy": 6, "vit-pos-embed": 4, "mpp-targets": 8,
              "deit-distill": 4, "beit-mask-ratio": 8}
-    assert set(sizes) == set(TEMPLATES)
+    assert set(sizes) == set(TEMPLATES) and list(BUDGETS) == ["tiny", "cpu", "paper"]
     for name, count in sizes.items():
-        for budget in ("tiny", "paper"):
-            members = plan(store, template_spec(name, budget))
-            assert len(members) == count, name
+        planned = {budget: plan(store, template_spec(name, budget)) for budget in BUDGETS}
+        for budget, members in planned.items():
+            assert len(members) == count, (name, budget)
             assert all(m["config"]["epochs"] >= 1 for m in members)
+        # cpu: the tiny models, trained longer (the untrained encoder stays at its one step)
+        assert [m["config"]["image_size"] for m in planned["cpu"]] == [m["config"]["image_size"]
+                                                                      for m in planned["tiny"]]
+        assert [m["config"]["width"] for m in planned["cpu"] if "width" in m["config"]] == [
+            m["config"]["width"] for m in planned["tiny"] if "width" in m["config"]]
+        longer = [c["config"]["epochs"] > t["config"]["epochs"] for c, t in zip(planned["cpu"], planned["tiny"])
+                  if c["stage"] not in ("untrained", "tokenizer")]
+        assert all(longer), name
     paper = plan(store, template_spec("beit-mask-ratio", "paper"))
     assert {m["config"]["image_size"] for m in paper} == {224}  # the BEiT runs take the tokenizer's size
     deit = plan(store, template_spec("deit-distill"))
     assert [m["config"].get("distill") for m in deit] == [None, "none", "hard", "soft"]
     assert deit[3]["config"]["alpha"] == 0.1 and deit[3]["parents"] == {"teacher": {"member": 0}}
     assert store.list_runs() == []
+
+
+def test_the_cpu_budget_is_a_study_budget_on_the_tiny_preset(store: Store) -> None:
+    spec = template_spec("vit-pos-embed", "cpu")
+    assert (spec.budget, spec.start_preset) == ("cpu", "tiny")
+    study = create_study(store, spec)
+    assert study.budget == "cpu" and all(r.config["epochs"] == 30 for r in store.list_runs())
+    with pytest.raises(ConfigError, match=r"unknown budget 'huge'; choose tiny \(.*\); cpu \(.*\); paper"):
+        template_spec("vit-pos-embed", "huge")
+    with pytest.raises(ConfigError, match="this study sets epochs itself"):  # cpu pins each stage's schedule
+        create_study(store, template_spec("vit-pos-embed", "cpu", common={"epochs": 3}))
+    cancel_study(store, study.id)
 
 
 def test_cancel_and_resume_a_study(store: Store) -> None:
@@ -227,6 +248,11 @@ def test_cli_refuses_a_bad_study_in_one_line(cli, store: Store) -> None:
     done = cli("study", "mae-mask-ratio", "--set", "patch_size=5")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "patch size 5 does not divide image size 32" in done.stderr
+    # --budget cpu is taken and planned (refused here only for the patch size: nothing may train)
+    done = cli("study", "deit-distill", "--budget", "cpu", "--seeds", "0", "1", "--set", "patch_size=5")
+    assert done.returncode == 2 and "stage student (distill=none seed=0): patch size 5" in done.stderr
+    assert "--budget" in cli("study", "deit-distill", "--budget", "huge").stderr
+    assert "cpu:" in cli("study", "deit-distill", "--help").stdout
     assert store.list_studies() == []
 
 

@@ -12,6 +12,7 @@ from tests.ui.conftest import answer_next_box
 from workbench.engine.execute import execute
 from workbench.store import RunStatus, Store
 from workbench.studies import (
+    BUDGETS,
     TEMPLATES,
     create_study,
     overview,
@@ -60,6 +61,18 @@ def test_the_dialog_plans_as_you_type_and_starts_a_study(qtbot, store: Store) ->
     assert len(runs) == 4 and all(r.config["seed"] == 3 and r.status == RunStatus.QUEUED for r in runs)
     assert {(r.config["pos_embed"], r.config["depth"]) for r in runs} == {
         ("learned-1d", 1), ("learned-1d", 2), ("none", 1), ("none", 2)}
+
+
+def test_the_dialog_offers_every_budget_and_plans_cpu(qtbot, store: Store) -> None:
+    dialog = NewStudyDialog(store)
+    qtbot.addWidget(dialog)
+    assert [dialog.budget.itemText(i) for i in range(dialog.budget.count())] == list(BUDGETS)
+    assert "cpu: " in dialog.budget.toolTip()
+    dialog.template.setCurrentIndex(dialog.template.findData("vit-pos-embed"))
+    dialog.budget.setCurrentText("cpu")
+    dialog.seeds.setText("0 1 2")
+    assert "12 runs" in dialog.status.text() and dialog.start_button.isEnabled()
+    assert dialog.spec().budget == "cpu" and store.list_runs() == []
 
 
 def test_reference_runs_per_seed_are_one_dashed_line_at_their_mean(qtbot, window: MainWindow, store: Store) -> None:

@@ -33,10 +33,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     for name, template in studies.TEMPLATES.items():
         t = st_sub.add_parser(name, help=template.description.replace("%", "%%"), description=f"{template.description} "
                                                                            f"Paper: {template.paper_trend}")
-        t.add_argument("--budget", choices=("tiny", "paper"), default="tiny",
-                       help="tiny: minutes on a laptop CPU; paper: the papers' recipes, for a GPU")
+        t.add_argument("--budget", choices=list(studies.BUDGETS), default="tiny",
+                       help="; ".join(f"{b}: {about}" for b, (_, about) in studies.BUDGETS.items()))
         t.add_argument("--seeds", type=int, nargs="+", default=[], metavar="SEED",
-                       help="repeat every point with each seed; the table adds means and sds (e.g. --seeds 0 1 2)")
+                       help="repeat every point and every shared stage (a teacher, the ViT from scratch) with each "
+                            "seed; the table adds means and sds (e.g. --seeds 0 1 2)")
         starting(t)
     sw = st_sub.add_parser("sweep", help="your own sweep of one method over one or two fields",
                            description="e.g. workbench study sweep --method vit --vary lr=1e-4:1e-2:3:log "

@@ -33,6 +33,7 @@ from workbench.studies.scheduler import (
     wait_for,
 )
 from workbench.studies.templates import (
+    BUDGETS,
     FOLLOW_UPS,
     TEMPLATES,
     Claim,
@@ -54,7 +55,7 @@ from workbench.studies.verdicts import (
     verdicts,
 )
 
-__all__ = ["CONTRADICTED", "FOLLOW_UPS", "HELD", "TEMPLATES", "VERDICT_HEADER", "VERDICT_RULE", "Claim",
+__all__ = ["BUDGETS", "CONTRADICTED", "FOLLOW_UPS", "HELD", "TEMPLATES", "VERDICT_HEADER", "VERDICT_RULE", "Claim",
            "Column", "Overview", "Side", "Stage", "StudySpec", "Table", "Verdict", "advance", "cancel_study",
            "claims_for", "common_overrides", "create_study", "delete_study", "grid", "kept_values", "overview",
            "parse_sweep", "plan", "point_values", "reference_values", "results", "resume_study", "seed_means",

@@ -60,13 +60,19 @@ class StudySpec:
     sweep_fields: list[str] = field(default_factory=list)
     points: list[dict[str, Any]] = field(default_factory=lambda: [{}])
     columns: list[Column] = field(default_factory=list)
-    budget: str | None = "tiny"  # the preset every stage starts from (None: the methods' defaults)
+    budget: str | None = "tiny"  # the study's budget; its stages start from this preset (None: defaults)...
+    preset: str = ""  # ...unless this one is set: a budget that is no preset itself (a template's `cpu`: tiny)
     common: dict[str, Any] = field(default_factory=dict)  # set in every stage that has the field
     name: str = ""
     template: str = ""
     description: str = ""
     paper_trend: str = ""
     parallel: int = 2
+
+    @property
+    def start_preset(self) -> str | None:
+        """The preset every stage starts from."""
+        return self.preset or self.budget
 
     def saved(self) -> dict[str, Any]:
         """What the database keeps of the spec beyond stages and members (results read it)."""
@@ -196,7 +202,7 @@ def plan(store: Store, spec: StudySpec) -> list[dict[str, Any]]:
                                              config_from_dict(run.method, run.config, strict=False))
                     parents[role] = {"run": run.id}
             try:
-                cfg = checked_config(store, stage.method, preset=spec.budget, overrides=overrides, parents=infos)
+                cfg = checked_config(store, stage.method, preset=spec.start_preset, overrides=overrides, parents=infos)
             except ConfigError as exc:
                 raise ConfigError(exc.field, f"stage {where}: {exc.reason}") from None
             index[(stage.name, point if per_point[stage.name] else seed)] = len(members)
@@ -212,8 +218,8 @@ def _check_shape(spec: StudySpec) -> None:
         raise ConfigError("stages", "a study needs at least one stage")
     if len(set(names)) != len(names):
         raise ConfigError("stages", f"stage names repeat: {names}")
-    if spec.budget is not None and spec.budget not in PRESETS:
-        raise ConfigError("budget", f"unknown budget {spec.budget!r}; choose one of {', '.join(PRESETS)}")
+    if spec.start_preset is not None and spec.start_preset not in PRESETS:
+        raise ConfigError("budget", f"unknown budget {spec.start_preset!r}; choose one of {', '.join(PRESETS)}")
     if not 1 <= spec.parallel <= 64:
         raise ConfigError("parallel", f"{spec.parallel} runs at once is outside 1-64")
     seen: set[str] = set()

@@ -1,7 +1,9 @@
 """Built-in studies that mirror the papers' ablations, each with its results columns and what
-the paper found, in words and as claims its results can test. Budget `tiny` (each method's tiny preset: the whole study runs on a laptop
-CPU in minutes, on the built-in 32 px shapes) or `paper` (the papers' geometry and schedules,
-for a GPU and a real dataset: `--set dataset=NAME`).
+the paper found, in words and as claims its results can test. Budgets (`BUDGETS`): `tiny`
+(each method's tiny preset: minutes on a laptop CPU, on the built-in 32 px shapes), `cpu` (the
+same tiny models, each template's stages trained as long as its method needs for the paper's
+effect to have a chance, about 20 minutes a seed on 2 cores) or `paper` (the papers' geometry
+and schedules, for a GPU and a real dataset: `--set dataset=NAME`).
 
 Tiny budgets answer "does the trend show at all at this scale?", not the papers' numbers.
 """
@@ -15,13 +17,32 @@ from workbench.errors import ConfigError
 from workbench.methods import config_class
 from workbench.studies.plan import Column, Stage, StudySpec, grid
 
+# budget -> (the preset every stage starts from, what the budget is for: the CLI's and the dialog's help)
+BUDGETS: dict[str, tuple[str, str]] = {
+    "tiny": ("tiny", "each method's tiny preset: minutes on a laptop CPU"),
+    "cpu": ("tiny", "the tiny models trained long enough for the paper's effect to have a chance: "
+                    "about 20 minutes a seed on 2 CPU cores"),
+    "paper": ("paper", "the papers' recipes (224 px, hundreds of epochs), for a GPU and a real dataset"),
+}
+
+# The cpu budget's minutes per seed are estimated from these seconds per epoch on the built-in
+# 5,000 32 px images on 2 cores (README's tiny studies, bench/throughput.py): tiny ViT or
+# fine-tune ~7, MAE ~6 (its encoder sees the visible patches only), MPP ~8, linear probe ~4 (a
+# frozen encoder), ResNet-10-T ~20, DeiT student ~12 with a teacher (run forward too), dVAE ~25,
+# BEiT ~12 (its tokenizer runs forward); ~5 s to start a run. Two runs at a time share the two
+# cores, so a study's time is about the sum. They put the tiny studies at 1.2-2x their measured
+# times (tiny MAE mask ratio: ~8.5 min a seed estimated, ~4.5 measured): on the safe side.
+
 # what follows a pre-training stage, per budget. The probe is MAE's (BatchNorm + linear head on the
-# frozen encoder), with AdamW where MAE used LARS
+# frozen encoder), with AdamW where MAE used LARS. At cpu: twice tiny's epochs, so the head and
+# the fine-tune converge on encoders trained longer
 FOLLOW_UPS: dict[str, dict[str, dict[str, Any]]] = {
     "probe": {"tiny": dict(mode="linear", epochs=5, lr=0.01, weight_decay=0.0, warmup_epochs=0.5),
+              "cpu": dict(mode="linear", epochs=10, lr=0.01, weight_decay=0.0, warmup_epochs=1.0),
               "paper": dict(mode="linear", epochs=90, lr=1e-3, weight_decay=0.0, warmup_epochs=10.0, drop_path=0.0),
               "": dict(mode="linear", weight_decay=0.0)},
-    "finetune": {"tiny": dict(mode="full", epochs=5, lr=2e-3, warmup_epochs=0.5), "": dict(mode="full")},
+    "finetune": {"tiny": dict(mode="full", epochs=5, lr=2e-3, warmup_epochs=0.5),
+                 "cpu": dict(mode="full", epochs=10, lr=2e-3, warmup_epochs=1.0), "": dict(mode="full")},
 }
 FOLLOW_UP_LABELS = {"probe": "linear probe top-1", "finetune": "fine-tune top-1"}
 PROBE, FINETUNE = FOLLOW_UP_LABELS["probe"], FOLLOW_UP_LABELS["finetune"]
@@ -69,6 +90,11 @@ def follow_up(kind: str, parent: str, budget: str | None) -> Stage:
     return Stage(kind, "finetune", recipes.get(budget or "", recipes[""]), parents={"encoder": parent})
 
 
+def _cpu(budget: str, **recipe: Any) -> dict[str, Any]:
+    """A stage's own schedule at the cpu budget; nothing at the others (their presets decide)."""
+    return recipe if budget == "cpu" else {}
+
+
 def _scratch(budget: str) -> Stage:
     """The same ViT trained from random weights on the fine-tuning budget: what pre-training must beat."""
     recipe = {k: v for k, v in FOLLOW_UPS["finetune"].get(budget, {}).items() if k != "mode"}
@@ -76,7 +102,9 @@ def _scratch(budget: str) -> Stage:
 
 
 def _mae_mask_ratio(budget: str):
-    stages = [Stage("pretrain", "mae", swept=True), follow_up("probe", "pretrain", budget),
+    # cpu: 20 MAE epochs (the probe trend needs pre-training most), 10-epoch probes and fine-tunes:
+    # 4 x 20 x 6 + 4 x 10 x 4 + 5 x 10 x 7 s + 13 starts = ~17.5 min a seed
+    stages = [Stage("pretrain", "mae", _cpu(budget, epochs=20), swept=True), follow_up("probe", "pretrain", budget),
               follow_up("finetune", "pretrain", budget), _scratch(budget)]
     columns = [Column("probe", TOP1, PROBE), Column("finetune", TOP1, FINETUNE),
                Column("pretrain", "val/loss", "MAE val loss")]
@@ -84,19 +112,26 @@ def _mae_mask_ratio(budget: str):
 
 
 def _mae_mask_strategy(budget: str):
-    stages = [Stage("pretrain", "mae", {"mask_ratio": 0.75}, swept=True), follow_up("probe", "pretrain", budget)]
+    # cpu: 40 MAE epochs (three encoders, probed only, so twice mask-ratio's): 3 x 40 x 6 + 3 x 10 x 4 s
+    # + 6 starts = ~14.5 min a seed
+    stages = [Stage("pretrain", "mae", {"mask_ratio": 0.75, **_cpu(budget, epochs=40)}, swept=True),
+              follow_up("probe", "pretrain", budget)]
     return (stages, ["mask_strategy"], [{"mask_strategy": s} for s in ("random", "block", "grid")],
             [Column("probe", TOP1, PROBE), Column("pretrain", "val/loss", "MAE val loss")])
 
 
 def _vit_pos_embed(budget: str):
-    return ([Stage("train", "vit", swept=True)], ["pos_embed"],
+    # cpu: 30 epochs; at tiny's 8 a run leaves its early plateau (~0.27) or not, by chance:
+    # 4 x 30 x 7 s + 4 starts = ~14.5 min a seed
+    return ([Stage("train", "vit", _cpu(budget, epochs=30), swept=True)], ["pos_embed"],
             [{"pos_embed": p} for p in ("learned-1d", "learned-2d", "sincos-2d", "none")],
             [Column("train", TOP1, "top-1")])
 
 
 def _mpp_targets(budget: str):
-    stages = [Stage("pretrain", "mpp", swept=True), follow_up("probe", "pretrain", budget),
+    # cpu: 30 MPP epochs (at tiny's 8 every probe sits near the untrained floor), 10-epoch probes:
+    # 3 x 30 x 8 + 4 x 10 x 4 s + 8 starts = ~15.5 min a seed
+    stages = [Stage("pretrain", "mpp", _cpu(budget, epochs=30), swept=True), follow_up("probe", "pretrain", budget),
               # the floor: a probe of an encoder trained for one step
               Stage("untrained", "mpp", {"max_steps": 1}),
               Stage("untrained probe", "finetune", FOLLOW_UPS["probe"][budget], parents={"encoder": "untrained"},
@@ -106,8 +141,11 @@ def _mpp_targets(budget: str):
 
 
 def _deit_distill(budget: str):
-    stages = [Stage("teacher", "cnn", reference="student"), Stage("student", "deit", parents={"teacher": "teacher"},
-                                                             swept=True)]
+    # cpu: a 10-epoch teacher (tiny's 3 reach ~69 %: a teacher wrong on a third of the images
+    # teaches its errors) and 25-epoch students, long enough for what they are taught to matter:
+    # 10 x 20 + 2 x 25 x 12 + 25 x 7 s + 4 starts = ~16.5 min a seed
+    stages = [Stage("teacher", "cnn", _cpu(budget, epochs=10), reference="student"),
+              Stage("student", "deit", _cpu(budget, epochs=25), parents={"teacher": "teacher"}, swept=True)]
     points = [{"distill": "none"}, {"distill": "hard", "alpha": 0.5}, {"distill": "soft", "alpha": 0.1}]
     columns = [Column("student", TOP1, AVERAGED), Column("student", "val/top1_cls", CLS),
                Column("student", "val/top1_dist", "dist head"),
@@ -116,7 +154,10 @@ def _deit_distill(budget: str):
 
 
 def _beit_mask_ratio(budget: str):
-    stages = [Stage("tokenizer", "dvae"), Stage("pretrain", "beit", parents={"tokenizer": "tokenizer"}, swept=True),
+    # cpu: the tiny tokenizer (6 epochs), 15 BEiT epochs, 10-epoch fine-tunes and scratch:
+    # 6 x 25 + 3 x 15 x 12 + 4 x 10 x 7 s + 8 starts = ~17 min a seed
+    stages = [Stage("tokenizer", "dvae"),
+              Stage("pretrain", "beit", _cpu(budget, epochs=15), parents={"tokenizer": "tokenizer"}, swept=True),
               follow_up("finetune", "pretrain", budget), _scratch(budget)]
     return (stages, ["mask_ratio"], [{"mask_ratio": r} for r in (0.2, 0.4, 0.6)],
             [Column("finetune", TOP1, FINETUNE), Column("pretrain", "val/mask_acc", "masked token acc")])
@@ -158,7 +199,8 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
              "or no position embedding.",
              "Dosovitskiy et al. 2021 (Appendix D.4, Table 8): any position embedding beats none by about 3 points; "
              "1-D, 2-D and relative embeddings come out about equal. (Fixed sin-cos is not in the paper; MAE uses "
-             "it.)",
+             "it.) The built-in shapes cannot show that gain: a shape sits anywhere in its image, so where a patch is "
+             "says little about the class. Look for it on data with a layout, such as ImageNet, the paper's.",
              _vit_pos_embed,
              (Claim("learned-1d > none", _at("top-1", pos_embed="learned-1d"), _at("top-1", pos_embed="none"),
                     paper="+2.8 (64.2 vs 61.4)", source=VIT_T8),
@@ -210,19 +252,21 @@ def claims_for(template: str) -> tuple[Claim, ...]:
 def template_spec(name: str, budget: str = "tiny", *, common: dict[str, Any] | None = None, parallel: int = 2,
                   study_name: str = "", seeds: Sequence[int] = ()) -> StudySpec:
     """The study a built-in template makes at this budget; `common` fields go to every stage.
-    `seeds`: repeat every point with each seed (tiny budgets are noisy: two or three seeds tell
-    a trend from luck); the table gets a seed column and per-point means."""
+    `seeds`: repeat every point, and every shared stage, with each seed (tiny budgets are noisy:
+    two or three seeds tell a trend from luck); the table gets a seed column and per-point means."""
     if name not in TEMPLATES:
         raise ConfigError("template", f"unknown study template {name!r}; choose one of {', '.join(TEMPLATES)}")
-    if budget not in ("tiny", "paper"):
-        raise ConfigError("budget", f"unknown budget {budget!r}; choose tiny (a laptop CPU, minutes) or paper (a GPU)")
+    if budget not in BUDGETS:
+        raise ConfigError("budget", f"unknown budget {budget!r}; choose "
+                                    + "; ".join(f"{b} ({about})" for b, (_, about) in BUDGETS.items()))
     t = TEMPLATES[name]
     stages, fields, points, columns = t.build(budget)
     if seeds:
         if len(set(seeds)) != len(seeds) or min(seeds) < 0:
             raise ConfigError("seeds", f"seeds must be distinct whole numbers >= 0, got {list(seeds)}")
         points, fields = [{**p, "seed": seed} for p in points for seed in seeds], [*fields, "seed"]
-    return StudySpec(stages, fields, points, columns, budget=budget, common=dict(common or {}), name=study_name,
+    return StudySpec(stages, fields, points, columns, budget=budget, preset=BUDGETS[budget][0],
+                     common=dict(common or {}), name=study_name,
                      template=name, description=t.description, paper_trend=t.paper_trend, parallel=parallel)
 
 

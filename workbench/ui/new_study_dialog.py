@@ -34,6 +34,7 @@ from workbench.errors import WorkbenchError
 from workbench.methods import METHOD_CONFIGS, config_class
 from workbench.store import RunStatus, Store, Study
 from workbench.studies import (
+    BUDGETS,
     FOLLOW_UPS,
     TEMPLATES,
     StudySpec,
@@ -64,12 +65,12 @@ class NewStudyDialog(QDialog):
         for name, t in TEMPLATES.items():
             self.template.addItem(t.title, name)
         self.budget = QComboBox()
-        self.budget.addItems(["tiny", "paper"])
-        self.budget.setToolTip("tiny: each method's tiny preset, minutes on a laptop CPU; paper: the papers' "
-                               "recipes (224 px, hundreds of epochs), for a GPU and a real dataset")
+        self.budget.addItems(list(BUDGETS))
+        self.budget.setToolTip("\n".join(f"{b}: {about}" for b, (_, about) in BUDGETS.items()))
         self.seeds = QLineEdit()
         self.seeds.setPlaceholderText("one run per point (seed 0); e.g. 0 1 2 repeats each point with three seeds")
-        self.seeds.setToolTip("tiny budgets are noisy: repeats tell a trend from luck (the table adds mean ± sd)")
+        self.seeds.setToolTip("tiny budgets are noisy: repeats tell a trend from luck (the table adds mean ± sd); "
+                              "shared stages (a teacher, the ViT from scratch) run once per seed too")
         self.about = QLabel()
         self.about.setWordWrap(True)
         self.trend = QLabel()
