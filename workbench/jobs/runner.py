@@ -160,9 +160,11 @@ def resume_run(store: Store, run_id: int, from_scratch: bool = False) -> Run:
                             **restart):
         raise WorkbenchError(_already(run_id, store.get_run(run_id).status))
     if from_scratch:  # only now: a resume that lost the race deletes nothing
-        for art in checkpoints:
+        # with the checkpoints go the best weights and the record of the start (the worker starts again)
+        gone = checkpoints + store.artifacts(run_id, "best") + store.artifacts(run_id, "init")
+        for art in gone:
             store.abspath(art).unlink(missing_ok=True)
-        store.delete_artifacts([a.id for a in checkpoints])
+        store.delete_artifacts([a.id for a in gone])
     return store.get_run(run_id)
 
 
