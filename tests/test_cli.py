@@ -46,7 +46,8 @@ def test_runs_show_and_metrics_of_a_finished_run(cli, store: Store) -> None:
     shown = json.loads(cli("show", str(run.id), "--json").stdout)
     assert shown["config"]["max_steps"] == 20 and shown["last_metrics"]["val/top1"]["step"] == 20
     kinds = {a["kind"] for a in shown["artifacts"]}
-    assert kinds == {"checkpoint", "image"}
+    assert kinds == {"checkpoint", "best", "image", "report"}  # the report: the classifier's diagnostics
+    assert shown["diagnostics"]["n"] == 1000
     assert all(a["path"].startswith(str(store.home)) for a in shown["artifacts"])
     assert "config:" in cli("show", str(run.id)).stdout
 

@@ -83,7 +83,8 @@ def test_full_disk_while_checkpointing_fails_clearly_and_resume_finishes(store: 
     assert "could not write the checkpoint of step 20" in row.error and "No space left on device" in row.error
     assert "continues from step 10" in row.error
     folder = store.abspath(store.latest_artifact(run.id, "checkpoint")).parent
-    assert sorted(p.name for p in folder.iterdir()) == ["step-00000010.pt"]  # no torn or temporary file
+    # no torn or temporary file: the checkpoint of step 10 and the best weights, of step 10 (step 20's failed first)
+    assert sorted(p.name for p in folder.iterdir()) == ["best-00000010.pt", "step-00000010.pt"]
     state, art = checkpoint.Checkpoints(store, run.id).latest_readable()
     assert art.step == 10 and state["step"] == 10
 
