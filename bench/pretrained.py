@@ -17,9 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
-from PIL import Image
-
 from common import bench_store, train_tiny
+from PIL import Image
 
 SOURCE, TARGET = range(0, 5), range(5, 10)
 
