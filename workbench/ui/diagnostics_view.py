@@ -51,6 +51,7 @@ class DiagnosticsView(QWidget):
         self.per_class.setHorizontalHeaderLabels(["class", "precision", "recall", "support"])
         self.per_class.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.per_class.setSortingEnabled(True)
+        self.per_class.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)  # A to Z at first
         self.per_class.verticalHeader().hide()
         self.gallery = ZoomImage(placeholder="the most confident mistakes appear here")
 
