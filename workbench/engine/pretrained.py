@@ -28,7 +28,7 @@ from workbench import paths
 from workbench.config import TrainConfig
 from workbench.errors import WorkbenchError
 from workbench.methods.backbone import ViTBackboneConfig
-from workbench.methods.start import parse_init
+from workbench.methods.start import parse_init, vit_shape
 from workbench.store import Run, Store
 
 KIND = "init"  # the artifact recording what a run started from
@@ -43,7 +43,6 @@ class Source:
     state: dict[str, Tensor]
     sha256: str = ""  # of the file read (empty for timm's cache and other runs)
     heads: int | None = None  # attention heads, where the source says (a bare weights file does not)
-    path: Path | None = None
     notes: list[str] = field(default_factory=list)
     classes: list[str] | None = None  # what the head's outputs stand for, where the source says
 
@@ -78,7 +77,7 @@ def read_source(spec: str, store: Store) -> Source:
     if kind == "file":
         path = Path(value).expanduser()
         state = _unwrap(_read_file(path))
-        return Source(spec, state, _sha256(path), path=path,
+        return Source(spec, state, _sha256(path),
                       notes=["warning: a bare weights file does not say how many attention heads its network had; this "
                              "run's `heads` is used (a wrong count loads but computes something else: a "
                              "local-dir folder with config.json says it)"])
@@ -90,7 +89,7 @@ def read_source(spec: str, store: Store) -> Source:
                                  f"and model.safetensors (timm's save_for_hf and `workbench export` write them)")
         model = _timm_model(f"local-dir:{folder}", kind, value, spec)
         labels = json.loads((folder / "config.json").read_text()).get("label_names")
-        return Source(spec, model.state_dict(), _sha256(weights[0]), _heads(model), folder, classes=labels)
+        return Source(spec, model.state_dict(), _sha256(weights[0]), _heads(model), classes=labels)
     with _offline(kind == "timm"):
         model = _timm_model(value if kind == "timm" else f"hf-hub:{value}", kind, value, spec)
     return Source(spec, model.state_dict(), heads=_heads(model))
@@ -190,14 +189,12 @@ def fit_config(cfg: TrainConfig, source: Source, log: Callable[[str], None]) -> 
     if not isinstance(cfg, ViTBackboneConfig):
         return cfg
     state = source.state
-    proj = state.get("patch_embed.proj.weight")
-    if proj is None:
-        raise WorkbenchError(f"init {source.spec}: not a ViT's weights (no patch_embed.proj.weight; keys: "
+    found = vit_shape({k: tuple(v.shape) for k, v in state.items()})
+    if found is None:
+        raise WorkbenchError(f"init {source.spec}: not a ViT's weights (no patch embedding or MLP; keys: "
                              f"{', '.join(list(state)[:6])})")
-    width = proj.shape[0]
-    depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
-    shape: dict[str, Any] = {"width": width, "depth": depth,
-                             "mlp_ratio": state["blocks.0.mlp.fc1.weight"].shape[0] / width}
+    found.pop("patch_size")  # the run's own: a different one is resampled
+    shape: dict[str, Any] = found
     if source.heads:
         shape["heads"] = source.heads
     gamma = state.get("blocks.0.ls1.gamma")
@@ -208,7 +205,7 @@ def fit_config(cfg: TrainConfig, source: Source, log: Callable[[str], None]) -> 
     log("architecture from the source: " + ", ".join(f"{k} {getattr(cfg, k)} -> {v:g}" for k, v in changed.items()))
     fitted = dataclasses.replace(cfg, **changed)
     if fitted.width % fitted.heads:
-        raise WorkbenchError(f"init {source.spec}: the source's width {width} is not divisible by this run's "
+        raise WorkbenchError(f"init {source.spec}: the source's width {fitted.width} is not divisible by this run's "
                              f"{fitted.heads} heads; set heads to the source's")
     return fitted
 

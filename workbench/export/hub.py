@@ -15,7 +15,7 @@ from workbench.errors import WorkbenchError
 def push(folder: Path, repo_id: str, log: Callable[[str], None] = print) -> str:
     """Upload `folder` to the Hub model repository `repo_id` (created, private, if missing); its URL."""
     from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.errors import HfHubHTTPError
 
     if "/" not in repo_id:
         raise WorkbenchError(f"{repo_id!r} is not a Hub repository name; use ORG/NAME (your user name or an "
@@ -30,8 +30,6 @@ def push(folder: Path, repo_id: str, log: Callable[[str], None] = print) -> str:
         api.create_repo(repo_id, repo_type="model", private=True, exist_ok=True)
         commit = api.upload_folder(repo_id=repo_id, folder_path=folder, repo_type="model",
                                    commit_message="Upload from ViT Workbench")
-    except OfflineModeIsEnabled:
-        raise WorkbenchError(f"cannot push to the Hub: this machine is offline; {kept}") from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         why = ("the Hub needs a write token: run `hf auth login` or set HF_TOKEN" if status in (401, 403)
@@ -43,4 +41,4 @@ def push(folder: Path, repo_id: str, log: Callable[[str], None] = print) -> str:
             raise WorkbenchError(f"cannot reach the Hub ({type(exc).__name__}: {exc}): is this machine offline? "
                                  f"{kept}") from None
         raise
-    return str(commit.commit_url if hasattr(commit, "commit_url") else commit)
+    return str(commit.commit_url)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from workbench.config import WEIGHTS, TrainConfig, param
 from workbench.errors import ConfigError
@@ -54,7 +54,7 @@ class InitConfig(TrainConfig):
             parse_init(self.init)
 
 
-# a timm ViT's constructor arguments -> the config fields `engine.pretrained.fit_config` takes from a source
+# a timm ViT's constructor arguments -> the config fields that say its shape
 TIMM_ARGS = {"embed_dim": "width", "depth": "depth", "num_heads": "heads", "mlp_ratio": "mlp_ratio",
              "patch_size": "patch_size"}
 
@@ -75,12 +75,18 @@ def source_shape(spec: str, store: Store) -> dict[str, Any] | None:
         args = json.loads((path / "config.json").read_text()).get("model_args", {})
         return {field: args[arg] for arg, field in TIMM_ARGS.items() if arg in args} or None
     if kind == "file" and path.suffix == ".safetensors" and path.is_file():
-        with open(path, "rb") as fh:  # the format: an 8-byte little-endian length, then a JSON header
-            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
-        proj = header.get("patch_embed.proj.weight", {}).get("shape")
-        fc1 = header.get("blocks.0.mlp.fc1.weight", {}).get("shape")
-        if not proj or not fc1:
-            return None
-        depth = 1 + max(int(k.split(".")[1]) for k in header if k.startswith("blocks."))
-        return {"width": proj[0], "depth": depth, "mlp_ratio": fc1[0] / proj[0], "patch_size": proj[-1]}
+        from safetensors import safe_open
+
+        with safe_open(path, framework="numpy") as f:  # the header alone: shapes, no tensor read
+            return vit_shape({k: f.get_slice(k).get_shape() for k in f.keys()})
     return None
+
+
+def vit_shape(shapes: Mapping[str, Sequence[int]]) -> dict[str, Any] | None:
+    """Width, depth, MLP ratio and patch size of a timm ViT from its tensors' shapes (key -> shape);
+    None when they are not a ViT's. Attention heads leave no trace in the shapes."""
+    proj, fc1 = shapes.get("patch_embed.proj.weight"), shapes.get("blocks.0.mlp.fc1.weight")
+    if not proj or not fc1:
+        return None
+    depth = 1 + max(int(k.split(".")[1]) for k in shapes if k.startswith("blocks."))
+    return {"width": proj[0], "depth": depth, "mlp_ratio": fc1[0] / proj[0], "patch_size": proj[-1]}
