@@ -18,6 +18,10 @@ class StoreError(WorkbenchError):
     """The run database cannot be used (locked, newer schema, missing run...)."""
 
 
+class StoreUnreachable(StoreError):
+    """The database server cannot be reached (down, network lost): worth retrying, not the user's doing."""
+
+
 class DataError(WorkbenchError):
     """A dataset cannot be loaded (missing, empty, unreadable)."""
 

@@ -1,5 +1,9 @@
 """Where the workbench keeps its database, runs and dataset caches.
 
+`WORKBENCH_DB` names a database server instead of the SQLite file in the home (an SQLAlchemy
+URL, `postgresql+psycopg://user@host/db`: a store shared by a team or a cluster), and
+`WORKBENCH_ARTIFACTS` a folder for the runs' files instead of the home (a shared file system that
+every worker and desktop mounts; stored paths are relative to it, so each may mount it elsewhere).
 `WORKBENCH_HOME` overrides the per-user data folder (platformdirs' user data folder:
 `~/.local/share/vit-workbench` or `$XDG_DATA_HOME/vit-workbench` on Linux, `~/Library/Application
 Support/vit-workbench` on macOS, the local, not roaming, `AppData` on Windows), so tests and
@@ -55,9 +59,32 @@ def db_path() -> Path:
     return home() / "workbench.sqlite"
 
 
+def database_url() -> str | None:
+    """The database server to use (`WORKBENCH_DB`), or None for the SQLite file in the home."""
+    return os.environ.get("WORKBENCH_DB") or None
+
+
+def artifacts_root() -> Path:
+    """The folder under which runs keep their files (`runs/000042/...`): `WORKBENCH_ARTIFACTS`, or
+    the home. A named root that is missing is refused, never made: an unmounted share would
+    otherwise fill the local disk and hide every earlier run's files."""
+    env = os.environ.get("WORKBENCH_ARTIFACTS")
+    if not env:
+        return home()
+    path = Path(env).expanduser()
+    if not path.is_dir():
+        raise WorkbenchError(f"WORKBENCH_ARTIFACTS is {path}, which {'is not a folder' if path.exists() else 'does not exist'}"
+                             f" (is the shared file system mounted?); mount or create it, or unset WORKBENCH_ARTIFACTS "
+                             f"to keep run files in {home()}")
+    if not os.access(path, os.W_OK):
+        raise WorkbenchError(f"WORKBENCH_ARTIFACTS is {path}, which cannot be written to; fix its permissions or "
+                             f"unset WORKBENCH_ARTIFACTS")
+    return path
+
+
 def run_dir(run_id: int, *, create: bool = True) -> Path:
     """Folder of one run: checkpoints/, images/, exports/ and worker.log."""
-    path = home() / "runs" / f"{run_id:06d}"
+    path = artifacts_root() / "runs" / f"{run_id:06d}"
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path

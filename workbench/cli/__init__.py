@@ -3,7 +3,8 @@ tag | limit | export | inspect | datasets | methods | study | gui`.
 
 A stable scripting surface: `train` prints only the new run id on stdout (progress goes to
 stderr), `runs` and `show` take `--json`, `metrics --csv` prints the full series. Errors the
-user can fix print one line and exit with status 2. `WORKBENCH_HOME` selects the data folder.
+user can fix print one line and exit with status 2. `WORKBENCH_HOME` selects the data folder;
+`--db URL` (or `WORKBENCH_DB`) a database server instead of its SQLite file.
 One module per group of commands; each adds its parsers and holds its commands.
 """
 
@@ -20,6 +21,8 @@ from workbench.errors import WorkbenchError
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.db:  # every store this command opens, and every worker it starts, uses it
+        os.environ["WORKBENCH_DB"] = args.db
     try:
         return args.func(args)
     except WorkbenchError as exc:
@@ -34,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="ViT Workbench, headless.")
+    p.add_argument("--db", metavar="URL", help="the store: postgresql+psycopg://user@host/db or a SQLite file "
+                                               "(default: WORKBENCH_DB, else the SQLite file in WORKBENCH_HOME)")
     sub = p.add_subparsers(dest="command", required=True)
     for group in (runs, models, data, studies):
         group.add_parsers(sub)

@@ -328,8 +328,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    status = cancel_run(Store(), args.run, grace=args.grace)
-    print(f"run {args.run} {status}", file=sys.stderr)
+    store = Store()
+    status = cancel_run(store, args.run, grace=args.grace)
+    if status == RunStatus.RUNNING:  # on another host: its worker stops after its next step
+        print(f"run {args.run}: cancel requested; its worker on {store.get_run(args.run).host} stops after its next "
+              f"step (`workbench show {args.run}` follows it)", file=sys.stderr)
+    else:
+        print(f"run {args.run} {status}", file=sys.stderr)
     return 0
 
 
@@ -337,4 +342,5 @@ def run_dict(r: Run) -> dict[str, Any]:
     return {"id": r.id, "name": r.name, "method": r.method, "status": r.status, "device": r.device,
             "pid": r.pid, "step": r.step, "total_steps": r.total_steps, "progress": r.progress,
             "created_at": r.created_at, "started_at": r.started_at, "finished_at": r.finished_at,
+            "host": r.host, "heartbeat_at": r.heartbeat_at, "cancel_requested_at": r.cancel_requested_at,
             "error": r.error, "summary": r.summary, "config": r.config, "notes": r.notes, "tags": r.tags}

@@ -84,10 +84,12 @@ INHERITED_NOT = frozenset({"WORKBENCH_AUTO_DEVICE", "RANK", "LOCAL_RANK", "WORLD
 
 
 def reconcile(store: Store, skip: Iterable[int] = ()) -> list[int]:
-    """Mark runs left `running` whose worker on this host is gone as `interrupted` (start-up check);
-    `skip`: runs whose worker the caller watches itself (its exit code says more)."""
+    """Mark runs left `running` whose worker is gone as `interrupted`: on this host, at once by its
+    missing pid; on any host, by a heartbeat older than the store's timeout. `skip`: runs whose
+    worker the caller watches itself (its exit code says more)."""
     host = socket.gethostname()
     lost, skip = [], set(skip)
+    resume = "`workbench resume {}` continues from the last checkpoint"
     for run in store.list_runs(status=RunStatus.RUNNING):
         if run.id in skip or run.host not in (None, host) or is_worker_alive(run.pid, run.id):
             continue
@@ -96,19 +98,33 @@ def reconcile(store: Store, skip: Iterable[int] = ()) -> list[int]:
             continue
         if store.transition(run.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
                             error=f"the worker process (pid {run.pid}) was gone without reporting; "
-                                  f"`workbench resume {run.id}` continues from the last checkpoint"):
+                                  + resume.format(run.id)):
+            lost.append(run.id)
+    timeout = store.heartbeat_timeout()
+    for run, silent in store.silent_runs(timeout):
+        if run.id in skip or run.host in (None, host) and is_worker_alive(run.pid, run.id):
+            continue  # a live worker here that could not write (a busy store) is not gone
+        if store.transition(run.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
+                            error=f"no heartbeat from its worker on {run.host or 'an unknown host'} for {silent:.0f} s "
+                                  f"(more than the store's {timeout:g} s: killed, its machine down, or cut off from "
+                                  f"the database); " + resume.format(run.id)):
             lost.append(run.id)
     return lost
 
 
 def cancel_run(store: Store, run_id: int, grace: float = 10.0) -> RunStatus:
-    """Ask the worker to stop (SIGTERM: it checkpoints and exits), kill it after `grace` seconds."""
+    """Ask the worker to stop (SIGTERM: it checkpoints and exits), kill it after `grace` seconds.
+    A run on another host gets a request through the store that its worker honours after its next
+    step (`running` is returned: it is cancelling; a worker that is gone is found by its heartbeat)."""
     run = store.get_run(run_id)
     if run.status == RunStatus.QUEUED:
         store.transition(run_id, RunStatus.CANCELLED, only_from=[RunStatus.QUEUED], finished_at=time.time())
         return RunStatus(store.get_run(run_id).status)
     if run.status != RunStatus.RUNNING:
         raise WorkbenchError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
+    if run.host not in (None, socket.gethostname()):
+        store.request_cancel(run_id)
+        return RunStatus(store.get_run(run_id).status)
     worker = _worker(run.pid, run_id)
     if worker is not None:
         _stop_tree(worker, grace)
@@ -157,7 +173,7 @@ def resume_run(store: Store, run_id: int, from_scratch: bool = False) -> Run:
     history = {SEGMENTS: [[start, now if end is None else end] for start, end in run.segments]}
     restart = {"step": 0, "summary": history} if from_scratch else {"summary": {**run.summary, **history}}
     if not store.transition(run_id, RunStatus.QUEUED, only_from=list(RESUMABLE), error=None, finished_at=None,
-                            **restart):
+                            cancel_requested_at=None, **restart):
         raise WorkbenchError(_already(run_id, store.get_run(run_id).status))
     if from_scratch:  # only now: a resume that lost the race deletes nothing
         # with the checkpoints go the best weights and the record of the start (the worker starts again)
@@ -217,7 +233,7 @@ class Runner:
         inside_torchrun = "RANK" in os.environ  # whose OMP_NUM_THREADS was cut to cores / nproc
         env = {k: v for k, v in os.environ.items()
                if k not in INHERITED_NOT and not (inside_torchrun and k == "OMP_NUM_THREADS")}
-        env.update(WORKBENCH_HOME=str(self.store.home), PYTHONUNBUFFERED="1")
+        env.update(self.store.environment(), PYTHONUNBUFFERED="1")
         run = self.store.get_run(run_id)
         if run.config.get("device", "auto") == "auto" and int(run.config.get("nproc", 1)) == 1:
             if self._gpus is None:

@@ -17,41 +17,52 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from workbench.errors import StoreError
 from workbench.store.schema import Base
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
-HEAD = "0004"  # the newest script's revision; bump with every new script
+HEAD = "0005"  # the newest script's revision; bump with every new script
 SCHEMA_VERSION = int(HEAD)
 REVISIONS = [f"{n:04d}" for n in range(1, SCHEMA_VERSION + 1)]
 BACKUP_SUFFIX = ".bak"  # workbench.sqlite.schema-0003-20261129-103000.bak: the file before an upgrade
 SQLITE_HEADER = b"SQLite format 3\x00"
+PREPARE_LOCK = 0x57425350  # the advisory lock key on a server while a process makes or upgrades the schema
 
 
-def prepare(engine: Engine, path: Path) -> None:
-    """Make a new database, or upgrade an older one (keeping a copy first); refuse a newer one, and
-    a file that is no run database, untouched."""
-    check_file(path)
+def prepare(engine: Engine, path: Path | None, label: str = "the database") -> None:
+    """Make a new database, or upgrade an older one (keeping a copy of a SQLite file first);
+    refuse a newer one, and a file that is no run database, untouched. `path`: the SQLite file;
+    None for a server, where processes starting at once take turns (an advisory lock) and an
+    upgrade runs in one transaction (PostgreSQL's DDL is transactional: it all happens or none)."""
+    if path is not None:
+        check_file(path)
+    where = str(path) if path is not None else label
     with engine.begin() as conn:
+        if path is None:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PREPARE_LOCK})
         tables = set(inspect(conn).get_table_names())
         if "runs" not in tables:
             Base.metadata.create_all(conn)
             _stamp(conn, HEAD)
             return
-        current = current_revision(lambda sql: conn.exec_driver_sql(sql).all(), tables, path)
+        current = current_revision(lambda sql: conn.exec_driver_sql(sql).all(), tables, where)
         if current == HEAD:
             if "alembic_version" not in tables:  # the newest schema, from the build before Alembic
                 _stamp(conn, HEAD)
             return
-    if current not in REVISIONS:
-        raise StoreError(f"{path} was written by a newer ViT Workbench (schema {current}, this build knows up to "
-                         f"{HEAD}); upgrade the workbench. The file was not changed")
+        if current not in REVISIONS:
+            raise StoreError(f"{where} was written by a newer ViT Workbench (schema {current}, this build knows up "
+                             f"to {HEAD}); upgrade the workbench. {'The file' if path else 'It'} was not changed")
+        if path is None:
+            _upgrade(conn, current)
+            return
     backup = path.with_name(f"{path.name}.schema-{current}-{time.strftime('%Y%m%d-%H%M%S')}{BACKUP_SUFFIX}")
     with sqlite3.connect(path) as source, sqlite3.connect(backup) as copy:
         source.backup(copy)  # consistent even with a WAL file beside it
-    _upgrade(engine, current)
+    with engine.begin() as conn:
+        _upgrade(conn, current)
 
 
 def check_file(path: Path) -> None:
@@ -76,7 +87,7 @@ def check_file(path: Path) -> None:
         conn.close()
 
 
-def current_revision(query: Callable[[str], Sequence[tuple]], tables: set[str], path: Path) -> str:
+def current_revision(query: Callable[[str], Sequence[tuple]], tables: set[str], path: Path | str) -> str:
     """The database's revision: Alembic's, or the version row of a build before Alembic (each wrote one)."""
     if "alembic_version" in tables:
         rows, missing = query("SELECT version_num FROM alembic_version"), "its alembic_version table is empty"
@@ -101,9 +112,11 @@ def damaged(path: Path, exc: sqlite3.DatabaseError) -> StoreError | None:
     return unusable(path, f"is damaged ({exc})" if sqlite else "is not a SQLite database", check=sqlite)
 
 
-def unusable(path: Path, problem: str, *, check: bool = False) -> StoreError:
+def unusable(path: Path | str, problem: str, *, check: bool = False) -> StoreError:
     """What is wrong with which file, that it was left as it is, and the ways back: the copy kept
-    before the last upgrade, SQLite's own check, or an empty database."""
+    before the last upgrade, SQLite's own check, or an empty database (a server's database: the first)."""
+    if not isinstance(path, Path):
+        return StoreError(f"{path} {problem}; it was left as it is")
     ways = []
     backups = sorted(path.parent.glob(f"{path.name}.schema-*{BACKUP_SUFFIX}"), key=lambda p: p.stat().st_mtime)
     if backups:
@@ -131,11 +144,10 @@ def alembic_config():
     return config
 
 
-def _upgrade(engine: Engine, current: str) -> None:
+def _upgrade(conn: Connection, current: str) -> None:
     from alembic import command
 
     config = alembic_config()
-    with engine.begin() as conn:
-        _stamp(conn, current)  # a database from before Alembic: say where its scripts start
-        config.attributes["connection"] = conn  # migrations/env.py runs the scripts on it
-        command.upgrade(config, HEAD)
+    _stamp(conn, current)  # a database from before Alembic: say where its scripts start
+    config.attributes["connection"] = conn  # migrations/env.py runs the scripts on it
+    command.upgrade(config, HEAD)

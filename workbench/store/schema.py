@@ -54,6 +54,10 @@ class Run(Base):
     tags: Mapped[str] = mapped_column(String(500), default="")
     # in the Trash since then (restorable; its files stay until the Trash is emptied); None: not
     trashed_at: Mapped[float | None] = mapped_column(Float, default=None, index=True)
+    # the worker's last sign of life (every few seconds, from any host): a stale one means it is gone
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, default=None)
+    # a cancel asked for through the database (from any host): the worker stops after its next step
+    cancel_requested_at: Mapped[float | None] = mapped_column(Float, default=None)
 
     @property
     def progress(self) -> float:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import socket
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -18,10 +19,10 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from workbench import paths
-from workbench.errors import StoreError
+from workbench.errors import StoreError, StoreUnreachable
 from workbench.store import migrate
 from workbench.store.datasets import DatasetQueries
-from workbench.store.engine import BUSY_TIMEOUT_S, create_sqlite_engine
+from workbench.store.engine import BUSY_TIMEOUT_S, create_store_engine, describe, parse_url
 from workbench.store.schema import (
     SEGMENTS,
     Artifact,
@@ -37,19 +38,42 @@ from workbench.store.studies import StudyQueries
 MetricRow = tuple[int, int, float, str, float, float]  # id, step, epoch, key, value, wall_time
 MAX_CONCURRENT = "max_concurrent"
 DEFAULT_MAX_CONCURRENT = 2
+HEARTBEAT_TIMEOUT = "heartbeat_timeout_s"
+HEARTBEAT_S = 5.0  # how often a worker says it is alive
+DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0  # twelve missed heartbeats: a worker is gone, not merely slow
 
 
 class Store(DatasetQueries, StudyQueries):
     """The run database of one workbench home (datasets' and studies' queries in their modules)."""
 
-    def __init__(self, path: Path | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
-        self.path = Path(path) if path else paths.db_path()
-        self.home = self.path.parent
+    def __init__(self, target: str | Path | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+        """`target`: an SQLAlchemy URL or a SQLite file; by default `WORKBENCH_DB`, else the SQLite
+        file in the workbench home."""
+        self.url = parse_url(target or paths.database_url() or paths.db_path())
+        self.server = self.url.get_backend_name() != "sqlite"
+        self.path = None if self.server else Path(self.url.database)  # the SQLite file
+        self.label = describe(self.url)
+        self.home = paths.home() if self.server else self.path.parent
+        # run files: stored relative to this root, so a desktop that mounts a shared root elsewhere finds them
+        self.root = paths.artifacts_root() if os.environ.get("WORKBENCH_ARTIFACTS") else self.home
         self.busy_timeout_s = busy_timeout_s
-        self.engine = create_sqlite_engine(self.path, busy_timeout_s)
+        self.engine = create_store_engine(self.url, busy_timeout_s)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         with self._translate_errors():
-            migrate.prepare(self.engine, self.path)
+            migrate.prepare(self.engine, self.path, self.label)
+
+    @property
+    def target(self) -> str:
+        """The URL another process opens this store with (password included: for child processes only)."""
+        return self.url.render_as_string(hide_password=False)
+
+    def environment(self) -> dict[str, str]:
+        """What a process this one starts (a worker, the CLI) needs in its environment to open
+        this same store and write run files under the same root."""
+        env = {"WORKBENCH_HOME": str(self.home), "WORKBENCH_DB": self.target}
+        if self.root != self.home:
+            env["WORKBENCH_ARTIFACTS"] = str(self.root)
+        return env
 
     def close(self) -> None:
         self.engine.dispose()
@@ -60,13 +84,16 @@ class Store(DatasetQueries, StudyQueries):
         try:
             yield
         except OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreError(f"the run database {self.path} stayed locked by another process for "
+            if not self.server and ("locked" in str(exc) or "busy" in str(exc)):
+                raise StoreError(f"{self.label} stayed locked by another process for "
                                  f"{self.busy_timeout_s:g} s; close other programs using it (another workbench, a DB browser) "
                                  f"and retry") from exc
-            raise StoreError(f"the run database {self.path} cannot be used: {exc.orig}") from exc
+            if self.server and (exc.connection_invalidated or _unreachable(exc)):
+                raise StoreUnreachable(f"{self.label} cannot be reached: {str(exc.orig).strip().splitlines()[0]}") \
+                    from exc
+            raise StoreError(f"{self.label} cannot be used: {exc.orig}") from exc
         except DatabaseError as exc:  # damaged pages a query ran into after the file opened
-            error = migrate.damaged(self.path, exc.orig)
+            error = None if self.server else migrate.damaged(self.path, exc.orig)
             if error is None:
                 raise
             raise error from exc
@@ -76,6 +103,14 @@ class Store(DatasetQueries, StudyQueries):
         """A session that commits on success; errors come out as `StoreError` where they are ours."""
         with self._translate_errors(), self._sessions.begin() as session:
             yield session
+
+    def _lock(self, s: Session, name: str) -> None:
+        """Serialise a read-then-write step among every process of this store until `s` commits:
+        on PostgreSQL a transaction-level advisory lock (READ COMMITTED would let two claims each
+        count the other's run as not yet running); SQLite's BEGIN IMMEDIATE already holds the
+        one write lock."""
+        if self.server:
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(name.encode())})
 
     # --------------------------------------------------------------- settings
     def max_concurrent(self) -> int:
@@ -87,9 +122,25 @@ class Store(DatasetQueries, StudyQueries):
     def set_max_concurrent(self, limit: int) -> None:
         if limit < 1:
             raise StoreError(f"the limit of concurrent runs must be at least 1, not {limit}")
+        self._set_meta(MAX_CONCURRENT, str(limit))
+
+    def heartbeat_timeout(self) -> float:
+        """Seconds without a heartbeat after which a running run's worker counts as gone (every
+        desktop and scheduler of this store uses the one value)."""
         with self.session() as s:
-            if s.execute(update(Meta).where(Meta.key == MAX_CONCURRENT).values(value=str(limit))).rowcount == 0:
-                s.add(Meta(key=MAX_CONCURRENT, value=str(limit)))
+            value = s.scalar(select(Meta.value).where(Meta.key == HEARTBEAT_TIMEOUT))
+        return float(value) if value else DEFAULT_HEARTBEAT_TIMEOUT_S
+
+    def set_heartbeat_timeout(self, seconds: float) -> None:
+        if seconds < 3 * HEARTBEAT_S:
+            raise StoreError(f"the heartbeat timeout must be at least {3 * HEARTBEAT_S:g} s (three heartbeats), "
+                             f"not {seconds:g}")
+        self._set_meta(HEARTBEAT_TIMEOUT, f"{seconds:g}")
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self.session() as s:
+            if s.execute(update(Meta).where(Meta.key == key).values(value=value)).rowcount == 0:
+                s.add(Meta(key=key, value=value))
 
     def schema_version(self) -> int:
         with self.session() as s:
@@ -121,7 +172,7 @@ class Store(DatasetQueries, StudyQueries):
         with self.session() as s:
             run = s.get(Run, run_id)
             if run is None:
-                raise StoreError(f"there is no run {run_id} in {self.path}; `workbench runs` lists them")
+                raise StoreError(f"there is no run {run_id} in {self.label}; `workbench runs` lists them")
             return run
 
     def runs_by_id(self, ids: Sequence[int]) -> dict[int, Run]:
@@ -148,7 +199,7 @@ class Store(DatasetQueries, StudyQueries):
         with self.session() as s:
             run = s.get(Run, run_id)
             if run is None:
-                raise StoreError(f"there is no run {run_id} in {self.path}; `workbench runs` lists them")
+                raise StoreError(f"there is no run {run_id} in {self.label}; `workbench runs` lists them")
             tags = [t for t in run.tags.split() if t not in remove]
             tags += [t for t in dict.fromkeys(add) if t not in tags]
             run.tags = " ".join(tags)
@@ -182,8 +233,10 @@ class Store(DatasetQueries, StudyQueries):
             query = query.where(running_in_study < study_limit)
         now = time.time()
         with self.session() as s:
+            self._lock(s, "claim")
             claimed = s.execute(query.values(status=RunStatus.RUNNING, started_at=func.coalesce(Run.started_at, now),
-                                             host=host, pid=None, error=None)).rowcount == 1
+                                             host=host, pid=None, error=None, heartbeat_at=_db_now(s),
+                                             cancel_requested_at=None)).rowcount == 1
             if claimed:
                 _open_segment(s, run_id, now)
             return claimed
@@ -233,8 +286,34 @@ class Store(DatasetQueries, StudyQueries):
         with self.session() as s:
             s.execute(update(Run).where(Run.id == run_id).values(
                 status=RunStatus.RUNNING, device=device, pid=os.getpid(), host=socket.gethostname(),
-                started_at=func.coalesce(Run.started_at, now), error=None))
+                started_at=func.coalesce(Run.started_at, now), error=None, heartbeat_at=_db_now(s)))
             _open_segment(s, run_id, now)
+
+    # --------------------------------------------------------------- liveness
+    def beat(self, run_id: int) -> bool:
+        """A worker's heartbeat (the database's clock, so hosts with skewed clocks agree); True if
+        a cancel was requested for the run (from any host)."""
+        with self.session() as s:
+            requested = s.scalar(update(Run).where(Run.id == run_id).values(heartbeat_at=_db_now(s))
+                                 .returning(Run.cancel_requested_at))
+        return requested is not None
+
+    def request_cancel(self, run_id: int) -> bool:
+        """Ask a running run's worker, wherever it runs, to stop after its next step; True if asked."""
+        with self.session() as s:
+            return s.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.RUNNING,
+                                               Run.cancel_requested_at.is_(None))
+                             .values(cancel_requested_at=time.time())).rowcount == 1
+
+    def silent_runs(self, timeout: float) -> list[tuple[Run, float]]:
+        """Running runs whose last heartbeat is older than `timeout` seconds by the database's
+        clock, with the seconds since it (runs that never beat, from a build before heartbeats,
+        are not judged here)."""
+        with self.session() as s:
+            now = _db_now(s)
+            rows = s.execute(select(Run, now - Run.heartbeat_at).where(
+                Run.status == RunStatus.RUNNING, Run.heartbeat_at.is_not(None), Run.heartbeat_at < now - timeout))
+            return [(run, float(age)) for run, age in rows]
 
     # ----------------------------------------------------------------- metrics
     def add_metrics(self, run_id: int, rows: Sequence[tuple[int, float, str, float, float]]) -> None:
@@ -322,14 +401,28 @@ class Store(DatasetQueries, StudyQueries):
             return doomed
 
     def abspath(self, artifact: Artifact) -> Path:
-        return self.home / artifact.path
+        return self.root / artifact.path
 
     def _relative(self, path: Path) -> str:
         path = Path(path).resolve()
         try:
-            return str(path.relative_to(self.home.resolve()))
+            return str(path.relative_to(self.root.resolve()))
         except ValueError:
             return str(path)
+
+
+def _db_now(s: Session) -> Any:
+    """Now in Unix seconds by the database's clock, as an SQL expression (every host reads one clock)."""
+    if s.get_bind().dialect.name == "sqlite":
+        return (func.julianday("now") - 2440587.5) * 86400.0
+    return func.extract("epoch", func.clock_timestamp())
+
+
+def _unreachable(exc: OperationalError) -> bool:
+    """Whether a server's error is about the connection (refused, lost, timed out, the server
+    shutting down: SQLSTATE classes 08 and 57P, or none at all) rather than about the query."""
+    state = getattr(exc.orig, "sqlstate", None)
+    return state is None or state.startswith(("08", "57P"))
 
 
 def _open_segment(s: Session, run_id: int, now: float) -> None:

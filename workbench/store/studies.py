@@ -45,7 +45,7 @@ class StudyQueries:
         with self.session() as s:
             study = s.get(Study, study_id)
             if study is None:
-                raise StoreError(f"there is no study {study_id} in {self.path}; `workbench study list` lists them")
+                raise StoreError(f"there is no study {study_id} in {self.label}; `workbench study list` lists them")
             return study
 
     def list_studies(self) -> list[Study]:
@@ -88,6 +88,11 @@ class StudyQueries:
         (two schedulers never make the same run twice)."""
         active = select(Study.id).where(Study.status == "active")
         with self.session() as s:
+            # the member's row locked, or skipped if another scheduler holds it (PostgreSQL; SQLite
+            # holds its one write lock already); the UPDATE then re-checks its state
+            if s.scalar(select(StudyMember.id).where(StudyMember.id == member_id)
+                        .with_for_update(skip_locked=True)) is None:
+                return None
             claimed = s.execute(update(StudyMember).where(StudyMember.id == member_id, StudyMember.state != "created",
                                                           StudyMember.study_id.in_(active))
                                 .values(state="created", note=""))
