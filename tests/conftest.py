@@ -1,5 +1,10 @@
 """Shared fixtures: every test gets its own workbench home (database, runs); the generated
-dataset cache is shared by the whole session so it is drawn once."""
+dataset cache is shared by the whole session so it is drawn once.
+
+A module marked `pytest.mark.backends` runs each test that uses the store on both backends:
+the SQLite file, and a database of its own on a real PostgreSQL server (tests/pg_server.py),
+passed to the workers and CLI processes it starts through WORKBENCH_DB. A test marked
+`sqlite_only` is about the file itself (locks, damaged pages) and runs on SQLite alone."""
 
 from __future__ import annotations
 
@@ -16,9 +21,35 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.jobs.runner import is_worker_alive  # noqa: E402
 from workbench.store import Store  # noqa: E402
 from workbench.studies import advance  # noqa: E402
+
+pytest_plugins = ["tests.pg_fixtures"]
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends: run the module's store tests on SQLite and on PostgreSQL")
+    config.addinivalue_line("markers", "sqlite_only: a test of the SQLite file itself (in a `backends` module)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends") \
+            and not metafunc.definition.get_closest_marker("sqlite_only"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which store this test's `Store()` (and every process it starts) opens."""
+    name = getattr(request, "param", "sqlite")
+    if name == "postgres":
+        monkeypatch.setenv("WORKBENCH_DB", request.getfixturevalue("pg_url"))
+    else:
+        monkeypatch.delenv("WORKBENCH_DB", raising=False)
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -27,24 +58,33 @@ def dataset_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dataset_cache: Path) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dataset_cache: Path, backend: str) -> Path:
     path = tmp_path / "home"
     monkeypatch.setenv("WORKBENCH_HOME", str(path))
     monkeypatch.setenv("WORKBENCH_DATASETS", str(dataset_cache))
+    monkeypatch.delenv("WORKBENCH_ARTIFACTS", raising=False)
     yield path
     _kill_workers(path)
 
 
 def _kill_workers(home: Path) -> None:
     """No worker a test started may outlive it (they would slow every later test)."""
-    db = home / "workbench.sqlite"
-    if not db.exists():
-        return
-    try:
-        with sqlite3.connect(db) as conn:  # plain sqlite: the test may have left any schema behind
-            running = conn.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
-    except sqlite3.DatabaseError:  # a test's deliberately broken database: no worker could use it
-        return
+    if os.environ.get("WORKBENCH_DB"):
+        try:
+            store = Store()
+            running = [(r.id, r.pid) for r in store.list_runs(status="running")]
+            store.close()
+        except WorkbenchError:
+            return
+    else:
+        db = home / "workbench.sqlite"
+        if not db.exists():
+            return
+        try:
+            with sqlite3.connect(db) as conn:  # plain sqlite: the test may have left any schema behind
+                running = conn.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
+        except sqlite3.DatabaseError:  # a test's deliberately broken database: no worker could use it
+            return
     for run_id, pid in running:
         if is_worker_alive(pid, run_id):
             os.killpg(pid, signal.SIGKILL)

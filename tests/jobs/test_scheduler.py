@@ -11,7 +11,7 @@ from workbench.jobs import Runner, create_run
 from workbench.store import RunStatus, Store
 from workbench.studies import Stage, StudySpec, create_study, tick
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backends]
 SHORT = {"max_steps": 15, "eval_every": 15, "log_every": 5}
 
 

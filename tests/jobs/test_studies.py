@@ -42,6 +42,8 @@ from workbench.studies import (
 )
 from workbench.studies import wait_for as wait_for_run
 
+pytestmark = pytest.mark.backends  # on SQLite and on PostgreSQL
+
 QUICK = {"max_steps": 2}
 
 

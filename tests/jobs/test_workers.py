@@ -1,14 +1,15 @@
-"""Real worker processes started through the runner and the CLI, against a real SQLite file."""
+"""Real worker processes started through the runner and the CLI, against a real SQLite file and a real
+PostgreSQL server."""
 
 import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import wait_for
 from workbench.jobs import Runner, cancel_run, create_run, reconcile
@@ -16,7 +17,7 @@ from workbench.jobs.runner import is_worker_alive, log_path
 from workbench.store import RunStatus, Store
 from workbench.studies import scheduler
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backends]
 
 
 def test_cli_tiny_vit_run_finishes_clearly_above_chance(cli, store: Store) -> None:
@@ -26,10 +27,10 @@ def test_cli_tiny_vit_run_finishes_clearly_above_chance(cli, store: Store) -> No
     run = store.get_run(run_id)
     assert run.status == RunStatus.FINISHED and run.device == "cpu"
     assert run.pid not in (None, os.getpid())  # trained in its own process
-    with sqlite3.connect(store.path) as db:  # the metrics are in the file itself
-        (top1,) = db.execute("SELECT value FROM metrics WHERE run_id=? AND key='val/top1' ORDER BY step DESC "
-                             "LIMIT 1", (run_id,)).fetchone()
-        (rows,) = db.execute("SELECT count(*) FROM metrics WHERE run_id=?", (run_id,)).fetchone()
+    with store.engine.connect() as db:  # the metrics are in the database itself (plain SQL)
+        top1 = db.execute(text("SELECT value FROM metrics WHERE run_id=:r AND key='val/top1' ORDER BY step DESC "
+                               "LIMIT 1"), {"r": run_id}).scalar_one()
+        rows = db.execute(text("SELECT count(*) FROM metrics WHERE run_id=:r"), {"r": run_id}).scalar_one()
     assert top1 >= 0.2, f"val top-1 {top1:.3f} is not clearly above chance (0.1)"
     assert rows > 100
     assert "finished" in done.stderr and log_path(run_id).read_text().count("val/top1=") == 5

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from tests.pg_fixtures import pg_server, pg_url  # noqa: F401  (fixtures, until conftest registers the plugin)
 from tests.pg_server import PostgresServer
 
 
-def test_a_real_postgresql_server(pg_url: str) -> None:  # noqa: F811
+def test_a_real_postgresql_server(pg_url: str) -> None:
     engine = create_engine(pg_url)
     try:
         with engine.begin() as conn:
@@ -24,7 +23,7 @@ def test_a_real_postgresql_server(pg_url: str) -> None:  # noqa: F811
         engine.dispose()
 
 
-def test_each_url_is_its_own_database(pg_server: PostgresServer) -> None:  # noqa: F811
+def test_each_url_is_its_own_database(pg_server: PostgresServer) -> None:
     first, second = pg_server.create_database("own_a"), pg_server.create_database("own_b")
     assert first != second
     engines = [create_engine(first), create_engine(second)]
@@ -39,7 +38,7 @@ def test_each_url_is_its_own_database(pg_server: PostgresServer) -> None:  # noq
 
 
 @pytest.mark.parametrize("turn", [1, 2])
-def test_pg_url_is_fresh_per_test(pg_url: str, turn: int) -> None:  # noqa: F811
+def test_pg_url_is_fresh_per_test(pg_url: str, turn: int) -> None:
     """Both turns create the same table: had they shared a database, the second would find it."""
     engine = create_engine(pg_url)
     try:

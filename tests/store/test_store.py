@@ -8,7 +8,10 @@ import pytest
 from workbench.errors import StoreError
 from workbench.store import SCHEMA_VERSION, RunStatus, Store
 
+pytestmark = pytest.mark.backends  # every test on SQLite and on PostgreSQL, but those of the file itself
 
+
+@pytest.mark.sqlite_only
 def test_sqlite_file_uses_wal_foreign_keys_and_busy_timeout(store: Store) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -90,6 +93,7 @@ def test_artifacts_latest_and_relative_paths(store: Store, home: Path) -> None:
     assert store.latest_artifact(run.id, "export") is None
 
 
+@pytest.mark.sqlite_only
 def test_locked_database_gives_a_clear_error(store: Store) -> None:
     run = store.create_run("vit", {})
     blocker = sqlite3.connect(store.path, isolation_level=None)
@@ -105,7 +109,7 @@ def test_locked_database_gives_a_clear_error(store: Store) -> None:
 
 
 def _write_rows(db: str, run_id: int, n: int) -> None:
-    store = Store(Path(db))
+    store = Store(db)
     for start in range(0, n, 100):
         store.add_metrics(run_id, [(s, 0.0, "train/loss", float(s), time.time()) for s in range(start, start + 100)])
         store.update_run(run_id, step=start)
@@ -114,7 +118,7 @@ def _write_rows(db: str, run_id: int, n: int) -> None:
 def test_concurrent_writer_processes_lose_nothing(store: Store) -> None:
     runs = [store.create_run("vit", {}) for _ in range(4)]
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_write_rows, args=(str(store.path), r.id, 2000)) for r in runs]
+    procs = [ctx.Process(target=_write_rows, args=(store.target, r.id, 2000)) for r in runs]
     for p in procs:
         p.start()
     reads = 0

@@ -1,5 +1,5 @@
 """Headless interface: `workbench train | resume | cancel | runs | show | metrics | trash | restore |
-tag | limit | export | inspect | datasets | methods | study | gui`.
+tag | limit | export | inspect | datasets | methods | study | db | gui`.
 
 A stable scripting surface: `train` prints only the new run id on stdout (progress goes to
 stderr), `runs` and `show` take `--json`, `metrics --csv` prints the full series. Errors the
@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Sequence
 
-from workbench.cli import data, models, runs, studies
+from workbench.cli import data, db, models, runs, studies
 from workbench.errors import WorkbenchError
 
 
@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--db", metavar="URL", help="the store: postgresql+psycopg://user@host/db or a SQLite file "
                                                "(default: WORKBENCH_DB, else the SQLite file in WORKBENCH_HOME)")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (runs, models, data, studies):
+    for group in (runs, models, data, studies, db):
         group.add_parsers(sub)
     g = sub.add_parser("gui", help="open the desktop app")
     g.set_defaults(func=lambda _args: __import__("workbench.ui", fromlist=["main"]).main())

@@ -22,7 +22,12 @@ from workbench import paths
 from workbench.errors import StoreError, StoreUnreachable
 from workbench.store import migrate
 from workbench.store.datasets import DatasetQueries
-from workbench.store.engine import BUSY_TIMEOUT_S, create_store_engine, describe, parse_url
+from workbench.store.engine import (
+    BUSY_TIMEOUT_S,
+    create_store_engine,
+    describe,
+    parse_url,
+)
 from workbench.store.schema import (
     SEGMENTS,
     Artifact,
