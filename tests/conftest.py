@@ -130,11 +130,12 @@ def finished_run(store: Store, method: str, **config: object) -> int:
 
 
 def finish_queued_members(store: Store, study_id: int,
-                          summary: Callable[[str, dict], dict[str, float] | None]) -> int:
+                          summary: Callable[[str, dict], dict[str, float] | None], *, then_advance: bool = True) -> int:
     """Finish the study's queued member runs without training: each gets the final results
     `summary(stage, point)` (`point`: its sweep point's values; for a shared stage its seed
     alone, {} without seeds; None leaves it queued) and a checkpoint file, as a trained run
-    would; then the study advances (its next stages get queued). How many were finished."""
+    would; then the study advances (its next stages get queued), unless not `then_advance`. How many
+    were finished."""
     stages = {s.id: s.name for s in store.study_stages(study_id)}
     points = store.get_study(study_id).spec["points"]
     done = 0
@@ -149,5 +150,6 @@ def finish_queued_members(store: Store, study_id: int,
         store.add_artifact(run.id, "checkpoint", checkpoint, step=10)
         store.update_run(run.id, status="finished", summary=values)
         done += 1
-    advance(store, study_id)
+    if then_advance:
+        advance(store, study_id)
     return done

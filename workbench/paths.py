@@ -13,6 +13,7 @@ several independent workspaces never share a database by accident.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -53,6 +54,12 @@ def home() -> Path:
     if not os.access(path, os.W_OK):  # a read-only mount says so here even to root
         raise WorkbenchError(f"the workbench home {path} cannot be written to (read-only, or not yours); {fix}")
     return path
+
+
+def host() -> str:
+    """This machine's name in the store (`runs.host`): `WORKBENCH_HOST`, else the host name. Set it
+    where host names are not stable or not unique (containers, some cluster nodes)."""
+    return os.environ.get("WORKBENCH_HOST") or socket.gethostname()
 
 
 def db_path() -> Path:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
 from typing import ContextManager
 
 import torch
 
+from workbench import paths
 from workbench.errors import WorkbenchError
 from workbench.store import RunStatus, Store
 
@@ -78,7 +78,7 @@ class CpuShare:
         if self.fixed:
             wanted = self.fixed
         else:
-            host = socket.gethostname()
+            host = paths.host()
             running = sum(r.host == host for r in self.store.list_runs(status=RunStatus.RUNNING))
             wanted = max(1, (os.cpu_count() or 1) // max(1, running * self.share))
         if wanted != torch.get_num_threads():  # setting the current value again slows CPU steps

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -87,7 +86,7 @@ def reconcile(store: Store, skip: Iterable[int] = ()) -> list[int]:
     """Mark runs left `running` whose worker is gone as `interrupted`: on this host, at once by its
     missing pid; on any host, by a heartbeat older than the store's timeout. `skip`: runs whose
     worker the caller watches itself (its exit code says more)."""
-    host = socket.gethostname()
+    host = paths.host()
     lost, skip = [], set(skip)
     resume = "`workbench resume {}` continues from the last checkpoint"
     for run in store.list_runs(status=RunStatus.RUNNING):
@@ -122,7 +121,7 @@ def cancel_run(store: Store, run_id: int, grace: float = 10.0) -> RunStatus:
         return RunStatus(store.get_run(run_id).status)
     if run.status != RunStatus.RUNNING:
         raise WorkbenchError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
-    if run.host not in (None, socket.gethostname()):
+    if run.host not in (None, paths.host()):
         store.request_cancel(run_id)
         return RunStatus(store.get_run(run_id).status)
     worker = _worker(run.pid, run_id)
@@ -209,7 +208,7 @@ def _smi_gpus() -> int:
 def pick_gpu(total: int, running: list[Run]) -> int | None:
     """The first GPU no running run on this host uses (their `device` says `cuda:N`), or None when
     every GPU is taken (the run then shares one, as `device=auto` would)."""
-    host = socket.gethostname()
+    host = paths.host()
     busy = {int(r.device.split(":")[1].split()[0]) for r in running
             if r.host in (None, host) and (r.device or "").startswith("cuda:")}
     return next((i for i in range(total) if i not in busy), None)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
 import zlib
 from pathlib import Path
@@ -290,7 +289,7 @@ class Store(DatasetQueries, StudyQueries):
         now = time.time()
         with self.session() as s:
             s.execute(update(Run).where(Run.id == run_id).values(
-                status=RunStatus.RUNNING, device=device, pid=os.getpid(), host=socket.gethostname(),
+                status=RunStatus.RUNNING, device=device, pid=os.getpid(), host=paths.host(),
                 started_at=func.coalesce(Run.started_at, now), error=None, heartbeat_at=_db_now(s)))
             _open_segment(s, run_id, now)
 

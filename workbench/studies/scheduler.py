@@ -15,10 +15,10 @@ so two schedulers never make the same run twice.
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import TYPE_CHECKING, Callable
 
+from workbench import paths
 from workbench.errors import WorkbenchError
 from workbench.jobs.runner import Runner, cancel_run, resume_run
 from workbench.jobs.submit import prepare_config
@@ -107,7 +107,7 @@ def start_queued(store: Store, runner: Runner) -> list[int]:
     queued = store.list_runs(status=RunStatus.QUEUED)
     if not queued:
         return []
-    host, limit = socket.gethostname(), store.max_concurrent()
+    host, limit = paths.host(), store.max_concurrent()
     study_of = {}
     for run in queued:
         member = store.member_of_run(run.id)
