@@ -321,12 +321,34 @@ class Store(DatasetQueries, StudyQueries):
 
     # ----------------------------------------------------------------- metrics
     def add_metrics(self, run_id: int, rows: Sequence[tuple[int, float, str, float, float]]) -> None:
-        """Insert (step, epoch, key, value, wall_time) rows in one transaction."""
+        """Insert (step, epoch, key, value, wall_time) rows in one transaction. On PostgreSQL through
+        COPY FROM STDIN on the session's own connection: 1.7-2.8x the rows/s of SQLAlchemy's batched
+        INSERT at 50-5,000 rows a batch (bench/RESULTS.md); the serial id still numbers the rows in
+        insertion order. COPY's psycopg errors are raised as SQLAlchemy's (a lost connection
+        invalidated), so `session()` turns them into the same errors as the INSERT's."""
         if not rows:
             return
         with self.session() as s:
-            s.execute(insert(Metric), [dict(run_id=run_id, step=st, epoch=ep, key=k, value=v, wall_time=w)
-                                       for st, ep, k, v, w in rows])
+            if not self.server:
+                s.execute(insert(Metric), [dict(run_id=run_id, step=st, epoch=ep, key=k, value=v, wall_time=w)
+                                           for st, ep, k, v, w in rows])
+                return
+            import psycopg
+            from sqlalchemy.exc import DBAPIError
+
+            copy_sql = "COPY metrics (run_id, step, epoch, key, value, wall_time) FROM STDIN"
+            conn = s.connection()
+            driver = conn.connection.driver_connection
+            try:
+                with driver.cursor() as cur, cur.copy(copy_sql) as copy:
+                    for st, ep, k, v, w in rows:
+                        copy.write_row((run_id, st, ep, k, v, w))
+            except psycopg.Error as exc:  # what SQLAlchemy does for the statements it runs itself
+                lost = conn.dialect.is_disconnect(exc, driver, None)
+                if lost:
+                    conn.invalidate(exc)
+                raise DBAPIError.instance(copy_sql, None, exc, psycopg.Error, connection_invalidated=lost,
+                                          dialect=conn.dialect) from exc
 
     def metrics(self, run_id: int, *, after_id: int = 0, key: str | None = None) -> list[MetricRow]:
         """Metric rows of a run newer than `after_id`, in insertion order (for incremental polling)."""
