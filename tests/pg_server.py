@@ -154,6 +154,18 @@ class PostgresServer:
             self.tmp = None
             atexit.unregister(self.stop)
 
+    def pause(self) -> None:
+        """Stop the server and keep its data (a server gone down, or a network cut: clients see
+        their connections closed and new ones refused)."""
+        self._run("pg_ctl", "stop", "-m", "fast", "-w", "-D", str(self.data_dir))
+
+    def resume(self) -> None:
+        """Start a paused server again, on the same port with the same data."""
+        started = self._run("pg_ctl", "start", "-w", "-t", str(self.startup_timeout), "-D", str(self.data_dir),
+                            "-l", str(self.log_file))
+        if started.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start again:\n{started.stderr}\n{self._log_tail()}")
+
     def __enter__(self) -> PostgresServer:
         return self.start()
 

@@ -12,6 +12,7 @@ def window(qtbot, store: Store) -> MainWindow:
     qtbot.addWidget(w)
     w.load()
     w.timer.stop()  # the tests poll by hand
+    settle(w)
     yield w
     w.close()
 
@@ -37,3 +38,18 @@ def answer_next_box(button: str, tries: int = 250) -> list[str]:
 
     QTimer.singleShot(0, click)
     return seen
+
+
+def poll(window: MainWindow) -> None:
+    """One poll of the window, to its end (it reads the store on a worker thread, then shows it)."""
+    window.poll()
+    settle(window)
+
+
+def settle(window: MainWindow) -> None:
+    """Wait until the window has shown every poll it started (after load, or an action's)."""
+    from PySide6.QtWidgets import QApplication
+
+    while window.polling:
+        assert window.tasks.wait(60_000), "the poll's reading did not end within 60 s"
+        QApplication.processEvents()

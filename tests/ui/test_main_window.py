@@ -9,7 +9,7 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from tests.conftest import finished_run
-from tests.ui.conftest import answer_next_box
+from tests.ui.conftest import answer_next_box, poll, settle
 from workbench.store import RunStatus, Store
 from workbench.ui.main_window import MainWindow
 from workbench.ui.runs_panel import NAME_WIDTH
@@ -29,7 +29,7 @@ def test_the_gui_does_not_import_torch(home) -> None:
 def test_runs_are_listed_filtered_and_sorted(window: MainWindow, store: Store) -> None:
     ids = [finished_run(store, "vit"), finished_run(store, "mae"), finished_run(store, "vit")]
     store.update_run(ids[2], status=RunStatus.FAILED, tags="baseline", error="boom")
-    window.poll()
+    poll(window)
     assert window.proxy.rowCount() == 3
     assert window.proxy.index(0, 0).data() == ids[2]  # newest first
     window.method_filter.setCurrentText("mae")
@@ -52,14 +52,14 @@ def test_runs_are_listed_filtered_and_sorted(window: MainWindow, store: Store) -
 def test_curves_fetch_incrementally_and_export(window: MainWindow, store: Store, tmp_path) -> None:
     run = finished_run(store, "vit")
     store.add_metrics(run, [(s, s / 10, "train/loss", 3 - s / 10, 100.0 + s) for s in range(1, 11)])
-    window.poll()
+    poll(window)
     window.select_run(run)
     window.tasks.wait()
     QApplication.processEvents()
     assert window.curves.point_count(run, "train/loss") == 10
     assert "train/loss" in window.curves.plots
     store.add_metrics(run, [(11, 1.1, "train/loss", 1.5, 111.0), (11, 1.1, "val/top1", 0.5, 111.0)])
-    window.poll()
+    poll(window)
     window.tasks.wait()
     QApplication.processEvents()
     assert window.curves.point_count(run, "train/loss") == 11
@@ -82,7 +82,7 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     store.update_run(a, summary={"val/top1": 0.4, "params": 75082.0})
     store.update_run(b, summary={"val/top1": 0.6, "params": 75082.0})
     store.add_metrics(b, [(1, 1.0, "val/top1", 0.7, 0.0), (2, 2.0, "val/top1", 0.6, 0.0)])
-    window.poll()
+    poll(window)
     window.select_run(a)
     details = window.details
     assert "--set" in details.cli_command() and "lr=0.002" in details.cli_command()
@@ -111,7 +111,7 @@ def test_delete_always_asks_moves_to_the_trash_and_deletes_for_good_only_from_th
     store.update_run(student, status=RunStatus.FINISHED)
     folder = paths.run_dir(other)
     (folder / "worker.log").write_text("hello")
-    window.poll()
+    poll(window)
     window.select_run(other)
     assert window.actions.delete.isEnabled() and not window.actions.restore.isEnabled()
     seen = answer_next_box("Cancel")
@@ -121,16 +121,19 @@ def test_delete_always_asks_moves_to_the_trash_and_deletes_for_good_only_from_th
 
     answer_next_box("Move to Trash")
     window.actions.delete.trigger()
+    settle(window)
     assert [r.id for r in store.list_runs()] == [teacher, student]
     assert [r.id for r in store.list_runs(trashed=True)] == [other] and folder.exists()  # files kept
     assert window.model.row_of(other) is None and "Trash" in window.statusBar().currentMessage()
     window.actions.undo.trigger()
+    settle(window)
     assert window.model.row_of(other) is not None and store.list_runs(trashed=True) == []
 
     window.table.selectAll()
     answer_next_box("Move to Trash")
     window.actions.delete.trigger()
     window.status_filter.setCurrentText("Trash")
+    settle(window)
     assert window.proxy.rowCount() == 3 and not window.actions.delete.isEnabled()
     window.select_run(teacher)  # the teacher alone would orphan its student
     assert window.actions.restore.isEnabled() and window.actions.purge.isEnabled()
@@ -152,6 +155,7 @@ def test_delete_always_asks_moves_to_the_trash_and_deletes_for_good_only_from_th
     assert [r.id for r in store.list_runs(trashed=True)] == [] and [r.id for r in store.list_runs()] == [other]
     assert not paths.run_dir(teacher, create=False).exists() and folder.exists()
     window.status_filter.setCurrentIndex(0)
+    settle(window)
     assert window.proxy.rowCount() == 1
 
 
@@ -170,6 +174,7 @@ def test_the_run_table_is_the_users_and_the_window_comes_back_as_it_was_left(qtb
     qtbot.addWidget(window)
     window.load()
     window.timer.stop()
+    settle(window)
     model, header = window.model, window.table.horizontalHeader()
     assert window.table.columnWidth(model.columns.index("Name")) <= NAME_WIDTH  # long names elide
     assert model.index(model.row_of(long), model.columns.index("Tags")).data() == "sweep"
@@ -180,7 +185,7 @@ def test_the_run_table_is_the_users_and_the_window_comes_back_as_it_was_left(qtb
     menu = window.runs.header_menu(QPoint(5, 5))
     _menu_action(_menu_action(menu, "Add metric column").menu(), "val/top1 (best)").trigger()
     _menu_action(window.runs.header_menu(QPoint(5, 5)), "Device").trigger()  # hide it
-    window.poll()
+    poll(window)
     assert model.columns[-2:] == ["config:lr", "best:val/top1"]
     row = model.row_of(long)
     assert [model.index(row, c).data() for c in (len(model.columns) - 2, len(model.columns) - 1)] == ["0.0020", "0.6000"]
@@ -197,6 +202,7 @@ def test_the_run_table_is_the_users_and_the_window_comes_back_as_it_was_left(qtb
     qtbot.addWidget(again)
     again.load()
     again.timer.stop()
+    settle(again)
     assert again.model.columns == model.columns
     assert again.table.horizontalHeader().isSectionHidden(model.columns.index("Device"))
     assert again.table.horizontalHeader().sortIndicatorSection() == best
@@ -221,7 +227,7 @@ def test_first_launch_hint_actions_follow_the_selection_and_every_outcome_is_sai
         assert not action.isEnabled(), action.text()  # nothing selected: nothing to act on
 
     run = finished_run(store, "vit")
-    window.poll()
+    poll(window)
     assert window.runs.stack.currentWidget() is window.table
     window.select_run(run)
     assert window.duplicate_action.isEnabled() and window.actions.delete.isEnabled()
@@ -270,13 +276,13 @@ def test_a_long_run_name_never_squeezes_the_run_table(window: MainWindow, store:
     store.update_run(run, name="a plain ViT from scratch on the built-in shapes " * 6)
     window.resize(1360, 820)
     window.show()
-    window.poll()
+    poll(window)
     QApplication.processEvents()
     before = window.splitter.sizes()[0]
     window.select_run(run)
     for tab in range(window.tabs.count()):  # every view shows the run: none may demand more width
         window.tabs.setCurrentIndex(tab)
-        window.poll()
+        poll(window)
         window.tasks.wait()
         QApplication.processEvents()
         assert window.splitter.sizes()[0] >= before - 2, window.tabs.tabText(tab)

@@ -6,6 +6,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
+from tests.ui.conftest import poll, settle
 from workbench.jobs import create_run
 from workbench.store import RunStatus, Store
 from workbench.ui.main_window import MainWindow
@@ -88,13 +89,13 @@ def test_a_run_started_from_the_dialog_trains_and_can_be_cancelled(qtbot, store:
     qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
     run = dialog.created
     assert run is not None and run.name == "from the dialog" and run.config["epochs"] == 3
-    window.poll()  # the runner starts the queued run
+    poll(window)  # the runner starts the queued run
     window.select_run(run.id)
     assert store.get_run(run.id).status == RunStatus.RUNNING
     qtbot.waitUntil(lambda: window.curves.point_count(run.id, "train/loss") >= 2, timeout=90_000)
     window.actions.cancel.trigger()
     qtbot.waitUntil(lambda: store.get_run(run.id).status == RunStatus.CANCELLED, timeout=30_000)
-    window.poll()
+    poll(window)
     assert window.model.run_at(window.model.row_of(run.id)).status == "cancelled"
     assert "worker start" in window.log.toPlainText()
     window.close()
@@ -118,6 +119,7 @@ def test_the_next_new_experiment_opens_on_the_last_preset_chosen_even_after_a_du
     _in_dialog(window, start_tiny_mae)
     first = window.new_run()
     assert first.method == "mae" and first.config["decoder_width"] == 48
+    settle(window)  # the new run is in the table once the poll it started is shown
     window.select_run(first.id)
     _in_dialog(window, lambda dialog: dialog.start_button.click())
     copy = window.duplicate_run()

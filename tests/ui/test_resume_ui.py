@@ -4,7 +4,7 @@ after the user says yes; a resumed run's details show each of its segments."""
 import time
 
 from tests.conftest import finished_run
-from tests.ui.conftest import answer_next_box
+from tests.ui.conftest import answer_next_box, poll
 from workbench.store import RunStatus, Store
 from workbench.ui.main_window import MainWindow
 
@@ -14,7 +14,7 @@ def test_resume_without_a_checkpoint_asks_before_starting_from_step_0(window: Ma
     store.abspath(store.latest_artifact(run, "checkpoint")).unlink()
     store.update_run(run, status=RunStatus.FAILED, step=10, error="boom")
     window.schedule = lambda: []  # queued is what is checked here; no worker starts
-    window.poll()
+    poll(window)
     window.select_run(run)
 
     asked = answer_next_box("Cancel")
@@ -36,7 +36,7 @@ def test_details_show_the_first_start_each_segment_and_the_warnings(window: Main
     store.update_run(run, started_at=t0, finished_at=t0 + 660, summary={
         "val/top1": 0.5, "segments": segments, "warnings": ["resumed at step 2 on changed images"]})
     window.show()
-    window.poll()
+    poll(window)
     window.select_run(run)
     window.tabs.setCurrentWidget(window.details)
     text = window.details.timing.text()

@@ -29,6 +29,7 @@ from PySide6.QtCore import QtMsgType
 from PySide6.QtWidgets import QApplication
 
 from tests.conftest import finished_run
+from tests.ui.conftest import poll
 from workbench import paths
 from workbench.jobs import cancel_run, create_run
 from workbench.store import RunStatus, Store
@@ -78,7 +79,7 @@ def test_the_window_survives_thousands_of_polls(window: MainWindow, store: Store
     live = create_run(store, "vit", preset="tiny", overrides=["epochs=200", "log_every=2", "eval_every=40"],
                       name="live")
     window.show()
-    window.poll()
+    poll(window)
     studies = window.open_studies()
     tabs = window.tabs.count()
     selections = [[live.id], stored[:2], [*stored, live.id], [stored[-1]], [stored[1]], []]
@@ -100,7 +101,7 @@ def test_the_window_survives_thousands_of_polls(window: MainWindow, store: Store
                 select(selections[i // 240 % len(selections)])
             if i == POLLS // 2:
                 studies.close()
-            window.poll()
+            poll(window)
             QApplication.processEvents()
             live_points = max(live_points, window.curves.point_count(live.id, "train/loss"))
             if i == WARM_UP:

@@ -8,7 +8,7 @@ import pyqtgraph as pg
 import pytest
 
 from tests.conftest import finish_queued_members
-from tests.ui.conftest import answer_next_box
+from tests.ui.conftest import answer_next_box, poll
 from workbench.engine.execute import execute
 from workbench.store import RunStatus, Store
 from workbench.studies import (
@@ -94,7 +94,7 @@ def test_the_window_shows_results_equal_to_the_runs_and_links_to_them(qtbot, win
     study = create_study(store, sweep_spec("vit", [("pos_embed", ["learned-1d", "none"])], common=QUICK))
     for m in store.study_members(study.id):
         assert execute(store, m.run_id, log=lambda _: None) == RunStatus.FINISHED
-    window.poll()
+    poll(window)
     view = window.open_studies()
     qtbot.waitUntil(lambda: view.list.rowCount() == 1 and view.table_data is not None, timeout=10_000)
     assert view.list.item(0, 4).text() == "finished" and view.list.item(0, 5).text() == "100%"

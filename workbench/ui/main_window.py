@@ -3,9 +3,11 @@ job control.
 
 The window is built light and shown first; `load` then opens the database and builds the
 plots, so the window appears at once.
-A QTimer then polls the store a few times a second: the `Runner` starts queued runs and
-reaps finished workers, the table updates in place, curves fetch only new rows (off the GUI
-thread). Cancelling and deleting run on worker threads. Nothing here imports torch.
+A QTimer then polls the store a few times a second, off the GUI thread (a store on a server may
+answer slowly, or not at all: the window never waits for it): the `Runner` starts queued runs and
+reaps finished workers, the table updates in place, curves fetch only new rows. A store that
+cannot be reached shows a banner and is retried every few seconds. Cancelling and deleting run
+on worker threads. Nothing here imports torch.
 What the user arranged (splitter, columns, sort, selection, tab, curve settings) is saved on
 close and restored on the next start.
 """
@@ -13,7 +15,7 @@ close and restored on the next start.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QProcess, QSettings, Qt, QTimer
 from PySide6.QtGui import QDesktopServices, QKeySequence
@@ -29,8 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from workbench import paths
-from workbench.errors import WorkbenchError
+from workbench.errors import StoreUnreachable, WorkbenchError
 from workbench.store import RESUMABLE, RunStatus
+from workbench.ui.connection import Connection, StoreDialog, apply_settings
 from workbench.ui.run_actions import ACTIVE, RunActions, make_action
 from workbench.ui.runs_panel import TRASH, RunsPanel
 from workbench.ui.tasks import Tasks
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from workbench.store import Run, Store
 
 POLL_MS = 500
+RETRY_MS = 5000  # opening a store that failed to open, again
 MESSAGE_MS = 6000
 DEVICE_PROBE = ("import json, os, torch; print(json.dumps({'cuda': [torch.cuda.get_device_name(i) for i in "
                 "range(torch.cuda.device_count())], 'cpus': os.cpu_count()}))")
@@ -52,6 +56,11 @@ class MainWindow(QMainWindow):
         self.loaded = False
         self.tasks = Tasks(self)
         self.settings = QSettings(str(paths.home() / "gui.ini"), QSettings.Format.IniFormat)
+        if store is None:  # the store chosen in File → Store…, unless the environment names one
+            apply_settings(self.settings)
+        self.connection = Connection()
+        self.polling = self._again = False  # a poll is reading the store on a worker thread; asked meanwhile
+        self._then: list[Callable[[], None]] = []  # what waits for the next poll to be shown
         geometry = self.settings.value("main/geometry")
         if geometry:
             self.restoreGeometry(geometry)
@@ -78,6 +87,7 @@ class MainWindow(QMainWindow):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 4, 4, 4)
+        right_layout.addWidget(self.connection.banner)
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.tabs, 1)
         self.splitter = QSplitter()
@@ -89,6 +99,7 @@ class MainWindow(QMainWindow):
 
         self.devices_label = QLabel("devices: probing…")
         self.jobs_label = QLabel()
+        self.statusBar().addPermanentWidget(self.connection.label)
         self.statusBar().addPermanentWidget(self.devices_label)
         self.statusBar().addPermanentWidget(self.jobs_label)
         self._build_actions()
@@ -114,7 +125,12 @@ class MainWindow(QMainWindow):
         from workbench.ui.log_view import LogView
         from workbench.ui.snapshots import SnapshotsView
 
-        self.store = self._store or Store()
+        try:
+            self.store = self._store or Store()
+        except WorkbenchError as exc:  # a server down, a damaged file: say so, try again, stay usable
+            self._store_down(str(exc))
+            return
+        self.connection.opened(self.store)
         self.runner = Runner(self.store)
         self.schedule = lambda: tick(self.store, self.runner)  # the one scheduler, as everywhere
         self.parallel.blockSignals(True)
@@ -146,9 +162,17 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Runs {', '.join(map(str, lost))} lost their worker since the last session "
                                          f"and are marked interrupted; Resume continues them.", 20000)
         self._probe_devices()
-        self.poll()
-        self._restore_selection()
+        self.poll(then=self._restore_selection)
         self.timer.start(POLL_MS)
+
+    def _store_down(self, message: str) -> None:
+        """The store did not open: say why, and try it again later off the GUI thread (a server
+        that does not answer would hold the window for the connect timeout); load once it opens."""
+        from workbench.store import Store
+
+        self.connection.lost(message)
+        QTimer.singleShot(RETRY_MS, lambda: self.tasks.submit(lambda: Store().close(), lambda _: self.load(),
+                                                              self._store_down))
 
     def _restore_selection(self) -> None:
         self.tabs.setCurrentIndex(int(self.settings.value("main/tab", 0)))
@@ -189,6 +213,9 @@ class MainWindow(QMainWindow):
         about = make_action(self, "About ViT Workbench", self.about)
         readme = make_action(self, "README", self.open_readme, QKeySequence.StandardKey.HelpContents)
         quit_action = make_action(self, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.store_action = make_action(self, "Store…", self.open_store_settings, None,
+                                        "which store to open (the SQLite file here, or a PostgreSQL server shared "
+                                        "by a team or a cluster) and where run files go")
         self.parallel = QSpinBox()
         self.parallel.setRange(1, 32)
         self.parallel.setToolTip("how many runs train at once on this machine (the window, the command line and "
@@ -205,7 +232,8 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel(" parallel runs "))
         bar.addWidget(self.parallel)
         menus = self.menuBar()
-        for title, actions in (("&File", (self.new_action, self.duplicate_action, quit_action)),
+        for title, actions in (("&File", (self.new_action, self.duplicate_action, None, self.store_action, None,
+                                          quit_action)),
                                ("&Edit", (act.undo,)),
                                ("&Run", (act.cancel, act.resume, act.delete, None, act.restore, act.purge,
                                          act.empty_trash, None, act.export, act.folder)),
@@ -232,17 +260,50 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, MESSAGE_MS)
 
     # ---------------------------------------------------------------- polling
-    def poll(self) -> None:
-        if not self.loaded:
+    def poll(self, then: Callable[[], None] | None = None) -> None:
+        """Read the store on a worker thread (one poll at a time); `_polled` shows what it read, then
+        calls `then` (select a run just made: it is in the table only then)."""
+        if then is not None:
+            self._then.append(then)
+        if self.polling:  # asked again meanwhile (a filter, Refresh): read again once this one is shown
+            self._again = True
+        if not self.loaded or self.polling or not self.connection.due():
             return
-        try:
-            self.schedule()
-            runs = self.store.list_runs(trashed=self.runs.showing_trash())
-            self.runs.set_runs(runs)
-            self.runs.refresh_best(self.store)
-        except WorkbenchError as exc:  # a locked database, say: report it, keep the window alive
-            self.statusBar().showMessage(str(exc), 5000)
+        self.polling, self._again = True, False
+        trash, keys, seen = self.runs.showing_trash(), self.runs.model.best_keys(), dict(self.runs.best_seen)
+
+        def read() -> tuple:  # on a worker thread: the scheduler's tick and every query of the poll
+            try:
+                self.schedule()
+                runs = self.store.list_runs(trashed=trash)
+                changed = {r.id: (r.step, r.status) for r in runs if seen.get(r.id) != (r.step, r.status)}
+                best = self.store.metric_ranges(list(changed), keys) if keys and changed else {}
+                return runs, (keys, changed if keys else {}, best), None
+            except WorkbenchError as exc:
+                return None, None, exc
+
+        self.tasks.submit(read, self._polled, self._poll_failed)
+
+    def _polled(self, result: tuple) -> None:
+        self.polling = False
+        runs, (keys, changed, best), error = result if result[2] is None else (None, (None, None, None), result[2])
+        if error is not None:
+            self._poll_failed(str(error), unreachable=isinstance(error, StoreUnreachable))
             return
+        self._show(runs, keys, changed, best)
+        if self._again:
+            self.poll()
+            return
+        while self._then:
+            self._then.pop(0)()
+
+    def _show(self, runs: list[Run], keys: list[str], changed: dict, best: dict) -> None:
+        """What a poll read, on the GUI thread."""
+        if self.connection.back():
+            self.say(f"The store answers again: {self.store.label}")
+        self.runs.set_runs(runs)
+        if keys == self.runs.model.best_keys():  # not columns changed meanwhile
+            self.runs.set_best(best, changed)
         self._refresh_current(self.selected_runs())
         if self.studies is not None and self.studies.isVisible():
             self.studies.refresh()
@@ -252,12 +313,20 @@ class MainWindow(QMainWindow):
                                 f"{counts['running']} running · {counts['queued']} queued · {len(runs)} run{plural}")
         self._update_actions()
 
+    def _poll_failed(self, message: str, *, unreachable: bool = False) -> None:
+        """A server that does not answer: the banner, and a retry later; a locked file, say: the status bar."""
+        self.polling = False
+        if unreachable:
+            self.connection.lost(message)
+        else:
+            self.statusBar().showMessage(message, 5000)
+
     def selected_runs(self) -> list[Run]:
         rows = sorted({self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()})
         return [self.model.run_at(r) for r in rows]
 
     def _selection_changed(self) -> None:
-        if not self.loaded:
+        if not self.loaded or self.connection.offline:  # the views would wait for a store that does not answer
             return
         runs = self.selected_runs()
         self.curves.set_runs({r.id: (f"{r.id} · {r.name}", r.method) for r in runs})
@@ -311,8 +380,7 @@ class MainWindow(QMainWindow):
             self.settings.setValue("new/method", dialog.created.method)
             if dialog.chosen_preset is not None:  # a duplicate's values are no preset choice
                 self.settings.setValue("new/preset", dialog.chosen_preset)
-            self.poll()
-            self.select_run(dialog.created.id)
+            self.poll(then=lambda run_id=dialog.created.id: self.select_run(run_id))
             self.say(f"Run {dialog.created.id} queued: {dialog.created.name}")
             return dialog.created
         return None
@@ -325,6 +393,13 @@ class MainWindow(QMainWindow):
         parents = {role: p.id for role, p in self.store.parents(run.id).items()}
         return self.new_run(method=run.method, preset=None, values=run.config, parents=parents,
                             name=f"{run.name} (copy)")
+
+    def open_store_settings(self) -> StoreDialog:
+        dialog = StoreDialog(self.settings, self.store if self.loaded else None, self.tasks, self)
+        dialog.accepted.connect(lambda: self.say("Saved: the workbench opens that store at its next start"))
+        dialog.open()
+        self.store_dialog = dialog  # tests drive it
+        return dialog
 
     def open_datasets(self):
         from workbench.ui.datasets_dialog import DatasetsDialog

@@ -36,7 +36,7 @@ from workbench.ui.runs_table import (
 )
 
 if TYPE_CHECKING:
-    from workbench.store import Run, Store
+    from workbench.store import Run
 
 TRASH = "Trash"
 NAME_WIDTH = 200  # px: longer names elide, so Status and the key metric stay in view
@@ -73,7 +73,7 @@ class RunsPanel(QWidget):
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self.header_menu)
         self.fitted = False  # columns are fitted to their contents once, then they are the user's
-        self._best_seen: dict[int, tuple[int, str]] = {}  # run id -> (step, status) its best values are from
+        self.best_seen: dict[int, tuple[int, str]] = {}  # run id -> (step, status) its best values are from
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("filter: name, id, tags (study:3), notes…")
@@ -146,15 +146,12 @@ class RunsPanel(QWidget):
             if self.model.columns[col] in WIDE:
                 self.table.setColumnWidth(col, min(self.table.columnWidth(col), NAME_WIDTH))
 
-    def refresh_best(self, store: Store) -> None:
-        """Fetch the best values the table's columns show, for runs that moved since the last fetch."""
-        keys = self.model.best_keys()
-        if not keys:
-            return
-        changed = {r.id: (r.step, r.status) for r in self.model.runs if self._best_seen.get(r.id) != (r.step, r.status)}
+    def set_best(self, ranges: dict[int, dict[str, tuple[float, float]]], changed: dict[int, tuple[int, str]]) -> None:
+        """The best values the table's columns show, fetched (by the window's poll) for the runs that
+        moved since the last fetch: `changed` maps each to the (step, status) they are from."""
         if changed:
-            self.model.set_best(store.metric_ranges(list(changed), keys))
-            self._best_seen.update(changed)
+            self.model.set_best(ranges)
+            self.best_seen.update(changed)
 
     # ---------------------------------------------------------------- columns
     def header_menu(self, pos: QPoint) -> QMenu:
@@ -214,7 +211,7 @@ class RunsPanel(QWidget):
         kept = {self.model.columns[c]: (header.visualIndex(c), header.sectionSize(c), header.isSectionHidden(c))
                 for c in range(self.model.columnCount())}
         self.model.set_extra_columns(extras)
-        self._best_seen.clear()
+        self.best_seen.clear()
         order = sorted(range(self.model.columnCount()),
                        key=lambda c: kept.get(self.model.columns[c], (10_000 + c,))[0])
         for visual, col in enumerate(order):
