@@ -17,6 +17,12 @@ def clock(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
 
 
+def status(run: Run) -> str:
+    """The run's status as lists show it: a running run asked to cancel (its worker, perhaps on
+    another host, stops after its current step) is "cancelling"."""
+    return "cancelling" if run.status == "running" and run.cancel_requested_at else run.status
+
+
 def duration(run: Run) -> str:
     """Its training time over every segment (a resumed run's gaps left out); '-' before it started."""
     return seconds(run.training_seconds) if run.started_at else "-"

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QApplication
 
 from tests.conftest import finished_run
 from tests.pg_server import PostgresServer, find_pg_bin
@@ -82,3 +83,21 @@ def test_file_store_keeps_the_choice_for_the_next_start(window: MainWindow, monk
     assert os.environ["WORKBENCH_DB"].endswith("/workbench")
     monkeypatch.setenv("WORKBENCH_DB", f"sqlite:///{tmp_path / 'elsewhere.sqlite'}")
     assert "WORKBENCH_DB" not in apply_settings(window.settings)  # the environment wins
+
+
+def test_cancelling_a_run_of_another_host_shows_cancelling_until_its_worker_stops(window: MainWindow,
+                                                                                   store: Store) -> None:
+    run = store.create_run("vit", {})
+    assert store.claim_run(run.id, host="node-7", limit=1)  # training on another machine
+    poll(window)
+    window.select_run(run.id)
+    window.actions.cancel.trigger()
+    window.tasks.wait()
+    QApplication.processEvents()  # the cancel's answer: it polls and says what happened
+    settle(window)
+    assert store.get_run(run.id).cancel_requested_at is not None  # asked through the store, not killed
+    status = window.model.index(window.model.row_of(run.id), window.model.columns.index("Status")).data()
+    assert status == "cancelling" and "node-7" in window.statusBar().currentMessage()
+    store.transition(run.id, "cancelled", only_from=["running"])  # its worker stopped after its step
+    poll(window)
+    assert window.model.index(window.model.row_of(run.id), window.model.columns.index("Status")).data() == "cancelled"

@@ -251,7 +251,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "NAME", "METHOD", "STATUS", "PROGRESS", "DEVICE", "KEY METRIC", "STARTED", "DURATION")]
     for r in runs:
-        rows.append((str(r.id), r.name, r.method, r.status, f"{r.progress:.0%}", r.device or "",
+        rows.append((str(r.id), r.name, r.method, fmt.status(r), f"{r.progress:.0%}", r.device or "",
                      fmt.key_metric(r), fmt.clock(r.started_at), fmt.duration(r)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -276,7 +276,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
-    print(f"run {run.id}  {run.name}  [{run.method}]  {run.status}  {run.progress:.0%} "
+    print(f"run {run.id}  {run.name}  [{run.method}]  {fmt.status(run)}  {run.progress:.0%} "
           f"({run.step}/{run.total_steps} steps)  device {run.device or '-'}")
     segments = fmt.segments(run)
     print(f"started {fmt.clock(run.started_at)}  duration {fmt.duration(run)}" + (f"  ({segments})" if segments else ""))

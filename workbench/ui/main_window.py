@@ -14,10 +14,9 @@ close and restored on the next start.
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Callable
 
-from PySide6.QtCore import QProcess, QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
@@ -31,12 +30,14 @@ from PySide6.QtWidgets import (
 )
 
 from workbench import paths
-from workbench.errors import StoreUnreachable, WorkbenchError
+from workbench.errors import WorkbenchError
 from workbench.store import RESUMABLE, RunStatus
 from workbench.ui.connection import Connection, StoreDialog, apply_settings
+from workbench.ui.poller import Poller
 from workbench.ui.run_actions import ACTIVE, RunActions, make_action
 from workbench.ui.runs_panel import TRASH, RunsPanel
 from workbench.ui.tasks import Tasks
+from workbench.ui.widgets import DevicesLabel
 
 if TYPE_CHECKING:
     from workbench.store import Run, Store
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
 POLL_MS = 500
 RETRY_MS = 5000  # opening a store that failed to open, again
 MESSAGE_MS = 6000
-DEVICE_PROBE = ("import json, os, torch; print(json.dumps({'cuda': [torch.cuda.get_device_name(i) for i in "
-                "range(torch.cuda.device_count())], 'cpus': os.cpu_count()}))")
 
 
 class MainWindow(QMainWindow):
@@ -59,8 +58,6 @@ class MainWindow(QMainWindow):
         if store is None:  # the store chosen in File → Store…, unless the environment names one
             apply_settings(self.settings)
         self.connection = Connection()
-        self.polling = self._again = False  # a poll is reading the store on a worker thread; asked meanwhile
-        self._then: list[Callable[[], None]] = []  # what waits for the next poll to be shown
         geometry = self.settings.value("main/geometry")
         if geometry:
             self.restoreGeometry(geometry)
@@ -97,7 +94,7 @@ class MainWindow(QMainWindow):
         self.splitter.restoreState(self.settings.value("main/splitter", b""))
         self.setCentralWidget(self.splitter)
 
-        self.devices_label = QLabel("devices: probing…")
+        self.devices_label = DevicesLabel()
         self.jobs_label = QLabel()
         self.statusBar().addPermanentWidget(self.connection.label)
         self.statusBar().addPermanentWidget(self.devices_label)
@@ -131,6 +128,7 @@ class MainWindow(QMainWindow):
             self._store_down(str(exc))
             return
         self.connection.opened(self.store)
+        self.poller = Poller(self.tasks, self.connection, self._prepare_poll, self._show, self.say)
         self.runner = Runner(self.store)
         self.schedule = lambda: tick(self.store, self.runner)  # the one scheduler, as everywhere
         self.parallel.blockSignals(True)
@@ -161,7 +159,7 @@ class MainWindow(QMainWindow):
         if lost:
             self.statusBar().showMessage(f"Runs {', '.join(map(str, lost))} lost their worker since the last session "
                                          f"and are marked interrupted; Resume continues them.", 20000)
-        self._probe_devices()
+        self.devices_label.probe()
         self.poll(then=self._restore_selection)
         self.timer.start(POLL_MS)
 
@@ -178,23 +176,6 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(int(self.settings.value("main/tab", 0)))
         for run_id in [int(i) for i in (self.settings.value("main/selected", []) or []) if str(i).isdigit()]:
             self.select_run(run_id, add=True)
-
-    def _probe_devices(self) -> None:
-        """Ask a separate Python (which may import torch) what devices this machine has."""
-        self.probe = QProcess(self)
-        self.probe.finished.connect(self._devices_found)
-        self.probe.start(sys.executable, ["-c", DEVICE_PROBE])
-
-    def _devices_found(self) -> None:
-        import json
-
-        try:
-            found = json.loads(bytes(self.probe.readAllStandardOutput()).decode().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            self.devices_label.setText("devices: unknown (torch did not load)")
-            return
-        gpus = found["cuda"]
-        self.devices_label.setText(f"GPU: {', '.join(gpus)}" if gpus else f"CPU only · {found['cpus']} cores")
 
     def _build_actions(self) -> None:
         self.actions = RunActions(self)
@@ -261,46 +242,30 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- polling
     def poll(self, then: Callable[[], None] | None = None) -> None:
-        """Read the store on a worker thread (one poll at a time); `_polled` shows what it read, then
-        calls `then` (select a run just made: it is in the table only then)."""
-        if then is not None:
-            self._then.append(then)
-        if self.polling:  # asked again meanwhile (a filter, Refresh): read again once this one is shown
-            self._again = True
-        if not self.loaded or self.polling or not self.connection.due():
-            return
-        self.polling, self._again = True, False
+        """Read the store off the GUI thread and show it (`Poller`); `then` runs once it is shown."""
+        if self.loaded:
+            self.poller.poll(then)
+
+    @property
+    def polling(self) -> bool:
+        return self.loaded and self.poller.polling
+
+    def _prepare_poll(self) -> Callable[[], tuple]:
+        """What the next poll reads (on a worker thread): the scheduler's tick, the runs, and the
+        best values of the runs that moved, for the table's columns as they are now."""
         trash, keys, seen = self.runs.showing_trash(), self.runs.model.best_keys(), dict(self.runs.best_seen)
 
-        def read() -> tuple:  # on a worker thread: the scheduler's tick and every query of the poll
-            try:
-                self.schedule()
-                runs = self.store.list_runs(trashed=trash)
-                changed = {r.id: (r.step, r.status) for r in runs if seen.get(r.id) != (r.step, r.status)}
-                best = self.store.metric_ranges(list(changed), keys) if keys and changed else {}
-                return runs, (keys, changed if keys else {}, best), None
-            except WorkbenchError as exc:
-                return None, None, exc
+        def read() -> tuple:
+            self.schedule()
+            runs = self.store.list_runs(trashed=trash)
+            changed = {r.id: (r.step, r.status) for r in runs if seen.get(r.id) != (r.step, r.status)} if keys else {}
+            return runs, keys, changed, self.store.metric_ranges(list(changed), keys) if changed else {}
 
-        self.tasks.submit(read, self._polled, self._poll_failed)
+        return read
 
-    def _polled(self, result: tuple) -> None:
-        self.polling = False
-        runs, (keys, changed, best), error = result if result[2] is None else (None, (None, None, None), result[2])
-        if error is not None:
-            self._poll_failed(str(error), unreachable=isinstance(error, StoreUnreachable))
-            return
-        self._show(runs, keys, changed, best)
-        if self._again:
-            self.poll()
-            return
-        while self._then:
-            self._then.pop(0)()
-
-    def _show(self, runs: list[Run], keys: list[str], changed: dict, best: dict) -> None:
+    def _show(self, result: tuple) -> None:
         """What a poll read, on the GUI thread."""
-        if self.connection.back():
-            self.say(f"The store answers again: {self.store.label}")
+        runs, keys, changed, best = result
         self.runs.set_runs(runs)
         if keys == self.runs.model.best_keys():  # not columns changed meanwhile
             self.runs.set_best(best, changed)
@@ -312,14 +277,6 @@ class MainWindow(QMainWindow):
         self.jobs_label.setText(f"{len(runs)} run{plural} in the Trash" if self.runs.showing_trash() else
                                 f"{counts['running']} running · {counts['queued']} queued · {len(runs)} run{plural}")
         self._update_actions()
-
-    def _poll_failed(self, message: str, *, unreachable: bool = False) -> None:
-        """A server that does not answer: the banner, and a retry later; a locked file, say: the status bar."""
-        self.polling = False
-        if unreachable:
-            self.connection.lost(message)
-        else:
-            self.statusBar().showMessage(message, 5000)
 
     def selected_runs(self) -> list[Run]:
         rows = sorted({self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()})
@@ -464,8 +421,6 @@ class MainWindow(QMainWindow):
         for other in (self.studies, getattr(self, "datasets_dialog", None)):
             if other is not None:  # a window of its own would keep the app running after this one
                 other.close()
-        if getattr(self, "probe", None) is not None and self.probe.state() != QProcess.ProcessState.NotRunning:
-            self.probe.kill()
-            self.probe.waitForFinished(1000)
+        self.devices_label.stop()
         self.tasks.wait(5000)
         super().closeEvent(event)

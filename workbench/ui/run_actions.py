@@ -79,7 +79,14 @@ class RunActions(QObject):
         w = self.window
         for run in w.selected_runs():
             if run.status in ACTIVE:
-                w.tasks.submit(lambda rid=run.id: cancel_run(w.store, rid), lambda _: w.poll(), w.say)
+                w.tasks.submit(lambda rid=run.id: cancel_run(w.store, rid),
+                               lambda status, r=run: self._cancelled(r, status), w.say)
+
+    def _cancelled(self, run: Run, status: str) -> None:
+        w = self.window
+        w.poll()
+        if status == RunStatus.RUNNING:  # a run of another host: its worker was asked through the store
+            w.say(f"Run {run.id}: cancel requested; its worker on {run.host} stops after its current step")
 
     def resume_selected(self) -> None:
         for run in self.window.selected_runs():

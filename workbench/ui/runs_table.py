@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 STATUS_COLOURS = {
     "queued": "#8a8f98", "running": "#2f7fd8", "finished": "#2e9d57",
-    "failed": "#d64545", "cancelled": "#d9862b", "interrupted": "#8d5bd6",
+    "failed": "#d64545", "cancelled": "#d9862b", "interrupted": "#8d5bd6", "cancelling": "#d9862b",
 }
 BASE_COLUMNS = ("ID", "Name", "Status", "Key metric", "Progress", "Method", "Dataset", "Tags", "Device", "Started",
                 "Duration")
@@ -113,7 +113,7 @@ class RunsTableModel(QAbstractTableModel):
             low, high = self.best.get(run.id, {}).get(name, (None, None))
             return high if fmt.higher_is_better(name) else low
         return {"ID": run.id, "Name": run.name, "Method": run.method, "Dataset": run.config.get("dataset", ""),
-                "Status": run.status, "Progress": run.progress, "Device": run.device or "", "Tags": run.tags,
+                "Status": fmt.status(run), "Progress": run.progress, "Device": run.device or "", "Tags": run.tags,
                 "Key metric": fmt.key_value(run), "Started": run.started_at,
                 "Duration": run.training_seconds if run.started_at and run.finished_at else None}[column]
 
@@ -139,7 +139,7 @@ class RunsTableModel(QAbstractTableModel):
             value = self.value(run, column)
             return value.lower() if isinstance(value, str) else value
         if role == Qt.ItemDataRole.ForegroundRole and column == "Status":
-            return QColor(STATUS_COLOURS.get(run.status, "#000000"))
+            return QColor(STATUS_COLOURS.get(fmt.status(run), "#000000"))
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == "Status":
                 return run.error

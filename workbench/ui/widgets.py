@@ -1,9 +1,13 @@
 """Small behaviours every window shares: confirmation of destructive actions, spin and combo
-boxes that ignore the wheel unless focused, and secondary windows placed on screen."""
+boxes that ignore the wheel unless focused, secondary windows placed on screen, and the
+status bar's devices."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt
+import json
+import sys
+
+from PySide6.QtCore import QEvent, QObject, QProcess, Qt
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
@@ -12,6 +16,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QHeaderView,
+    QLabel,
     QMessageBox,
     QTableWidget,
     QTableWidgetItem,
@@ -111,3 +116,34 @@ def fill_count_matrix(table: QTableWidget, counts: list[list[int]], classes: lis
     header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # every column fits the view
     for c, name in enumerate(classes):
         table.horizontalHeaderItem(c).setToolTip(name)
+
+
+class DevicesLabel(QLabel):
+    """The status bar's word on this machine's devices, from a separate Python (which may import
+    torch; the window never does)."""
+
+    PROBE = ("import json, os, torch; print(json.dumps({'cuda': [torch.cuda.get_device_name(i) for i in "
+             "range(torch.cuda.device_count())], 'cpus': os.cpu_count()}))")
+
+    def __init__(self) -> None:
+        super().__init__("devices: probing…")
+        self.process: QProcess | None = None
+
+    def probe(self) -> None:
+        self.process = QProcess(self)
+        self.process.finished.connect(self._found)
+        self.process.start(sys.executable, ["-c", self.PROBE])
+
+    def _found(self) -> None:
+        try:
+            found = json.loads(bytes(self.process.readAllStandardOutput()).decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            self.setText("devices: unknown (torch did not load)")
+            return
+        gpus = found["cuda"]
+        self.setText(f"GPU: {', '.join(gpus)}" if gpus else f"CPU only · {found['cpus']} cores")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
+            self.process.kill()
+            self.process.waitForFinished(1000)
