@@ -79,3 +79,33 @@ def test_a_database_from_a_newer_build_is_refused_and_untouched(home: Path) -> N
     with pytest.raises(StoreError, match="newer ViT Workbench .*schema 0099.*was not changed"):
         Store()
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before and not list(home.glob("*.bak"))
+
+
+def test_a_server_database_from_an_earlier_build_upgrades_in_place(pg_url: str, pg_server) -> None:
+    """The same scripts upgrade a PostgreSQL store: one made by the build of schema 4 opens with its
+    runs and gains what schema 5 added, and it ends with the tables a new server database gets."""
+    from alembic import command
+    from sqlalchemy import text
+
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:  # the database as the build of schema 4 left it
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        conn.execute(text("INSERT INTO runs (name, method, config, status, created_at, step, total_steps, summary, "
+                          "notes, tags) VALUES ('old', 'vit', '{}', 'finished', 1.0, 5, 5, '{}', '', 'keep')"))
+    store = Store(pg_url)
+    assert store.schema_version() == SCHEMA_VERSION
+    (run,) = store.list_runs()
+    assert (run.name, run.tags, run.heartbeat_at) == ("old", "keep", None)
+    store.beat(run.id)  # schema 5's column, usable at once
+    fresh = Store(pg_server.create_database("fresh_schema"))
+
+    def columns(url: str) -> dict[str, set[tuple[str, bool]]]:
+        found = inspect(create_engine(url))
+        return {t: {(c["name"], c["nullable"]) for c in found.get_columns(t)} for t in found.get_table_names()}
+
+    assert columns(pg_url) == columns(fresh.target)
+    store.close()
+    fresh.close()
+    engine.dispose()

@@ -1,4 +1,5 @@
-"""The run database: SQLite in WAL mode through SQLAlchemy 2.x. No torch, no Qt here.
+"""The run database through SQLAlchemy 2.x: a SQLite file in WAL mode (the embedded default) or a
+PostgreSQL server (a store shared by a team or a cluster). No torch, no Qt here.
 
 Statuses import at once; the SQLAlchemy parts load on first use (PEP 562), so a window can
 show before SQLAlchemy is imported.
