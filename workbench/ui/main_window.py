@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
         if store is None:  # the store chosen in File → Store…, unless the environment names one
             apply_settings(self.settings)
         self.connection = Connection()
+        self.closed = False
         geometry = self.settings.value("main/geometry")
         if geometry:
             self.restoreGeometry(geometry)
@@ -108,7 +109,7 @@ class MainWindow(QMainWindow):
     # --------------------------------------------------------------- start-up
     def load(self) -> None:
         """The heavier half of start-up (database, plotting), after the window is visible."""
-        if self.loaded:
+        if self.loaded or self.closed:  # a retry due after the window closed opens nothing
             return
         from workbench.jobs import Runner, reconcile
         from workbench.store import Store
@@ -169,8 +170,9 @@ class MainWindow(QMainWindow):
         from workbench.store import Store
 
         self.connection.lost(message)
-        QTimer.singleShot(RETRY_MS, lambda: self.tasks.submit(lambda: Store().close(), lambda _: self.load(),
-                                                              self._store_down))
+        if not self.closed:
+            QTimer.singleShot(RETRY_MS, self, lambda: self.closed or self.tasks.submit(
+                lambda: Store().close(), lambda _: self.load(), self._store_down))
 
     def _restore_selection(self) -> None:
         self.tabs.setCurrentIndex(int(self.settings.value("main/tab", 0)))
@@ -406,6 +408,7 @@ class MainWindow(QMainWindow):
             self.about()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        self.closed = True
         self.settings.setValue("main/geometry", self.saveGeometry())
         self.settings.setValue("main/splitter", self.splitter.saveState())
         if self.loaded:
