@@ -1,28 +1,30 @@
 """Data-parallel training over several processes (`nproc` > 1), launched with torchrun.
 
 The worker of such a run replaces itself with `torchrun --nproc_per_node N` running the same
-worker module; each rank trains on its share of every batch (`EpochBatchSampler`), and after
-each backward pass the ranks average their gradients with one all-reduce (NCCL on GPUs, gloo on
-the CPU), so every rank keeps identical weights. Only rank 0 talks to the store: metrics,
-evaluation, snapshots, checkpoints and the run's status. A stop request (cancel) is agreed on by
-a one-number all-reduce after every step, so all ranks stop after the same step.
-
-The gradient averaging is done here rather than by wrapping the model in
-`DistributedDataParallel`, because methods call their models' own methods (a DeiT's two heads,
-an MAE's encoder) that a DDP wrapper would hide; the arithmetic is the same as DDP's.
+worker module; each rank trains on its share of every batch (`EpochBatchSampler`), and PyTorch's
+`DistributedDataParallel` averages the gradients (NCCL on GPUs, gloo on the CPU: bucketed, and
+overlapped with the backward pass), so every rank keeps identical weights; it also broadcasts
+rank 0's initial weights. DDP wraps `StepModule`, whose forward is the method's whole training
+step, so every call a method makes on its model (a DeiT's two heads, an MAE's encoder and
+decoder) happens inside DDP's forward; frozen parents (a teacher, a tokenizer) have no trainable
+parameters and stay out of its reducer. Only rank 0 talks to the store: metrics, evaluation,
+snapshots, checkpoints and the run's status. A stop request (cancel) is agreed on by a
+one-number all-reduce after every step, so all ranks stop after the same step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterable
+from typing import Any, ContextManager
 
 import psutil
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -66,20 +68,35 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def average_gradients(params: Iterable[torch.nn.Parameter], ranks: Ranks) -> None:
-    """Average the gradients of every trainable parameter over the ranks, in one all-reduce (a
-    parameter without a gradient on one rank counts as zero there)."""
+class StepModule(torch.nn.Module):
+    """What DDP wraps: `forward(images, labels)` is the method's training step on the model
+    ({"loss": ..., metrics}); evaluation, snapshots and checkpoints use the model itself."""
+
+    def __init__(self, method: Any, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.method = method  # a plain object, not a module: its frozen parents stay out of DDP
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.method.step(self.model, (images, labels))
+
+
+def wrap(method: Any, model: torch.nn.Module, ranks: Ranks, device: torch.device) -> torch.nn.Module:
+    """The module a training step calls: the method's step on the model, in DDP when there are
+    several ranks (`find_unused_parameters` only for a method that declares it needs it)."""
+    step = StepModule(method, model)
     if ranks.world == 1:
-        return
-    params = [p for p in params if p.requires_grad]
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1).float() for g in grads])
-    dist.all_reduce(flat)
-    offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = (flat[offset:offset + n] / ranks.world).view_as(g).to(g.dtype)
-        offset += n
+        return step
+    return DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=getattr(method, "unused_parameters", False))
+
+
+def accumulating(stepper: torch.nn.Module, last: bool) -> ContextManager:
+    """Around the forward and backward of one of a step's batches: gradients are reduced over the
+    ranks only with the last (DDP's `no_sync` before it), the sum of them all in one all-reduce."""
+    if last or not isinstance(stepper, DistributedDataParallel):
+        return contextlib.nullcontext()
+    return stepper.no_sync()
 
 
 def any_rank(flag: bool, ranks: Ranks, device: torch.device) -> bool:

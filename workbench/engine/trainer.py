@@ -128,6 +128,7 @@ class Training:
         self.model.to(memory_format=self.memory_format)
         if cfg.compile:
             self.model.compile()  # in place: the forward is compiled, the state dict keeps its keys
+        self.stepper = distributed.wrap(self.method, self.model, ranks, device)  # DDP over several ranks
         self.optimizer = build_optimizer(self.method.param_groups(self.model), cfg)
         self.loader = make_loader(self.data.train, cfg, train=True, pin_memory=device.type == "cuda",
                                   rank=ranks.rank, world=ranks.world)
@@ -232,14 +233,14 @@ class Training:
         self.method.on_step(self.step, self.plan.total)
         self.optimizer.zero_grad(set_to_none=True)
         outs = []
-        for images, labels in batches:
+        for i, (images, labels) in enumerate(batches):
             images, labels = self.transform(images, labels, True)
             images = images.contiguous(memory_format=self.memory_format)
-            with autocast(self.device, self.amp):
-                out = self.method.step(self.model, (images, labels))
-            self.scaler.scale(out["loss"] / len(batches)).backward()
+            with distributed.accumulating(self.stepper, last=i == len(batches) - 1):
+                with autocast(self.device, self.amp):
+                    out = self.stepper(images, labels)
+                self.scaler.scale(out["loss"] / len(batches)).backward()
             outs.append({k: v.detach().float() for k, v in out.items()})
-        distributed.average_gradients(self.model.parameters(), self.ranks)
         if self.cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)

@@ -40,6 +40,10 @@ class Method:
     """Base class: subclasses implement `build` and `step` (the registry knows them by their
     package's name)."""
 
+    # True for a method whose step leaves some trainable parameters without a gradient (DDP must
+    # then look for them after every backward pass, which costs a traversal of the graph)
+    unused_parameters = False
+
     def __init__(self, cfg: TrainConfig, data: DataInfo, parents: dict[str, ParentRun] | None = None) -> None:
         self.cfg = cfg
         self.data = data

@@ -1,0 +1,143 @@
+"""The test Slurm cluster (tests/slurm_cluster.py) is a real one: batch jobs run and write their
+output, scancel ends a running job, a time limit ends one as TIMEOUT, and scontrol requeue runs a
+job again. Every command gets the cluster's environment (its SLURM_CONF).
+
+The time-limited job is submitted when the module starts and checked by its last test, so that
+its minute runs while the other tests do (the node has a core for each of the two)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests.slurm_cluster import SlurmCluster
+from tests.slurm_fixtures import slurm_cluster  # noqa: F401  (until tests/conftest.py registers the plugin)
+
+pytestmark = pytest.mark.slow
+
+
+def slurm(cluster: SlurmCluster, *args: str, cwd: Path | None = None) -> str:
+    """Run one Slurm command against the cluster; its stdout, or an assertion error."""
+    done = subprocess.run(args, env=cluster.env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"{' '.join(args)} failed ({done.returncode}): {done.stderr}"
+    return done.stdout
+
+
+def sbatch(cluster: SlurmCluster, cwd: Path, *args: str) -> str:
+    """Submit a batch job; its id."""
+    return slurm(cluster, "sbatch", "--parsable", *args, cwd=cwd).strip().split(";")[0]
+
+
+def job(cluster: SlurmCluster, job_id: str) -> dict[str, str]:
+    """`scontrol show job`'s fields (no accounting database here, so no sacct)."""
+    return dict(re.findall(r"(\w+)=(\S*)", slurm(cluster, "scontrol", "show", "job", "-o", job_id)))
+
+
+def wait_for(cluster: SlurmCluster, job_id: str, until: Callable[[dict[str, str]], bool],
+             what: str, timeout: float = 150) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        fields = job(cluster, job_id)
+        if until(fields):
+            return fields
+        if time.monotonic() > deadline:
+            pytest.fail(f"job {job_id} not {what} after {timeout:.0f} s: {fields}\n{cluster.logs()}")
+        time.sleep(0.5)
+
+
+def state_is(*states: str) -> Callable[[dict[str, str]], bool]:
+    return lambda fields: fields.get("JobState") in states
+
+
+def wait_for_file(path: Path, until: Callable[[str], bool], timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text() if path.exists() else ""
+        if until(text):
+            return text
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} after {timeout:.0f} s: {text!r}")
+        time.sleep(0.3)
+
+
+def process_gone(pid: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.3)
+    return False
+
+
+@pytest.fixture(scope="module", autouse=True)
+def time_limited_job(slurm_cluster: SlurmCluster,  # noqa: F811
+                     tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A `sleep 300` with a one-minute limit (`--time=0:01` rounds up to a minute, Slurm's
+    least), requeueable; submitted before the module's first test. Its id and output file."""
+    cwd = tmp_path_factory.mktemp("slurm-timeout")
+    job_id = sbatch(slurm_cluster, cwd, "--time=0:01", "--requeue", "--job-name=time-limited",
+                    f"--output={cwd}/out-%j.txt", "--wrap", "echo $$ > pid; exec sleep 300")
+    return job_id, cwd
+
+
+def test_a_batch_job_runs_and_writes_its_output(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
+    states = slurm(slurm_cluster, "sinfo", "-h", "-p", slurm_cluster.partition, "-o", "%T %c").split()
+    assert states[1] == str(slurm_cluster.cpus), states  # the node has this process's CPUs
+    job_id = sbatch(slurm_cluster, tmp_path, f"--output={tmp_path}/out-%j.txt", "--wrap", "echo hello; hostname")
+    fields = wait_for(slurm_cluster, job_id, state_is("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"),
+                      "finished")
+    assert fields["JobState"] == "COMPLETED" and fields["ExitCode"] == "0:0", fields
+    assert (tmp_path / f"out-{job_id}.txt").read_text().split() == ["hello", slurm_cluster.node]
+
+
+def test_scancel_ends_a_running_job_as_cancelled(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
+    job_id = sbatch(slurm_cluster, tmp_path, f"--output={tmp_path}/out-%j.txt", "--wrap",
+                    "echo $$ > pid; exec sleep 300")
+    wait_for(slurm_cluster, job_id, state_is("RUNNING"), "running")
+    pid = int(wait_for_file(tmp_path / "pid", lambda text: text.endswith("\n")))
+    assert "sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(), "the job's process is this machine's"
+
+    slurm(slurm_cluster, "scancel", job_id)
+    fields = wait_for(slurm_cluster, job_id, state_is("CANCELLED"), "cancelled", timeout=60)
+    assert fields["Reason"] == "None", fields
+    assert process_gone(pid), f"the job's sleep (pid {pid}) still runs after scancel"
+
+
+def test_scontrol_requeue_runs_a_job_again(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "out.txt"
+    job_id = sbatch(slurm_cluster, tmp_path, "--requeue", "--open-mode=append", f"--output={out}",
+                    "--wrap", "echo start; exec sleep 300")
+    wait_for(slurm_cluster, job_id, state_is("RUNNING"), "running")
+    wait_for_file(out, lambda text: text.count("start") == 1)
+
+    slurm(slurm_cluster, "scontrol", "requeue", job_id)
+    # held for the credential lifetime (cred_expire), then started again by the scheduler
+    fields = wait_for(slurm_cluster, job_id, lambda f: f.get("JobState") == "RUNNING" and f.get("Restarts") == "1",
+                      "running again")
+    assert fields["Requeue"] == "1", fields
+    wait_for_file(out, lambda text: text.count("start") == 2)
+    slurm(slurm_cluster, "scancel", job_id)
+    wait_for(slurm_cluster, job_id, state_is("CANCELLED"), "cancelled", timeout=60)
+
+
+def test_a_time_limit_ends_a_job_as_timeout(slurm_cluster: SlurmCluster,  # noqa: F811
+                                            time_limited_job: tuple[str, Path]) -> None:
+    job_id, cwd = time_limited_job
+    # the limit is checked every 30 s: TIMEOUT comes 60 to 90 s after the start
+    fields = wait_for(slurm_cluster, job_id, state_is("TIMEOUT", "COMPLETED", "FAILED", "CANCELLED"), "timed out",
+                      timeout=240)
+    assert fields["JobState"] == "TIMEOUT" and fields["Reason"] == "TimeLimit", fields
+    assert fields["TimeLimit"] == "00:01:00", fields
+    assert fields["RunTime"] >= "00:01:00", fields
+    # --requeue makes a job requeueable (node failure, scontrol requeue); a timeout does not requeue it
+    assert fields["Requeue"] == "1" and fields["Restarts"] == "0", fields
+    assert process_gone(int((cwd / "pid").read_text())), "the job's sleep still runs after its time limit"
+    assert "DUE TO TIME LIMIT" in (cwd / f"out-{job_id}.txt").read_text()
