@@ -88,7 +88,7 @@ def wrap(method: Any, model: torch.nn.Module, ranks: Ranks, device: torch.device
     if ranks.world == 1:
         return step
     return DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None,
-                                   find_unused_parameters=getattr(method, "unused_parameters", False))
+                                   find_unused_parameters=method.unused_parameters)
 
 
 def accumulating(stepper: torch.nn.Module, last: bool) -> ContextManager:
