@@ -6,6 +6,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import torch
 
 from tests.conftest import wait_for
 from workbench.config import ConfigError
@@ -43,6 +44,26 @@ def test_two_gloo_processes_accumulating_train_like_one(store: Store) -> None:
     state, art = Checkpoints(store, double.id).latest_readable()
     assert art.step == 30 and state["step"] == 30
     assert store.get_run(double.id).device == "cpu x2"
+
+
+def test_two_processes_distil_like_one_with_the_teacher_outside_ddp(store: Store) -> None:
+    """DeiT under DDP: both heads train inside the wrapped step, the frozen teacher stays out of the
+    reducer, and two ranks end where one process with the whole batch does."""
+    teacher = create_run(store, "cnn", preset="tiny", overrides=["max_steps=10", "eval_every=10", "augment=none"])
+    runner = Runner(store)
+    assert scheduler.wait_for(store, runner, teacher.id, timeout=300) == RunStatus.FINISHED
+    short = ["max_steps=12", "eval_every=12", "log_every=6", "checkpoint_every=12", "augment=none"]
+    single = create_run(store, "deit", preset="tiny", overrides=short, parents={"teacher": teacher.id})
+    double = create_run(store, "deit", preset="tiny", overrides=[*short, "nproc=2"], parents={"teacher": teacher.id})
+    store.set_max_concurrent(1)
+    for run in (single, double):
+        assert scheduler.wait_for(store, runner, run.id, timeout=300) == RunStatus.FINISHED, store.get_run(run.id).error
+    ours, theirs = (Checkpoints(store, r.id).latest_readable()[0]["model"] for r in (double, single))
+    trained = [k for k in theirs if not k.startswith("teacher.")]
+    assert trained and all(k in ours for k in trained)
+    worst = max(float((ours[k].float() - theirs[k].float()).abs().max()) for k in trained)
+    assert worst < 1e-4, f"weights differ by up to {worst:g} after 12 steps"
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs if k.startswith("teacher."))  # never trained
 
 
 def test_processes_must_share_the_batch_equally() -> None:
