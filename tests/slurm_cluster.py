@@ -12,8 +12,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -377,12 +379,24 @@ def _sweep_orphans() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _die_with_parent() -> None:
-    """In a daemon, before exec: SIGTERM when the process that started it dies (a pytest killed
-    with SIGKILL runs no finalizer and no atexit). Linux only; elsewhere a no-op."""
+def _pdeathsig() -> Callable[[], None] | None:
+    """A `preexec_fn` for a daemon: SIGTERM to it when the process that started it dies (a pytest
+    killed with SIGKILL runs no finalizer and no atexit). Linux only, else None. prctl is looked
+    up here, in the parent: the child between fork and exec only calls it (no import, no lock)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        sigterm = int(signal.SIGTERM)
     except (OSError, AttributeError):
-        pass
+        return None
+
+    def die_with_parent() -> None:
+        prctl(1, sigterm)  # PR_SET_PDEATHSIG
+
+    return die_with_parent
+
+
+_die_with_parent = _pdeathsig()

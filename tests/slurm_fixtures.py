@@ -3,7 +3,7 @@ registered from tests/conftest.py with `pytest_plugins = [..., "tests.slurm_fixt
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
