@@ -9,7 +9,7 @@ from typing import Any
 
 from workbench.store.status import RESUMABLE, RunStatus
 
-_LAZY = {"Store": "store", "MetricRow": "store", "SCHEMA_VERSION": "migrate", "Artifact": "schema",
+_LAZY = {"Store": "store", "MetricRow": "metrics", "SCHEMA_VERSION": "migrate", "Artifact": "schema",
          "Metric": "schema", "Run": "schema", "Dataset": "schema",
          "Study": "schema", "StudyStage": "schema", "StudyMember": "schema"}
 
