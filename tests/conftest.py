@@ -26,7 +26,7 @@ from workbench.jobs.runner import is_worker_alive  # noqa: E402
 from workbench.store import Store  # noqa: E402
 from workbench.studies import advance  # noqa: E402
 
-pytest_plugins = ["tests.pg_fixtures"]
+pytest_plugins = ["tests.pg_fixtures", "tests.slurm_fixtures"]
 BACKENDS = ("sqlite", "postgres")
 
 

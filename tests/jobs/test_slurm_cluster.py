@@ -1,9 +1,8 @@
 """The test Slurm cluster (tests/slurm_cluster.py) is a real one: batch jobs run and write their
-output, scancel ends a running job, a time limit ends one as TIMEOUT, and scontrol requeue runs a
-job again. Every command gets the cluster's environment (its SLURM_CONF).
-
-The time-limited job is submitted when the module starts and checked by its last test, so that
-its minute runs while the other tests do (the node has a core for each of the two)."""
+output, scancel ends a running job, and scontrol requeue runs a job again. Every command gets
+the cluster's environment (its SLURM_CONF). (A time limit ending a job as TIMEOUT was seen to
+work too, 60 to 90 s after its start: Slurm checks limits every 30 s, and a minute is its least;
+too long for every CI run until the submitit launcher's requeue test needs it.)"""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from tests.slurm_cluster import SlurmCluster
-from tests.slurm_fixtures import slurm_cluster  # noqa: F401  (until tests/conftest.py registers the plugin)
 
 pytestmark = pytest.mark.slow
 
@@ -77,18 +75,7 @@ def process_gone(pid: int, timeout: float = 30) -> bool:
     return False
 
 
-@pytest.fixture(scope="module", autouse=True)
-def time_limited_job(slurm_cluster: SlurmCluster,  # noqa: F811
-                     tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """A `sleep 300` with a one-minute limit (`--time=0:01` rounds up to a minute, Slurm's
-    least), requeueable; submitted before the module's first test. Its id and output file."""
-    cwd = tmp_path_factory.mktemp("slurm-timeout")
-    job_id = sbatch(slurm_cluster, cwd, "--time=0:01", "--requeue", "--job-name=time-limited",
-                    f"--output={cwd}/out-%j.txt", "--wrap", "echo $$ > pid; exec sleep 300")
-    return job_id, cwd
-
-
-def test_a_batch_job_runs_and_writes_its_output(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
+def test_a_batch_job_runs_and_writes_its_output(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     states = slurm(slurm_cluster, "sinfo", "-h", "-p", slurm_cluster.partition, "-o", "%T %c").split()
     assert states[1] == str(slurm_cluster.cpus), states  # the node has this process's CPUs
     job_id = sbatch(slurm_cluster, tmp_path, f"--output={tmp_path}/out-%j.txt", "--wrap", "echo hello; hostname")
@@ -98,7 +85,7 @@ def test_a_batch_job_runs_and_writes_its_output(slurm_cluster: SlurmCluster, tmp
     assert (tmp_path / f"out-{job_id}.txt").read_text().split() == ["hello", slurm_cluster.node]
 
 
-def test_scancel_ends_a_running_job_as_cancelled(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
+def test_scancel_ends_a_running_job_as_cancelled(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     job_id = sbatch(slurm_cluster, tmp_path, f"--output={tmp_path}/out-%j.txt", "--wrap",
                     "echo $$ > pid; exec sleep 300")
     wait_for(slurm_cluster, job_id, state_is("RUNNING"), "running")
@@ -111,7 +98,7 @@ def test_scancel_ends_a_running_job_as_cancelled(slurm_cluster: SlurmCluster, tm
     assert process_gone(pid), f"the job's sleep (pid {pid}) still runs after scancel"
 
 
-def test_scontrol_requeue_runs_a_job_again(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
+def test_scontrol_requeue_runs_a_job_again(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     out = tmp_path / "out.txt"
     job_id = sbatch(slurm_cluster, tmp_path, "--requeue", "--open-mode=append", f"--output={out}",
                     "--wrap", "echo start; exec sleep 300")
@@ -126,18 +113,3 @@ def test_scontrol_requeue_runs_a_job_again(slurm_cluster: SlurmCluster, tmp_path
     wait_for_file(out, lambda text: text.count("start") == 2)
     slurm(slurm_cluster, "scancel", job_id)
     wait_for(slurm_cluster, job_id, state_is("CANCELLED"), "cancelled", timeout=60)
-
-
-def test_a_time_limit_ends_a_job_as_timeout(slurm_cluster: SlurmCluster,  # noqa: F811
-                                            time_limited_job: tuple[str, Path]) -> None:
-    job_id, cwd = time_limited_job
-    # the limit is checked every 30 s: TIMEOUT comes 60 to 90 s after the start
-    fields = wait_for(slurm_cluster, job_id, state_is("TIMEOUT", "COMPLETED", "FAILED", "CANCELLED"), "timed out",
-                      timeout=240)
-    assert fields["JobState"] == "TIMEOUT" and fields["Reason"] == "TimeLimit", fields
-    assert fields["TimeLimit"] == "00:01:00", fields
-    assert fields["RunTime"] >= "00:01:00", fields
-    # --requeue makes a job requeueable (node failure, scontrol requeue); a timeout does not requeue it
-    assert fields["Requeue"] == "1" and fields["Restarts"] == "0", fields
-    assert process_gone(int((cwd / "pid").read_text())), "the job's sleep still runs after its time limit"
-    assert "DUE TO TIME LIMIT" in (cwd / f"out-{job_id}.txt").read_text()
