@@ -77,7 +77,7 @@ class Connection:
 
     def lost(self, message: str) -> None:
         self.offline, self._retry_at = True, time.monotonic() + RETRY_S
-        self.banner.setText(f"<b>The store is not available.</b> {message}<br>Retrying every {RETRY_S:g} s. Runs "
+        self.banner.setText(f"<b>The store is not available.</b> {message[:1].upper()}{message[1:]}<br>Retrying every {RETRY_S:g} s. Runs "
                             f"keep training meanwhile; their workers hold their metrics until the store answers.")
         self.banner.show()
 
