@@ -152,8 +152,13 @@ def cancel_study(store: Store, study_id: int, grace: float = 10.0) -> list[int]:
     runs = store.runs_by_id([m.run_id for m in members if m.run_id])
     for run in runs.values():
         if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
-            if cancel_run(store, run.id, grace) == RunStatus.RUNNING:  # a runner started it meanwhile
-                cancel_run(store, run.id, grace)
+            try:
+                if cancel_run(store, run.id, grace) == RunStatus.RUNNING:  # a runner started it meanwhile
+                    cancel_run(store, run.id, grace)
+            except WorkbenchError:
+                if RunStatus(store.get_run(run.id).status).is_final:
+                    continue  # it ended between the read and the cancel: nothing to stop
+                raise
             cancelled.append(run.id)
     return cancelled
 
