@@ -70,9 +70,11 @@ class MppModel(nn.Module):
         return self.encoder.no_weight_decay()
 
     def forward(self, images: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """-> predictions [B, N, outputs] for every patch (the loss reads the corrupted ones)."""
+        """-> predictions [M, outputs] for the M corrupted patches (`mask` [B, N], in its order):
+        the head only where the loss reads it (the 4x4 target's 8,192 outputs a patch made it most
+        of the step's work when applied to every patch)."""
         embeddings, _ = corrupt(self.encoder.embed(images), mask, self.encoder.mask_token, generator)
-        return self.head(self.encoder.encode(embeddings))
+        return self.head(self.encoder.encode(embeddings)[mask])
 
 
 class MppMethod(MaskedMethod):
@@ -91,7 +93,7 @@ class MppMethod(MaskedMethod):
     def step(self, model: MppModel, batch: Batch) -> dict[str, Tensor]:
         images = batch[0]
         mask = self.mask(images.shape[0], images.device)
-        pred = model(images, mask, self._eval_generator)[mask].float()
+        pred = model(images, mask, self._eval_generator).float()
         if self.cfg.target == "pixel_l2":
             return {"loss": F.mse_loss(pred, patchify(images, self.cfg.patch_size)[mask].float())}
         cells = 4 if self.cfg.target == "color3bit_4x4" else 1
@@ -112,7 +114,9 @@ class MppMethod(MaskedMethod):
         targets painted as their bin's colour) over the original elsewhere."""
         images = batch[0][:SNAPSHOT_IMAGES]
         mask = self.mask(images.shape[0], images.device, self.fixed_rng())
-        pred = model(images, mask, torch.Generator().manual_seed(self.cfg.seed)).float()
+        corrupted = model(images, mask, torch.Generator().manual_seed(self.cfg.seed)).float()
+        pred = corrupted.new_zeros(*mask.shape, corrupted.shape[-1])  # [B, N, outputs]: read only where masked
+        pred[mask] = corrupted
         p = self.cfg.patch_size
         original = patchify(self.pixels(images), p)  # [B, N, P*P*3] in [0, 1]
         if self.cfg.target == "pixel_l2":
