@@ -32,28 +32,25 @@ def copy_store(source: Store, target: Store, progress: Callable[[str, int], None
         raise StoreError(f"run{'s' if len(running) > 1 else ''} {', '.join(str(r.id) for r in running)} of "
                          f"{source.label} {'are' if len(running) > 1 else 'is'} running; wait for them to end or "
                          f"cancel them, then copy")
-    tables = Base.metadata.tables
-    with target.engine.connect() as conn:
-        filled = {name: n for name in TABLES if name != "meta"
-                  if (n := conn.scalar(select(func.count()).select_from(tables[name])))}
+    filled = {name: n for name, n in counts(target).items() if name != "meta" and n}
     if filled:
         raise StoreError(f"{target.label} is not empty ({', '.join(f'{n} {t}' for t, n in filled.items())}); "
                          f"copy into a new, empty database")
-    counts: dict[str, int] = {}
+    tables, copied_rows = Base.metadata.tables, {}
     with source.engine.connect() as src, target.engine.begin() as dst:
         dst.execute(Meta.__table__.delete())  # the target's defaults give way to the source's settings
         for name in TABLES:
-            counts[name] = _copy_table(src, dst, tables[name], progress)
+            copied_rows[name] = _copy_table(src, dst, tables[name], progress)
             copied = dst.scalar(select(func.count()).select_from(tables[name]))
-            if copied != counts[name]:
-                raise StoreError(f"copying {name} into {target.label}: {counts[name]} rows read, {copied} written; "
-                                 f"nothing was kept")
+            if copied != copied_rows[name]:
+                raise StoreError(f"copying {name} into {target.label}: {copied_rows[name]} rows read, "
+                                 f"{copied} written; nothing was kept")
         if target.server:
             for name in TABLES:
                 if "id" in tables[name].c:  # sequences start after the copied ids
                     dst.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
                                      f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)"))
-    return counts
+    return copied_rows
 
 
 def _copy_table(src: Connection, dst: Connection, table: Table, progress: Callable[[str, int], None]) -> int:

@@ -17,14 +17,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QDesktopServices, QKeySequence
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
-    QSpinBox,
     QSplitter,
     QTabWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -32,10 +30,11 @@ from PySide6.QtWidgets import (
 from workbench import paths
 from workbench.errors import WorkbenchError
 from workbench.store import RESUMABLE, RunStatus
-from workbench.ui.connection import Connection, StoreDialog, apply_settings
+from workbench.ui.connection import RETRY_S, Connection, StoreDialog, apply_settings
+from workbench.ui.menus import build_menus
 from workbench.ui.poller import Poller
-from workbench.ui.run_actions import ACTIVE, RunActions, make_action
-from workbench.ui.runs_panel import TRASH, RunsPanel
+from workbench.ui.run_actions import ACTIVE
+from workbench.ui.runs_panel import RunsPanel
 from workbench.ui.tasks import Tasks
 from workbench.ui.widgets import DevicesLabel
 
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
     from workbench.store import Run, Store
 
 POLL_MS = 500
-RETRY_MS = 5000  # opening a store that failed to open, again
 MESSAGE_MS = 6000
 
 
@@ -100,7 +98,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.connection.label)
         self.statusBar().addPermanentWidget(self.devices_label)
         self.statusBar().addPermanentWidget(self.jobs_label)
-        self._build_actions()
+        build_menus(self)
         self._update_actions()
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.poll)
@@ -165,69 +163,26 @@ class MainWindow(QMainWindow):
         self.timer.start(POLL_MS)
 
     def _store_down(self, message: str) -> None:
-        """The store did not open: say why, and try it again later off the GUI thread (a server
-        that does not answer would hold the window for the connect timeout); load once it opens."""
+        """The store did not open: say why, and open it again later off the GUI thread (a server
+        that does not answer would hold the window for the connect timeout); load with it then."""
         from workbench.store import Store
 
         self.connection.lost(message)
         if not self.closed:
-            QTimer.singleShot(RETRY_MS, self, lambda: self.closed or self.tasks.submit(
-                lambda: Store().close(), lambda _: self.load(), self._store_down))
+            QTimer.singleShot(int(RETRY_S * 1000), self, lambda: self.closed or self.tasks.submit(
+                Store, self._store_opened, self._store_down))
+
+    def _store_opened(self, store: Store) -> None:
+        if self.closed:  # closed while it opened
+            store.close()
+            return
+        self._store = store
+        self.load()
 
     def _restore_selection(self) -> None:
         self.tabs.setCurrentIndex(int(self.settings.value("main/tab", 0)))
         for run_id in [int(i) for i in (self.settings.value("main/selected", []) or []) if str(i).isdigit()]:
             self.select_run(run_id, add=True)
-
-    def _build_actions(self) -> None:
-        self.actions = RunActions(self)
-        act = self.actions
-        self.new_action = make_action(self, "New experiment…", self.new_run, QKeySequence.StandardKey.New,
-                                      "set up and start a new run (Ctrl+N)")
-        self.duplicate_action = make_action(self, "Duplicate…", self.duplicate_run, "Ctrl+D",
-                                            "a new run starting from the selected run's config (Ctrl+D)")
-        refresh = make_action(self, "Refresh", self.poll, QKeySequence.StandardKey.Refresh)
-        trash = make_action(self, "Show Trash", lambda: self.status_filter.setCurrentText(TRASH))
-        self.datasets_action = make_action(self, "Datasets…", self.open_datasets, "Ctrl+Shift+D",
-                                           "browse, add and preview datasets (your own image folders, CIFAR)")
-        self.studies_action = make_action(self, "Studies…", self.open_studies, "Ctrl+Shift+S",
-                                          "sweeps and pipelines: reproduce a paper's ablation, or sweep your own "
-                                          "fields")
-        about = make_action(self, "About ViT Workbench", self.about)
-        readme = make_action(self, "README", self.open_readme, QKeySequence.StandardKey.HelpContents)
-        quit_action = make_action(self, "Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.store_action = make_action(self, "Store…", self.open_store_settings, None,
-                                        "which store to open (the SQLite file here, or a PostgreSQL server shared "
-                                        "by a team or a cluster) and where run files go")
-        self.parallel = QSpinBox()
-        self.parallel.setRange(1, 32)
-        self.parallel.setToolTip("how many runs train at once on this machine (the window, the command line and "
-                                 "studies alike); the rest wait in the queue")
-        self.parallel.valueChanged.connect(self._set_parallel)
-
-        bar = QToolBar("Runs")
-        bar.setMovable(False)
-        self.addToolBar(bar)
-        for a in (self.new_action, self.duplicate_action, act.cancel, act.resume, act.delete, act.restore, act.purge,
-                  act.export, act.folder, self.datasets_action, self.studies_action):
-            bar.addAction(a)
-        bar.addSeparator()
-        bar.addWidget(QLabel(" parallel runs "))
-        bar.addWidget(self.parallel)
-        menus = self.menuBar()
-        for title, actions in (("&File", (self.new_action, self.duplicate_action, None, self.store_action, None,
-                                          quit_action)),
-                               ("&Edit", (act.undo,)),
-                               ("&Run", (act.cancel, act.resume, act.delete, None, act.restore, act.purge,
-                                         act.empty_trash, None, act.export, act.folder)),
-                               ("&Data", (self.datasets_action,)), ("&Studies", (self.studies_action,)),
-                               ("&View", (refresh, trash)), ("&Help", (readme, about))):
-            menu = menus.addMenu(title)
-            for a in actions:
-                if a is None:
-                    menu.addSeparator()
-                else:
-                    menu.addAction(a)
 
     def _update_actions(self) -> None:
         runs = self.selected_runs() if self.loaded else []
