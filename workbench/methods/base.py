@@ -117,7 +117,10 @@ class MaskedMethod(Method):
         strategy, ratio, exact = self.cfg.mask_spec()
         grid = self.cfg.image_size // self.cfg.patch_size
         rng = rng or self._eval_rng or np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,))))
-        return torch.from_numpy(make_mask(strategy, batch, (grid, grid), ratio, rng, exact=exact)).to(device)
+        mask = torch.from_numpy(make_mask(strategy, batch, (grid, grid), ratio, rng, exact=exact))
+        if device.type == "cuda":  # from pinned memory the copy does not wait for the GPU's queue
+            return mask.pin_memory().to(device, non_blocking=True)
+        return mask.to(device)
 
     def fixed_rng(self) -> np.random.Generator:
         return np.random.default_rng(self.cfg.seed)

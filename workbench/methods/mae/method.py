@@ -15,6 +15,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
+from workbench.data.masking import mask_count
 from workbench.draw import MASK_GREY, labelled_grid
 from workbench.methods.base import Batch, MaskedMethod
 from workbench.methods.mae import Config
@@ -64,14 +65,16 @@ class MaskedAutoencoder(nn.Module):
     def unpatchify(self, patches: Tensor) -> Tensor:
         return unpatchify(patches, self.patch_size)
 
-    def forward_encoder(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_encoder(self, images: Tensor, mask: Tensor, visible: int | None = None) -> tuple[Tensor, Tensor]:
         """images [B, 3, H, W], mask [B, N] (True = masked, the same count in every row) ->
-        latent [B, 1 + N_visible, D] and ids_restore [B, N] (undoes the visible-first shuffle)."""
+        latent [B, 1 + N_visible, D] and ids_restore [B, N] (undoes the visible-first shuffle).
+        `visible` (N_visible), when the caller knows it, spares reading the count back from the
+        GPU: a wait for the device on every step."""
         enc = self.encoder
         x = enc.patch_embed(images) + enc.pos_embed[:, 1:]
         ids_shuffle = torch.argsort(mask.to(torch.int8), dim=1, stable=True)  # visible first, in order
         ids_restore = torch.argsort(ids_shuffle, dim=1)
-        visible = mask.shape[1] - int(mask[0].sum())
+        visible = mask.shape[1] - int(mask[0].sum()) if visible is None else visible
         ids_keep = ids_shuffle[:, :visible]
         x = torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
         cls = (enc.cls_token + enc.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
@@ -96,9 +99,10 @@ class MaskedAutoencoder(nn.Module):
             target = (target - mean) / (var + 1e-6).sqrt()
         return target
 
-    def forward(self, images: Tensor, mask: Tensor, norm_pix: bool = False) -> tuple[Tensor, Tensor]:
+    def forward(self, images: Tensor, mask: Tensor, norm_pix: bool = False,
+                visible: int | None = None) -> tuple[Tensor, Tensor]:
         """-> (MSE over masked patches only, predicted patches [B, N, P*P*3])."""
-        pred = self.forward_decoder(*self.forward_encoder(images, mask))
+        pred = self.forward_decoder(*self.forward_encoder(images, mask, visible))
         per_patch = ((pred.float() - self.targets(images, norm_pix)) ** 2).mean(-1)
         return (per_patch * mask).sum() / mask.sum(), pred
 
@@ -111,7 +115,9 @@ class MaeMethod(MaskedMethod):
 
     def step(self, model: MaskedAutoencoder, batch: Batch) -> dict[str, Tensor]:
         images = batch[0]
-        loss, _ = model(images, self.mask(images.shape[0], images.device), self.cfg.norm_pix_loss)
+        patches = (self.cfg.image_size // self.cfg.patch_size) ** 2
+        visible = patches - mask_count(patches, self.cfg.mask_spec()[1])  # every row has it (exact masks)
+        loss, _ = model(images, self.mask(images.shape[0], images.device), self.cfg.norm_pix_loss, visible)
         return {"loss": loss}
 
     @torch.no_grad()

@@ -1,0 +1,173 @@
+"""Image-folder loading speed: how fast each way of reading a JPEG folder delivers training
+batches, to see which keeps a GPU fed.
+
+The bench writes a labelled folder of `--images` JPEGs (quality 90) at 256 px from the built-in
+generator (in parallel), then reads `--read` of them as batches of 224 x 224 uint8 [B, 3, H, W]:
+
+- `pil_wK`: the workbench's own file path (`FileDataset`: Pillow decode, bicubic resize of the
+  shorter side, centre crop) through its loader with K DataLoader workers;
+- `decode_jpeg_cpu` / `decode_jpeg_cuda`: torchvision's `decode_jpeg` on a batch of encoded files
+  (on the GPU: nvJPEG), then an antialiased bicubic resize and centre crop in torch;
+- `cache`: the decoded cache (`ArrayDataset` over a memory-mapped uint8 array, the workbench's
+  path for datasets under 4 GiB decoded) through its loader, with the time to build that cache
+  from the files (`cache_build_s`, one process: what the first run on a folder waits for).
+
+Each path gives images/s, images/s per CPU core it used, and its mean absolute difference from
+the Pillow path in grey levels (0-255; JPEG decoders and resize kernels differ slightly). One JSON
+line.
+
+    python bench/data.py [--images 50000] [--read 8192] [--workers 0 4 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+SIZE, CROP = 256, 224
+
+
+def _write_chunk(job: tuple[str, int, int]) -> int:
+    from PIL import Image
+
+    from workbench.data import shapes
+
+    root, start, stop = job
+    for i in range(start, stop):
+        label = i % len(shapes.CLASSES)
+        image = shapes.draw(SIZE, label, np.random.default_rng([7, i]))
+        Image.fromarray(image).save(Path(root) / shapes.CLASSES[label] / f"{i:06d}.jpg", quality=90)
+    return stop - start
+
+
+def write_folder(root: Path, count: int) -> float:
+    """`count` JPEGs in class folders, written by one process per core; seconds taken."""
+    from workbench.data import shapes
+
+    for name in shapes.CLASSES:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    step = 500
+    with multiprocessing.get_context("spawn").Pool(os.cpu_count()) as pool:
+        pool.map(_write_chunk, [(str(root), i, min(count, i + step)) for i in range(0, count, step)])
+    return time.perf_counter() - start
+
+
+def loader_config(workers: int, batch: int) -> Any:
+    from workbench.methods import make_config
+
+    return make_config("vit", "tiny", [f"image_size={CROP}", "patch_size=16", f"batch_size={batch}",
+                                       f"num_workers={workers}"])
+
+
+def timed(batches: Iterator[Any], limit: int) -> tuple[float, Any]:
+    """Images per second over batches until `limit` images; the first batch (for comparison)."""
+    start, seen, first = time.perf_counter(), 0, None
+    for images in batches:
+        first = images if first is None else first
+        seen += len(images)
+        if seen >= limit:
+            break
+    return seen / (time.perf_counter() - start), first
+
+
+def torch_batches(files: list[Path], batch: int, device: str) -> Iterator[Any]:
+    """decode_jpeg on each batch of files, then resize the shorter side to CROP and centre-crop."""
+    import torch
+    import torch.nn.functional as F
+    from torchvision.io import decode_jpeg, read_file
+
+    for i in range(0, len(files), batch):
+        data = [read_file(str(f)) for f in files[i:i + batch]]
+        images = torch.stack(decode_jpeg(data, device=device))
+        scale = CROP / min(images.shape[-2:])
+        size = (max(CROP, round(images.shape[-2] * scale)), max(CROP, round(images.shape[-1] * scale)))
+        resized = F.interpolate(images.float(), size=size, mode="bicubic", antialias=True, align_corners=False)
+        top, left = (size[0] - CROP) // 2, (size[1] - CROP) // 2
+        out = resized[..., top:top + CROP, left:left + CROP].round().clamp(0, 255).to(torch.uint8)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        yield out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=50_000)
+    parser.add_argument("--read", type=int, default=8192, help="images read per path")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 4, 8])
+    parser.add_argument("--folder", default="", help="an existing folder written by this bench")
+    parser.add_argument("--out", default="", help="also write the JSON line to this file")
+    args = parser.parse_args()
+    os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-data-bench-"))
+    import torch
+
+    from workbench.data import folders
+    from workbench.data.cache import cached_arrays
+    from workbench.data.loading import ArrayDataset, FileDataset, make_loader
+
+    root = Path(args.folder or tempfile.mkdtemp(prefix="wb-jpegs-"))
+    cores = os.cpu_count() or 1
+    result: dict[str, Any] = {"bench": "data", "images": args.images, "read": args.read, "size": SIZE, "crop": CROP,
+                              "batch": args.batch, "cpu_cores": cores, "torch": torch.__version__}
+    if not args.folder:
+        result["write_s"] = round(write_folder(root, args.images), 1)
+    scan = folders.scan(root, labelled=True, decode=False)
+    items = scan.items[:: max(1, len(scan.items) // args.read)][:args.read]
+    files = [path for path, _ in items]
+    reference = torch.stack([torch.from_numpy(folders.load_image(f, CROP)).permute(2, 0, 1)
+                             for f in files[:args.batch]]).float()
+
+    def record(name: str, rate: float, first: Any, cores_used: float) -> None:
+        diff = (first.float().cpu() - reference[:len(first)]).abs().mean().item()
+        result[name] = {"images_per_s": round(rate, 1), "per_core": round(rate / cores_used, 1),
+                        "mean_abs_diff": round(diff, 2)}
+
+    for workers in args.workers:
+        if workers > cores:
+            continue
+        loader = make_loader(FileDataset(items, CROP), loader_config(workers, args.batch), train=False)
+        rate, first = timed((images for images, _ in loader), len(items))
+        record(f"pil_w{workers}", rate, first, max(1, workers))
+        del loader
+    torch.set_num_threads(cores)
+    rate, first = timed(torch_batches(files, args.batch, "cpu"), len(files))
+    record("decode_jpeg_cpu", rate, first, cores)
+    if torch.cuda.is_available():
+        try:
+            next(torch_batches(files[:8], 8, "cuda"))  # nvJPEG's start-up
+            rate, first = timed(torch_batches(files, args.batch, "cuda"), len(files))
+            record("decode_jpeg_cuda", rate, first, 1)
+        except RuntimeError as exc:
+            result["decode_jpeg_cuda"] = {"error": str(exc)[:200]}
+
+    def build(writer: Any) -> dict:
+        labels = np.array([label for _, label in items], dtype=np.int64)
+        writer.split("train", len(items), (folders.load_image(f, CROP) for f in files), labels)
+        writer.split("val", 1, iter([folders.load_image(files[0], CROP)]), labels[:1])
+        return {"classes": scan.classes}
+
+    start = time.perf_counter()
+    splits, _ = cached_arrays(root.parent / f"{root.name}-cache", CROP, build)
+    result["cache_build_s"] = round(time.perf_counter() - start, 2)
+    result["cache_build_per_s"] = round(len(items) / result["cache_build_s"], 1)
+    data = ArrayDataset(splits["train"].images, splits["train"].labels)
+    loader = make_loader(data, loader_config(0, args.batch), train=False)
+    rate, first = timed((images for images, _ in loader), len(items))
+    record("cache", rate, first, 1)
+    line = json.dumps(result)
+    if args.out:
+        Path(args.out).write_text(line + "\n")
+    print(line)
+
+
+if __name__ == "__main__":
+    main()
