@@ -215,7 +215,6 @@ class PlainLoop:
 
     def attention_kernels(self) -> list[str]:
         """The GPU kernels of one step whose names say attention (flash, cuDNN, memory-efficient, math)."""
-        import torch
         from torch.profiler import ProfilerActivity, profile
 
         if self.device.type != "cuda":
@@ -288,8 +287,8 @@ def main() -> None:
     args = parser.parse_args()
     deadline = time.monotonic() + args.budget_s
     os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-gpu-bench-"))
-    import torch
     import timm
+    import torch
 
     from workbench.store import Store
 
