@@ -201,7 +201,7 @@ def diagnose(store: Store, run_id: int, *, weights: str = "best") -> tuple[dict[
                              f"vit, deit, swin, cnn and finetune runs")
     cfg = trained.method.cfg
     transform = BatchTransform.for_run(cfg, trained.data, torch.device("cpu"))
-    loader = make_loader(load_data(cfg, store).val, cfg, train=False, pin_memory=False)
+    loader = make_loader(load_data(cfg, store).val, cfg, train=False)
     with torch.no_grad():
         data, images = trained.method.report(trained.model, (transform(x, y, False) for x, y in loader))
     return data["diagnostics"], images.get("mistakes"), trained.weights

@@ -7,6 +7,7 @@ side, and the augmentation draws from the torch RNG that checkpoints restore.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -121,17 +122,28 @@ def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
                                                           tuple(meta["std"]), cfg.image_size), notes=notes)
 
 
-def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, pin_memory: bool = False, rank: int = 0,
+def loader_workers(cfg: TrainConfig, device_type: str, world: int = 1) -> int:
+    """DataLoader worker processes: `num_workers`, or for -1 (auto) none on a CPU, where the
+    training process reads a batch in a fraction of a step and workers would take its cores, and
+    up to 8 per process on a GPU: loading in the training process left a ViT-B/16 on an H200 waiting
+    for its batches 39 % of the time (bench/gpu.py, bench/RESULTS.md)."""
+    if cfg.num_workers >= 0:
+        return cfg.num_workers
+    return max(1, min(8, (os.cpu_count() or 1) // world - 1)) if device_type == "cuda" else 0
+
+
+def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, device_type: str = "cpu", rank: int = 0,
                 world: int = 1) -> DataLoader:
     """Batches of `cfg.batch_size` / `cfg.accum_steps` images (this process's 1/`world` share of
-    each, when training data-parallel)."""
+    each, when training data-parallel), in pinned memory for a GPU."""
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size // cfg.accum_steps, cfg.seed, shuffle=train,
                                 drop_last=train, rank=rank, world=world, repeats=cfg.repeated_aug if train else 1)
     batched = hasattr(dataset, "__getitems__")
+    workers = loader_workers(cfg, device_type, world)
     # its own generator: creating an iterator must not draw from the global RNG that
     # checkpoints restore, or a resumed run would augment differently from an uninterrupted one
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=pin_memory,
-                      collate_fn=_keep_batch if batched else None, persistent_workers=cfg.num_workers > 0,
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device_type == "cuda",
+                      collate_fn=_keep_batch if batched else None, persistent_workers=workers > 0 and train,
                       generator=torch.Generator().manual_seed(cfg.seed))
 
 

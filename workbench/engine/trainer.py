@@ -130,8 +130,10 @@ class Training:
             self.model.compile()  # in place: the forward is compiled, the state dict keeps its keys
         self.stepper = distributed.wrap(self.method, self.model, ranks, device)  # DDP over several ranks
         self.optimizer = build_optimizer(self.method.param_groups(self.model), cfg)
-        self.loader = make_loader(self.data.train, cfg, train=True, pin_memory=device.type == "cuda",
-                                  rank=ranks.rank, world=ranks.world)
+        self.loader = make_loader(self.data.train, cfg, train=True, device_type=device.type, rank=ranks.rank,
+                                  world=ranks.world)
+        if self.loader.num_workers:
+            self.log(f"data: {self.loader.num_workers} loader processes")
         self.steps_per_epoch = len(self.loader.batch_sampler) // cfg.accum_steps  # a step: accum_steps batches
         if self.steps_per_epoch == 0:
             raise DataError(f"batch_size {cfg.batch_size} is larger than the training set "
@@ -280,7 +282,7 @@ class Training:
             window.reset()
 
     def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in make_loader(self.data.val, self.cfg, train=False, pin_memory=self.device.type == "cuda"):
+        for x, y in make_loader(self.data.val, self.cfg, train=False, device_type=self.device.type):
             yield self.transform(x, y, False)
 
     def evaluate(self) -> None:
