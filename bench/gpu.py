@@ -96,22 +96,37 @@ def train_parent(store: Any, method: str, preset: str, device: str) -> int:
 
 
 def workbench_case(store: Any, method: str, preset: str, overrides: list[str], parents: dict[str, int],
-                   device: Any) -> tuple[int, dict[str, Any]]:
+                   device: Any, sync_debug: bool = False) -> tuple[int, dict[str, Any]]:
     """(run id, its speed): a real run trained in-process, timed by its own metric rows."""
     from workbench.engine.execute import execute
     from workbench.jobs import create_run
     from workbench.store import RunStatus
 
+    import warnings
+
+    import torch
+
     run = create_run(store, method, preset=preset, overrides=overrides, parents=parents)
     reset_memory(device)
-    if execute(store, run.id, log=lambda line: print(line, file=sys.stderr)) != RunStatus.FINISHED:
+    with warnings.catch_warnings(record=True) as caught:
+        if sync_debug:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+        status = execute(store, run.id, log=lambda line: print(line, file=sys.stderr))
+        torch.cuda.set_sync_debug_mode("default") if sync_debug else None
+    syncs: dict[str, int] = {}
+    for w in caught:
+        if "synchroniz" in str(w.message):
+            where = f"{os.path.relpath(w.filename)}:{w.lineno}"
+            syncs[where] = syncs.get(where, 0) + 1
+    if status != RunStatus.FINISHED:
         raise RuntimeError(f"workbench run ended {store.get_run(run.id).status}: {store.get_run(run.id).error}")
     walls = {step: wall for _, step, _, _, _, wall in store.metrics(run.id, key="train/loss")}
     waits = [value for _, step, _, _, value, _ in store.metrics(run.id, key="train/data_wait") if step > WARM]
     last = max(walls)
     per_step = (walls[last] - walls[WARM]) / (last - WARM)
     return run.id, {"s_per_step": per_step, "data_wait": round(sum(waits) / max(1, len(waits)), 3),
-                    "peak_gib": peak_memory(device)}
+                    "peak_gib": peak_memory(device), **({"syncs": syncs} if sync_debug else {})}
 
 
 class PlainLoop:
@@ -284,6 +299,10 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="the device's bf16 dense peak "
                         "(default: from the GPU's name; on a CPU the measured fp32 matrix product)")
     parser.add_argument("--out", default="", help="also write the JSON line to this file")
+    parser.add_argument("--set", nargs="*", default=[], help="more KEY=VALUE for the workbench runs")
+    parser.add_argument("--workbench-only", action="store_true", help="no plain loop (diagnosis)")
+    parser.add_argument("--sync-debug", action="store_true", help="count where the workbench run waits "
+                        "for the GPU (CUDA's sync debug mode; slows it)")
     args = parser.parse_args()
     deadline = time.monotonic() + args.budget_s
     os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-gpu-bench-"))
@@ -314,11 +333,15 @@ def main() -> None:
                 parents[method] = train_parent(store, parent_method, preset, dev)
             links = {PARENTS[method][0]: parents[method]} if method in PARENTS else {}
             overrides = [*common_overrides(args.batch, args.steps, dev), *extra,
-                         *(["compile=true"] if compile_model else [])]
-            run_id, ours = workbench_case(store, method, preset, overrides, links, device)
+                         *(["compile=true"] if compile_model else []), *args.set]
+            run_id, ours = workbench_case(store, method, preset, overrides, links, device,
+                                          args.sync_debug and device.type == "cuda")
             out: dict[str, Any] = {"workbench_images_per_s": round(args.batch / ours["s_per_step"], 1),
-                                   "workbench_peak_gib": ours["peak_gib"], "data_wait": ours["data_wait"]}
+                                   "workbench_peak_gib": ours["peak_gib"], "data_wait": ours["data_wait"],
+                                   **({"workbench_syncs": ours["syncs"]} if "syncs" in ours else {})}
             layouts = [False, True] if method == "cnn" and device.type == "cuda" else [False]
+            if args.workbench_only:
+                return out
             for channels_last in layouts:
                 reset_memory(device)
                 plain = PlainLoop(store, run_id, device, channels_last, compile_model)

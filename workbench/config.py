@@ -136,8 +136,8 @@ class TrainConfig:
                           min=0.0, max=10.0)
     repeated_aug: int = param(1, "repeated augmentation: each image this many times per epoch, differently "
                                  "augmented, the epoch as long as before (DeiT: 3)", min=1, max=8)
-    num_workers: int = param(-1, "DataLoader worker processes: -1 auto (none on a CPU; on a GPU up to 8, which keep "
-                                 "it fed), 0 loads in the training process", min=-1, max=64)
+    num_workers: int = param(-1, "DataLoader worker processes: -1 auto (up to 8 when a GPU trains on images decoded "
+                                 "from their files, else none), 0 loads in the training process", min=-1, max=64)
     threads: int = param(0, "CPU threads for this run (0: share the cores among the runs going at start)",
                          min=0, max=1024)
     log_every: int = param(10, "write training metrics every N steps", min=1)

@@ -37,10 +37,11 @@ class ArrayDataset(Dataset):
         return torch.from_numpy(np.array(self.images[index])).permute(2, 0, 1), int(self.labels[index])
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch [B, 3, H, W] uint8 as a view of [B, H, W, 3] memory: the training process only
+        gathers the rows (6.6 ms for 256 images at 224 px, against 52 ms when it also sorted them
+        for the read and transposed them); `BatchTransform` makes them contiguous on the device."""
         order = np.asarray(indices)
-        images = torch.from_numpy(np.ascontiguousarray(self.images[np.sort(order)]))
-        back = np.argsort(np.argsort(order))  # undo the sort that made the read sequential
-        return images[back].permute(0, 3, 1, 2).contiguous(), torch.from_numpy(self.labels[order])
+        return torch.from_numpy(self.images[order]).permute(0, 3, 1, 2), torch.from_numpy(self.labels[order])
 
 
 def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,14 +123,17 @@ def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
                                                           tuple(meta["std"]), cfg.image_size), notes=notes)
 
 
-def loader_workers(cfg: TrainConfig, device_type: str, world: int = 1) -> int:
-    """DataLoader worker processes: `num_workers`, or for -1 (auto) none on a CPU, where the
-    training process reads a batch in a fraction of a step and workers would take its cores, and
-    up to 8 per process on a GPU: loading in the training process left a ViT-B/16 on an H200 waiting
-    for its batches 39 % of the time (bench/gpu.py, bench/RESULTS.md)."""
+def loader_workers(cfg: TrainConfig, dataset: Dataset, device_type: str, world: int = 1) -> int:
+    """DataLoader worker processes: `num_workers`, or for -1 (auto) up to 8 per process when a GPU
+    trains on images decoded from their files (one process decodes ~300 images/s, 8 ~2,500: a
+    ViT-B/16 on an H200 takes ~2,600), else none: a decoded cache's batch is one gather in the
+    training process, and 8 workers made a ViT-B/16 on an H200 slower (2,168 against 2,404 images/s),
+    as would workers taking a CPU run's cores (bench/gpu.py, bench/data.py, bench/RESULTS.md)."""
     if cfg.num_workers >= 0:
         return cfg.num_workers
-    return max(1, min(8, (os.cpu_count() or 1) // world - 1)) if device_type == "cuda" else 0
+    if device_type != "cuda" or not isinstance(dataset, FileDataset):
+        return 0
+    return max(1, min(8, (os.cpu_count() or 1) // world - 1))
 
 
 def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, device_type: str = "cpu", rank: int = 0,
@@ -139,7 +143,7 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, device_type:
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size // cfg.accum_steps, cfg.seed, shuffle=train,
                                 drop_last=train, rank=rank, world=world, repeats=cfg.repeated_aug if train else 1)
     batched = hasattr(dataset, "__getitems__")
-    workers = loader_workers(cfg, device_type, world)
+    workers = loader_workers(cfg, dataset, device_type, world)
     # its own generator: creating an iterator must not draw from the global RNG that
     # checkpoints restore, or a resumed run would augment differently from an uninterrupted one
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device_type == "cuda",
@@ -192,7 +196,7 @@ class BatchTransform:
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         if train and self.randaugment is not None:
             images = torch.stack([_pil_transform(self.randaugment, image) for image in images])
-        x = (images.to(self.device, non_blocking=True).float() - self.mean) / self.std
+        x = (images.to(self.device, non_blocking=True).contiguous().float() - self.mean) / self.std
         labels = labels.to(self.device, non_blocking=True)
         if not train:
             return x, labels
