@@ -10,7 +10,7 @@ generator (in parallel), then reads `--read` of them as batches of 224 x 224 uin
   (on the GPU: nvJPEG), then an antialiased bicubic resize and centre crop in torch;
 - `cache`: the decoded cache (`ArrayDataset` over a memory-mapped uint8 array, the workbench's
   path for datasets under 4 GiB decoded) through its loader, with the time to build that cache
-  from the files (`cache_build_s`, one process: what the first run on a folder waits for).
+  from the files (`cache_build_s`, `folders.load_images`: what the first run on a folder waits for).
 
 Each path gives images/s, images/s per CPU core it used, and its mean absolute difference from
 the Pillow path in grey levels (0-255; JPEG decoders and resize kernels differ slightly). One JSON
@@ -123,7 +123,7 @@ def main() -> None:
     scan = folders.scan(root, labelled=True, decode=False)
     items = scan.items[:: max(1, len(scan.items) // args.read)][:args.read]
     files = [path for path, _ in items]
-    reference = torch.stack([torch.from_numpy(folders.load_image(f, CROP)).permute(2, 0, 1)
+    reference = torch.stack([torch.from_numpy(folders.load_image(f, CROP).copy()).permute(2, 0, 1)
                              for f in files[:args.batch]]).float()
 
     def record(name: str, rate: float, first: Any, cores_used: float) -> None:
@@ -149,9 +149,9 @@ def main() -> None:
         except RuntimeError as exc:
             result["decode_jpeg_cuda"] = {"error": str(exc)[:200]}
 
-    def build(writer: Any) -> dict:
+    def build(writer: Any) -> dict:  # the workbench's own decode (registry's cache build): several processes
         labels = np.array([label for _, label in items], dtype=np.int64)
-        writer.split("train", len(items), (folders.load_image(f, CROP) for f in files), labels)
+        writer.split("train", len(items), folders.load_images(files, CROP), labels)
         writer.split("val", 1, iter([folders.load_image(files[0], CROP)]), labels[:1])
         return {"classes": scan.classes}
 

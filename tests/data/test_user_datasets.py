@@ -198,3 +198,20 @@ def test_a_tiny_run_trains_on_a_user_folder(cli, store: Store, tmp_path: Path) -
     run = store.get_run(int(done.stdout))
     assert run.summary["val/top1"] >= 0.6, run.summary  # three colours: easy, chance is 1/3
     assert store.latest_artifact(run.id, "image", name="predictions") is not None
+
+
+def test_many_images_decode_in_parallel_in_order(tmp_path: Path) -> None:
+    """The cache of a large folder is decoded by several processes: the same arrays as one process
+    decodes, in the same order, and a file that passed the check but will not decode keeps its place
+    with the reason."""
+    paths = []
+    for i in range(folders.PARALLEL_FROM + 20):
+        path = tmp_path / f"{i:04d}.png"
+        _image(list(COLOURS.values())[i % 3], (24 + i % 7, 20), seed=i).save(path)
+        paths.append(path)
+    paths[100].write_bytes(paths[100].read_bytes()[:60])  # truncated after the header
+    serial = list(folders.load_images(paths, 16, workers=1))
+    parallel = list(folders.load_images(paths, 16, workers=2))
+    assert len(parallel) == len(paths) and isinstance(parallel[100], str) and isinstance(serial[100], str)
+    assert all(np.array_equal(a, b) for i, (a, b) in enumerate(zip(serial, parallel)) if i != 100)
+    assert [a.shape for a in parallel[:3]] == [(16, 16, 3)] * 3

@@ -153,12 +153,12 @@ def _folder(store: Any, record: Any, image_size: int) -> Source:
         failed: list[list[str]] = []
         for split, items in (("train", train_items), ("val", val_items)):
             images, labels = [], []
-            for path, label in items:
-                try:
-                    images.append(folders.load_image(path, image_size))
+            for (path, label), image in zip(items, folders.load_images([p for p, _ in items], image_size)):
+                if isinstance(image, str):  # passed the check but would not decode
+                    failed.append([str(path), f"could not decode ({image})"])
+                else:
+                    images.append(image)
                     labels.append(label)
-                except OSError as exc:  # passed the check but would not decode
-                    failed.append([str(path), f"could not decode ({exc})"])
             writer.split(split, len(images), images, np.asarray(labels, dtype=np.int64))
         return {**meta_base, "problems": meta_base["problems"] + failed}
 
