@@ -1,0 +1,37 @@
+"""The GPU and data benches run on a CPU too (a small geometry, the same JSON fields), so a change
+that breaks them shows here rather than in a GPU session's scarce minutes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _run(tmp_path: Path, script: str, *args: str) -> dict:
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_gpu_bench_runs_its_small_geometry_on_a_cpu(tmp_path: Path) -> None:
+    result = _run(tmp_path, "gpu.py", "--small", "--batch", "32", "--steps", "2", "--cases", "vit")
+    assert result["bench"] == "gpu" and result["preset"] == "tiny" and result["peak_source"] == "measured matmul"
+    vit = result["vit"]
+    assert "error" not in vit, vit
+    assert vit["workbench_images_per_s"] > 0 and vit["plain_images_per_s"] > 0
+    assert vit["gflops_per_image"] > 0 and 0 < vit["plain_mfu"] < 1.5 and vit["ratio"] > 0
+    assert 0 <= vit["data_wait"] < 1 and vit["plain_syncs_per_step"] == []  # no CUDA: nothing to wait for
+
+
+def test_data_bench_reads_a_jpeg_folder_every_way_it_can_here(tmp_path: Path) -> None:
+    result = _run(tmp_path, "data.py", "--images", "60", "--read", "32", "--batch", "16", "--workers", "0")
+    for path in ("pil_w0", "decode_jpeg_cpu", "cache"):
+        assert result[path]["images_per_s"] > 0
+    assert result["pil_w0"]["mean_abs_diff"] == 0 and result["cache"]["mean_abs_diff"] == 0  # the same decode
+    assert result["decode_jpeg_cpu"]["mean_abs_diff"] < 3  # another JPEG decoder and resize: close, not equal
+    assert result["cache_build_s"] > 0
