@@ -98,13 +98,13 @@ def train_parent(store: Any, method: str, preset: str, device: str) -> int:
 def workbench_case(store: Any, method: str, preset: str, overrides: list[str], parents: dict[str, int],
                    device: Any, sync_debug: bool = False) -> tuple[int, dict[str, Any]]:
     """(run id, its speed): a real run trained in-process, timed by its own metric rows."""
-    from workbench.engine.execute import execute
-    from workbench.jobs import create_run
-    from workbench.store import RunStatus
-
     import warnings
 
     import torch
+
+    from workbench.engine.execute import execute
+    from workbench.jobs import create_run
+    from workbench.store import RunStatus
 
     run = create_run(store, method, preset=preset, overrides=overrides, parents=parents)
     reset_memory(device)
@@ -112,8 +112,11 @@ def workbench_case(store: Any, method: str, preset: str, overrides: list[str], p
         if sync_debug:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
-        status = execute(store, run.id, log=lambda line: print(line, file=sys.stderr))
-        torch.cuda.set_sync_debug_mode("default") if sync_debug else None
+        try:
+            status = execute(store, run.id, log=lambda line: print(line, file=sys.stderr))
+        finally:
+            if sync_debug:
+                torch.cuda.set_sync_debug_mode("default")
     syncs: dict[str, int] = {}
     for w in caught:
         if "synchroniz" in str(w.message):
