@@ -1,8 +1,9 @@
 """Training speed of each method: a real workbench worker against a plain PyTorch loop that
 trains the same model with the same loss (the method's own `build` and `step`) on the same
-normalised images, with AdamW and nothing else: no data pipeline, no augmentation, no
-metrics, no store. Prints one JSON line with images/s of both and their ratio per method
-(workbench / plain; 1.0 = no cost for everything the workbench adds).
+images, normalised and flipped alike (the workbench's default augmentation), with AdamW and
+nothing else: no data loader, no metrics, no store (`gpu.PlainLoop`, which bench/gpu.py times
+on a GPU). Prints one JSON line with images/s of both and their ratio per method (workbench /
+plain; 1.0 = no cost for everything the workbench adds).
 
     python bench/throughput.py [--steps 200] [--methods vit swin cnn mae deit mpp dvae]
 """
@@ -13,8 +14,8 @@ import argparse
 import json
 import os
 import tempfile
-import time
 
+from gpu import PlainLoop
 from overhead import WARMUP, workbench_run
 
 # methods that train without a parent run; deit alone (distill=none) for the same reason
@@ -22,35 +23,16 @@ OVERRIDES = {"deit": ("distill=none",)}
 
 
 def plain_loop(method_name: str, steps: int) -> float:
-    """Seconds per step of a bare loop over the method's model and loss."""
+    """Seconds per step of `gpu.PlainLoop` (the method's model and loss, AdamW, the images in
+    memory, normalised and flipped as the workbench's default augmentation does) on the CPU."""
     import torch
 
-    from workbench.data import shapes
-    from workbench.engine.optim import build_optimizer
-    from workbench.methods import get_method, make_config
-    from workbench.methods.base import DataInfo
+    from workbench.jobs import create_run
+    from workbench.store import Store
 
-    cfg = make_config(method_name, "tiny", list(OVERRIDES.get(method_name, ())))
-    torch.manual_seed(0)
-    splits, meta = shapes.load(cfg.image_size)
-    images = torch.tensor(splits["train"].images[:]).permute(0, 3, 1, 2).float()
-    images = (images / 255 - torch.tensor(meta["mean"]).view(1, 3, 1, 1)) / torch.tensor(meta["std"]).view(1, 3, 1, 1)
-    labels = torch.from_numpy(splits["train"].labels).long()
-    method = get_method(method_name)(cfg, DataInfo(list(shapes.CLASSES), meta["mean"], meta["std"], cfg.image_size))
-    model = method.build()
-    optimizer = build_optimizer(method.param_groups(model), cfg)
-    model.train()
-    start = 0.0
-    for step in range(steps):
-        idx = torch.randint(0, len(labels), (cfg.batch_size,))
-        method.on_step(step, steps)
-        loss = method.step(model, (images[idx], labels[idx]))["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step + 1 == WARMUP:
-            start = time.perf_counter()
-    return (time.perf_counter() - start) / (steps - WARMUP)
+    store = Store()
+    run = create_run(store, method_name, preset="tiny", overrides=list(OVERRIDES.get(method_name, ())))
+    return PlainLoop(store, run.id, torch.device("cpu")).time(steps - WARMUP)
 
 
 def main() -> None:
