@@ -66,6 +66,24 @@ def test_two_processes_distil_like_one_with_the_teacher_outside_ddp(store: Store
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs if k.startswith("teacher."))  # never trained
 
 
+def test_two_processes_mask_and_train_mae_like_one(store: Store) -> None:
+    """MAE under DDP: each rank masks its own images as one process with the whole batch masks them
+    (the masks of a step are drawn for the whole batch from (seed, step, draw), each rank keeping its
+    rows), so two ranks end with one process's weights; ranks drawing their own masks would not."""
+    short = ["max_steps=12", "eval_every=12", "log_every=6", "checkpoint_every=12", "augment=none", "drop_path=0"]
+    single = create_run(store, "mae", preset="tiny", overrides=short)
+    double = create_run(store, "mae", preset="tiny", overrides=[*short, "nproc=2"])
+    store.set_max_concurrent(1)
+    runner = Runner(store)
+    for run in (single, double):
+        assert scheduler.wait_for(store, runner, run.id, timeout=300) == RunStatus.FINISHED, store.get_run(run.id).error
+    ours, theirs = (Checkpoints(store, r.id).latest_readable()[0]["model"] for r in (double, single))
+    worst = max(float((ours[k].float() - theirs[k].float()).abs().max()) for k in theirs)
+    assert worst < 1e-4, f"weights differ by up to {worst:g} after 12 steps"
+    assert store.get_run(double.id).summary["val/loss"] == pytest.approx(store.get_run(single.id).summary["val/loss"],
+                                                                           rel=1e-4)
+
+
 def test_processes_must_share_the_batch_equally() -> None:
     with pytest.raises(ConfigError, match="nproc: 3 processes cannot share batch_size 64 equally"):
         make_config("vit", "tiny", ["nproc=3"])

@@ -119,6 +119,7 @@ class Training:
             if ranks.main:
                 store.update_run(run_id, config=cfg.to_dict())
         self.method: Method = get_method(run.method)(cfg, self.data.info, parent_runs(store, run_id, weights=True))
+        self.method.shard = (ranks.rank, ranks.world)
         self.model = self.method.build().to(device)
         if source is not None:
             start_from(store, run_id, self.method.init_target(self.model), source, self.data.info.classes, self.log,

@@ -48,6 +48,9 @@ class Method:
         self.cfg = cfg
         self.data = data
         self.parents = parents or {}
+        # (rank, processes) of a data-parallel run, set by the trainer: a process trains on rows
+        # rank, rank + processes, ... of every batch
+        self.shard = (0, 1)
 
     def build(self) -> nn.Module:
         raise NotImplementedError
@@ -104,11 +107,19 @@ class Method:
 
 
 class MaskedMethod(Method):
-    """Methods that mask patches (MAE, BEiT, masked patch prediction). Training masks take their
-    seed from torch's RNG, which checkpoints restore, so a resumed run masks as the original
-    would; evaluation and snapshots use a fixed sequence, so every evaluation sees the same masks."""
+    """Methods that mask patches (MAE, BEiT, masked patch prediction). A training step's masks are
+    seeded by (seed, step, draw) and drawn for the whole batch of every process, of which each keeps
+    its own images' rows: a resumed run masks as the original would, and N processes as one process
+    with the whole batch. Evaluation and snapshots use a fixed sequence, so every evaluation sees
+    the same masks."""
 
     _eval_rng: np.random.Generator | None = None
+    _step: int | None = None  # the training step being taken (`on_step`); None outside training
+    _draws = 0  # masks drawn in it so far (one per accumulated batch)
+
+    def on_step(self, step: int, total: int) -> None:
+        super().on_step(step, total)
+        self._step, self._draws = step, 0
 
     def mask(self, batch: int, device: torch.device, rng: np.random.Generator | None = None) -> Tensor:
         """A bool mask [batch, N] (True = masked) on `device`."""
@@ -116,8 +127,15 @@ class MaskedMethod(Method):
 
         strategy, ratio, exact = self.cfg.mask_spec()
         grid = self.cfg.image_size // self.cfg.patch_size
+        rows = slice(None)
+        if rng is None and self._eval_rng is None and self._step is not None:
+            rank, world = self.shard
+            rng = np.random.default_rng([self.cfg.seed, self._step, self._draws])
+            self._draws += 1
+            batch, rows = batch * world, slice(rank, None, world)
         rng = rng or self._eval_rng or np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,))))
-        mask = torch.from_numpy(make_mask(strategy, batch, (grid, grid), ratio, rng, exact=exact))
+        mask = torch.from_numpy(np.ascontiguousarray(make_mask(strategy, batch, (grid, grid), ratio, rng,
+                                                               exact=exact)[rows]))
         if device.type == "cuda":  # from pinned memory the copy does not wait for the GPU's queue
             return mask.pin_memory().to(device, non_blocking=True)
         return mask.to(device)
