@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
-import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from workbench.errors import ConfigError
+from workbench.fields import check_field, parse_overrides, type_hints, unknown_field
 
 PRESETS = ("tiny", "small", "paper")
 WEIGHTS = ("best", "last", "ema")  # which weights of a trained run export and `init=run:ID` take
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-_KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 def param(
@@ -261,7 +257,7 @@ class TrainConfig:
 
     @classmethod
     def field_specs(cls) -> list[FieldSpec]:
-        hints = _type_hints(cls)
+        hints = type_hints(cls)
         return [FieldSpec(f.name, hints[f.name], f.default, f.metadata.get("help", ""),
                           f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("choices"))
                 for f in fields(cls)]
@@ -290,29 +286,13 @@ def compose(cls: type[TrainConfig], preset: str | None = None, overrides: Mappin
     return build(cls, values)
 
 
-def parse_overrides(cls: type[TrainConfig], items: Iterable[str]) -> dict[str, Any]:
-    """Turn CLI `key=value` strings into typed values, naming the field on error."""
-    hints = _type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep:
-            raise ConfigError(key or item, f"expected key=value, got {item!r}")
-        if key not in known:
-            raise ConfigError(key, _unknown_field(cls, key))
-        out[key] = _coerce(key, hints[key], raw.strip())
-    return out
-
-
 def build(cls: type[TrainConfig], data: Mapping[str, Any], *, strict: bool = True) -> TrainConfig:
     """Build and validate a config. `strict=False` drops fields a newer build removed."""
     known = {f.name for f in fields(cls)}
     unknown = [k for k in data if k not in known]
     if unknown and strict:
-        raise ConfigError(unknown[0], _unknown_field(cls, unknown[0]))
-    hints = _type_hints(cls)
+        raise ConfigError(unknown[0], unknown_field(cls, unknown[0]))
+    hints = type_hints(cls)
     values = {k: (float(v) if hints[k] is float and type(v) is int else v)
               for k, v in data.items() if k in known}
     try:
@@ -331,28 +311,7 @@ def _check_randaug(text: str) -> None:
                                      f"rand-m9-mstd0.5-inc1 (m: magnitude, n: operations, mstd: magnitude noise)")
 
 
-def check_field(cls: type[TrainConfig], name: str, value: Any) -> None:
-    """One field's type, choices and range (the rules that need no other field)."""
-    f = next(f for f in fields(cls) if f.name == name)
-    _check_type(name, _type_hints(cls)[name], value)
-    meta = f.metadata
-    if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(name, f"{value!r} is not one of {', '.join(meta['choices'])}")
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and value < lo or hi is not None and value > hi:
-        raise ConfigError(name, f"{value!r} is outside the allowed range {_range(lo, hi)}")
-
-
 # ----------------------------------------------------------------- helpers
-def _type_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _unknown_field(cls: type[TrainConfig], key: str) -> str:
-    names = sorted(f.name for f in fields(cls))
-    return f"unknown field for method {cls.method}; known fields: {', '.join(names)}"
-
-
 def _unfinished(parent: ParentInfo) -> str:
     """Why a parent that has not finished cannot be used yet, and what to do: wait for a queued or
     running one; resume one that ended otherwise (it will never finish by waiting)."""
@@ -368,32 +327,3 @@ def _either(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
-def _range(lo: float | None, hi: float | None) -> str:
-    return f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-
-
-def _check_type(name: str, kind: Any, value: Any) -> None:
-    if kind is bool:
-        ok = type(value) is bool
-    elif kind is float:
-        ok = isinstance(value, (int, float)) and type(value) is not bool
-        if ok and not math.isfinite(value):  # nan passes every range check, inf most
-            raise ConfigError(name, f"{value!r} is not a finite number")
-    elif kind is int:
-        ok = isinstance(value, int) and type(value) is not bool
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        raise ConfigError(name, f"{value!r} is not {_KIND_NAMES.get(kind, kind.__name__)}")
-
-
-def _coerce(name: str, kind: Any, raw: str) -> Any:
-    try:
-        if kind is bool:
-            low = raw.lower()
-            if low in _TRUE | _FALSE:
-                return low in _TRUE
-            raise ValueError
-        return kind(raw)
-    except ValueError:
-        raise ConfigError(name, f"{raw!r} is not {_KIND_NAMES.get(kind, kind.__name__)}") from None
