@@ -22,6 +22,7 @@ from workbench.fields import check_field, parse_overrides, type_hints, unknown_f
 PRESETS = ("tiny", "small", "paper")
 WEIGHTS = ("best", "last", "ema")  # which weights of a trained run export and `init=run:ID` take
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_ENDPOINT_RE = re.compile(r"^[^\s:/]+:\d{1,5}$")
 
 
 def param(
@@ -116,6 +117,11 @@ class TrainConfig:
                                  "(tens of seconds; on a CPU it needs a C compiler)")
     nproc: int = param(1, "processes training this run together, data-parallel (torchrun): one per GPU, or "
                           "several on the CPU; batch_size is split among them", min=1, max=64)
+    nnodes: int = param(1, "machines training this run together, each running nproc processes (torchrun "
+                           "--nnodes); once the run has started, run `workbench join RUN` on each of the others",
+                        min=1, max=1024)
+    rdzv_endpoint: str = param("", "host:port at which the machines meet when nnodes > 1 (torchrun's c10d "
+                                   "rendezvous): the starting machine's address and a port free on it")
     augment: str = param("flip", "training augmentation: none, flip, crop_flip (random resized crop + flip) or "
                                  "randaugment (timm's RandAugment as `randaug` says, then crop + flip)",
                          choices=("none", "flip", "crop_flip", "randaugment"))
@@ -145,8 +151,8 @@ class TrainConfig:
                                  "say which way is better")
 
     def micro_batch(self) -> int:
-        """Images one process takes in one forward pass: batch_size / (nproc x accum_steps)."""
-        return self.batch_size // (self.nproc * self.accum_steps)
+        """Images one process takes in one forward pass: batch_size / (nproc x nnodes x accum_steps)."""
+        return self.batch_size // (self.nproc * self.nnodes * self.accum_steps)
 
     def peak_lr(self) -> float:
         """The rate the schedule peaks at: `lr`, or `blr` scaled by the images per optimizer step."""
@@ -181,10 +187,13 @@ class TrainConfig:
                                                f"than training ({self.epochs} epochs)")
         if not self.dataset.strip():
             raise ConfigError("dataset", "no dataset given; use 'shapes' for the built-in set")
-        if self.batch_size % (self.nproc * self.accum_steps):
-            parts = self.nproc * self.accum_steps
-            who = f"{self.nproc} processes" + (f" x {self.accum_steps} accumulated batches" if self.accum_steps > 1
-                                               else "")
+        if self.nnodes > 1 and not _ENDPOINT_RE.match(self.rdzv_endpoint.strip()):
+            raise ConfigError("rdzv_endpoint", f"{self.nnodes} machines need the host:port at which they meet "
+                                               f"(rdzv_endpoint, e.g. node1.lab:29400), not {self.rdzv_endpoint!r}")
+        if self.batch_size % (self.nproc * self.nnodes * self.accum_steps):
+            parts = self.nproc * self.nnodes * self.accum_steps
+            who = f"{self.nproc * self.nnodes} processes" + (
+                f" x {self.accum_steps} accumulated batches" if self.accum_steps > 1 else "")
             raise ConfigError("nproc" if self.accum_steps == 1 else "accum_steps",
                               f"{who} cannot share batch_size {self.batch_size} equally; use a batch size that is a "
                               f"multiple of {parts}")

@@ -4,8 +4,9 @@ the CLI and the GUI).
 Trains one run (`workbench.engine.execute`) and, once it has ended, lets the scheduler start
 what may start now (the study's next run, a queued run waiting for a free slot), so runs and
 studies go on with no window open. SIGTERM and SIGINT ask the run to stop at the next step. A
-run with `nproc` > 1 turns this process into torchrun (same pid), which runs this module once
-per rank (`workbench.engine.distributed`).
+run with `nproc` > 1 or `nnodes` > 1 turns this process into torchrun (same pid), which runs this
+module once per rank (`workbench.engine.distributed`); `workbench join` does the same on a run's
+other machines.
 """
 
 from __future__ import annotations
@@ -45,15 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop.request)
     run_id = int(args[0])
     store = Store()
-    nproc = int(store.get_run(run_id).config.get("nproc", 1))
-    if nproc > 1 and "RANK" not in os.environ:  # become torchrun (same pid), which starts the ranks
-        from workbench.engine.distributed import launch_argv
+    config = store.get_run(run_id).config
+    if (config.get("nproc", 1) > 1 or config.get("nnodes", 1) > 1) and "RANK" not in os.environ:
+        from workbench.engine.distributed import become_torchrun
         from workbench.jobs.runner import WORKER_MODULE
 
-        argv = launch_argv(WORKER_MODULE, run_id, nproc)
-        print(f"run {run_id}: {nproc} processes through torchrun", flush=True)
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-        os.execv(argv[0], argv)
+        become_torchrun(WORKER_MODULE, run_id, config)
     status = execute(store, run_id, stop)
     if os.environ.get("RANK", "0") == "0":
         print(f"run {run_id} {status}", flush=True)

@@ -2,6 +2,9 @@
 torchrun with two gloo ranks; it ends with the same weights (so the same validation metrics) as
 the same run in one process, and only rank 0 writes to the store."""
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -82,6 +85,55 @@ def test_two_processes_mask_and_train_mae_like_one(store: Store) -> None:
     assert worst < 1e-4, f"weights differ by up to {worst:g} after 12 steps"
     assert store.get_run(double.id).summary["val/loss"] == pytest.approx(store.get_run(single.id).summary["val/loss"],
                                                                            rel=1e-4)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_machines_meet_by_c10d_rendezvous_and_train_one_run(store: Store) -> None:
+    """nnodes=2 on 127.0.0.1: the run's worker (the first machine) and `workbench join` (the second)
+    are two torchrun agents with one process each; they meet by c10d rendezvous and train the run as
+    two ranks, ending where one process with the whole batch does."""
+    short = ["max_steps=12", "eval_every=12", "log_every=6", "checkpoint_every=12", "augment=none"]
+    single = create_run(store, "vit", preset="tiny", overrides=short)
+    double = create_run(store, "vit", preset="tiny",
+                        overrides=[*short, "nnodes=2", f"rdzv_endpoint=127.0.0.1:{_free_port()}"])
+    store.set_max_concurrent(1)
+    runner = Runner(store)
+    assert scheduler.wait_for(store, runner, single.id, timeout=300) == RunStatus.FINISHED
+    scheduler.tick(store, runner)  # (or the single run's worker started it as it ended)
+    wait_for(lambda: store.get_run(double.id).status == RunStatus.RUNNING)  # its torchrun waits for the second
+    join = subprocess.Popen([sys.executable, "-m", "workbench.cli", "join", str(double.id)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert scheduler.wait_for(store, runner, double.id, timeout=300) == RunStatus.FINISHED, \
+            store.get_run(double.id).error
+        out, _ = join.communicate(timeout=120)
+    finally:
+        join.kill()
+    assert join.returncode == 0, out[-3000:]
+    assert "1 processes through torchrun on each of 2 machines meeting at 127.0.0.1:" in out
+    assert store.get_run(double.id).device == "cpu x2"
+    assert [r[1] for r in store.metrics(double.id, key="train/loss")] == [6, 12]  # one writer of two ranks
+    ours, theirs = (Checkpoints(store, r.id).latest_readable()[0]["model"] for r in (double, single))
+    worst = max(float((ours[k].float() - theirs[k].float()).abs().max()) for k in theirs)
+    assert worst < 1e-4, f"weights differ by up to {worst:g} after 12 steps"
+
+
+def test_a_second_machine_cannot_join_what_is_not_a_running_multi_machine_run(cli, store: Store) -> None:
+    one = create_run(store, "vit", preset="tiny")
+    two = create_run(store, "vit", preset="tiny", overrides=["nnodes=2", "rdzv_endpoint=127.0.0.1:29400"])
+    for run, why in ((one, "trains on one machine (nnodes=1); there is nothing to join"),
+                     (two, "is queued; join it once it runs")):
+        done = cli("join", str(run.id))
+        assert done.returncode != 0 and why in done.stderr
+    with pytest.raises(ConfigError, match="2 machines need the host:port at which they meet"):
+        make_config("vit", "tiny", ["nnodes=2"])
+    with pytest.raises(ConfigError, match="4 processes cannot share batch_size 6 equally"):
+        make_config("vit", "tiny", ["nnodes=2", "nproc=2", "batch_size=6", "rdzv_endpoint=a:1"])
 
 
 def test_processes_must_share_the_batch_equally() -> None:

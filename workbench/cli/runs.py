@@ -53,6 +53,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--grace", type=float, default=10.0, help="seconds to wait before killing the worker")
     c.set_defaults(func=cmd_cancel)
 
+    j = sub.add_parser("join", help="train a running multi-machine run (nnodes > 1) on this machine too: its "
+                                    "nproc processes meet the others at its rdzv_endpoint")
+    j.add_argument("run", type=int)
+    j.set_defaults(func=cmd_join)
+
     u = sub.add_parser("resume", help="continue an interrupted, failed or cancelled run from its checkpoint")
     u.add_argument("run", type=int)
     u.add_argument("--wait", action="store_true")
@@ -109,6 +114,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
     reconcile(store)
     run = resume_run(store, args.run, from_scratch=args.from_scratch)
     return _launch(store, run.id, args.wait)
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    """Become torchrun for this machine's share of a run started elsewhere (it does not return)."""
+    run = Store().get_run(args.run)
+    if int(run.config.get("nnodes", 1)) < 2:
+        raise WorkbenchError(f"run {run.id} trains on one machine (nnodes=1); there is nothing to join")
+    if run.status != RunStatus.RUNNING:
+        raise WorkbenchError(f"run {run.id} is {run.status}; join it once it runs (`workbench show {run.id}`)")
+    from workbench.engine.distributed import become_torchrun
+    from workbench.jobs.runner import WORKER_MODULE
+
+    become_torchrun(WORKER_MODULE, run.id, run.config)
+    return 0
 
 
 def _launch(store: Store, run_id: int, wait: bool) -> int:

@@ -45,10 +45,25 @@ def current() -> Ranks:
     return Ranks(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
 
 
-def launch_argv(worker_module: str, run_id: int, nproc: int) -> list[str]:
-    """The torchrun command that runs `nproc` ranks of this run's worker on this machine."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+def launch_argv(worker_module: str, run_id: int, nproc: int, nnodes: int = 1, endpoint: str = "") -> list[str]:
+    """The torchrun command that runs `nproc` ranks of this run's worker on this machine: alone, or
+    as one of `nnodes` machines that meet at `endpoint` (c10d rendezvous; the machine whose address
+    it is keeps the rendezvous store; torchrun orders the machines' ranks by host name)."""
+    where = ["--standalone"] if nnodes == 1 else [f"--nnodes={nnodes}", "--rdzv-backend=c10d",
+                                                   f"--rdzv-endpoint={endpoint}", f"--rdzv-id=workbench-run-{run_id}"]
+    return [sys.executable, "-m", "torch.distributed.run", *where, f"--nproc_per_node={nproc}",
             "-m", worker_module, str(run_id)]
+
+
+def become_torchrun(worker_module: str, run_id: int, config: dict[str, Any]) -> None:
+    """Replace this process (same pid) by torchrun, which starts this machine's ranks of the run:
+    the worker of a run with several processes, or `workbench join` on another of its machines."""
+    nproc, nnodes = int(config.get("nproc", 1)), int(config.get("nnodes", 1))
+    argv = launch_argv(worker_module, run_id, nproc, nnodes, str(config.get("rdzv_endpoint", "")))
+    machines = f" on each of {nnodes} machines meeting at {config['rdzv_endpoint']}" if nnodes > 1 else ""
+    print(f"run {run_id}: {nproc} processes through torchrun{machines}", flush=True)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    os.execv(argv[0], argv)
 
 
 def setup(ranks: Ranks, device: torch.device) -> torch.device:
