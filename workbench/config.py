@@ -122,6 +122,9 @@ class TrainConfig:
                         min=1, max=1024)
     rdzv_endpoint: str = param("", "host:port at which the machines meet when nnodes > 1 (torchrun's c10d "
                                    "rendezvous): the starting machine's address and a port free on it")
+    sync_bn: bool = param(False, "SyncBatchNorm: BatchNorm statistics over every process's images rather than each "
+                                 "process's share, when several train the run (CNNs, the linear probe's BatchNorm); "
+                                 "GPUs only")
     augment: str = param("flip", "training augmentation: none, flip, crop_flip (random resized crop + flip) or "
                                  "randaugment (timm's RandAugment as `randaug` says, then crop + flip)",
                          choices=("none", "flip", "crop_flip", "randaugment"))
@@ -187,6 +190,8 @@ class TrainConfig:
                                                f"than training ({self.epochs} epochs)")
         if not self.dataset.strip():
             raise ConfigError("dataset", "no dataset given; use 'shapes' for the built-in set")
+        if self.sync_bn and self.device == "cpu":
+            raise ConfigError("sync_bn", "PyTorch's SyncBatchNorm runs on GPUs only; set sync_bn=false or a GPU device")
         if self.nnodes > 1 and not _ENDPOINT_RE.match(self.rdzv_endpoint.strip()):
             raise ConfigError("rdzv_endpoint", f"{self.nnodes} machines need the host:port at which they meet "
                                                f"(rdzv_endpoint, e.g. node1.lab:29400), not {self.rdzv_endpoint!r}")

@@ -180,3 +180,30 @@ def _worker_args(proc: Path) -> list[str]:
         return [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0") if a][-3:]
     except OSError:
         return []
+
+
+def test_sync_bn_makes_every_batchnorm_synchronised_and_keeps_the_checkpoint_keys() -> None:
+    from workbench.data import DataInfo
+    from workbench.engine.distributed import sync_batchnorm
+    from workbench.errors import WorkbenchError
+    from workbench.methods import get_method
+
+    cfg = make_config("cnn", "tiny")
+    model = get_method("cnn")(cfg, DataInfo([str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3, 32)).build()
+    keys = list(model.state_dict())
+    batchnorms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    synced, count = sync_batchnorm(model, torch.device("cuda"))  # converting needs no GPU; training does
+    assert count == batchnorms > 0 and list(synced.state_dict()) == keys
+    assert sum(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules()) == count
+    with pytest.raises(WorkbenchError, match="sync_bn needs GPUs"):
+        sync_batchnorm(model, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="SyncBatchNorm runs on GPUs only"):
+        make_config("cnn", "tiny", ["sync_bn=true", "device=cpu"])
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_a_cnn_on_two_gpus_trains_with_synchronised_batchnorm(store: Store) -> None:
+    run = create_run(store, "cnn", preset="tiny", overrides=["max_steps=6", "eval_every=6", "nproc=2", "sync_bn=true",
+                                                             "device=cuda"])
+    assert scheduler.wait_for(store, Runner(store), run.id, timeout=300) == RunStatus.FINISHED, store.get_run(run.id).error
+    assert "BatchNorm layers take their statistics over all 2 processes" in log_path(run.id).read_text()

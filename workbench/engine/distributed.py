@@ -26,6 +26,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from workbench.errors import WorkbenchError
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -81,6 +83,16 @@ def setup(ranks: Ranks, device: torch.device) -> torch.device:
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def sync_batchnorm(model: torch.nn.Module, device: torch.device) -> tuple[torch.nn.Module, int]:
+    """The model with its BatchNorm layers made SyncBatchNorm (the same parameters and buffers, so
+    checkpoints keep their keys), and how many; refused off GPUs, where PyTorch cannot sync them."""
+    if device.type != "cuda":
+        raise WorkbenchError(f"sync_bn needs GPUs (PyTorch's SyncBatchNorm does not run on {device.type}); "
+                             f"set sync_bn=false")
+    count = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model), count
 
 
 class StepModule(torch.nn.Module):

@@ -124,6 +124,9 @@ class Training:
         if source is not None:
             start_from(store, run_id, self.method.init_target(self.model), source, self.data.info.classes, self.log,
                        record=ranks.main)
+        if cfg.sync_bn and ranks.world > 1:
+            self.model, count = distributed.sync_batchnorm(self.model, device)
+            self.log(f"sync_bn: {count} BatchNorm layers take their statistics over all {ranks.world} processes")
         channels_last = wants_channels_last(self.model, device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
