@@ -139,6 +139,7 @@ class PlainLoop:
 
     def __init__(self, store: Any, run_id: int, device: Any, channels_last: bool = False,
                  compile_model: bool = False) -> None:
+        import numpy as np
         import torch
 
         from workbench.data import DataInfo, shapes
@@ -151,7 +152,7 @@ class PlainLoop:
         splits, meta = shapes.load(cfg.image_size)
         torch.manual_seed(cfg.seed)
         self.device, self.amp = device, autocast_dtype(cfg.precision, device)
-        self.images = torch.from_numpy(splits["train"].images[:]).to(device).permute(0, 3, 1, 2)
+        self.images = torch.from_numpy(np.array(splits["train"].images)).to(device).permute(0, 3, 1, 2)
         self.labels = torch.from_numpy(splits["train"].labels).to(device)
         self.mean = torch.tensor(meta["mean"], device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(meta["std"], device=device).view(1, 3, 1, 1) * 255

@@ -73,9 +73,9 @@ def bare_loop(steps: int) -> float:
     return (time.perf_counter() - start) / (steps - WARMUP)
 
 
-def workbench_run(steps: int, method: str = "vit", overrides: tuple[str, ...] = ()) -> tuple[float, float]:
+def workbench_run(steps: int, method: str = "vit", overrides: tuple[str, ...] = ()) -> tuple[float, float, int]:
     """(seconds per step of a real workbench worker, from its metric rows' wall times; seconds
-    from Start to its first metric row, worker start-up and data loading included)."""
+    from Start to its first metric row, worker start-up and data loading included; the run's id)."""
     from workbench.jobs import Runner, create_run
     from workbench.store import RunStatus, Store
     from workbench.studies import wait_for
@@ -90,7 +90,7 @@ def workbench_run(steps: int, method: str = "vit", overrides: tuple[str, ...] = 
         raise SystemExit(f"workbench run ended {status}: {store.get_run(run.id).error}")
     rows = {step: wall for _, step, _, _, _, wall in store.metrics(run.id, key="train/loss")}
     first = min(wall for *_, wall in store.metrics(run.id))
-    return (rows[steps] - rows[WARMUP]) / (steps - WARMUP), first - started
+    return (rows[steps] - rows[WARMUP]) / (steps - WARMUP), first - started, run.id
 
 
 def main() -> None:
@@ -113,7 +113,7 @@ def main() -> None:
         child = subprocess.run([sys.executable, __file__, "--bare-child", "--steps", str(args.steps)],
                                capture_output=True, text=True, check=True, env=dict(os.environ))
         bare.append(float(child.stdout.strip().splitlines()[-1]))
-        per_step, to_first = workbench_run(args.steps)
+        per_step, to_first, _ = workbench_run(args.steps)
         wb.append(per_step)
         first.append(to_first)
     ratio = statistics.median(w / b for w, b in zip(wb, bare))
