@@ -165,7 +165,7 @@ class PlainLoop:
             self.model.compile()
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.peak_lr(), weight_decay=cfg.weight_decay,
-                                           fused=device.type == "cuda")
+                                           fused=device.type in ("cpu", "cuda"))
         self.model.train()
         self.step_count = 0
 

