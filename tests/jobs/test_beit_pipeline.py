@@ -18,7 +18,10 @@ def test_dvae_then_beit(store: Store) -> None:
     assert execute(store, dvae.id, log=lambda _: None) == RunStatus.FINISHED
     recon = [value for _, _, _, _, value, _ in store.metrics(dvae.id, key="train/recon")]
     assert recon[-1] < 0.5 * recon[0], f"reconstruction MSE went {recon[0]:.3f} -> {recon[-1]:.3f}"
-    assert store.get_run(dvae.id).summary["val/codes_used"] > 16  # no codebook collapse
+    # no codebook collapse (a collapsed tokenizer uses a handful of its 128 codes); after 2 epochs the
+    # count varies with the seed and float rounding: 11.3-33.1 over seeds 0-2 with fused AdamW, 16.3-31.7
+    # with the one-tensor-at-a-time AdamW (measured 2026-11-29)
+    assert store.get_run(dvae.id).summary["val/codes_used"] > 8
 
     beit = create_run(store, "beit", preset="tiny", overrides=["epochs=1", "warmup_epochs=0.2"], parents={"tokenizer": dvae.id})
     assert execute(store, beit.id, log=lambda _: None) == RunStatus.FINISHED
