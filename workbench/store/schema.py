@@ -58,6 +58,10 @@ class Run(Base):
     heartbeat_at: Mapped[float | None] = mapped_column(Float, default=None)
     # a cancel asked for through the database (from any host): the worker stops after its next step
     cancel_requested_at: Mapped[float | None] = mapped_column(Float, default=None)
+    # a run sent to a cluster's queue: its job there ("slurm:1234"; "submitting" while being sent),
+    # and what the cluster last said of it ("PENDING (Priority)"); None for a run trained here
+    job_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    job_state: Mapped[str | None] = mapped_column(String(200), default=None)
 
     @property
     def progress(self) -> float:
