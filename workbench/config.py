@@ -17,7 +17,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from workbench.errors import ConfigError
-from workbench.fields import check_field, parse_overrides, type_hints, unknown_field
+from workbench.fields import (
+    check_field,
+    parse_overrides,
+    sbatch_flags,
+    type_hints,
+    unknown_field,
+)
 
 PRESETS = ("tiny", "small", "paper")
 WEIGHTS = ("best", "last", "ema")  # which weights of a trained run export and `init=run:ID` take
@@ -125,6 +131,23 @@ class TrainConfig:
     sync_bn: bool = param(False, "SyncBatchNorm: BatchNorm statistics over every process's images rather than each "
                                  "process's share, when several train the run (CNNs, the linear probe's BatchNorm); "
                                  "GPUs only")
+    executor: str = param("local", "where the run trains: local (worker processes on this machine) or slurm (a job "
+                                   "submitted to a Slurm cluster through submitit: nproc tasks on each of nnodes "
+                                   "nodes; the cluster must reach this store and its run folders)",
+                          choices=("local", "slurm"))
+    slurm_partition: str = param("", "Slurm partition (empty: the cluster's default)")
+    slurm_gpus_per_node: int = param(0, "GPUs the Slurm job asks for on each node (0: none)", min=0, max=64)
+    slurm_cpus_per_task: int = param(0, "CPUs for each of the job's tasks (0: Slurm's default)", min=0, max=1024)
+    slurm_mem_gb: float = param(0.0, "memory per node in GB (0: Slurm's default)", min=0.0, max=100000.0)
+    slurm_time_min: int = param(60, "the Slurm job's time limit in minutes; near it the job is requeued and the run "
+                                    "resumes from its last checkpoint (see checkpoint_every)", min=1, max=525600)
+    slurm_signal_s: int = param(90, "seconds before the time limit at which Slurm warns the job (SIGUSR2), which "
+                                    "then requeues itself", min=10, max=86400)
+    slurm_requeues: int = param(3, "how many times the job is requeued when it reaches its time limit or is "
+                                   "preempted", min=0, max=1000)
+    slurm_account: str = param("", "Slurm account to charge (empty: your default)")
+    slurm_qos: str = param("", "Slurm quality of service (empty: the default)")
+    slurm_sbatch: str = param("", "further sbatch flags, e.g. '--constraint=a100 --exclusive'")
     augment: str = param("flip", "training augmentation: none, flip, crop_flip (random resized crop + flip) or "
                                  "randaugment (timm's RandAugment as `randaug` says, then crop + flip)",
                          choices=("none", "flip", "crop_flip", "randaugment"))
@@ -192,7 +215,9 @@ class TrainConfig:
             raise ConfigError("dataset", "no dataset given; use 'shapes' for the built-in set")
         if self.sync_bn and self.device == "cpu":
             raise ConfigError("sync_bn", "PyTorch's SyncBatchNorm runs on GPUs only; set sync_bn=false or a GPU device")
-        if self.nnodes > 1 and not _ENDPOINT_RE.match(self.rdzv_endpoint.strip()):
+        if self.executor == "slurm":
+            sbatch_flags(self.slurm_sbatch)
+        elif self.nnodes > 1 and not _ENDPOINT_RE.match(self.rdzv_endpoint.strip()):
             raise ConfigError("rdzv_endpoint", f"{self.nnodes} machines need the host:port at which they meet "
                                                f"(rdzv_endpoint, e.g. node1.lab:29400), not {self.rdzv_endpoint!r}")
         if self.batch_size % (self.nproc * self.nnodes * self.accum_steps):

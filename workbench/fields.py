@@ -5,6 +5,7 @@ schema itself (`TrainConfig`, its cross-field rules) is `workbench.config`'s."""
 from __future__ import annotations
 
 import math
+import shlex
 import typing
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Iterable
@@ -87,3 +88,20 @@ def _coerce(name: str, kind: Any, raw: str) -> Any:
         return kind(raw)
     except ValueError:
         raise ConfigError(name, f"{raw!r} is not {_KIND_NAMES.get(kind, kind.__name__)}") from None
+
+
+def sbatch_flags(text: str) -> dict[str, str | bool]:
+    """`--key=value` and `--flag` words (the `slurm_sbatch` field) as submitit's
+    `additional_parameters`: {"constraint": "a100", "exclusive": True}."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError("slurm_sbatch", f"{text!r} cannot be read as sbatch flags ({exc})") from None
+    flags: dict[str, str | bool] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not key.startswith("--") or len(key) < 3:
+            raise ConfigError("slurm_sbatch", f"{word!r} is not an sbatch flag of the form --key=value or --flag "
+                                              f"(short forms such as -C are not taken)")
+        flags[key[2:]] = value if sep else True
+    return flags

@@ -22,7 +22,7 @@ from tests.conftest import finish_queued_members, wait_for
 from workbench import paths
 from workbench.errors import StoreError, WorkbenchError
 from workbench.jobs import Runner, cancel_run, create_run, reconcile
-from workbench.store import RunStatus, Store
+from workbench.store import SCHEMA_VERSION, RunStatus, Store
 from workbench.store.schema import Base
 from workbench.store.transfer import TABLES, copy_store, counts
 from workbench.studies import Stage, StudySpec, advance, create_study
@@ -234,6 +234,6 @@ def test_the_cli_names_the_store_it_opened(cli, store: Store, backend: str, pg_u
     shown = cli("--db", pg_url, "db", "info", "--json")
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)
-    assert info["server"] and info["store"].startswith("the PostgreSQL store t_") and info["schema"] == 5
+    assert info["server"] and info["store"].startswith("the PostgreSQL store t_") and info["schema"] == SCHEMA_VERSION
     bad = cli("--db", "postgresql+psycopg://nobody@127.0.0.1:1/none", "runs")
     assert bad.returncode == 2 and "cannot be reached" in bad.stderr and "Traceback" not in bad.stderr

@@ -24,7 +24,6 @@ import psutil
 from workbench import paths
 from workbench.errors import NoCheckpointError, WorkbenchError
 from workbench.store import RESUMABLE, Run, RunStatus, Store
-from workbench.store.schema import SEGMENTS
 
 WORKER_MODULE = "workbench.worker"
 NEW_SESSION = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.platform == "win32"
@@ -75,6 +74,7 @@ def log_tail(run_id: int, lines: int = 15) -> str:
 
 STARTING_GRACE_S = 30.0  # a run claimed by a runner gets its pid a moment later
 ADOPTED_CHECK_S = 2.0  # how often a runner checks that workers it did not start still live
+CLUSTER_CHECK_S = 5.0  # how often it asks a cluster's scheduler about the runs sent there
 # what a worker starting the next run of a study (from inside a torchrun rank, say) must not pass on
 INHERITED_NOT = frozenset({"WORKBENCH_AUTO_DEVICE", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
                            "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_NAME", "ROLE_RANK", "ROLE_WORLD_SIZE",
@@ -90,8 +90,8 @@ def reconcile(store: Store, skip: Iterable[int] = ()) -> list[int]:
     lost, skip = [], set(skip)
     resume = "`workbench resume {}` continues from the last checkpoint"
     for run in store.list_runs(status=RunStatus.RUNNING):
-        if run.id in skip or run.host not in (None, host) or is_worker_alive(run.pid, run.id):
-            continue
+        if run.id in skip or run.job_id or run.host not in (None, host) or is_worker_alive(run.pid, run.id):
+            continue  # a cluster's job is followed through its scheduler (jobs.slurm.follow)
         spans = run.segments
         if run.pid is None and spans and time.time() - spans[-1][0] < STARTING_GRACE_S:  # claimed just now
             continue
@@ -116,6 +116,10 @@ def cancel_run(store: Store, run_id: int, grace: float = 10.0) -> RunStatus:
     A run on another host gets a request through the store that its worker honours after its next
     step (`running` is returned: it is cancelling; a worker that is gone is found by its heartbeat)."""
     run = store.get_run(run_id)
+    if run.job_id and run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        from workbench.jobs import slurm  # it builds on this module
+
+        return slurm.cancel(store, run, grace)
     if run.status == RunStatus.QUEUED:
         store.transition(run_id, RunStatus.CANCELLED, only_from=[RunStatus.QUEUED], finished_at=time.time())
         return RunStatus(store.get_run(run_id).status)
@@ -169,10 +173,10 @@ def resume_run(store: Store, run_id: int, from_scratch: bool = False) -> Run:
     if run.step and not from_scratch and not any(store.abspath(a).exists() for a in checkpoints):
         raise NoCheckpointError(run_id, run.step, f"gone from {paths.checkpoint_dir(run_id)}" if checkpoints else "")
     now = time.time()  # the last segment ends where the run stopped; the next one starts with its worker
-    history = {SEGMENTS: [[start, now if end is None else end] for start, end in run.segments]}
+    history = run.closed_segments(now)
     restart = {"step": 0, "summary": history} if from_scratch else {"summary": {**run.summary, **history}}
     if not store.transition(run_id, RunStatus.QUEUED, only_from=list(RESUMABLE), error=None, finished_at=None,
-                            cancel_requested_at=None, **restart):
+                            cancel_requested_at=None, job_id=None, job_state=None, **restart):
         raise WorkbenchError(_already(run_id, store.get_run(run_id).status))
     if from_scratch:  # only now: a resume that lost the race deletes nothing
         # with the checkpoints go the best weights and the record of the start (the worker starts again)
@@ -224,7 +228,7 @@ class Runner:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.procs: dict[int, subprocess.Popen] = {}
-        self._next_check = 0.0
+        self._next_check = self._next_cluster_check = 0.0
         self._gpus: int | None = None  # counted at the first launch
 
     def launch(self, run_id: int) -> None:
@@ -275,7 +279,18 @@ class Runner:
         if time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + ADOPTED_CHECK_S
             changed += reconcile(self.store, skip=self.procs)
+        if time.monotonic() >= self._next_cluster_check:
+            from workbench.jobs import slurm  # it builds on this module
+
+            self._next_cluster_check = time.monotonic() + CLUSTER_CHECK_S
+            changed += slurm.follow(self.store)
         return changed
+
+    def submit(self, run_id: int) -> None:
+        """Send a run the scheduler has taken for a cluster (`Store.claim_submission`) to its queue."""
+        from workbench.jobs import slurm  # it builds on this module
+
+        slurm.submit(self.store, run_id)
 
     def cancel(self, run_id: int, grace: float = 10.0) -> RunStatus:
         status = cancel_run(self.store, run_id, grace)

@@ -7,6 +7,7 @@ from typing import Any, Iterable, Mapping
 from workbench.config import ParentInfo, TrainConfig
 from workbench.data import check_dataset
 from workbench.errors import ConfigError, StoreError
+from workbench.jobs import slurm
 from workbench.jobs.runner import gpu_count
 from workbench.methods import config_class, config_from_dict, make_config
 from workbench.store import Run, Store
@@ -52,7 +53,10 @@ def checked_config(store: Store, method: str, *, preset: str | None, overrides: 
     cfg = make_config(method, preset, overrides, inherited=inherited)
     check_dataset(store, cfg.dataset, cls.needs_labels)
     cfg.check_parents(parents)
-    check_device(cfg.device)
+    if cfg.executor == "slurm":
+        slurm.check_available()  # the device is the cluster's node's
+    else:
+        check_device(cfg.device)
     return cfg
 
 

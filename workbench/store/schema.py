@@ -18,6 +18,7 @@ from workbench.store.status import RunStatus
 # entries of a run's summary that are about the run, not results: kept there, so no schema change
 SEGMENTS = "segments"  # [[start, end], ...]: each stretch a worker trained it; an open one ends None
 WARNINGS = "warnings"  # sentences the run's details show
+SUBMITTING = "submitting"  # runs.job_id while a scheduler sends the run to a cluster's queue
 
 
 class Base(DeclarativeBase):
@@ -83,6 +84,11 @@ class Run(Base):
         if spans[-1:] and spans[-1][1] is None:
             spans[-1] = (spans[-1][0], self.finished_at)
         return spans
+
+    def closed_segments(self, now: float) -> dict[str, list[list[float]]]:
+        """The summary entry with the open segment ended at `now`: for a run about to wait again
+        (resumed, or requeued by its cluster); its next worker opens the next one."""
+        return {SEGMENTS: [[start, now if end is None else end] for start, end in self.segments]}
 
     @property
     def training_seconds(self) -> float:

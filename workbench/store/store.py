@@ -13,7 +13,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -30,6 +30,7 @@ from workbench.store.engine import (
 from workbench.store.metrics import MetricQueries
 from workbench.store.schema import (
     SEGMENTS,
+    SUBMITTING,
     Artifact,
     Meta,
     Run,
@@ -220,35 +221,49 @@ class Store(MetricQueries, DatasetQueries, StudyQueries):
     def claim_run(self, run_id: int, *, host: str, limit: int, study_id: int | None = None,
                   study_limit: int | None = None) -> bool:
         """Mark a queued run running on `host`, only while fewer than `limit` runs run on that host
-        (and, for a study's run, fewer than `study_limit` of that study's runs run anywhere). One
-        UPDATE, so the count and the claim cannot be split by another scheduler. True if claimed."""
+        (and, for a study's run, fewer than `study_limit` of that study's runs run or wait in a
+        cluster's queue). One UPDATE, so the count and the claim cannot be split by another
+        scheduler. True if claimed. Runs trained on a cluster do not count against `limit`."""
         running_here = (select(func.count()).select_from(Run)
-                        .where(Run.status == RunStatus.RUNNING, or_(Run.host == host, Run.host.is_(None)))
+                        .where(Run.status == RunStatus.RUNNING, Run.job_id.is_(None),
+                               or_(Run.host == host, Run.host.is_(None)))
                         .scalar_subquery())
-        query = update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.trashed_at.is_(None),
-                                  running_here < limit)
-        if study_id is not None and study_limit is not None:
-            others = aliased(Run)
-            running_in_study = (select(func.count()).select_from(StudyMember)
-                                .join(others, others.id == StudyMember.run_id)
-                                .where(StudyMember.study_id == study_id, others.status == RunStatus.RUNNING)
-                                .scalar_subquery())
-            query = query.where(running_in_study < study_limit)
+        query = _study_room(update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.job_id.is_(None),
+                                              Run.trashed_at.is_(None), running_here < limit), study_id, study_limit)
+        return self._start(query, run_id, host=host, pid=None)
+
+    def claim_submission(self, run_id: int, *, study_id: int | None = None, study_limit: int | None = None) -> bool:
+        """Take a queued run to send to a cluster's queue (its `job_id` becomes `submitting`), within
+        its study's `study_limit`: of two schedulers, one sends it. True if taken."""
+        query = _study_room(update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.job_id.is_(None),
+                                              Run.trashed_at.is_(None)), study_id, study_limit)
+        with self.session() as s:
+            self._lock(s, "claim")
+            return s.execute(query.values(job_id=SUBMITTING, job_state="submitting")).rowcount == 1
+
+    def start_job(self, run_id: int, job_id: str, *, host: str) -> bool:
+        """A cluster job's first process takes its run: queued -> running here, only if the run is
+        still this job's (not cancelled or resubmitted meanwhile). True if taken."""
+        query = update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.job_id == job_id)
+        return self._start(query, run_id, host=host, pid=os.getpid(), job_state="RUNNING")
+
+    def _start(self, query: Any, run_id: int, *, host: str, pid: int | None, **values: Any) -> bool:
+        """Run `query` (an UPDATE of one queued run) as the start of a segment of its training."""
         now = time.time()
         with self.session() as s:
             self._lock(s, "claim")
             claimed = s.execute(query.values(status=RunStatus.RUNNING, started_at=func.coalesce(Run.started_at, now),
-                                             host=host, pid=None, error=None, heartbeat_at=_db_now(s),
-                                             cancel_requested_at=None)).rowcount == 1
+                                             host=host, pid=pid, error=None, heartbeat_at=_db_now(s),
+                                             cancel_requested_at=None, **values)).rowcount == 1
             if claimed:
                 _open_segment(s, run_id, now)
             return claimed
 
     def running_on(self, host: str) -> int:
-        """How many runs run on `host` (or on no recorded host)."""
+        """How many runs run on `host` (or on no recorded host), those of a cluster's jobs aside."""
         with self.session() as s:
             return s.scalar(select(func.count()).select_from(Run).where(
-                Run.status == RunStatus.RUNNING, or_(Run.host == host, Run.host.is_(None))))
+                Run.status == RunStatus.RUNNING, Run.job_id.is_(None), or_(Run.host == host, Run.host.is_(None))))
 
     def set_trashed(self, run_ids: Sequence[int], trashed: bool) -> list[int]:
         """Move finished, failed, cancelled or interrupted runs to the Trash (or back); the ids
@@ -375,6 +390,21 @@ def _unreachable(exc: OperationalError) -> bool:
     shutting down: SQLSTATE classes 08 and 57P, or none at all) rather than about the query."""
     state = getattr(exc.orig, "sqlstate", None)
     return state is None or state.startswith(("08", "57P"))
+
+
+def _study_room(query: Any, study_id: int | None, study_limit: int | None) -> Any:
+    """`query` limited to while fewer than `study_limit` of the study's runs run or wait in a
+    cluster's queue (unchanged without a limit)."""
+    if study_id is None or study_limit is None:
+        return query
+    others = aliased(Run)
+    busy = (select(func.count()).select_from(StudyMember)
+            .join(others, others.id == StudyMember.run_id)
+            .where(StudyMember.study_id == study_id,
+                   or_(others.status == RunStatus.RUNNING,
+                       and_(others.status == RunStatus.QUEUED, others.job_id.is_not(None))))
+            .scalar_subquery())
+    return query.where(busy < study_limit)
 
 
 def _open_segment(s: Session, run_id: int, now: float) -> None:

@@ -103,7 +103,8 @@ def tick(store: Store, runner: Runner, *, run_ended: bool = False, reap: bool = 
 
 def start_queued(store: Store, runner: Runner) -> list[int]:
     """Claim and launch queued runs, oldest first, while the host's limit and each study's
-    `parallel` allow; the ids started."""
+    `parallel` allow, and send the runs for a cluster to its queue (the host's limit aside); the
+    ids started or sent."""
     queued = store.list_runs(status=RunStatus.QUEUED)
     if not queued:
         return []
@@ -117,6 +118,13 @@ def start_queued(store: Store, runner: Runner) -> list[int]:
     started = []
     for run in queued:
         sid = study_of.get(run.id)
+        if run.job_id is not None:
+            continue  # in a cluster's queue: its scheduler starts it
+        if run.config.get("executor", "local") != "local":
+            if store.claim_submission(run.id, study_id=sid, study_limit=parallel.get(sid)):
+                runner.submit(run.id)
+                started.append(run.id)
+            continue
         if store.claim_run(run.id, host=host, limit=limit, study_id=sid, study_limit=parallel.get(sid)):
             runner.launch(run.id)
             started.append(run.id)
