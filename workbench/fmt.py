@@ -23,6 +23,15 @@ def status(run: Run) -> str:
     return "cancelling" if run.status == "running" and run.cancel_requested_at else run.status
 
 
+def job(run: Run) -> str:
+    """'Slurm job 1234 · PENDING (Priority)' for a run sent to a cluster (what the cluster last said,
+    while the run waits or trains); '' for a run trained here."""
+    if not run.job_id:
+        return ""
+    said = f" · {run.job_state}" if run.job_state and run.status in ("queued", "running") else ""
+    return f"Slurm job {run.job_id.removeprefix('slurm:')}{said}"
+
+
 def duration(run: Run) -> str:
     """Its training time over every segment (a resumed run's gaps left out); '-' before it started."""
     return seconds(run.training_seconds) if run.started_at else "-"

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.slurm_cluster import SlurmCluster
+from workbench import fmt
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import Runner, cancel_run, create_run
 from workbench.jobs import slurm as slurm_jobs
@@ -86,6 +87,8 @@ def test_cancel_scancels_a_waiting_job_and_stops_a_training_one(cluster: SlurmCl
     scheduler.tick(store, runner)
     wait_for(lambda: (slurm_jobs.follow(store), store.get_run(waiting.id).job_state)[1] == "PENDING (BeginTime)")
     assert store.get_run(waiting.id).status == "queued"  # waiting in Slurm's queue is queued here
+    number = slurm_jobs.job_number(store.get_run(waiting.id))
+    assert fmt.job(store.get_run(waiting.id)) == f"Slurm job {number} · PENDING (BeginTime)"  # as lists show it
     assert cancel_run(store, waiting.id) == RunStatus.CANCELLED
     assert job_fields(cluster, waiting.id, store)["JobState"] == "CANCELLED"
 

@@ -35,6 +35,22 @@ def test_form_is_generated_from_the_config_with_help(qtbot, store: Store) -> Non
     assert form.values()["image_size"] == 224 and form.values()["patch_size"] == 16
 
 
+def test_the_cluster_group_shows_slurms_fields_only_for_a_slurm_run(qtbot, store: Store) -> None:
+    dialog = NewRunDialog(store)
+    qtbot.addWidget(dialog)
+    form = dialog.form
+    slurm_fields = [name for name in form.widgets if name.startswith("slurm_")]
+    assert len(slurm_fields) >= 8 and form.rows["executor"] is form.rows["slurm_partition"]  # one group
+    assert not any(form.rows[n].isRowVisible(form.widgets[n]) for n in slurm_fields)
+    form.widgets["executor"].setCurrentText("slurm")
+    assert all(form.rows[n].isRowVisible(form.widgets[n]) for n in slurm_fields)
+    form.widgets["slurm_sbatch"].setText("-C a100")
+    qtbot.waitUntil(lambda: not dialog.start_button.isEnabled())
+    assert "slurm sbatch: '-C' is not an sbatch flag" in dialog.error.text() and "d64545" in form.widgets["slurm_sbatch"].styleSheet()
+    form.widgets["executor"].setCurrentText("local")
+    assert not form.rows["slurm_sbatch"].isRowVisible(form.widgets["slurm_sbatch"])
+
+
 def test_invalid_input_disables_start_and_says_why(qtbot, store: Store) -> None:
     dialog = NewRunDialog(store)
     qtbot.addWidget(dialog)

@@ -159,7 +159,8 @@ def _follow(store: Store, runner: Runner, run_id: int) -> RunStatus:
     bar = tqdm(total=None, unit="step", file=sys.stderr, dynamic_ncols=True, desc=f"run {run_id}")
 
     def update(run: Run) -> None:
-        bar.set_description(f"run {run_id}" if run.total_steps else f"run {run_id} starting", refresh=False)
+        bar.set_description(f"run {run_id}" if run.total_steps else f"run {run_id} {fmt.job(run) or 'starting'}",
+                            refresh=False)
         if run.total_steps and bar.total != run.total_steps:
             bar.reset(total=run.total_steps)
         bar.n = run.step
@@ -270,7 +271,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "NAME", "METHOD", "STATUS", "PROGRESS", "DEVICE", "KEY METRIC", "STARTED", "DURATION")]
     for r in runs:
-        rows.append((str(r.id), r.name, r.method, fmt.status(r), f"{r.progress:.0%}", r.device or "",
+        rows.append((str(r.id), r.name, r.method, fmt.status(r), f"{r.progress:.0%}", r.device or fmt.job(r),
                      fmt.key_metric(r), fmt.clock(r.started_at), fmt.duration(r)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -296,7 +297,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=1))
         return 0
     print(f"run {run.id}  {run.name}  [{run.method}]  {fmt.status(run)}  {run.progress:.0%} "
-          f"({run.step}/{run.total_steps} steps)  device {run.device or '-'}")
+          f"({run.step}/{run.total_steps} steps)  device {run.device or '-'}"
+          + (f"  {fmt.job(run)}" if run.job_id else ""))
     segments = fmt.segments(run)
     print(f"started {fmt.clock(run.started_at)}  duration {fmt.duration(run)}" + (f"  ({segments})" if segments else ""))
     for warning in run.warnings:
@@ -362,4 +364,5 @@ def run_dict(r: Run) -> dict[str, Any]:
             "pid": r.pid, "step": r.step, "total_steps": r.total_steps, "progress": r.progress,
             "created_at": r.created_at, "started_at": r.started_at, "finished_at": r.finished_at,
             "host": r.host, "heartbeat_at": r.heartbeat_at, "cancel_requested_at": r.cancel_requested_at,
+            "job_id": r.job_id, "job_state": r.job_state,
             "error": r.error, "summary": r.summary, "config": r.config, "notes": r.notes, "tags": r.tags}

@@ -2,8 +2,9 @@
 
 One widget per field, chosen by its type (check box, combo box for choices, spin box for whole
 numbers, a text field that takes `3e-4` for other numbers), its help text and range as the
-tooltip, grouped into Data / the method's own / Encoder / Optimisation / Runtime. Spin and
-combo boxes take the wheel only once focused. The form only collects values:
+tooltip, grouped into Data / the method's own / Encoder / Optimisation / Runtime / Cluster (the
+`slurm_*` fields show only with executor=slurm). Spin and combo boxes take the wheel only once
+focused. The form only collects values:
 `workbench.config` validates them, and names the field at fault.
 """
 
@@ -33,6 +34,7 @@ from workbench.ui.widgets import guard_wheel
 DATA = ("dataset", "image_size", "augment", "mixup")
 RUNTIME = ("device", "precision", "nproc", "nnodes", "rdzv_endpoint", "sync_bn", "num_workers", "threads",
            "log_every", "eval_every", "snapshot_every", "checkpoint_every")
+CLUSTER = ("executor", "slurm_")  # the executor, and the fields (by prefix) only a Slurm run reads
 ERROR_STYLE = "border: 2px solid #d64545; border-radius: 3px;"
 
 
@@ -41,6 +43,8 @@ def group_of(cls: type[TrainConfig], name: str) -> str:
         return "Data"
     if name in RUNTIME:
         return "Runtime"
+    if name.startswith(CLUSTER):
+        return "Cluster"
     if name in TrainConfig.__annotations__:
         return "Optimisation"
     if name in ViTBackboneConfig.__annotations__ and issubclass(cls, ViTBackboneConfig):
@@ -63,7 +67,7 @@ class ConfigForm(QWidget):
         groups: dict[str, QFormLayout] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        order = ["Data", group_of(cls, "__method__"), "Encoder", "Optimisation", "Runtime"]
+        order = ["Data", group_of(cls, "__method__"), "Encoder", "Optimisation", "Runtime", "Cluster"]
         boxes = {}
         for title in dict.fromkeys(order):
             box = QGroupBox(title)
@@ -79,6 +83,9 @@ class ConfigForm(QWidget):
             if groups[title].rowCount():
                 layout.addWidget(box)
         layout.addStretch(1)
+        if "executor" in self.widgets:
+            self.changed.connect(self._show_slurm_fields)
+            self._show_slurm_fields()
         guard_wheel(self)  # scrolling the form never edits a field the pointer passes over
 
     def _widget(self, spec: FieldSpec) -> QWidget:
@@ -157,6 +164,13 @@ class ConfigForm(QWidget):
         for name, widget in self.widgets.items():
             widget.setEnabled(name not in names)
             widget.setToolTip(names.get(name, self._tooltips[name]))
+
+    def _show_slurm_fields(self) -> None:
+        """The slurm_* rows only when the run goes to Slurm (their values stay either way)."""
+        slurm = self.widgets["executor"].currentText() == "slurm"
+        for name, widget in self.widgets.items():
+            if name.startswith("slurm_"):
+                self.rows[name].setRowVisible(widget, slurm)
 
     def hide_field(self, name: str) -> None:
         """Keep a field's value but not its row (a dialog edits it with a widget of its own)."""

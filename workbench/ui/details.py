@@ -100,7 +100,8 @@ class RunDetailsView(QWidget):
             self.lineage.clear()
             return
         self.title.setText(f"{run.name} · {run.method} · {run.status} · {run.progress:.0%} "
-                           f"({run.step}/{run.total_steps} steps) · {run.device or 'no device yet'}")
+                           f"({run.step}/{run.total_steps} steps) · {run.device or 'no device yet'}"
+                           + (f" · {fmt.job(run)}" if run.job_id else ""))
         segments = fmt.segments(run)
         self.timing.setText(f"started {fmt.clock(run.started_at)} · trained {fmt.duration(run)}"
                             + (f" · {segments}" if segments else "") if run.started_at else "not started yet")

@@ -113,7 +113,7 @@ class RunsTableModel(QAbstractTableModel):
             low, high = self.best.get(run.id, {}).get(name, (None, None))
             return high if fmt.higher_is_better(name) else low
         return {"ID": run.id, "Name": run.name, "Method": run.method, "Dataset": run.config.get("dataset", ""),
-                "Status": fmt.status(run), "Progress": run.progress, "Device": run.device or "", "Tags": run.tags,
+                "Status": fmt.status(run), "Progress": run.progress, "Device": run.device or fmt.job(run), "Tags": run.tags,
                 "Key metric": fmt.key_value(run), "Started": run.started_at,
                 "Duration": run.training_seconds if run.started_at and run.finished_at else None}[column]
 
