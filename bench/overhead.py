@@ -7,7 +7,8 @@ optimizer, schedule, clipping and augmentation. The workbench side is a real wor
 process writing metrics to SQLite; its time per step comes from the wall times of its own
 metric rows, so start-up and the end-of-run evaluation and checkpoint are excluded, as they
 are from the bare loop's timing. Rounds alternate to spread machine noise over both sides. It also reports the time from
-Start to the run's first metric row (worker start-up, imports, data and model included).
+Start to the run's first metric row (worker start-up, imports, data and model included), and
+what the sys/... series (CPU, memory, GPU readings) cost: per reading, and as a share of training.
 
     python bench/overhead.py [--steps 300] [--rounds 3]
 """
@@ -117,11 +118,36 @@ def main() -> None:
         wb.append(per_step)
         first.append(to_first)
     ratio = statistics.median(w / b for w, b in zip(wb, bare))
+    read_us, share = sys_metrics_cost(statistics.median(wb))
     print(json.dumps({"bench": "overhead", "steps": args.steps, "rounds": args.rounds,
                       "bare_ms_per_step": round(1000 * statistics.median(bare), 2),
                       "workbench_ms_per_step": round(1000 * statistics.median(wb), 2),
                       "overhead_ratio": round(ratio, 4), "target": 1.03,
-                      "time_to_first_metric_s": round(statistics.median(first), 2)}))
+                      "time_to_first_metric_s": round(statistics.median(first), 2),
+                      "sys_metrics_read_us": round(read_us, 1), "sys_metrics_share_of_training": share}))
+
+
+def sys_metrics_cost(step_s: float, calls: int = 2000) -> tuple[float, float]:
+    """What the sys/... series cost: microseconds per reading (psutil; NVML too on a GPU run), and
+    their share of training time at this step time (one reading every `SystemMetrics.every`
+    seconds, a clock check at each logged step, every `log_every` steps)."""
+    import torch
+
+    from workbench.engine.system import SystemMetrics
+
+    reader = SystemMetrics(torch.device("cpu"), every=0.0)
+    start = time.perf_counter()
+    for _ in range(calls):
+        reader.sample()
+    read_s = (time.perf_counter() - start) / calls
+    idle = SystemMetrics(torch.device("cpu"))  # between readings: the clock check alone
+    idle.sample()
+    start = time.perf_counter()
+    for _ in range(calls):
+        idle.sample()
+    check_s = (time.perf_counter() - start) / calls
+    share = read_s / idle.every + check_s / (CONFIG["log_every"] * step_s)
+    return read_s * 1e6, float(f"{share:.2g}")
 
 
 if __name__ == "__main__":

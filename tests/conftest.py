@@ -4,7 +4,8 @@ dataset cache is shared by the whole session so it is drawn once.
 A module marked `pytest.mark.backends` runs each test that uses the store on both backends:
 the SQLite file, and a database of its own on a real PostgreSQL server (tests/pg_server.py),
 passed to the workers and CLI processes it starts through WORKBENCH_DB. A test marked
-`sqlite_only` is about the file itself (locks, damaged pages) and runs on SQLite alone."""
+`sqlite_only` is about the file itself (locks, damaged pages) and runs on SQLite alone; one marked
+`one_backend` trains long for a check whose store queries other tests run on both."""
 
 from __future__ import annotations
 
@@ -33,11 +34,14 @@ BACKENDS = ("sqlite", "postgres")
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "backends: run the module's store tests on SQLite and on PostgreSQL")
     config.addinivalue_line("markers", "sqlite_only: a test of the SQLite file itself (in a `backends` module)")
+    config.addinivalue_line("markers", "one_backend: a `backends` module's test whose store queries other tests run "
+                                       "on PostgreSQL too (a long training run): SQLite only, for the suite's time")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends") \
-            and not metafunc.definition.get_closest_marker("sqlite_only"):
+            and not metafunc.definition.get_closest_marker("sqlite_only") \
+            and not metafunc.definition.get_closest_marker("one_backend"):
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 

@@ -77,7 +77,7 @@ class SlurmCluster:
 
     partition = "debug"
 
-    def __init__(self, startup_timeout: float = 90, cred_expire: int = 20,
+    def __init__(self, startup_timeout: float = 90, cred_expire: int = 10,
                  cluster_name: str = "workbench") -> None:
         # cred_expire: the job-step credential's lifetime, and also how long a requeued job waits
         # before it may start again (Slurm's default, 120 s, would stall any requeue test)

@@ -99,3 +99,20 @@ def test_the_hosts_limit_is_one_setting_for_every_scheduler(cli, store: Store) -
     assert cli("limit").stdout.strip() == "2"
     assert cli("limit", "1").stdout.strip() == "1" and store.max_concurrent() == 1
     assert cli("limit", "0").returncode == 2
+
+
+def test_archive_and_unarchive(cli, store: Store) -> None:
+    from tests.conftest import finished_run
+
+    ended, queued = finished_run(store, "vit"), store.create_run("vit", {}).id
+    done = cli("archive", str(ended), str(queued))
+    assert done.returncode == 0 and f"run(s) {ended} archived" in done.stderr
+    assert f"run(s) {queued} left as they are: queued, running" in done.stderr
+    listed = json.loads(cli("runs", "--json").stdout)
+    assert [r["id"] for r in listed] == [queued]
+    archived = json.loads(cli("runs", "--archived", "--json").stdout)
+    assert [r["id"] for r in archived] == [ended] and archived[0]["archived_at"]
+    assert cli("unarchive", str(ended)).returncode == 0
+    assert [r["id"] for r in json.loads(cli("runs", "--json").stdout)] == [ended, queued]
+    missing = cli("archive", "99")
+    assert missing.returncode != 0 and "99" in missing.stderr

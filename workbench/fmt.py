@@ -32,6 +32,11 @@ def job(run: Run) -> str:
     return f"Slurm job {run.job_id.removeprefix('slurm:')}{said}"
 
 
+def environment(run: Run) -> str:
+    """'workbench 0.1.0 · python 3.11.7 · torch 2.14.1 · ...': what its worker last started on."""
+    return " · ".join(f"{k} {v}" for k, v in run.environment.items())
+
+
 def duration(run: Run) -> str:
     """Its training time over every segment (a resumed run's gaps left out); '-' before it started."""
     return seconds(run.training_seconds) if run.started_at else "-"

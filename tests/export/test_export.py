@@ -47,6 +47,9 @@ def test_every_format_reloads_without_the_workbench(trained, method: str, tmp_pa
     assert names == {"model.safetensors", "config.json", "model.onnx", "model.pt2", CARD}
     card = (folder / CARD).read_text()
     assert f"method `{method}`" in card and "local-dir:" in card and "Validation metrics" in card
+    import torch
+
+    assert "trained with: workbench 0.1.0" in card and f"torch {torch.__version__}" in card  # its environment
     from huggingface_hub import ModelCard
 
     hub = ModelCard(card).data  # the Hub's own parser reads the YAML header

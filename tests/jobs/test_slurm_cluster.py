@@ -1,8 +1,9 @@
 """The test Slurm cluster (tests/slurm_cluster.py) is a real one: batch jobs run and write their
-output, scancel ends a running job, and scontrol requeue runs a job again. Every command gets
-the cluster's environment (its SLURM_CONF). (A time limit ending a job as TIMEOUT was seen to
-work too, 60 to 90 s after its start: Slurm checks limits every 30 s, and a minute is its least;
-too long for every CI run until the submitit launcher's requeue test needs it.)"""
+output, and scancel ends a running job. Every command gets the cluster's environment (its
+SLURM_CONF). A requeue (scontrol requeue) is tested through the workbench's own Slurm runs
+(tests/jobs/test_slurm_runs.py), which requeue themselves that way. (A time limit ending a job
+as TIMEOUT was seen to work too, 60 to 90 s after its start: Slurm checks limits every 30 s, and
+a minute is its least; the warning signal before it came at one of those checks.)"""
 
 from __future__ import annotations
 
@@ -96,20 +97,3 @@ def test_scancel_ends_a_running_job_as_cancelled(slurm_cluster: SlurmCluster, tm
     fields = wait_for(slurm_cluster, job_id, state_is("CANCELLED"), "cancelled", timeout=60)
     assert fields["Reason"] == "None", fields
     assert process_gone(pid), f"the job's sleep (pid {pid}) still runs after scancel"
-
-
-def test_scontrol_requeue_runs_a_job_again(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    out = tmp_path / "out.txt"
-    job_id = sbatch(slurm_cluster, tmp_path, "--requeue", "--open-mode=append", f"--output={out}",
-                    "--wrap", "echo start; exec sleep 300")
-    wait_for(slurm_cluster, job_id, state_is("RUNNING"), "running")
-    wait_for_file(out, lambda text: text.count("start") == 1)
-
-    slurm(slurm_cluster, "scontrol", "requeue", job_id)
-    # held for the credential lifetime (cred_expire), then started again by the scheduler
-    fields = wait_for(slurm_cluster, job_id, lambda f: f.get("JobState") == "RUNNING" and f.get("Restarts") == "1",
-                      "running again")
-    assert fields["Requeue"] == "1", fields
-    wait_for_file(out, lambda text: text.count("start") == 2)
-    slurm(slurm_cluster, "scancel", job_id)
-    wait_for(slurm_cluster, job_id, state_is("CANCELLED"), "cancelled", timeout=60)

@@ -155,6 +155,7 @@ def test_bad_studies_are_refused_before_anything_is_written(store: Store) -> Non
         sweep_spec("vit", [("lr", [0.1, 0.2]), ("lr", [0.3, 0.4])])
 
 
+@pytest.mark.one_backend
 def test_every_template_plans_valid_runs_at_every_budget(store: Store) -> None:
     sizes = {"mae-mask-ratio": 13, "mae-mask-strategy": 6, "vit-pos-embed": 4, "mpp-targets": 8,
              "deit-distill": 4, "beit-mask-ratio": 8}
@@ -280,6 +281,7 @@ def test_repeats_seed_whole_chains_and_tables_mean_and_sd(store: Store) -> None:
     assert seed_means(results(overview(store, create_study(store, template_spec("vit-pos-embed")).id))) is None
 
 
+@pytest.mark.one_backend
 def test_shared_stages_run_once_per_seed_and_each_chain_uses_its_own(store: Store) -> None:
     members = plan(store, template_spec("mae-mask-ratio", seeds=[0, 1, 2]))
     scratch = [(m["point"], m["values"], m["config"]["seed"], m["name"]) for m in members if m["stage"] == "scratch"]

@@ -20,6 +20,7 @@ from workbench.studies import scheduler
 pytestmark = [pytest.mark.slow, pytest.mark.backends]
 
 
+@pytest.mark.one_backend
 def test_cli_tiny_vit_run_finishes_clearly_above_chance(cli, store: Store) -> None:
     done = cli("train", "--method", "vit", "--preset", "tiny", "--set", "epochs=5", "--wait")
     assert done.returncode == 0, done.stderr
@@ -36,6 +37,7 @@ def test_cli_tiny_vit_run_finishes_clearly_above_chance(cli, store: Store) -> No
     assert "finished" in done.stderr and log_path(run_id).read_text().count("val/top1=") == 5
 
 
+@pytest.mark.one_backend
 def test_sigkill_keeps_flushed_metrics_and_resume_finishes(cli, store: Store) -> None:
     run = create_run(store, "vit", preset="tiny", overrides=["epochs=2", "checkpoint_every=20", "log_every=5"])
     runner = Runner(store)

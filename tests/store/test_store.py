@@ -131,3 +131,21 @@ def test_concurrent_writer_processes_lose_nothing(store: Store) -> None:
     for r in runs:
         assert len(store.metrics(r.id)) == 2000
     assert reads > 0
+
+
+def test_archived_runs_leave_the_lists_keep_everything_and_a_resume_brings_them_back(store: Store) -> None:
+    from workbench.jobs import resume_run
+
+    ended, live = store.create_run("vit", {}), store.create_run("vit", {})
+    store.update_run(ended.id, status="failed", summary={"val/top1": 0.5})
+    store.add_metrics(ended.id, [(1, 0.1, "train/loss", 1.0, 100.0)])
+    assert store.set_archived([ended.id, live.id], True) == [ended.id]  # a queued run stays
+    assert [r.id for r in store.list_runs()] == [live.id] and [r.id for r in store.list_runs(archived=True)] == [ended.id]
+    kept = store.get_run(ended.id)
+    assert kept.summary == {"val/top1": 0.5} and len(store.metrics(ended.id)) == 1 and kept.archived_at
+    assert store.set_archived([ended.id], True) == []  # once is enough
+    store.set_trashed([ended.id], True)
+    assert [r.id for r in store.list_runs(trashed=True)] == [ended.id]  # the Trash shows it, archived or not
+    store.set_trashed([ended.id], False)
+    resume_run(store, ended.id)  # resuming takes it out: a queued run the list hid would never be seen
+    assert store.get_run(ended.id).archived_at is None and store.get_run(ended.id).status == "queued"

@@ -69,3 +69,57 @@ def test_losses_of_different_methods_get_a_plot_each(qtbot, store: Store) -> Non
     assert "train/loss" not in view.plots and view.note.isVisible() and "one plot per method" in view.note.text()
     assert ("train/loss · mae", vit) not in view.curves and ("train/loss · vit", vit) in view.curves
     assert ("val/top1", vit) in view.curves  # accuracies share one axis
+
+
+def test_grouped_runs_show_each_groups_mean_and_band_as_numpy_computes_them(qtbot, store: Store) -> None:
+    from workbench.ui import groups
+    from workbench.ui.compare import CompareView
+
+    rng = np.random.default_rng(0)
+    runs, values = [], {}
+    for lr in (0.001, 0.002):
+        for seed in (0, 1, 2):
+            rid = finished_run(store, "vit", lr=lr, seed=seed)
+            values[rid] = rng.normal(1.0 / lr / 1000, 0.1, size=20)
+            store.add_metrics(rid, [(s + 1, s / 10, "train/loss", float(values[rid][s]), 100.0 + s) for s in range(20)])
+            store.update_run(rid, summary={"val/top1": float(values[rid][-1])})
+            runs.append(store.get_run(rid))
+    view = CurvesView(store)
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    view.set_runs({r.id: (f"{r.id} · {r.name}", r.method) for r in runs}, runs)
+    assert [view.group_by.itemText(i) for i in range(view.group_by.count())] == \
+        [groups.NONE, groups.BUT_SEED, groups.TAGS, "lr"]  # the seed never sets runs apart
+    view.group_by.setCurrentText(groups.BUT_SEED)
+    assert list(view.groups) == ["lr=0.001", "lr=0.002"] and all(len(ids) == 3 for ids in view.groups.values())
+    for label, ids in view.groups.items():
+        mean_item, low_item, high_item, _ = view.bands[("train/loss", label)]
+        stacked = np.stack([values[r] for r in ids])
+        x, mean = mean_item.getOriginalDataset()
+        assert list(x) == list(range(1, 21))
+        np.testing.assert_allclose(mean, stacked.mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(high_item.getOriginalDataset()[1] - mean, stacked.std(axis=0, ddof=1), rtol=1e-9)
+        np.testing.assert_allclose(mean - low_item.getOriginalDataset()[1], stacked.std(axis=0, ddof=1), rtol=1e-9)
+    assert "lr=0.001 (3 runs)" in view.legend.text()
+    assert not any(item.isVisible() for item, _ in view.curves.values())  # members hidden until asked for
+    view.show_members.setChecked(True)
+    assert all(item.isVisible() for item, _ in view.curves.values()) and len(view.curves) == 6
+    view.band_kind.setCurrentText("min–max band")
+    label, ids = next(iter(view.groups.items()))
+    _, low_item, high_item, _ = view.bands[("train/loss", label)]
+    stacked = np.stack([values[r] for r in ids])
+    np.testing.assert_allclose(low_item.getOriginalDataset()[1], stacked.min(axis=0))
+    np.testing.assert_allclose(high_item.getOriginalDataset()[1], stacked.max(axis=0))
+
+    compare = CompareView(store)
+    qtbot.addWidget(compare)
+    compare.show_runs(runs, view.groups)
+    assert compare.table.rowCount() == 2
+    headers = [compare.table.horizontalHeaderItem(c).text() for c in range(compare.table.columnCount())]
+    row = [compare.table.item(0, c).text() for c in range(compare.table.columnCount())]
+    finals = [values[r][-1] for r in view.groups[row[0]]]
+    assert row[1] == "3" and row[headers.index("val/top1 (final)")] == \
+        f"{np.mean(finals):.4f} ± {np.std(finals, ddof=1):.4f}"
+    view.group_by.setCurrentText(groups.NONE)
+    assert view.groups == {} and view.bands == {} and all(item.isVisible() for item, _ in view.curves.values())

@@ -286,3 +286,54 @@ def test_a_long_run_name_never_squeezes_the_run_table(window: MainWindow, store:
         window.tasks.wait()
         QApplication.processEvents()
         assert window.splitter.sizes()[0] >= before - 2, window.tabs.tabText(tab)
+
+
+def test_archive_hides_ended_runs_without_asking_and_unarchive_brings_them_back(
+        window: MainWindow, store: Store) -> None:
+    kept, archived = finished_run(store, "vit"), finished_run(store, "vit")
+    queued = store.create_run("vit", store.get_run(kept).config).id
+    poll(window)
+    window.select_run(queued)
+    settle(window)
+    assert not window.actions.archive.isEnabled()  # a queued or running run stays in the list
+    window.table.clearSelection()  # (a modifier key an earlier test pressed can make selectRow add)
+    window.select_run(archived)
+    settle(window)  # the actions follow the selection once its change is handled
+    assert window.actions.archive.isEnabled() and not window.actions.unarchive.isVisible()
+    window.actions.archive.trigger()  # nothing is deleted: no question asked
+    settle(window)
+    assert [r.id for r in store.list_runs()] == [kept, queued] and window.model.row_of(archived) is None
+    assert "Show Archived" in window.statusBar().currentMessage()
+    window.status_filter.setCurrentText("Archived")
+    settle(window)
+    assert window.proxy.rowCount() == 1 and window.model.row_of(archived) is not None
+    assert window.jobs_label.text() == "1 archived run" and not window.actions.archive.isVisible()
+    window.select_run(archived)
+    settle(window)
+    assert window.actions.unarchive.isEnabled()
+    window.actions.unarchive.trigger()
+    window.status_filter.setCurrentText("all statuses")
+    settle(window)
+    assert window.model.row_of(archived) is not None and store.list_runs(archived=True) == []
+
+
+def test_parallel_coordinates_brushing_an_axis_selects_those_runs_in_the_table(
+        window: MainWindow, store: Store) -> None:
+    scores = {}
+    for lr in (0.001, 0.002, 0.004):
+        for depth in (1, 2):
+            rid = finished_run(store, "vit", lr=lr, depth=depth)
+            scores[rid] = 0.3 + lr * 50 + depth * 0.01
+            store.update_run(rid, summary={"val/top1": scores[rid]})
+    poll(window)
+    window.tabs.setCurrentWidget(window.coords)
+    settle(window)
+    view = window.coords
+    assert view.fields == ["depth", "lr"] and view.metric.currentText() == "val/top1"
+    assert view.matrix.shape == (6, 3) and len(view.lines) == 6
+    view.set_range(2, 0.5, 1.1)  # the upper half of the metric's axis
+    top = sorted(r for r, s in scores.items() if (s - min(scores.values())) / (max(scores.values()) - min(scores.values()))
+                 >= 0.5)
+    assert sorted(r.id for r in window.selected_runs()) == top and len(top) == 2
+    view.set_range(0, -0.1, 0.5)  # and depth 1 only
+    assert [r.id for r in window.selected_runs()] == [r for r in top if store.get_run(r).config["depth"] == 1]

@@ -1,4 +1,5 @@
-"""Trained models from the command line: export them, ask them about one image."""
+"""Trained models from the command line: export them (and runs' logs, for other tools), ask them
+about one image."""
 
 from __future__ import annotations
 
@@ -28,6 +29,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                                       "(online, with a write token)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=cmd_export)
+
+    g = sub.add_parser("export-logs", help="runs' metrics (and snapshot images) for other tools: TensorBoard event "
+                                           "files, or one CSV / Parquet table")
+    g.add_argument("runs", type=int, nargs="+", metavar="RUN")
+    where = g.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tensorboard", metavar="DIR", help="a folder of event files, one sub-folder per run "
+                                                          "(`tensorboard --logdir DIR`)")
+    where.add_argument("--csv", metavar="FILE", help="one long table: run, name, method, step, epoch, key, value, "
+                                                    "wall_time")
+    where.add_argument("--parquet", metavar="FILE", help="the same table as Parquet")
+    g.set_defaults(func=cmd_export_logs)
 
     d = sub.add_parser("diagnose", help="a classifier's confusion matrix, per-class precision and recall, top-5 and "
                                         "most confident mistakes, for any of its weights")
@@ -75,6 +87,27 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"{'model card':<12} {out / CARD}")
         if pushed:
             print(f"{'pushed':<12} {pushed}")
+    return 0
+
+
+def cmd_export_logs(args: argparse.Namespace) -> int:
+    from workbench.export import logs
+
+    store = Store()
+    runs = list(dict.fromkeys(args.runs))
+    for run_id in runs:
+        store.get_run(run_id)  # a missing run is refused before anything is written
+    target = Path(args.tensorboard or args.csv or args.parquet).expanduser()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if args.tensorboard:
+            logs.to_tensorboard(store, runs, target, log=lambda line: print(line, file=sys.stderr))
+            print(f"tensorboard --logdir {target}")
+        else:
+            rows = (logs.to_csv if args.csv else logs.to_parquet)(store, runs, target)
+            print(f"{rows} metric rows of {len(runs)} run(s) -> {target}")
+    except OSError as exc:
+        raise WorkbenchError(f"cannot write {target}: {exc}") from None
     return 0
 
 

@@ -34,6 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("runs", help="list runs")
     r.add_argument("--status", choices=[s.value for s in RunStatus], help="only runs with this status")
     r.add_argument("--method", help="only runs of this method")
+    r.add_argument("--archived", action="store_true", help="the archived runs (hidden otherwise)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_runs)
 
@@ -70,6 +71,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     de.add_argument("--for-good", action="store_true", help="delete the runs, their metrics and files (asks first)")
     de.add_argument("--yes", action="store_true", help="do not ask (scripts)")
     de.set_defaults(func=cmd_delete)
+    for name, text in (("archive", "archive runs that have ended: hidden from `runs` and the window's list, kept as "
+                                    "they are (the safe alternative to delete)"),
+                       ("unarchive", "take runs out of the archive")):
+        a = sub.add_parser(name, help=text)
+        a.add_argument("runs", type=int, nargs="+", metavar="RUN")
+        a.set_defaults(func=cmd_archive, archive=name == "archive")
     rs = sub.add_parser("restore", help="take runs out of the Trash")
     rs.add_argument("runs", type=int, nargs="+", metavar="RUN")
     rs.set_defaults(func=cmd_restore)
@@ -121,6 +128,8 @@ def cmd_join(args: argparse.Namespace) -> int:
     run = Store().get_run(args.run)
     if int(run.config.get("nnodes", 1)) < 2:
         raise WorkbenchError(f"run {run.id} trains on one machine (nnodes=1); there is nothing to join")
+    if run.config.get("executor", "local") == "slurm":
+        raise WorkbenchError(f"run {run.id} is a Slurm job: Slurm starts it on all its {run.config['nnodes']} nodes")
     if run.status != RunStatus.RUNNING:
         raise WorkbenchError(f"run {run.id} is {run.status}; join it once it runs (`workbench show {run.id}`)")
     from workbench.engine.distributed import become_torchrun
@@ -137,7 +146,11 @@ def _launch(store: Store, run_id: int, wait: bool) -> int:
     tick(store, runner)
     print(run_id, flush=True)
     if not wait:
-        if store.get_run(run_id).status == RunStatus.QUEUED:
+        run = store.get_run(run_id)
+        if run.job_id:
+            print(f"run {run_id} sent to Slurm: {fmt.job(run)}; `workbench show {run_id}` follows it, log: "
+                  f"{log_path(run_id)} once it starts", file=sys.stderr)
+        elif run.status == RunStatus.QUEUED:
             print(f"run {run_id} queued: {store.max_concurrent()} runs are training on this machine "
                   f"(`workbench limit` shows or sets how many); it starts when one ends", file=sys.stderr)
         else:
@@ -216,6 +229,20 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    store = Store()
+    for run_id in args.runs:
+        store.get_run(run_id)  # an unknown id is refused, naming it
+    changed = store.set_archived(args.runs, args.archive)
+    left = [r for r in args.runs if r not in changed]
+    what = "archived (`workbench runs --archived` lists them)" if args.archive else "taken out of the archive"
+    print(f"run(s) {', '.join(map(str, changed)) or 'none'} {what}", file=sys.stderr)
+    if left:
+        why = ("queued, running, in the Trash or archived already" if args.archive else "not archived")
+        print(f"run(s) {', '.join(map(str, left))} left as they are: {why}", file=sys.stderr)
+    return 0
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     from workbench.jobs import restore
 
@@ -261,11 +288,11 @@ def cmd_tag(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     store = Store()
     reconcile(store)
-    runs = store.list_runs(status=args.status, method=args.method)
+    runs = store.list_runs(status=args.status, method=args.method, archived=args.archived)
     if args.json:
         print(json.dumps([run_dict(r) for r in runs], indent=1))
     if not runs:  # an empty answer says so: a filter that matched nothing is not a blank screen
-        which = " ".join(filter(None, [args.status, args.method]))
+        which = " ".join(filter(None, [args.status, args.method, "archived" if args.archived else ""]))
         print(f"no {which} runs" if which else "no runs yet; `workbench train` starts one", file=sys.stderr)
     if args.json or not runs:
         return 0
@@ -301,6 +328,8 @@ def cmd_show(args: argparse.Namespace) -> int:
           + (f"  {fmt.job(run)}" if run.job_id else ""))
     segments = fmt.segments(run)
     print(f"started {fmt.clock(run.started_at)}  duration {fmt.duration(run)}" + (f"  ({segments})" if segments else ""))
+    if run.environment:
+        print(f"environment: {fmt.environment(run)}")
     for warning in run.warnings:
         print(f"warning: {warning}")
     if info["parents"]:
@@ -364,5 +393,5 @@ def run_dict(r: Run) -> dict[str, Any]:
             "pid": r.pid, "step": r.step, "total_steps": r.total_steps, "progress": r.progress,
             "created_at": r.created_at, "started_at": r.started_at, "finished_at": r.finished_at,
             "host": r.host, "heartbeat_at": r.heartbeat_at, "cancel_requested_at": r.cancel_requested_at,
-            "job_id": r.job_id, "job_state": r.job_state,
+            "job_id": r.job_id, "job_state": r.job_state, "archived_at": r.archived_at,
             "error": r.error, "summary": r.summary, "config": r.config, "notes": r.notes, "tags": r.tags}

@@ -15,7 +15,9 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import pickle
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +164,23 @@ def _offline(on: bool) -> Iterator[None]:
         constants.HF_HUB_OFFLINE = was
 
 
+def _hub_answers(timeout: float = 3.0) -> bool:
+    """Whether the Hub's server takes a connection (through a proxy: assumed). Asked first, as
+    huggingface_hub retries an unreachable server for 20 s and more before it gives up."""
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
+        return True  # offline mode answers from the cache; a proxy decides for itself
+    url = urlsplit(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _timm_model(name: str, kind: str, value: str, spec: str) -> nn.Module:
     """timm's model `name` with its pretrained weights; errors say why not and what to do instead."""
     import timm
@@ -169,6 +188,8 @@ def _timm_model(name: str, kind: str, value: str, spec: str) -> nn.Module:
     if kind == "timm" and not timm.is_model(value.split(".")[0]):
         raise WorkbenchError(f"init {spec}: timm has no model {value!r}; `timm.list_models('vit_*')` lists them")
     try:
+        if kind == "hf-hub" and not _hub_answers():
+            raise ConnectionError("no connection to the Hub's server")
         return timm.create_model(name, pretrained=True)
     except Exception as exc:  # not cached, offline, no such repository: said plainly
         if kind == "timm":

@@ -20,9 +20,10 @@ import torch
 from PIL import Image
 
 from workbench import paths
+from workbench.engine.system import differences
 from workbench.errors import StoreError
 from workbench.store import Store
-from workbench.store.schema import WARNINGS
+from workbench.store.schema import ENVIRONMENT, WARNINGS
 
 
 class Reporter:
@@ -56,6 +57,15 @@ class Reporter:
         """Record the newest evaluation metrics on the run row (what run lists show)."""
         run = self.store.get_run(self.run_id)
         self.store.update_run(self.run_id, summary={**run.summary, **{k: float(v) for k, v in metrics.items()}})
+
+    def environment(self, env: dict[str, str]) -> None:
+        """Record what the run now runs on (its summary's environment); a resume on other software
+        than its last start says so in a warning."""
+        run = self.store.get_run(self.run_id)
+        changed = differences(run.environment, env) if run.environment else []
+        self.store.update_run(self.run_id, summary={**run.summary, ENVIRONMENT: env})
+        if changed:
+            self.warn(f"resumed on other software than its last start: {'; '.join(changed)}")
 
     def warn(self, sentence: str) -> None:
         """Keep a warning with the run (its summary's warnings: the Details tab and `workbench show` say it)."""

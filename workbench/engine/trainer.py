@@ -40,6 +40,7 @@ from workbench.engine.device import (
 from workbench.engine.optim import build_optimizer, build_scheduler, current_lr
 from workbench.engine.pretrained import fit_config, start_from, starting_weights
 from workbench.engine.reporter import Reporter, Window
+from workbench.engine.system import SystemMetrics, environment
 from workbench.errors import DataError, NoCheckpointError, WorkbenchError
 from workbench.methods import config_from_dict, get_method
 from workbench.methods.base import Method
@@ -152,6 +153,9 @@ class Training:
         self.best_key, self.best_higher = cfg.best_rule()
         self.best_value: float | None = None
         self.reporter = Reporter(store, run_id)
+        self.system = SystemMetrics(device)  # sys/... beside the training metrics
+        if ranks.main:
+            self.reporter.environment(environment())
         info = self.data.info
         self.transform = BatchTransform.for_run(cfg, info, device)
         self.snap_batch = _fixed_batch(self.data, cfg, self.transform, device)
@@ -271,6 +275,7 @@ class Training:
                 raise WorkbenchError(f"the training loss became {metrics['train/loss']} at step {step}; "
                                      f"lower lr (now {self.cfg.lr}) or use precision=fp32")
             metrics["train/lr"] = current_lr(self.optimizer)
+            metrics |= self.system.sample()
             self.reporter.log(step, step / self.steps_per_epoch, metrics)
             self.threads.update()
             window.reset()

@@ -51,6 +51,7 @@ def model_card(exported: Exported) -> str:
     metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(exported.metrics.items())) or "| (none) | |"
     lineage = ", ".join(f"{role}: run {pid}" for role, pid in exported.parents.items()) or "none"
     started = run.config.get("init") or "random weights"
+    environment = ", ".join(f"{k} {v}" for k, v in run.environment.items() if k != "host") or "not recorded"
     return f"""---
 {yaml.safe_dump(hub_metadata(exported), sort_keys=False).strip()}
 ---
@@ -66,6 +67,7 @@ A {what} trained with ViT Workbench: method `{run.method}`, run {run.id}, export
   and std {list(data.std)}
 - started from: {started}
 - lineage: {lineage}
+- trained with: {environment}
 
 ## Files
 {files}

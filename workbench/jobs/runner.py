@@ -176,7 +176,7 @@ def resume_run(store: Store, run_id: int, from_scratch: bool = False) -> Run:
     history = run.closed_segments(now)
     restart = {"step": 0, "summary": history} if from_scratch else {"summary": {**run.summary, **history}}
     if not store.transition(run_id, RunStatus.QUEUED, only_from=list(RESUMABLE), error=None, finished_at=None,
-                            cancel_requested_at=None, job_id=None, job_state=None, **restart):
+                            cancel_requested_at=None, job_id=None, job_state=None, archived_at=None, **restart):
         raise WorkbenchError(_already(run_id, store.get_run(run_id).status))
     if from_scratch:  # only now: a resume that lost the race deletes nothing
         # with the checkpoints go the best weights and the record of the start (the worker starts again)

@@ -18,6 +18,7 @@ from workbench.store.status import RunStatus
 # entries of a run's summary that are about the run, not results: kept there, so no schema change
 SEGMENTS = "segments"  # [[start, end], ...]: each stretch a worker trained it; an open one ends None
 WARNINGS = "warnings"  # sentences the run's details show
+ENVIRONMENT = "environment"  # {name: version or fact}: the software and machine of the run's last start
 SUBMITTING = "submitting"  # runs.job_id while a scheduler sends the run to a cluster's queue
 
 
@@ -55,6 +56,8 @@ class Run(Base):
     tags: Mapped[str] = mapped_column(String(500), default="")
     # in the Trash since then (restorable; its files stay until the Trash is emptied); None: not
     trashed_at: Mapped[float | None] = mapped_column(Float, default=None, index=True)
+    # archived since then: kept as it is, only hidden from the default lists (restorable); None: not
+    archived_at: Mapped[float | None] = mapped_column(Float, default=None, index=True)
     # the worker's last sign of life (every few seconds, from any host): a stale one means it is gone
     heartbeat_at: Mapped[float | None] = mapped_column(Float, default=None)
     # a cancel asked for through the database (from any host): the worker stops after its next step
@@ -95,6 +98,11 @@ class Run(Base):
         """Time spent training over every segment; the gaps between them (stopped, queued) do not count."""
         now = time.time()
         return sum((now if end is None else end) - start for start, end in self.segments)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What its worker last started on (`workbench.engine.system.environment`); {} before."""
+        return dict(self.summary.get(ENVIRONMENT) or {})
 
     @property
     def warnings(self) -> list[str]:

@@ -184,9 +184,12 @@ class Store(MetricQueries, DatasetQueries, StudyQueries):
             return {r.id: r for r in s.scalars(select(Run).where(Run.id.in_(list(ids))))}
 
     def list_runs(self, *, status: str | Sequence[str] | None = None, method: str | None = None,
-                  trashed: bool = False) -> list[Run]:
-        """Runs oldest first; those in the Trash only with `trashed=True` (and then only those)."""
+                  trashed: bool = False, archived: bool = False) -> list[Run]:
+        """Runs oldest first; those in the Trash only with `trashed=True` (and then only those, archived
+        or not); archived ones only with `archived=True` (and then only those)."""
         query = select(Run).order_by(Run.id).where(Run.trashed_at.is_not(None) if trashed else Run.trashed_at.is_(None))
+        if not trashed:
+            query = query.where(Run.archived_at.is_not(None) if archived else Run.archived_at.is_(None))
         if status:
             query = query.where(Run.status.in_([status] if isinstance(status, str) else status))
         if method:
@@ -275,6 +278,17 @@ class Store(MetricQueries, DatasetQueries, StudyQueries):
             if trashed:
                 query = query.where(Run.status.not_in([RunStatus.QUEUED, RunStatus.RUNNING]))
             return list(s.scalars(query.values(trashed_at=at).returning(Run.id)))
+
+    def set_archived(self, run_ids: Sequence[int], archived: bool) -> list[int]:
+        """Archive runs that have ended (hidden from the default lists, kept as they are), or take them
+        out of the archive; the ids that changed. Queued and running runs, and runs in the Trash, stay."""
+        at = time.time() if archived else None
+        with self.session() as s:
+            query = update(Run).where(Run.id.in_(list(run_ids)), Run.trashed_at.is_(None),
+                                      Run.archived_at.is_(None) if archived else Run.archived_at.is_not(None))
+            if archived:
+                query = query.where(Run.status.not_in([RunStatus.QUEUED, RunStatus.RUNNING]))
+            return list(s.scalars(query.values(archived_at=at).returning(Run.id)))
 
     def delete_run(self, run_id: int) -> None:
         """Remove a run's rows for good (metrics, artifacts, lineage); its files are the caller's."""

@@ -1,6 +1,8 @@
 """`CompareView`: the selected runs side by side, like a hyper-parameter table: one row per
 run, each evaluation metric's final and best value first (what runs are judged by), then a
-column for every config value that differs between them. Numbers are formatted (counts as
+column for every config value that differs between them, and for every piece of software that
+differs between the environments they ran in (`env: torch`). When the curves group the runs, one
+row per group instead: its runs' n, and each metric's final and best as mean ± sd. Numbers are formatted (counts as
 whole numbers, scores to four places). Click a header to sort: "which mask ratio won?"."""
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import (
 from workbench import fmt
 from workbench.methods import config_class
 from workbench.store import Run, Store
+from workbench.studies.results import mean_sd
 
 
 class Cell(QTableWidgetItem):
@@ -47,7 +50,11 @@ class CompareView(QWidget):
         layout.addWidget(self.hint)
         layout.addWidget(self.table)
 
-    def show_runs(self, runs: list[Run]) -> None:
+    def show_runs(self, runs: list[Run], groups: dict[str, list[int]] | None = None) -> None:
+        """One row per run, or per group (label -> run ids) when given."""
+        if groups:
+            self._show_groups(runs, groups)
+            return
         self.table.setSortingEnabled(False)
         keys = sorted({k for r in runs for k in r.config})
         differing = [k for k in keys if len({repr(r.config.get(k)) for r in runs}) > 1]
@@ -58,7 +65,9 @@ class CompareView(QWidget):
         tracked = [k for k in metrics if k.startswith("val/")]  # a curve, so final and best differ
         for key in metrics:
             columns += [f"{key} (final)", f"{key} (best)"] if key in tracked else [key]
-        columns += differing
+        env_keys = [k for k in dict.fromkeys(k for r in runs for k in r.environment)
+                    if k != "host" and len({r.environment.get(k) for r in runs}) > 1]
+        columns += differing + [f"env: {k}" for k in env_keys]
         self.table.clear()
         self.table.setColumnCount(len(columns))
         self.table.setHorizontalHeaderLabels(columns)
@@ -69,11 +78,48 @@ class CompareView(QWidget):
                 low, high = extremes[run.id].get(key, (None, None))
                 best = high if fmt.higher_is_better(key) else low
                 values += [run.summary.get(key, "")] + (["" if best is None else best] if key in tracked else [])
-            values += [run.config.get(k, "") for k in differing]
+            values += [run.config.get(k, "") for k in differing] + [run.environment.get(k, "-") for k in env_keys]
             for col, value in enumerate(values):
                 self.table.setItem(row, col, Cell(value))
         self.table.resizeColumnsToContents()
         self.table.setSortingEnabled(True)
-        self.hint.setText(f"{len(runs)} runs · {len(differing)} config values differ"
+        envs = ("; software differs: " + ", ".join(f"{k} {' vs '.join(sorted({r.environment.get(k, '-') for r in runs}))}"
+                                                  for k in env_keys)) if env_keys else ""
+        self.hint.setText(f"{len(runs)} runs · {len(differing)} config values differ{envs}"
                           if len(runs) > 1 else "select two or more runs to compare them")
         self.table.sortItems(0, Qt.SortOrder.AscendingOrder)
+
+    def _show_groups(self, runs: list[Run], groups: dict[str, list[int]]) -> None:
+        """A row per group: n, then each metric's final and best over its runs as mean ± sd (sorting
+        by the mean), then the config values that differ between groups ("mixed" within one)."""
+        self.table.setSortingEnabled(False)
+        by_id = {r.id: r for r in runs}
+        members = {label: [by_id[i] for i in ids if i in by_id] for label, ids in groups.items()}
+        metrics = sorted({k for r in runs for k in r.results if k.startswith("val/")})
+        extremes = {r.id: self.store.metric_extremes(r.id) for r in runs}
+        columns = ["group", "n"] + [f"{k} ({which})" for k in metrics for which in ("final", "best")]
+        self.table.clear()
+        self.table.setColumnCount(len(columns))
+        self.table.setHorizontalHeaderLabels(columns)
+        self.table.setRowCount(len(members))
+        for row, (label, group) in enumerate(members.items()):
+            cells: list[QTableWidgetItem] = [Cell(label), Cell(len(group))]
+            for key in metrics:
+                finals = [r.summary[key] for r in group if isinstance(r.summary.get(key), (int, float))]
+                pick = max if fmt.higher_is_better(key) else min
+                bests = [pick(extremes[r.id][key]) for r in group if key in extremes[r.id]]
+                cells += [MeanCell(finals), MeanCell(bests)]
+            for col, cell in enumerate(cells):
+                self.table.setItem(row, col, cell)
+        self.table.resizeColumnsToContents()
+        self.table.setSortingEnabled(True)
+        self.hint.setText(f"{len(members)} groups of {len(runs)} runs · mean ± sd over each group's runs")
+        self.table.sortItems(0, Qt.SortOrder.AscendingOrder)
+
+
+class MeanCell(Cell):
+    """'0.4650 ± 0.0060' of some runs' values (sample sd; one value as is), sorting by the mean."""
+
+    def __init__(self, values: list[float]) -> None:
+        super().__init__(mean_sd(values))
+        self.key = sum(values) / len(values) if values else None

@@ -9,14 +9,16 @@ downsampling and clipping keep 10 runs x 100k points smooth. The x axis is step,
 wall time; the y axis linear or log; with EMA smoothing the raw curve stays faint behind
 (TensorBoard's convention); a one-point series is a marker. A crosshair with each run's value
 at the cursor helps reading; the legend sits above the plots, so it never covers a line.
-Plots export as PNG, the data as CSV.
+Runs can be grouped (by a config field, tags, or all but the seed: `workbench.ui.groups`): each
+group is then its members' mean with a band (sample sd, or min to max), the members faint on
+demand. Plots export as PNG, the data as CSV.
 """
 
 from __future__ import annotations
 
 import csv
 import html
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -37,13 +39,16 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.methods import config_class
-from workbench.store import MetricRow, Store
+from workbench.store import MetricRow, Run, Store
+from workbench.ui import groups
 from workbench.ui.series import RunSeries, ema
 
 PALETTE = ("#2f7fd8", "#d64545", "#2e9d57", "#d9862b", "#8d5bd6", "#1aa3a3", "#c2487f", "#7a7a7a",
            "#b8a21a", "#3b3b9e")
 X_AXES = {"step": 0, "epoch": 1, "wall time (s)": 2}
 RAW_ALPHA = 60  # of 255: the unsmoothed curve behind a smoothed one
+BAND_ALPHA = 55  # of 255: a group's band
+BANDS = {"sd band": "sd", "min–max band": "minmax"}
 PICK_RUNS = "Select runs in the table (Ctrl or Shift for several) to see their curves."
 
 
@@ -55,6 +60,7 @@ def method_specific(key: str) -> bool:
 class CurvesView(QWidget):
     points_added = Signal()
     message = Signal(str)  # "saved …": the main window shows it in its status bar
+    regrouped = Signal()  # the grouping changed: the compare table follows it
 
     def __init__(self, store: Store, submit: Callable[..., None] | None = None) -> None:
         super().__init__()
@@ -69,6 +75,9 @@ class CurvesView(QWidget):
         self.curves: dict[tuple[str, int], tuple[pg.PlotDataItem, tuple]] = {}  # (title, run) -> curve, state
         self.raw: dict[tuple[str, int], pg.PlotDataItem] = {}  # faint unsmoothed curves
         self.crosshairs: dict[str, tuple[pg.InfiniteLine, pg.ScatterPlotItem]] = {}
+        self.runs: list[Run] = []  # the shown runs' rows: what grouping reads
+        self.groups: dict[str, list[int]] = {}  # label -> run ids; {} when not grouped
+        self.bands: dict[tuple[str, str], tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem, tuple]] = {}
 
         self.keys = QListWidget()
         self.keys.itemChanged.connect(lambda _: self.rebuild_plots())
@@ -85,6 +94,17 @@ class CurvesView(QWidget):
         self.follow.setChecked(True)
         self.show_legend = QCheckBox("legend")
         self.show_legend.setChecked(True)
+        self.group_by = QComboBox()
+        self.group_by.addItem(groups.NONE)
+        self.group_by.setToolTip("group the runs: each group's mean with a band; 'all but seed' groups a sweep's "
+                                 "repeats")
+        self.group_by.currentTextChanged.connect(lambda *_: self.regroup())
+        self.band_kind = QComboBox()
+        self.band_kind.addItems(list(BANDS))
+        self.show_members = QCheckBox("members")
+        self.show_members.setToolTip("each group's runs, faint, behind its mean")
+        for control in (self.band_kind.currentTextChanged, self.show_members.toggled):
+            control.connect(lambda *_: self.redraw(force=True))
         for control in (self.x_axis.currentTextChanged, self.log_y.toggled, self.smooth.valueChanged):
             control.connect(lambda *_: self.redraw(force=True))
         self.follow.toggled.connect(self._apply_follow)
@@ -107,7 +127,8 @@ class CurvesView(QWidget):
         self.canvas.setBackground("w")
         self.canvas.scene().sigMouseMoved.connect(self._hover)
         controls = QHBoxLayout()
-        for w in (QLabel("x"), self.x_axis, self.log_y, self.smooth_label, self.smooth, self.follow, self.show_legend):
+        for w in (QLabel("x"), self.x_axis, self.log_y, self.smooth_label, self.smooth, self.follow, self.show_legend,
+                  self.group_by, self.band_kind, self.show_members):
             controls.addWidget(w)
         controls.addStretch(1)
         controls.addWidget(png)
@@ -131,24 +152,54 @@ class CurvesView(QWidget):
         self.legend.hide()
 
     # ------------------------------------------------------------------- data
-    def set_runs(self, runs: dict[int, tuple[str, str]]) -> None:
-        """Show these runs (id -> (label, method)); buffers of runs already shown are kept."""
+    def set_runs(self, runs: dict[int, tuple[str, str]], rows: Sequence[Run] = ()) -> None:
+        """Show these runs (id -> (label, method)); buffers of runs already shown are kept. `rows`:
+        the runs themselves, for grouping (their configs and tags)."""
         self.series = {rid: self.series.get(rid) or RunSeries() for rid in runs}
         self.names = {rid: label for rid, (label, _) in runs.items()}
         self.methods = {rid: method for rid, (_, method) in runs.items()}
-        self.legend.setText("&nbsp;&nbsp; ".join(
-            f"<span style='color:{self.colour(rid)}; font-size: 14px;'>&#9632;</span>&nbsp;{html.escape(name)}"
-            for rid, name in self.names.items()))
-        self.legend.setVisible(self.show_legend.isChecked() and bool(runs))
+        self.runs = [r for r in rows if r.id in runs]
         self.note.setText("" if runs else PICK_RUNS)
         self.note.setVisible(not runs)
         self._sync_keys()
+        wanted = self.group_by.currentText()
+        choices = groups.options(self.runs) if len(self.runs) > 1 else [groups.NONE]
+        if choices != [self.group_by.itemText(i) for i in range(self.group_by.count())]:
+            self.group_by.blockSignals(True)
+            self.group_by.clear()
+            self.group_by.addItems(choices)
+            self.group_by.setCurrentText(wanted if wanted in choices else groups.NONE)
+            self.group_by.blockSignals(False)
+        self.regroup(refetch=True)
+
+    def regroup(self, refetch: bool = False) -> None:
+        """Group the runs as `group_by` says, and redraw every plot."""
+        by = self.group_by.currentText()
+        self.groups = groups.group_runs(self.runs, [by]) if by != groups.NONE else {}
+        self.band_kind.setEnabled(bool(self.groups))
+        self.show_members.setEnabled(bool(self.groups))
+        entries = ([(self.group_colour(label), f"{label} ({len(ids)} run{'s' if len(ids) > 1 else ''})")
+                    for label, ids in self.groups.items()] if self.groups else
+                   [(self.colour(rid), name) for rid, name in self.names.items()])
+        self.legend.setText("&nbsp;&nbsp; ".join(
+            f"<span style='color:{colour}; font-size: 14px;'>&#9632;</span>&nbsp;{html.escape(name)}"
+            for colour, name in entries))
+        self.legend.setVisible(self.show_legend.isChecked() and bool(self.series))
         self.rebuild_plots()
-        self.refresh()
+        if refetch:
+            self.refresh()
+        self.regrouped.emit()
 
     def colour(self, run_id: int) -> str:
-        """A run's colour: by its place among the runs shown, the same in every plot."""
+        """A run's colour: its group's when grouped, else by its place among the runs shown, the
+        same in every plot."""
+        for label, ids in self.groups.items():
+            if run_id in ids:
+                return self.group_colour(label)
         return PALETTE[list(self.series).index(run_id) % len(PALETTE)] if run_id in self.series else PALETTE[-3]
+
+    def group_colour(self, label: str) -> str:
+        return PALETTE[list(self.groups).index(label) % len(PALETTE)]
 
     def refresh(self) -> None:
         """Fetch rows newer than each buffer holds (in the background when possible), then redraw."""
@@ -223,7 +274,7 @@ class CurvesView(QWidget):
 
     def rebuild_plots(self) -> None:
         self.canvas.clear()
-        self.plots, self.curves, self.raw, self.crosshairs = {}, {}, {}, {}
+        self.plots, self.curves, self.raw, self.crosshairs, self.bands = {}, {}, {}, {}, {}
         self.panels = self._panels()
         for i, (title, _, _) in enumerate(self.panels):
             plot = self.canvas.addPlot(row=i // 2, col=i % 2, title=title)
@@ -250,7 +301,8 @@ class CurvesView(QWidget):
         alpha = self.smooth.value() / 100
         self.smooth_label.setText(f"smoothing {alpha:.2f}")
         x_col = X_AXES[self.x_axis.currentText()]
-        settings = (alpha, x_col, self.log_y.isChecked())
+        grouped, members = bool(self.groups), self.show_members.isChecked()
+        settings = (alpha, x_col, self.log_y.isChecked(), grouped and members)
         for title, key, rids in self.panels:
             plot = self.plots[title]
             if getattr(plot, "shown_settings", None) != settings:  # axis changes re-process every curve
@@ -262,19 +314,63 @@ class CurvesView(QWidget):
                 table = series.table(key)
                 state = (series.version, settings)
                 item, seen = self.curves.get((title, rid), (None, None))
-                if not len(table) or item is not None and seen == state and not force:
+                if item is not None:
+                    item.setVisible(not grouped or members)
+                if grouped and not members or not len(table) or item is not None and seen == state and not force:
                     continue
-                x = np.ascontiguousarray(table[:, x_col]) - (series.start_time() if x_col == 2 else 0.0)
+                x = self._x(series, table, x_col)
                 raw = np.ascontiguousarray(table[:, 3])
                 colour = self.colour(rid)
+                if grouped:  # a member: faint behind its group's mean
+                    colour = pg.mkColor(colour)
+                    colour.setAlpha(RAW_ALPHA * 2)
                 marker = dict(symbol="o", symbolSize=7, symbolBrush=colour, symbolPen=None) if len(x) == 1 else \
                     dict(symbol=None)
-                self._raw_curve(title, rid, plot, x, raw, colour, visible=alpha > 0 and len(x) > 1)
+                self._raw_curve(title, rid, plot, x, raw, colour, visible=alpha > 0 and len(x) > 1 and not grouped)
+                pen = pg.mkPen(colour, width=1 if grouped else 1.5)
                 if item is None:
-                    item = plot.plot(x, ema(raw, alpha), pen=pg.mkPen(colour, width=1.5), **marker)
+                    item = plot.plot(x, ema(raw, alpha), pen=pen, **marker)
                 else:
-                    item.setData(x, ema(raw, alpha), **marker)
+                    item.setData(x, ema(raw, alpha), pen=pen, **marker)
                 self.curves[(title, rid)] = (item, state)
+            for label, ids in self.groups.items():
+                self._band(title, key, plot, label, [r for r in ids if r in rids], settings, force)
+
+    @staticmethod
+    def _x(series: RunSeries, table: np.ndarray, x_col: int) -> np.ndarray:
+        """The x values of a run's rows: step, epoch, or seconds since the run's first row."""
+        return np.ascontiguousarray(table[:, x_col]) - (series.start_time() if x_col == 2 else 0.0)
+
+    def _band(self, title: str, key: str, plot: pg.PlotItem, label: str, ids: list[int], settings: tuple,
+              force: bool) -> None:
+        """A group's mean curve and band on one plot, made on first use, redrawn when its data change."""
+        kind = BANDS[self.band_kind.currentText()]
+        state = (tuple(self.series[r].version for r in ids), settings, kind)
+        drawn = self.bands.get((title, label))
+        if not ids or drawn is not None and drawn[3] == state and not force:
+            return
+        tables = [self.series[r].table(key) for r in ids]
+        steps, mean, low, high = groups.band(tables, kind)
+        if not len(steps):
+            return
+        alpha, x_col = settings[0], settings[1]
+        first = self.series[ids[0]]
+        x = steps if x_col == 0 else np.interp(steps, tables[0][:, 0], self._x(first, tables[0], x_col))
+        colour = self.group_colour(label)
+        if drawn is None:
+            edge = pg.mkColor(colour)
+            edge.setAlpha(BAND_ALPHA)
+            low_item = plot.plot(x, ema(low, alpha), pen=pg.mkPen(edge, width=1))
+            high_item = plot.plot(x, ema(high, alpha), pen=pg.mkPen(edge, width=1))
+            fill = pg.FillBetweenItem(low_item, high_item, brush=pg.mkBrush(edge))
+            fill.setZValue(-2)
+            plot.addItem(fill)
+            mean_item = plot.plot(x, ema(mean, alpha), pen=pg.mkPen(colour, width=2.5))
+        else:
+            mean_item, low_item, high_item, _ = drawn
+            for item, values in ((mean_item, mean), (low_item, low), (high_item, high)):
+                item.setData(x, ema(values, alpha))
+        self.bands[(title, label)] = (mean_item, low_item, high_item, state)
 
     def _raw_curve(self, title: str, rid: int, plot: pg.PlotItem, x: np.ndarray, y: np.ndarray, colour: str,
                    visible: bool) -> None:
@@ -310,16 +406,20 @@ class CurvesView(QWidget):
             line.setPos(x)
             parts, spots = [], []
             log = self.log_y.isChecked()
-            for (t, rid), (item, _) in self.curves.items():
+            drawn = ([(item, self.group_colour(label), f"{label} (mean)")
+                      for (t, label), (item, *_) in self.bands.items() if t == title] if self.groups else
+                     [(item, self.colour(rid), self.names.get(rid, str(rid)))
+                      for (t, rid), (item, _) in self.curves.items() if t == title])
+            for item, colour, name in drawn:
                 xs, ys = item.getOriginalDataset()  # as drawn (smoothed), before the log mapping
-                if t != title or xs is None or not len(xs):
+                if xs is None or not len(xs):
                     continue
                 j = int(np.clip(np.searchsorted(xs, x), 0, len(xs) - 1))
                 y = float(ys[j])
                 if not log or y > 0:
-                    spots.append({"pos": (xs[j], np.log10(y) if log else y), "brush": pg.mkBrush(self.colour(rid))})
-                parts.append(f"<span style='color:{self.colour(rid)}'>&#9632;</span> "
-                             f"{html.escape(self.names.get(rid, str(rid)))}: <b>{y:.4g}</b> @ {xs[j]:g}")
+                    spots.append({"pos": (xs[j], np.log10(y) if log else y), "brush": pg.mkBrush(colour)})
+                parts.append(f"<span style='color:{colour}'>&#9632;</span> "
+                             f"{html.escape(name)}: <b>{y:.4g}</b> @ {xs[j]:g}")
             dots.setData(spots)
             self.readout.setText(f"{title} — " + " · ".join(parts) if parts else " ")
 
@@ -351,7 +451,8 @@ class CurvesView(QWidget):
 
     def state(self) -> dict[str, Any]:
         return {"x": self.x_axis.currentText(), "log_y": self.log_y.isChecked(), "smooth": self.smooth.value(),
-                "follow": self.follow.isChecked(), "legend": self.show_legend.isChecked()}
+                "follow": self.follow.isChecked(), "legend": self.show_legend.isChecked(),
+                "band": self.band_kind.currentText(), "members": self.show_members.isChecked()}
 
     def restore(self, state: dict[str, Any]) -> None:
         def flag(name: str, default: bool) -> bool:
@@ -362,3 +463,5 @@ class CurvesView(QWidget):
         self.smooth.setValue(int(state.get("smooth", 0)))
         self.follow.setChecked(flag("follow", True))
         self.show_legend.setChecked(flag("legend", True))
+        self.band_kind.setCurrentText(state.get("band", "sd band"))
+        self.show_members.setChecked(flag("members", False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -39,6 +39,9 @@ class RunDetailsView(QWidget):
         self.title.setWordWrap(True)  # a long run name must not widen the window
         self.timing = QLabel()  # the first start, the training time, and each segment of a resumed run
         self.timing.setWordWrap(True)
+        self.environment = QLabel()  # the software and machine its worker last started on
+        self.environment.setWordWrap(True)
+        self.environment.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.warnings = QLabel()  # what the user should know though the run went on
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #9a5b00;")
@@ -76,6 +79,7 @@ class RunDetailsView(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.timing)
+        layout.addWidget(self.environment)
         layout.addWidget(self.warnings)
         layout.addWidget(self.lineage)
         layout.addWidget(QLabel("Config"))
@@ -93,6 +97,7 @@ class RunDetailsView(QWidget):
         if run is None:
             self.title.setText("select a run")
             self.timing.clear()
+            self.environment.hide()
             self.warnings.hide()
             self.config.clear()
             self.artifacts.setRowCount(0)
@@ -105,6 +110,8 @@ class RunDetailsView(QWidget):
         segments = fmt.segments(run)
         self.timing.setText(f"started {fmt.clock(run.started_at)} · trained {fmt.duration(run)}"
                             + (f" · {segments}" if segments else "") if run.started_at else "not started yet")
+        self.environment.setText(f"Environment — {fmt.environment(run)}" if run.environment else "")
+        self.environment.setVisible(bool(run.environment))
         self.warnings.setText("\n".join(f"Warning: {w}" for w in run.warnings))
         self.warnings.setVisible(bool(run.warnings))
         parents = self.store.parents(run.id)

@@ -119,6 +119,7 @@ class MainWindow(QMainWindow):
         from workbench.ui.distill_view import DistillView
         from workbench.ui.inspect_view import InspectView
         from workbench.ui.log_view import LogView
+        from workbench.ui.parallel import ParallelView
         from workbench.ui.snapshots import SnapshotsView
 
         try:
@@ -135,6 +136,7 @@ class MainWindow(QMainWindow):
         self.parallel.blockSignals(False)
         self.curves = CurvesView(self.store, self.tasks.submit)
         self.curves.restore(dict(self.settings.value("curves/state", {}) or {}))
+        self.curves.regrouped.connect(lambda: self.compare.show_runs(self.curves.runs, self.curves.groups))
         self.details = RunDetailsView(self.store)
         self.details.open_run.connect(self.select_run)
         self.log = LogView()
@@ -143,15 +145,19 @@ class MainWindow(QMainWindow):
         self.inspect = InspectView(self.store, self.tasks)
         self.distill = DistillView(self.store)
         self.diagnostics = DiagnosticsView(self.store)
+        self.coords = ParallelView()  # parallel coordinates (`self.parallel` is the parallel-runs box)
+        self.coords.brushed.connect(self.select_runs)
         self.tabs.removeTab(0)
         for widget, title in ((self.curves, "Curves"), (self.snapshots, "Images"), (self.inspect, "Inspect"),
                               (self.diagnostics, "Diagnostics"), (self.distill, "Distillation"),
                               (self.details, "Details"), (self.log, "Log"),
-                              (self.compare, "Compare")):
+                              (self.compare, "Compare"), (self.coords, "Parallel")):
             self.tabs.addTab(widget, title)
             if hasattr(widget, "message"):  # saved, copied, opened: say so where the user looks
                 widget.message.connect(self.say)
         self.tabs.currentChanged.connect(lambda _: self._selection_changed())
+        self.tabs.currentChanged.connect(lambda _: self.tabs.currentWidget() is self.coords and self.coords.show_runs(
+            self.table_runs()))
         self.runs.restore_state(self.settings)
         self.loaded = True
         lost = reconcile(self.store)
@@ -187,7 +193,7 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         runs = self.selected_runs() if self.loaded else []
         self.duplicate_action.setEnabled(bool(runs) and not self.runs.showing_trash())
-        self.actions.update(runs, self.runs.showing_trash())
+        self.actions.update(runs, self.runs.showing_trash(), self.runs.showing_archive())
 
     def _set_parallel(self, value: int) -> None:
         if self.loaded:
@@ -211,10 +217,11 @@ class MainWindow(QMainWindow):
         """What the next poll reads (on a worker thread): the scheduler's tick, the runs, and the
         best values of the runs that moved, for the table's columns as they are now."""
         trash, keys, seen = self.runs.showing_trash(), self.runs.model.best_keys(), dict(self.runs.best_seen)
+        archive = self.runs.showing_archive()
 
         def read() -> tuple:
             self.schedule()
-            runs = self.store.list_runs(trashed=trash)
+            runs = self.store.list_runs(trashed=trash, archived=archive)
             changed = {r.id: (r.step, r.status) for r in runs if seen.get(r.id) != (r.step, r.status)} if keys else {}
             return runs, keys, changed, self.store.metric_ranges(list(changed), keys) if changed else {}
 
@@ -232,8 +239,11 @@ class MainWindow(QMainWindow):
         counts = {s: sum(r.status == s for r in runs) for s in ACTIVE}
         plural = "" if len(runs) == 1 else "s"
         self.jobs_label.setText(f"{len(runs)} run{plural} in the Trash" if self.runs.showing_trash() else
+                                f"{len(runs)} archived run{plural}" if self.runs.showing_archive() else
                                 f"{counts['running']} running · {counts['queued']} queued · {len(runs)} run{plural}")
         self._update_actions()
+        if self.tabs.currentWidget() is self.coords:  # it draws the table's runs, not the selection
+            self.coords.show_runs(self.table_runs())
 
     def selected_runs(self) -> list[Run]:
         rows = sorted({self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()})
@@ -243,8 +253,7 @@ class MainWindow(QMainWindow):
         if not self.loaded or self.connection.offline:  # the views would wait for a store that does not answer
             return
         runs = self.selected_runs()
-        self.curves.set_runs({r.id: (f"{r.id} · {r.name}", r.method) for r in runs})
-        self.compare.show_runs(runs)
+        self.curves.set_runs({r.id: (f"{r.id} · {r.name}", r.method) for r in runs}, runs)  # compare follows
         self._refresh_current(runs)
         self._update_actions()
 
@@ -265,6 +274,17 @@ class MainWindow(QMainWindow):
         self.log.show_log(paths.run_dir(current.id, create=False) / "worker.log" if current else None)
         self.log.refresh()
         self.curves.refresh()
+
+    def table_runs(self) -> list[Run]:
+        """The runs the table shows now (its filters applied), in its order."""
+        return [self.model.run_at(self.proxy.mapToSource(self.proxy.index(row, 0)).row())
+                for row in range(self.proxy.rowCount())]
+
+    def select_runs(self, run_ids: list[int]) -> None:
+        """Make these runs the table's selection (parallel coordinates' brushing)."""
+        self.table.clearSelection()
+        for run_id in run_ids:
+            self.select_run(run_id, add=True)
 
     def select_run(self, run_id: int, *, add: bool = False) -> None:
         row = self.model.row_of(run_id)

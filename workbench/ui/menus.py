@@ -9,7 +9,7 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QLabel, QSpinBox, QToolBar
 
 from workbench.ui.run_actions import RunActions, make_action
-from workbench.ui.runs_panel import TRASH
+from workbench.ui.runs_panel import ARCHIVE, TRASH
 
 if TYPE_CHECKING:
     from workbench.ui.main_window import MainWindow
@@ -25,6 +25,7 @@ def build_menus(window: MainWindow) -> None:
                                           "a new run starting from the selected run's config (Ctrl+D)")
     refresh = make_action(window, "Refresh", window.poll, QKeySequence.StandardKey.Refresh)
     trash = make_action(window, "Show Trash", lambda: window.status_filter.setCurrentText(TRASH))
+    archived = make_action(window, "Show Archived", lambda: window.status_filter.setCurrentText(ARCHIVE))
     window.datasets_action = make_action(window, "Datasets…", window.open_datasets, "Ctrl+Shift+D",
                                          "browse, add and preview datasets (your own image folders, CIFAR)")
     window.studies_action = make_action(window, "Studies…", window.open_studies, "Ctrl+Shift+S",
@@ -45,8 +46,9 @@ def build_menus(window: MainWindow) -> None:
     bar = QToolBar("Runs")
     bar.setMovable(False)
     window.addToolBar(bar)
-    for a in (window.new_action, window.duplicate_action, act.cancel, act.resume, act.delete, act.restore,
-              act.purge, act.export, act.folder, window.datasets_action, window.studies_action):
+    for a in (window.new_action, window.duplicate_action, act.cancel, act.resume, act.archive, act.unarchive,
+              act.delete, act.restore, act.purge, act.export, act.folder, window.datasets_action,
+              window.studies_action):
         bar.addAction(a)
     bar.addSeparator()
     bar.addWidget(QLabel(" parallel runs "))
@@ -54,10 +56,10 @@ def build_menus(window: MainWindow) -> None:
     for title, actions in (("&File", (window.new_action, window.duplicate_action, None, window.store_action, None,
                                       quit_action)),
                            ("&Edit", (act.undo,)),
-                           ("&Run", (act.cancel, act.resume, act.delete, None, act.restore, act.purge,
-                                     act.empty_trash, None, act.export, act.folder)),
+                           ("&Run", (act.cancel, act.resume, None, act.archive, act.unarchive, act.delete, None,
+                                     act.restore, act.purge, act.empty_trash, None, act.export, act.folder)),
                            ("&Data", (window.datasets_action,)), ("&Studies", (window.studies_action,)),
-                           ("&View", (refresh, trash)), ("&Help", (readme, about))):
+                           ("&View", (refresh, trash, archived)), ("&Help", (readme, about))):
         menu = window.menuBar().addMenu(title)
         for a in actions:
             if a is None:

@@ -1,5 +1,5 @@
-"""`RunActions`: what the user does to the selected runs — cancel, resume, move to the Trash
-(and undo), restore, delete for good, export, open the folder — with each action enabled only
+"""`RunActions`: what the user does to the selected runs — cancel, resume, archive (and take out),
+move to the Trash (and undo), restore, delete for good, export, open the folder — with each action enabled only
 where it applies. Destructive steps ask first, listing what goes; slow ones run off the GUI
 thread; every outcome is said in the status bar."""
 
@@ -55,13 +55,22 @@ class RunActions(QObject):
                                  "delete the selected trashed runs and their files (asks first; cannot be undone)")
         self.empty_trash = make_action(self, "Empty Trash…", self.empty_the_trash,
                                        tip="delete every run in the Trash and its files (asks first)")
+        self.archive = make_action(self, "Archive", lambda: self._archive(True), "Ctrl+Shift+A",
+                                   "hide the selected ended runs from the list, keeping them as they are "
+                                   "(View ▸ Show Archived lists them)")
+        self.unarchive = make_action(self, "Unarchive", lambda: self._archive(False),
+                                     tip="bring the selected runs back into the list")
         self.export = make_action(self, "Export…", self.export_selected, "Ctrl+E",
                                   "write the selected finished run's model as safetensors, ONNX, .pt2 (Ctrl+E)")
         self.folder = make_action(self, "Open folder", self.open_folder, "Ctrl+O", "open the run's folder (Ctrl+O)")
 
-    def update(self, runs: list[Run], trash: bool) -> None:
-        """Enable what applies to `runs` (the selection), in the run list or in the Trash."""
+    def update(self, runs: list[Run], trash: bool, archive: bool = False) -> None:
+        """Enable what applies to `runs` (the selection), in the run list, the Trash or the archive."""
         self.cancel.setEnabled(any(r.status in ACTIVE for r in runs))
+        self.archive.setEnabled(not trash and not archive and bool(runs) and all(r.status not in ACTIVE for r in runs))
+        self.archive.setVisible(not archive)
+        self.unarchive.setEnabled(archive and bool(runs))
+        self.unarchive.setVisible(archive)
         self.resume.setEnabled(not trash and any(r.status in RESUMABLE for r in runs))
         self.delete.setEnabled(not trash and bool(runs) and all(r.status not in ACTIVE for r in runs))
         self.restore.setEnabled(trash and bool(runs))
@@ -110,6 +119,18 @@ class RunActions(QObject):
                                                          "replaces its metrics, images and checkpoints as it trains."):
                 resume_run(w.store, run_id, from_scratch=True)
                 w.say(f"Run {run_id} queued to start again from step 0")
+
+    def _archive(self, archived: bool) -> None:
+        """Archive the selected runs that have ended, or take them out (nothing is deleted: no question)."""
+        w = self.window
+        runs = w.selected_runs()
+        changed = w.store.set_archived([r.id for r in runs], archived)
+        w.poll()
+        if archived:
+            w.say(f"Archived run(s) {', '.join(map(str, changed))}: View ▸ Show Archived lists them" if changed else
+                  "Nothing archived: queued and running runs stay in the list")
+        else:
+            w.say(f"Run(s) {', '.join(map(str, changed))} back in the list" if changed else "Nothing to unarchive")
 
     # ----------------------------------------------------------------- trash
     def delete_selected(self) -> None:

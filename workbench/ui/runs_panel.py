@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from workbench.store import Run
 
 TRASH = "Trash"
+ARCHIVE = "Archived"
 NAME_WIDTH = 200  # px: longer names elide, so Status and the key metric stay in view
 WIDE = ("Name", "Tags")
 FIRST_STEPS = ("<h3>No runs yet</h3><p>Start with <b>New experiment</b> (Ctrl+N): the <i>tiny</i> preset of "
@@ -87,6 +88,10 @@ class RunsPanel(QWidget):
         self.status_filter.setItemData(self.status_filter.count() - 1,
                                        "runs moved to the Trash: restore them, or delete them for good",
                                        Qt.ItemDataRole.ToolTipRole)
+        self.status_filter.addItem(ARCHIVE)
+        self.status_filter.setItemData(self.status_filter.count() - 1,
+                                       "archived runs: kept as they are, hidden from the other views",
+                                       Qt.ItemDataRole.ToolTipRole)
         self.search.textChanged.connect(lambda t: self.proxy.set_filters(text=t))
         self.method_filter.currentIndexChanged.connect(
             lambda i: self.proxy.set_filters(method="" if i == 0 else self.method_filter.currentText()))
@@ -127,14 +132,18 @@ class RunsPanel(QWidget):
     def showing_trash(self) -> bool:
         return self.status_filter.currentText() == TRASH
 
+    def showing_archive(self) -> bool:
+        return self.status_filter.currentText() == ARCHIVE
+
     def _status_chosen(self, index: int) -> None:
         text = self.status_filter.currentText()
-        self.proxy.set_filters(status="" if index == 0 or text == TRASH else text)
+        self.proxy.set_filters(status="" if index == 0 or text in (TRASH, ARCHIVE) else text)
         self.filters_changed.emit()
 
     def set_runs(self, runs: list[Run]) -> None:
         self.model.set_runs(runs)
-        self.stack.setCurrentWidget(self.hint_page if not runs and not self.showing_trash() else self.table)
+        first_steps = not runs and not self.showing_trash() and not self.showing_archive()
+        self.stack.setCurrentWidget(self.hint_page if first_steps else self.table)
         if runs and not self.fitted:
             self.fit_columns()
 

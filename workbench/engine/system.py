@@ -1,0 +1,109 @@
+"""What a run ran on: the software and machine a worker records at each start (`environment`),
+and the `sys/...` series it logs beside its training metrics (`SystemMetrics`): the process's
+CPU use and memory, and on NVIDIA GPUs their utilisation, memory and power (through NVML, the
+`nvidia-ml-py` package, when it is installed)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import torch
+
+from workbench import paths
+
+PACKAGE = "vit-workbench"
+
+
+def environment() -> dict[str, str]:
+    """Name -> version or fact, in a fixed order: what `Compare` sets side by side and the model
+    card lists. `packages` is a hash of every installed distribution's name and version, so two
+    runs that agree on it had the same Python packages."""
+    env = {"workbench": _version(PACKAGE)}
+    commit = _git_commit()
+    if commit:
+        env["workbench commit"] = commit
+    env |= {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": _version("torchvision"), "timm": _version("timm")}
+    if torch.cuda.is_available():
+        env["cuda"] = str(torch.version.cuda)
+        env["cudnn"] = str(torch.backends.cudnn.version())
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        env["gpus"] = ", ".join(f"{names.count(n)} x {n}" for n in dict.fromkeys(names))
+    env |= {"host": paths.host(), "os": platform.platform(), "cpus": str(psutil.cpu_count() or 0),
+            "packages": _packages_hash()}
+    return env
+
+
+def differences(a: dict[str, str], b: dict[str, str]) -> list[str]:
+    """'torch 2.14.1 vs 2.13.0' for each entry two environments hold differently (the host aside:
+    runs on several machines differ there by design)."""
+    return [f"{key} {a.get(key, '-')} vs {b.get(key, '-')}" for key in dict.fromkeys([*a, *b])
+            if key != "host" and a.get(key) != b.get(key)]
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git_commit() -> str:
+    """The checkout's commit (with `+changes` when files differ from it), or '' when the workbench
+    does not run from a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return ""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    if head.returncode != 0:
+        return ""
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def _packages_hash() -> str:
+    """sha256 (12 hex digits) of the sorted `name==version` list of installed distributions, with
+    their count."""
+    found = sorted({f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in importlib.metadata.distributions()})
+    return f"{hashlib.sha256(chr(10).join(found).encode()).hexdigest()[:12]} ({len(found)} packages)"
+
+
+class SystemMetrics:
+    """`sys/...` values, read at most every `every` seconds (psutil's and NVML's calls cost tens of
+    microseconds; the rows they add are what is kept small): `sample()` returns {} between."""
+
+    def __init__(self, device: torch.device, every: float = 5.0) -> None:
+        self.device, self.every, self._next = device, every, 0.0
+        self.process = psutil.Process()
+        self.process.cpu_percent()  # the first call starts the interval the next one measures
+        # torch.cuda's NVML readings (they map CUDA_VISIBLE_DEVICES onto NVML's numbering)
+        self.gpu = device.type == "cuda" and importlib.util.find_spec("pynvml") is not None
+
+    def sample(self) -> dict[str, float]:
+        now = time.monotonic()
+        if now < self._next:
+            return {}
+        self._next = now + self.every
+        out = {"sys/cpu_percent": self.process.cpu_percent(), "sys/rss_gb": self.process.memory_info().rss / 2**30}
+        if self.gpu:
+            try:
+                out["sys/gpu_util_percent"] = float(torch.cuda.utilization(self.device))
+                out["sys/gpu_memory_gb"] = torch.cuda.device_memory_used(self.device) / 2**30
+                out["sys/gpu_power_w"] = torch.cuda.power_draw(self.device) / 1000.0
+            except Exception as exc:  # pynvml's NVMLError (a driver it cannot talk to): CPU readings stay
+                print(f"sys/ GPU metrics off: {exc}", file=sys.stderr)
+                self.gpu = False
+        return out

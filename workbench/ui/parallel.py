@@ -1,0 +1,189 @@
+"""`ParallelView`: parallel coordinates of runs, as sweep tools draw them: one vertical axis per
+config field whose value differs between the runs (text values as categories), then a metric's
+axis; one line per run, coloured by that metric (viridis; grey without it). Each axis carries a
+range to drag: runs whose lines pass through every range are brushed, the others fade, and the
+brushed runs are offered to the run table as its selection (`brushed`)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from workbench import fmt
+from workbench.methods import config_class
+from workbench.store import Run
+from workbench.ui import groups
+
+MAX_RUNS = 2000  # lines drawn at most (the newest); more say so
+FADED = (150, 150, 150, 40)
+HINT = "Parallel coordinates of the runs in the table: drag an axis's range to select the runs that pass through it."
+
+
+def axis_values(runs: Sequence[Run], field: str) -> tuple[np.ndarray, list[str] | None]:
+    """A field's values as numbers (NaN where missing), and the category names when they are text
+    (a category's number is its place in the sorted names)."""
+    raw = [r.method if field == "method" else r.config.get(field) for r in runs]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None for v in raw):
+        return np.array([math.nan if v is None else float(v) for v in raw]), None
+    names = sorted({json.dumps(v) if not isinstance(v, str) else v for v in raw if v is not None})
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([math.nan if v is None else float(index[v if isinstance(v, str) else json.dumps(v)])
+                     for v in raw]), names
+
+
+def scaled(values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Values mapped onto [0, 1] (a constant axis at 0.5), with the range they came from."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return np.full(len(values), 0.5), math.nan, math.nan
+    low, high = float(finite.min()), float(finite.max())
+    return (np.full(len(values), 0.5) if high == low else (values - low) / (high - low)), low, high
+
+
+class ParallelView(QWidget):
+    brushed = Signal(list)  # run ids whose lines pass through every axis's range
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[Run] = []
+        self.fields: list[str] = []
+        self.matrix = np.empty((0, 0))  # [runs, axes] in [0, 1]; NaN where a run lacks the value
+        self.ranges: list[pg.LinearRegionItem] = []
+        self.lines: dict[int, pg.PlotDataItem] = {}
+        self.metric = QComboBox()
+        self.metric.currentTextChanged.connect(lambda *_: self._draw())
+        self.hint = QLabel(HINT)
+        self.hint.setWordWrap(True)
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setBackground("w")
+        self.plot = self.canvas.addPlot()
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        top = QHBoxLayout()
+        top.addWidget(QLabel("metric"))
+        top.addWidget(self.metric)
+        top.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.canvas, 1)
+
+    def show_runs(self, runs: Sequence[Run]) -> None:
+        """Draw these runs (the newest `MAX_RUNS`); redrawn only when they or their results changed."""
+        runs = list(runs)[-MAX_RUNS:]
+        if [(r.id, r.summary, r.config) for r in runs] == [(r.id, r.summary, r.config) for r in self.runs]:
+            return
+        self.runs = runs
+        keys = sorted({k for r in runs for k in r.results if k.startswith(("val/", "val_ema/"))})
+        wanted = self.metric.currentText() or next((config_class(r.method).key_metric for r in runs), "")
+        self.metric.blockSignals(True)
+        self.metric.clear()
+        self.metric.addItems(keys)
+        self.metric.setCurrentText(wanted if wanted in keys else (keys[0] if keys else ""))
+        self.metric.blockSignals(False)
+        self._draw()
+
+    def _draw(self) -> None:
+        self.plot.clear()
+        self.ranges, self.lines = [], {}
+        runs, metric = self.runs, self.metric.currentText()
+        self.fields = [f for f in groups.differing(runs)]
+        columns, labels = [], []
+        for field in self.fields:
+            values, names = axis_values(runs, field)
+            column, low, high = scaled(values)
+            columns.append(column)
+            labels.append((field, names, low, high))
+        score = np.array([float(r.results.get(metric, math.nan)) for r in runs]) if metric else np.full(len(runs),
+                                                                                                      math.nan)
+        if metric:
+            column, low, high = scaled(score)
+            columns.append(column)
+            labels.append((metric, None, low, high))
+        self.matrix = np.stack(columns, axis=1) if columns and runs else np.empty((len(runs), 0))
+        self.hint.setText(HINT if self.matrix.shape[1] >= 2 else
+                          "Parallel coordinates need runs whose configs differ, and a metric: select a sweep's runs "
+                          "in the table (or clear the filter).")
+        if self.matrix.shape[1] == 0:
+            return
+        colours = _colours(score)
+        xs = np.arange(self.matrix.shape[1], dtype=float)
+        for run, row, colour in zip(runs, self.matrix, colours):
+            line = self.plot.plot(xs, np.nan_to_num(row, nan=-0.05), pen=pg.mkPen(colour, width=1.5))
+            line.setToolTip(f"{run.id} · {run.name}")
+            self.lines[run.id] = line
+        for i, (name, names, low, high) in enumerate(labels):
+            self.plot.addItem(pg.InfiniteLine(pos=i, angle=90, pen=pg.mkPen("#444")), ignoreBounds=True)
+            title = pg.TextItem(html=f"<b>{html.escape(name)}</b>", anchor=(0.5, 1), color="#222")
+            title.setPos(i, 1.08)
+            self.plot.addItem(title)
+            for y, text in ((0.0, _label(low, names, 0)), (1.0, _label(high, names, -1))):
+                tick = pg.TextItem(text, anchor=(0, 0.5), color="#555")
+                tick.setPos(i + 0.03, y)
+                self.plot.addItem(tick)
+            brush = pg.LinearRegionItem(values=(-0.1, 1.1), orientation="horizontal",
+                                        brush=pg.mkBrush(80, 120, 200, 25), swapMode="sort")
+            brush.setBounds((-0.1, 1.1))
+            brush.setZValue(10)
+            brush.sigRegionChangeFinished.connect(lambda *_: self._brush())
+            self.plot.addItem(brush)
+            self.ranges.append(brush)
+        x_range = (-0.3, len(labels) - 0.7)
+        self.plot.setXRange(*x_range, padding=0)
+        self.plot.setYRange(-0.15, 1.15, padding=0)
+        for i, brush in enumerate(self.ranges):
+            _fit_to_axis(brush, i, x_range)
+
+    def set_range(self, axis: int, low: float, high: float) -> None:
+        """Brush an axis to [low, high] (in its 0-1 scale), as dragging its range does."""
+        self.ranges[axis].setRegion((low, high))
+        self._brush()
+
+    def inside(self) -> list[int]:
+        """Ids of the runs whose lines pass through every axis's range."""
+        keep = np.ones(len(self.runs), dtype=bool)
+        for axis, brush in enumerate(self.ranges):
+            low, high = brush.getRegion()
+            if low <= -0.1 and high >= 1.1:
+                continue  # the whole axis: no condition
+            column = self.matrix[:, axis]
+            keep &= np.isfinite(column) & (column >= low) & (column <= high)
+        return [r.id for r, k in zip(self.runs, keep) if k]
+
+    def _brush(self) -> None:
+        chosen = set(self.inside())
+        for rid, line in self.lines.items():
+            line.setOpacity(1.0 if rid in chosen else 0.15)
+        self.brushed.emit(sorted(chosen))
+
+
+def _colours(score: np.ndarray) -> list:
+    """Viridis by the metric (higher or lower alike: the colour bar is the value), grey where missing."""
+    scaled_score, _, _ = scaled(score)
+    cmap = pg.colormap.get("viridis")
+    return [pg.mkColor(FADED) if not math.isfinite(s) else cmap.map(float(v), mode="qcolor")
+            for s, v in zip(score, scaled_score)]
+
+
+def _label(value: float, names: list[str] | None, end: int) -> str:
+    if names is not None:
+        return names[end] if names else ""
+    return "" if math.isnan(value) else fmt.number(value)
+
+
+def _fit_to_axis(brush: pg.LinearRegionItem, axis: int, x_range: tuple[float, float], width: float = 0.08) -> None:
+    """Keep a horizontal range's band narrow, around its own axis (a LinearRegionItem spans the whole
+    view's width otherwise): it is drawn, and caught by the mouse, only near x = axis."""
+    x0, x1 = x_range
+    span = x1 - x0
+    brush.setSpan(max(0.0, (axis - width - x0) / span), min(1.0, (axis + width - x0) / span))
