@@ -95,6 +95,8 @@ class CurvesView(QWidget):
         self.show_legend = QCheckBox("legend")
         self.show_legend.setChecked(True)
         self.group_by = QComboBox()
+        self.group_by.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.group_by.setMinimumContentsLength(12)
         self.group_by.addItem(groups.NONE)
         self.group_by.setToolTip("group the runs: each group's mean with a band; 'all but seed' groups a sweep's "
                                  "repeats")
@@ -128,7 +130,7 @@ class CurvesView(QWidget):
         self.canvas.scene().sigMouseMoved.connect(self._hover)
         controls = QHBoxLayout()
         for w in (QLabel("x"), self.x_axis, self.log_y, self.smooth_label, self.smooth, self.follow, self.show_legend,
-                  self.group_by, self.band_kind, self.show_members):
+                  QLabel("group"), self.group_by, self.band_kind, self.show_members):
             controls.addWidget(w)
         controls.addStretch(1)
         controls.addWidget(png)
