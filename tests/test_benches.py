@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
@@ -35,3 +37,12 @@ def test_data_bench_reads_a_jpeg_folder_every_way_it_can_here(tmp_path: Path) ->
     assert result["pil_w0"]["mean_abs_diff"] == 0 and result["cache"]["mean_abs_diff"] == 0  # the same decode
     assert result["decode_jpeg_cpu"]["mean_abs_diff"] < 3  # another JPEG decoder and resize: close, not equal
     assert result["cache_build_s"] > 0
+
+
+def test_gui_scale_bench_measures_the_poll_and_the_curves_of_a_small_store(tmp_path: Path) -> None:
+    result = _run(tmp_path, "gui_scale.py", "--runs", "60", "--rows", "30000", "--big", "5000", "--repeats", "1")
+    assert result["bench"] == "gui_scale" and result["runs"] == 60 and "db_mb" in result and result["build_s"] >= 0
+    for side in ("reference", "scale"):
+        assert result[f"{side}_poll_ms"] > 0 and result[f"{side}_curves_ms"] > 0
+        assert result[f"{side}_poll_ms"] == pytest.approx(result[f"{side}_poll_read_ms"] + result[f"{side}_poll_show_ms"],
+                                                       abs=0.2)

@@ -149,3 +149,24 @@ def test_archived_runs_leave_the_lists_keep_everything_and_a_resume_brings_them_
     store.set_trashed([ended.id], False)
     resume_run(store, ended.id)  # resuming takes it out: a queued run the list hid would never be seen
     assert store.get_run(ended.id).archived_at is None and store.get_run(ended.id).status == "queued"
+
+
+def test_run_signatures_change_with_what_a_run_list_shows(store: Store) -> None:
+    a, b = store.create_run("vit", {"lr": 0.001}), store.create_run("vit", {})
+    before = store.run_signatures()
+    assert list(before) == [a.id, b.id]
+    store.update_run(a.id, summary={"val/top1": 0.1234})
+    once = store.run_signatures()
+    store.update_run(a.id, summary={"val/top1": 0.1235})  # the same length: still a change
+    twice = store.run_signatures()
+    assert before[a.id] != once[a.id] != twice[a.id] and before[b.id] == twice[b.id]
+    for change in ({"step": 5}, {"status": "running"}, {"tags": "x"}, {"notes": "n"}, {"job_state": "PENDING"}):
+        was = store.run_signatures()[b.id]
+        store.update_run(b.id, **change)
+        assert store.run_signatures()[b.id] != was, change
+    was = store.run_signatures()[b.id]
+    store.update_run(b.id, heartbeat_at=123.0, pid=42)  # nothing a list shows
+    assert store.run_signatures()[b.id] == was
+    store.update_run(a.id, status="finished")
+    assert store.set_archived([a.id], True) == [a.id]
+    assert list(store.run_signatures()) == [b.id] and list(store.run_signatures(archived=True)) == [a.id]

@@ -48,6 +48,7 @@ MESSAGE_MS = 6000
 class MainWindow(QMainWindow):
     def __init__(self, store: Store | None = None) -> None:
         super().__init__()
+        self._listing = (False, False)  # (Trash, archive): which list the table's rows and signatures are of
         self.setWindowTitle("ViT Workbench")
         self._store = store
         self.loaded = False
@@ -218,19 +219,27 @@ class MainWindow(QMainWindow):
         best values of the runs that moved, for the table's columns as they are now."""
         trash, keys, seen = self.runs.showing_trash(), self.runs.model.best_keys(), dict(self.runs.best_seen)
         archive = self.runs.showing_archive()
+        model = self.runs.model
+        known = dict(zip([r.id for r in model.runs], model.signatures)) if (trash, archive) == self._listing else {}
+        rows = {r.id: r for r in model.runs}
 
         def read() -> tuple:
             self.schedule()
-            runs = self.store.list_runs(trashed=trash, archived=archive)
+            signatures = self.store.run_signatures(trashed=trash, archived=archive)
+            moved = [i for i, sig in signatures.items() if known.get(i) != sig]  # the rest: as shown now
+            fresh = (self.store.runs_by_id(moved) if len(moved) < 500 else  # the IN list stays short
+                     {r.id: r for r in self.store.list_runs(trashed=trash, archived=archive)}) if moved else {}
+            runs = [fresh.get(i) or rows[i] for i in signatures]
             changed = {r.id: (r.step, r.status) for r in runs if seen.get(r.id) != (r.step, r.status)} if keys else {}
-            return runs, keys, changed, self.store.metric_ranges(list(changed), keys) if changed else {}
+            return (runs, list(signatures.values()), (trash, archive), keys, changed,
+                    self.store.metric_ranges(list(changed), keys) if changed else {})
 
         return read
 
     def _show(self, result: tuple) -> None:
         """What a poll read, on the GUI thread."""
-        runs, keys, changed, best = result
-        self.runs.set_runs(runs)
+        runs, signatures, self._listing, keys, changed, best = result
+        self.runs.set_runs(runs, signatures)
         if keys == self.runs.model.best_keys():  # not columns changed meanwhile
             self.runs.set_best(best, changed)
         self._refresh_current(self.selected_runs())

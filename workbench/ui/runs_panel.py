@@ -140,8 +140,8 @@ class RunsPanel(QWidget):
         self.proxy.set_filters(status="" if index == 0 or text in (TRASH, ARCHIVE) else text)
         self.filters_changed.emit()
 
-    def set_runs(self, runs: list[Run]) -> None:
-        self.model.set_runs(runs)
+    def set_runs(self, runs: list[Run], signatures: list[tuple] | None = None) -> None:
+        self.model.set_runs(runs, signatures)
         first_steps = not runs and not self.showing_trash() and not self.showing_archive()
         self.stack.setCurrentWidget(self.hint_page if first_steps else self.table)
         if runs and not self.fitted:

@@ -44,19 +44,30 @@ class RunsTableModel(QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[Run] = []
+        self.signatures: list[tuple] = []  # what each row shows, in short: a changed one is redrawn
         self.columns: list[str] = list(BASE_COLUMNS)
         self.best: dict[int, dict[str, tuple[float, float]]] = {}  # run id -> metric -> (min, max)
 
-    def set_runs(self, runs: list[Run]) -> None:
-        """Replace the rows; a change in the set of runs resets the model, otherwise cells update."""
+    def set_runs(self, runs: list[Run], signatures: list[tuple] | None = None) -> None:
+        """Replace the rows; a change in the set of runs resets the model, otherwise only the rows
+        whose shown values changed say so (with thousands of runs, a table-wide dataChanged makes
+        the sorting proxy compare every row again on each poll). `signatures`: each run's
+        `Store.run_signatures` tuple, read with the runs (else made here)."""
+        signatures = signatures if signatures is not None else [_shown(r) for r in runs]
         if [r.id for r in runs] != [r.id for r in self.runs]:
             self.beginResetModel()
-            self.runs = runs
+            self.runs, self.signatures = runs, signatures
             self.endResetModel()
-        else:
-            self.runs = runs
-            if runs:
-                self.dataChanged.emit(self.index(0, 0), self.index(len(runs) - 1, len(self.columns) - 1))
+            return
+        changed = [i for i, (old, new) in enumerate(zip(self.signatures, signatures)) if old != new]
+        self.runs, self.signatures = runs, signatures
+        start = 0
+        while start < len(changed):  # one signal per block of consecutive rows
+            end = start
+            while end + 1 < len(changed) and changed[end + 1] == changed[end] + 1:
+                end += 1
+            self.dataChanged.emit(self.index(changed[start], 0), self.index(changed[end], len(self.columns) - 1))
+            start = end + 1
 
     def extra_columns(self) -> list[str]:
         return self.columns[len(BASE_COLUMNS):]
@@ -149,6 +160,13 @@ class RunsTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and isinstance(self.value(run, column), (int, float)):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
+
+
+def _shown(run: Run) -> tuple:
+    """What of a run its row shows (or sorts and filters by)."""
+    return (run.status, run.step, run.total_steps, run.name, run.tags, run.notes, run.device, run.job_id,
+            run.job_state, run.cancel_requested_at, run.started_at, run.finished_at, run.error, run.summary,
+            run.config)
 
 
 class RunsFilterProxy(QSortFilterProxyModel):
