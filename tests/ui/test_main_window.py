@@ -337,3 +337,27 @@ def test_parallel_coordinates_brushing_an_axis_selects_those_runs_in_the_table(
     assert sorted(r.id for r in window.selected_runs()) == top and len(top) == 2
     view.set_range(0, -0.1, 0.5)  # and depth 1 only
     assert [r.id for r in window.selected_runs()] == [r for r in top if store.get_run(r).config["depth"] == 1]
+
+
+def test_the_theme_switch_darkens_plots_and_banners_and_is_remembered(window: MainWindow, store: Store) -> None:
+    from workbench.ui import theme
+
+    def lightness(canvas) -> int:
+        return canvas.backgroundBrush().color().lightness()
+
+    assert window.theme_actions["system"].isChecked()
+    try:
+        window.theme_actions["dark"].trigger()
+        QApplication.processEvents()
+        assert lightness(window.curves.canvas) < 60 and lightness(window.coords.canvas) < 60
+        assert lightness(window.diagnostics.heatmap) < 60
+        assert "#4a1f1c" in window.banner.styleSheet()  # the error banner's dark tint
+        assert window.settings.value("view/theme") == "dark"
+        window.theme_actions["light"].trigger()
+        QApplication.processEvents()
+        assert lightness(window.curves.canvas) > 200 and "#fdecea" in window.banner.styleSheet()
+        reopened = MainWindow(store)  # the next window starts in the theme chosen last
+        assert reopened.theme_actions["light"].isChecked()
+        reopened.close()
+    finally:
+        theme.apply("system")  # the palette is the application's: leave it as the other tests expect

@@ -26,13 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.ui import theme
+
 if TYPE_CHECKING:
     from workbench.store import Store
     from workbench.ui.tasks import Tasks
 
 RETRY_S = 5.0
 SETTINGS = {"WORKBENCH_DB": "store/url", "WORKBENCH_ARTIFACTS": "store/artifacts"}
-BANNER_STYLE = "background: #fff4e5; color: #663c00; padding: 8px; border-radius: 4px;"
 
 
 def apply_settings(settings: QSettings) -> dict[str, str]:
@@ -61,7 +62,7 @@ class Connection:
         self.label = QLabel("store: opening…")
         self.banner = QLabel()
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet(BANNER_STYLE)
+        theme.follow(self.banner, lambda: self.banner.setStyleSheet(theme.banner_style(self.banner, "warning")))
         self.banner.hide()
         self.offline = False
         self._retry_at = 0.0

@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 
 from workbench.methods import config_class
 from workbench.store import MetricRow, Run, Store
-from workbench.ui import groups
+from workbench.ui import groups, theme
 from workbench.ui.series import RunSeries, ema
 
 PALETTE = ("#2f7fd8", "#d64545", "#2e9d57", "#d9862b", "#8d5bd6", "#1aa3a3", "#c2487f", "#7a7a7a",
@@ -126,7 +126,7 @@ class CurvesView(QWidget):
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setBackground("w")
+        theme.follow(self, lambda: self.canvas.setBackground(theme.background(self)))
         self.canvas.scene().sigMouseMoved.connect(self._hover)
         controls = QHBoxLayout()
         for w in (QLabel("x"), self.x_axis, self.log_y, self.smooth_label, self.smooth, self.follow, self.show_legend,

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from workbench import fmt
 from workbench.store import Run, Store
+from workbench.ui import theme
 from workbench.ui.image_view import ZoomImage
 from workbench.ui.widgets import fill_count_matrix
 
@@ -40,7 +41,7 @@ class DiagnosticsView(QWidget):
         self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.matrix.setToolTip("rows: the true class; columns: the predicted one; off the diagonal: confusions")
         self.heatmap = pg.PlotWidget(title="confusion (rows: true class, columns: predicted)")
-        self.heatmap.setBackground("w")
+        theme.follow(self, lambda: self.heatmap.setBackground(theme.background(self)))
         self.heatmap.invertY(True)
         self.heat_image = pg.ImageItem(colorMap=pg.colormap.get("viridis"))
         self.heatmap.addItem(self.heat_image)

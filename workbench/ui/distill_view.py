@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from workbench import fmt
 from workbench.methods import config_class
 from workbench.store import Run, RunStatus, Store
+from workbench.ui import theme
 from workbench.ui.image_view import ZoomImage
 from workbench.ui.widgets import fill_count_matrix
 
@@ -87,8 +88,8 @@ class DistillView(QWidget):
         self.why_not.hide()
         self.top1_plot = pg.PlotWidget(title="top-1 (student heads in blue)")
         self.class_plot = pg.PlotWidget(title="per-class accuracy")
+        theme.follow(self, lambda: [p.setBackground(theme.background(self)) for p in (self.top1_plot, self.class_plot)])
         for plot in (self.top1_plot, self.class_plot):
-            plot.setBackground("w")
             plot.setYRange(0, 1.05)
             plot.setMouseEnabled(x=False, y=False)
             plot.hideButtons()

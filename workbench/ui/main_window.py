@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from workbench import paths
 from workbench.errors import WorkbenchError
 from workbench.store import RESUMABLE, RunStatus
+from workbench.ui import theme
 from workbench.ui.connection import RETRY_S, Connection, StoreDialog, apply_settings
 from workbench.ui.menus import build_menus
 from workbench.ui.poller import Poller
@@ -77,7 +78,7 @@ class MainWindow(QMainWindow):
         self.banner = QLabel()
         self.banner.setWordWrap(True)
         self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.banner.setStyleSheet("background: #fdecea; color: #8c1d18; padding: 8px; border-radius: 4px;")
+        theme.follow(self.banner, lambda: self.banner.setStyleSheet(theme.banner_style(self.banner, "error")))
         self.banner.hide()
         self.tabs = QTabWidget()
         self.tabs.addTab(QLabel("loading…"), "Curves")
@@ -100,6 +101,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.devices_label)
         self.statusBar().addPermanentWidget(self.jobs_label)
         build_menus(self)
+        if self.theme_name() != "system":  # the system look needs nothing done
+            theme.apply(self.theme_name())
         self._update_actions()
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.poll)
@@ -195,6 +198,17 @@ class MainWindow(QMainWindow):
         runs = self.selected_runs() if self.loaded else []
         self.duplicate_action.setEnabled(bool(runs) and not self.runs.showing_trash())
         self.actions.update(runs, self.runs.showing_trash(), self.runs.showing_archive())
+
+    def theme_name(self) -> str:
+        """The theme chosen in View ▸ Theme (remembered per workbench home)."""
+        name = str(self.settings.value("view/theme", "system"))
+        return name if name in theme.THEMES else "system"
+
+    def set_theme(self, name: str) -> None:
+        """Switch to a theme and remember it; the plots and banners follow the new palette."""
+        theme.apply(name)
+        self.settings.setValue("view/theme", name)
+        self.theme_actions[name].setChecked(True)
 
     def _set_parallel(self, value: int) -> None:
         if self.loaded:

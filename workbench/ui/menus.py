@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QSpinBox, QToolBar
 
+from workbench.ui import theme
 from workbench.ui.run_actions import RunActions, make_action
 from workbench.ui.runs_panel import ARCHIVE, TRASH
 
@@ -53,6 +54,7 @@ def build_menus(window: MainWindow) -> None:
     bar.addSeparator()
     bar.addWidget(QLabel(" parallel runs "))
     bar.addWidget(window.parallel)
+    menus = {}
     for title, actions in (("&File", (window.new_action, window.duplicate_action, None, window.store_action, None,
                                       quit_action)),
                            ("&Edit", (act.undo,)),
@@ -60,9 +62,21 @@ def build_menus(window: MainWindow) -> None:
                                      act.restore, act.purge, act.empty_trash, None, act.export, act.folder)),
                            ("&Data", (window.datasets_action,)), ("&Studies", (window.studies_action,)),
                            ("&View", (refresh, trash, archived)), ("&Help", (readme, about))):
-        menu = window.menuBar().addMenu(title)
+        menu = menus[title] = window.menuBar().addMenu(title)
         for a in actions:
             if a is None:
                 menu.addSeparator()
             else:
                 menu.addAction(a)
+    themes = menus["&View"].addMenu("Theme")
+    group = QActionGroup(window)
+    window.theme_actions = {}
+    for name in theme.THEMES:
+        a = make_action(window, name.capitalize(), lambda n=name: window.set_theme(n),
+                        tip=f"{name}: " + {"system": "the desktop's own look", "light": "light plots and panels",
+                                          "dark": "dark plots and panels"}[name])
+        a.setCheckable(True)
+        group.addAction(a)
+        themes.addAction(a)
+        window.theme_actions[name] = a
+    window.theme_actions[window.theme_name()].setChecked(True)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 from workbench import fmt
 from workbench.methods import config_class
 from workbench.store import Run
-from workbench.ui import groups
+from workbench.ui import groups, theme
 
 MAX_RUNS = 2000  # lines drawn at most (the newest); more say so
 FADED = (150, 150, 150, 40)
@@ -62,7 +62,7 @@ class ParallelView(QWidget):
         self.hint = QLabel(HINT)
         self.hint.setWordWrap(True)
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setBackground("w")
+        theme.follow(self, lambda: self.canvas.setBackground(theme.background(self)))
         self.plot = self.canvas.addPlot()
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")

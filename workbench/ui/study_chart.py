@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from workbench import fmt
 from workbench.studies import Table, Verdict, point_values, reference_values
+from workbench.ui import theme
 from workbench.ui.curves import PALETTE
 from workbench.ui.verdict_panel import VerdictPanel
 
@@ -25,7 +26,6 @@ class StudyChart(QWidget):
         self.metric_box.setToolTip("the result column the plot shows")
         self.metric_box.currentIndexChanged.connect(self._plot)
         self.plot = pg.PlotWidget()
-        self.plot.setBackground("w")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         for side in ("bottom", "left"):
             self.plot.getAxis(side).enableAutoSIPrefix(False)  # mask ratios stay 0.25, not 250 (x0.001)
@@ -35,7 +35,7 @@ class StudyChart(QWidget):
         self.trend = QLabel()
         self.trend.setWordWrap(True)
         self.trend.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.trend.setStyleSheet("color: #444; background: #f6f6f2; padding: 8px; border-radius: 4px;")
+        theme.follow(self, self._apply_theme)
         self.verdicts = VerdictPanel()
         side = QWidget()
         side.setFixedWidth(420)
@@ -72,6 +72,10 @@ class StudyChart(QWidget):
         self.trend.setText(trend)
         self.verdicts.show_verdicts(verdicts)
         self._plot()
+
+    def _apply_theme(self) -> None:
+        self.plot.setBackground(theme.background(self))
+        self.trend.setStyleSheet(theme.banner_style(self, "note"))
 
     def _plot(self) -> None:
         """The swept field against the chosen column: a line over numbers, points over categories;

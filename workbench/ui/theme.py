@@ -1,0 +1,104 @@
+"""Light and dark: View ▸ Theme (system, light or dark, remembered) sets the application's palette,
+and the plots, banners and drawn images follow whichever palette is in force (`follow`), so none
+keeps a white background in a dark window."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Callable
+
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QWidget
+
+THEMES = ("system", "light", "dark")
+_SYSTEM: dict[str, object] = {}  # the style and palette the application started with
+
+
+def apply(name: str) -> None:
+    """Make `name` the application's theme: the system's own look, or Fusion's light or dark palette."""
+    app = QApplication.instance()
+    if not _SYSTEM:
+        _SYSTEM.update(style=app.style().name(), palette=QPalette(app.palette()))
+    if name == "system":
+        app.setStyle(str(_SYSTEM["style"]))
+        app.setPalette(_SYSTEM["palette"])
+    else:
+        app.setStyle("Fusion")
+        app.setPalette(_dark() if name == "dark" else app.style().standardPalette())
+    for follower in list(_FOLLOWERS):  # hidden widgets are not always sent the palette's change
+        follower.run()
+
+
+def _dark() -> QPalette:
+    palette = QPalette()
+    roles = QPalette.ColorRole
+    for role, colour in ((roles.Window, "#2b2b2b"), (roles.WindowText, "#e6e6e6"), (roles.Base, "#1e1e1e"),
+                         (roles.AlternateBase, "#2f2f2f"), (roles.ToolTipBase, "#3a3a3a"),
+                         (roles.ToolTipText, "#e6e6e6"), (roles.Text, "#e6e6e6"), (roles.Button, "#353535"),
+                         (roles.ButtonText, "#e6e6e6"), (roles.BrightText, "#ff6b6b"), (roles.Link, "#6cb4ff"),
+                         (roles.Highlight, "#2f7fd8"), (roles.HighlightedText, "#ffffff"),
+                         (roles.PlaceholderText, "#8a8a8a")):
+        palette.setColor(role, QColor(colour))
+    for role in (roles.Text, roles.ButtonText, roles.WindowText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7a7a7a"))
+    return palette
+
+
+def is_dark(widget: QWidget) -> bool:
+    """Whether the palette in force is dark (the application's: a banner's own style sheet colours
+    its palette)."""
+    return QApplication.palette(widget).color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def background(widget: QWidget) -> QColor:
+    """What a plot or a drawn image sits on: the palette's base colour (white in a light theme)."""
+    return widget.palette().color(QPalette.ColorRole.Base)
+
+
+BANNERS = {  # kind -> (light background, light text, dark background, dark text)
+    "error": ("#fdecea", "#8c1d18", "#4a1f1c", "#ffb4ab"),
+    "warning": ("#fff4e5", "#663c00", "#47351a", "#ffd8a8"),
+    "note": ("#f6f6f2", "#444444", "#34342f", "#dcdcd4"),
+}
+
+
+def banner_style(widget: QWidget, kind: str) -> str:
+    """A banner's style sheet in the palette in force (a light tint, or a dark one)."""
+    light_bg, light_fg, dark_bg, dark_fg = BANNERS[kind]
+    bg, fg = (dark_bg, dark_fg) if is_dark(widget) else (light_bg, light_fg)
+    return f"background: {bg}; color: {fg}; padding: 8px; border-radius: 4px;"
+
+
+class _Follower(QObject):
+    def __init__(self, widget: QWidget, update: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self.update = update
+        self.busy = False  # a style sheet set by `update` changes the palette again: not followed
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.run()
+        return False
+
+    def run(self) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        try:
+            self.update()
+        except RuntimeError:  # its widget is gone (deleted on the C++ side)
+            _FOLLOWERS.discard(self)
+        finally:
+            self.busy = False
+
+
+def follow(widget: QWidget, update: Callable[[], None]) -> None:
+    """Call `update` now and whenever `widget`'s palette changes (a theme switch)."""
+    follower = _Follower(widget, update)
+    widget.installEventFilter(follower)
+    _FOLLOWERS.add(follower)
+    follower.run()
+
+
+_FOLLOWERS: weakref.WeakSet[_Follower] = weakref.WeakSet()
