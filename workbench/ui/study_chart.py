@@ -29,7 +29,7 @@ class StudyChart(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         for side in ("bottom", "left"):
             self.plot.getAxis(side).enableAutoSIPrefix(False)  # mask ratios stay 0.25, not 250 (x0.001)
-        self.legend = self.plot.addLegend(offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 210))
+        self.legend = self.plot.addLegend(offset=(10, 10))
         self.best = QLabel()
         self.best.setWordWrap(True)
         self.trend = QLabel()
@@ -74,7 +74,9 @@ class StudyChart(QWidget):
         self._plot()
 
     def _apply_theme(self) -> None:
-        self.plot.setBackground(theme.background(self))
+        base = theme.background(self)
+        self.plot.setBackground(base)
+        self.legend.setBrush(pg.mkBrush(base.red(), base.green(), base.blue(), 210))
         self.trend.setStyleSheet(theme.banner_style(self, "note"))
 
     def _plot(self) -> None:
