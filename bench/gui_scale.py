@@ -59,13 +59,9 @@ def measure(home: Path, big: int, repeats: int) -> dict[str, float]:
 
     app = QApplication.instance() or QApplication([])
     from workbench.ui.curves import CurvesView
-    from workbench.ui.main_window import MainWindow
+    from workbench.ui.main_window import driven_window
 
-    window = MainWindow()
-    window.resize(1360, 820)
-    window.show()
-    window.load()
-    window.timer.stop()
+    window = driven_window()
     while window.polling:
         window.tasks.wait(120_000)
         app.processEvents()

@@ -23,14 +23,10 @@ HERE = Path(__file__).parent
 def main(run_ids: list[int], mae: int | None = None, vit: int | None = None, deit: int | None = None,
          study: int | None = None) -> None:
     app = QApplication.instance() or QApplication([])
-    from workbench.ui.main_window import MainWindow
+    from workbench.ui.main_window import driven_window
     from workbench.ui.new_run_dialog import NewRunDialog
 
-    window = MainWindow()
-    window.resize(1360, 820)
-    window.show()
-    window.load()
-    window.timer.stop()
+    window = driven_window()
     flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
     for run_id in run_ids:
         row = window.proxy.mapFromSource(window.model.index(window.model.row_of(run_id), 0)).row()

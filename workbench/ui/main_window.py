@@ -425,3 +425,14 @@ class MainWindow(QMainWindow):
         self.devices_label.stop()
         self.tasks.wait(5000)
         super().closeEvent(event)
+
+
+def driven_window(size: tuple[int, int] = (1360, 820)) -> MainWindow:
+    """A shown, loaded window whose poll timer is stopped: for the scripts that drive it and poll
+    it by hand (the README's screenshots, bench/gui_scale.py)."""
+    window = MainWindow()
+    window.resize(*size)
+    window.show()
+    window.load()
+    window.timer.stop()
+    return window
