@@ -3,12 +3,17 @@
 A checkpoint is a dict of tensors and plain values (model, optimizer, scheduler, step, RNG
 states) saved with `torch.save` and read with `weights_only=True`. It is first written to a
 temporary file and renamed into place, so a crash or a full disk never leaves a torn file
-under the real name. If the newest one cannot be read, the previous one is used.
+under the real name. If the newest one cannot be read, the previous one is used. A checkpoint
+also says what data it was trained on (`data_fingerprint`), so a resume on other classes is
+refused with the ways on (`classes_changed`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import hashlib
+import json
 import os
 import random
 import shutil
@@ -28,6 +33,7 @@ from workbench.store import Artifact, Run, Store
 
 if TYPE_CHECKING:
     from workbench.data import DataInfo
+    from workbench.data.loading import DataBundle
     from workbench.methods.base import Method, ParentRun
 
 KIND = "checkpoint"
@@ -243,3 +249,22 @@ def parent_runs(store: Store, run_id: int, *, weights: bool) -> dict[str, Parent
         parents[role] = ParentRun(run.id, run.method, config_from_dict(run.method, run.config, strict=False),
                                   load_state if weights else lambda: None, parent_runs(store, run.id, weights=False))
     return parents
+
+
+def data_fingerprint(data: DataBundle) -> str:
+    """What a checkpoint's images were, as a short hash: the dataset's classes, per-channel mean and
+    std, and split sizes (an image added or removed changes a size; an edited one, almost surely the
+    statistics). Read from the data as loaded, so the built-in, folder and CIFAR datasets alike."""
+    facts = {**dataclasses.asdict(data.info), "train": len(data.train), "val": len(data.val)}
+    return hashlib.sha1(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def classes_changed(run_id: int, dataset: str, step: int, was: list[str], now: list[str]) -> str:
+    """Why a run cannot resume on its dataset's classes as they are now, and the ways on."""
+    gone, new = [c for c in was if c not in now], [c for c in now if c not in was]
+    change = "; ".join([f"gone: {', '.join(gone)}"] * bool(gone) + [f"new: {', '.join(new)}"] * bool(new))
+    return (f"run {run_id} cannot resume: dataset {dataset!r} has other classes than its checkpoint of step {step} "
+            f"was trained on ({change or 'the same classes in another order'}); its model's outputs stand for "
+            f"{', '.join(was)} in that order, so going on would mislabel images. Restore the class folders as they "
+            f"were" + (f" ({', '.join(gone)})" if gone else "") + " and resume, or start a new run on the data as it "
+            f"is now (`workbench resume {run_id} --from-scratch` starts this one again from step 0)")

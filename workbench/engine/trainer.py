@@ -9,8 +9,6 @@ metrics the crashed attempt wrote after that checkpoint (they are written again)
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -26,6 +24,8 @@ from workbench.engine import distributed
 from workbench.engine.checkpoint import (
     BEST,
     Checkpoints,
+    classes_changed,
+    data_fingerprint,
     parent_runs,
     restore_rng,
     rng_states,
@@ -111,7 +111,7 @@ class Training:
         self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
                  f"precision {self.amp or torch.float32}; loading data")
         self.data = load_data(cfg, store)
-        self.data_fingerprint = _data_fingerprint(self.data)
+        self.data_fingerprint = data_fingerprint(self.data)
         for note in self.data.notes:
             self.log(f"data: {note}")
         source = starting_weights(cfg, store, run, self.log)
@@ -204,7 +204,7 @@ class Training:
             return
         step, was, now = int(state["step"]), list(state["data"]["classes"]), self.data.info.classes
         if was != now:
-            raise DataError(_classes_changed(self.run_id, self.cfg.dataset, step, was, now))
+            raise DataError(classes_changed(self.run_id, self.cfg.dataset, step, was, now))
         if state.get("data_fingerprint", self.data_fingerprint) != self.data_fingerprint and self.ranks.main:
             warning = (f"resumed at step {step} on other images: dataset {self.cfg.dataset!r} has the classes its "
                        f"checkpoint was trained on but not the same images (files added, removed or edited); the "
@@ -372,25 +372,6 @@ class Training:
 
 def _quiet(_: str) -> None:
     """The log of ranks other than 0: one voice in the worker log is enough."""
-
-
-def _data_fingerprint(data: DataBundle) -> str:
-    """What a checkpoint's images were, as a short hash: the dataset's classes, per-channel mean and
-    std, and split sizes (an image added or removed changes a size; an edited one, almost surely the
-    statistics). Read from the data as loaded, so the built-in, folder and CIFAR datasets alike."""
-    facts = {**dataclasses.asdict(data.info), "train": len(data.train), "val": len(data.val)}
-    return hashlib.sha1(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _classes_changed(run_id: int, dataset: str, step: int, was: list[str], now: list[str]) -> str:
-    """Why a run cannot resume on its dataset's classes as they are now, and the ways on."""
-    gone, new = [c for c in was if c not in now], [c for c in now if c not in was]
-    change = "; ".join([f"gone: {', '.join(gone)}"] * bool(gone) + [f"new: {', '.join(new)}"] * bool(new))
-    return (f"run {run_id} cannot resume: dataset {dataset!r} has other classes than its checkpoint of step {step} "
-            f"was trained on ({change or 'the same classes in another order'}); its model's outputs stand for "
-            f"{', '.join(was)} in that order, so going on would mislabel images. Restore the class folders as they "
-            f"were" + (f" ({', '.join(gone)})" if gone else "") + " and resume, or start a new run on the data as it "
-            f"is now (`workbench resume {run_id} --from-scratch` starts this one again from step 0)")
 
 
 def _fixed_batch(data: DataBundle, cfg: TrainConfig, transform: BatchTransform,

@@ -13,9 +13,9 @@ import zlib
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from sqlalchemy import Text, and_, cast, delete, func, or_, select, text, update
+from sqlalchemy import Text, cast, delete, func, select, text, update
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from workbench import paths
 from workbench.errors import StoreError, StoreUnreachable
@@ -27,16 +27,14 @@ from workbench.store.engine import (
     describe,
     parse_url,
 )
+from workbench.store.lifecycle import RunLifecycle
 from workbench.store.metrics import MetricQueries
 from workbench.store.schema import (
-    SEGMENTS,
-    SUBMITTING,
     Artifact,
     Meta,
     Run,
     RunParent,
     RunStatus,
-    StudyMember,
 )
 from workbench.store.studies import StudyQueries
 
@@ -47,7 +45,7 @@ HEARTBEAT_S = 5.0  # how often a worker says it is alive
 DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0  # twelve missed heartbeats: a worker is gone, not merely slow
 
 
-class Store(MetricQueries, DatasetQueries, StudyQueries):
+class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
     """The run database of one workbench home (metrics', datasets' and studies' queries in their modules)."""
 
     def __init__(self, target: str | Path | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
@@ -232,53 +230,6 @@ class Store(MetricQueries, DatasetQueries, StudyQueries):
                                .values(status=to, **values))
             return result.rowcount == 1
 
-    def claim_run(self, run_id: int, *, host: str, limit: int, study_id: int | None = None,
-                  study_limit: int | None = None) -> bool:
-        """Mark a queued run running on `host`, only while fewer than `limit` runs run on that host
-        (and, for a study's run, fewer than `study_limit` of that study's runs run or wait in a
-        cluster's queue). One UPDATE, so the count and the claim cannot be split by another
-        scheduler. True if claimed. Runs trained on a cluster do not count against `limit`."""
-        running_here = (select(func.count()).select_from(Run)
-                        .where(Run.status == RunStatus.RUNNING, Run.job_id.is_(None),
-                               or_(Run.host == host, Run.host.is_(None)))
-                        .scalar_subquery())
-        query = _study_room(update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.job_id.is_(None),
-                                              Run.trashed_at.is_(None), running_here < limit), study_id, study_limit)
-        return self._start(query, run_id, host=host, pid=None)
-
-    def claim_submission(self, run_id: int, *, study_id: int | None = None, study_limit: int | None = None) -> bool:
-        """Take a queued run to send to a cluster's queue (its `job_id` becomes `submitting`), within
-        its study's `study_limit`: of two schedulers, one sends it. True if taken."""
-        query = _study_room(update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.job_id.is_(None),
-                                              Run.trashed_at.is_(None)), study_id, study_limit)
-        with self.session() as s:
-            self._lock(s, "claim")
-            return s.execute(query.values(job_id=SUBMITTING, job_state="submitting")).rowcount == 1
-
-    def start_job(self, run_id: int, job_id: str, *, host: str) -> bool:
-        """A cluster job's first process takes its run: queued -> running here, only if the run is
-        still this job's (not cancelled or resubmitted meanwhile). True if taken."""
-        query = update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.job_id == job_id)
-        return self._start(query, run_id, host=host, pid=os.getpid(), job_state="RUNNING")
-
-    def _start(self, query: Any, run_id: int, *, host: str, pid: int | None, **values: Any) -> bool:
-        """Run `query` (an UPDATE of one queued run) as the start of a segment of its training."""
-        now = time.time()
-        with self.session() as s:
-            self._lock(s, "claim")
-            claimed = s.execute(query.values(status=RunStatus.RUNNING, started_at=func.coalesce(Run.started_at, now),
-                                             host=host, pid=pid, error=None, heartbeat_at=_db_now(s),
-                                             cancel_requested_at=None, **values)).rowcount == 1
-            if claimed:
-                _open_segment(s, run_id, now)
-            return claimed
-
-    def running_on(self, host: str) -> int:
-        """How many runs run on `host` (or on no recorded host), those of a cluster's jobs aside."""
-        with self.session() as s:
-            return s.scalar(select(func.count()).select_from(Run).where(
-                Run.status == RunStatus.RUNNING, Run.job_id.is_(None), or_(Run.host == host, Run.host.is_(None))))
-
     def set_trashed(self, run_ids: Sequence[int], trashed: bool) -> list[int]:
         """Move finished, failed, cancelled or interrupted runs to the Trash (or back); the ids
         that changed. Queued and running runs never go: their workers would write to them."""
@@ -321,42 +272,6 @@ class Store(MetricQueries, DatasetQueries, StudyQueries):
             rows = s.execute(select(RunParent.role, Run).join(Run, Run.id == RunParent.child_id)
                              .where(RunParent.parent_id == run_id).order_by(Run.id))
             return [(role, run) for role, run in rows]
-
-    def mark_started(self, run_id: int, *, device: str) -> None:
-        """The worker's start: its pid and device; the run's first start is kept (a resume is a
-        segment of its own)."""
-        now = time.time()
-        with self.session() as s:
-            s.execute(update(Run).where(Run.id == run_id).values(
-                status=RunStatus.RUNNING, device=device, pid=os.getpid(), host=paths.host(),
-                started_at=func.coalesce(Run.started_at, now), error=None, heartbeat_at=_db_now(s)))
-            _open_segment(s, run_id, now)
-
-    # --------------------------------------------------------------- liveness
-    def beat(self, run_id: int) -> bool:
-        """A worker's heartbeat (the database's clock, so hosts with skewed clocks agree); True if
-        a cancel was requested for the run (from any host)."""
-        with self.session() as s:
-            requested = s.scalar(update(Run).where(Run.id == run_id).values(heartbeat_at=_db_now(s))
-                                 .returning(Run.cancel_requested_at))
-        return requested is not None
-
-    def request_cancel(self, run_id: int) -> bool:
-        """Ask a running run's worker, wherever it runs, to stop after its next step; True if asked."""
-        with self.session() as s:
-            return s.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.RUNNING,
-                                               Run.cancel_requested_at.is_(None))
-                             .values(cancel_requested_at=time.time())).rowcount == 1
-
-    def silent_runs(self, timeout: float) -> list[tuple[Run, float]]:
-        """Running runs whose last heartbeat is older than `timeout` seconds by the database's
-        clock, with the seconds since it (runs that never beat, from a build before heartbeats,
-        are not judged here)."""
-        with self.session() as s:
-            now = _db_now(s)
-            rows = s.execute(select(Run, now - Run.heartbeat_at).where(
-                Run.status == RunStatus.RUNNING, Run.heartbeat_at.is_not(None), Run.heartbeat_at < now - timeout))
-            return [(run, float(age)) for run, age in rows]
 
     # --------------------------------------------------------------- artifacts
     def add_artifact(self, run_id: int, kind: str, path: Path, *, step: int = 0, name: str = "",
@@ -403,13 +318,6 @@ class Store(MetricQueries, DatasetQueries, StudyQueries):
             return str(path)
 
 
-def _db_now(s: Session) -> Any:
-    """Now in Unix seconds by the database's clock, as an SQL expression (every host reads one clock)."""
-    if s.get_bind().dialect.name == "sqlite":
-        return (func.julianday("now") - 2440587.5) * 86400.0
-    return func.extract("epoch", func.clock_timestamp())
-
-
 def _unreachable(exc: OperationalError) -> bool:
     """Whether a server's error is about the connection (refused, lost, timed out, the server
     shutting down: SQLSTATE classes 08 and 57P, or none at all) rather than about the query."""
@@ -421,27 +329,3 @@ def _listed(query: Any, trashed: bool, archived: bool) -> Any:
     """`query` (of runs) limited to the Trash, or to the archive, or to the runs in neither."""
     query = query.where(Run.trashed_at.is_not(None) if trashed else Run.trashed_at.is_(None))
     return query if trashed else query.where(Run.archived_at.is_not(None) if archived else Run.archived_at.is_(None))
-
-
-def _study_room(query: Any, study_id: int | None, study_limit: int | None) -> Any:
-    """`query` limited to while fewer than `study_limit` of the study's runs run or wait in a
-    cluster's queue (unchanged without a limit)."""
-    if study_id is None or study_limit is None:
-        return query
-    others = aliased(Run)
-    busy = (select(func.count()).select_from(StudyMember)
-            .join(others, others.id == StudyMember.run_id)
-            .where(StudyMember.study_id == study_id,
-                   or_(others.status == RunStatus.RUNNING,
-                       and_(others.status == RunStatus.QUEUED, others.job_id.is_not(None))))
-            .scalar_subquery())
-    return query.where(busy < study_limit)
-
-
-def _open_segment(s: Session, run_id: int, now: float) -> None:
-    """Start a segment of the run's training time, unless one is open (the scheduler's claim opened
-    it, and its worker starts now); `resume_run` closes the last one."""
-    run = s.get(Run, run_id)
-    spans = run.summary.get(SEGMENTS, [])
-    if not spans or spans[-1][1] is not None:
-        run.summary = {**run.summary, SEGMENTS: [*spans, [now, None]]}

@@ -9,14 +9,13 @@ downsampling and clipping keep 10 runs x 100k points smooth. The x axis is step,
 wall time; the y axis linear or log; with EMA smoothing the raw curve stays faint behind
 (TensorBoard's convention); a one-point series is a marker. A crosshair with each run's value
 at the cursor helps reading; the legend sits above the plots, so it never covers a line.
-Runs can be grouped (by a config field, tags, or all but the seed: `workbench.ui.groups`): each
+Runs can be grouped (by a config field, tags, or all but the seed: `workbench.ui.curve_groups`): each
 group is then its members' mean with a band (sample sd, or min to max), the members faint on
 demand. Plots export as PNG, the data as CSV.
 """
 
 from __future__ import annotations
 
-import csv
 import html
 from typing import Any, Callable, Sequence
 
@@ -41,14 +40,11 @@ from PySide6.QtWidgets import (
 from workbench.methods import config_class
 from workbench.store import MetricRow, Run, Store
 from workbench.ui import groups, theme
-from workbench.ui.series import RunSeries, ema
+from workbench.ui.curve_groups import BANDS, GroupedCurves
+from workbench.ui.series import RunSeries, ema, write_csv
 
-PALETTE = ("#2f7fd8", "#d64545", "#2e9d57", "#d9862b", "#8d5bd6", "#1aa3a3", "#c2487f", "#7a7a7a",
-           "#b8a21a", "#3b3b9e")
 X_AXES = {"step": 0, "epoch": 1, "wall time (s)": 2}
 RAW_ALPHA = 60  # of 255: the unsmoothed curve behind a smoothed one
-BAND_ALPHA = 55  # of 255: a group's band
-BANDS = {"sd band": "sd", "min–max band": "minmax"}
 PICK_RUNS = "Select runs in the table (Ctrl or Shift for several) to see their curves."
 
 
@@ -57,7 +53,7 @@ def method_specific(key: str) -> bool:
     return "loss" in key
 
 
-class CurvesView(QWidget):
+class CurvesView(GroupedCurves, QWidget):
     points_added = Signal()
     message = Signal(str)  # "saved …": the main window shows it in its status bar
     regrouped = Signal()  # the grouping changed: the compare table follows it
@@ -173,35 +169,6 @@ class CurvesView(QWidget):
             self.group_by.setCurrentText(wanted if wanted in choices else groups.NONE)
             self.group_by.blockSignals(False)
         self.regroup(refetch=True)
-
-    def regroup(self, refetch: bool = False) -> None:
-        """Group the runs as `group_by` says, and redraw every plot."""
-        by = self.group_by.currentText()
-        self.groups = groups.group_runs(self.runs, [by]) if by != groups.NONE else {}
-        self.band_kind.setEnabled(bool(self.groups))
-        self.show_members.setEnabled(bool(self.groups))
-        entries = ([(self.group_colour(label), f"{label} ({len(ids)} run{'s' if len(ids) > 1 else ''})")
-                    for label, ids in self.groups.items()] if self.groups else
-                   [(self.colour(rid), name) for rid, name in self.names.items()])
-        self.legend.setText("&nbsp;&nbsp; ".join(
-            f"<span style='color:{colour}; font-size: 14px;'>&#9632;</span>&nbsp;{html.escape(name)}"
-            for colour, name in entries))
-        self.legend.setVisible(self.show_legend.isChecked() and bool(self.series))
-        self.rebuild_plots()
-        if refetch:
-            self.refresh()
-        self.regrouped.emit()
-
-    def colour(self, run_id: int) -> str:
-        """A run's colour: its group's when grouped, else by its place among the runs shown, the
-        same in every plot."""
-        for label, ids in self.groups.items():
-            if run_id in ids:
-                return self.group_colour(label)
-        return PALETTE[list(self.series).index(run_id) % len(PALETTE)] if run_id in self.series else PALETTE[-3]
-
-    def group_colour(self, label: str) -> str:
-        return PALETTE[list(self.groups).index(label) % len(PALETTE)]
 
     def refresh(self) -> None:
         """Fetch rows newer than each buffer holds (in the background when possible), then redraw."""
@@ -320,7 +287,7 @@ class CurvesView(QWidget):
                     item.setVisible(not grouped or members)
                 if grouped and not members or not len(table) or item is not None and seen == state and not force:
                     continue
-                x = self._x(series, table, x_col)
+                x = series.x_values(table, x_col)
                 raw = np.ascontiguousarray(table[:, 3])
                 colour = self.colour(rid)
                 if grouped:  # a member: faint behind its group's mean
@@ -337,42 +304,6 @@ class CurvesView(QWidget):
                 self.curves[(title, rid)] = (item, state)
             for label, ids in self.groups.items():
                 self._band(title, key, plot, label, [r for r in ids if r in rids], settings, force)
-
-    @staticmethod
-    def _x(series: RunSeries, table: np.ndarray, x_col: int) -> np.ndarray:
-        """The x values of a run's rows: step, epoch, or seconds since the run's first row."""
-        return np.ascontiguousarray(table[:, x_col]) - (series.start_time() if x_col == 2 else 0.0)
-
-    def _band(self, title: str, key: str, plot: pg.PlotItem, label: str, ids: list[int], settings: tuple,
-              force: bool) -> None:
-        """A group's mean curve and band on one plot, made on first use, redrawn when its data change."""
-        kind = BANDS[self.band_kind.currentText()]
-        state = (tuple(self.series[r].version for r in ids), settings, kind)
-        drawn = self.bands.get((title, label))
-        if not ids or drawn is not None and drawn[3] == state and not force:
-            return
-        tables = [self.series[r].table(key) for r in ids]
-        steps, mean, low, high = groups.band(tables, kind)
-        if not len(steps):
-            return
-        alpha, x_col = settings[0], settings[1]
-        first = self.series[ids[0]]
-        x = steps if x_col == 0 else np.interp(steps, tables[0][:, 0], self._x(first, tables[0], x_col))
-        colour = self.group_colour(label)
-        if drawn is None:
-            edge = pg.mkColor(colour)
-            edge.setAlpha(BAND_ALPHA)
-            low_item = plot.plot(x, ema(low, alpha), pen=pg.mkPen(edge, width=1))
-            high_item = plot.plot(x, ema(high, alpha), pen=pg.mkPen(edge, width=1))
-            fill = pg.FillBetweenItem(low_item, high_item, brush=pg.mkBrush(edge))
-            fill.setZValue(-2)
-            plot.addItem(fill)
-            mean_item = plot.plot(x, ema(mean, alpha), pen=pg.mkPen(colour, width=2.5))
-        else:
-            mean_item, low_item, high_item, _ = drawn
-            for item, values in ((mean_item, mean), (low_item, low), (high_item, high)):
-                item.setData(x, ema(values, alpha))
-        self.bands[(title, label)] = (mean_item, low_item, high_item, state)
 
     def _raw_curve(self, title: str, rid: int, plot: pg.PlotItem, x: np.ndarray, y: np.ndarray, colour: str,
                    visible: bool) -> None:
@@ -438,13 +369,7 @@ class CurvesView(QWidget):
         if not path:
             return None
         try:
-            with open(path, "w", newline="") as fh:
-                out = csv.writer(fh)
-                out.writerow(["run", "name", "key", "step", "epoch", "wall_time", "value"])
-                for rid, series in self.series.items():
-                    for key in sorted(series.chunks):
-                        for step, epoch, wall, value in series.table(key):
-                            out.writerow([rid, self.names.get(rid, ""), key, int(step), epoch, wall, repr(value)])
+            write_csv(path, self.series, self.names)
         except OSError as exc:
             self.message.emit(f"Could not write {path}: {exc}")
             return None

@@ -49,7 +49,6 @@ MESSAGE_MS = 6000
 class MainWindow(QMainWindow):
     def __init__(self, store: Store | None = None) -> None:
         super().__init__()
-        self._listing = (False, False)  # (Trash, archive): which list the table's rows and signatures are of
         self.setWindowTitle("ViT Workbench")
         self._store = store
         self.loaded = False
@@ -67,6 +66,8 @@ class MainWindow(QMainWindow):
 
         self.runs = RunsPanel()
         self.model, self.proxy, self.table = self.runs.model, self.runs.proxy, self.runs.table
+        self.selected_runs, self.table_runs = self.runs.selected_runs, self.runs.table_runs
+        self.select_run, self.select_runs = self.runs.select_run, self.runs.select_runs
         self.search, self.method_filter, self.status_filter = (self.runs.search, self.runs.method_filter,
                                                                self.runs.status_filter)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
@@ -229,33 +230,18 @@ class MainWindow(QMainWindow):
         return self.loaded and self.poller.polling
 
     def _prepare_poll(self) -> Callable[[], tuple]:
-        """What the next poll reads (on a worker thread): the scheduler's tick, the runs, and the
-        best values of the runs that moved, for the table's columns as they are now."""
-        trash, keys, seen = self.runs.showing_trash(), self.runs.model.best_keys(), dict(self.runs.best_seen)
-        archive = self.runs.showing_archive()
-        model = self.runs.model
-        known = dict(zip([r.id for r in model.runs], model.signatures)) if (trash, archive) == self._listing else {}
-        rows = {r.id: r for r in model.runs}
+        """What the next poll reads (on a worker thread): the scheduler's tick, then the run list's rows."""
+        rows = self.runs.reader(self.store)
 
         def read() -> tuple:
             self.schedule()
-            signatures = self.store.run_signatures(trashed=trash, archived=archive)
-            moved = [i for i, sig in signatures.items() if known.get(i) != sig]  # the rest: as shown now
-            fresh = (self.store.runs_by_id(moved) if len(moved) < 500 else  # the IN list stays short
-                     {r.id: r for r in self.store.list_runs(trashed=trash, archived=archive)}) if moved else {}
-            runs = [fresh.get(i) or rows[i] for i in signatures]
-            changed = {r.id: (r.step, r.status) for r in runs if seen.get(r.id) != (r.step, r.status)} if keys else {}
-            return (runs, list(signatures.values()), (trash, archive), keys, changed,
-                    self.store.metric_ranges(list(changed), keys) if changed else {})
+            return rows()
 
         return read
 
     def _show(self, result: tuple) -> None:
         """What a poll read, on the GUI thread."""
-        runs, signatures, self._listing, keys, changed, best = result
-        self.runs.set_runs(runs, signatures)
-        if keys == self.runs.model.best_keys():  # not columns changed meanwhile
-            self.runs.set_best(best, changed)
+        runs = self.runs.show_read(result)
         self._refresh_current(self.selected_runs())
         if self.studies is not None and self.studies.isVisible():
             self.studies.refresh()
@@ -267,10 +253,6 @@ class MainWindow(QMainWindow):
         self._update_actions()
         if self.tabs.currentWidget() is self.coords:  # it draws the table's runs, not the selection
             self.coords.show_runs(self.table_runs())
-
-    def selected_runs(self) -> list[Run]:
-        rows = sorted({self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()})
-        return [self.model.run_at(r) for r in rows]
 
     def _selection_changed(self) -> None:
         if not self.loaded or self.connection.offline:  # the views would wait for a store that does not answer
@@ -297,28 +279,6 @@ class MainWindow(QMainWindow):
         self.log.show_log(paths.run_dir(current.id, create=False) / "worker.log" if current else None)
         self.log.refresh()
         self.curves.refresh()
-
-    def table_runs(self) -> list[Run]:
-        """The runs the table shows now (its filters applied), in its order."""
-        return [self.model.run_at(self.proxy.mapToSource(self.proxy.index(row, 0)).row())
-                for row in range(self.proxy.rowCount())]
-
-    def select_runs(self, run_ids: list[int]) -> None:
-        """Make these runs the table's selection (parallel coordinates' brushing)."""
-        self.table.clearSelection()
-        for run_id in run_ids:
-            self.select_run(run_id, add=True)
-
-    def select_run(self, run_id: int, *, add: bool = False) -> None:
-        row = self.model.row_of(run_id)
-        if row is None:
-            return
-        index = self.proxy.mapFromSource(self.model.index(row, 0))
-        if add:
-            flags = self.table.selectionModel().SelectionFlag
-            self.table.selectionModel().select(index, flags.Select | flags.Rows)
-        else:
-            self.table.selectRow(index.row())
 
     # ---------------------------------------------------------------- actions
     def new_run(self, *, method: str | None = None, preset: str | None = None, values=None, parents=None,

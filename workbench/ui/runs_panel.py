@@ -4,11 +4,12 @@ before the first run, a hint of what to do first.
 The table is the user's: names elide (full name in the tooltip), columns move by drag, and a
 right-click on the header shows, hides, adds (any config field, any metric's final or best
 value, as trackers compare runs) or removes columns. Order, widths, hidden columns, added
-columns and the sort survive a restart (`save_state` / `restore_state`)."""
+columns and the sort survive a restart (`save_state` / `restore_state`). Each poll re-reads only
+the runs that changed (`reader`); the selection is read and set here too."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QPoint, QSettings, Qt, Signal
 from PySide6.QtWidgets import (
@@ -36,7 +37,7 @@ from workbench.ui.runs_table import (
 )
 
 if TYPE_CHECKING:
-    from workbench.store import Run
+    from workbench.store import Run, Store
 
 TRASH = "Trash"
 ARCHIVE = "Archived"
@@ -75,6 +76,7 @@ class RunsPanel(QWidget):
         header.customContextMenuRequested.connect(self.header_menu)
         self.fitted = False  # columns are fitted to their contents once, then they are the user's
         self.best_seen: dict[int, tuple[int, str]] = {}  # run id -> (step, status) its best values are from
+        self.listing = (False, False)  # (Trash, archive): which list the rows and their signatures are of
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("filter: name, id, tags (study:3), notes…")
@@ -140,12 +142,68 @@ class RunsPanel(QWidget):
         self.proxy.set_filters(status="" if index == 0 or text in (TRASH, ARCHIVE) else text)
         self.filters_changed.emit()
 
+    def reader(self, store: Store) -> Callable[[], tuple]:
+        """The read of a poll (run on a worker thread; `show_read` shows what it returns): each run's
+        signature, then only the runs whose signature moved since the table showed them, and the best
+        values of the runs that moved, for the table's columns as they are now."""
+        trash, archive, keys = self.showing_trash(), self.showing_archive(), self.model.best_keys()
+        seen, model = dict(self.best_seen), self.model
+        known = dict(zip([r.id for r in model.runs], model.signatures)) if (trash, archive) == self.listing else {}
+        rows = {r.id: r for r in model.runs}
+
+        def read() -> tuple:
+            signatures = store.run_signatures(trashed=trash, archived=archive)
+            moved = [i for i, sig in signatures.items() if known.get(i) != sig]  # the rest: as shown now
+            fresh = (store.runs_by_id(moved) if len(moved) < 500 else  # the IN list stays short
+                     {r.id: r for r in store.list_runs(trashed=trash, archived=archive)}) if moved else {}
+            runs = [fresh.get(i) or rows[i] for i in signatures]
+            changed = {r.id: (r.step, r.status) for r in runs if seen.get(r.id) != (r.step, r.status)} if keys else {}
+            return (runs, list(signatures.values()), (trash, archive), keys, changed,
+                    store.metric_ranges(list(changed), keys) if changed else {})
+
+        return read
+
+    def show_read(self, result: tuple) -> list[Run]:
+        """Show what `reader`'s read returned; the runs."""
+        runs, signatures, self.listing, keys, changed, best = result
+        self.set_runs(runs, signatures)
+        if keys == self.model.best_keys():  # not columns changed meanwhile
+            self.set_best(best, changed)
+        return runs
+
     def set_runs(self, runs: list[Run], signatures: list[tuple] | None = None) -> None:
         self.model.set_runs(runs, signatures)
         first_steps = not runs and not self.showing_trash() and not self.showing_archive()
         self.stack.setCurrentWidget(self.hint_page if first_steps else self.table)
         if runs and not self.fitted:
             self.fit_columns()
+
+    def selected_runs(self) -> list[Run]:
+        """The selected runs, in the table's model order."""
+        rows = sorted({self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()})
+        return [self.model.run_at(r) for r in rows]
+
+    def table_runs(self) -> list[Run]:
+        """The runs the table shows now (its filters applied), in its order."""
+        return [self.model.run_at(self.proxy.mapToSource(self.proxy.index(row, 0)).row())
+                for row in range(self.proxy.rowCount())]
+
+    def select_runs(self, run_ids: list[int]) -> None:
+        """Make these runs the table's selection (parallel coordinates' brushing)."""
+        self.table.clearSelection()
+        for run_id in run_ids:
+            self.select_run(run_id, add=True)
+
+    def select_run(self, run_id: int, *, add: bool = False) -> None:
+        row = self.model.row_of(run_id)
+        if row is None:
+            return
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if add:
+            flags = self.table.selectionModel().SelectionFlag
+            self.table.selectionModel().select(index, flags.Select | flags.Rows)
+        else:
+            self.table.selectRow(index.row())
 
     def fit_columns(self, columns: list[int] | None = None) -> None:
         """Fit columns to their contents; names and tags no wider than NAME_WIDTH."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 
 from workbench.store import MetricRow
@@ -52,6 +54,21 @@ class RunSeries:
             chunks[:] = [np.concatenate(chunks)]
         return chunks[0]
 
+    def x_values(self, table: np.ndarray, x_col: int) -> np.ndarray:
+        """The x values of rows of one of its tables: step, epoch, or seconds since its first row."""
+        return np.ascontiguousarray(table[:, x_col]) - (self.start_time() if x_col == 2 else 0.0)
+
     def start_time(self) -> float:
         starts = [c[0][0, 2] for c in self.chunks.values() if c]
         return min(starts) if starts else 0.0
+
+
+def write_csv(path: str, series: dict[int, RunSeries], names: dict[int, str]) -> None:
+    """Every point of these runs' series as one long CSV table (run, name, key, step, epoch, wall, value)."""
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["run", "name", "key", "step", "epoch", "wall_time", "value"])
+        for rid, one in series.items():
+            for key in sorted(one.chunks):
+                for step, epoch, wall, value in one.table(key):
+                    out.writerow([rid, names.get(rid, ""), key, int(step), epoch, wall, repr(value)])

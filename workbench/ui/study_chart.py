@@ -14,7 +14,6 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 from workbench import fmt
 from workbench.studies import Table, Verdict, point_values, reference_values
 from workbench.ui import theme
-from workbench.ui.curves import PALETTE
 from workbench.ui.verdict_panel import VerdictPanel
 
 
@@ -109,7 +108,7 @@ class StudyChart(QWidget):
             pairs = sorted((x_of(r[0]), r[first + col]) for r in rows if isinstance(r[first + col], (int, float)))
             ys += [p[1] for p in pairs]
             if pairs:
-                colour = PALETTE[i % len(PALETTE)]
+                colour = theme.PALETTE[i % len(theme.PALETTE)]
                 self.plot.plot([p[0] for p in pairs], [p[1] for p in pairs], pen=pg.mkPen(colour, width=1.5),
                                symbol="o", symbolSize=7, symbolBrush=colour, symbolPen=colour, name=name)
         if table.sweep_fields[1:2] == ["seed"] and len(groups) > 1:  # repeats: their mean, on top

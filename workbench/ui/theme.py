@@ -12,6 +12,9 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
 THEMES = ("system", "light", "dark")
+# the series' colours (runs, groups, study rows), the same in every theme
+PALETTE = ("#2f7fd8", "#d64545", "#2e9d57", "#d9862b", "#8d5bd6", "#1aa3a3", "#c2487f", "#7a7a7a",
+           "#b8a21a", "#3b3b9e")
 _SYSTEM: dict[str, object] = {}  # the style and palette the application started with
 
 
