@@ -124,17 +124,20 @@ class CurvesView(GroupedCurves, QWidget):
         self.canvas = pg.GraphicsLayoutWidget()
         theme.follow(self, lambda: self.canvas.setBackground(theme.background(self)))
         self.canvas.scene().sigMouseMoved.connect(self._hover)
-        controls = QHBoxLayout()
-        for w in (QLabel("x"), self.x_axis, self.log_y, self.smooth_label, self.smooth, self.follow, self.show_legend,
-                  QLabel("group"), self.group_by, self.band_kind, self.show_members):
+        controls, grouping = QHBoxLayout(), QHBoxLayout()  # two rows: the window fits a 1366-px screen
+        for w in (QLabel("x"), self.x_axis, self.log_y, self.smooth_label, self.smooth, self.follow, self.show_legend):
             controls.addWidget(w)
         controls.addStretch(1)
-        controls.addWidget(png)
-        controls.addWidget(csv_button)
+        for w in (QLabel("group"), self.group_by, self.band_kind, self.show_members):
+            grouping.addWidget(w)
+        grouping.addStretch(1)
+        grouping.addWidget(png)
+        grouping.addWidget(csv_button)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addLayout(controls)
+        right_layout.addLayout(grouping)
         right_layout.addWidget(self.legend)
         right_layout.addWidget(self.note)
         right_layout.addWidget(self.canvas, 1)
