@@ -3,6 +3,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from workbench.errors import StoreError
@@ -56,6 +57,24 @@ def test_trashed_runs_are_hidden_restorable_and_never_active(store: Store) -> No
     assert store.set_trashed([done.id], True) == []
     assert store.set_trashed([done.id], False) == [done.id]
     assert [r.id for r in store.list_runs()] == [done.id, running.id]
+
+
+def test_metric_columns_equal_the_row_reads_key_by_key(store: Store) -> None:
+    run, other = store.create_run("vit", {}), store.create_run("vit", {})
+    rows = [(s, s / 10, key, 1.0 / s if key == "train/loss" else s * 0.01, 1e9 + s)
+            for s in range(1, 31) for key in ("train/loss", "val/top1")]
+    store.add_metrics(run.id, rows)
+    store.add_metrics(other.id, [(1, 0.1, "train/loss", 5.0, 1e9)])
+    last, columns = store.metric_columns(run.id)
+    by_rows = store.metrics(run.id)
+    assert last == by_rows[-1][0] and sorted(columns) == ["train/loss", "val/top1"]
+    for key, table in columns.items():
+        expected = np.array([(st, ep, wall, value) for _, st, ep, k, value, wall in by_rows if k == key])
+        np.testing.assert_array_equal(table, expected)  # in insertion order, the values exact
+    assert store.metric_columns(run.id, after_id=last) == (last, {})
+    store.add_metrics(run.id, [(31, 3.1, "val/loss", 0.5, 1e9 + 31)])
+    newer, more = store.metric_columns(run.id, after_id=last)
+    assert newer > last and list(more) == ["val/loss"] and more["val/loss"].tolist() == [[31, 3.1, 1e9 + 31, 0.5]]
 
 
 def test_metric_ranges_of_many_runs_in_one_query(store: Store) -> None:

@@ -123,3 +123,27 @@ def test_grouped_runs_show_each_groups_mean_and_band_as_numpy_computes_them(qtbo
         f"{np.mean(finals):.4f} ± {np.std(finals, ddof=1):.4f}"
     view.group_by.setCurrentText(groups.NONE)
     assert view.groups == {} and view.bands == {} and all(item.isVisible() for item, _ in view.curves.values())
+
+
+def test_curves_grow_poll_by_poll_and_a_stale_read_is_not_added_twice(qtbot, store: Store) -> None:
+    run = finished_run(store, "vit")
+    values = []
+
+    def log(steps: range) -> None:
+        rows = [(s, s / 10, "train/loss", 1.0 / s, float(s)) for s in steps]
+        values.extend(r[3] for r in rows)
+        store.add_metrics(run, rows)
+
+    log(range(1, 51))
+    view = _view(qtbot, store, {run: "vit"})
+    held = [view.series[run].table("train/loss")]
+    for first in range(51, 251, 40):  # past the buffers' first capacity: they grow, earlier views stay right
+        log(range(first, first + 40))
+        view.refresh()
+        held.append(view.series[run].table("train/loss"))
+    curve, _ = view.curves[("train/loss", run)]
+    assert view.point_count(run, "train/loss") == 250 and list(curve.getOriginalDataset()[1]) == values
+    assert all(list(table[:, 3]) == values[:len(table)] for table in held)
+    stale = (0, *store.metric_columns(run))  # a read begun before the last poll's rows arrived
+    view._received({run: stale})
+    assert view.point_count(run, "train/loss") == 250

@@ -38,9 +38,9 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.methods import config_class
-from workbench.store import MetricRow, Run, Store
+from workbench.store import Run, Store
 from workbench.ui import groups, theme
-from workbench.ui.curve_groups import BANDS, GroupedCurves
+from workbench.ui.curve_groups import BANDS, GroupedCurves, line
 from workbench.ui.series import RunSeries, ema, write_csv
 
 X_AXES = {"step": 0, "epoch": 1, "wall time (s)": 2}
@@ -180,8 +180,8 @@ class CurvesView(GroupedCurves, QWidget):
             return
         wanted = {rid: s.last_id for rid, s in self.series.items()}
 
-        def fetch() -> dict[int, list[MetricRow]]:
-            return {rid: self.store.metrics(rid, after_id=after) for rid, after in wanted.items()}
+        def fetch() -> dict[int, tuple[int, int, dict[str, np.ndarray]]]:
+            return {rid: (after, *self.store.metric_columns(rid, after_id=after)) for rid, after in wanted.items()}
 
         if self.submit is None:
             self._received(fetch())
@@ -189,12 +189,14 @@ class CurvesView(GroupedCurves, QWidget):
             self.fetching = True
             self.submit(fetch, self._received, lambda _: setattr(self, "fetching", False))
 
-    def _received(self, rows: dict[int, list[MetricRow]]) -> None:
+    def _received(self, read: dict[int, tuple[int, int, dict[str, np.ndarray]]]) -> None:
+        """Rows read after (the id a buffer held then, the newest id, key -> [n, 4] columns); a read
+        that a buffer has since outgrown is dropped, not appended twice."""
         self.fetching = False
         added = False
-        for rid, new in rows.items():
-            if rid in self.series and new and new[0][0] > self.series[rid].last_id:
-                self.series[rid].extend(new)
+        for rid, (after, last_id, columns) in read.items():
+            if rid in self.series and columns and after == self.series[rid].last_id:
+                self.series[rid].extend(last_id, columns)
                 added = True
         self._sync_keys()
         if self._panels() != self.panels:  # a method's first loss value: it gets its own plot
@@ -208,7 +210,7 @@ class CurvesView(GroupedCurves, QWidget):
 
     # ------------------------------------------------------------------ plots
     def _sync_keys(self) -> None:
-        keys = sorted({k for s in self.series.values() for k in s.chunks})
+        keys = sorted({k for s in self.series.values() for k in s.keys})
         shown = [self.keys.item(i).text() for i in range(self.keys.count())]
         if keys == shown:
             return
@@ -237,7 +239,7 @@ class CurvesView(GroupedCurves, QWidget):
         for key in self.ticked_keys():
             if len(methods) > 1 and method_specific(key):
                 for method in methods:
-                    rids = tuple(r for r in self.series if self.methods[r] == method and key in self.series[r].chunks)
+                    rids = tuple(r for r in self.series if self.methods[r] == method and key in self.series[r].sizes)
                     if rids:
                         panels.append((f"{key} · {method}", key, rids))
             else:
@@ -291,7 +293,7 @@ class CurvesView(GroupedCurves, QWidget):
                 if grouped and not members or not len(table) or item is not None and seen == state and not force:
                     continue
                 x = series.x_values(table, x_col)
-                raw = np.ascontiguousarray(table[:, 3])
+                raw = table[:, 3]
                 colour = self.colour(rid)
                 if grouped:  # a member: faint behind its group's mean
                     colour = pg.mkColor(colour)
@@ -299,9 +301,9 @@ class CurvesView(GroupedCurves, QWidget):
                 marker = dict(symbol="o", symbolSize=7, symbolBrush=colour, symbolPen=None) if len(x) == 1 else \
                     dict(symbol=None)
                 self._raw_curve(title, rid, plot, x, raw, colour, visible=alpha > 0 and len(x) > 1 and not grouped)
-                pen = pg.mkPen(colour, width=1 if grouped else 1.5)
+                pen = pg.mkPen(colour, width=1)
                 if item is None:
-                    item = plot.plot(x, ema(raw, alpha), pen=pen, **marker)
+                    item = line(plot, x, ema(raw, alpha), pen=pen, **marker)
                 else:
                     item.setData(x, ema(raw, alpha), pen=pen, **marker)
                 self.curves[(title, rid)] = (item, state)
@@ -315,7 +317,7 @@ class CurvesView(GroupedCurves, QWidget):
         if raw is None and visible:
             faint = pg.mkColor(colour)
             faint.setAlpha(RAW_ALPHA)
-            raw = self.raw[(title, rid)] = plot.plot(x, y, pen=pg.mkPen(faint, width=1))
+            raw = self.raw[(title, rid)] = line(plot, x, y, pen=pg.mkPen(faint, width=1))
             raw.setZValue(-1)
         elif raw is not None and visible:
             raw.setData(x, y)

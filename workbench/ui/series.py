@@ -6,8 +6,6 @@ import csv
 
 import numpy as np
 
-from workbench.store import MetricRow
-
 
 def ema(values: np.ndarray, alpha: float) -> np.ndarray:
     """Exponential moving average y_t = a·y_{t-1} + (1-a)·x_t, in vectorised blocks."""
@@ -27,39 +25,49 @@ def ema(values: np.ndarray, alpha: float) -> np.ndarray:
 
 
 class RunSeries:
-    """Growing buffers of every metric of one run: columns step, epoch, wall time, value."""
+    """Growing buffers of every metric of one run: columns step, epoch, wall time, value.
+
+    Each key's buffer is column-major and doubles when full, so a poll's few new rows cost a
+    copy of themselves, not of the whole history, and a column handed to the plot is contiguous
+    (no copy per redraw)."""
 
     def __init__(self) -> None:
         self.last_id = 0
-        self.chunks: dict[str, list[np.ndarray]] = {}
+        self.buffers: dict[str, np.ndarray] = {}  # key -> [capacity, 4], Fortran order
+        self.sizes: dict[str, int] = {}
         self.version = 0  # bumped on new data, so unchanged curves are not redrawn
 
-    def extend(self, rows: list[MetricRow]) -> None:
-        if not rows:
-            return
-        self.last_id = rows[-1][0]
-        by_key: dict[str, list[tuple[float, float, float, float]]] = {}
-        for _, step, epoch, key, value, wall in rows:
-            by_key.setdefault(key, []).append((step, epoch, wall, value))
-        for key, points in by_key.items():
-            self.chunks.setdefault(key, []).append(np.asarray(points, dtype=float))
-        self.version += 1
+    def extend(self, last_id: int, columns: dict[str, np.ndarray]) -> None:
+        """Append the rows of `Store.metric_columns` (key -> [n, 4]); `last_id`: the newest row's id."""
+        self.last_id = max(self.last_id, last_id)
+        for key, block in columns.items():
+            held = self.sizes.get(key, 0)
+            buffer, size = self.buffers.get(key), held + len(block)
+            if buffer is None or size > len(buffer):
+                grown = np.empty((max(size, 2 * held, 64), 4), order="F")
+                if buffer is not None:
+                    grown[:held] = buffer[:held]
+                buffer = self.buffers[key] = grown
+            buffer[held:size] = block
+            self.sizes[key] = size
+        if columns:
+            self.version += 1
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.buffers)
 
     def table(self, key: str) -> np.ndarray:
-        """[n, 4] array of (step, epoch, wall, value) for `key`."""
-        chunks = self.chunks.get(key)
-        if not chunks:
-            return np.empty((0, 4))
-        if len(chunks) > 1:
-            chunks[:] = [np.concatenate(chunks)]
-        return chunks[0]
+        """[n, 4] view of (step, epoch, wall, value) for `key`; its rows never change afterwards."""
+        buffer = self.buffers.get(key)
+        return buffer[:self.sizes[key]] if buffer is not None else np.empty((0, 4))
 
     def x_values(self, table: np.ndarray, x_col: int) -> np.ndarray:
         """The x values of rows of one of its tables: step, epoch, or seconds since its first row."""
-        return np.ascontiguousarray(table[:, x_col]) - (self.start_time() if x_col == 2 else 0.0)
+        return table[:, x_col] - self.start_time() if x_col == 2 else table[:, x_col]
 
     def start_time(self) -> float:
-        starts = [c[0][0, 2] for c in self.chunks.values() if c]
+        starts = [buffer[0, 2] for key, buffer in self.buffers.items() if self.sizes[key]]
         return min(starts) if starts else 0.0
 
 
@@ -69,6 +77,6 @@ def write_csv(path: str, series: dict[int, RunSeries], names: dict[int, str]) ->
         out = csv.writer(fh)
         out.writerow(["run", "name", "key", "step", "epoch", "wall_time", "value"])
         for rid, one in series.items():
-            for key in sorted(one.chunks):
+            for key in sorted(one.keys):
                 for step, epoch, wall, value in one.table(key):
                     out.writerow([rid, names.get(rid, ""), key, int(step), epoch, wall, repr(value)])
