@@ -1,5 +1,10 @@
 """Small image helpers the methods' snapshots, the data previews, the GUI and `inspect` share
-(numpy + Pillow only: a leaf every layer may use)."""
+(numpy + Pillow only: a leaf every layer may use).
+
+Figures are RGBA: the pictures in them opaque (alpha 255), the text and the background between
+them ("paper") never fully opaque, so whatever shows a figure tells the two apart. A PNG viewer
+shows the paper as its own background; the GUI lays it on its palette and, in a dark theme,
+inverts the text's lightness (`workbench.ui.theme.figure`)."""
 
 from __future__ import annotations
 
@@ -15,6 +20,25 @@ MASK_GREY = 110  # masked patches, in reconstructions and in the GUI's mask prev
 LABEL_PX = 13  # text drawn into images: legible at 1:1, and still at the ~0.7 scale a small view fits it to
 HEADER_PX = 2 * (LABEL_PX + 3) + 4  # a labelled grid's header: two lines, whatever the labels
 GRID_SIDE = 112  # px per image in a labelled grid
+PAPER = (255, 255, 255, 0)  # a figure's background: white where alpha is ignored, else transparent
+INK = (40, 40, 40, 254)  # its text: dark grey, a step short of opaque (pictures are opaque)
+
+
+def ink(colour: tuple[int, int, int]) -> tuple[int, int, int, int]:
+    """A colour for text drawn onto paper (`INK` is the usual one)."""
+    return (*colour, INK[3])
+
+
+def paper(width: int, height: int) -> Image.Image:
+    """An empty RGBA figure to draw text on and paste pictures into (they stay opaque)."""
+    return Image.new("RGBA", (width, height), PAPER)
+
+
+def rgba(image: np.ndarray) -> np.ndarray:
+    """[H, W, 3 or 4] uint8 -> [H, W, 4]: a picture gets alpha 255 (opaque)."""
+    if image.shape[-1] == 4:
+        return image
+    return np.concatenate([image, np.full(image.shape[:-1] + (1,), 255, np.uint8)], axis=-1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -54,14 +78,16 @@ def wrap(text: str, width: int, lines: int = 2, size: int = LABEL_PX) -> list[st
     return out
 
 
-def tile(images: Sequence[np.ndarray], columns: int, pad: int = 2, fill: int = 255) -> np.ndarray:
-    """Lay equal-sized images [H, W, 3] out in a grid with `pad` pixels between them."""
+def tile(images: Sequence[np.ndarray], columns: int, pad: int = 2) -> np.ndarray:
+    """Lay equal-sized images [H, W, 3 or 4] out in a grid with `pad` pixels of paper between
+    them: a figure [h, w, 4]."""
     h, w = images[0].shape[:2]
     rows = (len(images) + columns - 1) // columns
-    out = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), fill, np.uint8)
+    out = np.empty((rows * (h + pad) + pad, columns * (w + pad) + pad, 4), np.uint8)
+    out[:] = PAPER
     for i, img in enumerate(images):
         r, c = divmod(i, columns)
-        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = img
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = rgba(img)
     return out
 
 
@@ -83,25 +109,25 @@ def prediction_grid(images: np.ndarray, labels: Sequence[int], preds: Sequence[i
     return tile(tiles, columns)
 
 
-def caption(width: int, lines: Sequence[str], colour: tuple[int, int, int] = (40, 40, 40)) -> np.ndarray:
-    """A white strip [h, width, 3] with these lines of text (each cut to fit)."""
-    strip = Image.new("RGB", (width, len(lines) * (LABEL_PX + 4) + 4), (255, 255, 255))
+def caption(width: int, lines: Sequence[str]) -> np.ndarray:
+    """A strip of paper [h, width, 4] with these lines of text (each cut to fit)."""
+    strip = paper(width, len(lines) * (LABEL_PX + 4) + 4)
     draw = ImageDraw.Draw(strip)
     for i, line in enumerate(lines):
-        draw.text((4, 2 + i * (LABEL_PX + 4)), fit(line, width - 8), fill=colour, font=font())
+        draw.text((4, 2 + i * (LABEL_PX + 4)), fit(line, width - 8), fill=INK, font=font())
     return np.asarray(strip)
 
 
 def labelled_grid(columns: Sequence[np.ndarray], headers: Sequence[str], side: int = GRID_SIDE) -> np.ndarray:
     """Columns of images (each [B, H, W, 3]) side by side, one row per image, a header above each
-    (wrapped on two lines when long: "reconstruction + visible")."""
+    (wrapped on two lines when long: "reconstruction + visible"): a figure [h, w, 4]."""
     rows = len(columns[0])
     tiles = [upscale(col[r], side) for r in range(rows) for col in columns]
     body = tile(tiles, len(columns))
     wrapped = [wrap(text, side - 2) for text in headers]
-    head = Image.new("RGB", (body.shape[1], HEADER_PX), (255, 255, 255))
+    head = paper(body.shape[1], HEADER_PX)
     draw = ImageDraw.Draw(head)
     for c, lines in enumerate(wrapped):
         for i, line in enumerate(lines):
-            draw.text((3 + c * (side + 2), 2 + i * (LABEL_PX + 3)), line, fill=(40, 40, 40), font=font())
+            draw.text((3 + c * (side + 2), 2 + i * (LABEL_PX + 3)), line, fill=INK, font=font())
     return np.concatenate([np.asarray(head), body], axis=0)

@@ -23,7 +23,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from workbench.data.masking import STRATEGIES, make_mask
-from workbench.draw import LABEL_PX, caption, fit, font, labelled_grid
+from workbench.draw import INK, LABEL_PX, caption, fit, font, labelled_grid, paper
 from workbench.engine.checkpoint import Trained, load_trained
 from workbench.errors import DataError, WorkbenchError
 from workbench.store import Store
@@ -138,20 +138,20 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
 
 
 def colour_bar(width: int) -> np.ndarray:
-    """[h, width, 3]: the HEAT scale from 'low' to 'high' attention, labelled, for under a grid."""
+    """[h, width, 4]: the HEAT scale from 'low' to 'high' attention, labelled, for under a grid."""
     from PIL import Image, ImageDraw
 
     bar_w, left = max(width // 2, 60), 8
     ramp = np.linspace(0, len(HEAT) - 1, bar_w)
     low = np.clip(np.floor(ramp).astype(int), 0, len(HEAT) - 2)
     colours = (HEAT[low] + (ramp - low)[:, None] * (HEAT[low + 1] - HEAT[low])).astype(np.uint8)
-    strip = Image.new("RGB", (width, 2 * LABEL_PX + 16), (255, 255, 255))
+    strip = paper(width, 2 * LABEL_PX + 16)
     strip.paste(Image.fromarray(np.repeat(colours[None], 10, axis=0)), (left, 4))
     draw = ImageDraw.Draw(strip)
-    draw.text((left, 16), "low", fill=(40, 40, 40), font=font())
-    draw.text((left + bar_w - int(font().getlength("high")), 16), "high", fill=(40, 40, 40), font=font())
+    draw.text((left, 16), "low", fill=INK, font=font())
+    draw.text((left + bar_w - int(font().getlength("high")), 16), "high", fill=INK, font=font())
     draw.text((left + bar_w + 10, 2), fit("attention; each map scaled to its own range", width - bar_w - 20),
-              fill=(40, 40, 40), font=font())
+              fill=INK, font=font())
     return np.asarray(strip)
 
 

@@ -54,7 +54,8 @@ def test_method_conformance(name: str) -> None:
     metrics = method.evaluate(model, [_batch(4), _batch(6)])
     assert "loss" in metrics and all(np.isfinite(v) for v in metrics.values())
     for key, image in method.snapshot(model, _batch(4)).items():
-        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, key
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 4, key  # a figure (draw.py)
+        assert (image[..., 3] == 255).any() and (image[..., 3] < 255).any(), key  # pictures on paper
     assert isinstance(method.exportable(model), torch.nn.Module)
 
 

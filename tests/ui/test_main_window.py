@@ -336,7 +336,19 @@ def test_parallel_coordinates_brushing_an_axis_selects_those_runs_in_the_table(
                  >= 0.5)
     assert sorted(r.id for r in window.selected_runs()) == top and len(top) == 2
     view.set_range(0, -0.1, 0.5)  # and depth 1 only
-    assert [r.id for r in window.selected_runs()] == [r for r in top if store.get_run(r).config["depth"] == 1]
+    brushed = [r for r in top if store.get_run(r).config["depth"] == 1]
+    assert [r.id for r in window.selected_runs()] == brushed
+    window.select_run(top[-1] if top[-1] not in brushed else top[0])  # the user picks a run in the table
+    chosen = [r.id for r in window.selected_runs()]
+    other = next(r for r in scores if r not in top)
+    drawn = view.lines[other]
+    store.update_run(other, summary={"val/top1": scores[other] - 0.001})  # a result changes: redrawn
+    poll(window)
+    settle(window)
+    assert view.lines[other] is not drawn
+    assert [round(v, 3) for v in view.ranges[0].getRegion()] == [-0.1, 0.5]  # the dragged ranges stay
+    assert [round(v, 3) for v in view.ranges[2].getRegion()] == [0.5, 1.1]
+    assert view.inside() == brushed and [r.id for r in window.selected_runs()] == chosen  # not overridden
 
 
 def test_the_theme_switch_darkens_plots_and_banners_and_is_remembered(window: MainWindow, store: Store) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from workbench.data import cifar, folders, shapes
-from workbench.draw import fit, font
+from workbench.draw import INK, fit, font, paper
 from workbench.errors import DataError
 
 MAX_ROWS = 12
@@ -40,16 +40,16 @@ def samples(store: Any, name: str, per_class: int, size: int) -> list[tuple[str,
 
 
 def thumbnail_grid(store: Any, name: str, per_class: int = 6, size: int = 64) -> np.ndarray:
-    """One row per class: its name, then `per_class` images. [H, W, 3] uint8."""
+    """One row per class: its name, then `per_class` images: a figure [H, W, 4] uint8."""
     rows = samples(store, name, per_class, size)
     columns = max(len(images) for _, images in rows)
     label_width, pad = 96, 4
     width = label_width + columns * (size + pad) + pad
-    canvas = Image.new("RGB", (width, len(rows) * (size + pad) + pad), (255, 255, 255))
+    canvas = paper(width, len(rows) * (size + pad) + pad)
     draw = ImageDraw.Draw(canvas)
     for r, (label, images) in enumerate(rows):
         top = pad + r * (size + pad)
-        draw.text((4, top + size // 2 - 7), fit(label, label_width - 6), fill=(30, 30, 30), font=font())
+        draw.text((4, top + size // 2 - 7), fit(label, label_width - 6), fill=INK, font=font())
         for c, image in enumerate(images):
             canvas.paste(Image.fromarray(image), (label_width + pad + c * (size + pad), top))
     return np.asarray(canvas)

@@ -82,7 +82,7 @@ class Reporter:
         return path
 
     def images(self, step: int, images: dict[str, np.ndarray]) -> list[Path]:
-        """Save each [H, W, 3] uint8 image as a PNG artifact named after its key."""
+        """Save each [H, W, 3 or 4] uint8 image as a PNG artifact named after its key."""
         folder = paths.run_dir(self.run_id) / "images"
         folder.mkdir(exist_ok=True)
         saved = []

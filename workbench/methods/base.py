@@ -77,7 +77,7 @@ class Method:
 
     @torch.no_grad()
     def snapshot(self, model: nn.Module, batch: Batch) -> dict[str, np.ndarray]:
-        """Named images [H, W, 3] uint8 showing what the model does on a fixed batch."""
+        """Named figures [H, W, 4] uint8 (`workbench.draw`) showing what the model does on a fixed batch."""
         return {}
 
     def report(self, model: nn.Module, batches: Iterable[Batch]) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:

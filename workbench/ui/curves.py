@@ -116,7 +116,7 @@ class CurvesView(GroupedCurves, QWidget):
         self.legend.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #6b5a00;")
+        theme.colour_text(self.note, "note")
         self.readout = QLabel(" ")
         self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

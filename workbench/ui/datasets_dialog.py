@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from workbench.data import BUILTIN_DATASETS, KIND_HELP, KINDS, validation_text
 from workbench.store import Store
+from workbench.ui import theme
 from workbench.ui.image_view import to_pixmap
 from workbench.ui.tasks import Tasks
 from workbench.ui.widgets import confirm
@@ -193,7 +194,7 @@ class DatasetsDialog(QDialog):
 
         def failed(message: str) -> None:
             self.add_button.setEnabled(True)
-            self.status.setText(f"<span style='color:#b3261e'>Not registered: {message}</span>")
+            self.status.setText(f"<span style='color:{theme.text_colour(self, 'error')}'>Not registered: {message}</span>")
 
         self.tasks.submit(lambda: registry.register(self.store, name, kind, Path(path),
                                                     val_path=Path(val) if val else None, val_fraction=fraction),

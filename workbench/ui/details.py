@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from workbench import fmt
 from workbench.store import Run, Store
+from workbench.ui import theme
 
 
 class RunDetailsView(QWidget):
@@ -44,7 +45,7 @@ class RunDetailsView(QWidget):
         self.environment.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.warnings = QLabel()  # what the user should know though the run went on
         self.warnings.setWordWrap(True)
-        self.warnings.setStyleSheet("color: #9a5b00;")
+        theme.colour_text(self.warnings, "warning")
         self.lineage = QLabel()
         self.lineage.setWordWrap(True)
         self.lineage.linkActivated.connect(lambda link: self.open_run.emit(int(link.split(":")[1])))

@@ -84,11 +84,11 @@ class DistillView(QWidget):
         self.baseline.setMinimumContentsLength(28)  # long run names must not squeeze the window
         self.why_not = QLabel()
         self.why_not.setWordWrap(True)
-        self.why_not.setStyleSheet("color: #666;")
+        theme.colour_text(self.why_not, "muted")
         self.why_not.hide()
         self.top1_plot = pg.PlotWidget(title="top-1 (student heads in blue)")
         self.class_plot = pg.PlotWidget(title="per-class accuracy")
-        theme.follow(self, lambda: [p.setBackground(theme.background(self)) for p in (self.top1_plot, self.class_plot)])
+        theme.follow(self, self._apply_theme)
         for plot in (self.top1_plot, self.class_plot):
             plot.setYRange(0, 1.05)
             plot.setMouseEnabled(x=False, y=False)
@@ -173,6 +173,12 @@ class DistillView(QWidget):
         value = self.store.get_run(run_id).summary.get(TOP1)
         return (value, None) if value is not None else None
 
+    def _apply_theme(self) -> None:
+        for plot in (self.top1_plot, self.class_plot):
+            plot.setBackground(theme.background(self))
+        if self.report is not None:
+            self._draw()  # the bars' values are written in the palette's text colour
+
     def _draw(self) -> None:
         self.top1_plot.clear()
         self.class_plot.clear()
@@ -213,7 +219,7 @@ class DistillView(QWidget):
         x = np.arange(len(values))
         self.top1_plot.addItem(pg.BarGraphItem(x=x, height=values, width=0.6, brushes=colours))
         for i, value in enumerate(values):
-            text = pg.TextItem(f"{value:.1%}", color="k", anchor=(0.5, 1.0))
+            text = pg.TextItem(f"{value:.1%}", color=theme.foreground(self), anchor=(0.5, 1.0))
             text.setPos(i, value + 0.01)
             self.top1_plot.addItem(text)
         self.top1_plot.getAxis("bottom").setTicks([list(zip(x.tolist(), labels))])

@@ -16,10 +16,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.ui import theme
+
 
 def to_pixmap(image: np.ndarray) -> QPixmap:
-    """[H, W, 3] uint8 -> QPixmap (copied, so the array may go)."""
-    image = np.ascontiguousarray(image[..., :3])
+    """[H, W, 3] uint8, or a drawn figure [H, W, 4] on the palette in force (`theme.figure`) ->
+    QPixmap (copied, so the array may go)."""
+    image = np.ascontiguousarray(theme.figure(image) if image.shape[-1] == 4 else image)
     h, w = image.shape[:2]
     return QPixmap.fromImage(QImage(image.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
 
@@ -41,16 +44,28 @@ class ZoomImage(QGraphicsView):
         self.zoom = 1.0
         self.whole = False  # fitted: the whole picture, or (legible text in tall grids) its width
         self.fitted = False  # the zoom is fit()'s (re-fitted when the view resizes), not the user's
+        self.original: QPixmap | None = None  # as given (a figure keeps its paper): what `save` writes
+        theme.follow(self, lambda: self.item.setPixmap(self._themed(self.original)))
 
     def set_pixmap(self, pixmap: QPixmap | None, *, keep_zoom: bool = True) -> None:
         """Show `pixmap` (None: the placeholder). The first picture is fitted to the view; later
         ones keep the zoom, so stepping through snapshots does not jump."""
         first = self.item.pixmap().isNull()
-        self.item.setPixmap(pixmap or QPixmap())
+        self.original = pixmap
+        self.item.setPixmap(self._themed(pixmap))
         self.text.setVisible(pixmap is None)
         self.scene().setSceneRect(self.item.boundingRect() if pixmap else self.text.boundingRect())
         if pixmap is not None and (first or not keep_zoom):
             self.fit()
+
+    @staticmethod
+    def _themed(pixmap: QPixmap | None) -> QPixmap:
+        """A figure (a picture with an alpha channel) on the palette in force; others as they are."""
+        if pixmap is None or pixmap.isNull() or not pixmap.hasAlphaChannel():
+            return pixmap or QPixmap()
+        image = pixmap.toImage().convertToFormat(QImage.Format.Format_RGBA8888)
+        pixels = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+        return to_pixmap(pixels[:, :4 * image.width()].reshape(image.height(), image.width(), 4))
 
     def set_placeholder(self, text: str) -> None:
         self.text.setPlainText(text)
@@ -110,14 +125,15 @@ class ZoomImage(QGraphicsView):
         self.fit()
 
     def save(self, path: str | None = None) -> str | None:
-        """Save the shown picture (at its own resolution) as PNG; asks for a file when `path` is None."""
-        if self.item.pixmap().isNull():
+        """Save the picture as given (at its own resolution; a figure with its transparent paper) as
+        PNG; asks for a file when `path` is None."""
+        if self.original is None or self.original.isNull():
             return None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Save image", "image.png", "PNG image (*.png)")
             if not path:
                 return None
-        if not self.item.pixmap().save(path, "PNG"):
+        if not self.original.save(path, "PNG"):
             return None
         self.saved.emit(path)
         return path

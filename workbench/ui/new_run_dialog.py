@@ -39,6 +39,7 @@ from workbench.methods import METHOD_CONFIGS, config_class, config_from_dict
 from workbench.methods.backbone import ViTBackboneConfig
 from workbench.methods.start import source_shape
 from workbench.store import Run, RunStatus, Store
+from workbench.ui import theme
 from workbench.ui.config_form import ConfigForm
 from workbench.ui.mask_preview import MaskPreview
 from workbench.ui.start_from import TIP, StartFrom
@@ -108,7 +109,7 @@ class NewRunDialog(QDialog):
         self.scroll.setWidgetResizable(True)
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #b3261e; font-weight: 600;")
+        theme.colour_text(self.error, "error", "font-weight: 600;")
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.start_button = self.buttons.addButton("Start", QDialogButtonBox.ButtonRole.AcceptRole)
         self.buttons.accepted.connect(self.start)

@@ -45,6 +45,7 @@ from workbench.studies import (
     sweep_spec,
     template_spec,
 )
+from workbench.ui import theme
 from workbench.ui.new_run_dialog import parent_box
 
 NO_FIELD = "(none)"
@@ -75,7 +76,7 @@ class NewStudyDialog(QDialog):
         self.about.setWordWrap(True)
         self.trend = QLabel()
         self.trend.setWordWrap(True)
-        self.trend.setStyleSheet("color: #555;")
+        theme.colour_text(self.trend, "muted")
         template_page = QWidget()
         t_form = QFormLayout(template_page)
         t_form.addRow("Template", self.template)
@@ -220,7 +221,7 @@ class NewStudyDialog(QDialog):
             spec = self.spec()
             members = plan(self.store, spec)
         except WorkbenchError as exc:
-            self.status.setText(f"<span style='color:#b3261e'>{exc}</span>")
+            self.status.setText(f"<span style='color:{theme.text_colour(self, 'error')}'>{exc}</span>")
             self.start_button.setEnabled(False)
             self.preview.clear()
             return None
@@ -246,6 +247,6 @@ class NewStudyDialog(QDialog):
         try:
             self.created = create_study(self.store, self.spec())
         except WorkbenchError as exc:
-            self.status.setText(f"<span style='color:#b3261e'>{exc}</span>")
+            self.status.setText(f"<span style='color:{theme.text_colour(self, 'error')}'>{exc}</span>")
             return
         self.accept()

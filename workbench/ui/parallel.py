@@ -21,6 +21,7 @@ from workbench.methods import config_class
 from workbench.store import Run
 from workbench.ui import groups, theme
 
+WHOLE = (-0.1, 1.1)  # an axis's range before it is dragged: no condition
 MAX_RUNS = 2000  # lines drawn at most (the newest); more say so
 FADED = (150, 150, 150, 40)
 HINT = "Parallel coordinates of the runs in the table: drag an axis's range to select the runs that pass through it."
@@ -57,12 +58,13 @@ class ParallelView(QWidget):
         self.matrix = np.empty((0, 0))  # [runs, axes] in [0, 1]; NaN where a run lacks the value
         self.ranges: list[pg.LinearRegionItem] = []
         self.lines: dict[int, pg.PlotDataItem] = {}
+        self.names: list[str] = []  # each axis's field or metric, to keep its range over a redraw
+        self.chosen: list[int] | None = None  # the runs last offered as the selection
         self.metric = QComboBox()
         self.metric.currentTextChanged.connect(lambda *_: self._draw())
         self.hint = QLabel(HINT)
         self.hint.setWordWrap(True)
         self.canvas = pg.GraphicsLayoutWidget()
-        theme.follow(self, lambda: self.canvas.setBackground(theme.background(self)))
         self.plot = self.canvas.addPlot()
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
@@ -77,6 +79,12 @@ class ParallelView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.hint)
         layout.addWidget(self.canvas, 1)
+        theme.follow(self, self._apply_theme)
+
+    def _apply_theme(self) -> None:
+        self.canvas.setBackground(theme.background(self))
+        if self.runs:
+            self._draw()  # the axes and their labels are drawn in the palette's text colour
 
     def show_runs(self, runs: Sequence[Run]) -> None:
         """Draw these runs (the newest `MAX_RUNS`); redrawn only when they or their results changed."""
@@ -94,6 +102,8 @@ class ParallelView(QWidget):
         self._draw()
 
     def _draw(self) -> None:
+        """Draw the lines and axes; an axis that stays keeps the range dragged on it."""
+        kept = {name: brush.getRegion() for name, brush in zip(self.names, self.ranges)}
         self.plot.clear()
         self.ranges, self.lines = [], {}
         runs, metric = self.runs, self.metric.currentText()
@@ -114,35 +124,40 @@ class ParallelView(QWidget):
         self.hint.setText(HINT if self.matrix.shape[1] >= 2 else
                           "Parallel coordinates need runs whose configs differ, and a metric: select a sweep's runs "
                           "in the table (or clear the filter).")
+        self.names = [name for name, *_ in labels]
         if self.matrix.shape[1] == 0:
             return
         colours = _colours(score)
+        ink = theme.foreground(self)
+        stagger = 0.08 if len(labels) > 6 else 0.0  # many axes: every other title a line higher, not overlapping
         xs = np.arange(self.matrix.shape[1], dtype=float)
         for run, row, colour in zip(runs, self.matrix, colours):
             line = self.plot.plot(xs, np.nan_to_num(row, nan=-0.05), pen=pg.mkPen(colour, width=1.5))
             line.setToolTip(f"{run.id} · {run.name}")
             self.lines[run.id] = line
         for i, (name, names, low, high) in enumerate(labels):
-            self.plot.addItem(pg.InfiniteLine(pos=i, angle=90, pen=pg.mkPen("#444")), ignoreBounds=True)
-            title = pg.TextItem(html=f"<b>{html.escape(name)}</b>", anchor=(0.5, 1), color="#222")
-            title.setPos(i, 1.08)
+            self.plot.addItem(pg.InfiniteLine(pos=i, angle=90, pen=pg.mkPen(ink)), ignoreBounds=True)
+            title = pg.TextItem(html=f"<b>{html.escape(name)}</b>", anchor=(0.5, 1), color=ink)
+            title.setPos(i, 1.08 + stagger * (i % 2))
             self.plot.addItem(title)
             for y, text in ((0.0, _label(low, names, 0)), (1.0, _label(high, names, -1))):
-                tick = pg.TextItem(text, anchor=(0, 0.5), color="#555")
+                tick = pg.TextItem(text, anchor=(0, 0.5), color=ink)
                 tick.setPos(i + 0.03, y)
                 self.plot.addItem(tick)
-            brush = pg.LinearRegionItem(values=(-0.1, 1.1), orientation="horizontal",
+            brush = pg.LinearRegionItem(values=kept.get(name, WHOLE), orientation="horizontal",
                                         brush=pg.mkBrush(80, 120, 200, 25), swapMode="sort")
-            brush.setBounds((-0.1, 1.1))
+            brush.setBounds(WHOLE)
             brush.setZValue(10)
             brush.sigRegionChangeFinished.connect(lambda *_: self._brush())
             self.plot.addItem(brush)
             self.ranges.append(brush)
-        x_range = (-0.3, len(labels) - 0.7)
+        x_range = (-0.5, len(labels) - 0.5)  # room for the outer axes' titles, centred on them
         self.plot.setXRange(*x_range, padding=0)
-        self.plot.setYRange(-0.15, 1.15, padding=0)
+        self.plot.setYRange(-0.15, 1.15 + stagger, padding=0)
         for i, brush in enumerate(self.ranges):
             _fit_to_axis(brush, i, x_range)
+        if any(_narrowed(kept[name]) for name in self.names if name in kept):
+            self._brush()  # the kept ranges over the new lines (a run that now passes is selected too)
 
     def set_range(self, axis: int, low: float, high: float) -> None:
         """Brush an axis to [low, high] (in its 0-1 scale), as dragging its range does."""
@@ -154,17 +169,25 @@ class ParallelView(QWidget):
         keep = np.ones(len(self.runs), dtype=bool)
         for axis, brush in enumerate(self.ranges):
             low, high = brush.getRegion()
-            if low <= -0.1 and high >= 1.1:
+            if not _narrowed((low, high)):
                 continue  # the whole axis: no condition
             column = self.matrix[:, axis]
             keep &= np.isfinite(column) & (column >= low) & (column <= high)
         return [r.id for r, k in zip(self.runs, keep) if k]
 
     def _brush(self) -> None:
-        chosen = set(self.inside())
+        """Fade the lines outside the ranges; offer the others as the selection when they changed
+        (a redraw that brushes the same runs leaves a selection made since in the table alone)."""
+        chosen = sorted(self.inside())
         for rid, line in self.lines.items():
             line.setOpacity(1.0 if rid in chosen else 0.15)
-        self.brushed.emit(sorted(chosen))
+        if chosen != self.chosen:
+            self.chosen = chosen
+            self.brushed.emit(chosen)
+
+
+def _narrowed(region: tuple[float, float]) -> bool:
+    return region[0] > WHOLE[0] or region[1] < WHOLE[1]
 
 
 def _colours(score: np.ndarray) -> list:

@@ -42,6 +42,7 @@ from workbench.studies import (
     to_markdown_with,
     verdicts,
 )
+from workbench.ui import theme
 from workbench.ui.compare import Cell
 from workbench.ui.study_chart import StudyChart
 from workbench.ui.tasks import Tasks
@@ -97,7 +98,7 @@ class StudiesView(QWidget):
             bar.addWidget(b)
         bar.addStretch(1)
         self.feedback = QLabel()  # "saved", "copied": said where the user looks
-        self.feedback.setStyleSheet("color: #2e7d32;")
+        theme.colour_text(self.feedback, "ok")
         bar.addWidget(self.feedback)
         for b in (self.csv_button, self.md_button, self.copy_button):
             bar.addWidget(b)
@@ -179,7 +180,7 @@ class StudiesView(QWidget):
 
     def _load_failed(self, message: str) -> None:
         self._loading = False
-        self.title.setText(f"<span style='color:#b3261e'>{message}</span>")
+        self.title.setText(f"<span style='color:{theme.text_colour(self, 'error')}'>{message}</span>")
 
     def current(self) -> Overview | None:
         rows = self.list.selectionModel().selectedRows()

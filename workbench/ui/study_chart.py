@@ -77,6 +77,8 @@ class StudyChart(QWidget):
         self.plot.setBackground(base)
         self.legend.setBrush(pg.mkBrush(base.red(), base.green(), base.blue(), 210))
         self.trend.setStyleSheet(theme.banner_style(self, "note"))
+        if self.table_data is not None:
+            self._plot()  # the seeds' mean and the reference lines are drawn in the palette's text colour
 
     def _plot(self) -> None:
         """The swept field against the chosen column: a line over numbers, points over categories;
@@ -113,8 +115,9 @@ class StudyChart(QWidget):
                                symbol="o", symbolSize=7, symbolBrush=colour, symbolPen=colour, name=name)
         if table.sweep_fields[1:2] == ["seed"] and len(groups) > 1:  # repeats: their mean, on top
             means = sorted((x_of(key[0]), sum(v) / len(v)) for key, v in point_values(table, col).items() if v)
-            self.plot.plot([m[0] for m in means], [m[1] for m in means], pen=pg.mkPen("k", width=3), symbol="s",
-                           symbolBrush="k", name=f"mean of {len(groups)} seeds")
+            ink = theme.foreground(self)
+            self.plot.plot([m[0] for m in means], [m[1] for m in means], pen=pg.mkPen(ink, width=3), symbol="s",
+                           symbolBrush=ink, name=f"mean of {len(groups)} seeds")
         for name, values in reference_values(table, col).items():  # a teacher run per seed: one line, their mean
             if values:
                 mean = sum(values) / len(values)
@@ -122,7 +125,8 @@ class StudyChart(QWidget):
                 text = f"{name}: {mean:.3f}" + (f" (mean of {len(values)} seeds)" if len(values) > 1 else "")
                 line = pg.InfiniteLine(pos=mean, angle=0, label=text,
                                        pen=pg.mkPen("#777", width=1.5, style=Qt.PenStyle.DashLine),
-                                       labelOpts={"position": 0.02, "color": "#555", "anchors": [(0, 1), (0, 1)]})
+                                       labelOpts={"position": 0.02, "color": theme.foreground(self),
+                                                  "anchors": [(0, 1), (0, 1)]})
                 self.plot.addItem(line)
         if ys and len(self.legend.items) > 1:  # the legend, two to a row, in room above the data: it hides no point
             self.legend.setColumnCount(2)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import weakref
 from typing import Callable
 
+import numpy as np
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
@@ -57,6 +58,42 @@ def is_dark(widget: QWidget) -> bool:
 def background(widget: QWidget) -> QColor:
     """What a plot or a drawn image sits on: the palette's base colour (white in a light theme)."""
     return widget.palette().color(QPalette.ColorRole.Base)
+
+
+def foreground(widget: QWidget) -> QColor:
+    """What text and axes on a plot are drawn in: the palette's text colour."""
+    return widget.palette().color(QPalette.ColorRole.WindowText)
+
+
+TEXT = {  # kind -> (on a light palette, on a dark one): coloured text on the window itself
+    "error": ("#b3261e", "#ff8a80"), "warning": ("#9a5b00", "#ffc870"), "note": ("#6b5a00", "#e0cf7a"),
+    "ok": ("#2e7d32", "#8fd694"), "muted": ("#666666", "#a0a0a0"),
+}
+
+
+def text_colour(widget: QWidget, kind: str) -> str:
+    """A `TEXT` colour legible on the palette in force (for a rich-text span set now)."""
+    light, dark = TEXT[kind]
+    return dark if is_dark(widget) else light
+
+
+def colour_text(label: QWidget, kind: str, style: str = "") -> None:
+    """Give `label` a `TEXT` colour (plus `style`) that follows the theme."""
+    follow(label, lambda: label.setStyleSheet(f"color: {text_colour(label, kind)}; {style}"))
+
+
+def figure(image: np.ndarray) -> np.ndarray:
+    """A drawn figure [H, W, 4] (`workbench.draw`: pictures opaque, text and paper not) as the
+    palette in force shows it, [H, W, 3]: laid on the palette's base colour, and in a dark theme
+    its text's lightness inverted with its hue kept (dark grey reads light grey, green stays green)."""
+    rgb = image[..., :3].astype(np.float32)
+    alpha = image[..., 3:].astype(np.float32) / 255
+    palette = QApplication.palette()
+    if palette.color(QPalette.ColorRole.Window).lightness() < 128:
+        drawn = image[..., 3] < 255
+        rgb[drawn] += (255 - rgb[drawn].max(-1) - rgb[drawn].min(-1))[:, None]
+    base = np.array(palette.color(QPalette.ColorRole.Base).getRgb()[:3], np.float32)
+    return (rgb * alpha + base * (1 - alpha)).round().clip(0, 255).astype(np.uint8)
 
 
 BANNERS = {  # kind -> (light background, light text, dark background, dark text)

@@ -19,7 +19,17 @@ import torch.nn.functional as F
 from timm.models.deit import VisionTransformerDistilled
 from torch import Tensor, nn
 
-from workbench.draw import BAD, GOOD, LABEL_PX, fit_name, font, tile, upscale
+from workbench.draw import (
+    BAD,
+    GOOD,
+    LABEL_PX,
+    fit_name,
+    font,
+    ink,
+    paper,
+    tile,
+    upscale,
+)
 from workbench.errors import WorkbenchError
 from workbench.methods.base import (
     Batch,
@@ -224,7 +234,7 @@ def _comparison_tile(image: np.ndarray, classes: list[str], label: int, student:
     from PIL import Image, ImageDraw
 
     line = LABEL_PX + 4
-    canvas = Image.new("RGB", (side + 4, side + 6 + 2 * line), (255, 255, 255))
+    canvas = paper(side + 4, side + 6 + 2 * line)
     canvas.paste(Image.fromarray(upscale(image, side)), (2, 2))
     draw = ImageDraw.Draw(canvas)
     for row, (tag, probs) in enumerate([("S", student), ("T", teacher)]):
@@ -232,7 +242,7 @@ def _comparison_tile(image: np.ndarray, classes: list[str], label: int, student:
             continue
         conf, pred = probs.max(-1)
         draw.text((3, side + 4 + line * row), fit_name(f"{tag}: {classes[int(pred)]}", f"{float(conf):.0%}", side),
-                  fill=GOOD if int(pred) == label else BAD, font=font())
+                  fill=ink(GOOD if int(pred) == label else BAD), font=font())
     return np.asarray(canvas)
 
 
