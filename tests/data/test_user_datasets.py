@@ -215,3 +215,20 @@ def test_many_images_decode_in_parallel_in_order(tmp_path: Path) -> None:
     assert len(parallel) == len(paths) and isinstance(parallel[100], str) and isinstance(serial[100], str)
     assert all(np.array_equal(a, b) for i, (a, b) in enumerate(zip(serial, parallel)) if i != 100)
     assert [a.shape for a in parallel[:3]] == [(16, 16, 3)] * 3
+
+
+def test_a_large_jpeg_for_a_small_run_decodes_reduced_and_looks_as_decoded_whole(tmp_path: Path) -> None:
+    """A 512 x 384 JPEG read at 32 px is decoded at 1/8 scale (libjpeg's DCT scaling, Pillow's
+    `draft`): the picture is within a few grey levels of decoding it whole, then resizing."""
+    from workbench.data import shapes
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(shapes.draw(512, 2, np.random.default_rng(0))[:384]).save(path, quality=95)
+    got = folders.load_image(path, 32).astype(float)
+    with Image.open(path) as whole:
+        whole.load()
+        w, h = whole.size
+        resized = whole.convert("RGB").resize((round(w * 32 / h), 32), Image.Resampling.BICUBIC)
+    left = (resized.width - 32) // 2
+    reference = np.asarray(resized.crop((left, 0, left + 32, 32))).astype(float)
+    assert got.shape == (32, 32, 3) and np.abs(got - reference).mean() < 4
