@@ -8,6 +8,8 @@ generator (in parallel), then reads `--read` of them as batches of 224 x 224 uin
   shorter side, centre crop) through its loader with K DataLoader workers;
 - `decode_jpeg_cpu` / `decode_jpeg_cuda`: torchvision's `decode_jpeg` on a batch of encoded files
   (on the GPU: nvJPEG), then an antialiased bicubic resize and centre crop in torch;
+- `pil_32px` / `pil_32px_whole_decode`: one process decoding for a 32-px run, with libjpeg's
+  reduced-scale decode (`folders.load_image`: a 256-px JPEG decoded at 1/8) and without it;
 - `cache`: the decoded cache (`ArrayDataset` over a memory-mapped uint8 array, the workbench's
   path for datasets under 4 GiB decoded) through its loader, with the time to build that cache
   from the files (`cache_build_s`, `folders.load_images`: what the first run on a folder waits for).
@@ -59,6 +61,19 @@ def write_folder(root: Path, count: int) -> float:
     with multiprocessing.get_context("spawn").Pool(os.cpu_count()) as pool:
         pool.map(_write_chunk, [(str(root), i, min(count, i + step)) for i in range(0, count, step)])
     return time.perf_counter() - start
+
+
+def _whole(path: Path, size: int) -> np.ndarray:
+    """`folders.load_image` of an RGB JPEG as it was before 2026-11-30: decoded at full size."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        scale = size / min(image.size)
+        image = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))),
+                             Image.Resampling.BICUBIC)
+    left, top = (image.width - size) // 2, (image.height - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)))
 
 
 def loader_config(workers: int, batch: int) -> Any:
@@ -148,6 +163,14 @@ def main() -> None:
             record("decode_jpeg_cuda", rate, first, 1)
         except RuntimeError as exc:
             result["decode_jpeg_cuda"] = {"error": str(exc)[:200]}
+
+    small = files[:2000]  # a small run's decode (32 px): libjpeg's reduced-scale decode, and without it
+    for name, decode in (("pil_32px", folders.load_image), ("pil_32px_whole_decode", _whole)):
+        start = time.perf_counter()
+        for f in small:
+            decode(f, 32)
+        rate = len(small) / (time.perf_counter() - start)
+        result[name] = {"images_per_s": round(rate, 1), "per_core": round(rate, 1)}
 
     def build(writer: Any) -> dict:  # the workbench's own decode (registry's cache build): several processes
         labels = np.array([label for _, label in items], dtype=np.int64)

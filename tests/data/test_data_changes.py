@@ -113,3 +113,15 @@ def test_a_folder_that_cannot_be_read_is_named_with_the_reason(tmp_path: Path, m
     scan = folders.scan(root, labelled=True)
     assert (str(root / "dog" / "private"), "folder cannot be read (permission denied); skipped") in scan.problems
     assert len(scan.items) == 10
+
+
+def test_channel_statistics_are_exact_whatever_the_chunks() -> None:
+    """The cache's mean and std (from each channel's histogram) equal numpy's float64 ones, read in
+    one chunk or in many."""
+    from workbench.data.cache import channel_stats
+
+    rng = np.random.default_rng(3)
+    images = np.clip(rng.normal([60, 128, 200], [20, 50, 30], (37, 9, 11, 3)), 0, 255).astype(np.uint8)
+    pixels = images.reshape(-1, 3).astype(np.float64) / 255
+    expected = ([round(float(v), 5) for v in pixels.mean(0)], [round(float(v), 5) for v in pixels.std(0)])
+    assert channel_stats(images) == expected == channel_stats(images, pixels_per_chunk=200)  # 2 images a chunk

@@ -59,16 +59,21 @@ class CacheWriter:
         self.counts[name] = count
 
 
-def channel_stats(images: np.ndarray, chunk: int = 2048) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images [N, H, W, 3], in [0, 1] units."""
-    total, sq, n = np.zeros(3), np.zeros(3), 0
+def channel_stats(images: np.ndarray, pixels_per_chunk: int = 1 << 24) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images [N, H, W, 3], in [0, 1] units, exact: from each
+    channel's histogram of its 256 values, counted in chunks of about `pixels_per_chunk` pixels.
+    Summing floats instead took 8.4 s for 2,048 images at 224 px against 0.8 s, and made building
+    a cache several times slower than decoding it (bench/data.py)."""
+    counts = np.zeros((3, 256), dtype=np.int64)
+    chunk = max(1, pixels_per_chunk // max(1, images.shape[1] * images.shape[2]))
     for start in range(0, len(images), chunk):
-        pixels = images[start:start + chunk].reshape(-1, 3).astype(np.float64) / 255.0
-        total += pixels.sum(0)
-        sq += (pixels ** 2).sum(0)
-        n += len(pixels)
-    mean = total / max(n, 1)
-    std = np.sqrt(np.maximum(sq / max(n, 1) - mean ** 2, 1e-12))
+        block = images[start:start + chunk]
+        for c in range(3):
+            counts[c] += np.bincount(block[..., c].ravel(), minlength=256)
+    values = np.arange(256) / 255.0
+    n = max(int(counts[0].sum()), 1)
+    mean = counts @ values / n
+    std = np.sqrt(np.maximum(counts @ values ** 2 / n - mean ** 2, 1e-12))
     return [round(float(m), 5) for m in mean], [round(float(s), 5) for s in std]
 
 
