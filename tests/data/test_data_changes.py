@@ -97,6 +97,27 @@ def test_images_gone_since_the_dataset_was_added_are_said_and_recorded(store: St
     assert load_data(make_config("vit", "tiny", {"dataset": "clothes"}), store).notes == []  # said once
 
 
+def test_an_unchanged_folder_starts_from_its_cache_without_its_headers_read(store: Store, tmp_path: Path) -> None:
+    """A folder whose files have the names, sizes and times of its last check is trusted: its cache
+    opens without a header read. A file changed since (its time) is checked again."""
+    root = tmp_path / "clothes"
+    _classes(root, ["bag", "boot", "coat"])
+    registry.register(store, "clothes", "imagefolder", root)
+    first = registry.resolve(store, "clothes", 16)  # builds the cache
+    victim = root / "boot" / "1.png"
+    before = victim.stat()
+    victim.write_bytes(b"\0" * before.st_size)  # unreadable now, with its old size ...
+    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))  # ... and its old time
+    trusted = registry.resolve(store, "clothes", 16)
+    assert trusted.splits["train"].images.filename == first.splits["train"].images.filename
+    assert trusted.meta["problems"] == [] and trusted.meta["changes"] == []
+    os.utime(victim)  # a new time: checked again, and skipped
+    checked = registry.resolve(store, "clothes", 16)
+    assert checked.splits["train"].images.filename != first.splits["train"].images.filename
+    assert [Path(path).name for path, _ in checked.meta["problems"]] == ["1.png"]
+    assert len(checked.splits["train"].images) + len(checked.splits["val"].images) == 14
+
+
 def test_a_folder_that_cannot_be_read_is_named_with_the_reason(tmp_path: Path, monkeypatch) -> None:
     """Tests run as root, which reads any folder: os.scandir raises what the OS raises for others."""
     root = tmp_path / "pets"

@@ -81,6 +81,11 @@ def cached_arrays(folder: Path, image_size: int, build: Builder) -> tuple[dict[s
     """Both splits and the metadata, building the cache first if it is not there."""
     if not (folder / "meta.json").exists():
         _build(folder, image_size, build)
+    return open_cache(folder)
+
+
+def open_cache(folder: Path) -> tuple[dict[str, Arrays], dict[str, Any]]:
+    """Both splits of a built cache (memory-mapped) and its metadata."""
     meta = json.loads((folder / "meta.json").read_text())
     splits = {s: Arrays(np.load(folder / f"{s}_images.npy", mmap_mode="r"), np.load(folder / f"{s}_labels.npy"))
               for s in SPLITS}

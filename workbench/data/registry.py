@@ -18,7 +18,7 @@ import numpy as np
 
 from workbench import paths
 from workbench.data import BUILTIN_DATASETS, KINDS, cifar, folders, shapes
-from workbench.data.cache import Arrays, CacheWriter, cached_arrays
+from workbench.data.cache import Arrays, CacheWriter, cached_arrays, open_cache
 from workbench.errors import ConfigError, DataError
 
 CACHE_LIMIT_BYTES = 4 * 1024 ** 3  # decoded images above this are read from their files instead
@@ -125,7 +125,29 @@ def _resized(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
 
 
+def _folder_cache(record: Any, fingerprint: str, image_size: int) -> Path:
+    key = hashlib.sha1(f"{fingerprint}|{record.val_path}|{record.val_fraction}".encode()).hexdigest()[:12]
+    return _cache_folder(record.kind, key, image_size)
+
+
+def _cached_if_unchanged(record: Any, image_size: int) -> Source | None:
+    """The folder's cache when its files are as they were at its last check (names, sizes, times:
+    the fingerprint), found without reading their headers; None otherwise."""
+    try:
+        fingerprint = folders.listing(Path(record.path), record.kind == "imagefolder").fingerprint()
+    except OSError:
+        return None
+    folder = _folder_cache(record, fingerprint, image_size)
+    if fingerprint != record.stats.get("fingerprint") or not (folder / "meta.json").exists():
+        return None
+    splits, meta = open_cache(folder)
+    return Source(record.name, record.kind, splits, None, {**meta, "changes": []})
+
+
 def _folder(store: Any, record: Any, image_size: int) -> Source:
+    cached = _cached_if_unchanged(record, image_size)
+    if cached is not None:
+        return cached
     labelled = record.kind == "imagefolder"
     scan = folders.scan(Path(record.path), labelled, decode=False)
     changes = _changes(store, record, scan)
@@ -162,8 +184,7 @@ def _folder(store: Any, record: Any, image_size: int) -> Source:
             writer.split(split, len(images), images, np.asarray(labels, dtype=np.int64))
         return {**meta_base, "problems": meta_base["problems"] + failed}
 
-    key = hashlib.sha1(f"{scan.fingerprint()}|{record.val_path}|{record.val_fraction}".encode()).hexdigest()[:12]
-    splits, meta = cached_arrays(_cache_folder(record.kind, key, image_size), image_size, build)
+    splits, meta = cached_arrays(_folder_cache(record, scan.fingerprint(), image_size), image_size, build)
     return Source(record.name, record.kind, splits, None, {**meta, "changes": changes})
 
 
