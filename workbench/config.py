@@ -38,9 +38,12 @@ def param(
     min: float | None = None,
     max: float | None = None,
     choices: tuple[str, ...] | None = None,
+    at_min: str | None = None,
 ) -> Any:
-    """A config field with its help line and allowed values (read by validation, forms, CLI)."""
-    return field(default=default, metadata={"help": help, "min": min, "max": max, "choices": choices})
+    """A config field with its help line and allowed values (read by validation, forms, CLI).
+    `at_min`: what its minimum means, which a form shows in its place ("auto" for -1 workers)."""
+    return field(default=default, metadata={"help": help, "min": min, "max": max, "choices": choices,
+                                            "at_min": at_min})
 
 
 def grad_clip_param(default: float, source: str) -> Any:
@@ -59,6 +62,7 @@ class FieldSpec:
     min: float | None
     max: float | None
     choices: tuple[str, ...] | None
+    at_min: str | None = None  # what the minimum means, in words (a form shows it)
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,8 @@ class TrainConfig:
                                 "batch_size / accum_steps images, the same arithmetic as one big batch", min=1,
                              max=1024)
     epochs: int = param(30, "passes over the training set", min=1, max=100000)
-    max_steps: int = param(0, "stop after this many optimizer steps (0: run all epochs)", min=0)
+    max_steps: int = param(0, "stop after this many optimizer steps (0: run all epochs)", min=0,
+                           at_min="all epochs")
     lr: float = param(1e-3, "peak learning rate (AdamW, cosine decay to 0); see blr", min=1e-8, max=10.0)
     blr: float = param(0.0, "base learning rate per 256 images: when above 0, lr = blr x batch_size / 256 "
                             "(MAE's and DeiT's rule, so the rate follows the batch)", min=0.0, max=1.0)
@@ -136,8 +141,10 @@ class TrainConfig:
                                    "nodes; the cluster must reach this store and its run folders)",
                           choices=("local", "slurm"))
     slurm_partition: str = param("", "Slurm partition (empty: the cluster's default)")
-    slurm_gpus_per_node: int = param(0, "GPUs the Slurm job asks for on each node (0: none)", min=0, max=64)
-    slurm_cpus_per_task: int = param(0, "CPUs for each of the job's tasks (0: Slurm's default)", min=0, max=1024)
+    slurm_gpus_per_node: int = param(0, "GPUs the Slurm job asks for on each node (0: none)", min=0, max=64,
+                                     at_min="none")
+    slurm_cpus_per_task: int = param(0, "CPUs for each of the job's tasks (0: Slurm's default)", min=0,
+                                     max=1024, at_min="Slurm's default")
     slurm_mem_gb: float = param(0.0, "memory per node in GB (0: Slurm's default)", min=0.0, max=100000.0)
     slurm_time_min: int = param(60, "the Slurm job's time limit in minutes; near it the job is requeued and the run "
                                     "resumes from its last checkpoint (see checkpoint_every)", min=1, max=525600)
@@ -165,13 +172,17 @@ class TrainConfig:
     repeated_aug: int = param(1, "repeated augmentation: each image this many times per epoch, differently "
                                  "augmented, the epoch as long as before (DeiT: 3)", min=1, max=8)
     num_workers: int = param(-1, "DataLoader worker processes: -1 auto (up to 8 when a GPU trains on images decoded "
-                                 "from their files, else none), 0 loads in the training process", min=-1, max=64)
+                                 "from their files, else none), 0 loads in the training process", min=-1, max=64,
+                           at_min="auto")
     threads: int = param(0, "CPU threads for this run (0: share the cores among the runs going at start)",
-                         min=0, max=1024)
+                         min=0, max=1024, at_min="shared")
     log_every: int = param(10, "write training metrics every N steps", min=1)
-    eval_every: int = param(0, "evaluate every N steps (0: at the end of each epoch)", min=0)
-    snapshot_every: int = param(0, "save snapshot images every N steps (0: with each evaluation)", min=0)
-    checkpoint_every: int = param(0, "save a checkpoint every N steps (0: at the end of each epoch)", min=0)
+    eval_every: int = param(0, "evaluate every N steps (0: at the end of each epoch)", min=0,
+                           at_min="each epoch")
+    snapshot_every: int = param(0, "save snapshot images every N steps (0: with each evaluation)", min=0,
+                               at_min="with each evaluation")
+    checkpoint_every: int = param(0, "save a checkpoint every N steps (0: at the end of each epoch)",
+                                 min=0, at_min="each epoch")
     best_metric: str = param("", "the metric whose best value keeps a 'best' checkpoint beside the last two (empty: "
                                  "the method's key metric, e.g. val/top1 or val/loss); 'min:KEY' or 'max:KEY' to "
                                  "say which way is better")
@@ -298,7 +309,8 @@ class TrainConfig:
     def field_specs(cls) -> list[FieldSpec]:
         hints = type_hints(cls)
         return [FieldSpec(f.name, hints[f.name], f.default, f.metadata.get("help", ""),
-                          f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("choices"))
+                          f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("choices"),
+                          f.metadata.get("at_min"))
                 for f in fields(cls)]
 
     @classmethod

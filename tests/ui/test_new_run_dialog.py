@@ -29,6 +29,11 @@ def test_form_is_generated_from_the_config_with_help(qtbot, store: Store) -> Non
     assert form.values()["width"] == 64  # the tiny preset
     assert "patch side in pixels" in form.widgets["patch_size"].toolTip()
     assert form.widgets["pos_embed"].count() == 4
+    workers = form.widgets["num_workers"]  # a minimum that means something says it, not a bare -1
+    assert workers.value() == -1 and workers.text() == "auto" and form.values()["num_workers"] == -1
+    workers.setValue(4)
+    assert workers.text() == "4" and form.values()["num_workers"] == 4
+    assert form.widgets["eval_every"].text() == "each epoch"
     assert dialog.start_button.isEnabled() and dialog.error.text() == ""
     dialog.preset.setCurrentText("paper")
     dialog.apply_preset()

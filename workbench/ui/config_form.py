@@ -105,6 +105,8 @@ class ConfigForm(QWidget):
             widget = QSpinBox()
             widget.setRange(int(spec.min) if spec.min is not None else -2**31 + 1,
                             int(spec.max) if spec.max is not None else 2**31 - 1)
+            if spec.at_min:  # "auto", not a bare -1
+                widget.setSpecialValueText(spec.at_min)
             widget.valueChanged.connect(self.changed)
         else:
             widget = QLineEdit()
