@@ -22,6 +22,7 @@ from workbench.jobs import Runner, cancel_run, create_run
 from workbench.jobs import slurm as slurm_jobs
 from workbench.jobs.runner import log_path
 from workbench.store import RunStatus, Store
+from workbench.store.schema import SUBMITTING
 from workbench.studies import create_study, scheduler, sweep_spec
 
 pytestmark = pytest.mark.slow
@@ -142,6 +143,25 @@ def test_slurms_own_end_of_a_job_and_a_refused_submission_reach_the_run(cluster:
         scheduler.tick(store, runner)
     failed = store.get_run(refused.id)
     assert failed.status == "failed" and "invalid partition" in failed.error.lower() and failed.job_id is None
+
+
+def test_runs_left_submitting_by_a_dead_scheduler_are_adopted_or_sent_again(cluster: SlurmCluster,
+                                                                            store: Store) -> None:
+    """A scheduler that died after sbatch left a job its run does not know; one that died before
+    left none. The job is found by its name and adopted; the run without one is sent again, once."""
+    waiting = [*SLURM, "slurm_sbatch=--begin=now+3600"]  # jobs that stay pending
+    sent, lost = (create_run(store, "vit", preset="tiny", overrides=waiting) for _ in range(2))
+    assert store.claim_submission(sent.id) and store.claim_submission(lost.id)
+    number = slurm_jobs.submit(store, sent.id).removeprefix(slurm_jobs.PREFIX)
+    store.update_run(sent.id, job_id=SUBMITTING, job_state="submitting")  # as if it died before recording it
+    assert slurm_jobs.settle_stale_claims(store) == []  # taken seconds ago: its scheduler may be sending it
+    assert sorted(slurm_jobs.settle_stale_claims(store, older_than=0)) == sorted([sent.id, lost.id])
+    adopted, released = store.get_run(sent.id), store.get_run(lost.id)
+    assert (adopted.job_id, adopted.job_state) == (f"slurm:{number}", "PENDING") and released.job_id is None
+    scheduler.tick(store, Runner(store))  # sends the released one again: one job of its name
+    assert store.get_run(lost.id).job_id.startswith(slurm_jobs.PREFIX)
+    assert len(_squeue(cluster, "-n", slurm_jobs.job_name(lost.id)).splitlines()) == 1
+    assert len(_squeue(cluster, "-n", slurm_jobs.job_name(sent.id)).splitlines()) == 1
 
 
 def test_a_study_sends_its_members_to_slurm_one_after_the_other(cluster: SlurmCluster, store: Store) -> None:

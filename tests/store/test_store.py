@@ -59,6 +59,19 @@ def test_trashed_runs_are_hidden_restorable_and_never_active(store: Store) -> No
     assert [r.id for r in store.list_runs()] == [done.id, running.id]
 
 
+def test_a_job_that_starts_while_its_run_is_still_submitting_takes_it(store: Store) -> None:
+    """Its scheduler died between sbatch and recording the job: the job's first task takes the run,
+    and the scheduler's late record (or a sweep's) no longer applies."""
+    run = store.create_run("vit", {"executor": "slurm"})
+    assert store.claim_submission(run.id) and not store.claim_submission(run.id)
+    assert store.stale_submissions(3600) == [] and store.stale_submissions(-1) == [run.id]
+    assert store.start_job(run.id, "slurm:77", host="node1")
+    taken = store.get_run(run.id)
+    assert (taken.status, taken.job_id, taken.job_state) == ("running", "slurm:77", "RUNNING")
+    assert not store.settle_submission(run.id, "slurm:77", "PENDING") and store.stale_submissions(-1) == []
+    assert not store.start_job(run.id, "slurm:78", host="node2")  # another job: not its run
+
+
 def test_metric_columns_equal_the_row_reads_key_by_key(store: Store) -> None:
     run, other = store.create_run("vit", {}), store.create_run("vit", {})
     rows = [(s, s / 10, key, 1.0 / s if key == "train/loss" else s * 0.01, 1e9 + s)

@@ -55,6 +55,7 @@ ENDED = {
     "COMPLETED": (RunStatus.FAILED, "ended without its worker recording the run's end"),
 }
 RESUME = "`workbench resume {}` continues from the last checkpoint"
+STALE_CLAIM_S = 120.0  # sending a run takes seconds: a claim this old lost its scheduler
 
 
 def missing() -> str | None:
@@ -78,13 +79,18 @@ def job_folder(run_id: int) -> Path:
     return paths.run_dir(run_id) / "slurm"
 
 
+def job_name(run_id: int) -> str:
+    """The name of a run's Slurm jobs: how a job sent by a scheduler that died before recording it is found."""
+    return f"workbench-run-{run_id}"
+
+
 def parameters(run_id: int, config: dict[str, Any]) -> dict[str, Any]:
     """submitit's SlurmExecutor parameters (sbatch's, by its names) of a run's config."""
     optional = {"partition": config.get("slurm_partition", ""), "account": config.get("slurm_account", ""),
                 "qos": config.get("slurm_qos", ""), "gpus_per_node": config.get("slurm_gpus_per_node", 0),
                 "cpus_per_task": config.get("slurm_cpus_per_task", 0),
                 "mem": f"{round(config['slurm_mem_gb'] * 1024)}MB" if config.get("slurm_mem_gb") else ""}
-    return {"job_name": f"workbench-run-{run_id}", "time": int(config.get("slurm_time_min", 60)),
+    return {"job_name": job_name(run_id), "time": int(config.get("slurm_time_min", 60)),
             "nodes": int(config.get("nnodes", 1)), "ntasks_per_node": int(config.get("nproc", 1)),
             "signal_delay_s": int(config.get("slurm_signal_s", 90)), "stderr_to_stdout": True,
             "additional_parameters": sbatch_flags(config.get("slurm_sbatch", "")),
@@ -121,9 +127,11 @@ def submit(store: Store, run_id: int) -> str:
                          finished_at=time.time(), error=f"Slurm did not take the job: {exc}")
         raise WorkbenchError(f"run {run_id}: Slurm did not take the job: {exc}") from exc
     job_id = f"{PREFIX}{job.job_id}"
-    store.update_run(run_id, job_id=job_id, job_state="PENDING")
-    if store.get_run(run_id).status != RunStatus.QUEUED:  # cancelled while it was being sent
-        _scancel(job.job_id)
+    if not store.settle_submission(run_id, job_id, "PENDING"):  # taken by its job already, or ended meanwhile
+        run = store.get_run(run_id)
+        if RunStatus(run.status).is_final:  # cancelled while it was being sent
+            store.update_run(run_id, job_id=job_id)
+            _scancel(job.job_id)
     return job_id
 
 
@@ -167,8 +175,17 @@ def job_number(run: Run) -> str:
 def squeue(jobs: list[str]) -> dict[str, tuple[str, str]] | None:
     """Job id -> (state, reason) for the jobs Slurm still knows (a job over is forgotten some
     minutes after its end, MinJobAge); None when squeue cannot be asked."""
+    return _squeue("-j", ",".join(jobs))
+
+
+def squeue_named(name: str) -> dict[str, tuple[str, str]] | None:
+    """`squeue` of the jobs with this name."""
+    return _squeue("-n", name)
+
+
+def _squeue(*which: str) -> dict[str, tuple[str, str]] | None:
     try:
-        done = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(jobs), "-o", "%i|%T|%r"],
+        done = subprocess.run(["squeue", "-h", "-t", "all", *which, "-o", "%i|%T|%r"],
                               capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -181,8 +198,26 @@ def squeue(jobs: list[str]) -> dict[str, tuple[str, str]] | None:
     return states
 
 
+def settle_stale_claims(store: Store, older_than: float = STALE_CLAIM_S) -> list[int]:
+    """Runs left `submitting` by a scheduler that died while sending them to Slurm: a job of the
+    run's name that Slurm still holds, not over, was sent and is adopted; with none the run goes
+    back to the queue, sent again by the next scheduler. Never sent twice: the job name tells. The
+    ids settled; none while squeue cannot be asked."""
+    settled = []
+    for run_id in store.stale_submissions(older_than):
+        jobs = squeue_named(job_name(run_id))
+        if jobs is None:
+            return settled
+        live = [(job, state) for job, (state, _) in jobs.items() if state in WAITING]
+        job, state = max(live, key=lambda js: int(js[0])) if live else (None, None)
+        if store.settle_submission(run_id, f"{PREFIX}{job}" if job else None, state):
+            settled.append(run_id)
+    return settled
+
+
 def follow(store: Store) -> list[int]:
     """Bring the runs sent to Slurm up to date with their jobs; the ids whose status changed."""
+    settle_stale_claims(store)
     runs = [r for r in store.list_runs(status=[RunStatus.QUEUED, RunStatus.RUNNING])
             if r.job_id and r.job_id.startswith(PREFIX)]
     states = squeue([job_number(r) for r in runs]) if runs else None

@@ -38,13 +38,34 @@ class RunLifecycle:
                                               Run.trashed_at.is_(None)), study_id, study_limit)
         with self.session() as s:
             self._lock(s, "claim")
-            return s.execute(query.values(job_id=SUBMITTING, job_state="submitting")).rowcount == 1
+            # heartbeat_at: when it was taken, so a claim its scheduler never finished is found (`stale_submissions`)
+            return s.execute(query.values(job_id=SUBMITTING, job_state="submitting",
+                                          heartbeat_at=_db_now(s))).rowcount == 1
+
+    def stale_submissions(self, older_than: float) -> list[int]:
+        """Queued runs taken to be sent to a cluster more than `older_than` seconds ago (by the
+        database's clock) and still `submitting`: their scheduler died while sending them."""
+        with self.session() as s:
+            return list(s.scalars(select(Run.id).where(
+                Run.status == RunStatus.QUEUED, Run.job_id == SUBMITTING,
+                or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < _db_now(s) - older_than))))
+
+    def settle_submission(self, run_id: int, job_id: str | None, job_state: str | None) -> bool:
+        """A claim settled: the job sent for it (`job_id`), or none (None: the run waits to be sent
+        again). Only while the run still waits with its claim (not taken by its job, nor ended);
+        True if settled."""
+        with self.session() as s:
+            return s.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED,
+                                               Run.job_id == SUBMITTING)
+                             .values(job_id=job_id, job_state=job_state)).rowcount == 1
 
     def start_job(self, run_id: int, job_id: str, *, host: str) -> bool:
         """A cluster job's first process takes its run: queued -> running here, only if the run is
-        still this job's (not cancelled or resubmitted meanwhile). True if taken."""
-        query = update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.job_id == job_id)
-        return self._start(query, run_id, host=host, pid=os.getpid(), job_state="RUNNING")
+        still this job's (not cancelled or resubmitted meanwhile), or still `submitting`: then this
+        job is the one its scheduler sent and died before recording. True if taken."""
+        query = update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED,
+                                  Run.job_id.in_([job_id, SUBMITTING]))
+        return self._start(query, run_id, host=host, pid=os.getpid(), job_id=job_id, job_state="RUNNING")
 
     def _start(self, query: Any, run_id: int, *, host: str, pid: int | None, **values: Any) -> bool:
         """Run `query` (an UPDATE of one queued run) as the start of a segment of its training."""

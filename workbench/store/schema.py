@@ -58,7 +58,8 @@ class Run(Base):
     trashed_at: Mapped[float | None] = mapped_column(Float, default=None, index=True)
     # archived since then: kept as it is, only hidden from the default lists (restorable); None: not
     archived_at: Mapped[float | None] = mapped_column(Float, default=None, index=True)
-    # the worker's last sign of life (every few seconds, from any host): a stale one means it is gone
+    # the worker's last sign of life (every few seconds, from any host): a stale one means it is gone;
+    # of a run being sent to a cluster, when its scheduler took it
     heartbeat_at: Mapped[float | None] = mapped_column(Float, default=None)
     # a cancel asked for through the database (from any host): the worker stops after its next step
     cancel_requested_at: Mapped[float | None] = mapped_column(Float, default=None)
