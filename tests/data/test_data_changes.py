@@ -91,8 +91,10 @@ def test_images_gone_since_the_dataset_was_added_are_said_and_recorded(store: St
     registry.register(store, "clothes", "imagefolder", root)
     (root / "coat" / "0.png").unlink()
     data = load_data(make_config("vit", "tiny", {"dataset": "clothes"}), store)
-    assert data.notes == ["dataset 'clothes': its files changed since it was added (15 -> 14 images, 0 -> 0 "
-                          "skipped); its record is updated"]
+    assert data.notes[0] == ("dataset 'clothes': its files changed since it was added (15 -> 14 images, 0 -> 0 "
+                             "skipped); its record is updated")
+    assert data.notes[1].startswith("its 14 images are decoded into the cache as training starts")
+    data.train.filling.thread.join()
     assert store.get_dataset("clothes").stats["per_class"] == [5, 5, 4]
     assert load_data(make_config("vit", "tiny", {"dataset": "clothes"}), store).notes == []  # said once
 
@@ -103,17 +105,21 @@ def test_an_unchanged_folder_starts_from_its_cache_without_its_headers_read(stor
     root = tmp_path / "clothes"
     _classes(root, ["bag", "boot", "coat"])
     registry.register(store, "clothes", "imagefolder", root)
-    first = registry.resolve(store, "clothes", 16)  # builds the cache
+    first = registry.resolve(store, "clothes", 16)  # fills the cache as a run would read it
+    first.filling.thread.join()
+    cache = first.filling.folder
+    assert (cache / "meta.json").exists()
     victim = root / "boot" / "1.png"
     before = victim.stat()
     victim.write_bytes(b"\0" * before.st_size)  # unreadable now, with its old size ...
     os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))  # ... and its old time
     trusted = registry.resolve(store, "clothes", 16)
-    assert trusted.splits["train"].images.filename == first.splits["train"].images.filename
+    assert trusted.filling is None and Path(trusted.splits["train"].images.filename) == cache / "train_images.npy"
     assert trusted.meta["problems"] == [] and trusted.meta["changes"] == []
     os.utime(victim)  # a new time: checked again, and skipped
     checked = registry.resolve(store, "clothes", 16)
-    assert checked.splits["train"].images.filename != first.splits["train"].images.filename
+    checked.filling.thread.join()
+    assert checked.filling.folder != cache
     assert [Path(path).name for path, _ in checked.meta["problems"]] == ["1.png"]
     assert len(checked.splits["train"].images) + len(checked.splits["val"].images) == 14
 

@@ -104,7 +104,8 @@ def test_registered_folder_trains_from_a_decoded_cache(store: Store, tmp_path: P
     red = images[labels == 2].float().mean(dim=(0, 2, 3))
     assert red[0] > red[1] and red[0] > red[2]  # the red class really is red
     again = load_data(make_config("vit", "tiny", {"dataset": "photos"}), store)
-    assert np.array_equal(again.train.images[:5], data.train.images[:5])  # same seeded split, same cache
+    first_five = [again.train.__getitems__(list(range(5)))[0], data.train.__getitems__(list(range(5)))[0]]
+    assert first_five[0].equal(first_five[1]) and first_five[0].float().std() > 0  # same seeded split, same cache
     with pytest.raises(Exception, match="exists already"):
         registry.register(store, "photos", "imagefolder", root)
 
@@ -232,3 +233,46 @@ def test_a_large_jpeg_for_a_small_run_decodes_reduced_and_looks_as_decoded_whole
     left = (resized.width - 32) // 2
     reference = np.asarray(resized.crop((left, 0, left + 32, 32))).astype(float)
     assert got.shape == (32, 32, 3) and np.abs(got - reference).mean() < 4
+
+
+def test_a_new_folders_first_run_reads_while_its_cache_fills(store: Store, tmp_path: Path) -> None:
+    """The first run on a folder starts at once: a batch the background has not reached is decoded
+    for it, the finished cache holds what a batch read, and the next run opens the cache."""
+    from workbench.data.loading import ArrayDataset, FillingDataset
+
+    write_folder(tmp_path / "photos", per_class=100)
+    registry.register(store, "photos", "imagefolder", tmp_path / "photos")
+    cfg = make_config("vit", "tiny", {"dataset": "photos", "image_size": 16})
+    data = load_data(cfg, store)
+    assert isinstance(data.train, FillingDataset) and any("decoded into the cache as training" in n for n in data.notes)
+    assert any(n.startswith("skipped") and "truncated.png" in n for n in data.notes)  # found broken when added
+    filling = data.train.filling
+    last = list(range(len(data.train) - 8, len(data.train)))
+    images, labels = data.train.__getitems__(last)  # before the background gets there
+    paths = filling.paths["train"]
+    expected = np.stack([folders.load_image(paths[i], 16) for i in last])
+    assert np.array_equal(images.permute(0, 2, 3, 1).numpy(), expected)
+    filling.thread.join()
+    assert (filling.folder / "meta.json").exists() and filling.failed == []
+    cached = np.load(filling.folder / "train_images.npy")
+    assert np.array_equal(cached[last], expected) and np.array_equal(cached[0], folders.load_image(paths[0], 16))
+    again = load_data(cfg, store)
+    assert type(again.train) is ArrayDataset and again.info == data.info
+    assert (len(again.train), len(again.val)) == (len(data.train), len(data.val))
+
+
+def test_an_image_that_stopped_decoding_stops_the_run_that_reaches_it(store: Store, tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    write_folder(root)
+    registry.register(store, "photos", "imagefolder", root)
+    victim = root / "red" / "ímage_5.png"
+    victim.write_bytes(victim.read_bytes()[:60])  # its header still reads, its pixels do not
+    data = load_data(make_config("vit", "tiny", {"dataset": "photos"}), store)
+    filling = data.train.filling
+    split, index = next((s, i) for s in ("train", "val") for i, p in enumerate(filling.paths[s]) if p == victim)
+    dataset = data.train if split == "train" else data.val
+    filling.thread.join()
+    with pytest.raises(DataError, match=r"ímage_5.png could not be decoded .*; fix or remove it and resume"):
+        dataset.__getitems__([index])
+    assert [Path(p).name for p, _ in filling.failed] == ["ímage_5.png"]
+    assert not filling.folder.exists() and not filling.tmp.exists()  # no cache with a hole is kept

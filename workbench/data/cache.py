@@ -13,11 +13,14 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+
+from workbench.errors import DataError
 
 SPLITS = ("train", "val")
 
@@ -109,3 +112,86 @@ def _build(folder: Path, image_size: int, build: Builder) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+class Filling:
+    """A folder's cache built while a run reads it, so the first run on a new folder starts
+    training at once instead of after every image is decoded (20,000 JPEGs: seconds to minutes).
+
+    The cache's files are written in a temporary folder by a background thread, decoding in
+    `folders.load_images`' processes (niced: training goes first), split by split in order; a batch that asks for images it has
+    not reached yet decodes them itself (`ensure`). When every image is in, the folder is renamed
+    into place (the next run opens it), with `meta`; the thread is not a daemon, so a run that ends
+    first still leaves the finished cache. An image that passed its header check but does not
+    decode stops the run that needs it with its name (the cache is not kept; the next start tries
+    again), as a folder decoded on the fly does."""
+
+    @classmethod
+    def start(cls, folder: Path, image_size: int, items: dict[str, Sequence[tuple[Path, int]]],
+              meta: dict[str, Any]) -> Filling:
+        """The filling of `folder` this process has going, or a new one."""
+        going = _FILLING.get(folder)
+        if going is None or not going.thread.is_alive():
+            going = _FILLING[folder] = cls(folder, image_size, items, meta)
+        return going
+
+    def __init__(self, folder: Path, image_size: int, items: dict[str, Sequence[tuple[Path, int]]],
+                 meta: dict[str, Any]) -> None:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        self.folder, self.image_size, self.meta = folder, image_size, meta
+        self.tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+        self.paths = {s: [path for path, _ in items[s]] for s in SPLITS}
+        self.labels = {s: np.asarray([label for _, label in items[s]], dtype=np.int64) for s in SPLITS}
+        self.images = {s: np.lib.format.open_memmap(self.tmp / f"{s}_images.npy", mode="w+", dtype=np.uint8,
+                                                    shape=(len(items[s]), image_size, image_size, 3))
+                       for s in SPLITS}
+        self.done = {s: np.zeros(len(items[s]), dtype=bool) for s in SPLITS}
+        self.failed: list[list[str]] = []
+        self.thread = threading.Thread(target=self._fill, name="cache-fill")
+        self.thread.start()
+
+    @property
+    def splits(self) -> dict[str, Arrays]:
+        return {s: Arrays(self.images[s], self.labels[s]) for s in SPLITS}
+
+    def ensure(self, split: str, indices: np.ndarray) -> None:
+        """Decode here the images at `indices` of `split` that the background has not written yet."""
+        from workbench.data import folders
+
+        done = self.done[split]
+        for i in indices[~done[indices]]:
+            image = folders.load_or_reason(self.paths[split][i], self.image_size)
+            if isinstance(image, str):
+                raise DataError(f"{self.paths[split][i]} could not be decoded ({image}); fix or remove it and "
+                                f"resume the run")
+            self.images[split][i] = image
+            done[i] = True
+
+    def _fill(self) -> None:
+        from workbench.data import folders
+
+        for split in SPLITS:
+            todo = np.flatnonzero(~self.done[split])
+            paths = [self.paths[split][i] for i in todo]
+            for i, image in zip(todo, folders.load_images(paths, self.image_size, nice=10)):
+                if isinstance(image, str):
+                    self.failed.append([str(self.paths[split][i]), f"could not decode ({image})"])
+                elif not self.done[split][i]:
+                    self.images[split][i] = image
+                    self.done[split][i] = True
+        if self.failed:  # a cache with holes is never kept (this process's mapping of it stays readable)
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        for split in SPLITS:
+            self.images[split].flush()
+            np.save(self.tmp / f"{split}_labels.npy", self.labels[split])
+        counts = {s: len(self.labels[s]) for s in SPLITS}
+        (self.tmp / "meta.json").write_text(json.dumps({**self.meta, "image_size": self.image_size,
+                                                        "counts": counts}, indent=1))
+        try:
+            os.rename(self.tmp, self.folder)
+        except OSError:  # another process finished first: its cache is the same
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+_FILLING: dict[Path, Filling] = {}

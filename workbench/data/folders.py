@@ -148,6 +148,16 @@ def listing(root: Path, labelled: bool) -> Scan:
     return result
 
 
+def as_checked(listing: Scan, problems: list[list[str]]) -> Scan:
+    """`listing` as the last `scan` of the same files found it (`problems`, every one of them):
+    its images, labelled by class folder, without a file opened."""
+    skipped = {path for path, _ in problems}
+    listing.problems = [(path, why) for path, why in problems]
+    listing.items = [(path, listing.classes.index(path.relative_to(listing.root).parts[0]) if listing.labelled
+                      else -1) for path in listing.files if str(path) not in skipped]
+    return listing
+
+
 def scan(root: Path, labelled: bool, classes: list[str] | None = None, decode: bool = True) -> Scan:
     """Find and check the images under `root`. Labelled: one subfolder per class (`classes`
     fixes the class list, as for a separate validation folder). `decode`: see `check_image`."""
@@ -238,29 +248,36 @@ def load_image(path: Path, size: int) -> np.ndarray:
 PARALLEL_FROM = 256  # fewer images decode faster in this process than processes start
 
 
-def load_images(paths: list[Path], size: int, workers: int = 0) -> Iterator[np.ndarray | str]:
+def load_images(paths: list[Path], size: int, workers: int = 0, nice: int = 0) -> Iterator[np.ndarray | str]:
     """`load_image` of each path in order, or the reason (an OSError's text) it could not be
     decoded. Many images are decoded by `workers` processes (0: up to 8, one per core): one
     process decodes ~190 JPEGs a second at 224 px (bench/data.py), so a 20,000-image folder's
-    first run would wait ~2 minutes for it alone."""
+    first run would wait ~2 minutes for it alone. `nice`: the processes' niceness, so that a
+    decode in the background leaves the cores to a run that trains meanwhile."""
     workers = workers or min(8, os.cpu_count() or 1)
     jobs = [(path, size) for path in paths]
     if workers == 1 or len(paths) < PARALLEL_FROM:
-        yield from map(_load_or_reason, jobs)
+        yield from map(_load_job, jobs)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # spawned, not forked: the caller may be a training process with torch's threads running
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(_load_or_reason, jobs, chunksize=32)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice,
+                             initargs=(nice,)) as pool:
+        yield from pool.map(_load_job, jobs, chunksize=32)
 
 
-def _load_or_reason(job: tuple[Path, int]) -> np.ndarray | str:
+def load_or_reason(path: Path, size: int) -> np.ndarray | str:
+    """`load_image`, or the reason (an OSError's text) it could not be decoded."""
     try:
-        return load_image(*job)
+        return load_image(path, size)
     except OSError as exc:
         return str(exc)
+
+
+def _load_job(job: tuple[Path, int]) -> np.ndarray | str:
+    return load_or_reason(*job)
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:

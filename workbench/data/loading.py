@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from workbench.config import TrainConfig
 from workbench.data import DataInfo, folders
+from workbench.data.cache import Filling
 from workbench.data.registry import resolve
 from workbench.errors import DataError
 
@@ -42,6 +43,23 @@ class ArrayDataset(Dataset):
         for the read and transposed them); `BatchTransform` makes them contiguous on the device."""
         order = np.asarray(indices)
         return torch.from_numpy(self.images[order]).permute(0, 3, 1, 2), torch.from_numpy(self.labels[order])
+
+
+class FillingDataset(ArrayDataset):
+    """One split of a cache still being written (`cache.Filling`): a batch first decodes what the
+    background has not reached. Read in the training process only (its writes are this process's)."""
+
+    def __init__(self, filling: Filling, split: str) -> None:
+        super().__init__(filling.images[split], filling.labels[split])
+        self.filling, self.split = filling, split
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        self.filling.ensure(self.split, np.asarray([index]))
+        return super().__getitem__(index)
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        self.filling.ensure(self.split, np.asarray(indices))
+        return super().__getitems__(indices)
 
 
 def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +128,9 @@ class DataBundle:
 def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
     """The run's dataset at its image size: cached arrays, or files for very large folders."""
     source = resolve(store, cfg.dataset, cfg.image_size)
-    if source.splits is not None:
+    if source.filling is not None:
+        train, val = (FillingDataset(source.filling, s) for s in ("train", "val"))
+    elif source.splits is not None:
         train, val = (ArrayDataset(source.splits[s].images, source.splits[s].labels) for s in ("train", "val"))
     else:
         train, val = (FileDataset(source.files[s], cfg.image_size) for s in ("train", "val"))
@@ -118,7 +138,9 @@ def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
     skipped = meta.get("problems", [])
     notes = list(meta.get("changes", [])) + [f"skipped {path}: {why}" for path, why in skipped[:20]] + (
         [f"... and {len(skipped) - 20} more skipped files (`workbench datasets show {cfg.dataset}`)"]
-        if len(skipped) > 20 else [])
+        if len(skipped) > 20 else []) + ([f"its {len(train) + len(val)} images are decoded into the cache as training "
+                                         f"starts (a batch decodes what is not in yet); the next run opens it at once"]
+                                        if source.filling is not None else [])
     return DataBundle(train=train, val=val, info=DataInfo(list(meta["classes"]), tuple(meta["mean"]),
                                                           tuple(meta["std"]), cfg.image_size), notes=notes)
 
@@ -129,6 +151,8 @@ def loader_workers(cfg: TrainConfig, dataset: Dataset, device_type: str, world: 
     ViT-B/16 on an H200 takes ~2,600), else none: a decoded cache's batch is one gather in the
     training process, and 8 workers made a ViT-B/16 on an H200 slower (2,168 against 2,404 images/s),
     as would workers taking a CPU run's cores (bench/gpu.py, bench/data.py, bench/RESULTS.md)."""
+    if isinstance(dataset, FillingDataset):
+        return 0  # its background writes are this process's
     if cfg.num_workers >= 0:
         return cfg.num_workers
     if device_type != "cuda" or not isinstance(dataset, FileDataset):
