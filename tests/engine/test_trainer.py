@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -49,7 +50,9 @@ def test_train_reports_metrics_images_and_keeps_two_checkpoints(store: Store) ->
     images = store.artifacts(run.id, "image", name="predictions")
     assert [a.step for a in images] == [10, 20, 30]
     with Image.open(store.abspath(images[-1])) as img:
-        assert img.mode == "RGB" and img.width > 200
+        alpha = np.asarray(img)[..., 3]
+        assert img.mode == "RGBA" and img.width > 200  # a figure: its pictures opaque on transparent paper
+        assert (alpha == 255).any() and (alpha == 0).any()
 
 
 def test_stop_flag_checkpoints_and_reports_cancelled(store: Store) -> None:
