@@ -96,6 +96,20 @@ def test_timms_randaugment_recipe_is_checked() -> None:
     assert x.shape == (8, 3, 32, 32) and torch.isfinite(x).all()
 
 
+def test_randaugments_top_magnitude_posterizes_to_black_not_a_crash() -> None:
+    """DeiT's recipe (`inc1`) at magnitude 10 keeps 0 bits: black, as Pillow made it before it refused 0."""
+    from PIL import Image
+
+    transform = BatchTransform(MEAN, STD, torch.device("cpu"), "randaugment", randaug="rand-m10-inc1").randaugment
+    op = next(op for op in transform.ops if op.name == "PosterizeIncreasing")
+    op.prob = 1.0  # always applied
+    image = Image.fromarray(np.full((8, 8, 3), 200, np.uint8))
+    assert np.asarray(op(image)).max() == 0
+    assert np.asarray(next(o for o in BatchTransform(MEAN, STD, torch.device("cpu"), "randaugment",
+                                                     randaug="rand-m5-inc1").randaugment.ops
+                           if o.name == "PosterizeIncreasing").aug_fn(image, 2)).max() == 192  # 2 bits kept
+
+
 def test_mixup_is_refused_without_labels() -> None:
     with pytest.raises(ConfigError) as err:
         make_config("mae", "tiny", ["mixup=0.8"])

@@ -203,6 +203,9 @@ class BatchTransform:
 
             fill = tuple(round(255 * m) for m in mean)
             self.randaugment = rand_augment_transform(randaug, {"img_mean": fill})
+            for op in self.randaugment.ops:
+                if op.name.startswith("Posterize"):
+                    op.aug_fn = _posterize
         if reprob > 0:
             from timm.data.random_erasing import RandomErasing
 
@@ -234,6 +237,16 @@ class BatchTransform:
         if self.mixer is not None:
             x, labels = self.mixer(x, labels)
         return x, labels
+
+
+def _posterize(image: Any, bits_to_keep: int, **kwargs: Any) -> Any:
+    """timm's posterize, with 0 bits kept giving a black image as Pillow's own did before it
+    refused them (Pillow 13.0 raises). timm 1.0.31 asks for 0 bits at RandAugment's top magnitude
+    with `inc1`, DeiT's recipe: ~1 image in 300, a crash in a few steps of a 64-image batch."""
+    from PIL import Image
+    from timm.data.auto_augment import posterize
+
+    return Image.new(image.mode, image.size) if bits_to_keep <= 0 else posterize(image, bits_to_keep, **kwargs)
 
 
 def _pil_transform(transform: Any, image: torch.Tensor) -> torch.Tensor:
