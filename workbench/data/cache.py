@@ -119,8 +119,8 @@ class Filling:
     training at once instead of after every image is decoded (20,000 JPEGs: seconds to minutes).
 
     The cache's files are written in a temporary folder by a background thread, decoding in
-    `folders.load_images`' processes (niced: training goes first), split by split in order; a batch that asks for images it has
-    not reached yet decodes them itself (`ensure`). When every image is in, the folder is renamed
+    `folders.load_images`' processes (niced: training goes first), in order; a batch that asks
+    for images it has not reached yet decodes them itself (`ensure`). When every image is in, the folder is renamed
     into place (the next run opens it), with `meta`; the thread is not a daemon, so a run that ends
     first still leaves the finished cache. An image that passed its header check but does not
     decode stops the run that needs it with its name (the cache is not kept; the next start tries
@@ -170,15 +170,16 @@ class Filling:
     def _fill(self) -> None:
         from workbench.data import folders
 
-        for split in SPLITS:
-            todo = np.flatnonzero(~self.done[split])
-            paths = [self.paths[split][i] for i in todo]
-            for i, image in zip(todo, folders.load_images(paths, self.image_size, nice=10)):
-                if isinstance(image, str):
-                    self.failed.append([str(self.paths[split][i]), f"could not decode ({image})"])
-                elif not self.done[split][i]:
-                    self.images[split][i] = image
-                    self.done[split][i] = True
+        # both splits in one call: its processes get every image at once, so the fill goes on when
+        # the run's main thread has ended (no new pool can start after the interpreter's shutdown)
+        todo = [(split, i) for split in SPLITS for i in np.flatnonzero(~self.done[split])]
+        decoded = folders.load_images([self.paths[split][i] for split, i in todo], self.image_size, nice=10)
+        for (split, i), image in zip(todo, decoded):
+            if isinstance(image, str):
+                self.failed.append([str(self.paths[split][i]), f"could not decode ({image})"])
+            elif not self.done[split][i]:
+                self.images[split][i] = image
+                self.done[split][i] = True
         if self.failed:  # a cache with holes is never kept (this process's mapping of it stays readable)
             shutil.rmtree(self.tmp, ignore_errors=True)
             return

@@ -164,7 +164,8 @@ def _folder(store: Any, record: Any, image_size: int) -> Source:
     else:
         train_items, val_items = folders.split(_usable(scan.items, broken), record.val_fraction)
         problems = scan.problems
-    problems = problems + [(path, why) for path, why in broken.items() if path not in dict(problems)]
+    listed = {path for path, _ in problems}
+    problems = problems + [(path, why) for path, why in broken.items() if path not in listed]
     if not val_items:
         raise DataError(f"dataset {record.name!r} has no validation images; add images or a val folder")
     meta_base = {"name": record.name, "kind": record.kind, "classes": scan.classes,

@@ -239,7 +239,7 @@ class CurvesView(GroupedCurves, QWidget):
         for key in self.ticked_keys():
             if len(methods) > 1 and method_specific(key):
                 for method in methods:
-                    rids = tuple(r for r in self.series if self.methods[r] == method and key in self.series[r].sizes)
+                    rids = tuple(r for r in self.series if self.methods[r] == method and key in self.series[r].keys)
                     if rids:
                         panels.append((f"{key} · {method}", key, rids))
             else:
