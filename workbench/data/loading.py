@@ -187,8 +187,8 @@ class BatchTransform:
     - `mixup` / `cutmix` > 0: timm's Mixup (one or the other per batch); labels become class
       probabilities [B, C] (label smoothing stays the loss's).
 
-    Every draw comes from torch's global RNG, or numpy's for timm's Mixup and RandAugment: the
-    checkpoint keeps both.
+    Every draw comes from torch's global RNG, or numpy's and Python's for timm's Mixup and RandAugment:
+    the run's seed seeds all three and the checkpoint keeps them.
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device, augment: str = "flip", *,

@@ -79,6 +79,14 @@ def _why(exc: BaseException, folder: Path) -> str:
     return f"{exc.strerror or exc} at {folder}"
 
 
+def seed_rngs(seed: int) -> None:
+    """Seed every generator `rng_states` keeps, so two runs of one seed draw alike: timm's Mixup and
+    RandAugment draw from numpy's and Python's global generators, which nothing else seeds."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
 def rng_states(device: torch.device) -> dict[str, Any]:
     """Every random generator a step draws from (torch's, CUDA's, numpy's for timm's Mixup, Python's
     for timm's RandAugment), as tensors and plain values a weights-only load accepts."""

@@ -29,6 +29,7 @@ from workbench.engine.checkpoint import (
     parent_runs,
     restore_rng,
     rng_states,
+    seed_rngs,
 )
 from workbench.engine.device import (
     CpuShare,
@@ -106,7 +107,7 @@ class Training:
         self.amp = autocast_dtype(cfg.precision, device)
         if ranks.main:
             store.mark_started(run_id, device=str(device) + (f" x{ranks.world}" if ranks.world > 1 else ""))
-        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+        seed_rngs(cfg.seed)  # the same initial weights on every rank
         self.threads = CpuShare(store, cfg.threads, share=ranks.world)
         self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
                  f"precision {self.amp or torch.float32}; loading data")
@@ -177,7 +178,7 @@ class Training:
         elif self.run.total_steps:  # it had started before (a resume --from-scratch, say): said, not silent
             self.log("no checkpoint to resume from: starting again from step 0")
         if self.ranks.rank:  # other ranks augment and mask other random draws
-            torch.manual_seed(self.cfg.seed + 7919 * self.ranks.rank + self.step)
+            seed_rngs(self.cfg.seed + 7919 * self.ranks.rank + self.step)
         if not self.ranks.main:
             return
         store, run_id = self.store, self.run_id
