@@ -6,11 +6,13 @@ what may start now (the study's next run, a queued run waiting for a free slot),
 studies go on with no window open. SIGTERM and SIGINT ask the run to stop at the next step. A
 run with `nproc` > 1 or `nnodes` > 1 turns this process into torchrun (same pid), which runs this
 module once per rank (`workbench.engine.distributed`); `workbench join` does the same on a run's
-other machines.
+other machines. `python -m workbench.worker --spare TOKEN` is a spare worker (`workbench.jobs.runner.Spare`):
+it imports first and learns its run from its stdin.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -33,8 +35,37 @@ def _schedule_after(store: Store, run_id: int) -> None:
         print(f"run {run_id}: run(s) {', '.join(map(str, started))} started after it", flush=True)
 
 
+def _spare() -> int | None:
+    """Import what training needs, then wait for the run the runner hands over on stdin (one JSON
+    line: the run's id, and what its environment adds); from then on write to that run's log. None
+    when stdin closes first (the runner no longer wants a spare, or its process ended)."""
+    from workbench.engine import trainer  # noqa: F401 - torch, timm: the seconds a spare saves
+    from workbench.jobs.runner import log_path
+    from workbench.methods import get_method, method_names
+
+    for name in method_names():
+        get_method(name)
+    order = sys.stdin.readline()
+    if not order:
+        return None
+    order = json.loads(order)
+    os.environ.update(order["env"])
+    log = os.open(log_path(order["run"]), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    null = os.open(os.devnull, os.O_RDONLY)
+    for fd, target in ((log, 1), (log, 2), (null, 0)):
+        os.dup2(fd, target)
+    os.close(log)
+    os.close(null)
+    return int(order["run"])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "--spare":
+        taken = _spare()
+        if taken is None:
+            return 0
+        args = [str(taken)]
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m workbench.worker RUN_ID", file=sys.stderr)
         return 2

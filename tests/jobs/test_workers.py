@@ -90,6 +90,44 @@ def test_cancel_stops_the_worker_and_keeps_a_checkpoint(store: Store) -> None:
     assert cancel_run(store, queued.id) == RunStatus.CANCELLED
 
 
+@pytest.mark.one_backend
+def test_a_spare_worker_takes_the_next_run_and_one_that_died_is_replaced(store: Store) -> None:
+    store.set_max_concurrent(1)
+    runner = Runner(store, spare=True)
+    runner.warm()
+    spare = runner.spare.proc
+    run, other = create_run(store, "vit", preset="tiny"), create_run(store, "vit", preset="tiny")
+    assert scheduler.tick(store, runner) == [run.id]  # one run at a time
+    pid = store.get_run(run.id).pid
+    assert pid == spare.pid and is_worker_alive(pid, run.id) and not is_worker_alive(pid, other.id)
+    assert cancel_run(store, other.id) == RunStatus.CANCELLED  # not started by the run's end (its worker ticks)
+    assert runner.spare.proc.pid != pid  # the next run's spare
+    wait_for(lambda: store.get_run(run.id).step >= 10)
+    assert run.id not in reconcile(store)  # its cmdline names no run: its token file does
+    assert f"run {run.id}: vit on cpu" in log_path(run.id).read_text()  # the spare writes the run's log
+    assert runner.cancel(run.id) == RunStatus.CANCELLED and store.get_run(run.id).error is None  # SIGTERM heard
+
+    runner.spare.proc.kill()  # the next spare died: the next run starts a worker of its own
+    runner.spare.proc.wait()
+    other = create_run(store, "vit", preset="tiny")
+    assert scheduler.tick(store, runner) == [other.id]
+    assert store.get_run(other.id).pid not in (pid, spare.pid, None)
+    wait_for(lambda: store.get_run(other.id).step >= 1)
+    assert runner.cancel(other.id) == RunStatus.CANCELLED
+    last = runner.spare.proc
+    runner.close()
+    assert last.wait(timeout=10) is not None
+
+
+@pytest.mark.one_backend
+def test_an_untaken_spare_ends_with_its_runners_process(store: Store) -> None:
+    from workbench.jobs.runner import Spare
+
+    spare = Spare(Runner(store)._environment())
+    spare.proc.stdin.close()  # as when the window's process ends: the pipe's other end closes
+    assert spare.proc.wait(timeout=120) == 0
+
+
 def test_worker_error_marks_failed_with_the_message(cli, store: Store, tmp_path) -> None:
     from PIL import Image
 

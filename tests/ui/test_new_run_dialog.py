@@ -98,28 +98,38 @@ def test_parent_pickers_offer_compatible_finished_runs_and_fill_the_encoder_shap
 
 
 @pytest.mark.slow
-def test_a_run_started_from_the_dialog_trains_and_can_be_cancelled(qtbot, store: Store) -> None:
+def test_a_run_started_from_the_dialog_trains_in_the_spare_worker_and_can_be_cancelled(qtbot, store: Store) -> None:
     window = MainWindow(store)
     qtbot.addWidget(window)
     window.load()
-    dialog = NewRunDialog(store, window)
-    qtbot.addWidget(dialog)
-    dialog.name.setText("from the dialog")
-    dialog.form.widgets["log_every"].setValue(5)
-    dialog.form.widgets["epochs"].setValue(3)
-    qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
-    run = dialog.created
+    warmed = []
+
+    def start(dialog: NewRunDialog) -> None:
+        window.tasks.wait()  # the spare worker's start, asked for as the dialog opened
+        warmed.append(window.runner.spare.proc)
+        dialog.name.setText("from the dialog")
+        dialog.form.widgets["log_every"].setValue(5)
+        dialog.form.widgets["epochs"].setValue(3)
+        qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+
+    _in_dialog(window, start)
+    run = window.new_run()
     assert run is not None and run.name == "from the dialog" and run.config["epochs"] == 3
-    poll(window)  # the runner starts the queued run
+    settle(window)  # the poll the dialog's Start asked for starts the queued run
     window.select_run(run.id)
     assert store.get_run(run.id).status == RunStatus.RUNNING
+    assert store.get_run(run.id).pid == warmed[0].pid  # the spare took it ...
+    following = window.runner.spare.proc
+    assert following.pid != warmed[0].pid and following.poll() is None  # ... and the next run has one
     qtbot.waitUntil(lambda: window.curves.point_count(run.id, "train/loss") >= 2, timeout=90_000)
     window.actions.cancel.trigger()
     qtbot.waitUntil(lambda: store.get_run(run.id).status == RunStatus.CANCELLED, timeout=30_000)
     poll(window)
     assert window.model.run_at(window.model.row_of(run.id)).status == "cancelled"
     assert "worker start" in window.log.toPlainText()
+    assert f"run {run.id}: vit on cpu" in window.log.toPlainText()  # the spare wrote the run's log
     window.close()
+    assert following.wait(timeout=10) is not None  # the window's end ends its spare (untaken, it holds nothing)
 
 
 def _in_dialog(window: MainWindow, act) -> None:

@@ -6,15 +6,23 @@ them can exit or be killed and the run goes on; cancelling kills the whole group
 workers included. The store is the source of truth: a worker reports its own end
 (finished / failed / cancelled); a worker that dies without doing so is found by its exit
 code here, or by its missing pid at the next start-up, and marked `interrupted`.
+
+A runner may keep a spare worker (`Runner(spare=True)`, the window's): a worker process started
+before its run, which imports torch, timm and the methods while nobody waits (most of a run's
+start: ~4 s on 2 cores) and takes the next run handed to it on its stdin.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterable
@@ -30,6 +38,9 @@ NEW_SESSION = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.pla
                else {"start_new_session": True})
 WORKER_MODULES = (WORKER_MODULE, "workbench.jobs.worker")  # a worker started by an earlier build is one too
 LOG_NAME = "worker.log"
+SPARE_FLAG = "--spare"  # python -m workbench.worker --spare TOKEN: a spare worker, waiting for its run
+SPARE_NAME = "worker.spare"  # in a run's folder: the token of the spare that took it (its cmdline names no run)
+SPARE_IDLE_S = 600.0  # a spare nobody took goes after 10 minutes: it holds ~0.4 GB of imported libraries
 
 
 def log_path(run_id: int) -> Path:
@@ -47,7 +58,14 @@ def _worker(pid: int | None, run_id: int) -> psutil.Process | None:
         args = proc.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
-    return proc if any(m in args for m in WORKER_MODULES) and str(run_id) in args else None
+    if not any(m in args for m in WORKER_MODULES):
+        return None
+    if SPARE_FLAG in args:  # a spare: this run's if it holds the token written when it took the run
+        try:
+            return proc if (paths.run_dir(run_id) / SPARE_NAME).read_text() == args[-1] else None
+        except OSError:
+            return None
+    return proc if str(run_id) in args else None
 
 
 def is_worker_alive(pid: int | None, run_id: int) -> bool:
@@ -218,25 +236,101 @@ def pick_gpu(total: int, running: list[Run]) -> int | None:
     return next((i for i in range(total) if i not in busy), None)
 
 
+class Spare:
+    """A worker process started before its run (`python -m workbench.worker --spare TOKEN`): it
+    imports what training needs, then waits on its stdin for the run `take` hands it. It exits
+    when its stdin closes untaken (`close`, or the runner's process ending)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env, self.token, self.born = env, f"spare-{secrets.token_hex(8)}", time.monotonic()
+        self.proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, SPARE_FLAG, self.token],
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=env, **NEW_SESSION)
+
+    def take(self, run_id: int, env: dict[str, str]) -> subprocess.Popen | None:
+        """Hand it the run (`env`: what that run's worker needs beyond the spare's environment); None
+        if it is gone, and the caller starts a worker of its own."""
+        if self.proc.poll() is not None:
+            return None
+        (paths.run_dir(run_id) / SPARE_NAME).write_text(self.token)
+        try:
+            self.proc.stdin.write(json.dumps({"run": run_id, "env": env}).encode() + b"\n")
+            self.proc.stdin.close()
+        except OSError:  # it died just now
+            return None
+        return self.proc
+
+    def close(self) -> None:
+        """End it at once: untaken, it holds nothing (it may be importing still, deaf to its stdin)."""
+        self.proc.kill()
+        self.proc.wait()
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+
+
 class Runner:
     """Launches the worker processes of claimed runs and watches the ones it launched.
 
     It decides nothing: which queued run starts, and when, is the scheduler's
     (`workbench.studies.scheduler.tick`), which claims a run in the store and hands it here.
+    `spare`: keep a spare worker after each launch and from `warm` (a window, where the user
+    starts runs one by one), so the next run skips the imports.
     """
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, spare: bool = False) -> None:
+        self.store, self.keep_spare = store, spare
         self.procs: dict[int, subprocess.Popen] = {}
         self._next_check = self._next_cluster_check = 0.0
         self._gpus: int | None = None  # counted at the first launch
+        self.spare: Spare | None = None
+        self._spare_lock = threading.Lock()  # a window warms from one thread and launches from another
 
-    def launch(self, run_id: int) -> None:
-        """Start the worker of a run the scheduler has just claimed (status running, no pid yet)."""
+    def _environment(self) -> dict[str, str]:
+        """A worker's environment: this process's, less what must not pass on, and the store's."""
         inside_torchrun = "RANK" in os.environ  # whose OMP_NUM_THREADS was cut to cores / nproc
         env = {k: v for k, v in os.environ.items()
                if k not in INHERITED_NOT and not (inside_torchrun and k == "OMP_NUM_THREADS")}
         env.update(self.store.environment(), PYTHONUNBUFFERED="1")
+        return env
+
+    def warm(self) -> None:
+        """Start a spare worker if this runner keeps one and has none alive (one whose environment
+        no longer matches goes)."""
+        if not self.keep_spare:
+            return
+        env = self._environment()
+        with self._spare_lock:
+            if self.spare is not None and (self.spare.proc.poll() is not None or self.spare.env != env):
+                self.spare.close()
+                self.spare = None
+            if self.spare is None:
+                try:
+                    self.spare = Spare(env)
+                except OSError:  # the launch will start its own worker, and say why if it cannot
+                    pass
+
+    def _take_spare(self, run_id: int, env: dict[str, str], extra: dict[str, str]) -> subprocess.Popen | None:
+        with self._spare_lock:
+            spare, self.spare = self.spare, None
+        if spare is None:
+            return None
+        if spare.env == env:
+            proc = spare.take(run_id, extra)
+            if proc is not None:
+                return proc
+        spare.close()
+        return None
+
+    def close(self) -> None:
+        """End the spare worker, if any (the runs' workers go on)."""
+        with self._spare_lock:
+            spare, self.spare = self.spare, None
+        if spare is not None:
+            spare.close()
+
+    def launch(self, run_id: int) -> None:
+        """Start the worker of a run the scheduler has just claimed (status running, no pid yet)."""
+        env, extra = self._environment(), {}
         run = self.store.get_run(run_id)
         if run.config.get("device", "auto") == "auto" and int(run.config.get("nproc", 1)) == 1:
             if self._gpus is None:
@@ -244,20 +338,22 @@ class Runner:
             others = [r for r in self.store.list_runs(status=RunStatus.RUNNING) if r.id != run_id]
             gpu = pick_gpu(self._gpus, others) if self._gpus > 1 else None
             if gpu is not None:  # concurrent runs on distinct GPUs
-                env["WORKBENCH_AUTO_DEVICE"] = f"cuda:{gpu}"
+                extra["WORKBENCH_AUTO_DEVICE"] = f"cuda:{gpu}"
         with open(log_path(run_id), "ab") as log:
             log.write(f"--- worker start {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
             log.flush()
+            proc = self._take_spare(run_id, env, extra)
             try:  # a session (process group) of its own: the window or CLI that starts it may exit
-                proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(run_id)], stdout=log,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                        **NEW_SESSION)
+                proc = proc or subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(run_id)], stdout=log,
+                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                env={**env, **extra}, **NEW_SESSION)
             except OSError as exc:
                 self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING],
                                       error=f"could not start the worker process: {exc}", finished_at=time.time())
                 raise WorkbenchError(f"could not start a worker for run {run_id}: {exc}") from exc
         self.store.update_run(run_id, pid=proc.pid)
         self.procs[run_id] = proc
+        self.warm()  # for the next run
 
     def reap(self) -> list[int]:
         """Record the end of workers that exited without saying so (their exit code tells how),
@@ -279,6 +375,11 @@ class Runner:
         if time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + ADOPTED_CHECK_S
             changed += reconcile(self.store, skip=self.procs)
+            with self._spare_lock:
+                idle = self.spare is not None and time.monotonic() - self.spare.born > SPARE_IDLE_S
+                spare, self.spare = (self.spare, None) if idle else (None, self.spare)
+            if spare is not None:
+                spare.close()
         if time.monotonic() >= self._next_cluster_check:
             from workbench.jobs import slurm  # it builds on this module
 

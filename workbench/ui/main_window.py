@@ -14,6 +14,7 @@ close and restored on the next start.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QSettings, Qt, QTimer
@@ -134,7 +135,7 @@ class MainWindow(QMainWindow):
             return
         self.connection.opened(self.store)
         self.poller = Poller(self.tasks, self.connection, self._prepare_poll, self._show, self.say)
-        self.runner = Runner(self.store)
+        self.runner = Runner(self.store, spare=os.environ.get("WORKBENCH_SPARE_WORKER", "1") != "0")
         self.schedule = lambda: tick(self.store, self.runner)  # the one scheduler, as everywhere
         self.parallel.blockSignals(True)
         self.parallel.setValue(self.store.max_concurrent())  # the store's, which every scheduler obeys
@@ -292,6 +293,7 @@ class MainWindow(QMainWindow):
             preset = preset or str(self.settings.value("new/preset", "tiny"))
         dialog = NewRunDialog(self.store, self, method=method or "vit", preset=preset, values=values,
                               parents=parents, name=name)
+        self.tasks.submit(self.runner.warm)  # a worker imports torch while the user fills the form
         self.dialog = dialog  # tests drive it
         if dialog.exec() and dialog.created is not None:
             self.settings.setValue("new/method", dialog.created.method)
@@ -384,6 +386,8 @@ class MainWindow(QMainWindow):
                 other.close()
         self.devices_label.stop()
         self.tasks.wait(5000)
+        if self.loaded:
+            self.runner.close()  # its spare worker; the runs' workers go on
         super().closeEvent(event)
 
 
