@@ -120,12 +120,19 @@ def test_a_spare_worker_takes_the_next_run_and_one_that_died_is_replaced(store: 
 
 
 @pytest.mark.one_backend
-def test_an_untaken_spare_ends_with_its_runners_process(store: Store) -> None:
-    from workbench.jobs.runner import Spare
+def test_an_untaken_spare_ends_with_its_runners_process_or_when_idle(store: Store,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.jobs import runner as runner_module
 
-    spare = Spare(Runner(store)._environment())
+    spare = runner_module.Spare(Runner(store).worker_environment())
     spare.proc.stdin.close()  # as when the window's process ends: the pipe's other end closes
     assert spare.proc.wait(timeout=120) == 0
+    runner = Runner(store, spare=True)
+    runner.warm()
+    idle = runner.spare.proc
+    monkeypatch.setattr(runner_module, "SPARE_IDLE_S", 0.0)
+    runner.reap()
+    assert runner.spare is None and idle.poll() is not None
 
 
 def test_worker_error_marks_failed_with_the_message(cli, store: Store, tmp_path) -> None:

@@ -242,7 +242,7 @@ class Spare:
     when its stdin closes untaken (`close`, or the runner's process ending)."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env, self.token, self.born = env, f"spare-{secrets.token_hex(8)}", time.monotonic()
+        self.env, self.token, self.wanted = env, f"spare-{secrets.token_hex(8)}", time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, SPARE_FLAG, self.token],
                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      env=env, **NEW_SESSION)
@@ -285,7 +285,7 @@ class Runner:
         self.spare: Spare | None = None
         self._spare_lock = threading.Lock()  # a window warms from one thread and launches from another
 
-    def _environment(self) -> dict[str, str]:
+    def worker_environment(self) -> dict[str, str]:
         """A worker's environment: this process's, less what must not pass on, and the store's."""
         inside_torchrun = "RANK" in os.environ  # whose OMP_NUM_THREADS was cut to cores / nproc
         env = {k: v for k, v in os.environ.items()
@@ -298,16 +298,18 @@ class Runner:
         no longer matches goes)."""
         if not self.keep_spare:
             return
-        env = self._environment()
+        env = self.worker_environment()
         with self._spare_lock:
             if self.spare is not None and (self.spare.proc.poll() is not None or self.spare.env != env):
                 self.spare.close()
                 self.spare = None
-            if self.spare is None:
-                try:
-                    self.spare = Spare(env)
-                except OSError:  # the launch will start its own worker, and say why if it cannot
-                    pass
+            if self.spare is not None:
+                self.spare.wanted = time.monotonic()  # its idle time counts from now
+                return
+            try:
+                self.spare = Spare(env)
+            except OSError:  # the launch will start its own worker, and say why if it cannot
+                pass
 
     def _take_spare(self, run_id: int, env: dict[str, str], extra: dict[str, str]) -> subprocess.Popen | None:
         with self._spare_lock:
@@ -330,7 +332,7 @@ class Runner:
 
     def launch(self, run_id: int) -> None:
         """Start the worker of a run the scheduler has just claimed (status running, no pid yet)."""
-        env, extra = self._environment(), {}
+        env, extra = self.worker_environment(), {}
         run = self.store.get_run(run_id)
         if run.config.get("device", "auto") == "auto" and int(run.config.get("nproc", 1)) == 1:
             if self._gpus is None:
@@ -376,7 +378,7 @@ class Runner:
             self._next_check = time.monotonic() + ADOPTED_CHECK_S
             changed += reconcile(self.store, skip=self.procs)
             with self._spare_lock:
-                idle = self.spare is not None and time.monotonic() - self.spare.born > SPARE_IDLE_S
+                idle = self.spare is not None and time.monotonic() - self.spare.wanted > SPARE_IDLE_S
                 spare, self.spare = (self.spare, None) if idle else (None, self.spare)
             if spare is not None:
                 spare.close()
