@@ -40,7 +40,7 @@ WORKER_MODULES = (WORKER_MODULE, "workbench.jobs.worker")  # a worker started by
 LOG_NAME = "worker.log"
 SPARE_FLAG = "--spare"  # python -m workbench.worker --spare TOKEN: a spare worker, waiting for its run
 SPARE_NAME = "worker.spare"  # in a run's folder: the token of the spare that took it (its cmdline names no run)
-SPARE_IDLE_S = 600.0  # a spare nobody took goes after 10 minutes: it holds ~0.4 GB of imported libraries
+SPARE_IDLE_S = 600.0  # a spare nobody took goes after 10 minutes: it holds ~0.7 GB (0.4 its own)
 
 
 def log_path(run_id: int) -> Path:
