@@ -101,8 +101,10 @@ def test_a_spare_worker_takes_the_next_run_and_one_that_died_is_replaced(store: 
     pid = store.get_run(run.id).pid
     assert pid == spare.pid and is_worker_alive(pid, run.id) and not is_worker_alive(pid, other.id)
     assert cancel_run(store, other.id) == RunStatus.CANCELLED  # not started by the run's end (its worker ticks)
-    assert runner.spare.proc.pid != pid  # the next run's spare
+    assert runner.spare is None  # the next run's spare waits for this one's first step ...
     wait_for(lambda: store.get_run(run.id).step >= 10)
+    wait_for(lambda: runner.reap() is not None and runner.spare is not None, timeout=10)  # its checks every 2 s
+    assert runner.spare.proc.pid != pid and runner.spare.proc.poll() is None  # ... then starts
     assert run.id not in reconcile(store)  # its cmdline names no run: its token file does
     assert f"run {run.id}: vit on cpu" in log_path(run.id).read_text()  # the spare writes the run's log
     assert runner.cancel(run.id) == RunStatus.CANCELLED and store.get_run(run.id).error is None  # SIGTERM heard
@@ -112,7 +114,7 @@ def test_a_spare_worker_takes_the_next_run_and_one_that_died_is_replaced(store: 
     other = create_run(store, "vit", preset="tiny")
     assert scheduler.tick(store, runner) == [other.id]
     assert store.get_run(other.id).pid not in (pid, spare.pid, None)
-    wait_for(lambda: store.get_run(other.id).step >= 1)
+    wait_for(lambda: runner.reap() is not None and runner.spare is not None)  # once it trains
     assert runner.cancel(other.id) == RunStatus.CANCELLED
     last = runner.spare.proc
     runner.close()

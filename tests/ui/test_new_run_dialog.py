@@ -119,9 +119,10 @@ def test_a_run_started_from_the_dialog_trains_in_the_spare_worker_and_can_be_can
     window.select_run(run.id)
     assert store.get_run(run.id).status == RunStatus.RUNNING
     assert store.get_run(run.id).pid == warmed[0].pid  # the spare took it ...
-    following = window.runner.spare.proc
-    assert following.pid != warmed[0].pid and following.poll() is None  # ... and the next run has one
     qtbot.waitUntil(lambda: window.curves.point_count(run.id, "train/loss") >= 2, timeout=90_000)
+    qtbot.waitUntil(lambda: poll(window) or window.runner.spare is not None, timeout=10_000)
+    following = window.runner.spare.proc  # the next run's, once this one trains
+    assert following.pid != warmed[0].pid and following.poll() is None
     window.actions.cancel.trigger()
     qtbot.waitUntil(lambda: store.get_run(run.id).status == RunStatus.CANCELLED, timeout=30_000)
     poll(window)

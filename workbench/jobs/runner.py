@@ -273,8 +273,8 @@ class Runner:
 
     It decides nothing: which queued run starts, and when, is the scheduler's
     (`workbench.studies.scheduler.tick`), which claims a run in the store and hands it here.
-    `spare`: keep a spare worker after each launch and from `warm` (a window, where the user
-    starts runs one by one), so the next run skips the imports.
+    `spare`: keep a spare worker from `warm` on, and again once each launched run has trained a
+    step (a window, where the user starts runs one by one), so the next run skips the imports.
     """
 
     def __init__(self, store: Store, spare: bool = False) -> None:
@@ -283,6 +283,7 @@ class Runner:
         self._next_check = self._next_cluster_check = 0.0
         self._gpus: int | None = None  # counted at the first launch
         self.spare: Spare | None = None
+        self._spare_after: int | None = None  # the next spare starts once this run has trained a step
         self._spare_lock = threading.Lock()  # a window warms from one thread and launches from another
 
     def worker_environment(self) -> dict[str, str]:
@@ -323,6 +324,19 @@ class Runner:
         spare.close()
         return None
 
+    def _tend_spare(self) -> None:
+        """End a spare idle too long; start the next once the last launched run has trained a step
+        (not sooner: its imports would slow that run's start)."""
+        with self._spare_lock:
+            idle = self.spare is not None and time.monotonic() - self.spare.wanted > SPARE_IDLE_S
+            spare, self.spare = (self.spare, None) if idle else (None, self.spare)
+        if spare is not None:
+            spare.close()
+        after = self._spare_after
+        if after is not None and (after not in self.procs or self.store.get_run(after).step > 0):
+            self._spare_after = None
+            self.warm()
+
     def close(self) -> None:
         """End the spare worker, if any (the runs' workers go on)."""
         with self._spare_lock:
@@ -355,7 +369,7 @@ class Runner:
                 raise WorkbenchError(f"could not start a worker for run {run_id}: {exc}") from exc
         self.store.update_run(run_id, pid=proc.pid)
         self.procs[run_id] = proc
-        self.warm()  # for the next run
+        self._spare_after = run_id if self.keep_spare else None
 
     def reap(self) -> list[int]:
         """Record the end of workers that exited without saying so (their exit code tells how),
@@ -377,11 +391,7 @@ class Runner:
         if time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + ADOPTED_CHECK_S
             changed += reconcile(self.store, skip=self.procs)
-            with self._spare_lock:
-                idle = self.spare is not None and time.monotonic() - self.spare.wanted > SPARE_IDLE_S
-                spare, self.spare = (self.spare, None) if idle else (None, self.spare)
-            if spare is not None:
-                spare.close()
+            self._tend_spare()
         if time.monotonic() >= self._next_cluster_check:
             from workbench.jobs import slurm  # it builds on this module
 
