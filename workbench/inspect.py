@@ -38,7 +38,7 @@ def read_image(store: Store, trained: Trained, source: str) -> np.ndarray:
     if source.startswith("val:"):
         from workbench.data.loading import load_data
 
-        val = load_data(trained.method.cfg, store).val
+        val = load_data(trained.method.cfg, store, fill=False).val  # one image: no cache filled for it
         index = int(source[4:])
         if not 0 <= index < len(val):
             raise DataError(f"image {source}: the validation split has {len(val)} images (val:0 to val:{len(val) - 1})")
@@ -201,7 +201,7 @@ def diagnose(store: Store, run_id: int, *, weights: str = "best") -> tuple[dict[
                              f"vit, deit, swin, cnn and finetune runs")
     cfg = trained.method.cfg
     transform = BatchTransform.for_run(cfg, trained.data, torch.device("cpu"))
-    loader = make_loader(load_data(cfg, store).val, cfg, train=False)
+    loader = make_loader(load_data(cfg, store, fill=False).val, cfg, train=False)
     with torch.no_grad():
         data, images = trained.method.report(trained.model, (transform(x, y, False) for x, y in loader))
     return data["diagnostics"], images.get("mistakes"), trained.weights

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from workbench import paths
 from workbench.data import check_dataset, folders, registry
 from workbench.data.loading import load_data
 from workbench.errors import ConfigError, DataError
@@ -238,24 +239,31 @@ def test_a_large_jpeg_for_a_small_run_decodes_reduced_and_looks_as_decoded_whole
 def test_a_new_folders_first_run_reads_while_its_cache_fills(store: Store, tmp_path: Path) -> None:
     """The first run on a folder starts at once: a batch the background has not reached is decoded
     for it, the finished cache holds what a batch read, and the next run opens the cache."""
-    from workbench.data.loading import ArrayDataset, FillingDataset
+    from workbench.data.loading import ArrayDataset, FileDataset, FillingDataset
+    from workbench.engine.checkpoint import data_fingerprint
 
     write_folder(tmp_path / "photos", per_class=100)
     registry.register(store, "photos", "imagefolder", tmp_path / "photos")
     cfg = make_config("vit", "tiny", {"dataset": "photos", "image_size": 16})
+    caches = set(paths.dataset_cache().iterdir())
+    rank = load_data(cfg, store, fill=False)  # a data-parallel run's other rank: it reads the files ...
+    assert isinstance(rank.train, FileDataset) and set(paths.dataset_cache().iterdir()) == caches  # ... no fill
     data = load_data(cfg, store)
     assert isinstance(data.train, FillingDataset) and any("decoded into the cache as training" in n for n in data.notes)
+    assert rank.info == data.info and data_fingerprint(rank) == data_fingerprint(data)  # the ranks agree
+    assert rank.train.items == [(p, int(label)) for p, label in zip(data.train.filling.paths["train"],
+                                                                     data.train.filling.labels["train"])]
     assert any(n.startswith("skipped") and "truncated.png" in n for n in data.notes)  # found broken when added
     filling = data.train.filling
     last = list(range(len(data.train) - 8, len(data.train)))
     images, labels = data.train.__getitems__(last)  # before the background gets there
-    paths = filling.paths["train"]
-    expected = np.stack([folders.load_image(paths[i], 16) for i in last])
+    files = filling.paths["train"]
+    expected = np.stack([folders.load_image(files[i], 16) for i in last])
     assert np.array_equal(images.permute(0, 2, 3, 1).numpy(), expected)
     filling.thread.join()
     assert (filling.folder / "meta.json").exists() and filling.failed == []
     cached = np.load(filling.folder / "train_images.npy")
-    assert np.array_equal(cached[last], expected) and np.array_equal(cached[0], folders.load_image(paths[0], 16))
+    assert np.array_equal(cached[last], expected) and np.array_equal(cached[0], folders.load_image(files[0], 16))
     again = load_data(cfg, store)
     assert type(again.train) is ArrayDataset and again.info == data.info
     assert (len(again.train), len(again.val)) == (len(data.train), len(data.val))

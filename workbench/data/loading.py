@@ -125,9 +125,10 @@ class DataBundle:
     notes: list[str]  # for the run's log: what changed in the data since it was added, files skipped
 
 
-def load_data(cfg: TrainConfig, store: Any = None) -> DataBundle:
-    """The run's dataset at its image size: cached arrays, or files for very large folders."""
-    source = resolve(store, cfg.dataset, cfg.image_size)
+def load_data(cfg: TrainConfig, store: Any = None, fill: bool = True) -> DataBundle:
+    """The run's dataset at its image size: cached arrays, or files for very large folders (and,
+    when not `fill`, for a folder whose cache does not exist yet: `registry.resolve`)."""
+    source = resolve(store, cfg.dataset, cfg.image_size, fill)
     if source.filling is not None:
         train, val = (FillingDataset(source.filling, s) for s in ("train", "val"))
     elif source.splits is not None:

@@ -92,8 +92,11 @@ class Source:
         return self.kind != "unlabeled"
 
 
-def resolve(store: Any, name: str, image_size: int) -> Source:
-    """Arrays (or file lists) of both splits with classes, mean and std, building caches as needed."""
+def resolve(store: Any, name: str, image_size: int, fill: bool = True) -> Source:
+    """Arrays (or file lists) of both splits with classes, mean and std, building caches as needed.
+    `fill`: a folder without its cache yet starts filling it here (`cache.Filling`); without, its
+    files are listed, as for a folder too large to cache (a data-parallel run's other ranks, which
+    would each decode the whole folder again; a look at a few images)."""
     if name == "shapes":
         splits, meta = shapes.load(image_size)
         return Source(name, "shapes", splits, None, meta)
@@ -102,7 +105,7 @@ def resolve(store: Any, name: str, image_size: int) -> Source:
         raise DataError(f"dataset {name!r} is not registered; `workbench datasets add` registers it")
     if record.kind in cifar.LAYOUT:
         return _cifar(record, image_size)
-    return _folder(store, record, image_size)
+    return _folder(store, record, image_size, fill)
 
 
 def _cache_folder(kind: str, key: str, image_size: int) -> Path:
@@ -152,7 +155,7 @@ def _unchanged(record: Any) -> folders.Scan | None:
     return folders.as_checked(listing, problems)
 
 
-def _folder(store: Any, record: Any, image_size: int) -> Source:
+def _folder(store: Any, record: Any, image_size: int, fill: bool) -> Source:
     labelled = record.kind == "imagefolder"
     scan = _unchanged(record) or folders.scan(Path(record.path), labelled, decode=False)
     broken = _known_broken(record, scan)
@@ -177,7 +180,7 @@ def _folder(store: Any, record: Any, image_size: int) -> Source:
     mean, std = _sample_stats(train_items, image_size)
     meta = {**meta_base, "mean": mean, "std": std}
     items = {"train": train_items, "val": val_items}
-    if (len(train_items) + len(val_items)) * image_size * image_size * 3 > CACHE_LIMIT_BYTES:
+    if not fill or (len(train_items) + len(val_items)) * image_size * image_size * 3 > CACHE_LIMIT_BYTES:
         return Source(record.name, record.kind, None, items,
                       {**meta, "changes": changes, "image_size": image_size,
                        "counts": {"train": len(train_items), "val": len(val_items)}})

@@ -209,7 +209,7 @@ def load_trained(store: Store, run_id: int, step: int | None = None, *, weights:
     else:  # checkpoints from before the data description was stored in them
         from workbench.data.loading import load_data
 
-        data = load_data(cfg, store).info
+        data = load_data(cfg, store, fill=False).info
     method = get_method(run.method)(cfg, data, parent_runs(store, run_id, weights=False))
     model = method.build()
     model.load_state_dict(state["ema" if weights == "ema" else "model"])

@@ -111,7 +111,7 @@ class Training:
         self.threads = CpuShare(store, cfg.threads, share=ranks.world)
         self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
                  f"precision {self.amp or torch.float32}; loading data")
-        self.data = load_data(cfg, store)
+        self.data = load_data(cfg, store, fill=ranks.local == 0)  # one fill of a new folder's cache per machine
         self.data_fingerprint = data_fingerprint(self.data)
         for note in self.data.notes:
             self.log(f"data: {note}")
