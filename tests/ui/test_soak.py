@@ -53,6 +53,8 @@ NONE_LOSS = 300  # references to None that may go (caches holding None come and 
 NONE_GAIN_PER_POLL = 50
 RSS_GROWTH_MB = 60
 OBJECTS_GROWTH = 1500  # Python objects: a leak of one per poll (a QObject per background job, say) fails
+# (+100 to +200 weakrefs are sqlite3's: a connection keeps a weak reference to each cursor it made and
+# prunes the dead ones every 200 cursors)
 NONE_IS_IMMORTAL = sys.version_info >= (3, 12)
 OFFSCREEN_LIMITS = "This plugin does not support"  # the offscreen platform's own notes (raise(), size hints)
 
