@@ -53,3 +53,11 @@ def settle(window: MainWindow) -> None:
     while window.polling:
         assert window.tasks.wait(60_000), "the poll's reading did not end within 60 s"
         QApplication.processEvents()
+
+
+def shown(window: MainWindow) -> None:
+    """Wait for the window's background readings (Compare's, the curves') and show what they read."""
+    from PySide6.QtWidgets import QApplication
+
+    assert window.tasks.wait(60_000), "the window's background jobs did not end within 60 s"
+    QApplication.processEvents()

@@ -9,7 +9,7 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from tests.conftest import finished_run
-from tests.ui.conftest import answer_next_box, poll, settle
+from tests.ui.conftest import answer_next_box, poll, settle, shown
 from workbench.store import RunStatus, Store
 from workbench.ui.main_window import MainWindow
 from workbench.ui.runs_panel import NAME_WIDTH
@@ -76,6 +76,42 @@ def test_curves_fetch_incrementally_and_export(window: MainWindow, store: Store,
     assert (tmp_path / "c.png").stat().st_size > 1000 and png
 
 
+def test_details_and_compare_read_the_store_off_the_gui_thread(window: MainWindow, store: Store) -> None:
+    """The window polls twice a second: the Details tab's queries go with the poll's reading, on a
+    worker thread, and Compare reads its runs' best values on one too, so a slow database server
+    never stalls the window (Details did, at every poll)."""
+    import threading
+
+    from sqlalchemy import event
+
+    parent = finished_run(store, "mae")
+    child = store.create_run("finetune", {}, parents={"encoder": parent}).id
+    window.tabs.setCurrentWidget(window.details)
+    poll(window)
+    on_gui: list[bool] = []
+
+    def seen(*_: object) -> None:
+        on_gui.append(threading.current_thread() is threading.main_thread())
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        window.select_run(child)
+        assert window.details.lineage.text() == "Lineage — …"  # until the poll the selection asked for is shown
+        settle(window)
+        assert f"encoder: <a href='run:{parent}'>{parent} · " in window.details.lineage.text()
+        window.select_run(parent)
+        settle(window)
+        poll(window)
+        assert f"encoder of <a href='run:{child}'>{child} · " in window.details.lineage.text()
+        assert [row[0] for row in window.details.artifact_rows] == ["checkpoint"]
+        window.table.selectAll()
+        shown(window)
+        assert window.compare.table.rowCount() == 2
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+    assert on_gui and not any(on_gui), f"{on_gui.count(True)} of {len(on_gui)} queries ran on the GUI thread"
+
+
 def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store) -> None:
     a = finished_run(store, "vit", lr=0.002)
     b = finished_run(store, "vit", lr=0.004, pos_embed="none")
@@ -91,6 +127,7 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     details.save_notes()
     assert (store.get_run(a).notes, store.get_run(a).tags) == ("first try", "lr-sweep")
     window.table.selectAll()
+    shown(window)  # Compare reads the runs' best values on a worker thread
     table = window.compare.table
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
     assert {"lr", "pos_embed", "val/top1 (final)", "val/top1 (best)"} <= set(headers)

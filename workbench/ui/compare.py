@@ -7,6 +7,8 @@ whole numbers, scores to four places). Click a header to sort: "which mask ratio
 
 from __future__ import annotations
 
+from typing import Callable
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -38,9 +40,11 @@ class Cell(QTableWidgetItem):
 
 
 class CompareView(QWidget):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, submit: Callable[..., None] | None = None) -> None:
         super().__init__()
         self.store = store
+        self.submit = submit  # reads the runs' best values off the GUI thread (Tasks.submit); None: inline
+        self._asked = 0  # the latest show_runs: an older one's reading, arriving late, is dropped
         self.hint = QLabel("select two or more runs to compare them")
         self.table = QTableWidget()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -51,16 +55,33 @@ class CompareView(QWidget):
         layout.addWidget(self.table)
 
     def show_runs(self, runs: list[Run], groups: dict[str, list[int]] | None = None) -> None:
-        """One row per run, or per group (label -> run ids) when given."""
+        """One row per run, or per group (label -> run ids) when given, once each run's best values
+        are read (a query per run)."""
+        self._asked += 1
+        asked, ids = self._asked, [r.id for r in runs]
+
+        def read() -> dict[int, dict[str, tuple[float, float]]]:
+            return {run_id: self.store.metric_extremes(run_id) for run_id in ids}
+
+        def show(extremes: dict[int, dict[str, tuple[float, float]]]) -> None:
+            if asked == self._asked:
+                self._show(runs, groups, extremes)
+
+        if self.submit is None:
+            show(read())
+        else:
+            self.submit(read, show, lambda message: self.hint.setText(f"could not read the runs' metrics: {message}"))
+
+    def _show(self, runs: list[Run], groups: dict[str, list[int]] | None,
+              extremes: dict[int, dict[str, tuple[float, float]]]) -> None:
         if groups:
-            self._show_groups(runs, groups)
+            self._show_groups(runs, groups, extremes)
             return
         self.table.setSortingEnabled(False)
         keys = sorted({k for r in runs for k in r.config})
         differing = [k for k in keys if len({repr(r.config.get(k)) for r in runs}) > 1]
         first = {config_class(r.method).key_metric for r in runs}  # what the runs are judged by, first
         metrics = sorted({k for r in runs for k in r.results}, key=lambda k: (k not in first, k))
-        extremes = {r.id: self.store.metric_extremes(r.id) for r in runs}
         columns = ["run", "method"]
         tracked = [k for k in metrics if k.startswith("val/")]  # a curve, so final and best differ
         for key in metrics:
@@ -89,14 +110,14 @@ class CompareView(QWidget):
                           if len(runs) > 1 else "select two or more runs to compare them")
         self.table.sortItems(0, Qt.SortOrder.AscendingOrder)
 
-    def _show_groups(self, runs: list[Run], groups: dict[str, list[int]]) -> None:
+    def _show_groups(self, runs: list[Run], groups: dict[str, list[int]],
+                     extremes: dict[int, dict[str, tuple[float, float]]]) -> None:
         """A row per group: n, then each metric's final and best over its runs as mean ± sd (sorting
         by the mean), then the config values that differ between groups ("mixed" within one)."""
         self.table.setSortingEnabled(False)
         by_id = {r.id: r for r in runs}
         members = {label: [by_id[i] for i in ids if i in by_id] for label, ids in groups.items()}
         metrics = sorted({k for r in runs for k in r.results if k.startswith("val/")})
-        extremes = {r.id: self.store.metric_extremes(r.id) for r in runs}
         columns = ["group", "n"] + [f"{k} ({which})" for k in metrics for which in ("final", "best")]
         self.table.clear()
         self.table.setColumnCount(len(columns))

@@ -1,9 +1,13 @@
 """`RunDetailsView`: everything about one run: status and failure, config (copyable as JSON
-or as the CLI command that recreates it), lineage, artifacts, and editable notes and tags."""
+or as the CLI command that recreates it), lineage, artifacts, and editable notes and tags.
+
+What its run row holds shows at once (`show_run`); its lineage and artifacts take queries, read
+off the GUI thread with the window's poll (`read_links`) and shown when they arrive (`show_links`)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
@@ -24,6 +28,25 @@ from PySide6.QtWidgets import (
 from workbench import fmt
 from workbench.store import Run, Store
 from workbench.ui import theme
+
+
+@dataclass(frozen=True)
+class Links:
+    """A run's lineage (rich-text links) and artifacts (kind, name, step, path), as read."""
+
+    run_id: int
+    lineage: list[str]
+    artifacts: list[tuple[str, str, str, str]]
+
+
+def read_links(store: Store, run_id: int) -> Links:
+    """The queries behind Details' lineage and artifacts (for a worker thread: no widgets)."""
+    links = [f"{role}: <a href='run:{p.id}'>{p.id} · {p.name}</a>" for role, p in store.parents(run_id).items()]
+    links += [f"{role} of <a href='run:{c.id}'>{c.id} · {c.name}</a>" for role, c in store.children(run_id)]
+    artifacts = store.artifacts(run_id)
+    links += [f"started from {a.meta['source']}" + (f" (sha256 {a.meta['sha256'][:12]}…)" if a.meta['sha256'] else "")
+              for a in artifacts if a.kind == "init"]
+    return Links(run_id, links, [(a.kind, a.name, str(a.step), str(store.abspath(a))) for a in artifacts])
 
 
 class RunDetailsView(QWidget):
@@ -101,8 +124,7 @@ class RunDetailsView(QWidget):
             self.environment.hide()
             self.warnings.hide()
             self.config.clear()
-            self.artifacts.setRowCount(0)
-            self.artifact_rows = []
+            self._show_artifacts([])
             self.lineage.clear()
             return
         self.title.setText(f"{run.name} · {run.method} · {run.status} · {run.progress:.0%} "
@@ -115,19 +137,23 @@ class RunDetailsView(QWidget):
         self.environment.setVisible(bool(run.environment))
         self.warnings.setText("\n".join(f"Warning: {w}" for w in run.warnings))
         self.warnings.setVisible(bool(run.warnings))
-        parents = self.store.parents(run.id)
-        children = self.store.children(run.id)
-        links = [f"{role}: <a href='run:{p.id}'>{p.id} · {p.name}</a>" for role, p in parents.items()]
-        links += [f"{role} of <a href='run:{c.id}'>{c.id} · {c.name}</a>" for role, c in children]
-        links += [f"started from {a.meta['source']}" + (f" (sha256 {a.meta['sha256'][:12]}…)" if a.meta['sha256'] else "")
-                  for a in self.store.artifacts(run.id, "init")]
-        self.lineage.setText("Lineage — " + (" · ".join(links) if links else "no parents or children"))
         if changed:
             self.config.setPlainText(json.dumps(run.config, indent=2))
             self.notes.setPlainText(run.notes)
             self.tags.setText(run.tags)
-        rows = [(a.kind, a.name, str(a.step), str(self.store.abspath(a))) for a in self.store.artifacts(run.id)]
-        if rows != self.artifact_rows:  # called on every poll: rebuild only what changed
+            self.lineage.setText("Lineage — …")  # until the next poll's reading of it
+            self._show_artifacts([])
+
+    def show_links(self, links: Links) -> None:
+        """The lineage and artifacts of the run shown, as `read_links` read them (those of a run no
+        longer shown are dropped)."""
+        if self.run is None or links.run_id != self.run.id:
+            return
+        self.lineage.setText("Lineage — " + (" · ".join(links.lineage) if links.lineage else "no parents or children"))
+        self._show_artifacts(links.artifacts)
+
+    def _show_artifacts(self, rows: list[tuple[str, str, str, str]]) -> None:
+        if rows != self.artifact_rows:  # shown at every poll: rebuilt only when they changed
             self.artifact_rows = rows
             self.artifacts.setRowCount(len(rows))
             for r, row in enumerate(rows):

@@ -146,7 +146,7 @@ class MainWindow(QMainWindow):
         self.details = RunDetailsView(self.store)
         self.details.open_run.connect(self.select_run)
         self.log = LogView()
-        self.compare = CompareView(self.store)
+        self.compare = CompareView(self.store, self.tasks.submit)
         self.snapshots = SnapshotsView(self.store)
         self.inspect = InspectView(self.store, self.tasks)
         self.distill = DistillView(self.store)
@@ -231,19 +231,26 @@ class MainWindow(QMainWindow):
         return self.loaded and self.poller.polling
 
     def _prepare_poll(self) -> Callable[[], tuple]:
-        """What the next poll reads (on a worker thread): the scheduler's tick, then the run list's rows."""
+        """What the next poll reads (on a worker thread): the scheduler's tick, then the run list's
+        rows and the Details of the run shown."""
+        from workbench.ui.details import read_links
+
         rows = self.runs.reader(self.store)
+        shown = self.details.run.id if self.details.run is not None else None
 
         def read() -> tuple:
             self.schedule()
-            return rows()
+            return rows(), read_links(self.store, shown) if shown is not None else None
 
         return read
 
     def _show(self, result: tuple) -> None:
         """What a poll read, on the GUI thread."""
-        runs = self.runs.show_read(result)
+        rows, links = result
+        runs = self.runs.show_read(rows)
         self._refresh_current(self.selected_runs())
+        if links is not None:
+            self.details.show_links(links)
         if self.studies is not None and self.studies.isVisible():
             self.studies.refresh()
         counts = {s: sum(r.status == s for r in runs) for s in ACTIVE}
@@ -260,8 +267,11 @@ class MainWindow(QMainWindow):
             return
         runs = self.selected_runs()
         self.curves.set_runs({r.id: (f"{r.id} · {r.name}", r.method) for r in runs}, runs)  # compare follows
+        shown = self.details.run
         self._refresh_current(runs)
         self._update_actions()
+        if self.details.run is not None and (shown is None or shown.id != self.details.run.id):
+            self.poll()  # its lineage and artifacts
 
     def _refresh_current(self, runs: list[Run]) -> None:
         current = runs[-1] if runs else None
