@@ -60,8 +60,10 @@ def _spare() -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from workbench.jobs.runner import SPARE_FLAG
+
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 2 and args[0] == "--spare":
+    if len(args) == 2 and args[0] == SPARE_FLAG:
         taken = _spare()
         if taken is None:
             return 0
