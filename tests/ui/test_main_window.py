@@ -5,11 +5,12 @@ import subprocess
 import sys
 
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QImage, QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from tests.conftest import finished_run
 from tests.ui.conftest import answer_next_box, poll, settle, shown
+from workbench import paths
 from workbench.store import RunStatus, Store
 from workbench.ui.main_window import MainWindow
 from workbench.ui.runs_panel import NAME_WIDTH
@@ -78,14 +79,18 @@ def test_curves_fetch_incrementally_and_export(window: MainWindow, store: Store,
 
 def test_details_and_compare_read_the_store_off_the_gui_thread(window: MainWindow, store: Store) -> None:
     """The window polls twice a second: the Details tab's queries go with the poll's reading, on a
-    worker thread, and Compare reads its runs' best values on one too, so a slow database server
-    never stalls the window (Details did, at every poll)."""
+    worker thread, and Compare and Images read theirs on one too, so a slow database server never
+    stalls the window (Details and Images did, at every poll)."""
     import threading
 
     from sqlalchemy import event
 
     parent = finished_run(store, "mae")
     child = store.create_run("finetune", {}, parents={"encoder": parent}).id
+    picture = paths.run_dir(parent) / "images" / "reconstructions-00000100.png"
+    picture.parent.mkdir(parents=True, exist_ok=True)
+    QImage(8, 8, QImage.Format.Format_RGB32).save(str(picture))
+    store.add_artifact(parent, "image", picture, step=100, name="reconstructions")
     window.tabs.setCurrentWidget(window.details)
     poll(window)
     on_gui: list[bool] = []
@@ -103,10 +108,16 @@ def test_details_and_compare_read_the_store_off_the_gui_thread(window: MainWindo
         settle(window)
         poll(window)
         assert f"encoder of <a href='run:{child}'>{child} · " in window.details.lineage.text()
-        assert [row[0] for row in window.details.artifact_rows] == ["checkpoint"]
+        assert [row[0] for row in window.details.artifact_rows] == ["checkpoint", "image"]
         window.table.selectAll()
         shown(window)
         assert window.compare.table.rowCount() == 2
+        window.tabs.setCurrentWidget(window.snapshots)
+        window.select_run(parent)
+        settle(window)
+        shown(window)
+        assert [a.step for a in window.snapshots.frames] == [100]
+        assert not window.snapshots.image.item.pixmap().isNull()
     finally:
         event.remove(store.engine, "before_cursor_execute", seen)
     assert on_gui and not any(on_gui), f"{on_gui.count(True)} of {len(on_gui)} queries ran on the GUI thread"

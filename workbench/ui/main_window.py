@@ -147,7 +147,7 @@ class MainWindow(QMainWindow):
         self.details.open_run.connect(self.select_run)
         self.log = LogView()
         self.compare = CompareView(self.store, self.tasks.submit)
-        self.snapshots = SnapshotsView(self.store)
+        self.snapshots = SnapshotsView(self.store, self.tasks.submit)
         self.inspect = InspectView(self.store, self.tasks)
         self.distill = DistillView(self.store)
         self.diagnostics = DiagnosticsView(self.store)

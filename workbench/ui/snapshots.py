@@ -5,6 +5,8 @@ run's `image` artifacts, whatever their names."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
@@ -26,10 +28,12 @@ PLAY_MS = 700
 class SnapshotsView(QWidget):
     message = Signal(str)  # "saved …": the main window shows it in its status bar
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, submit: Callable[..., None] | None = None) -> None:
         super().__init__()
         self.store = store
-        self.run_id: int | None = None
+        self.submit = submit  # reads the run's images off the GUI thread (Tasks.submit); None: inline
+        self.run_id: int | None = None  # the run shown
+        self.wanted: int | None = None  # the run asked for: a reading of another is dropped
         self.images: list[Artifact] = []  # every image artifact of the run, oldest first
         self.frames: list[Artifact] = []  # those of the chosen kind
         self.kind = QComboBox()
@@ -61,6 +65,7 @@ class SnapshotsView(QWidget):
     def show_run(self, run: Run | None) -> None:
         """Show `run`'s images; called on every poll, so new snapshots appear while it trains (the
         slider follows them when it was on the newest one)."""
+        self.wanted = run.id if run is not None else None
         if run is None:
             self.run_id = None
             self.images = []
@@ -68,9 +73,24 @@ class SnapshotsView(QWidget):
             self.frames = []
             self.image.set_placeholder("select a run that saved images")
             return
-        changed = run.id != self.run_id
-        self.run_id = run.id
-        self.images = self.store.artifacts(run.id, "image")  # one query; kinds and frames come from it
+        run_id = run.id
+
+        def read() -> list[Artifact]:
+            return self.store.artifacts(run_id, "image")  # one query; kinds and frames come from it
+
+        def show(images: list[Artifact]) -> None:
+            if run_id == self.wanted:
+                self._show_images(run_id, images)
+
+        if self.submit is None:
+            show(read())
+        else:
+            self.submit(read, show, lambda message: self.image.set_placeholder(f"could not read the run's images: "
+                                                                              f"{message}"))
+
+    def _show_images(self, run_id: int, images: list[Artifact]) -> None:
+        changed = run_id != self.run_id
+        self.run_id, self.images = run_id, images
         names = sorted({a.name for a in self.images})
         current = self.kind.currentText()
         if changed or names != [self.kind.itemText(i) for i in range(self.kind.count())]:
@@ -83,7 +103,7 @@ class SnapshotsView(QWidget):
         if not names:
             self.frames = []
             self.step_label.clear()
-            self.image.set_placeholder(f"run {run.id} has saved no images yet")
+            self.image.set_placeholder(f"run {run_id} has saved no images yet")
             return
         self._load_frames(follow=changed or self.slider.value() == self.slider.maximum())
 
