@@ -169,7 +169,7 @@ def test_startup_marks_runs_whose_worker_is_gone(store: Store) -> None:
 
 def test_concurrent_auto_runs_get_distinct_gpus(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     from workbench.engine.device import select_device
-    from workbench.jobs.runner import gpu_count, pick_gpu
+    from workbench.jobs.gpus import gpu_count, pick_gpu
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
     assert gpu_count() == 3

@@ -78,9 +78,8 @@ def test_curves_fetch_incrementally_and_export(window: MainWindow, store: Store,
 
 
 def test_details_and_compare_read_the_store_off_the_gui_thread(window: MainWindow, store: Store) -> None:
-    """The window polls twice a second: the Details tab's queries go with the poll's reading, on a
-    worker thread, and Compare and Images read theirs on one too, so a slow database server never
-    stalls the window (Details and Images did, at every poll)."""
+    """The window polls twice a second: Details, Compare and Images read the store on a worker
+    thread, so a slow database server never stalls the window (Details and Images did, at every poll)."""
     import threading
 
     from sqlalchemy import event
@@ -101,12 +100,12 @@ def test_details_and_compare_read_the_store_off_the_gui_thread(window: MainWindo
     event.listen(store.engine, "before_cursor_execute", seen)
     try:
         window.select_run(child)
-        assert window.details.lineage.text() == "Lineage — …"  # until the poll the selection asked for is shown
-        settle(window)
+        assert window.details.lineage.text() == "Lineage — …"  # until its reading on a worker thread is shown
+        shown(window)
         assert f"encoder: <a href='run:{parent}'>{parent} · " in window.details.lineage.text()
         window.select_run(parent)
-        settle(window)
         poll(window)
+        shown(window)
         assert f"encoder of <a href='run:{child}'>{child} · " in window.details.lineage.text()
         assert [row[0] for row in window.details.artifact_rows] == ["checkpoint", "image"]
         window.table.selectAll()

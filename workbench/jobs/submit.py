@@ -8,7 +8,7 @@ from workbench.config import ParentInfo, TrainConfig
 from workbench.data import check_dataset
 from workbench.errors import ConfigError, StoreError
 from workbench.jobs import slurm
-from workbench.jobs.runner import gpu_count
+from workbench.jobs.gpus import gpu_count
 from workbench.methods import config_class, config_from_dict, make_config
 from workbench.store import Run, Store
 

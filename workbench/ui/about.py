@@ -6,9 +6,11 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import Qt, QUrl, qVersion
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from workbench import paths
@@ -31,6 +33,14 @@ def readme_url() -> QUrl | None:
     """The README beside the package (a checkout or an editable install), else None."""
     local = Path(__file__).resolve().parents[2] / "README.md"
     return QUrl.fromLocalFile(str(local)) if local.exists() else None
+
+
+def open_readme(otherwise: Callable[[], object]) -> None:
+    """Open the README in the desktop's viewer; `otherwise` (the About box, which says where it is)
+    when there is none beside the package or nothing opens it."""
+    url = readme_url()
+    if url is None or not QDesktopServices.openUrl(url):
+        otherwise()
 
 
 def about_text() -> str:

@@ -2,12 +2,13 @@
 or as the CLI command that recreates it), lineage, artifacts, and editable notes and tags.
 
 What its run row holds shows at once (`show_run`); its lineage and artifacts take queries, read
-off the GUI thread with the window's poll (`read_links`) and shown when they arrive (`show_links`)."""
+off the GUI thread (`read_links`, through `submit`) and shown when they arrive (`show_links`)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Callable
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
@@ -53,9 +54,10 @@ class RunDetailsView(QWidget):
     open_run = Signal(int)  # a lineage link was clicked
     message = Signal(str)  # "copied", "saved": the main window shows it in its status bar
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, submit: Callable[..., None] | None = None) -> None:
         super().__init__()
         self.store = store
+        self.submit = submit  # reads lineage and artifacts off the GUI thread (Tasks.submit); None: inline
         self.run: Run | None = None
         self.artifact_rows: list[tuple[str, str, str, str]] = []
         self.title = QLabel("select a run")
@@ -141,8 +143,13 @@ class RunDetailsView(QWidget):
             self.config.setPlainText(json.dumps(run.config, indent=2))
             self.notes.setPlainText(run.notes)
             self.tags.setText(run.tags)
-            self.lineage.setText("Lineage — …")  # until the next poll's reading of it
+            self.lineage.setText("Lineage — …")  # until its reading arrives
             self._show_artifacts([])
+        run_id = run.id
+        if self.submit is None:
+            self.show_links(read_links(self.store, run_id))
+        else:
+            self.submit(lambda: read_links(self.store, run_id), self.show_links)
 
     def show_links(self, links: Links) -> None:
         """The lineage and artifacts of the run shown, as `read_links` read them (those of a run no

@@ -18,7 +18,6 @@ import os
 from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
@@ -143,7 +142,7 @@ class MainWindow(QMainWindow):
         self.curves = CurvesView(self.store, self.tasks.submit)
         self.curves.restore(dict(self.settings.value("curves/state", {}) or {}))
         self.curves.regrouped.connect(lambda: self.compare.show_runs(self.curves.runs, self.curves.groups))
-        self.details = RunDetailsView(self.store)
+        self.details = RunDetailsView(self.store, self.tasks.submit)
         self.details.open_run.connect(self.select_run)
         self.log = LogView()
         self.compare = CompareView(self.store, self.tasks.submit)
@@ -231,26 +230,19 @@ class MainWindow(QMainWindow):
         return self.loaded and self.poller.polling
 
     def _prepare_poll(self) -> Callable[[], tuple]:
-        """What the next poll reads (on a worker thread): the scheduler's tick, then the run list's
-        rows and the Details of the run shown."""
-        from workbench.ui.details import read_links
-
+        """What the next poll reads (on a worker thread): the scheduler's tick, then the run list's rows."""
         rows = self.runs.reader(self.store)
-        shown = self.details.run.id if self.details.run is not None else None
 
         def read() -> tuple:
             self.schedule()
-            return rows(), read_links(self.store, shown) if shown is not None else None
+            return rows()
 
         return read
 
     def _show(self, result: tuple) -> None:
         """What a poll read, on the GUI thread."""
-        rows, links = result
-        runs = self.runs.show_read(rows)
+        runs = self.runs.show_read(result)
         self._refresh_current(self.selected_runs())
-        if links is not None:
-            self.details.show_links(links)
         if self.studies is not None and self.studies.isVisible():
             self.studies.refresh()
         counts = {s: sum(r.status == s for r in runs) for s in ACTIVE}
@@ -267,11 +259,8 @@ class MainWindow(QMainWindow):
             return
         runs = self.selected_runs()
         self.curves.set_runs({r.id: (f"{r.id} · {r.name}", r.method) for r in runs}, runs)  # compare follows
-        shown = self.details.run
         self._refresh_current(runs)
         self._update_actions()
-        if self.details.run is not None and (shown is None or shown.id != self.details.run.id):
-            self.poll()  # its lineage and artifacts
 
     def _refresh_current(self, runs: list[Run]) -> None:
         current = runs[-1] if runs else None
@@ -371,11 +360,9 @@ class MainWindow(QMainWindow):
         return self.about_box
 
     def open_readme(self) -> None:
-        from workbench.ui.about import readme_url
+        from workbench.ui.about import open_readme
 
-        url = readme_url()
-        if url is None or not QDesktopServices.openUrl(url):
-            self.about()
+        open_readme(self.about)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         self.closed = True
