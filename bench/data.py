@@ -6,8 +6,9 @@ generator (in parallel), then reads `--read` of them as batches of 224 x 224 uin
 
 - `pil_wK`: the workbench's own file path (`FileDataset`: Pillow decode, bicubic resize of the
   shorter side, centre crop) through its loader with K DataLoader workers;
-- `decode_jpeg_cpu` / `decode_jpeg_cuda`: torchvision's `decode_jpeg` on a batch of encoded files
-  (on the GPU: nvJPEG), then an antialiased bicubic resize and centre crop in torch;
+- `decode_jpeg_cpu` / `decode_jpeg_cuda`: the workbench's `decode=device` path (`EncodedDataset`
+  through its loader, `decode_batch`): torchvision's `decode_jpeg` on a batch of encoded files (on
+  the GPU: nvJPEG), then an antialiased bicubic resize and centre crop in torch;
 - `pil_32px` / `pil_32px_whole_decode`: one process decoding for a 32-px run, with libjpeg's
   reduced-scale decode (`folders.load_image`: a 256-px JPEG decoded at 1/8) and without it;
 - `cache`: the decoded cache (`ArrayDataset` over a memory-mapped uint8 array, the workbench's
@@ -94,23 +95,19 @@ def timed(batches: Iterator[Any], limit: int) -> tuple[float, Any]:
     return seen / (time.perf_counter() - start), first
 
 
-def torch_batches(files: list[Path], batch: int, device: str) -> Iterator[Any]:
-    """decode_jpeg on each batch of files, then resize the shorter side to CROP and centre-crop."""
+def device_batches(items: list[tuple[Path, int]], batch: int, device: str) -> Iterator[Any]:
+    """The workbench's `decode=device` path: its loader reads the files' bytes (`EncodedDataset`,
+    auto workers), `decode_batch` decodes and resizes them on `device`."""
     import torch
-    import torch.nn.functional as F
-    from torchvision.io import decode_jpeg, read_file
 
-    for i in range(0, len(files), batch):
-        data = [read_file(str(f)) for f in files[i:i + batch]]
-        images = torch.stack(decode_jpeg(data, device=device))
-        scale = CROP / min(images.shape[-2:])
-        size = (max(CROP, round(images.shape[-2] * scale)), max(CROP, round(images.shape[-1] * scale)))
-        resized = F.interpolate(images.float(), size=size, mode="bicubic", antialias=True, align_corners=False)
-        top, left = (size[0] - CROP) // 2, (size[1] - CROP) // 2
-        out = resized[..., top:top + CROP, left:left + CROP].round().clamp(0, 255).to(torch.uint8)
+    from workbench.data.loading import EncodedDataset, decode_batch, make_loader
+
+    loader = make_loader(EncodedDataset(items, CROP), loader_config(-1, batch), train=False, device_type=device)
+    for encoded, _ in loader:
+        images = decode_batch(encoded, CROP, torch.device(device))
         if device == "cuda":
             torch.cuda.synchronize()
-        yield out
+        yield images
 
 
 def main() -> None:
@@ -154,12 +151,12 @@ def main() -> None:
         record(f"pil_w{workers}", rate, first, max(1, workers))
         del loader
     torch.set_num_threads(cores)
-    rate, first = timed(torch_batches(files, args.batch, "cpu"), len(files))
+    rate, first = timed(device_batches(items, args.batch, "cpu"), len(files))
     record("decode_jpeg_cpu", rate, first, cores)
     if torch.cuda.is_available():
         try:
-            next(torch_batches(files[:8], 8, "cuda"))  # nvJPEG's start-up
-            rate, first = timed(torch_batches(files, args.batch, "cuda"), len(files))
+            next(device_batches(items[:8], 8, "cuda"))  # nvJPEG's start-up
+            rate, first = timed(device_batches(items, args.batch, "cuda"), len(files))
             record("decode_jpeg_cuda", rate, first, 1)
         except RuntimeError as exc:
             result["decode_jpeg_cuda"] = {"error": str(exc)[:200]}

@@ -174,6 +174,10 @@ class TrainConfig:
     num_workers: int = param(-1, "DataLoader worker processes: -1 auto (up to 8 when a GPU trains on images decoded "
                                  "from their files, else none), 0 loads in the training process", min=-1, max=64,
                            at_min="auto")
+    decode: str = param("loader", "where the images of a folder read from its files (too large to cache) are "
+                                  "decoded: loader (Pillow, in the loader's processes) or device (torchvision's "
+                                  "decode_jpeg on the run's device: nvJPEG on a GPU; other formats by Pillow)",
+                        choices=("loader", "device"))
     threads: int = param(0, "CPU threads for this run (0: share the cores among the runs going at start)",
                          min=0, max=1024, at_min="shared")
     log_every: int = param(10, "write training metrics every N steps", min=1)

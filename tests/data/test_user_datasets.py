@@ -284,3 +284,63 @@ def test_an_image_that_stopped_decoding_stops_the_run_that_reaches_it(store: Sto
         dataset.__getitems__([index])
     assert [Path(p).name for p, _ in filling.failed] == ["ímage_5.png"]
     assert not filling.folder.exists() and not filling.tmp.exists()  # no cache with a hole is kept
+
+
+def test_a_folder_decoded_on_the_device_gives_the_loaders_images(store: Store, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """decode=device: the loader reads each JPEG's bytes and torchvision decodes the batch where the
+    run trains (here the CPU; nvJPEG on a GPU). Other formats, greyscale and CMYK JPEGs come out as
+    Pillow's path gives them, up to another decoder's and resize's rounding."""
+    import torch
+
+    from workbench.data.loading import (
+        BatchTransform,
+        Encoded,
+        EncodedDataset,
+        FileDataset,
+        make_loader,
+    )
+    from workbench.engine.execute import execute
+
+    root = tmp_path / "photos"
+    write_folder(root, per_class=10)
+    _image(COLOURS["red"], (90, 60), 7).convert("CMYK").save(root / "red" / "cmyk.jpg")
+    registry.register(store, "photos", "imagefolder", root)
+    cfg = make_config("vit", "tiny", {"dataset": "photos", "image_size": 24, "decode": "device", "batch_size": 8})
+    data = load_data(cfg, store, fill=False)  # read from the files, as a folder too large to cache is
+    assert type(data.train) is EncodedDataset
+    pillow = FileDataset(data.train.items, 24)
+    transform = BatchTransform.for_run(cfg, data.info, torch.device("cpu"))
+    seen = 0
+    for encoded, labels in make_loader(data.train, cfg, train=False):
+        assert isinstance(encoded, Encoded) and any(t.dim() == 1 for t in encoded.images)  # some came as bytes
+        indices = [next(i for i, (p, _) in enumerate(data.train.items) if str(p) == path) for path in encoded.paths]
+        images, expected_labels = pillow.__getitems__(indices)
+        x, y = transform(encoded, labels, False)
+        reference, _ = transform(images, expected_labels, False)
+        assert x.shape == (len(indices), 3, 24, 24) and torch.equal(y, expected_labels)
+        assert (x - reference).abs().mean() * transform.std.mean() < 3  # grey levels
+        seen += len(indices)
+    assert seen == len(data.train) and any(p.name == "cmyk.jpg" for p, _ in data.train.items + data.val.items)
+    monkeypatch.setattr(registry, "CACHE_LIMIT_BYTES", 0)  # a run on it reads the files too
+    run = create_run(store, "vit", preset="tiny", overrides=["dataset=photos", "image_size=24", "decode=device",
+                                                             "batch_size=8", "max_steps=6", "eval_every=3"])
+    assert execute(store, run.id, log=lambda _: None) == "finished", store.get_run(run.id).error
+    assert store.artifacts(run.id, "image")  # its snapshots: the first validation images, decoded the same way
+
+
+def test_a_jpeg_that_stopped_decoding_names_itself_when_decoded_on_the_device(store: Store, tmp_path: Path) -> None:
+    import torch
+
+    from workbench.data.loading import decode_batch
+
+    root = tmp_path / "photos"
+    write_folder(root)
+    registry.register(store, "photos", "imagefolder", root)
+    data = load_data(make_config("vit", "tiny", {"dataset": "photos", "decode": "device"}), store, fill=False)
+    victim = next(i for i, (p, _) in enumerate(data.train.items) if p.suffix == ".jpg")
+    path = data.train.items[victim][0]
+    path.write_bytes(path.read_bytes()[:40])  # still starts as a JPEG; its pixels are gone
+    encoded, _ = data.train.__getitems__([0, victim])
+    with pytest.raises(DataError, match=f"{path.name} could not be read any more .*; fix or remove it and resume"):
+        decode_batch(encoded, 16, torch.device("cpu"))

@@ -18,7 +18,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -42,7 +42,7 @@ def max_pixels() -> int:
 
 
 @contextmanager
-def open_image(path: Path) -> Iterator[Image.Image]:
+def open_image(path: Path | BinaryIO) -> Iterator[Image.Image]:
     """Pillow's image; one over `max_pixels()` is refused with a sentence (DataError) before it is
     decoded, and Pillow's raw DecompressionBombWarning is not printed."""
     limit = max_pixels()
@@ -230,7 +230,7 @@ def split(items: list[tuple[Path, int]], fraction: float, seed: int = 0) -> tupl
     return train, val
 
 
-def load_image(path: Path, size: int) -> np.ndarray:
+def load_image(path: Path | BinaryIO, size: int) -> np.ndarray:
     """[size, size, 3] uint8: RGB (transparency over white), shorter side resized, centre crop."""
     with open_image(path) as image:
         w, h = image.size
@@ -249,7 +249,7 @@ def load_image(path: Path, size: int) -> np.ndarray:
     image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC)
     w, h = image.size
     left, top = (w - size) // 2, (h - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)))
+    return np.array(image.crop((left, top, left + size, top + size)))  # writable: torch wants to own it
 
 
 PARALLEL_FROM = 256  # fewer images decode faster in this process than processes start

@@ -62,7 +62,8 @@ class FillingDataset(ArrayDataset):
         return super().__getitems__(indices)
 
 
-def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def _keep_batch(batch: tuple[Any, torch.Tensor]) -> tuple[Any, torch.Tensor]:
+    """Every dataset here fetches whole batches (`__getitems__`): nothing left to collate."""
     return batch
 
 
@@ -111,8 +112,100 @@ class FileDataset(Dataset):
         try:
             image = folders.load_image(path, self.image_size)
         except OSError as exc:
-            raise DataError(f"{path} could not be read any more ({exc}); fix or remove it and resume") from None
+            raise DataError(_unreadable(path, exc)) from None
         return torch.from_numpy(image).permute(2, 0, 1), label
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.stack([self[i][0] for i in indices]), torch.tensor([self.items[i][1] for i in indices])
+
+
+def _unreadable(path: Path | str, exc: Exception) -> str:
+    return f"{path} could not be read any more ({exc}); fix or remove it and resume"
+
+
+JPEG_START = b"\xff\xd8\xff"
+
+
+@dataclass
+class Encoded:
+    """A batch of images as their files' bytes ([L] uint8 each; a file that is not a JPEG comes
+    decoded already, [3, S, S] uint8) and their paths, for `decode_batch` on the device."""
+
+    images: list[torch.Tensor]
+    paths: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def pin_memory(self) -> "Encoded":
+        """The DataLoader's pinning (for a GPU) of each image's bytes."""
+        return Encoded([t.pin_memory() for t in self.images], self.paths)
+
+
+class EncodedDataset(FileDataset):
+    """`decode=device`: a folder read from its files, decoded by the run's device (`decode_batch`):
+    the loader only reads each JPEG's bytes; other formats are decoded here with Pillow."""
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[Encoded, torch.Tensor]:  # type: ignore[override]
+        images = []
+        for i in indices:
+            path = self.items[i][0]
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise DataError(_unreadable(path, exc)) from None
+            jpeg = data.startswith(JPEG_START)
+            images.append(torch.frombuffer(bytearray(data), dtype=torch.uint8) if jpeg else self[i][0])
+        return Encoded(images, [str(self.items[i][0]) for i in indices]), torch.tensor([self.items[i][1] for i in indices])
+
+
+def decode_batch(batch: Encoded, size: int, device: torch.device) -> torch.Tensor:
+    """-> [B, 3, size, size] uint8 on `device`: the JPEGs decoded in one call of torchvision's
+    `decode_jpeg` (nvJPEG on a GPU, libjpeg-turbo on a CPU), then resized as `folders.load_image`
+    resizes (`fit`). A batch it refuses is decoded image by image, and a JPEG it cannot read (a
+    CMYK or 12-bit one, say) by Pillow, as `decode=loader` would."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    out: list[torch.Tensor | None] = [t.to(device, non_blocking=True) if t.dim() == 3 else None for t in batch.images]
+    jpegs = [i for i, t in enumerate(batch.images) if t.dim() == 1]
+    try:
+        decoded = decode_jpeg([batch.images[i] for i in jpegs], mode=ImageReadMode.RGB, device=device) if jpegs else []
+    except RuntimeError:
+        decoded = []
+        for i in jpegs:
+            try:
+                decoded.append(decode_jpeg(batch.images[i], mode=ImageReadMode.RGB, device=device))
+            except RuntimeError:
+                decoded.append(_pillow(batch.images[i], batch.paths[i], size).to(device))
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for n, image in enumerate(decoded):
+        by_shape.setdefault(tuple(image.shape), []).append(n)
+    for group in by_shape.values():  # one resize per size of image (a folder of one size: one)
+        for n, image in zip(group, fit(torch.stack([decoded[n] for n in group]), size)):
+            out[jpegs[n]] = image
+    return torch.stack(out)  # type: ignore[arg-type]
+
+
+def _pillow(data: torch.Tensor, path: str, size: int) -> torch.Tensor:
+    import io
+
+    try:
+        return torch.from_numpy(folders.load_image(io.BytesIO(data.numpy().tobytes()), size)).permute(2, 0, 1)
+    except OSError as exc:
+        raise DataError(_unreadable(path, exc)) from None
+
+
+def fit(images: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, 3, H, W] uint8 -> [B, 3, size, size] uint8: the shorter side resized to `size` (bicubic,
+    antialiased, as Pillow's), then the centre crop: `folders.load_image` in torch."""
+    h, w = images.shape[-2:]
+    scale = size / min(h, w)
+    th, tw = max(size, round(h * scale)), max(size, round(w * scale))
+    if (th, tw) != (h, w):
+        images = F.interpolate(images.float(), size=(th, tw), mode="bicubic", antialias=True, align_corners=False)
+        images = images.round_().clamp_(0, 255).to(torch.uint8)
+    top, left = (th - size) // 2, (tw - size) // 2
+    return images[..., top:top + size, left:left + size]
 
 
 @dataclass
@@ -134,7 +227,8 @@ def load_data(cfg: TrainConfig, store: Any = None, fill: bool = True) -> DataBun
     elif source.splits is not None:
         train, val = (ArrayDataset(source.splits[s].images, source.splits[s].labels) for s in ("train", "val"))
     else:
-        train, val = (FileDataset(source.files[s], cfg.image_size) for s in ("train", "val"))
+        files = EncodedDataset if cfg.decode == "device" else FileDataset
+        train, val = (files(source.files[s], cfg.image_size) for s in ("train", "val"))
     meta = source.meta
     skipped = meta.get("problems", [])
     notes = list(meta.get("changes", [])) + [f"skipped {path}: {why}" for path, why in skipped[:20]] + (
@@ -167,12 +261,11 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, device_type:
     each, when training data-parallel), in pinned memory for a GPU."""
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size // cfg.accum_steps, cfg.seed, shuffle=train,
                                 drop_last=train, rank=rank, world=world, repeats=cfg.repeated_aug if train else 1)
-    batched = hasattr(dataset, "__getitems__")
     workers = loader_workers(cfg, dataset, device_type, world)
     # its own generator: creating an iterator must not draw from the global RNG that
     # checkpoints restore, or a resumed run would augment differently from an uninterrupted one
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device_type == "cuda",
-                      collate_fn=_keep_batch if batched else None, persistent_workers=workers > 0 and train,
+                      collate_fn=_keep_batch, persistent_workers=workers > 0 and train,
                       generator=torch.Generator().manual_seed(cfg.seed))
 
 
@@ -194,10 +287,10 @@ class BatchTransform:
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device, augment: str = "flip", *,
                  mixup: float = 0.0, cutmix: float = 0.0, num_classes: int = 0, crop_min: float = 0.35,
-                 reprob: float = 0.0, randaug: str = "rand-m9-mstd0.5-inc1") -> None:
+                 reprob: float = 0.0, randaug: str = "rand-m9-mstd0.5-inc1", size: int = 0) -> None:
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
-        self.device, self.augment, self.crop_min = device, augment, crop_min
+        self.device, self.augment, self.crop_min, self.size = device, augment, crop_min, size
         self.randaugment = self.erase = self.mixer = None
         if augment == "randaugment":
             from timm.data.auto_augment import rand_augment_transform
@@ -219,9 +312,13 @@ class BatchTransform:
     @classmethod
     def for_run(cls, cfg: TrainConfig, info: DataInfo, device: torch.device) -> "BatchTransform":
         return cls(info.mean, info.std, device, cfg.augment, mixup=cfg.mixup, cutmix=cfg.cutmix,
-                   num_classes=info.num_classes, crop_min=cfg.crop_min, reprob=cfg.reprob, randaug=cfg.randaug)
+                   num_classes=info.num_classes, crop_min=cfg.crop_min, reprob=cfg.reprob, randaug=cfg.randaug,
+                   size=info.image_size)
 
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, images: torch.Tensor | Encoded, labels: torch.Tensor,
+                 train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(images, Encoded):  # decode=device
+            images = decode_batch(images, self.size, self.device)
         if train and self.randaugment is not None:
             images = torch.stack([_pil_transform(self.randaugment, image) for image in images])
         x = (images.to(self.device, non_blocking=True).contiguous().float() - self.mean) / self.std
@@ -254,7 +351,7 @@ def _pil_transform(transform: Any, image: torch.Tensor) -> torch.Tensor:
     """A PIL-image transform (timm's RandAugment) on one uint8 image [3, H, W]."""
     from PIL import Image
 
-    out = transform(Image.fromarray(image.permute(1, 2, 0).numpy()))
+    out = transform(Image.fromarray(image.permute(1, 2, 0).cpu().numpy()))
     return torch.from_numpy(np.asarray(out).copy()).permute(2, 0, 1)
 
 

@@ -15,7 +15,6 @@ from typing import Any, Callable, Iterator
 
 import torch
 from timm.utils import ModelEmaV3
-from torch.utils.data import default_collate
 
 from workbench import paths
 from workbench.config import TrainConfig
@@ -381,5 +380,5 @@ def _fixed_batch(data: DataBundle, cfg: TrainConfig, transform: BatchTransform,
     n = min(SNAPSHOT_IMAGES, len(data.val))
     if n == 0:
         return None
-    images, labels = default_collate([data.val[i] for i in range(n)])
+    images, labels = data.val.__getitems__(list(range(n)))
     return transform(images, labels, False)

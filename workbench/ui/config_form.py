@@ -32,8 +32,8 @@ from workbench.methods.backbone import ViTBackboneConfig
 from workbench.ui.widgets import guard_wheel
 
 DATA = ("dataset", "image_size", "augment", "mixup")
-RUNTIME = ("device", "precision", "nproc", "nnodes", "rdzv_endpoint", "sync_bn", "num_workers", "threads",
-           "log_every", "eval_every", "snapshot_every", "checkpoint_every")
+RUNTIME = ("device", "precision", "nproc", "nnodes", "rdzv_endpoint", "sync_bn", "num_workers", "decode",
+           "threads", "log_every", "eval_every", "snapshot_every", "checkpoint_every")
 CLUSTER = ("executor", "slurm_")  # the executor, and the fields (by prefix) only a Slurm run reads
 ERROR_STYLE = "border: 2px solid #d64545; border-radius: 3px;"
 
