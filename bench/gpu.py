@@ -15,7 +15,10 @@ one batch size for all (`--batch`, no accumulation) and plain flips as the only 
   rate of a large bf16 matrix product is reported beside it;
 - peak memory of each; host syncs in one plain step (CUDA's sync debug mode); the attention
   kernel the ViT's step ran; `compile` for the ViT (and MAE); channels_last for the CNN;
-- the time from Start (a real worker process) to the first metric row of a ViT run.
+- the time from Start (a real worker process) to the first metric row of a ViT run;
+- `vit_files`, `vit_files_device`: the ViT reading a JPEG folder (`--jpegs` images written at 256
+  px) from its files, decoded by Pillow in loader processes (`decode=loader`) and by nvJPEG on the
+  GPU (`decode=device`); their plain loop is the ViT's, images already on the device.
 
 One JSON line on stdout; each case as it ends on stderr. `--small` runs the tiny presets at
 32 px (what runs on a CPU, with the same fields: what CI checks). A case that fails is reported
@@ -43,6 +46,8 @@ DATASHEET_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 36
 CASES: list[tuple[str, str, tuple[str, ...], bool]] = [
     ("vit", "vit", (), False),
     ("mae", "mae", (), False),
+    ("vit_files", "vit", ("dataset=jpegs",), False),
+    ("vit_files_device", "vit", ("dataset=jpegs", "decode=device"), False),
     ("deit", "deit", (), False),
     ("beit", "beit", (), False),
     ("swin", "swin", (), False),
@@ -51,6 +56,22 @@ CASES: list[tuple[str, str, tuple[str, ...], bool]] = [
     ("mae_compile", "mae", (), True),
 ]
 PARENTS = {"deit": ("teacher", "cnn"), "beit": ("tokenizer", "dvae")}
+FILES = "dataset=jpegs"  # the files cases: bench/data.py's JPEG folder (256 px), read from its files
+
+
+def jpeg_folder(store: Any, count: int) -> None:
+    """bench/data.py's folder of `count` JPEGs registered as `jpegs`, and read from its files (as
+    a folder too large to cache is) by the runs of this process."""
+    from pathlib import Path
+
+    from data import write_folder  # bench/data.py, beside this script
+
+    from workbench.data import registry
+
+    root = Path(tempfile.mkdtemp(prefix="wb-gpu-jpegs-"))
+    write_folder(root, count)
+    registry.register(store, "jpegs", "imagefolder", root)
+    registry.CACHE_LIMIT_BYTES = 0
 
 
 def common_overrides(batch: int, steps: int, device: str) -> list[str]:
@@ -304,6 +325,7 @@ def main() -> None:
                         "(default: from the GPU's name; on a CPU the measured fp32 matrix product)")
     parser.add_argument("--out", default="", help="also write the JSON line to this file")
     parser.add_argument("--set", nargs="*", default=[], help="more KEY=VALUE for the workbench runs")
+    parser.add_argument("--jpegs", type=int, default=10_000, help="images in the files cases' folder")
     parser.add_argument("--workbench-only", action="store_true", help="no plain loop (diagnosis)")
     parser.add_argument("--sync-debug", action="store_true", help="count where the workbench run waits "
                         "for the GPU (CUDA's sync debug mode; slows it)")
@@ -336,6 +358,8 @@ def main() -> None:
                 role, parent_method = PARENTS[method]
                 parents[method] = train_parent(store, parent_method, preset, dev)
             links = {PARENTS[method][0]: parents[method]} if method in PARENTS else {}
+            if FILES in extra and store.get_dataset("jpegs") is None:
+                jpeg_folder(store, args.jpegs)
             overrides = [*common_overrides(args.batch, args.steps, dev), *extra,
                          *(["compile=true"] if compile_model else []), *args.set]
             run_id, ours = workbench_case(store, method, preset, overrides, links, device,

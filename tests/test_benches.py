@@ -21,10 +21,12 @@ def _run(tmp_path: Path, script: str, *args: str) -> dict:
 
 
 def test_gpu_bench_runs_its_small_geometry_on_a_cpu(tmp_path: Path) -> None:
-    result = _run(tmp_path, "gpu.py", "--small", "--batch", "32", "--steps", "2", "--cases", "vit")
+    result = _run(tmp_path, "gpu.py", "--small", "--batch", "32", "--steps", "2", "--cases", "vit", "vit_files_device",
+                  "--jpegs", "300")
     assert result["bench"] == "gpu" and result["preset"] == "tiny" and result["peak_source"] == "measured matmul"
-    vit = result["vit"]
-    assert "error" not in vit, vit
+    vit, files = result["vit"], result["vit_files_device"]
+    assert "error" not in vit and "error" not in files, (vit, files)
+    assert files["workbench_images_per_s"] > 0 and files["ratio"] > 0  # a run decoding a JPEG folder's bytes
     assert vit["workbench_images_per_s"] > 0 and vit["plain_images_per_s"] > 0
     assert vit["gflops_per_image"] > 0 and 0 < vit["plain_mfu"] < 1.5 and vit["ratio"] > 0
     assert 0 <= vit["data_wait"] < 1 and vit["plain_syncs_per_step"] == []  # no CUDA: nothing to wait for
