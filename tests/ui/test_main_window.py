@@ -77,9 +77,10 @@ def test_curves_fetch_incrementally_and_export(window: MainWindow, store: Store,
     assert (tmp_path / "c.png").stat().st_size > 1000 and png
 
 
-def test_details_and_compare_read_the_store_off_the_gui_thread(window: MainWindow, store: Store) -> None:
-    """The window polls twice a second: Details, Compare and Images read the store on a worker
-    thread, so a slow database server never stalls the window (Details and Images did, at every poll)."""
+def test_the_views_read_the_store_off_the_gui_thread(window: MainWindow, store: Store) -> None:
+    """The window polls twice a second: Details, Compare, Images, Diagnostics and Distillation read
+    the store on a worker thread, so a slow database server never stalls the window (Details and
+    Images did, at every poll)."""
     import threading
 
     from sqlalchemy import event
@@ -117,6 +118,14 @@ def test_details_and_compare_read_the_store_off_the_gui_thread(window: MainWindo
         shown(window)
         assert [a.step for a in window.snapshots.frames] == [100]
         assert not window.snapshots.image.item.pixmap().isNull()
+        window.tabs.setCurrentWidget(window.diagnostics)
+        window.select_run(child)
+        shown(window)
+        assert f"run {child} has no diagnostics" in window.diagnostics.title.text()
+        window.tabs.setCurrentWidget(window.distill)
+        window.select_run(parent)
+        shown(window)
+        assert f"run {parent} (mae) has no distillation report" in window.distill.title.text()
     finally:
         event.remove(store.engine, "before_cursor_execute", seen)
     assert on_gui and not any(on_gui), f"{on_gui.count(True)} of {len(on_gui)} queries ran on the GUI thread"

@@ -7,8 +7,6 @@ whole numbers, scores to four places). Click a header to sort: "which mask ratio
 
 from __future__ import annotations
 
-from typing import Callable
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -23,6 +21,7 @@ from workbench import fmt
 from workbench.methods import config_class
 from workbench.store import Run, Store
 from workbench.studies.results import mean_sd
+from workbench.ui.tasks import Submit, read_then
 
 
 class Cell(QTableWidgetItem):
@@ -40,7 +39,7 @@ class Cell(QTableWidgetItem):
 
 
 class CompareView(QWidget):
-    def __init__(self, store: Store, submit: Callable[..., None] | None = None) -> None:
+    def __init__(self, store: Store, submit: Submit | None = None) -> None:
         super().__init__()
         self.store = store
         self.submit = submit  # reads the runs' best values off the GUI thread (Tasks.submit); None: inline
@@ -67,10 +66,8 @@ class CompareView(QWidget):
             if asked == self._asked:
                 self._show(runs, groups, extremes)
 
-        if self.submit is None:
-            show(read())
-        else:
-            self.submit(read, show, lambda message: self.hint.setText(f"could not read the runs' metrics: {message}"))
+        read_then(self.submit, read, show, lambda message: self.hint.setText(f"could not read the runs' metrics: "
+                                                                             f"{message}"))
 
     def _show(self, runs: list[Run], groups: dict[str, list[int]] | None,
               extremes: dict[int, dict[str, tuple[float, float]]]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
 from workbench import fmt
 from workbench.store import Run, Store
 from workbench.ui import theme
+from workbench.ui.tasks import Submit, read_then
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class RunDetailsView(QWidget):
     open_run = Signal(int)  # a lineage link was clicked
     message = Signal(str)  # "copied", "saved": the main window shows it in its status bar
 
-    def __init__(self, store: Store, submit: Callable[..., None] | None = None) -> None:
+    def __init__(self, store: Store, submit: Submit | None = None) -> None:
         super().__init__()
         self.store = store
         self.submit = submit  # reads lineage and artifacts off the GUI thread (Tasks.submit); None: inline
@@ -146,10 +146,7 @@ class RunDetailsView(QWidget):
             self.lineage.setText("Lineage — …")  # until its reading arrives
             self._show_artifacts([])
         run_id = run.id
-        if self.submit is None:
-            self.show_links(read_links(self.store, run_id))
-        else:
-            self.submit(lambda: read_links(self.store, run_id), self.show_links)
+        read_then(self.submit, lambda: read_links(self.store, run_id), self.show_links)
 
     def show_links(self, links: Links) -> None:
         """The lineage and artifacts of the run shown, as `read_links` read them (those of a run no

@@ -1,14 +1,17 @@
 """`DiagnosticsView`: what a user checks before exporting a classifier, from the report every
 classifier stores at the end of training: top-1 (and top-5), the confusion matrix (a table of
 counts up to 30 classes, a heatmap beyond), precision and recall per class, and the gallery of
-the most confident mistakes."""
+the most confident mistakes. The report and the gallery's picture are read on a worker thread
+(`read_diagnosis`, through the window's `submit`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -24,15 +27,32 @@ from workbench import fmt
 from workbench.store import Run, Store
 from workbench.ui import theme
 from workbench.ui.image_view import ZoomImage
+from workbench.ui.tasks import Submit, read_then
 from workbench.ui.widgets import fill_count_matrix
 
 TABLE_CLASSES = 30  # more classes than this: a heatmap instead of a table of counts
 
 
+@dataclass
+class Diagnosis:
+    """What the view shows of a run: its report's diagnostics (None: it has none) and the picture
+    of its most confident mistakes (a QImage: made off the GUI thread, unlike a QPixmap)."""
+
+    diagnostics: dict | None
+    mistakes: QImage | None
+
+
+def read_diagnosis(store: Store, run_id: int) -> Diagnosis:
+    diagnostics = (fmt.run_report(store, run_id) or {}).get("diagnostics")
+    mistakes = store.artifacts(run_id, "image", name="mistakes")[-1:] if diagnostics is not None else []
+    return Diagnosis(diagnostics, QImage(str(store.abspath(mistakes[0]))) if mistakes else None)
+
+
 class DiagnosticsView(QWidget):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, submit: Submit | None = None) -> None:
         super().__init__()
         self.store = store
+        self.submit = submit  # reads off the GUI thread (Tasks.submit); None: inline
         self.shown: tuple[int, str] | None = None  # (run, status) on screen
         self.title = QLabel("select a finished classifier run")
         self.title.setStyleSheet("font-weight: 600;")
@@ -79,9 +99,24 @@ class DiagnosticsView(QWidget):
         if key == self.shown:
             return
         self.shown = key
-        report = fmt.run_report(self.store, run.id) if run else None
-        diagnostics = (report or {}).get("diagnostics")
-        if diagnostics is None:
+        if run is None:
+            self._show(None, Diagnosis(None, None))
+            return
+
+        def arrived(diagnosis: Diagnosis) -> None:
+            if key == self.shown:  # not a reading for a run shown before
+                self._show(run, diagnosis)
+
+        def failed(message: str) -> None:
+            if key == self.shown:
+                self.shown = None  # read again at the next poll
+                self.title.setText(f"could not read run {run.id}'s diagnostics: {message}")
+
+        read_then(self.submit, lambda: read_diagnosis(self.store, run.id), arrived, failed)
+
+    def _show(self, run: Run | None, diagnosis: Diagnosis) -> None:
+        diagnostics = diagnosis.diagnostics
+        if run is None or diagnostics is None:
             self.title.setText("select a finished classifier run" if run is None else
                                f"run {run.id} has no diagnostics: they are written when a classifier finishes "
                                f"training ({run.method}, {run.status})")
@@ -98,9 +133,8 @@ class DiagnosticsView(QWidget):
             self.heat_image.setImage(np.asarray(counts, dtype=np.float32).T)  # ImageItem: x is the first axis
             self.confusion.setCurrentWidget(self.heatmap)
         self._per_class(diagnostics["per_class"])
-        mistakes = self.store.artifacts(run.id, "image", name="mistakes")[-1:]
-        self.gallery.set_pixmap(QPixmap(str(self.store.abspath(mistakes[0]))) if mistakes else None,
-                                keep_zoom=False)
+        mistakes = diagnosis.mistakes
+        self.gallery.set_pixmap(QPixmap.fromImage(mistakes) if mistakes is not None else None, keep_zoom=False)
 
     def _per_class(self, rows: list[dict]) -> None:
         self.per_class.setSortingEnabled(False)

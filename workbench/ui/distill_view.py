@@ -3,14 +3,17 @@ stores at the end of training: top-1 of the teacher and of the student's cls hea
 and their average, next to a baseline run (pickable: any finished classifier on the same
 dataset — a plain ViT is the paper's baseline; the view says why other runs are not offered);
 agreement rate; per-class accuracy; the teacher x student prediction matrix; and the grid of
-validation images with both predictions, disagreements first."""
+validation images with both predictions, disagreements first. What it shows is read on a worker
+thread (`read_distilled`, `baseline_top1`, through the window's `submit`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -27,6 +30,7 @@ from workbench.methods import config_class
 from workbench.store import Run, RunStatus, Store
 from workbench.ui import theme
 from workbench.ui.image_view import ZoomImage
+from workbench.ui.tasks import Submit, read_then
 from workbench.ui.widgets import fill_count_matrix
 
 COLOURS = {"teacher": "#6b6b6b", "student": "#2f6fd6", "baseline": "#d9862b"}
@@ -66,12 +70,53 @@ def read_report(store: Store, run_id: int) -> dict | None:
     return report if report and {"cls", "dist", "avg"} <= set(report.get("top1", {})) else None
 
 
+Baseline = tuple[float, list[float] | None]  # top-1, and per-class accuracy when known
+
+
+def baseline_top1(store: Store, run_id: int) -> Baseline | None:
+    """A baseline run's top-1 (and per-class accuracy): a DeiT report's student, or any
+    classifier's last validation top-1."""
+    report = read_report(store, run_id)
+    if report is not None:
+        return report["top1"]["avg"], report["per_class"]["student"]
+    value = store.get_run(run_id).summary.get(TOP1)
+    return (value, None) if value is not None else None
+
+
+@dataclass
+class Distilled:
+    """What the view shows of a run (`read_distilled`)."""
+
+    report: dict | None
+    offered: list[Run]
+    refused: list[tuple[Run, str]]
+    best: int | None = None  # the baseline chosen first: the paper's comparison
+    baseline: Baseline | None = None  # its figures
+    grid: QImage | None = None  # teacher vs student on validation images (a QImage: made off the GUI thread)
+
+
+def read_distilled(store: Store, run: Run) -> Distilled:
+    report = read_report(store, run.id)
+    if report is None:
+        return Distilled(None, [], [])
+    offered, refused = baseline_candidates(store, run)
+    # the same student undistilled first, else a plain ViT
+    best = max(offered, key=lambda r: (baseline_rank(r), r.id)).id if offered else None
+    art = store.latest_artifact(run.id, "image", name="teacher_vs_student")
+    return Distilled(report, offered, refused, best, baseline_top1(store, best) if best is not None else None,
+                     QImage(str(store.abspath(art))) if art is not None else None)
+
+
 class DistillView(QWidget):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, submit: Submit | None = None) -> None:
         super().__init__()
         self.store = store
+        self.submit = submit  # reads off the GUI thread (Tasks.submit); None: inline
+        self.wanted: tuple[int, str] | None = None  # the run (and status) asked for: other readings are dropped
         self.run: Run | None = None
         self.report: dict | None = None
+        self.grid_image: QImage | None = None
+        self.chosen: tuple[int | None, Baseline | None] = (None, None)  # the baseline run shown, its figures
         self.bars: dict[str, float] = {}  # what the top-1 chart shows, label -> value
         self.title = QLabel("select a finished DeiT run")
         self.title.setStyleSheet("font-weight: 600;")
@@ -79,7 +124,7 @@ class DistillView(QWidget):
         self.baseline = QComboBox()
         self.baseline.setToolTip("any finished classifier on the same dataset: a plain ViT (the paper's baseline), "
                                  "a DeiT trained without distillation, a CNN…")
-        self.baseline.currentIndexChanged.connect(lambda _: self._draw())
+        self.baseline.currentIndexChanged.connect(lambda _: self._baseline_changed())
         self.baseline.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.baseline.setMinimumContentsLength(28)  # long run names must not squeeze the window
         self.why_not = QLabel()
@@ -134,22 +179,39 @@ class DistillView(QWidget):
         layout.addWidget(body, 1)
 
     def show_run(self, run: Run | None) -> None:
-        """Follow the selected run; the report is only re-read when the run or its status changes."""
-        if run is not None and self.run is not None and (run.id, run.status) == (self.run.id, self.run.status):
+        """Follow the selected run; what it shows is only read again when the run or its status changes."""
+        key = (run.id, run.status) if run is not None else None
+        if key == self.wanted:
             return
-        self.run = run
-        self.report = read_report(self.store, run.id) if run else None
+        self.wanted = key
+        if run is None:
+            self._fill(None, Distilled(None, [], []))
+            return
+
+        def arrived(distilled: Distilled) -> None:
+            if key == self.wanted:  # not a reading for a run asked for before
+                self._fill(run, distilled)
+
+        def failed(message: str) -> None:
+            if key == self.wanted:
+                self.wanted = None  # read again at the next poll
+                self.title.setText(f"could not read run {run.id}'s distillation report: {message}")
+
+        read_then(self.submit, lambda: read_distilled(self.store, run), arrived, failed)
+
+    def _fill(self, run: Run | None, distilled: Distilled) -> None:
+        self.run, self.report, self.grid_image = run, distilled.report, distilled.grid
+        self.chosen = (distilled.best, distilled.baseline)
         self.baseline.blockSignals(True)
         self.baseline.clear()
         self.baseline.addItem(NO_BASELINE, None)
         self.why_not.clear()
-        if self.report is not None:
-            offered, refused = baseline_candidates(self.store, run)
+        if run is not None and self.report is not None:
+            offered, refused = distilled.offered, distilled.refused
             for other in offered:
                 self.baseline.addItem(f"{other.id} · {other.name} ({other.method})", other.id)
-            if offered:  # the paper's comparison first: the same student undistilled, else a plain ViT
-                best = max(offered, key=lambda r: (baseline_rank(r), r.id))
-                self.baseline.setCurrentIndex(self.baseline.findData(best.id))
+            if distilled.best is not None:
+                self.baseline.setCurrentIndex(self.baseline.findData(distilled.best))
             if not offered:
                 self.baseline.setItemText(0, "(none available)")
             self.why_not.setText(
@@ -161,17 +223,25 @@ class DistillView(QWidget):
         self.baseline.blockSignals(False)
         self._draw()
 
-    def baseline_top1(self) -> tuple[float, list[float] | None] | None:
-        """(top-1, per-class accuracy or None) of the chosen baseline: a DeiT report's student, or
-        any classifier's last validation top-1."""
+    def _baseline_changed(self) -> None:
+        """The user chose another baseline: its figures are read, then drawn."""
         run_id = self.baseline.currentData()
+
+        def arrived(figures: Baseline | None) -> None:
+            if self.baseline.currentData() == run_id:
+                self.chosen = (run_id, figures)
+                self._draw()
+
         if run_id is None:
-            return None
-        report = read_report(self.store, run_id)
-        if report is not None:
-            return report["top1"]["avg"], report["per_class"]["student"]
-        value = self.store.get_run(run_id).summary.get(TOP1)
-        return (value, None) if value is not None else None
+            arrived(None)
+        else:
+            read_then(self.submit, lambda: baseline_top1(self.store, run_id), arrived,
+                      lambda message: self.why_not.setText(f"could not read run {run_id}: {message}"))
+
+    def baseline_top1(self) -> Baseline | None:
+        """The figures of the baseline chosen, once read."""
+        run_id, figures = self.chosen
+        return figures if run_id is not None and run_id == self.baseline.currentData() else None
 
     def _apply_theme(self) -> None:
         for plot in (self.top1_plot, self.class_plot):
@@ -209,9 +279,8 @@ class DistillView(QWidget):
         self._bar_chart(list(self.bars.values()), list(self.bars))
         self._per_class(report, baseline)
         self._matrix(report)
-        art = self.store.latest_artifact(self.run.id, "image", name="teacher_vs_student")
-        if art is not None:
-            self.grid.set_pixmap(QPixmap(str(self.store.abspath(art))))
+        if self.grid_image is not None:
+            self.grid.set_pixmap(QPixmap.fromImage(self.grid_image))
 
     def _bar_chart(self, values: list[float], labels: list[str]) -> None:
         colours = [COLOURS["teacher"] if k == "teacher" else COLOURS["baseline"] if k == "baseline"

@@ -5,8 +5,6 @@ run's `image` artifacts, whatever their names."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
@@ -21,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from workbench.store import Artifact, Run, Store
 from workbench.ui.image_view import ZoomImage
+from workbench.ui.tasks import Submit, read_then
 
 PLAY_MS = 700
 
@@ -28,7 +27,7 @@ PLAY_MS = 700
 class SnapshotsView(QWidget):
     message = Signal(str)  # "saved …": the main window shows it in its status bar
 
-    def __init__(self, store: Store, submit: Callable[..., None] | None = None) -> None:
+    def __init__(self, store: Store, submit: Submit | None = None) -> None:
         super().__init__()
         self.store = store
         self.submit = submit  # reads the run's images off the GUI thread (Tasks.submit); None: inline
@@ -38,6 +37,7 @@ class SnapshotsView(QWidget):
         self.frames: list[Artifact] = []  # those of the chosen kind
         self.kind = QComboBox()
         self.kind.setToolTip("which of the run's images")
+        self.kind.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "predictions" in full
         self.kind.currentTextChanged.connect(lambda _: self._load_frames(follow=True))
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.valueChanged.connect(self._show_frame)
@@ -82,11 +82,8 @@ class SnapshotsView(QWidget):
             if run_id == self.wanted:
                 self._show_images(run_id, images)
 
-        if self.submit is None:
-            show(read())
-        else:
-            self.submit(read, show, lambda message: self.image.set_placeholder(f"could not read the run's images: "
-                                                                              f"{message}"))
+        read_then(self.submit, read, show, lambda message: self.image.set_placeholder(f"could not read the run's "
+                                                                                      f"images: {message}"))
 
     def _show_images(self, run_id: int, images: list[Artifact]) -> None:
         changed = run_id != self.run_id

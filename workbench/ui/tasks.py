@@ -15,11 +15,24 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
 Callback = Callable[[Any], None] | None
+Submit = Callable[..., None]  # Tasks.submit
+T = TypeVar("T")
+
+
+def read_then(submit: Submit | None, read: Callable[[], T], show: Callable[[T], None],
+              failed: Callable[[str], None] | None = None) -> None:
+    """A view's reading of the store: `read` on a worker thread through `submit` (the window's
+    `Tasks.submit`), then `show` of its result on the GUI thread; both inline for a view without
+    `submit` (one made on its own, as in a test)."""
+    if submit is None:
+        show(read())
+    else:
+        submit(read, show, failed)
 
 
 class _Relay(QObject):
