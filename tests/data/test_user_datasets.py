@@ -344,3 +344,28 @@ def test_a_jpeg_that_stopped_decoding_names_itself_when_decoded_on_the_device(st
     encoded, _ = data.train.__getitems__([0, victim])
     with pytest.raises(DataError, match=f"{path.name} could not be read any more .*; fix or remove it and resume"):
         decode_batch(encoded, 16, torch.device("cpu"))
+
+
+def test_a_changed_validation_folder_is_read_again(store: Store, tmp_path: Path) -> None:
+    """A separate validation folder is part of what a run trains on: images added to it (or fixed
+    there) are in the next run's validation set, and the run's log says it changed. Before, the
+    cache was keyed on the training folder alone and kept the old validation images."""
+    write_folder(tmp_path / "train")
+    val = tmp_path / "val"
+    for name, colour in COLOURS.items():
+        (val / name).mkdir(parents=True)
+        _image(colour, (32, 32), 900).save(val / name / "v0.png")
+    (val / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    record = registry.register(store, "split", "imagefolder", tmp_path / "train", val_path=val)
+    assert [Path(p).name for p, _ in record.stats["val_problems"]] == ["broken.png"]
+    cfg = make_config("vit", "tiny", {"dataset": "split"})
+    data = load_data(cfg, store)
+    data.train.filling.thread.join()
+    assert len(data.val) == 3 and not any("validation folder changed" in n for n in data.notes)
+    _image(COLOURS["blue"], (32, 32), 901).save(val / "blue" / "v1.png")
+    again = load_data(cfg, store)
+    assert len(again.val) == 4
+    assert any("its validation folder changed since it was added (3 -> 4 images)" in n for n in again.notes)
+    assert store.get_dataset("split").stats["val_images"] == 4
+    assert len(load_data(cfg, store).val) == 4  # the record is up to date: nothing more to say
+    assert not any("validation folder changed" in n for n in load_data(cfg, store).notes)

@@ -49,7 +49,7 @@ def register(store: Any, name: str, kind: str, path: Path, *, val_path: Path | N
         stats = {**scan.report(), "fingerprint": scan.fingerprint()}
         if val_path:
             val = folders.scan(Path(val_path), labelled=kind == "imagefolder", classes=scan.classes or None)
-            stats.update(_val_stats(val, scan.classes))
+            stats.update(_val_stats(val, scan.classes), val_fingerprint=val.fingerprint())
     return store.add_dataset(name, kind, path, val_path=Path(val_path).resolve() if val_path else None,
                              val_fraction=val_fraction, stats=stats)
 
@@ -158,10 +158,11 @@ def _unchanged(record: Any) -> folders.Scan | None:
 def _folder(store: Any, record: Any, image_size: int, fill: bool) -> Source:
     labelled = record.kind == "imagefolder"
     scan = _unchanged(record) or folders.scan(Path(record.path), labelled, decode=False)
-    broken = _known_broken(record, scan)
-    changes = _changes(store, record, scan)
-    if record.val_path:
-        val_scan = folders.scan(Path(record.val_path), labelled, classes=scan.classes or None, decode=False)
+    val_scan = folders.scan(Path(record.val_path), labelled, classes=scan.classes or None,
+                            decode=False) if record.val_path else None
+    broken = _known_broken(record, scan, val_scan)
+    changes = _changes(store, record, scan, val_scan)
+    if val_scan is not None:
         train_items, val_items = _usable(scan.items, broken), _usable(val_scan.items, broken)
         problems = scan.problems + val_scan.problems
     else:
@@ -173,7 +174,8 @@ def _folder(store: Any, record: Any, image_size: int, fill: bool) -> Source:
         raise DataError(f"dataset {record.name!r} has no validation images; add images or a val folder")
     meta_base = {"name": record.name, "kind": record.kind, "classes": scan.classes,
                  "problems": [list(p) for p in problems[:folders.MAX_REPORTED]]}
-    folder = _folder_cache(record, scan.fingerprint(), image_size)
+    # a separate validation folder's files are part of the key: a changed one gets a new cache
+    folder = _folder_cache(record, scan.fingerprint() + (val_scan.fingerprint() if val_scan else ""), image_size)
     if (folder / "meta.json").exists():
         splits, meta = open_cache(folder)
         return Source(record.name, record.kind, splits, None, {**meta, "changes": changes})
@@ -188,12 +190,16 @@ def _folder(store: Any, record: Any, image_size: int, fill: bool) -> Source:
     return Source(record.name, record.kind, filling.splits, None, {**meta, "changes": changes}, filling)
 
 
-def _known_broken(record: Any, scan: folders.Scan) -> dict[str, str]:
-    """Path -> why, of the files that did not decode when the folder was added (every image is
-    decoded then; a run start reads headers only), while its files are as they were then."""
-    if record.stats.get("fingerprint") != scan.fingerprint():
-        return {}
-    return {path: why for path, why in record.stats.get("problems", []) + record.stats.get("val_problems", [])}
+def _known_broken(record: Any, scan: folders.Scan, val_scan: folders.Scan | None) -> dict[str, str]:
+    """Path -> why, of the files that did not decode when the folder (and a separate validation
+    folder) was added or last found changed (every image is decoded then; a run start reads headers
+    only), while each folder's files are as they were then. A record from before 2026-11-30 has no
+    validation fingerprint: its validation problems are kept."""
+    stats = record.stats
+    broken = list(stats.get("problems", [])) if stats.get("fingerprint") == scan.fingerprint() else []
+    if val_scan is not None and stats.get("val_fingerprint") in (None, val_scan.fingerprint()):
+        broken += stats.get("val_problems", [])
+    return dict(broken)
 
 
 def _usable(items: list[tuple[Path, int]], broken: dict[str, str]) -> list[tuple[Path, int]]:
@@ -208,25 +214,33 @@ def _sample_stats(items: list[tuple[Path, int]], image_size: int) -> tuple[list[
     return channel_stats(np.stack([image for image in sample if not isinstance(image, str)]))
 
 
-def _changes(store: Any, record: Any, scan: folders.Scan) -> list[str]:
-    """What changed in the folder since it was added (re-checked at each run start): a class that
-    lost all its images stops the run (its model would silently have fewer classes); other
-    changes are returned as warnings for the run's log, and the dataset's record is refreshed."""
+def _changes(store: Any, record: Any, scan: folders.Scan, val_scan: folders.Scan | None) -> list[str]:
+    """What changed in the folder (and a separate validation folder) since it was added, re-checked
+    at each run start: a class that lost all its images stops the run (its model would silently
+    have fewer classes); other changes are returned as warnings for the run's log, and the
+    dataset's record is refreshed."""
     stats, fingerprint = record.stats, scan.fingerprint()
-    if stats.get("fingerprint") == fingerprint:
-        return []
-    before, now = list(stats.get("classes") or []), scan.classes
-    if record.kind == "imagefolder" and before != now:
-        gone, new = [c for c in before if c not in now], [c for c in now if c not in before]
-        raise DataError(f"dataset {record.name!r} had {len(before)} classes when it was added and now has "
-                        f"{len(now)}" + (f" (no readable images left: {', '.join(gone)})" if gone else "")
-                        + (f" (new: {', '.join(new)})" if new else "") + "; restore the images, or "
-                        f"`workbench datasets remove {record.name}` and add it again")
-    fresh = {**stats, **scan.report(), "fingerprint": fingerprint}
-    store.update_dataset(record.name, stats=fresh)
-    if "fingerprint" not in stats and (stats.get("images"), stats.get("skipped", 0)) == (fresh["images"],
-                                                                                          fresh["skipped"]):
-        return []  # a record from before fingerprints, now given one
-    return [f"dataset {record.name!r}: its files changed since it was added ({stats.get('images')} -> "
-            f"{fresh['images']} images, {stats.get('skipped', 0)} -> {fresh['skipped']} skipped); "
-            f"its record is updated"]
+    fresh, notes = dict(stats), []
+    if stats.get("fingerprint") != fingerprint:
+        before, now = list(stats.get("classes") or []), scan.classes
+        if record.kind == "imagefolder" and before != now:
+            gone, new = [c for c in before if c not in now], [c for c in now if c not in before]
+            raise DataError(f"dataset {record.name!r} had {len(before)} classes when it was added and now has "
+                            f"{len(now)}" + (f" (no readable images left: {', '.join(gone)})" if gone else "")
+                            + (f" (new: {', '.join(new)})" if new else "") + "; restore the images, or "
+                            f"`workbench datasets remove {record.name}` and add it again")
+        fresh.update(scan.report(), fingerprint=fingerprint)
+        if "fingerprint" in stats or (stats.get("images"), stats.get("skipped", 0)) != (fresh["images"],
+                                                                                     fresh["skipped"]):
+            # (a record from before fingerprints, now given one, has not changed)
+            notes.append(f"dataset {record.name!r}: its files changed since it was added ({stats.get('images')} -> "
+                         f"{fresh['images']} images, {stats.get('skipped', 0)} -> {fresh['skipped']} skipped); "
+                         f"its record is updated")
+    if val_scan is not None and stats.get("val_fingerprint") != val_scan.fingerprint():
+        fresh.update(_val_stats(val_scan, scan.classes), val_fingerprint=val_scan.fingerprint())
+        if "val_fingerprint" in stats:  # (one from before 2026-11-30 is only given its fingerprint)
+            notes.append(f"dataset {record.name!r}: its validation folder changed since it was added "
+                         f"({stats.get('val_images')} -> {fresh['val_images']} images); its record is updated")
+    if fresh != stats:
+        store.update_dataset(record.name, stats=fresh)
+    return notes
