@@ -20,7 +20,7 @@ from PIL import Image
 from tests.conftest import wait_for
 from workbench import fmt, paths
 from workbench.cli import main
-from workbench.data import registry
+from workbench.data import folders, registry
 from workbench.engine.execute import execute
 from workbench.engine.trainer import StopFlag
 from workbench.errors import NoCheckpointError, WorkbenchError
@@ -291,3 +291,17 @@ def test_resume_on_changed_images_goes_on_with_a_warning(store: Store, tmp_path:
                "are now")
     assert store.get_run(run_id).warnings == [warning]
     assert f"warning: {warning}" in said
+
+
+def test_resume_after_a_validation_image_was_replaced_goes_on_with_a_warning(store: Store, tmp_path: Path) -> None:
+    """A validation image replaced by another keeps every count and the training images' channel
+    statistics: the folder's own fingerprint (its files' names, sizes and times) is what tells the
+    checkpoint's data apart."""
+    root = _clothes(store, tmp_path / "clothes")
+    run_id = _stopped_on_clothes(store)
+    _, val = folders.split(folders.scan(root, labelled=True).items, 0.25)  # the registry's split
+    _add_image(val[0][0], CLOTHES["coat"], np.random.default_rng(5))  # another picture under its name
+
+    resume_run(store, run_id)
+    assert execute(store, run_id, log=lambda _: None) == RunStatus.FINISHED
+    assert [w.split(":")[0] for w in store.get_run(run_id).warnings] == ["resumed at step 2 on other images"]

@@ -216,6 +216,7 @@ class DataBundle:
     val: Dataset
     info: DataInfo
     notes: list[str]  # for the run's log: what changed in the data since it was added, files skipped
+    files: str = ""  # a folder's files as found (names, sizes, times: `Scan.fingerprint`); "" for the others
 
 
 def load_data(cfg: TrainConfig, store: Any = None, fill: bool = True) -> DataBundle:
@@ -237,7 +238,8 @@ def load_data(cfg: TrainConfig, store: Any = None, fill: bool = True) -> DataBun
                                          f"starts (a batch decodes what is not in yet); the next run opens it at once"]
                                         if source.filling is not None else [])
     return DataBundle(train=train, val=val, info=DataInfo(list(meta["classes"]), tuple(meta["mean"]),
-                                                          tuple(meta["std"]), cfg.image_size), notes=notes)
+                                                          tuple(meta["std"]), cfg.image_size), notes=notes,
+                      files=meta.get("files", ""))
 
 
 def loader_workers(cfg: TrainConfig, dataset: Dataset, device_type: str, world: int = 1) -> int:

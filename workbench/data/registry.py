@@ -175,12 +175,13 @@ def _folder(store: Any, record: Any, image_size: int, fill: bool) -> Source:
     meta_base = {"name": record.name, "kind": record.kind, "classes": scan.classes,
                  "problems": [list(p) for p in problems[:folders.MAX_REPORTED]]}
     # a separate validation folder's files are part of the key: a changed one gets a new cache
-    folder = _folder_cache(record, scan.fingerprint() + (val_scan.fingerprint() if val_scan else ""), image_size)
+    files = scan.fingerprint() + (val_scan.fingerprint() if val_scan else "")
+    folder = _folder_cache(record, files, image_size)
     if (folder / "meta.json").exists():
         splits, meta = open_cache(folder)
-        return Source(record.name, record.kind, splits, None, {**meta, "changes": changes})
+        return Source(record.name, record.kind, splits, None, {**meta, "changes": changes, "files": files})
     mean, std = _sample_stats(train_items, image_size)
-    meta = {**meta_base, "mean": mean, "std": std}
+    meta = {**meta_base, "mean": mean, "std": std, "files": files}
     items = {"train": train_items, "val": val_items}
     if not fill or (len(train_items) + len(val_items)) * image_size * image_size * 3 > CACHE_LIMIT_BYTES:
         return Source(record.name, record.kind, None, items,

@@ -205,7 +205,9 @@ class Training:
         step, was, now = int(state["step"]), list(state["data"]["classes"]), self.data.info.classes
         if was != now:
             raise DataError(classes_changed(self.run_id, self.cfg.dataset, step, was, now))
-        if state.get("data_fingerprint", self.data_fingerprint) != self.data_fingerprint and self.ranks.main:
+        files = self.data.files  # a checkpoint from before 2026-11-30 has only the fingerprint
+        if self.ranks.main and (state.get("data_fingerprint", self.data_fingerprint) != self.data_fingerprint
+                                or state.get("data_files", files) != files):
             warning = (f"resumed at step {step} on other images: dataset {self.cfg.dataset!r} has the classes its "
                        f"checkpoint was trained on but not the same images (files added, removed or edited); the "
                        f"run went on with the images as they are now")
@@ -335,7 +337,7 @@ class Training:
     def save_checkpoint(self) -> None:
         self.ckpts.save(self.step, {
             **self.weights_state(), "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-            "data_fingerprint": self.data_fingerprint, **rng_states(self.device),
+            "data_fingerprint": self.data_fingerprint, "data_files": self.data.files, **rng_states(self.device),
         })
 
     def restore(self, state: dict[str, Any]) -> int:
