@@ -103,6 +103,24 @@ def test_cancel_scancels_a_waiting_job_and_stops_a_training_one(cluster: SlurmCl
     wait_for(lambda: job_fields(cluster, training.id, store)["JobState"] == "CANCELLED", timeout=60)
 
 
+def test_every_task_of_a_job_whose_run_no_longer_waits_for_it_ends_at_once(cluster: SlurmCluster,
+                                                                           store: Store) -> None:
+    """A job starts after its run was cancelled without it (its scancel lost): its first task finds
+    nothing to do, and its other tasks see that and end too (they waited for the first in the
+    data-parallel group, for torch's 30 minutes, holding their nodes)."""
+    run = create_run(store, "vit", preset="tiny", overrides=[*SLURM, "nproc=2", "slurm_sbatch=--begin=now+3600"])
+    scheduler.tick(store, Runner(store))
+    number = slurm_jobs.job_number(store.get_run(run.id))
+    assert store.transition(run.id, RunStatus.CANCELLED, only_from=[RunStatus.QUEUED], finished_at=time.time())
+    subprocess.run(["scontrol", "update", f"JobId={number}", "StartTime=now"], env=cluster.env, check=True,
+                   capture_output=True, timeout=30)
+    wait_for(lambda: job_fields(cluster, run.id, store)["JobState"] == "COMPLETED", timeout=120)
+    assert store.get_run(run.id).status == "cancelled"
+    outputs = "".join(p.read_text() for p in slurm_jobs.job_folder(run.id).glob("*_log.out"))
+    assert "no longer waiting for this job" in log_path(run.id).read_text()
+    assert "was not taken by this job's first task; nothing to do" in outputs
+
+
 def test_a_job_warned_of_its_time_limit_is_requeued_and_resumes_from_its_checkpoint(
         cluster: SlurmCluster, store: Store) -> None:
     # a 5-minute limit: Slurm's own warning (90 s before it) comes after the test; with 1 minute, a

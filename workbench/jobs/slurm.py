@@ -56,6 +56,7 @@ ENDED = {
 }
 RESUME = "`workbench resume {}` continues from the last checkpoint"
 STALE_CLAIM_S = 120.0  # sending a run takes seconds: a claim this old lost its scheduler
+FIRST_TASK_WAIT_S = 300.0  # how long a job's other tasks wait to see its first task take the run
 
 
 def missing() -> str | None:
@@ -259,11 +260,15 @@ class SlurmTask:
             os.environ.update(RANK=str(job.global_rank), WORLD_SIZE=str(job.num_tasks),
                               LOCAL_RANK=str(job.local_rank), LOCAL_WORLD_SIZE=str(job.num_tasks // job.num_nodes),
                               MASTER_ADDR=job.hostnames[0], MASTER_PORT=str(20000 + int(job.raw_job_id) % 20000))
+        name = f"{PREFIX}{job.raw_job_id}"
         if job.global_rank == 0:
             _log_to(log_path(self.run_id), f"Slurm job {job.job_id} on {job.hostname}")
-            if not Store().start_job(self.run_id, f"{PREFIX}{job.raw_job_id}", host=paths.host()):
+            if not Store().start_job(self.run_id, name, host=paths.host()):
                 print(f"run {self.run_id} is no longer waiting for this job; nothing to do", flush=True)
                 return "skipped"
+        elif not taken(Store(), self.run_id, name):
+            print(f"run {self.run_id} was not taken by this job's first task; nothing to do", flush=True)
+            return "skipped"
         importlib.import_module(WORKER_MODULE).main([str(self.run_id)])  # by name, as the local runner starts it
         status = RunStatus(Store().get_run(self.run_id).status)
         if status == RunStatus.FAILED:
@@ -290,6 +295,24 @@ class SlurmTask:
         print(f"run {self.run_id}: Slurm's time limit is near (or the job is preempted); requeued "
               f"({self.requeues + 1} of {limit}), it resumes from step {step}", flush=True)
         return submitit.helpers.DelayedSubmission(SlurmTask(self.run_id, self.env, self.requeues + 1))
+
+
+def taken(store: Store, run_id: int, job: str, wait_s: float = FIRST_TASK_WAIT_S) -> bool:
+    """Whether the job's first task took the run (`start_job`), which its other tasks wait to see
+    before they join its data-parallel group: a run no longer waiting for the job (cancelled,
+    sent again) has no group to join, and they would wait for its first member for torch's 30
+    minutes, holding their nodes. False too when the first task has not taken it in `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        run = store.get_run(run_id)
+        if run is None or run.job_id not in (job, SUBMITTING) or run.status not in (RunStatus.QUEUED,
+                                                                                    RunStatus.RUNNING):
+            return False
+        if run.status == RunStatus.RUNNING:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1.0)
 
 
 def _last_checkpoint(store: Store, run_id: int) -> int:
