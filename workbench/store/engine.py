@@ -76,5 +76,9 @@ def describe(url: URL) -> str:
     """The store in words for messages and the status bar, never with its password."""
     if url.get_backend_name() == "sqlite":
         return f"the run database {url.database}"
-    where = f"{url.host or 'localhost'}{f':{url.port}' if url.port else ''}"
-    return f"the PostgreSQL store {url.database} on {where}" + (f" as {url.username}" if url.username else "")
+    return f"the PostgreSQL store {url.database} on {address(url)}" + (f" as {url.username}" if url.username else "")
+
+
+def address(url: URL) -> str:
+    """A server's host and port, as people write them: `db.lab:5433`, or `localhost`."""
+    return f"{url.host or 'localhost'}{f':{url.port}' if url.port else ''}"

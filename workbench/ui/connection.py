@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.store.engine import address
 from workbench.ui import theme
 
 if TYPE_CHECKING:
@@ -51,8 +52,7 @@ def short_label(store: Store) -> str:
     """The store in a few words for the status bar."""
     if not store.server:
         return f"store: {store.path.name} (this machine)"
-    url = store.url
-    return f"store: PostgreSQL {url.database} on {url.host or 'localhost'}{f':{url.port}' if url.port else ''}"
+    return f"store: PostgreSQL {store.url.database} on {address(store.url)}"
 
 
 class Connection:
