@@ -325,8 +325,10 @@ def test_a_folder_decoded_on_the_device_gives_the_loaders_images(store: Store, t
     monkeypatch.setattr(registry, "CACHE_LIMIT_BYTES", 0)  # a run on it reads the files too
     run = create_run(store, "vit", preset="tiny", overrides=["dataset=photos", "image_size=24", "decode=device",
                                                              "batch_size=8", "max_steps=6", "eval_every=3"])
-    assert execute(store, run.id, log=lambda _: None) == "finished", store.get_run(run.id).error
+    said: list[str] = []
+    assert execute(store, run.id, log=said.append) == "finished", store.get_run(run.id).error
     assert store.artifacts(run.id, "image")  # its snapshots: the first validation images, decoded the same way
+    assert "data: batches from the files, read by the training process and decoded on cpu (decode=device)" in said
 
 
 def test_a_jpeg_that_stopped_decoding_names_itself_when_decoded_on_the_device(store: Store, tmp_path: Path) -> None:

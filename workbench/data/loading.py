@@ -257,6 +257,18 @@ def loader_workers(cfg: TrainConfig, dataset: Dataset, device_type: str, world: 
     return max(1, min(8, (os.cpu_count() or 1) // world - 1))
 
 
+def data_path(dataset: Dataset, workers: int, device_type: str) -> str:
+    """Where a run's batches come from, in words for its log: what `train/data_wait` waits on."""
+    helpers = f"{workers} loader processes" if workers else "the training process"
+    if isinstance(dataset, FillingDataset):
+        return "the decoded cache, filling in the background (a batch decodes what it has not reached)"
+    if isinstance(dataset, ArrayDataset):
+        return "the decoded cache (memory-mapped), a batch gathered in the training process"
+    if isinstance(dataset, EncodedDataset):
+        return f"the files, read by {helpers} and decoded on {device_type} (decode=device)"
+    return f"the files, decoded by Pillow in {helpers} (decode=loader)"
+
+
 def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, device_type: str = "cpu", rank: int = 0,
                 world: int = 1) -> DataLoader:
     """Batches of `cfg.batch_size` / `cfg.accum_steps` images (this process's 1/`world` share of

@@ -18,7 +18,13 @@ from timm.utils import ModelEmaV3
 
 from workbench import paths
 from workbench.config import TrainConfig
-from workbench.data.loading import BatchTransform, DataBundle, load_data, make_loader
+from workbench.data.loading import (
+    BatchTransform,
+    DataBundle,
+    data_path,
+    load_data,
+    make_loader,
+)
 from workbench.engine import distributed
 from workbench.engine.checkpoint import (
     BEST,
@@ -137,8 +143,7 @@ class Training:
         self.optimizer = build_optimizer(self.method.param_groups(self.model), cfg)
         self.loader = make_loader(self.data.train, cfg, train=True, device_type=device.type, rank=ranks.rank,
                                   world=ranks.world)
-        if self.loader.num_workers:
-            self.log(f"data: {self.loader.num_workers} loader processes")
+        self.log(f"data: batches from {data_path(self.data.train, self.loader.num_workers, device.type)}")
         self.steps_per_epoch = len(self.loader.batch_sampler) // cfg.accum_steps  # a step: accum_steps batches
         if self.steps_per_epoch == 0:
             raise DataError(f"batch_size {cfg.batch_size} is larger than the training set "
