@@ -313,7 +313,7 @@ def test_a_folder_decoded_on_the_device_gives_the_loaders_images(store: Store, t
     transform = BatchTransform.for_run(cfg, data.info, torch.device("cpu"))
     seen = 0
     for encoded, labels in make_loader(data.train, cfg, train=False):
-        assert isinstance(encoded, Encoded) and any(t.dim() == 1 for t in encoded.images)  # some came as bytes
+        assert isinstance(encoded, Encoded) and encoded.data.numel() and len(encoded.decoded)  # bytes and pictures
         indices = [next(i for i, (p, _) in enumerate(data.train.items) if str(p) == path) for path in encoded.paths]
         images, expected_labels = pillow.__getitems__(indices)
         x, y = transform(encoded, labels, False)
@@ -371,3 +371,27 @@ def test_a_changed_validation_folder_is_read_again(store: Store, tmp_path: Path)
     assert store.get_dataset("split").stats["val_images"] == 4
     assert len(load_data(cfg, store).val) == 4  # the record is up to date: nothing more to say
     assert not any("validation folder changed" in n for n in load_data(cfg, store).notes)
+
+
+def test_loader_processes_hand_over_encoded_batches_within_a_few_open_files(tmp_path: Path) -> None:
+    """A loader process hands each tensor to the training process as an open file: a batch of 128
+    JPEGs as 128 tensors hung a process allowed 64 open files; as one blob it reads them all."""
+    import subprocess
+    import sys
+
+    for i in range(512):
+        _image(COLOURS["red"], (24, 20), i).save(tmp_path / f"{i}.jpg")
+    script = f"""
+import resource, torch
+from pathlib import Path
+from workbench.data.loading import EncodedDataset, decode_batch, make_loader
+from workbench.methods import make_config
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+items = [(p, 0) for p in sorted(Path({str(tmp_path)!r}).glob("*.jpg"))]
+cfg = make_config("vit", "tiny", ["batch_size=128", "num_workers=2"])
+seen = sum(len(decode_batch(x, 16, torch.device("cpu"))) for x, _ in make_loader(EncodedDataset(items, 16), cfg,
+                                                                                 train=True))
+print(seen)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["512"], done.stderr[-2000:]

@@ -128,18 +128,23 @@ JPEG_START = b"\xff\xd8\xff"
 
 @dataclass
 class Encoded:
-    """A batch of images as their files' bytes ([L] uint8 each; a file that is not a JPEG comes
-    decoded already, [3, S, S] uint8) and their paths, for `decode_batch` on the device."""
+    """A batch of images as their files' bytes, for `decode_batch` on the device. Every JPEG's bytes
+    lie end to end in `data`, image i's at `spans[i]`; an image that is not a JPEG comes decoded
+    already, in `decoded` (in batch order), its span empty. A few tensors per batch, not one per
+    image: a loader process hands each tensor over as an open file (torch's `file_descriptor`
+    sharing), and with one per image two processes' batches of 256 hung a process allowed 256."""
 
-    images: list[torch.Tensor]
+    data: torch.Tensor  # [total bytes] uint8
+    spans: list[tuple[int, int]]  # (start, stop) in `data`, per image
+    decoded: torch.Tensor  # [K, 3, S, S] uint8
     paths: list[str]
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.spans)
 
     def pin_memory(self) -> "Encoded":
-        """The DataLoader's pinning (for a GPU) of each image's bytes."""
-        return Encoded([t.pin_memory() for t in self.images], self.paths)
+        """The DataLoader's pinning (for a GPU)."""
+        return Encoded(self.data.pin_memory(), self.spans, self.decoded.pin_memory(), self.paths)
 
 
 class EncodedDataset(FileDataset):
@@ -147,36 +152,51 @@ class EncodedDataset(FileDataset):
     the loader only reads each JPEG's bytes; other formats are decoded here with Pillow."""
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[Encoded, torch.Tensor]:  # type: ignore[override]
-        images = []
+        chunks: list[bytes] = []
+        spans: list[tuple[int, int]] = []
+        decoded: list[torch.Tensor] = []
+        end = 0
         for i in indices:
             path = self.items[i][0]
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 raise DataError(_unreadable(path, exc)) from None
-            jpeg = data.startswith(JPEG_START)
-            images.append(torch.frombuffer(bytearray(data), dtype=torch.uint8) if jpeg else self[i][0])
-        return Encoded(images, [str(self.items[i][0]) for i in indices]), torch.tensor([self.items[i][1] for i in indices])
+            if data.startswith(JPEG_START):
+                chunks.append(data)
+                spans.append((end, end + len(data)))
+                end += len(data)
+            else:
+                decoded.append(self[i][0])
+                spans.append((end, end))
+        size = self.image_size
+        return Encoded(torch.frombuffer(bytearray(b"".join(chunks)), dtype=torch.uint8) if end else
+                       torch.empty(0, dtype=torch.uint8),
+                       spans, torch.stack(decoded) if decoded else torch.empty(0, 3, size, size, dtype=torch.uint8),
+                       [str(self.items[i][0]) for i in indices]), torch.tensor([self.items[i][1] for i in indices])
 
 
 def decode_batch(batch: Encoded, size: int, device: torch.device) -> torch.Tensor:
     """-> [B, 3, size, size] uint8 on `device`: the JPEGs decoded in one call of torchvision's
     `decode_jpeg` (nvJPEG on a GPU, libjpeg-turbo on a CPU), then resized as `folders.load_image`
     resizes (`fit`). A batch it refuses is decoded image by image, and a JPEG it cannot read (a
-    CMYK or 12-bit one, say) by Pillow, as `decode=loader` would."""
+    CMYK or 12-bit one, say) by Pillow, as `decode=loader` would. (torchvision 0.29 deprecates its
+    decoders for TorchCodec's; theirs is the one measured on a GPU here.)"""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    out: list[torch.Tensor | None] = [t.to(device, non_blocking=True) if t.dim() == 3 else None for t in batch.images]
-    jpegs = [i for i, t in enumerate(batch.images) if t.dim() == 1]
+    others = iter(batch.decoded.to(device, non_blocking=True))
+    out: list[torch.Tensor | None] = [None if stop > start else next(others) for start, stop in batch.spans]
+    jpegs = [i for i, (start, stop) in enumerate(batch.spans) if stop > start]
+    encoded = [batch.data[start:stop] for start, stop in batch.spans if stop > start]
     try:
-        decoded = decode_jpeg([batch.images[i] for i in jpegs], mode=ImageReadMode.RGB, device=device) if jpegs else []
+        decoded = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device) if encoded else []
     except RuntimeError:
         decoded = []
-        for i in jpegs:
+        for i, data in zip(jpegs, encoded):
             try:
-                decoded.append(decode_jpeg(batch.images[i], mode=ImageReadMode.RGB, device=device))
+                decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
             except RuntimeError:
-                decoded.append(_pillow(batch.images[i], batch.paths[i], size).to(device))
+                decoded.append(_pillow(data, batch.paths[i], size).to(device))
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for n, image in enumerate(decoded):
         by_shape.setdefault(tuple(image.shape), []).append(n)
