@@ -100,7 +100,8 @@ def device_batches(items: list[tuple[Path, int]], batch: int, device: str) -> It
     auto workers), `decode_batch` decodes and resizes them on `device`."""
     import torch
 
-    from workbench.data.loading import EncodedDataset, decode_batch, make_loader
+    from workbench.data.files import EncodedDataset, decode_batch
+    from workbench.data.loading import make_loader
 
     loader = make_loader(EncodedDataset(items, CROP), loader_config(-1, batch), train=False, device_type=device)
     for encoded, _ in loader:
@@ -124,7 +125,8 @@ def main() -> None:
 
     from workbench.data import folders
     from workbench.data.cache import cached_arrays
-    from workbench.data.loading import ArrayDataset, FileDataset, make_loader
+    from workbench.data.files import FileDataset
+    from workbench.data.loading import ArrayDataset, make_loader
 
     root = Path(args.folder or tempfile.mkdtemp(prefix="wb-jpegs-"))
     cores = os.cpu_count() or 1

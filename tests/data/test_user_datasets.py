@@ -239,7 +239,8 @@ def test_a_large_jpeg_for_a_small_run_decodes_reduced_and_looks_as_decoded_whole
 def test_a_new_folders_first_run_reads_while_its_cache_fills(store: Store, tmp_path: Path) -> None:
     """The first run on a folder starts at once: a batch the background has not reached is decoded
     for it, the finished cache holds what a batch read, and the next run opens the cache."""
-    from workbench.data.loading import ArrayDataset, FileDataset, FillingDataset
+    from workbench.data.files import FileDataset
+    from workbench.data.loading import ArrayDataset, FillingDataset
     from workbench.engine.checkpoint import data_fingerprint
 
     write_folder(tmp_path / "photos", per_class=100)
@@ -293,13 +294,8 @@ def test_a_folder_decoded_on_the_device_gives_the_loaders_images(store: Store, t
     Pillow's path gives them, up to another decoder's and resize's rounding."""
     import torch
 
-    from workbench.data.loading import (
-        BatchTransform,
-        Encoded,
-        EncodedDataset,
-        FileDataset,
-        make_loader,
-    )
+    from workbench.data.files import Encoded, EncodedDataset, FileDataset
+    from workbench.data.loading import BatchTransform, make_loader
     from workbench.engine.execute import execute
 
     root = tmp_path / "photos"
@@ -334,7 +330,7 @@ def test_a_folder_decoded_on_the_device_gives_the_loaders_images(store: Store, t
 def test_a_jpeg_that_stopped_decoding_names_itself_when_decoded_on_the_device(store: Store, tmp_path: Path) -> None:
     import torch
 
-    from workbench.data.loading import decode_batch
+    from workbench.data.files import decode_batch
 
     root = tmp_path / "photos"
     write_folder(root)
@@ -384,7 +380,8 @@ def test_loader_processes_hand_over_encoded_batches_within_a_few_open_files(tmp_
     script = f"""
 import resource, torch
 from pathlib import Path
-from workbench.data.loading import EncodedDataset, decode_batch, make_loader
+from workbench.data.files import EncodedDataset, decode_batch
+from workbench.data.loading import make_loader
 from workbench.methods import make_config
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 items = [(p, 0) for p in sorted(Path({str(tmp_path)!r}).glob("*.jpg"))]
