@@ -64,6 +64,17 @@ def write_folder(root: Path, count: int) -> float:
     return time.perf_counter() - start
 
 
+def registered_folder(store: Any, name: str, count: int) -> None:
+    """A folder of `count` JPEGs (`write_folder`) registered as `name`, and read from its files,
+    as a folder too large to cache is, by the runs of this process (bench/gpu.py's files cases)."""
+    from workbench.data import registry
+
+    root = Path(tempfile.mkdtemp(prefix="wb-jpegs-"))
+    write_folder(root, count)
+    registry.register(store, name, "imagefolder", root)
+    registry.CACHE_LIMIT_BYTES = 0
+
+
 def _whole(path: Path, size: int) -> np.ndarray:
     """`folders.load_image` of an RGB JPEG as it was before 2026-11-30: decoded at full size."""
     from PIL import Image

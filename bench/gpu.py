@@ -59,21 +59,6 @@ PARENTS = {"deit": ("teacher", "cnn"), "beit": ("tokenizer", "dvae")}
 FILES = "dataset=jpegs"  # the files cases: bench/data.py's JPEG folder (256 px), read from its files
 
 
-def jpeg_folder(store: Any, count: int) -> None:
-    """bench/data.py's folder of `count` JPEGs registered as `jpegs`, and read from its files (as
-    a folder too large to cache is) by the runs of this process."""
-    from pathlib import Path
-
-    from data import write_folder  # bench/data.py, beside this script
-
-    from workbench.data import registry
-
-    root = Path(tempfile.mkdtemp(prefix="wb-gpu-jpegs-"))
-    write_folder(root, count)
-    registry.register(store, "jpegs", "imagefolder", root)
-    registry.CACHE_LIMIT_BYTES = 0
-
-
 def common_overrides(batch: int, steps: int, device: str) -> list[str]:
     """What every bench run shares: one batch, no accumulation, no regularisers or EMA that the
     plain loop lacks, metrics every LOG steps and nothing else before the end."""
@@ -359,7 +344,9 @@ def main() -> None:
                 parents[method] = train_parent(store, parent_method, preset, dev)
             links = {PARENTS[method][0]: parents[method]} if method in PARENTS else {}
             if FILES in extra and store.get_dataset("jpegs") is None:
-                jpeg_folder(store, args.jpegs)
+                from data import registered_folder  # bench/data.py, beside this script
+
+                registered_folder(store, "jpegs", args.jpegs)
             overrides = [*common_overrides(args.batch, args.steps, dev), *extra,
                          *(["compile=true"] if compile_model else []), *args.set]
             run_id, ours = workbench_case(store, method, preset, overrides, links, device,
