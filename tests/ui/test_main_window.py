@@ -144,6 +144,7 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     details.notes.setPlainText("first try")
     details.tags.setText("lr-sweep")
     details.save_notes()
+    shown(window)  # written on a worker thread
     assert (store.get_run(a).notes, store.get_run(a).tags) == ("first try", "lr-sweep")
     window.table.selectAll()
     shown(window)  # Compare reads the runs' best values on a worker thread
@@ -292,10 +293,12 @@ def test_first_launch_hint_actions_follow_the_selection_and_every_outcome_is_sai
     window.tabs.setCurrentWidget(window.details)
     window.details.tags.setText("keep")
     window.details.save_notes()
+    shown(window)  # written on a worker thread, then said
     assert window.statusBar().currentMessage() == f"Saved the notes and tags of run {run}"
-    window.details._copy(window.details.cli_command(), "the command")
+    window.details.copy_cli_command()
+    shown(window)
     assert QApplication.clipboard().text().startswith("workbench train --method vit")
-    assert "Copied the command" in window.statusBar().currentMessage()
+    assert window.statusBar().currentMessage() == f"Copied the command that recreates this run (run {run}) to the clipboard"
 
     about = window.about()
     for package in ("torch", "timm", "PySide6"):

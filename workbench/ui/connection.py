@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.store.engine import address
 from workbench.ui import theme
 
 if TYPE_CHECKING:
@@ -52,6 +51,9 @@ def short_label(store: Store) -> str:
     """The store in a few words for the status bar."""
     if not store.server:
         return f"store: {store.path.name} (this machine)"
+    # SQLAlchemy's import waits until the store is open: the window shows before it
+    from workbench.store.engine import address
+
     return f"store: PostgreSQL {store.url.database} on {address(store.url)}"
 
 

@@ -79,7 +79,7 @@ class RunDetailsView(QWidget):
         copy_json = QPushButton("Copy JSON")
         copy_json.clicked.connect(lambda: self._copy(self.config.toPlainText(), "the config as JSON"))
         copy_cli = QPushButton("Copy CLI command")
-        copy_cli.clicked.connect(lambda: self._copy(self.cli_command(), "the command that recreates this run"))
+        copy_cli.clicked.connect(self.copy_cli_command)
         self.artifacts = QTableWidget(0, 4)
         self.artifacts.setHorizontalHeaderLabels(["kind", "name", "step", "path"])
         self.artifacts.horizontalHeader().setStretchLastSection(True)
@@ -165,10 +165,16 @@ class RunDetailsView(QWidget):
                     self.artifacts.setItem(r, col, QTableWidgetItem(value))
 
     def cli_command(self) -> str:
+        """The command that recreates the run shown (it reads the run's parents: a query)."""
         if self.run is None:
             return ""
         parents = {role: p.id for role, p in self.store.parents(self.run.id).items()}
         return fmt.cli_command(self.run.method, self.run.config, parents)
+
+    def copy_cli_command(self) -> None:
+        """`cli_command` read on a worker thread, then copied to the clipboard."""
+        read_then(self.submit, self.cli_command, lambda text: self._copy(text, "the command that recreates this run"),
+                  lambda message: self.message.emit(f"Could not read the run's parents: {message}"))
 
     def _copy(self, text: str, what: str) -> None:
         if self.run is not None:
@@ -176,6 +182,11 @@ class RunDetailsView(QWidget):
             self.message.emit(f"Copied {what} (run {self.run.id}) to the clipboard")
 
     def save_notes(self) -> None:
-        if self.run is not None:
-            self.store.update_run(self.run.id, notes=self.notes.toPlainText(), tags=self.tags.text().strip())
-            self.message.emit(f"Saved the notes and tags of run {self.run.id}")
+        """Write the notes and tags on a worker thread; the status bar says when they are saved."""
+        if self.run is None:
+            return
+        run_id, notes, tags = self.run.id, self.notes.toPlainText(), self.tags.text().strip()
+        read_then(self.submit, lambda: self.store.update_run(run_id, notes=notes, tags=tags),
+                  lambda _: self.message.emit(f"Saved the notes and tags of run {run_id}"),
+                  lambda message: self.message.emit(f"Could not save the notes of run {run_id} (they are still in "
+                                                    f"the box): {message}"))
