@@ -345,28 +345,44 @@ def test_a_jpeg_that_stopped_decoding_names_itself_when_decoded_on_the_device(st
 
 
 def test_a_changed_validation_folder_is_read_again(store: Store, tmp_path: Path) -> None:
-    """A separate validation folder is part of what a run trains on: images added to it (or fixed
-    there) are in the next run's validation set, and the run's log says it changed. Before, the
-    cache was keyed on the training folder alone and kept the old validation images."""
+    """A separate validation folder is part of what a run trains on: images added to it are in the
+    next run's validation set, and the run's log says it changed (the cache was keyed on the
+    training folder alone and kept the old validation images). An image found broken in its
+    pixels when the folder was added stays out after the change."""
     write_folder(tmp_path / "train")
     val = tmp_path / "val"
     for name, colour in COLOURS.items():
         (val / name).mkdir(parents=True)
         _image(colour, (32, 32), 900).save(val / name / "v0.png")
-    (val / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    record = registry.register(store, "split", "imagefolder", tmp_path / "train", val_path=val)
-    assert [Path(p).name for p, _ in record.stats["val_problems"]] == ["broken.png"]
+    cut = val / "red" / "cut.png"
+    _image(COLOURS["red"], (32, 32), 901).save(cut)
+    cut.write_bytes(cut.read_bytes()[:60])  # its header still reads, its pixels do not
+    (tmp_path / "val-link").symlink_to(val)  # given through a link: the record keeps the resolved folder
+    record = registry.register(store, "split", "imagefolder", tmp_path / "train", val_path=tmp_path / "val-link")
+
+    def broken_in_val() -> list[str]:
+        return [Path(p).name for p, _ in store.get_dataset("split").stats["val_problems"]]
+
+    assert broken_in_val() == ["cut.png"] and record.val_path == str(val)
     cfg = make_config("vit", "tiny", {"dataset": "split"})
     data = load_data(cfg, store)
     data.train.filling.thread.join()
-    assert len(data.val) == 3 and not any("validation folder changed" in n for n in data.notes)
-    _image(COLOURS["blue"], (32, 32), 901).save(val / "blue" / "v1.png")
+    assert len(data.val) == 3 and data.train.filling.failed == []
+    assert not any("validation folder changed" in n for n in data.notes)
+    _image(COLOURS["blue"], (32, 32), 902).save(val / "blue" / "v1.png")
     again = load_data(cfg, store)
     assert len(again.val) == 4
     assert any("its validation folder changed since it was added (3 -> 4 images)" in n for n in again.notes)
+    again.train.filling.thread.join()
+    assert again.train.filling.failed == [] and broken_in_val() == ["cut.png"]  # still left out
     assert store.get_dataset("split").stats["val_images"] == 4
-    assert len(load_data(cfg, store).val) == 4  # the record is up to date: nothing more to say
+    assert not any("validation folder changed" in n for n in load_data(cfg, store).notes)  # said once
+
+    stats = dict(store.get_dataset("split").stats)
+    del stats["val_fingerprint"]  # a record from before it was kept: given one, its problems kept
+    store.update_dataset("split", stats=stats)
     assert not any("validation folder changed" in n for n in load_data(cfg, store).notes)
+    assert store.get_dataset("split").stats["val_fingerprint"] and broken_in_val() == ["cut.png"]
 
 
 def test_loader_processes_hand_over_encoded_batches_within_a_few_open_files(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ numpy and Pillow only: the GUI can register and preview datasets without torch.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +42,17 @@ def register(store: Any, name: str, kind: str, path: Path, *, val_path: Path | N
     if not 0.0 < val_fraction < 0.9:
         raise ConfigError("val_fraction", f"{val_fraction} is outside (0, 0.9)")
     path = Path(path).expanduser().resolve()
+    # resolved before it is scanned, as the record keeps it: a scan's fingerprint includes its folder's path
+    val_path = Path(val_path).expanduser().resolve() if val_path else None
     if kind in cifar.LAYOUT:
         stats = _cifar_stats(kind, cifar.batches_folder(kind, path))
     else:
         scan = folders.scan(path, labelled=kind == "imagefolder")
         stats = {**scan.report(), "fingerprint": scan.fingerprint()}
         if val_path:
-            val = folders.scan(Path(val_path), labelled=kind == "imagefolder", classes=scan.classes or None)
+            val = folders.scan(val_path, labelled=kind == "imagefolder", classes=scan.classes or None)
             stats.update(_val_stats(val, scan.classes), val_fingerprint=val.fingerprint())
-    return store.add_dataset(name, kind, path, val_path=Path(val_path).resolve() if val_path else None,
+    return store.add_dataset(name, kind, path, val_path=val_path,
                              val_fraction=val_fraction, stats=stats)
 
 
@@ -160,8 +162,9 @@ def _folder(store: Any, record: Any, image_size: int, fill: bool) -> Source:
     scan = _unchanged(record) or folders.scan(Path(record.path), labelled, decode=False)
     val_scan = folders.scan(Path(record.val_path), labelled, classes=scan.classes or None,
                             decode=False) if record.val_path else None
-    broken = _known_broken(record, scan, val_scan)
-    changes = _changes(store, record, scan, val_scan)
+    changes, stats = _changes(store, record, scan, val_scan)
+    # the files that did not decode when each folder was last checked in full (a run start reads headers only)
+    broken = dict(stats.get("problems", []) + stats.get("val_problems", []))
     if val_scan is not None:
         train_items, val_items = _usable(scan.items, broken), _usable(val_scan.items, broken)
         problems = scan.problems + val_scan.problems
@@ -191,18 +194,6 @@ def _folder(store: Any, record: Any, image_size: int, fill: bool) -> Source:
     return Source(record.name, record.kind, filling.splits, None, {**meta, "changes": changes}, filling)
 
 
-def _known_broken(record: Any, scan: folders.Scan, val_scan: folders.Scan | None) -> dict[str, str]:
-    """Path -> why, of the files that did not decode when the folder (and a separate validation
-    folder) was added or last found changed (every image is decoded then; a run start reads headers
-    only), while each folder's files are as they were then. A record from before 2026-11-30 has no
-    validation fingerprint: its validation problems are kept."""
-    stats = record.stats
-    broken = list(stats.get("problems", [])) if stats.get("fingerprint") == scan.fingerprint() else []
-    if val_scan is not None and stats.get("val_fingerprint") in (None, val_scan.fingerprint()):
-        broken += stats.get("val_problems", [])
-    return dict(broken)
-
-
 def _usable(items: list[tuple[Path, int]], broken: dict[str, str]) -> list[tuple[Path, int]]:
     return [(path, label) for path, label in items if str(path) not in broken] if broken else items
 
@@ -215,11 +206,12 @@ def _sample_stats(items: list[tuple[Path, int]], image_size: int) -> tuple[list[
     return channel_stats(np.stack([image for image in sample if not isinstance(image, str)]))
 
 
-def _changes(store: Any, record: Any, scan: folders.Scan, val_scan: folders.Scan | None) -> list[str]:
+def _changes(store: Any, record: Any, scan: folders.Scan,
+             val_scan: folders.Scan | None) -> tuple[list[str], dict[str, Any]]:
     """What changed in the folder (and a separate validation folder) since it was added, re-checked
     at each run start: a class that lost all its images stops the run (its model would silently
     have fewer classes); other changes are returned as warnings for the run's log, and the
-    dataset's record is refreshed."""
+    dataset's record is refreshed. -> (the warnings, the record's stats as they are now)."""
     stats, fingerprint = record.stats, scan.fingerprint()
     fresh, notes = dict(stats), []
     if stats.get("fingerprint") != fingerprint:
@@ -230,7 +222,7 @@ def _changes(store: Any, record: Any, scan: folders.Scan, val_scan: folders.Scan
                             f"{len(now)}" + (f" (no readable images left: {', '.join(gone)})" if gone else "")
                             + (f" (new: {', '.join(new)})" if new else "") + "; restore the images, or "
                             f"`workbench datasets remove {record.name}` and add it again")
-        fresh.update(scan.report(), fingerprint=fingerprint)
+        fresh.update(_rechecked(scan, stats.get("problems", [])).report(), fingerprint=fingerprint)
         if "fingerprint" in stats or (stats.get("images"), stats.get("skipped", 0)) != (fresh["images"],
                                                                                      fresh["skipped"]):
             # (a record from before fingerprints, now given one, has not changed)
@@ -238,10 +230,27 @@ def _changes(store: Any, record: Any, scan: folders.Scan, val_scan: folders.Scan
                          f"{fresh['images']} images, {stats.get('skipped', 0)} -> {fresh['skipped']} skipped); "
                          f"its record is updated")
     if val_scan is not None and stats.get("val_fingerprint") != val_scan.fingerprint():
-        fresh.update(_val_stats(val_scan, scan.classes), val_fingerprint=val_scan.fingerprint())
-        if "val_fingerprint" in stats:  # (one from before 2026-11-30 is only given its fingerprint)
+        if "val_fingerprint" in stats:  # one from before 2026-11-30 is only given it, its problems kept
+            fresh.update(_val_stats(_rechecked(val_scan, stats.get("val_problems", [])), scan.classes))
             notes.append(f"dataset {record.name!r}: its validation folder changed since it was added "
                          f"({stats.get('val_images')} -> {fresh['val_images']} images); its record is updated")
+        fresh["val_fingerprint"] = val_scan.fingerprint()
     if fresh != stats:
         store.update_dataset(record.name, stats=fresh)
-    return notes
+    return notes, fresh
+
+
+def _rechecked(scan: folders.Scan, before: list) -> folders.Scan:
+    """`scan` (its headers read) with the images that its folder's last full check found broken
+    and that still do not decode (decoded again now: a few files) moved to its problems, so that
+    a file broken in its pixels stays out of the runs when other files change."""
+    listed = {path for path, _ in scan.problems}
+    broken = []
+    for path, _ in before:
+        if path not in listed and Path(path).is_file() and Path(path).suffix.lower() in folders.IMAGE_SUFFIXES:
+            size, why = folders.check_image(Path(path))
+            if size is None:
+                broken.append((path, why))
+    gone = {path for path, _ in broken}
+    return replace(scan, items=[(p, label) for p, label in scan.items if str(p) not in gone],
+                               problems=scan.problems + broken) if broken else scan
