@@ -324,7 +324,8 @@ def test_a_folder_decoded_on_the_device_gives_the_loaders_images(store: Store, t
     said: list[str] = []
     assert execute(store, run.id, log=said.append) == "finished", store.get_run(run.id).error
     assert store.artifacts(run.id, "image")  # its snapshots: the first validation images, decoded the same way
-    assert "data: batches from the files, read by the training process and decoded on cpu (decode=device)" in said
+    assert ("data: batches from the files, read by the training process and decoded on the CPU, in the training "
+            "process (decode=device)") in said
 
 
 def test_a_jpeg_that_stopped_decoding_names_itself_when_decoded_on_the_device(store: Store, tmp_path: Path) -> None:
@@ -408,3 +409,25 @@ print(seen)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.split() == ["512"], done.stderr[-2000:]
+
+
+def test_a_batch_decoded_on_the_device_in_parts_and_elsewhere_than_cuda(store: Store, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large photos are decoded and resized a few at a time (the same pictures as all at once), and
+    a device that is neither CUDA nor the CPU gets the batch decoded on the CPU, moved as one."""
+    import torch
+
+    from workbench.data import files
+
+    root = tmp_path / "photos"
+    write_folder(root)
+    registry.register(store, "photos", "imagefolder", root)
+    data = load_data(make_config("vit", "tiny", {"dataset": "photos", "decode": "device"}), store, fill=False)
+    encoded, _ = data.train.__getitems__(list(range(len(data.train))))
+    size = data.info.image_size
+    whole = files.decode_batch(encoded, size, torch.device("cpu"))
+    monkeypatch.setattr(files, "DECODE_BYTES", 1)  # one JPEG at a time
+    monkeypatch.setattr(files, "RESIZE_PIXELS", 1)  # one picture at a time
+    assert torch.equal(files.decode_batch(encoded, size, torch.device("cpu")), whole)
+    elsewhere = files.decode_batch(encoded, size, torch.device("meta"))  # as MPS would: not a decode_jpeg device
+    assert elsewhere.device.type == "meta" and elsewhere.shape == whole.shape == (len(data.train), 3, size, size)

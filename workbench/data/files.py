@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -96,34 +96,76 @@ class EncodedDataset(FileDataset):
                        [str(self.items[i][0]) for i in indices]), torch.tensor([self.items[i][1] for i in indices])
 
 
+DECODE_BYTES = 64 << 20  # JPEG bytes decoded at once (~10x as much decoded): a batch of large photos in parts
+RESIZE_PIXELS = 1 << 26  # pixels resized at once (768 MB as float32)
+
+
 def decode_batch(batch: Encoded, size: int, device: torch.device) -> torch.Tensor:
-    """-> [B, 3, size, size] uint8 on `device`: the JPEGs decoded in one call of torchvision's
-    `decode_jpeg` (nvJPEG on a GPU, libjpeg-turbo on a CPU), then resized as `folders.load_image`
-    resizes (`fit`). A batch it refuses is decoded image by image, and a JPEG it cannot read (a
-    CMYK or 12-bit one, say) by Pillow, as `decode=loader` would. (torchvision 0.29 deprecates its
-    decoders for TorchCodec's; theirs is the one measured on a GPU here.)"""
+    """-> [B, 3, size, size] uint8 on `device`: the JPEGs decoded by torchvision's batched
+    `decode_jpeg` (nvJPEG on a CUDA device; on any other, libjpeg-turbo on the CPU), then resized as
+    `folders.load_image` resizes (`fit`), a few photos at a time when they are large. A batch it
+    refuses is decoded image by image, and a JPEG it cannot read (a CMYK or 12-bit one, say) by
+    Pillow, as `decode=loader` would. (torchvision 0.29 deprecates its decoders for TorchCodec's;
+    torchvision's is the one measured on a GPU here.)"""
+    where = device if device.type == "cuda" else torch.device("cpu")
+    others = iter(batch.decoded)
+    out: list[torch.Tensor | None] = [None if stop > start else next(others) for start, stop in batch.spans]
+    for part in _parts([i for i, (start, stop) in enumerate(batch.spans) if stop > start], batch.spans):
+        if where.type == "cuda":
+            # nvJPEG's hardware engine writes its output before the work queued on the stream has run,
+            # and the caching allocator may give it memory that work still reads: pytorch/vision#9606
+            torch.cuda.current_stream(where).synchronize()
+        decoded = _decode([batch.data[slice(*batch.spans[i])] for i in part], [batch.paths[i] for i in part], size,
+                          where)
+        for i, image in zip(part, _fit_all(decoded, size)):
+            out[i] = image
+    return torch.stack([image.to(device, non_blocking=True) for image in out])  # type: ignore[union-attr]
+
+
+def _parts(jpegs: list[int], spans: list[tuple[int, int]]) -> Iterator[list[int]]:
+    """The JPEGs' indices in runs of at most `DECODE_BYTES` of bytes (one JPEG at least)."""
+    part: list[int] = []
+    total = 0
+    for i in jpegs:
+        length = spans[i][1] - spans[i][0]
+        if part and total + length > DECODE_BYTES:
+            yield part
+            part, total = [], 0
+        part.append(i)
+        total += length
+    if part:
+        yield part
+
+
+def _decode(encoded: list[torch.Tensor], paths: list[str], size: int, where: torch.device) -> list[torch.Tensor]:
+    """JPEG bytes -> images [3, H, W] uint8 on `where` (one of Pillow's, already [3, size, size])."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    others = iter(batch.decoded.to(device, non_blocking=True))
-    out: list[torch.Tensor | None] = [None if stop > start else next(others) for start, stop in batch.spans]
-    jpegs = [i for i, (start, stop) in enumerate(batch.spans) if stop > start]
-    encoded = [batch.data[start:stop] for start, stop in batch.spans if stop > start]
     try:
-        decoded = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device) if encoded else []
+        return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=where)
     except RuntimeError:
         decoded = []
-        for i, data in zip(jpegs, encoded):
+        for data, path in zip(encoded, paths):
             try:
-                decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
+                decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=where))
             except RuntimeError:
-                decoded.append(_pillow(data, batch.paths[i], size).to(device))
+                decoded.append(_pillow(data, path, size).to(where))
+        return decoded
+
+
+def _fit_all(images: list[torch.Tensor], size: int) -> list[torch.Tensor]:
+    """`fit` of each image: those of one shape together, at most `RESIZE_PIXELS` at a time."""
+    out: list[torch.Tensor | None] = [None] * len(images)
     by_shape: dict[tuple[int, ...], list[int]] = {}
-    for n, image in enumerate(decoded):
+    for n, image in enumerate(images):
         by_shape.setdefault(tuple(image.shape), []).append(n)
-    for group in by_shape.values():  # one resize per size of image (a folder of one size: one)
-        for n, image in zip(group, fit(torch.stack([decoded[n] for n in group]), size)):
-            out[jpegs[n]] = image
-    return torch.stack(out)  # type: ignore[arg-type]
+    for shape, group in by_shape.items():
+        step = max(1, RESIZE_PIXELS // (shape[-1] * shape[-2]))
+        for k in range(0, len(group), step):
+            chunk = group[k:k + step]
+            for n, image in zip(chunk, fit(torch.stack([images[n] for n in chunk]), size)):
+                out[n] = image
+    return out  # type: ignore[return-value]
 
 
 def _pillow(data: torch.Tensor, path: str, size: int) -> torch.Tensor:

@@ -154,7 +154,8 @@ def data_path(dataset: Dataset, workers: int, device_type: str) -> str:
     if isinstance(dataset, ArrayDataset):
         return "the decoded cache (memory-mapped), a batch gathered in the training process"
     if isinstance(dataset, EncodedDataset):
-        return f"the files, read by {helpers} and decoded on {device_type} (decode=device)"
+        where = "the GPU (nvJPEG)" if device_type == "cuda" else "the CPU, in the training process"
+        return f"the files, read by {helpers} and decoded on {where} (decode=device)"
     return f"the files, decoded by Pillow in {helpers} (decode=loader)"
 
 
