@@ -22,7 +22,7 @@ from workbench.jobs import Runner, cancel_run, create_run
 from workbench.jobs import slurm as slurm_jobs
 from workbench.jobs.runner import log_path
 from workbench.store import RunStatus, Store
-from workbench.store.schema import SUBMITTING
+from workbench.store.schema import SEGMENTS, SUBMITTING
 from workbench.studies import create_study, scheduler, sweep_spec
 
 pytestmark = pytest.mark.slow
@@ -119,6 +119,22 @@ def test_every_task_of_a_job_whose_run_no_longer_waits_for_it_ends_at_once(clust
     outputs = "".join(p.read_text() for p in slurm_jobs.job_folder(run.id).glob("*_log.out"))
     assert "no longer waiting for this job" in log_path(run.id).read_text()
     assert "was not taken by this job's first task; nothing to do" in outputs
+
+
+def test_a_jobs_other_tasks_join_only_a_run_its_first_task_took_in_this_start(store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny")
+    job = f"{slurm_jobs.PREFIX}77"
+    store.update_run(run.id, job_id=job)  # queued, waiting for job 77
+    assert not slurm_jobs.taken(store, run.id, job, wait_s=0.5)  # its first task has not taken it
+    assert store.start_job(run.id, job, host="node1")
+    assert slurm_jobs.taken(store, run.id, job, wait_s=0.5)
+    assert not slurm_jobs.taken(store, run.id, f"{slurm_jobs.PREFIX}78", wait_s=0.5)  # another job's run
+    # Slurm requeued the job itself (a node lost): the run still runs since the job's last start,
+    # its first task cannot take it, and the others must not wait for it to (nor for 120 s)
+    store.update_run(run.id, summary={SEGMENTS: [[time.time() - 3600, None]]})
+    asked = time.monotonic()
+    assert not slurm_jobs.taken(store, run.id, job, wait_s=120)
+    assert time.monotonic() - asked < 60
 
 
 def test_a_job_warned_of_its_time_limit_is_requeued_and_resumes_from_its_checkpoint(

@@ -57,6 +57,7 @@ ENDED = {
 RESUME = "`workbench resume {}` continues from the last checkpoint"
 STALE_CLAIM_S = 120.0  # sending a run takes seconds: a claim this old lost its scheduler
 FIRST_TASK_WAIT_S = 300.0  # how long a job's other tasks wait to see its first task take the run
+CLOCK_SLACK_S = 120.0  # a job's tasks start within this of each other, by their nodes' clocks
 
 
 def missing() -> str | None:
@@ -301,15 +302,17 @@ def taken(store: Store, run_id: int, job: str, wait_s: float = FIRST_TASK_WAIT_S
     """Whether the job's first task took the run (`start_job`), which its other tasks wait to see
     before they join its data-parallel group: a run no longer waiting for the job (cancelled,
     sent again) has no group to join, and they would wait for its first member for torch's 30
-    minutes, holding their nodes. False too when the first task has not taken it in `wait_s`."""
-    deadline = time.monotonic() + wait_s
+    minutes, holding their nodes. Taken means by this start of the job: one Slurm requeued itself
+    (a node lost) finds its run still running since its last start, which its first task cannot
+    take. False too when the first task has not taken it in `wait_s`."""
+    since, deadline = time.time(), time.monotonic() + wait_s
     while True:
         run = store.get_run(run_id)
         if run is None or run.job_id not in (job, SUBMITTING) or run.status not in (RunStatus.QUEUED,
                                                                                     RunStatus.RUNNING):
             return False
         if run.status == RunStatus.RUNNING:
-            return True
+            return bool(run.segments) and run.segments[-1][0] >= since - CLOCK_SLACK_S
         if time.monotonic() > deadline:
             return False
         time.sleep(1.0)

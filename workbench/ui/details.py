@@ -164,22 +164,27 @@ class RunDetailsView(QWidget):
                 for col, value in enumerate(row):
                     self.artifacts.setItem(r, col, QTableWidgetItem(value))
 
-    def cli_command(self) -> str:
-        """The command that recreates the run shown (it reads the run's parents: a query)."""
-        if self.run is None:
+    def cli_command(self, run: Run | None = None) -> str:
+        """The command that recreates `run` (the one shown): it reads the run's parents, a query."""
+        run = run or self.run
+        if run is None:
             return ""
-        parents = {role: p.id for role, p in self.store.parents(self.run.id).items()}
-        return fmt.cli_command(self.run.method, self.run.config, parents)
+        parents = {role: p.id for role, p in self.store.parents(run.id).items()}
+        return fmt.cli_command(run.method, run.config, parents)
 
     def copy_cli_command(self) -> None:
-        """`cli_command` read on a worker thread, then copied to the clipboard."""
-        read_then(self.submit, self.cli_command, lambda text: self._copy(text, "the command that recreates this run"),
-                  lambda message: self.message.emit(f"Could not read the run's parents: {message}"))
+        """`cli_command` of the run shown now, read on a worker thread, then copied to the clipboard."""
+        run = self.run
+        if run is not None:
+            read_then(self.submit, lambda: self.cli_command(run),
+                      lambda text: self._copy(text, "the command that recreates this run", run),
+                      lambda message: self.message.emit(f"Could not read run {run.id}'s parents: {message}"))
 
-    def _copy(self, text: str, what: str) -> None:
-        if self.run is not None:
+    def _copy(self, text: str, what: str, run: Run | None = None) -> None:
+        run = run or self.run
+        if run is not None:
             QGuiApplication.clipboard().setText(text)
-            self.message.emit(f"Copied {what} (run {self.run.id}) to the clipboard")
+            self.message.emit(f"Copied {what} (run {run.id}) to the clipboard")
 
     def save_notes(self) -> None:
         """Write the notes and tags on a worker thread; the status bar says when they are saved."""
