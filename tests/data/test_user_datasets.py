@@ -186,8 +186,9 @@ def test_cli_registers_and_shows_a_folder(cli, tmp_path: Path) -> None:
     assert "mine  (imagefolder)" in cli("datasets").stdout
     bad = cli("datasets", "add", "nothing", str(tmp_path / "nope"))
     assert bad.returncode == 2 and "there is no folder" in bad.stderr
-    assert cli("datasets", "remove", "mine").returncode == 0
-    assert "mine" not in cli("datasets").stdout
+    removed = cli("datasets", "remove", "mine")
+    assert removed.returncode == 0 and "its files are untouched; 0 decoded cache(s) deleted" in removed.stderr
+    assert "mine" not in cli("datasets").stdout and (tmp_path / "photos").is_dir()
 
 
 @pytest.mark.slow
@@ -376,6 +377,7 @@ def test_a_changed_validation_folder_is_read_again(store: Store, tmp_path: Path)
     assert any("its validation folder changed since it was added (3 -> 4 images)" in n for n in again.notes)
     again.train.filling.thread.join()
     assert again.train.filling.failed == [] and broken_in_val() == ["cut.png"]  # still left out
+    assert again.train.filling.folder.is_dir() and not data.train.filling.folder.exists()  # the old cache went
     assert store.get_dataset("split").stats["val_images"] == 4
     assert not any("validation folder changed" in n for n in load_data(cfg, store).notes)  # said once
 

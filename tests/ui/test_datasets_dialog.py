@@ -6,6 +6,7 @@ from PySide6.QtWidgets import QApplication
 
 from tests.data.test_user_datasets import write_folder
 from tests.ui.conftest import answer_next_box
+from workbench.data import registry
 from workbench.store import Store
 from workbench.ui.datasets_dialog import DatasetsDialog
 from workbench.ui.new_run_dialog import NewRunDialog
@@ -63,9 +64,15 @@ def test_a_validation_folder_shows_its_count_and_replaces_the_held_out_share(qtb
     dialog.val_path.clear()
     assert dialog.val_fraction.isEnabled()
 
+    filling = registry.resolve(store, "split", 16).filling  # a run's decoded cache of it
+    filling.thread.join()
+    assert filling.folder.is_dir()
     seen = answer_next_box("Cancel")
     dialog.remove_selected()
     assert "split" in seen[0] and store.get_dataset("split") is not None  # forgetting asks first
     answer_next_box("Forget")
     dialog.remove_selected()
-    assert store.get_dataset("split") is None and dialog.table.rowCount() == 1
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)  # forgotten on a worker thread
+    assert store.get_dataset("split") is None and not filling.folder.exists()  # its cache with it
+    assert "forgot split (1 decoded cache(s) deleted)" == dialog.status.text()
+    assert (tmp_path / "val").is_dir() and (tmp_path / "train").is_dir()  # the user's files untouched

@@ -65,8 +65,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if args.action == "remove":
         if store.get_dataset(args.name) is None:
             raise WorkbenchError(f"no dataset named {args.name!r}")
-        store.remove_dataset(args.name)
-        print(f"dataset {args.name} removed (its files are untouched)", file=sys.stderr)
+        dropped = registry.forget(store, args.name)
+        print(f"dataset {args.name} removed (its files are untouched; {dropped} decoded cache(s) deleted)",
+              file=sys.stderr)
         return 0
     records = store.list_datasets()
     if getattr(args, "json", False):

@@ -95,6 +95,35 @@ def open_cache(folder: Path) -> tuple[dict[str, Arrays], dict[str, Any]]:
     return splits, meta
 
 
+def drop_caches(root: Path, name: str, image_size: int | None = None, keep: Path | None = None) -> list[Path]:
+    """Delete dataset `name`'s caches under `root` (those at `image_size` other than `keep`, or all),
+    the folders deleted: derived data, decoded again when needed, that a changed or forgotten
+    folder would leave behind (up to 4 GB each). A run still reading one keeps reading it: its
+    files are mapped, and a deleted file lives on while it is (on Linux and macOS)."""
+    dropped = []
+    for folder in sorted(root.glob(f"*-{image_size}px" if image_size else "*px")):
+        try:
+            same = folder != keep and json.loads((folder / "meta.json").read_text()).get("name") == name
+        except (OSError, ValueError):  # not a finished cache
+            continue
+        if same:
+            shutil.rmtree(folder, ignore_errors=True)
+            dropped.append(folder)
+    return dropped
+
+
+def _placed(tmp: Path, folder: Path, meta: dict[str, Any], image_size: int) -> None:
+    """A built cache renamed into place (another process's, finished first, is the same one), and
+    the same dataset's older caches at that size dropped."""
+    try:
+        os.rename(tmp, folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    if meta.get("name"):
+        drop_caches(folder.parent, meta["name"], image_size, keep=folder)
+
+
 def _build(folder: Path, image_size: int, build: Builder) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
@@ -105,10 +134,7 @@ def _build(folder: Path, image_size: int, build: Builder) -> None:
             raise ValueError("a dataset cache needs a train and a val split")
         meta.update(image_size=image_size, counts=writer.counts, mean=writer.stats[0], std=writer.stats[1])
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another process finished first: its cache is the same
-            shutil.rmtree(tmp, ignore_errors=True)
+        _placed(tmp, folder, meta, image_size)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -189,10 +215,7 @@ class Filling:
         counts = {s: len(self.labels[s]) for s in SPLITS}
         (self.tmp / "meta.json").write_text(json.dumps({**self.meta, "image_size": self.image_size,
                                                         "counts": counts}, indent=1))
-        try:
-            os.rename(self.tmp, self.folder)
-        except OSError:  # another process finished first: its cache is the same
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        _placed(self.tmp, self.folder, self.meta, self.image_size)
 
 
 _FILLING: dict[Path, Filling] = {}

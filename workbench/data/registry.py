@@ -24,6 +24,7 @@ from workbench.data.cache import (
     Filling,
     cached_arrays,
     channel_stats,
+    drop_caches,
     open_cache,
 )
 from workbench.errors import ConfigError, DataError
@@ -54,6 +55,13 @@ def register(store: Any, name: str, kind: str, path: Path, *, val_path: Path | N
             stats.update(_val_stats(val, scan.classes), val_fingerprint=val.fingerprint())
     return store.add_dataset(name, kind, path, val_path=val_path,
                              val_fraction=val_fraction, stats=stats)
+
+
+def forget(store: Any, name: str) -> int:
+    """Remove dataset `name`'s record and its decoded caches (its own files are not touched); how
+    many caches were deleted."""
+    store.remove_dataset(name)
+    return len(drop_caches(paths.dataset_cache(), name))
 
 
 def _cifar_stats(kind: str, folder: Path) -> dict[str, Any]:

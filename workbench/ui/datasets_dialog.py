@@ -205,8 +205,14 @@ class DatasetsDialog(QDialog):
         if not name or name in BUILTIN_DATASETS:
             return
         if confirm(self, "Forget dataset", f"Forget the dataset {name}?", "Forget",
-                   detail="Its files stay where they are; runs that used it keep their results, but cannot be "
-                          "resumed or repeated until it is registered again under the same name."):
-            self.store.remove_dataset(name)
-            self.refresh()
-            self.status.setText(f"forgot {name}")
+                   detail="Its files stay where they are and its decoded cache is deleted; runs that used it keep "
+                          "their results, but cannot be resumed or repeated until it is registered again under the "
+                          "same name."):
+            from workbench.data import registry
+
+            def forgotten(dropped: int) -> None:
+                self.refresh()
+                self.status.setText(f"forgot {name} ({dropped} decoded cache(s) deleted)")
+
+            self.tasks.submit(lambda: registry.forget(self.store, name), forgotten,
+                              lambda message: self.status.setText(f"could not forget {name}: {message}"))
