@@ -433,3 +433,21 @@ def test_a_batch_decoded_on_the_device_in_parts_and_elsewhere_than_cuda(store: S
     assert torch.equal(files.decode_batch(encoded, size, torch.device("cpu")), whole)
     elsewhere = files.decode_batch(encoded, size, torch.device("meta"))  # as MPS would: not a decode_jpeg device
     assert elsewhere.device.type == "meta" and elsewhere.shape == whole.shape == (len(data.train), 3, size, size)
+
+
+def test_forgetting_drops_only_the_caches_of_that_dataset(tmp_path: Path) -> None:
+    """Two stores may share a cache folder with a dataset of one name each, in other folders."""
+    from workbench.data.cache import drop_caches
+
+    def cache(folder: str, **meta: str) -> Path:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "meta.json").write_text(json.dumps(meta))
+        return tmp_path / folder
+
+    mine, theirs = cache("imagefolder-a-32px", name="x", path="/data/a"), cache("imagefolder-b-32px", name="x",
+                                                                                 path="/data/b")
+    old, other = cache("imagefolder-c-32px", name="x"), cache("imagefolder-d-32px", name="y", path="/data/a")
+    filling = tmp_path / "imagefolder-e-32px.tmp-123"
+    filling.mkdir()
+    assert drop_caches(tmp_path, "x", "/data/a") == [mine, old]  # (one from before paths were kept: by name)
+    assert theirs.is_dir() and other.is_dir() and filling.is_dir()

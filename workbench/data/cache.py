@@ -95,17 +95,21 @@ def open_cache(folder: Path) -> tuple[dict[str, Arrays], dict[str, Any]]:
     return splits, meta
 
 
-def drop_caches(root: Path, name: str, image_size: int | None = None, keep: Path | None = None) -> list[Path]:
-    """Delete dataset `name`'s caches under `root` (those at `image_size` other than `keep`, or all),
-    the folders deleted: derived data, decoded again when needed, that a changed or forgotten
-    folder would leave behind (up to 4 GB each). A run still reading one keeps reading it: its
-    files are mapped, and a deleted file lives on while it is (on Linux and macOS)."""
+def drop_caches(root: Path, name: str, path: str, image_size: int | None = None,
+                keep: Path | None = None) -> list[Path]:
+    """Delete the caches under `root` of dataset `name` read from `path` (those at `image_size`
+    other than `keep`, or all), the folders deleted: derived data, decoded again when needed, that
+    a changed or forgotten folder would leave behind (up to 4 GB each). Another store sharing the
+    cache folder may have a dataset of the same name elsewhere: its caches stay (a cache from before
+    2026-11-30 does not say its path: the name decides). A run still reading a deleted cache keeps
+    reading it: its files are mapped, and a deleted file lives on while it is (Linux, macOS)."""
     dropped = []
     for folder in sorted(root.glob(f"*-{image_size}px" if image_size else "*px")):
         try:
-            same = folder != keep and json.loads((folder / "meta.json").read_text()).get("name") == name
+            meta = json.loads((folder / "meta.json").read_text())
         except (OSError, ValueError):  # not a finished cache
             continue
+        same = folder != keep and meta.get("name") == name and meta.get("path", path) == path
         if same:
             shutil.rmtree(folder, ignore_errors=True)
             dropped.append(folder)
@@ -120,8 +124,8 @@ def _placed(tmp: Path, folder: Path, meta: dict[str, Any], image_size: int) -> N
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         return
-    if meta.get("name"):
-        drop_caches(folder.parent, meta["name"], image_size, keep=folder)
+    if meta.get("name") and meta.get("path"):
+        drop_caches(folder.parent, meta["name"], meta["path"], image_size, keep=folder)
 
 
 def _build(folder: Path, image_size: int, build: Builder) -> None:

@@ -60,8 +60,9 @@ def register(store: Any, name: str, kind: str, path: Path, *, val_path: Path | N
 def forget(store: Any, name: str) -> int:
     """Remove dataset `name`'s record and its decoded caches (its own files are not touched); how
     many caches were deleted."""
+    record = store.get_dataset(name)
     store.remove_dataset(name)
-    return len(drop_caches(paths.dataset_cache(), name))
+    return len(drop_caches(paths.dataset_cache(), name, str(record.path))) if record is not None else 0
 
 
 def _cifar_stats(kind: str, folder: Path) -> dict[str, Any]:
@@ -130,7 +131,7 @@ def _cifar(record: Any, image_size: int) -> Source:
         for split in ("train", "val"):
             images, labels, classes = cifar.read_split(record.kind, folder, split)
             writer.split(split, len(images), (_resized(img, image_size) for img in images), labels)
-        return {"name": record.name, "kind": record.kind, "classes": classes}
+        return {"name": record.name, "kind": record.kind, "classes": classes, "path": str(record.path)}
 
     # keyed on the files' content (sizes and times), not the folder alone: replaced batches get a new cache
     key = cifar.fingerprint(record.kind, folder)
@@ -183,7 +184,7 @@ def _folder(store: Any, record: Any, image_size: int, fill: bool) -> Source:
     problems = problems + [(path, why) for path, why in broken.items() if path not in listed]
     if not val_items:
         raise DataError(f"dataset {record.name!r} has no validation images; add images or a val folder")
-    meta_base = {"name": record.name, "kind": record.kind, "classes": scan.classes,
+    meta_base = {"name": record.name, "kind": record.kind, "classes": scan.classes, "path": str(record.path),
                  "problems": [list(p) for p in problems[:folders.MAX_REPORTED]]}
     # a separate validation folder's files are part of the key: a changed one gets a new cache
     files = scan.fingerprint() + (val_scan.fingerprint() if val_scan else "")
