@@ -47,11 +47,12 @@ def poll(window: MainWindow) -> None:
 
 
 def settle(window: MainWindow) -> None:
-    """Wait until the window has shown every poll it started (after load, or an action's)."""
+    """Wait until the window has done every action it started on its worker threads and shown
+    every poll it started (after load, or an action's)."""
     from PySide6.QtWidgets import QApplication
 
-    while window.polling:
-        assert window.tasks.wait(60_000), "the poll's reading did not end within 60 s"
+    while window.polling or window.tasks.busy:
+        assert window.tasks.wait(60_000), "the window's jobs did not end within 60 s"
         QApplication.processEvents()
 
 

@@ -126,6 +126,9 @@ def test_the_views_read_the_store_off_the_gui_thread(window: MainWindow, store: 
         window.select_run(parent)
         shown(window)
         assert f"run {parent} (mae) has no distillation report" in window.distill.title.text()
+        window.actions.archive.trigger()  # an action writes on a worker thread too
+        settle(window)
+        assert f"Archived run(s) {parent}" in window.statusBar().currentMessage()
     finally:
         event.remove(store.engine, "before_cursor_execute", seen)
     assert on_gui and not any(on_gui), f"{on_gui.count(True)} of {len(on_gui)} queries ran on the GUI thread"
@@ -204,11 +207,11 @@ def test_delete_always_asks_moves_to_the_trash_and_deletes_for_good_only_from_th
     refusal[0].close()
     window.select_run(other)
     window.actions.restore.trigger()
+    settle(window)
     assert [r.id for r in store.list_runs()] == [other]
     answer_next_box("Delete for good")
     window.actions.empty_trash.trigger()
-    window.tasks.wait()
-    QApplication.processEvents()
+    settle(window)  # the Trash listed, the question, the deletion: each on a worker thread or after one
     assert [r.id for r in store.list_runs(trashed=True)] == [] and [r.id for r in store.list_runs()] == [other]
     assert not paths.run_dir(teacher, create=False).exists() and folder.exists()
     window.status_filter.setCurrentIndex(0)

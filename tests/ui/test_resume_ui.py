@@ -4,7 +4,7 @@ after the user says yes; a resumed run's details show each of its segments."""
 import time
 
 from tests.conftest import finished_run
-from tests.ui.conftest import answer_next_box, poll
+from tests.ui.conftest import answer_next_box, poll, settle
 from workbench.store import RunStatus, Store
 from workbench.ui.main_window import MainWindow
 
@@ -19,11 +19,13 @@ def test_resume_without_a_checkpoint_asks_before_starting_from_step_0(window: Ma
 
     asked = answer_next_box("Cancel")
     window.actions.resume.trigger()
+    settle(window)  # resumed on a worker thread, which finds no checkpoint; then the question
     assert f"Run {run} has no checkpoint left" in asked[0] and "replaces its metrics" in asked[0]
     assert store.get_run(run).status == RunStatus.FAILED and store.get_run(run).step == 10  # nothing changed
 
     asked = answer_next_box("Start again from step 0")
     window.actions.resume.trigger()
+    settle(window)
     assert asked and store.get_run(run).status == RunStatus.QUEUED and store.get_run(run).step == 0
     assert store.artifacts(run, "checkpoint") == []
     assert f"Run {run} queued to start again from step 0" in window.statusBar().currentMessage()

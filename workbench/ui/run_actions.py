@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 
 from workbench import paths
-from workbench.errors import NoCheckpointError, WorkbenchError
+from workbench.errors import NoCheckpointError
 from workbench.store import RESUMABLE, RunStatus
 from workbench.ui.widgets import confirm, warn
 
@@ -99,38 +99,51 @@ class RunActions(QObject):
 
     def resume_selected(self) -> None:
         for run in self.window.selected_runs():
-            try:
-                self._resume(run.id)
-            except WorkbenchError as exc:
-                self.window.say(str(exc))
-        self.window.poll()
+            self._resume(run.id)
 
     def _resume(self, run_id: int) -> None:
-        """Queue a run again; one with no checkpoint left starts again from step 0 only if the user
-        says yes (the rule is `resume_run`'s, as for `workbench resume --from-scratch`)."""
+        """Queue a run again (on a worker thread, as every action that writes to the store); one
+        with no checkpoint left starts again from step 0 only if the user says yes (the rule is
+        `resume_run`'s, as for `workbench resume --from-scratch`)."""
         from workbench.jobs import resume_run
 
         w = self.window
-        try:
-            resume_run(w.store, run_id)
-        except NoCheckpointError as exc:
-            if confirm(w, "Start again from step 0?", f"Run {run_id} has no checkpoint left ({exc.why}).",
-                       "Start again from step 0", detail="Resuming it can only start it again from step 0, which "
-                                                         "replaces its metrics, images and checkpoints as it trains."):
-                resume_run(w.store, run_id, from_scratch=True)
-                w.say(f"Run {run_id} queued to start again from step 0")
+
+        def attempt() -> NoCheckpointError | None:
+            try:
+                resume_run(w.store, run_id)
+            except NoCheckpointError as exc:  # a question for the user, on the GUI thread
+                return exc
+            return None
+
+        def restarted(_: object) -> None:
+            w.poll()
+            w.say(f"Run {run_id} queued to start again from step 0")
+
+        def answered(refused: NoCheckpointError | None) -> None:
+            w.poll()
+            if refused is not None and confirm(
+                    w, "Start again from step 0?", f"Run {run_id} has no checkpoint left ({refused.why}).",
+                    "Start again from step 0", detail="Resuming it can only start it again from step 0, which "
+                                                      "replaces its metrics, images and checkpoints as it trains."):
+                w.tasks.submit(lambda: resume_run(w.store, run_id, from_scratch=True), restarted, w.say)
+
+        w.tasks.submit(attempt, answered, w.say)
 
     def _archive(self, archived: bool) -> None:
         """Archive the selected runs that have ended, or take them out (nothing is deleted: no question)."""
         w = self.window
-        runs = w.selected_runs()
-        changed = w.store.set_archived([r.id for r in runs], archived)
-        w.poll()
-        if archived:
-            w.say(f"Archived run(s) {', '.join(map(str, changed))}: View ▸ Show Archived lists them" if changed else
-                  "Nothing archived: queued and running runs stay in the list")
-        else:
-            w.say(f"Run(s) {', '.join(map(str, changed))} back in the list" if changed else "Nothing to unarchive")
+        run_ids = [r.id for r in w.selected_runs()]
+
+        def done(changed: list[int]) -> None:
+            w.poll()
+            if archived:
+                w.say(f"Archived run(s) {', '.join(map(str, changed))}: View ▸ Show Archived lists them" if changed
+                      else "Nothing archived: queued and running runs stay in the list")
+            else:
+                w.say(f"Run(s) {', '.join(map(str, changed))} back in the list" if changed else "Nothing to unarchive")
+
+        w.tasks.submit(lambda: w.store.set_archived(run_ids, archived), done, w.say)
 
     # ----------------------------------------------------------------- trash
     def delete_selected(self) -> None:
@@ -150,13 +163,13 @@ class RunActions(QObject):
                                                f"disk until you empty the Trash; Edit ▸ Undo, or Restore in "
                                                f"View ▸ Show Trash, brings them back."):
             return
-        try:
-            self.last_trashed = move_to_trash(w.store, [r.id for r in runs])
-        except WorkbenchError as exc:
-            warn(w, "Not moved", str(exc))
-            return
-        w.poll()
-        w.say(f"Moved {len(self.last_trashed)} run(s) to the Trash (Ctrl+Z undoes)")
+        def moved(run_ids: list[int]) -> None:
+            self.last_trashed = run_ids
+            w.poll()
+            w.say(f"Moved {len(run_ids)} run(s) to the Trash (Ctrl+Z undoes)")
+
+        w.tasks.submit(lambda: move_to_trash(w.store, [r.id for r in runs]), moved,
+                       lambda message: warn(w, "Not moved", message))
 
     def undo_trash(self) -> None:
         self._restore(self.last_trashed)
@@ -168,17 +181,22 @@ class RunActions(QObject):
     def _restore(self, run_ids: list[int]) -> None:
         from workbench.jobs import restore
 
-        back = restore(self.window.store, run_ids)
-        self.window.poll()
-        self.window.say(f"Restored run(s) {', '.join(map(str, back))} from the Trash" if back else "Nothing to restore")
+        w = self.window
+
+        def done(back: list[int]) -> None:
+            w.poll()
+            w.say(f"Restored run(s) {', '.join(map(str, back))} from the Trash" if back else "Nothing to restore")
+
+        w.tasks.submit(lambda: restore(w.store, run_ids), done, w.say)
 
     def delete_for_good_selected(self) -> None:
         if self.window.runs.showing_trash():
             self._delete_for_good(self.window.selected_runs())
 
     def empty_the_trash(self) -> None:
-        self.window.load()
-        self._delete_for_good(self.window.store.list_runs(trashed=True))
+        w = self.window
+        w.load()
+        w.tasks.submit(lambda: w.store.list_runs(trashed=True), self._delete_for_good, w.say)
 
     def _delete_for_good(self, runs: list[Run]) -> None:
         """Delete trashed runs with their files, off the GUI thread, after asking (size included)."""

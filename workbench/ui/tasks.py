@@ -79,6 +79,11 @@ class Tasks(QObject):
         if on_error is not None:
             on_error(message)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a job's result (or error) is still to be delivered on the GUI thread."""
+        return bool(self._callbacks)
+
     def wait(self, msecs: int = 30_000) -> bool:
         """Block until every submitted job has finished (tests and shutdown); False on timeout.
         Their callbacks run later, from the event loop, as always."""
