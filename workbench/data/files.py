@@ -86,8 +86,8 @@ class EncodedDataset(FileDataset):
                 chunks.append(data)
                 spans.append((end, end + len(data)))
                 end += len(data)
-            else:
-                decoded.append(self[i][0])
+            else:  # decoded here from the bytes just read
+                decoded.append(_pillow(data, path, self.image_size))
                 spans.append((end, end))
         size = self.image_size
         return Encoded(torch.frombuffer(bytearray(b"".join(chunks)), dtype=torch.uint8) if end else
@@ -149,7 +149,7 @@ def _decode(encoded: list[torch.Tensor], paths: list[str], size: int, where: tor
             try:
                 decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=where))
             except RuntimeError:
-                decoded.append(_pillow(data, path, size).to(where))
+                decoded.append(_pillow(data.numpy().tobytes(), path, size).to(where))
         return decoded
 
 
@@ -168,11 +168,12 @@ def _fit_all(images: list[torch.Tensor], size: int) -> list[torch.Tensor]:
     return out  # type: ignore[return-value]
 
 
-def _pillow(data: torch.Tensor, path: str, size: int) -> torch.Tensor:
+def _pillow(data: bytes, path: Path | str, size: int) -> torch.Tensor:
+    """A file's bytes decoded by Pillow as `FileDataset` decodes its files: [3, size, size] uint8."""
     import io
 
     try:
-        return torch.from_numpy(folders.load_image(io.BytesIO(data.numpy().tobytes()), size)).permute(2, 0, 1)
+        return torch.from_numpy(folders.load_image(io.BytesIO(data), size)).permute(2, 0, 1)
     except OSError as exc:
         raise DataError(_unreadable(path, exc)) from None
 

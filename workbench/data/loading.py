@@ -117,8 +117,8 @@ def load_data(cfg: TrainConfig, store: Any = None, fill: bool = True) -> DataBun
     elif source.splits is not None:
         train, val = (ArrayDataset(source.splits[s].images, source.splits[s].labels) for s in ("train", "val"))
     else:
-        files = EncodedDataset if cfg.decode == "device" else FileDataset
-        train, val = (files(source.files[s], cfg.image_size) for s in ("train", "val"))
+        reader = EncodedDataset if cfg.decode == "device" else FileDataset
+        train, val = (reader(source.files[s], cfg.image_size) for s in ("train", "val"))
     meta = source.meta
     skipped = meta.get("problems", [])
     notes = list(meta.get("changes", [])) + [f"skipped {path}: {why}" for path, why in skipped[:20]] + (

@@ -262,4 +262,4 @@ def _rechecked(scan: folders.Scan, before: list) -> folders.Scan:
                 broken.append((path, why))
     gone = {path for path, _ in broken}
     return replace(scan, items=[(p, label) for p, label in scan.items if str(p) not in gone],
-                               problems=scan.problems + broken) if broken else scan
+                   problems=scan.problems + broken) if broken else scan

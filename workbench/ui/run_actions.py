@@ -163,6 +163,7 @@ class RunActions(QObject):
                                                f"disk until you empty the Trash; Edit ▸ Undo, or Restore in "
                                                f"View ▸ Show Trash, brings them back."):
             return
+
         def moved(run_ids: list[int]) -> None:
             self.last_trashed = run_ids
             w.poll()
