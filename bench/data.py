@@ -116,7 +116,7 @@ def device_batches(items: list[tuple[Path, int]], batch: int, device: str) -> It
 
     loader = make_loader(EncodedDataset(items, CROP), loader_config(-1, batch), train=False, device_type=device)
     for encoded, _ in loader:
-        images = decode_batch(encoded, CROP, torch.device(device))
+        images = decode_batch(encoded, torch.device(device))
         if device == "cuda":
             torch.cuda.synchronize()
         yield images

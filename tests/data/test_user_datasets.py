@@ -343,7 +343,7 @@ def test_a_jpeg_that_stopped_decoding_names_itself_when_decoded_on_the_device(st
     path.write_bytes(path.read_bytes()[:40])  # still starts as a JPEG; its pixels are gone
     encoded, _ = data.train.__getitems__([0, victim])
     with pytest.raises(DataError, match=f"{path.name} could not be read any more .*; fix or remove it and resume"):
-        decode_batch(encoded, 16, torch.device("cpu"))
+        decode_batch(encoded, torch.device("cpu"))
 
 
 def test_a_changed_validation_folder_is_read_again(store: Store, tmp_path: Path) -> None:
@@ -405,7 +405,7 @@ from workbench.methods import make_config
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 items = [(p, 0) for p in sorted(Path({str(tmp_path)!r}).glob("*.jpg"))]
 cfg = make_config("vit", "tiny", ["batch_size=128", "num_workers=2"])
-seen = sum(len(decode_batch(x, 16, torch.device("cpu"))) for x, _ in make_loader(EncodedDataset(items, 16), cfg,
+seen = sum(len(decode_batch(x, torch.device("cpu"))) for x, _ in make_loader(EncodedDataset(items, 16), cfg,
                                                                                  train=True))
 print(seen)
 """
@@ -427,11 +427,11 @@ def test_a_batch_decoded_on_the_device_in_parts_and_elsewhere_than_cuda(store: S
     data = load_data(make_config("vit", "tiny", {"dataset": "photos", "decode": "device"}), store, fill=False)
     encoded, _ = data.train.__getitems__(list(range(len(data.train))))
     size = data.info.image_size
-    whole = files.decode_batch(encoded, size, torch.device("cpu"))
+    whole = files.decode_batch(encoded, torch.device("cpu"))
     monkeypatch.setattr(files, "DECODE_BYTES", 1)  # one JPEG at a time
     monkeypatch.setattr(files, "RESIZE_PIXELS", 1)  # one picture at a time
-    assert torch.equal(files.decode_batch(encoded, size, torch.device("cpu")), whole)
-    elsewhere = files.decode_batch(encoded, size, torch.device("meta"))  # as MPS would: not a decode_jpeg device
+    assert torch.equal(files.decode_batch(encoded, torch.device("cpu")), whole)
+    elsewhere = files.decode_batch(encoded, torch.device("meta"))  # as MPS would: not a decode_jpeg device
     assert elsewhere.device.type == "meta" and elsewhere.shape == whole.shape == (len(data.train), 3, size, size)
 
 

@@ -1,5 +1,6 @@
 """The training loop, in-process on tiny runs: reporting, checkpoints, stop, resume."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.data.test_user_datasets import write_folder
 from workbench.data import DataInfo
 from workbench.engine.checkpoint import Checkpoints
 from workbench.engine.trainer import StopFlag, train
@@ -168,3 +170,34 @@ def test_channels_last_only_for_convolutional_networks_on_gpus() -> None:
     assert wants_channels_last(cnn, gpu)
     assert not wants_channels_last(vit, gpu)  # only its patch embedding convolves
     assert not wants_channels_last(cnn, torch.device("cpu"))
+
+
+def test_validation_reads_through_the_same_loader_processes_at_every_evaluation(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run decoding its files in loader processes evaluates through processes started once (they
+    were started again for every evaluation: twice each time with EMA weights)."""
+    from workbench.data import registry
+    from workbench.data.files import FileDataset
+    from workbench.data.loading import load_data
+
+    root = tmp_path / "photos"
+    write_folder(root)
+    registry.register(store, "photos", "imagefolder", root)
+    monkeypatch.setattr(registry, "CACHE_LIMIT_BYTES", 0)  # read from its files
+    reads, read = tmp_path / "reads", FileDataset.__getitems__
+
+    def noted(self: FileDataset, indices: list[int]) -> object:  # forked into the loader's processes
+        with reads.open("a") as out:
+            out.write(f"{len(self)} {os.getpid()}\n")
+        return read(self, indices)
+
+    monkeypatch.setattr(FileDataset, "__getitems__", noted)
+    overrides = ["dataset=photos", "image_size=24", "num_workers=1", "ema=true", "batch_size=8", "max_steps=9",
+                 "eval_every=3", "checkpoint_every=9"]
+    run = create_run(store, "vit", preset="tiny", overrides=overrides)
+    assert train(store, run.id, log=_quiet) == RunStatus.FINISHED, store.get_run(run.id).error
+    val = len(load_data(make_config("vit", "tiny", overrides), store).val)
+    lines = [tuple(map(int, line.split())) for line in reads.read_text().splitlines()]
+    by_loader = [pid for n, pid in lines if n == val and pid != os.getpid()]  # not the snapshots' batch
+    assert len(by_loader) >= 6 * -(-val // 8)  # 3 evaluations of the weights and of their EMA
+    assert len(set(by_loader)) == 1

@@ -58,13 +58,14 @@ class Encoded:
     spans: list[tuple[int, int]]  # (start, stop) in `data`, per image
     decoded: torch.Tensor  # [K, 3, S, S] uint8
     paths: list[str]
+    size: int  # S: every image's side once decoded
 
     def __len__(self) -> int:
         return len(self.spans)
 
     def pin_memory(self) -> "Encoded":
         """The DataLoader's pinning (for a GPU)."""
-        return Encoded(self.data.pin_memory(), self.spans, self.decoded.pin_memory(), self.paths)
+        return Encoded(self.data.pin_memory(), self.spans, self.decoded.pin_memory(), self.paths, self.size)
 
 
 class EncodedDataset(FileDataset):
@@ -93,21 +94,22 @@ class EncodedDataset(FileDataset):
         return Encoded(torch.frombuffer(bytearray(b"".join(chunks)), dtype=torch.uint8) if end else
                        torch.empty(0, dtype=torch.uint8),
                        spans, torch.stack(decoded) if decoded else torch.empty(0, 3, size, size, dtype=torch.uint8),
-                       [str(self.items[i][0]) for i in indices]), torch.tensor([self.items[i][1] for i in indices])
+                       [str(self.items[i][0]) for i in indices], size), torch.tensor([self.items[i][1] for i in indices])
 
 
 DECODE_BYTES = 64 << 20  # JPEG bytes decoded at once (~10x as much decoded): a batch of large photos in parts
 RESIZE_PIXELS = 1 << 26  # pixels resized at once (768 MB as float32)
 
 
-def decode_batch(batch: Encoded, size: int, device: torch.device) -> torch.Tensor:
-    """-> [B, 3, size, size] uint8 on `device`: the JPEGs decoded by torchvision's batched
+def decode_batch(batch: Encoded, device: torch.device) -> torch.Tensor:
+    """-> [B, 3, S, S] uint8 on `device`: the JPEGs decoded by torchvision's batched
     `decode_jpeg` (nvJPEG on a CUDA device; on any other, libjpeg-turbo on the CPU), then resized as
     `folders.load_image` resizes (`fit`), a few photos at a time when they are large. A batch it
     refuses is decoded image by image, and a JPEG it cannot read (a CMYK or 12-bit one, say) by
     Pillow, as `decode=loader` would. (torchvision 0.29 deprecates its decoders for TorchCodec's;
     torchvision's is the one measured on a GPU here.)"""
     where = device if device.type == "cuda" else torch.device("cpu")
+    size = batch.size
     others = iter(batch.decoded)
     out: list[torch.Tensor | None] = [None if stop > start else next(others) for start, stop in batch.spans]
     for part in _parts([i for i, (start, stop) in enumerate(batch.spans) if stop > start], batch.spans):

@@ -169,7 +169,7 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, device_type:
     # its own generator: creating an iterator must not draw from the global RNG that
     # checkpoints restore, or a resumed run would augment differently from an uninterrupted one
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device_type == "cuda",
-                      collate_fn=_keep_batch, persistent_workers=workers > 0 and train,
+                      collate_fn=_keep_batch, persistent_workers=workers > 0,
                       generator=torch.Generator().manual_seed(cfg.seed))
 
 
@@ -191,10 +191,10 @@ class BatchTransform:
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device, augment: str = "flip", *,
                  mixup: float = 0.0, cutmix: float = 0.0, num_classes: int = 0, crop_min: float = 0.35,
-                 reprob: float = 0.0, randaug: str = "rand-m9-mstd0.5-inc1", size: int = 0) -> None:
+                 reprob: float = 0.0, randaug: str = "rand-m9-mstd0.5-inc1") -> None:
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
-        self.device, self.augment, self.crop_min, self.size = device, augment, crop_min, size
+        self.device, self.augment, self.crop_min = device, augment, crop_min
         self.randaugment = self.erase = self.mixer = None
         if augment == "randaugment":
             from timm.data.auto_augment import rand_augment_transform
@@ -216,15 +216,14 @@ class BatchTransform:
     @classmethod
     def for_run(cls, cfg: TrainConfig, info: DataInfo, device: torch.device) -> "BatchTransform":
         return cls(info.mean, info.std, device, cfg.augment, mixup=cfg.mixup, cutmix=cfg.cutmix,
-                   num_classes=info.num_classes, crop_min=cfg.crop_min, reprob=cfg.reprob, randaug=cfg.randaug,
-                   size=info.image_size)
+                   num_classes=info.num_classes, crop_min=cfg.crop_min, reprob=cfg.reprob, randaug=cfg.randaug)
 
     def __call__(self, images: torch.Tensor | Encoded, labels: torch.Tensor,
                  train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(images, Encoded):  # decode=device
-            images = decode_batch(images, self.size, self.device)
-        if train and self.randaugment is not None:
-            images = torch.stack([_pil_transform(self.randaugment, image) for image in images])
+            images = decode_batch(images, self.device)
+        if train and self.randaugment is not None:  # Pillow's: one copy of a batch decoded on the GPU
+            images = torch.stack([_pil_transform(self.randaugment, image) for image in images.cpu()])
         x = (images.to(self.device, non_blocking=True).contiguous().float() - self.mean) / self.std
         labels = labels.to(self.device, non_blocking=True)
         if not train:
@@ -255,7 +254,7 @@ def _pil_transform(transform: Any, image: torch.Tensor) -> torch.Tensor:
     """A PIL-image transform (timm's RandAugment) on one uint8 image [3, H, W]."""
     from PIL import Image
 
-    out = transform(Image.fromarray(image.permute(1, 2, 0).cpu().numpy()))
+    out = transform(Image.fromarray(image.permute(1, 2, 0).numpy()))
     return torch.from_numpy(np.asarray(out).copy()).permute(2, 0, 1)
 
 

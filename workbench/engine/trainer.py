@@ -144,6 +144,8 @@ class Training:
         self.loader = make_loader(self.data.train, cfg, train=True, device_type=device.type, rank=ranks.rank,
                                   world=ranks.world)
         self.log(f"data: batches from {data_path(self.data.train, self.loader.num_workers, device.type)}")
+        # made once: its worker processes (kept between evaluations) start once, not at each evaluation
+        self.val_loader = make_loader(self.data.val, cfg, train=False, device_type=device.type)
         self.steps_per_epoch = len(self.loader.batch_sampler) // cfg.accum_steps  # a step: accum_steps batches
         if self.steps_per_epoch == 0:
             raise DataError(f"batch_size {cfg.batch_size} is larger than the training set "
@@ -298,7 +300,7 @@ class Training:
             window.reset()
 
     def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in make_loader(self.data.val, self.cfg, train=False, device_type=self.device.type):
+        for x, y in self.val_loader:
             yield self.transform(x, y, False)
 
     def evaluate(self) -> None:
