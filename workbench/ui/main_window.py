@@ -281,17 +281,23 @@ class MainWindow(QMainWindow):
         self.curves.refresh()
 
     # ---------------------------------------------------------------- actions
-    def new_run(self, *, method: str | None = None, preset: str | None = None, values=None, parents=None,
-                name: str = "") -> Run | None:
-        """Open the new-experiment dialog (by default on the last method and preset chosen)."""
+    def new_run(self, *, copy: Run | None = None) -> Run | None:
+        """Open the new-experiment dialog: on the last method and preset chosen, or filled in as
+        `copy` was (Duplicate), once what it offers is read from the store (on a worker thread)."""
+        from workbench.ui.catalog import Catalog
         from workbench.ui.new_run_dialog import NewRunDialog
 
         self.load()
-        if values is None:
-            method = method or str(self.settings.value("new/method", "vit"))
-            preset = preset or str(self.settings.value("new/preset", "tiny"))
-        dialog = NewRunDialog(self.store, self, method=method or "vit", preset=preset, values=values,
-                              parents=parents, name=name)
+        found = self.tasks.result(lambda: (Catalog.read(self.store), {} if copy is None else {
+            role: p.id for role, p in self.store.parents(copy.id).items()}), self.say)
+        if found is None:
+            return None
+        if copy is None:
+            dialog = NewRunDialog(self.store, self, method=str(self.settings.value("new/method", "vit")),
+                                  preset=str(self.settings.value("new/preset", "tiny")), catalog=found[0])
+        else:
+            dialog = NewRunDialog(self.store, self, method=copy.method, preset=None, values=copy.config,
+                                  parents=found[1], name=f"{copy.name} (copy)", catalog=found[0])
         self.tasks.submit(self.runner.warm)  # a worker imports torch while the user fills the form
         self.dialog = dialog  # tests drive it
         if dialog.exec() and dialog.created is not None:
@@ -305,12 +311,7 @@ class MainWindow(QMainWindow):
 
     def duplicate_run(self) -> Run | None:
         runs = self.selected_runs()
-        if not runs:
-            return None
-        run = runs[-1]
-        parents = {role: p.id for role, p in self.store.parents(run.id).items()}
-        return self.new_run(method=run.method, preset=None, values=run.config, parents=parents,
-                            name=f"{run.name} (copy)")
+        return self.new_run(copy=runs[-1]) if runs else None
 
     def open_store_settings(self) -> StoreDialog:
         dialog = StoreDialog(self.settings, self.store if self.loaded else None, self.tasks, self)

@@ -5,7 +5,8 @@ Pick a method (each with its one-line description), a preset, the parent runs it
 change is validated by the same code the CLI uses; until the config is valid, Start stays
 disabled and the reason is shown under the form, with the offending field outlined.
 Masked methods get a live mask preview on real images of the chosen dataset, in step with the
-form's mask ratio and strategy.
+form's mask ratio and strategy. The checks read a `Catalog` (datasets, finished runs) taken when
+the dialog opened; Start writes the run on a worker thread.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ from PySide6.QtWidgets import (
 
 from workbench.config import PRESETS, ParentInfo
 from workbench.data import check_dataset, dataset_names
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError
 from workbench.jobs import create_run
 from workbench.methods import METHOD_CONFIGS, config_class, config_from_dict
 from workbench.methods.backbone import ViTBackboneConfig
 from workbench.methods.start import source_shape
-from workbench.store import Run, RunStatus, Store
+from workbench.store import Run, Store
 from workbench.ui import theme
+from workbench.ui.catalog import Catalog
 from workbench.ui.config_form import ConfigForm
 from workbench.ui.mask_preview import MaskPreview
 from workbench.ui.start_from import TIP, StartFrom
@@ -66,16 +68,20 @@ def parent_box(finished: list[Run], methods: tuple[str, ...], chosen: int | None
 class NewRunDialog(QDialog):
     def __init__(self, store: Store, parent: QWidget | None = None, *, method: str = "vit",
                  preset: str | None = "tiny", values: Mapping[str, Any] | None = None,
-                 parents: Mapping[str, int] | None = None, name: str = "") -> None:
+                 parents: Mapping[str, int] | None = None, name: str = "", catalog: Catalog | None = None) -> None:
+        """`catalog`: read off the GUI thread by the window; read here when not given (a dialog made
+        on its own, as in a test)."""
         super().__init__(parent)
         self.setWindowTitle("New experiment")
         self.store = store
+        self.catalog = catalog or Catalog.read(store)
         self.created: Run | None = None
         self.form: ConfigForm | None = None
         self.parent_boxes: dict[str, QComboBox] = {}
         self.tasks = Tasks(self)
         self.preview_images_for: tuple[str, int] | None = None  # (dataset, size) of the preview's images
         self.chosen_preset: str | None = None  # the preset last applied; None: values given (a duplicate)
+        self.starting = False  # Start clicked, the run not yet written
 
         self.methods = QListWidget()
         for m in METHOD_CONFIGS:
@@ -100,7 +106,7 @@ class NewRunDialog(QDialog):
         head = QFormLayout()
         head.addRow("Name", self.name)
         head.addRow("Preset", preset_row)
-        self.start_from = StartFrom(store)
+        self.start_from = StartFrom(self.catalog.finished)
         self.start_from.changed.connect(self._apply_inherited)
         head.addRow("Start from", self.start_from)
         self.head = head
@@ -146,7 +152,7 @@ class NewRunDialog(QDialog):
         if self.form is not None and self.form.cls.method == method:
             return
         cls = config_class(method)
-        self.form = ConfigForm(cls, choices={"dataset": dataset_names(self.store)})
+        self.form = ConfigForm(cls, choices={"dataset": dataset_names(self.catalog)})
         self.scroll.setWidget(self.form)
         self._build_parent_pickers(cls, parents or {})
         if values is not None:
@@ -175,9 +181,8 @@ class NewRunDialog(QDialog):
         while self.parents_layout.rowCount():
             self.parents_layout.removeRow(0)
         self.parent_boxes = {}
-        finished = self.store.list_runs(status=RunStatus.FINISHED)
         for role, methods in cls.parent_roles.items():
-            box = parent_box(finished, methods, chosen.get(role))
+            box = parent_box(self.catalog.finished, methods, chosen.get(role))
             box.currentIndexChanged.connect(self._apply_inherited)
             self.parents_layout.addRow(f"{role.capitalize()} run", box)
             self.parent_boxes[role] = box
@@ -201,7 +206,7 @@ class NewRunDialog(QDialog):
         for role, run_id in self.chosen_parents().items():
             names = self.form.cls.inherits.get(role, ())
             if names:
-                parent = self.store.get_run(run_id)
+                parent = self.catalog.get_run(run_id)
                 self.form.set_values({k: parent.config[k] for k in names if k in parent.config})
                 locked.update({k: f"taken from the {role} run {run_id}" for k in names})
         if "init" in self.form.widgets:
@@ -213,7 +218,7 @@ class NewRunDialog(QDialog):
         """Put the Start-from choice into `init` and fill in the shape it dictates; the fields to lock."""
         spec = self.start_from.value()
         self.form.set_values({"init": spec})
-        shape = source_shape(spec, self.store) if spec and issubclass(self.form.cls, ViTBackboneConfig) else None
+        shape = source_shape(spec, self.catalog) if spec and issubclass(self.form.cls, ViTBackboneConfig) else None
         if not shape:
             return {}
         self.form.set_values(shape)  # the patch size too, left editable: a different one is resampled
@@ -253,10 +258,10 @@ class NewRunDialog(QDialog):
         """Why this config cannot start, or None."""
         try:
             cfg = config_from_dict(self.form.cls.method, self.form.values())
-            check_dataset(self.store, cfg.dataset, self.form.cls.needs_labels)
+            check_dataset(self.catalog, cfg.dataset, self.form.cls.needs_labels)
             infos = {}
             for role, run_id in self.chosen_parents().items():
-                run = self.store.get_run(run_id)
+                run = self.catalog.get_run(run_id)
                 infos[role] = ParentInfo(run.id, run.method, run.status,
                                          config_from_dict(run.method, run.config, strict=False))
             cfg.check_parents(infos)
@@ -268,13 +273,26 @@ class NewRunDialog(QDialog):
         err = self.problem()
         self.form.mark_error(err.field if err else None)
         self.error.setText(f"Cannot start — {err.field.replace('_', ' ')}: {err.reason}" if err else "")
-        self.start_button.setEnabled(err is None)
+        self.start_button.setEnabled(err is None and not self.starting)
 
     def start(self) -> None:
-        try:
-            self.created = create_run(self.store, self.form.cls.method, overrides=self.form.values(),
-                                      parents=self.chosen_parents(), name=self.name.text())
-        except WorkbenchError as exc:
-            self.error.setText(f"Cannot start — {exc}")
-            return
-        self.accept()
+        """Create the run on a worker thread (the store checks it again: a parent may have gone
+        since the dialog opened); the dialog closes once it is written, or says why not."""
+        method, values, parents, name = self.form.cls.method, self.form.values(), self.chosen_parents(), self.name.text()
+        self._starting(True)
+
+        def created(run: Run) -> None:
+            self.created = run
+            self.accept()
+
+        def refused(message: str) -> None:
+            self.error.setText(f"Cannot start — {message}")
+            self._starting(False)
+
+        self.tasks.submit(lambda: create_run(self.store, method, overrides=values, parents=parents, name=name),
+                          created, refused)
+
+    def _starting(self, starting: bool) -> None:
+        self.starting = starting
+        self.start_button.setText("Starting…" if starting else "Start")
+        self.start_button.setEnabled(not starting)

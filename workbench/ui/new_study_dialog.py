@@ -2,9 +2,10 @@
 a paper budget) or a custom sweep of one method over one or two fields, optionally followed
 by a linear probe and/or a fine-tune of each encoder.
 
-Every edit re-plans the study (the same `plan` the CLI uses, no writes): the dialog shows how
-many runs it will make, or the first problem, naming the stage and the field. Nothing is
-created until the plan is valid.
+Every edit re-plans the study (the same `plan` the CLI uses, no writes, against the `Catalog`
+read as the dialog opened): the dialog shows how many runs it will make, or the first problem,
+naming the stage and the field. Nothing is created until the plan is valid; Start writes the
+study on a worker thread.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from PySide6.QtWidgets import (
 from workbench.config import PRESETS
 from workbench.errors import WorkbenchError
 from workbench.methods import METHOD_CONFIGS, config_class
-from workbench.store import RunStatus, Store, Study
+from workbench.store import Store, Study
 from workbench.studies import (
     BUDGETS,
     FOLLOW_UPS,
@@ -46,20 +47,26 @@ from workbench.studies import (
     template_spec,
 )
 from workbench.ui import theme
+from workbench.ui.catalog import Catalog
 from workbench.ui.new_run_dialog import parent_box
+from workbench.ui.tasks import Tasks
 
 NO_FIELD = "(none)"
 DEFAULTS = "method defaults"
 
 
 class NewStudyDialog(QDialog):
-    def __init__(self, store: Store, parent: QWidget | None = None, *, parallel: int = 2) -> None:
+    def __init__(self, store: Store, parent: QWidget | None = None, *, parallel: int = 2,
+                 catalog: Catalog | None = None) -> None:
+        """`catalog`: read off the GUI thread by the window; read here when not given."""
         super().__init__(parent)
         self.setWindowTitle("New study")
         self.resize(780, 680)
         self.store = store
+        self.catalog = catalog or Catalog.read(store)
+        self.tasks = Tasks(self)
         self.created: Study | None = None
-        self._finished = store.list_runs(status=RunStatus.FINISHED)
+        self.starting = False  # Start clicked, the study not yet written
 
         # ---- from a template
         self.template = QComboBox()
@@ -177,7 +184,7 @@ class NewStudyDialog(QDialog):
             self.parents_form.removeRow(0)
         self.parent_boxes = {}
         for role, methods in cls.parent_roles.items():
-            box = parent_box(self._finished, methods)
+            box = parent_box(self.catalog.finished, methods)
             box.currentIndexChanged.connect(self.validate)
             self.parents_form.addRow(f"{role.capitalize()} run", box)
             self.parent_boxes[role] = box
@@ -219,7 +226,7 @@ class NewStudyDialog(QDialog):
         self.about.setText(template.description)
         try:
             spec = self.spec()
-            members = plan(self.store, spec)
+            members = plan(self.catalog, spec)  # the catalog answers the store reads it makes
         except WorkbenchError as exc:
             self.status.setText(f"<span style='color:{theme.text_colour(self, 'error')}'>{exc}</span>")
             self.start_button.setEnabled(False)
@@ -238,15 +245,28 @@ class NewStudyDialog(QDialog):
         summary = " + ".join(f"{n} × {stage}" for stage, n in stages.items())
         self.status.setText(f"<b>{len(members)} runs</b>: {summary}; {spec.parallel} at a time. "
                             f"{spec.description if self.tabs.currentIndex() == 1 else ''}")
-        self.start_button.setEnabled(True)
+        self.start_button.setEnabled(not self.starting)
         return members
 
     def start(self) -> None:
-        if self.validate() is None:
+        """Create the study on a worker thread (planned again against the store); the dialog closes
+        once it is written, or says why not."""
+        if self.starting or self.validate() is None:
             return
-        try:
-            self.created = create_study(self.store, self.spec())
-        except WorkbenchError as exc:
-            self.status.setText(f"<span style='color:{theme.text_colour(self, 'error')}'>{exc}</span>")
-            return
-        self.accept()
+        spec = self.spec()
+        self._starting(True)
+
+        def created(study: Study) -> None:
+            self.created = study
+            self.accept()
+
+        def refused(message: str) -> None:
+            self._starting(False)
+            self.status.setText(f"<span style='color:{theme.text_colour(self, 'error')}'>{message}</span>")
+
+        self.tasks.submit(lambda: create_study(self.store, spec), created, refused)
+
+    def _starting(self, starting: bool) -> None:
+        self.starting = starting
+        self.start_button.setText("Starting…" if starting else "Start study")
+        self.start_button.setEnabled(not starting)

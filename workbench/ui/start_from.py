@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from workbench.config import WEIGHTS
 from workbench.methods import config_class
 from workbench.methods.start import InitConfig
-from workbench.store import RunStatus, Store
+from workbench.store import Run
 
 KINDS = (("scratch", "random weights"), ("run", "a finished run"), ("path", "a file or folder"),
          ("name", "a timm or Hub name"))
@@ -35,13 +35,13 @@ TIP = ("the architecture (width, depth, heads, MLP ratio) comes from the source;
 class StartFrom(QWidget):
     changed = Signal()
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, finished: list[Run]) -> None:
         super().__init__()
         self.kind = QComboBox()
         for key, label in KINDS:
             self.kind.addItem(label, key)
         self.runs = QComboBox()
-        for run in store.list_runs(status=RunStatus.FINISHED):
+        for run in finished:
             if issubclass(config_class(run.method), InitConfig):
                 for weights in WEIGHTS[:2] + (("ema",) if run.config.get("ema") else ()):
                     self.runs.addItem(f"{run.id} · {run.name} ({weights})", f"run:{run.id}:{weights}")

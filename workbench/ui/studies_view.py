@@ -273,9 +273,14 @@ class StudiesView(QWidget):
             b.setEnabled(view is not None)
 
     def new_study(self):
+        from workbench.ui.catalog import Catalog
         from workbench.ui.new_study_dialog import NewStudyDialog
 
-        self.dialog = NewStudyDialog(self.store, self, parallel=self.parallel)
+        catalog = self.tasks.result(lambda: Catalog.read(self.store),
+                                    lambda msg: QMessageBox.warning(self, "Cannot open the form", msg))
+        if catalog is None:
+            return None
+        self.dialog = NewStudyDialog(self.store, self, parallel=self.parallel, catalog=catalog)
         if self.dialog.exec() and self.dialog.created is not None:
             self._select_next = self.dialog.created.id
             self.refresh()

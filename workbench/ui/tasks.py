@@ -17,7 +17,7 @@ import itertools
 import traceback
 from typing import Any, Callable, TypeVar
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
 Callback = Callable[[Any], None] | None
 Submit = Callable[..., None]  # Tasks.submit
@@ -52,6 +52,7 @@ class Tasks(QObject):
         self._callbacks: dict[int, tuple[Callback, Callback]] = {}
         self._pending: set[concurrent.futures.Future] = set()
         self._numbers = itertools.count()
+        self.waiting = False  # in `result`
 
     def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
                on_error: Callable[[str], None] | None = None) -> None:
@@ -60,6 +61,29 @@ class Tasks(QObject):
         future = self.pool.submit(self._run, job, fn)
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
+
+    def result(self, fn: Callable[[], T], failed: Callable[[str], None]) -> T | None:
+        """`fn()` run on a worker thread while a local event loop keeps the window live, as a modal
+        dialog's `exec` does: for a dialog that needs the store's answer before it opens. None when
+        `fn` raised (after `failed` of the message: a store that cannot be reached), or while an
+        earlier such wait is under way (a second click before the first form opened)."""
+        if self.waiting:
+            return None
+        self.waiting = True
+        future = self.pool.submit(fn)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        loop = QEventLoop()
+        ticks = QTimer(loop)  # looked at every 10 ms: no signal crosses threads, so none is left behind
+        ticks.timeout.connect(lambda: future.done() and loop.quit())
+        ticks.start(10)
+        loop.exec()
+        self.waiting = False
+        try:
+            return future.result()
+        except Exception as exc:  # as `submit`'s errors: said, never raised into the event loop
+            failed(str(exc) or traceback.format_exc())
+            return None
 
     def _run(self, job: int, fn: Callable[[], Any]) -> None:
         try:
