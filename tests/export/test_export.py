@@ -129,10 +129,10 @@ def test_bad_exports_fail_clearly_and_leave_nothing(trained, tmp_path: Path) -> 
 
 def test_export_dialog_runs_the_export_in_another_process(trained, qtbot, tmp_path: Path) -> None:
     from tests.ui.conftest import answer_next_box
-    from workbench.ui.export_dialog import ExportDialog
+    from workbench.ui.export_dialog import ExportDialog, weight_choices
 
     store, runs, _, _ = trained
-    dialog = ExportDialog(store, runs["vit"], "tiny vit")
+    dialog = ExportDialog(weight_choices(store, runs["vit"]), runs["vit"], "tiny vit")
     qtbot.addWidget(dialog)
     dialog.boxes["onnx"].setChecked(False)
     dialog.boxes["safetensors"].setChecked(False)

@@ -1,9 +1,12 @@
 """The main window every GUI test drives: loaded, with its poll timer stopped (tests poll by hand)."""
 
 import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication
 
 from workbench.store import Store
 from workbench.ui.main_window import MainWindow
+from workbench.ui.new_run_dialog import NewRunDialog
 
 
 @pytest.fixture
@@ -20,8 +23,7 @@ def window(qtbot, store: Store) -> MainWindow:
 def answer_next_box(button: str, tries: int = 250) -> list[str]:
     """Click `button` on the next modal message box once it shows (a real QMessageBox, as the
     user sees it); the returned list receives its text and detail, so tests can check both."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QMessageBox
+    from PySide6.QtWidgets import QMessageBox
 
     seen: list[str] = []
 
@@ -49,8 +51,6 @@ def poll(window: MainWindow) -> None:
 def settle(window: MainWindow) -> None:
     """Wait until the window has done every action it started on its worker threads and shown
     every poll it started (after load, or an action's)."""
-    from PySide6.QtWidgets import QApplication
-
     while window.polling or window.tasks.busy:
         assert window.tasks.wait(60_000), "the window's jobs did not end within 60 s"
         QApplication.processEvents()
@@ -58,7 +58,23 @@ def settle(window: MainWindow) -> None:
 
 def shown(window: MainWindow) -> None:
     """Wait for the window's background readings (Compare's, the curves') and show what they read."""
-    from PySide6.QtWidgets import QApplication
-
     assert window.tasks.wait(60_000), "the window's background jobs did not end within 60 s"
     QApplication.processEvents()
+
+
+def select_method(dialog: NewRunDialog, method: str) -> None:
+    """Choose `method` in the new-experiment dialog's list, as a click would."""
+    for i in range(dialog.methods.count()):
+        if dialog.methods.item(i).data(Qt.ItemDataRole.UserRole) == method:
+            dialog.methods.setCurrentRow(i)
+            return
+    raise AssertionError(method)
+
+
+def in_dialog(act, kind: type = NewRunDialog, tries: int = 1000) -> None:
+    """Run `act(dialog)` once the window's modal dialog of `kind` is open (after its form's read)."""
+    dialog = QApplication.activeModalWidget()
+    if isinstance(dialog, kind):
+        act(dialog)
+    elif tries:
+        QTimer.singleShot(10, lambda: in_dialog(act, kind, tries - 1))

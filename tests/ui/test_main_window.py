@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QImage, QKeySequence
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from tests.conftest import finished_run
@@ -77,63 +77,6 @@ def test_curves_fetch_incrementally_and_export(window: MainWindow, store: Store,
     assert (tmp_path / "c.png").stat().st_size > 1000 and png
 
 
-def test_the_views_read_the_store_off_the_gui_thread(window: MainWindow, store: Store) -> None:
-    """The window polls twice a second: Details, Compare, Images, Diagnostics and Distillation read
-    the store on a worker thread, so a slow database server never stalls the window (Details and
-    Images did, at every poll)."""
-    import threading
-
-    from sqlalchemy import event
-
-    parent = finished_run(store, "mae")
-    child = store.create_run("finetune", {}, parents={"encoder": parent}).id
-    picture = paths.run_dir(parent) / "images" / "reconstructions-00000100.png"
-    picture.parent.mkdir(parents=True, exist_ok=True)
-    QImage(8, 8, QImage.Format.Format_RGB32).save(str(picture))
-    store.add_artifact(parent, "image", picture, step=100, name="reconstructions")
-    window.tabs.setCurrentWidget(window.details)
-    poll(window)
-    on_gui: list[bool] = []
-
-    def seen(*_: object) -> None:
-        on_gui.append(threading.current_thread() is threading.main_thread())
-
-    event.listen(store.engine, "before_cursor_execute", seen)
-    try:
-        window.select_run(child)
-        assert window.details.lineage.text() == "Lineage — …"  # until its reading on a worker thread is shown
-        shown(window)
-        assert f"encoder: <a href='run:{parent}'>{parent} · " in window.details.lineage.text()
-        window.select_run(parent)
-        poll(window)
-        shown(window)
-        assert f"encoder of <a href='run:{child}'>{child} · " in window.details.lineage.text()
-        assert [row[0] for row in window.details.artifact_rows] == ["checkpoint", "image"]
-        window.table.selectAll()
-        shown(window)
-        assert window.compare.table.rowCount() == 2
-        window.tabs.setCurrentWidget(window.snapshots)
-        window.select_run(parent)
-        settle(window)
-        shown(window)
-        assert [a.step for a in window.snapshots.frames] == [100]
-        assert not window.snapshots.image.item.pixmap().isNull()
-        window.tabs.setCurrentWidget(window.diagnostics)
-        window.select_run(child)
-        shown(window)
-        assert f"run {child} has no diagnostics" in window.diagnostics.title.text()
-        window.tabs.setCurrentWidget(window.distill)
-        window.select_run(parent)
-        shown(window)
-        assert f"run {parent} (mae) has no distillation report" in window.distill.title.text()
-        window.actions.archive.trigger()  # an action writes on a worker thread too
-        settle(window)
-        assert f"Archived run(s) {parent}" in window.statusBar().currentMessage()
-    finally:
-        event.remove(store.engine, "before_cursor_execute", seen)
-    assert on_gui and not any(on_gui), f"{on_gui.count(True)} of {len(on_gui)} queries ran on the GUI thread"
-
-
 def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store) -> None:
     a = finished_run(store, "vit", lr=0.002)
     b = finished_run(store, "vit", lr=0.004, pos_embed="none")
@@ -164,7 +107,6 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
 
 def test_delete_always_asks_moves_to_the_trash_and_deletes_for_good_only_from_there(
         window: MainWindow, store: Store) -> None:
-    from workbench import paths
 
     teacher, other = finished_run(store, "cnn"), finished_run(store, "vit")
     student = store.create_run("deit", store.get_run(other).config, parents={"teacher": teacher}).id

@@ -2,25 +2,15 @@
 run started from it (slow: a real worker trains while the window polls)."""
 
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from tests.conftest import finished_run
-from tests.ui.conftest import poll, settle
+from tests.ui.conftest import in_dialog, poll, select_method, settle
 from workbench.jobs import create_run
 from workbench.store import RunStatus, Store
 from workbench.ui.main_window import MainWindow
 from workbench.ui.new_run_dialog import NewRunDialog
-from workbench.ui.new_study_dialog import NewStudyDialog
-
-
-def _select_method(dialog: NewRunDialog, method: str) -> None:
-    for i in range(dialog.methods.count()):
-        if dialog.methods.item(i).data(Qt.ItemDataRole.UserRole) == method:
-            dialog.methods.setCurrentRow(i)
-            return
-    raise AssertionError(method)
 
 
 def test_form_is_generated_from_the_config_with_help(qtbot, store: Store) -> None:
@@ -69,7 +59,7 @@ def test_invalid_input_disables_start_and_says_why(qtbot, store: Store) -> None:
     assert dialog.start_button.isEnabled() and dialog.form.widgets["patch_size"].styleSheet() == ""
     dialog.form.widgets["lr"].setText("abc")
     assert not dialog.start_button.isEnabled() and "lr" in dialog.error.text()
-    _select_method(dialog, "mae")
+    select_method(dialog, "mae")
     assert dialog.form.cls.method == "mae" and dialog.start_button.isEnabled()
     dialog.form.widgets["mask_ratio"].setText("0.99")
     assert not dialog.start_button.isEnabled() and "mask ratio" in dialog.error.text()
@@ -114,7 +104,7 @@ def test_a_run_started_from_the_dialog_trains_in_the_spare_worker_and_can_be_can
         dialog.form.widgets["epochs"].setValue(3)
         qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
 
-    _in_dialog(window, start)
+    in_dialog(start)
     run = window.new_run()
     assert run is not None and run.name == "from the dialog" and run.config["epochs"] == 3
     settle(window)  # the poll the dialog's Start asked for starts the queued run
@@ -135,31 +125,22 @@ def test_a_run_started_from_the_dialog_trains_in_the_spare_worker_and_can_be_can
     assert following.wait(timeout=10) is not None  # the window's end ends its spare (untaken, it holds nothing)
 
 
-def _in_dialog(window: MainWindow, act, kind: type = NewRunDialog, tries: int = 1000) -> None:
-    """Run `act(dialog)` once the window's modal dialog of `kind` is open (after its form's read)."""
-    dialog = QApplication.activeModalWidget()
-    if isinstance(dialog, kind):
-        act(dialog)
-    elif tries:
-        QTimer.singleShot(10, lambda: _in_dialog(window, act, kind, tries - 1))
-
-
 def test_the_next_new_experiment_opens_on_the_last_preset_chosen_even_after_a_duplicate(
         window: MainWindow, store: Store) -> None:
     window.schedule = lambda: []  # nothing trains here: only the dialogs matter
 
     def start_tiny_mae(dialog: NewRunDialog) -> None:
-        _select_method(dialog, "mae")
+        select_method(dialog, "mae")
         dialog.preset.setCurrentText("tiny")
         dialog.apply_preset()
         dialog.start_button.click()
 
-    _in_dialog(window, start_tiny_mae)
+    in_dialog(start_tiny_mae)
     first = window.new_run()
     assert first.method == "mae" and first.config["decoder_width"] == 48
     settle(window)  # the new run is in the table once the poll it started is shown
     window.select_run(first.id)
-    _in_dialog(window, lambda dialog: dialog.start_button.click())
+    in_dialog(lambda dialog: dialog.start_button.click())
     copy = window.duplicate_run()
     assert copy.name == f"{first.name} (copy)" and copy.config == first.config
 
@@ -169,7 +150,7 @@ def test_the_next_new_experiment_opens_on_the_last_preset_chosen_even_after_a_du
         opened.update(method=dialog.form.cls.method, preset=dialog.preset.currentText(), **dialog.form.values())
         dialog.reject()
 
-    _in_dialog(window, look)
+    in_dialog(look)
     assert window.new_run() is None
     assert (opened["method"], opened["preset"], opened["decoder_width"], opened["width"]) == ("mae", "tiny", 48, 64)
 
@@ -227,62 +208,5 @@ def test_start_from_a_weights_file_fills_and_locks_the_shape_and_starts_with_ini
     dialog.start_from.kind.setCurrentIndex(0)  # random weights again: nothing locked
     assert dialog.form.values()["init"] == "" and dialog.form.widgets["width"].isEnabled()
 
-    _select_method(dialog, "dvae")  # no timm network: no Start from
+    select_method(dialog, "dvae")  # no timm network: no Start from
     assert dialog.head.isRowVisible(dialog.start_from) is False
-
-
-def test_the_forms_never_query_the_store_on_the_gui_thread(qtbot, window: MainWindow, store: Store) -> None:
-    """New experiment, Duplicate and New study read what they offer on a worker thread as they open,
-    check every edit against that, and write what they create on a worker thread: a store that
-    answers slowly (a server across a network) never freezes the window at a keystroke."""
-    import threading
-
-    from sqlalchemy import event
-
-    from workbench.methods import make_config
-
-    window.schedule = lambda: []  # nothing trains here
-    encoder = finished_run(store, "mae", width=96, heads=3)
-    config = make_config("finetune", "tiny", {"width": 96, "heads": 3}).to_dict()
-    probe = store.create_run("finetune", config, parents={"encoder": encoder}).id
-    store.update_run(probe, status=RunStatus.FINISHED)
-    poll(window)
-    on_gui: list[bool] = []
-
-    def seen(*_: object) -> None:
-        on_gui.append(threading.current_thread() is threading.main_thread())
-
-    def edit_and_start(dialog: NewRunDialog) -> None:
-        assert dialog.parent_boxes["encoder"].currentData() == encoder  # the copy's parent, read with the form
-        dialog.form.widgets["epochs"].setValue(2)
-        dialog.form.widgets["patch_size"].setValue(5)  # refused by the form's checks
-        assert not dialog.start_button.isEnabled() and "patch size" in dialog.error.text()
-        dialog.form.widgets["patch_size"].setValue(4)
-        dialog.start_button.click()
-
-    def plan_and_start(dialog: NewStudyDialog) -> None:
-        dialog.tabs.setCurrentIndex(1)
-        dialog.method.setCurrentText("finetune")
-        assert dialog.parent_boxes["encoder"].currentData() == encoder
-        dialog.fields[0].setCurrentText("lr")
-        dialog.values[0].setText("0.001, 0.002")
-        assert "2 runs" in dialog.status.text(), dialog.status.text()
-        dialog.start_button.click()
-
-    window.select_run(probe)
-    event.listen(store.engine, "before_cursor_execute", seen)
-    try:
-        _in_dialog(window, edit_and_start)
-        copy = window.duplicate_run()
-        _in_dialog(window, lambda dialog: (_select_method(dialog, "finetune"), dialog.reject()))
-        assert window.new_run() is None
-        studies = window.open_studies()
-        settle(window)
-        _in_dialog(window, plan_and_start, NewStudyDialog)
-        study = studies.new_study()
-        settle(window)
-    finally:
-        event.remove(store.engine, "before_cursor_execute", seen)
-    assert copy is not None and copy.config["epochs"] == 2 and store.parents(copy.id)["encoder"].id == encoder
-    assert study is not None and len(store.study_members(study.id)) == 2
-    assert on_gui and not any(on_gui), f"{on_gui.count(True)} of {len(on_gui)} queries ran on the GUI thread"

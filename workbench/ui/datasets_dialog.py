@@ -1,10 +1,12 @@
 """`DatasetsDialog`: the datasets runs can use: browse them (classes, counts, image sizes), see
 thumbnails with their class names and the files that were skipped and why, register a folder
-or CIFAR download, or forget one. Scanning and thumbnails run off the GUI thread."""
+or CIFAR download, or forget one. Reading the records, scanning and thumbnails run off the GUI
+thread."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -41,6 +43,7 @@ class DatasetsDialog(QDialog):
         self.setWindowTitle("Datasets")
         self.store = store
         self.tasks = Tasks(self)
+        self.records: dict[str, Any] = {}  # the registered datasets, by name, as last read
         self.table = QTableWidget(0, 7)
         self.table.setHorizontalHeaderLabels(["name", "kind", "classes", "images", "validation", "skipped", "path"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -108,6 +111,7 @@ class DatasetsDialog(QDialog):
         splitter.setSizes([480, 620])
         QVBoxLayout(self).addWidget(splitter)
         self.resize(1150, 720)
+        self._show_records([], None)  # the built-in ones at once
         self.refresh()
 
     def _val_folder_changed(self, text: str) -> None:
@@ -129,9 +133,15 @@ class DatasetsDialog(QDialog):
         layout.addWidget(browse)
         return row
 
-    def refresh(self) -> None:
+    def refresh(self, select: str | None = None) -> None:
+        """Read the registered datasets on a worker thread, then show them (and select `select`)."""
+        self.tasks.submit(self.store.list_datasets, lambda records: self._show_records(records, select),
+                          lambda message: self.status.setText(f"could not read the datasets: {message}"))
+
+    def _show_records(self, records: list[Any], select: str | None) -> None:
+        self.records = {d.name: d for d in records}
         rows = [(name, "built in", "10", "6000", "1000", "0", desc) for name, desc in BUILTIN_DATASETS.items()]
-        for d in self.store.list_datasets():
+        for d in records:
             rows.append((d.name, d.kind, str(len(d.stats.get("classes", []))) if d.kind != "unlabeled" else "-",
                          str(d.stats.get("images") or "?"), validation_text(d), str(d.stats.get("skipped", 0)), d.path))
         self.table.setRowCount(len(rows))
@@ -139,6 +149,9 @@ class DatasetsDialog(QDialog):
             for c, value in enumerate(row):
                 self.table.setItem(r, c, QTableWidgetItem(value))
         self.table.resizeColumnsToContents()
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).text() == select:
+                self.table.selectRow(r)
 
     def selected_name(self) -> str | None:
         rows = self.table.selectionModel().selectedRows()
@@ -150,7 +163,7 @@ class DatasetsDialog(QDialog):
         name = self.selected_name()
         if name is None:
             return
-        record = self.store.get_dataset(name)
+        record = self.records.get(name)
         self.problems.clear()
         if record is None:
             self.summary.setText(f"<b>{name}</b> — {BUILTIN_DATASETS.get(name, '')}")
@@ -187,10 +200,7 @@ class DatasetsDialog(QDialog):
             self.add_button.setEnabled(True)
             self.status.setText(f"registered {record.name}: {record.stats.get('images') or '?'} images, "
                                 f"{record.stats.get('skipped', 0)} skipped")
-            self.refresh()
-            for r in range(self.table.rowCount()):
-                if self.table.item(r, 0).text() == record.name:
-                    self.table.selectRow(r)
+            self.refresh(select=record.name)
 
         def failed(message: str) -> None:
             self.add_button.setEnabled(True)

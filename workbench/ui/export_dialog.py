@@ -50,13 +50,15 @@ def weight_choices(store: Store, run_id: int) -> list[tuple[str, str]]:
 
 
 class ExportDialog(QDialog):
-    def __init__(self, store: Store, run_id: int, run_name: str, parent: QWidget | None = None) -> None:
+    def __init__(self, choices: list[tuple[str, str]], run_id: int, run_name: str,
+                 parent: QWidget | None = None) -> None:
+        """`choices`: `weight_choices` of the run, read before (on a worker thread by the window)."""
         super().__init__(parent)
         self.setWindowTitle(f"Export run {run_id}")
         self.run_id = run_id
         self.result: dict | None = None
         self.weights = QComboBox()
-        for choice, label in weight_choices(store, run_id):
+        for choice, label in choices:
             self.weights.addItem(label, choice)
         self.weights.setToolTip("which of the run's weights: its best evaluation's (by best_metric), its last "
                                 "checkpoint's, or the moving average of its weights (runs with ema=true)")

@@ -46,6 +46,7 @@ class InspectView(QWidget):
         super().__init__()
         self.store, self.tasks = store, tasks
         self.run: Run | None = None
+        self.wanted: int | None = None  # the run last asked for: a slower read of an earlier one is dropped
         self.image: np.ndarray | None = None
         self.result: dict | None = None
         self.workdir = Path(tempfile.mkdtemp(prefix="workbench-inspect-"))
@@ -129,12 +130,17 @@ class InspectView(QWidget):
         self.output.set_placeholder("the answer appears here")
 
     def show_run(self, run: Run | None) -> None:
-        """Follow the selected run (called on every poll: only a new run or new checkpoints redo work)."""
+        """Follow the selected run (called on every poll: its checkpoints are read on a worker thread,
+        and only a new run or new checkpoints redo work)."""
+        self.wanted = run.id if run is not None else None
         if run is None:
             if self.run is not None:
                 self._clear()
             return
-        steps = [a.step for a in self.store.artifacts(run.id, "checkpoint")]
+        self.tasks.submit(lambda: [a.step for a in self.store.artifacts(run.id, "checkpoint")],
+                          lambda steps: self._show_steps(run, steps) if self.wanted == run.id else None)
+
+    def _show_steps(self, run: Run, steps: list[int]) -> None:
         shown = [self.checkpoint.itemData(i) for i in range(self.checkpoint.count())]
         if self.run is not None and run.id == self.run.id and steps == shown:
             return

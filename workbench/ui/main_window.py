@@ -136,9 +136,7 @@ class MainWindow(QMainWindow):
         self.poller = Poller(self.tasks, self.connection, self._prepare_poll, self._show, self.say)
         self.runner = Runner(self.store, spare=os.environ.get("WORKBENCH_SPARE_WORKER", "1") != "0")
         self.schedule = lambda: tick(self.store, self.runner)  # the one scheduler, as everywhere
-        self.parallel.blockSignals(True)
-        self.parallel.setValue(self.store.max_concurrent())  # the store's, which every scheduler obeys
-        self.parallel.blockSignals(False)
+        self.parallel.attach(self.store, self.tasks.submit, self.say)
         self.curves = CurvesView(self.store, self.tasks.submit)
         self.curves.restore(dict(self.settings.value("curves/state", {}) or {}))
         self.curves.regrouped.connect(lambda: self.compare.show_runs(self.curves.runs, self.curves.groups))
@@ -210,10 +208,6 @@ class MainWindow(QMainWindow):
         theme.apply(name)
         self.settings.setValue("view/theme", name)
         self.theme_actions[name].setChecked(True)
-
-    def _set_parallel(self, value: int) -> None:
-        if self.loaded:
-            self.store.set_max_concurrent(value)
 
     def say(self, message: str) -> None:
         """Visible confirmation of what just happened (saved, copied, moved to the Trash…)."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLabel, QSpinBox, QToolBar
+from PySide6.QtWidgets import QLabel, QToolBar
 
 from workbench.ui import theme
 from workbench.ui.run_actions import RunActions, make_action
 from workbench.ui.runs_panel import ARCHIVE, TRASH
+from workbench.ui.widgets import ParallelRuns
 
 if TYPE_CHECKING:
     from workbench.ui.main_window import MainWindow
@@ -38,11 +39,7 @@ def build_menus(window: MainWindow) -> None:
     window.store_action = make_action(window, "Store…", window.open_store_settings, None,
                                       "which store to open (the SQLite file here, or a PostgreSQL server shared "
                                       "by a team or a cluster) and where run files go")
-    window.parallel = QSpinBox()
-    window.parallel.setRange(1, 32)
-    window.parallel.setToolTip("how many runs train at once on this machine (the window, the command line and "
-                               "studies alike); the rest wait in the queue")
-    window.parallel.valueChanged.connect(window._set_parallel)
+    window.parallel = ParallelRuns()
 
     bar = QToolBar("Runs")
     bar.setMovable(False)

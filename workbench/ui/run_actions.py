@@ -225,14 +225,18 @@ class RunActions(QObject):
     # ----------------------------------------------------------------- files
     def export_selected(self):
         """Open the export dialog for the selected run, if it has finished."""
-        from workbench.ui.export_dialog import ExportDialog
+        from workbench.ui.export_dialog import ExportDialog, weight_choices
 
         w = self.window
         runs = w.selected_runs()
         if not runs or runs[-1].status != RunStatus.FINISHED:
             w.say("Select a finished run to export.")
             return None
-        w.export_dialog = ExportDialog(w.store, runs[-1].id, runs[-1].name, w)
+        run = runs[-1]
+        choices = w.tasks.result(lambda: weight_choices(w.store, run.id), w.say)
+        if choices is None:
+            return None
+        w.export_dialog = ExportDialog(choices, run.id, run.name, w)
         w.export_dialog.finished.connect(lambda _: w.poll())
         w.export_dialog.show()
         return w.export_dialog

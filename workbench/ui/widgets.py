@@ -1,13 +1,14 @@
 """Small behaviours every window shares: confirmation of destructive actions, spin and combo
-boxes that ignore the wheel unless focused, secondary windows placed on screen, and the
-status bar's devices."""
+boxes that ignore the wheel unless focused, secondary windows placed on screen, the status
+bar's devices, and the toolbar's limit of parallel runs."""
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any, Callable
 
-from PySide6.QtCore import QEvent, QObject, QProcess, Qt
+from PySide6.QtCore import QEvent, QObject, QProcess, QSignalBlocker, Qt
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMessageBox,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QWidget,
@@ -147,3 +149,26 @@ class DevicesLabel(QLabel):
         if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
             self.process.kill()
             self.process.waitForFinished(1000)
+
+
+class ParallelRuns(QSpinBox):
+    """How many runs train at once on this machine: the store's limit, which every scheduler (the
+    window's, the command line's, studies') obeys; read and written on worker threads once
+    `attach`ed to a store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setRange(1, 32)
+        self.setToolTip("how many runs train at once on this machine (the window, the command line and studies "
+                        "alike); the rest wait in the queue")
+        self.write: Callable[[int], None] | None = None
+        self.valueChanged.connect(lambda value: self.write and self.write(value))
+
+    def attach(self, store: Any, submit: Callable[..., None], failed: Callable[[str], None]) -> None:
+        """Show `store`'s limit once read; from then on, each change is written to it."""
+        submit(store.max_concurrent, self._show, failed)
+        self.write = lambda value: submit(lambda: store.set_max_concurrent(value), None, failed)
+
+    def _show(self, value: int) -> None:
+        with QSignalBlocker(self):
+            self.setValue(value)

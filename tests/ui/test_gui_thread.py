@@ -1,0 +1,137 @@
+"""No query on the GUI thread. The window polls twice a second all day; its views, forms and
+actions read and write the store on worker threads, so a slow database server (PostgreSQL across
+a network) never freezes it. Every query's thread is recorded while the window is driven."""
+
+import contextlib
+import threading
+from typing import Iterator
+
+from PySide6.QtGui import QImage
+
+from tests.conftest import finished_run
+from tests.ui.conftest import in_dialog, poll, select_method, settle, shown
+from workbench import paths
+from workbench.methods import make_config
+from workbench.store import RunStatus, Store
+from workbench.ui.main_window import MainWindow
+from workbench.ui.new_run_dialog import NewRunDialog
+from workbench.ui.new_study_dialog import NewStudyDialog
+
+
+@contextlib.contextmanager
+def recorded(store: Store) -> Iterator[list[bool]]:
+    """Whether each query the store runs meanwhile ran on the GUI thread (the main one)."""
+    from sqlalchemy import event
+
+    on_gui: list[bool] = []
+
+    def seen(*_: object) -> None:
+        on_gui.append(threading.current_thread() is threading.main_thread())
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        yield on_gui
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+
+
+def test_the_views_and_actions_read_and_write_off_the_gui_thread(window: MainWindow, store: Store) -> None:
+    """Details, Compare, Images, Inspect, Diagnostics and Distillation read the store on a worker
+    thread (Details and Images did at every poll, Inspect too), as do Export's weight choices, the
+    Datasets dialog and the parallel-runs box; Archive writes on one."""
+    parent = finished_run(store, "mae")
+    child = store.create_run("finetune", {}, parents={"encoder": parent}).id
+    picture = paths.run_dir(parent) / "images" / "reconstructions-00000100.png"
+    picture.parent.mkdir(parents=True, exist_ok=True)
+    QImage(8, 8, QImage.Format.Format_RGB32).save(str(picture))
+    store.add_artifact(parent, "image", picture, step=100, name="reconstructions")
+    window.tabs.setCurrentWidget(window.details)
+    poll(window)
+    with recorded(store) as on_gui:
+        window.select_run(child)
+        assert window.details.lineage.text() == "Lineage — …"  # until its reading on a worker thread is shown
+        shown(window)
+        assert f"encoder: <a href='run:{parent}'>{parent} · " in window.details.lineage.text()
+        window.select_run(parent)
+        poll(window)
+        shown(window)
+        assert f"encoder of <a href='run:{child}'>{child} · " in window.details.lineage.text()
+        assert [row[0] for row in window.details.artifact_rows] == ["checkpoint", "image"]
+        window.table.selectAll()
+        shown(window)
+        assert window.compare.table.rowCount() == 2
+        window.tabs.setCurrentWidget(window.snapshots)
+        window.select_run(parent)
+        settle(window)
+        shown(window)
+        assert [a.step for a in window.snapshots.frames] == [100]
+        assert not window.snapshots.image.item.pixmap().isNull()
+        window.tabs.setCurrentWidget(window.inspect)
+        poll(window)
+        shown(window)
+        assert [window.inspect.checkpoint.itemData(i) for i in range(window.inspect.checkpoint.count())] == [10]
+        window.tabs.setCurrentWidget(window.diagnostics)
+        window.select_run(child)
+        shown(window)
+        assert f"run {child} has no diagnostics" in window.diagnostics.title.text()
+        window.tabs.setCurrentWidget(window.distill)
+        window.select_run(parent)
+        shown(window)
+        assert f"run {parent} (mae) has no distillation report" in window.distill.title.text()
+        export = window.actions.export_selected()
+        assert [export.weights.itemData(i) for i in range(export.weights.count())] == ["last"]
+        export.close()
+        datasets = window.open_datasets()
+        settle(window)
+        assert datasets.tasks.wait() and datasets.table.rowCount() >= 1
+        datasets.close()
+        window.parallel.setValue(3)
+        window.actions.archive.trigger()  # an action writes on a worker thread too
+        settle(window)
+        assert f"Archived run(s) {parent}" in window.statusBar().currentMessage()
+    assert on_gui and not any(on_gui), f"{on_gui.count(True)} of {len(on_gui)} queries ran on the GUI thread"
+    assert store.max_concurrent() == 3
+
+
+def test_the_forms_read_and_write_off_the_gui_thread(window: MainWindow, store: Store) -> None:
+    """New experiment, Duplicate and New study read what they offer on a worker thread as they open,
+    check every edit against that, and write what they create on a worker thread: a store that
+    answers slowly (a server across a network) never freezes the window at a keystroke."""
+    window.schedule = lambda: []  # nothing trains here
+    encoder = finished_run(store, "mae", width=96, heads=3)
+    config = make_config("finetune", "tiny", {"width": 96, "heads": 3}).to_dict()
+    probe = store.create_run("finetune", config, parents={"encoder": encoder}).id
+    store.update_run(probe, status=RunStatus.FINISHED)
+    poll(window)
+
+    def edit_and_start(dialog: NewRunDialog) -> None:
+        assert dialog.parent_boxes["encoder"].currentData() == encoder  # the copy's parent, read with the form
+        dialog.form.widgets["epochs"].setValue(2)
+        dialog.form.widgets["patch_size"].setValue(5)  # refused by the form's checks
+        assert not dialog.start_button.isEnabled() and "patch size" in dialog.error.text()
+        dialog.form.widgets["patch_size"].setValue(4)
+        dialog.start_button.click()
+
+    def plan_and_start(dialog: NewStudyDialog) -> None:
+        dialog.tabs.setCurrentIndex(1)
+        dialog.method.setCurrentText("finetune")
+        assert dialog.parent_boxes["encoder"].currentData() == encoder
+        dialog.fields[0].setCurrentText("lr")
+        dialog.values[0].setText("0.001, 0.002")
+        assert "2 runs" in dialog.status.text(), dialog.status.text()
+        dialog.start_button.click()
+
+    window.select_run(probe)
+    with recorded(store) as on_gui:
+        in_dialog(edit_and_start)
+        copy = window.duplicate_run()
+        in_dialog(lambda dialog: (select_method(dialog, "finetune"), dialog.reject()))
+        assert window.new_run() is None
+        studies = window.open_studies()
+        settle(window)
+        in_dialog(plan_and_start, NewStudyDialog)
+        study = studies.new_study()
+        settle(window)
+    assert copy is not None and copy.config["epochs"] == 2 and store.parents(copy.id)["encoder"].id == encoder
+    assert study is not None and len(store.study_members(study.id)) == 2
+    assert on_gui and not any(on_gui), f"{on_gui.count(True)} of {len(on_gui)} queries ran on the GUI thread"
