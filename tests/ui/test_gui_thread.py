@@ -3,6 +3,8 @@ actions read and write the store on worker threads, so a slow database server (P
 a network) never freezes it. Every query's thread is recorded while the window is driven."""
 
 import contextlib
+import subprocess
+import sys
 import threading
 from typing import Iterator
 
@@ -135,3 +137,22 @@ def test_the_forms_read_and_write_off_the_gui_thread(window: MainWindow, store: 
     assert copy is not None and copy.config["epochs"] == 2 and store.parents(copy.id)["encoder"].id == encoder
     assert study is not None and len(store.study_members(study.id)) == 2
     assert on_gui and not any(on_gui), f"{on_gui.count(True)} of {len(on_gui)} queries ran on the GUI thread"
+
+
+def test_the_window_loads_without_a_query_on_the_gui_thread(qtbot, store: Store) -> None:
+    """Opening the window on an open store: the runs whose worker died since the last session are
+    found on a worker thread (and said), then the first poll fills the table."""
+    lost = store.create_run("vit", make_config("vit", "tiny").to_dict())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.update_run(lost.id, status=RunStatus.RUNNING, pid=dead.pid)  # its worker gone while no window watched
+    with recorded(store) as on_gui:
+        window = MainWindow(store)
+        qtbot.addWidget(window)
+        window.load()
+        window.timer.stop()
+        settle(window)
+    assert on_gui and not any(on_gui), f"{on_gui.count(True)} of {len(on_gui)} queries ran on the GUI thread"
+    assert f"Runs {lost.id} lost their worker since the last session" in window.statusBar().currentMessage()
+    assert window.model.run_at(window.model.row_of(lost.id)).status == RunStatus.INTERRUPTED
+    window.close()

@@ -163,13 +163,16 @@ class MainWindow(QMainWindow):
             self.table_runs()))
         self.runs.restore_state(self.settings)
         self.loaded = True
-        lost = reconcile(self.store)
+        # the runs whose worker died since the last session, found on a worker thread, then the first poll
+        self.tasks.submit(lambda: reconcile(self.store), self._reconciled, lambda _: self._reconciled([]))
+        self.devices_label.probe()
+        self.timer.start(POLL_MS)
+
+    def _reconciled(self, lost: list[int]) -> None:
         if lost:
             self.statusBar().showMessage(f"Runs {', '.join(map(str, lost))} lost their worker since the last session "
                                          f"and are marked interrupted; Resume continues them.", 20000)
-        self.devices_label.probe()
         self.poll(then=self._restore_selection)
-        self.timer.start(POLL_MS)
 
     def _store_down(self, message: str) -> None:
         """The store did not open: say why, and open it again later off the GUI thread (a server
