@@ -135,21 +135,35 @@ def any_rank(flag: bool, ranks: Ranks, device: torch.device) -> bool:
     return bool(value.item() > 0)
 
 
-def lost_ranks(ranks: Ranks, exc: BaseException) -> list[int]:
-    """The ranks whose process is gone, when `exc` is a collective that failed because a peer
-    went away (its process killed or crashed); [] for any other error. The ranks are torchrun's
-    children: a rank finds its siblings through its parent and their RANK variables."""
+def lost_peers(ranks: Ranks, exc: BaseException) -> str:
+    """Which process went away, in words ("rank 1 of the 2 processes"), when `exc` is a collective
+    that failed because a peer went away (its process killed or crashed); "" for any other error.
+    Only this machine's ranks can be looked at: they are their launcher's children (torchrun's, or
+    slurmstepd's for a Slurm job's tasks), each with its rank in RANK or SLURM_PROCID, and hold
+    the `LOCAL_WORLD_SIZE` ranks from `rank - local` on (torchrun and Slurm's block distribution
+    number a machine's ranks in a row). When all of them live, the one that went was on another
+    machine, and which one cannot be told from here."""
     if ranks.world == 1 or not (isinstance(exc, dist.DistError) or isinstance(exc, RuntimeError) and any(
             s in str(exc) for s in ("gloo", "NCCL", "Connection reset", "Connection closed", "Broken pipe"))):
-        return []
+        return ""
+    first = ranks.rank - ranks.local
+    here = range(first, first + int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world)))
     alive = {ranks.rank}
     try:
         for child in psutil.Process().parent().children():
             try:
-                if child.status() != psutil.STATUS_ZOMBIE and "RANK" in child.environ():
-                    alive.add(int(child.environ()["RANK"]))
+                env = child.environ()
+                rank = env.get("RANK", env.get("SLURM_PROCID"))  # a Slurm task sets RANK in Python: not seen here
+                if child.status() != psutil.STATUS_ZOMBIE and rank is not None:
+                    alive.add(int(rank))
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
                 continue
-    except (psutil.NoSuchProcess, AttributeError):  # no parent left: torchrun itself is gone
-        return [r for r in range(ranks.world) if r != ranks.rank]
-    return [r for r in range(ranks.world) if r not in alive]
+    except (psutil.NoSuchProcess, AttributeError):  # no parent left: the launcher itself is gone
+        alive = {ranks.rank}
+    gone = [r for r in here if r not in alive]
+    if gone:
+        return f"rank {' and '.join(map(str, gone))} of the {ranks.world} processes"
+    if len(here) < ranks.world:
+        return (f"a process on another machine (this one's ranks, {here.start} to {here.stop - 1} of "
+                f"{ranks.world}, still run)")
+    return ""

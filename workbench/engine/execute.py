@@ -74,13 +74,12 @@ def execute(store: Store, run_id: int, stop: Any = None, log: Callable[[str], No
             status = train(store, run_id, stop, log=log)
     except Exception as exc:
         traceback.print_exc()
-        lost = distributed.lost_ranks(distributed.current(), exc)
+        lost = distributed.lost_peers(distributed.current(), exc)
         if lost:  # a peer killed or crashed is an interruption, not this run's failure
-            world = distributed.current().world
             store.transition(run_id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
-                             error=f"rank {' and '.join(map(str, lost))} of the {world} processes stopped (killed or "
-                                   f"crashed: its last lines are in worker.log), so the others could not go on; "
-                                   f"`workbench resume {run_id}` continues from the last checkpoint")
+                             error=f"{lost} stopped (killed or crashed: its last lines are in worker.log), so the "
+                                   f"others could not go on; `workbench resume {run_id}` continues from the last "
+                                   f"checkpoint")
             return RunStatus.INTERRUPTED
         message = str(exc) if isinstance(exc, WorkbenchError) else traceback.format_exc()
         store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING, RunStatus.QUEUED],
