@@ -124,6 +124,34 @@ def test_an_unchanged_folder_starts_from_its_cache_without_its_headers_read(stor
     assert len(checked.splits["train"].images) + len(checked.splits["val"].images) == 14
 
 
+@pytest.mark.parametrize("kind", ["imagefolder", "unlabeled"])
+def test_an_unchanged_validation_folder_is_not_read_again_either(store: Store, tmp_path: Path, kind: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A separate validation folder (with a class the training set lacks, skipped) whose files have
+    the names, sizes and times of its last check is trusted too: its headers were read at every
+    run start. A file changed since is checked again."""
+    _classes(tmp_path / "train", ["bag", "boot"])
+    _classes(tmp_path / "val", ["bag", "boot", "hat"], per_class=3)
+    registry.register(store, "clothes", kind, tmp_path / "train", val_path=tmp_path / "val")
+    first = registry.resolve(store, "clothes", 16)
+    first.filling.thread.join()
+    assert len(first.splits["val"].images) == (6 if kind == "imagefolder" else 9)
+    victim = tmp_path / "val" / "boot" / "1.png"
+    before = victim.stat()
+    victim.write_bytes(b"\0" * before.st_size)  # unreadable now, with its old size and time
+    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    opened, check = [], folders.check_image
+    monkeypatch.setattr(folders, "check_image", lambda path, *a: opened.append(path) or check(path, *a))
+    trusted = registry.resolve(store, "clothes", 16)
+    assert opened == [] and trusted.filling is None and trusted.meta["changes"] == []
+    assert Path(trusted.splits["val"].images.filename).parent == first.filling.folder
+    os.utime(victim)  # a new time: checked again, and skipped
+    checked = registry.resolve(store, "clothes", 16)
+    checked.filling.thread.join()
+    assert len(checked.splits["val"].images) == len(first.splits["val"].images) - 1
+    assert any(Path(path) == victim for path, _ in checked.meta["problems"])
+
+
 def test_a_folder_that_cannot_be_read_is_named_with_the_reason(tmp_path: Path, monkeypatch) -> None:
     """Tests run as root, which reads any folder: os.scandir raises what the OS raises for others."""
     root = tmp_path / "pets"
