@@ -156,3 +156,22 @@ def test_the_window_loads_without_a_query_on_the_gui_thread(qtbot, store: Store)
     assert f"Runs {lost.id} lost their worker since the last session" in window.statusBar().currentMessage()
     assert window.model.run_at(window.model.row_of(lost.id)).status == RunStatus.INTERRUPTED
     window.close()
+
+
+def test_the_parallel_runs_box_writes_one_value_at_a_time_the_last_one_last(
+        window: MainWindow, store: Store, monkeypatch) -> None:
+    """Writes on a pool of threads could end out of order: the box showing 7, the store keeping 3."""
+    import time
+
+    written, write = [], store.set_max_concurrent
+
+    def slow_first(value: int) -> None:
+        time.sleep(0.3 if not written else 0)
+        written.append(value)
+        write(value)
+
+    monkeypatch.setattr(store, "set_max_concurrent", slow_first)
+    for value in (3, 5, 7):
+        window.parallel.setValue(value)
+    settle(window)
+    assert written == [3, 7] and store.max_concurrent() == 7 == window.parallel.value()

@@ -6,6 +6,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
+from tests.conftest import finished_run
 from tests.ui.conftest import in_dialog, poll, select_method, settle
 from workbench.jobs import create_run
 from workbench.store import RunStatus, Store
@@ -210,3 +211,34 @@ def test_start_from_a_weights_file_fills_and_locks_the_shape_and_starts_with_ini
 
     select_method(dialog, "dvae")  # no timm network: no Start from
     assert dialog.head.isRowVisible(dialog.start_from) is False
+
+
+def test_a_started_form_cannot_be_cancelled_until_its_run_is_written(qtbot, store: Store) -> None:
+    """The run is written on a worker thread: Cancel (or Esc, or closing the window) meanwhile would
+    leave the user believing nothing was made while a run is queued and trains."""
+    from PySide6.QtWidgets import QDialog, QDialogButtonBox
+
+    dialog = NewRunDialog(store)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.start()
+    assert dialog.starting and dialog.start_button.text() == "Starting…" and not dialog.start_button.isEnabled()
+    assert not dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel).isEnabled()
+    dialog.reject()
+    assert dialog.isVisible()
+    qtbot.waitUntil(lambda: dialog.created is not None)
+    assert not dialog.isVisible() and dialog.result() == QDialog.DialogCode.Accepted
+    assert [r.id for r in store.list_runs()] == [dialog.created.id]
+
+
+def test_duplicating_a_run_that_started_from_a_run_no_longer_offered_opens_the_form(
+        window: MainWindow, store: Store) -> None:
+    """Its source archived (or not finished): the form opens, its Start from naming what it was."""
+    source = finished_run(store, "vit")
+    copied = finished_run(store, "vit", init=f"run:{source}:best")
+    store.set_archived([source], True)
+    poll(window)
+    window.select_run(copied)
+    seen = []
+    in_dialog(lambda dialog: (seen.append(dialog.start_from.value()), dialog.reject()))
+    assert window.duplicate_run() is None and seen == [f"run:{source}:best"]

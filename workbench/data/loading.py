@@ -160,12 +160,14 @@ def data_path(dataset: Dataset, workers: int, device_type: str) -> str:
 
 
 def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, device_type: str = "cpu", rank: int = 0,
-                world: int = 1) -> DataLoader:
+                world: int = 1, sharing: int | None = None) -> DataLoader:
     """Batches of `cfg.batch_size` / `cfg.accum_steps` images (this process's 1/`world` share of
-    each, when training data-parallel), in pinned memory for a GPU."""
+    each, when training data-parallel), in pinned memory for a GPU. `sharing`: the processes whose
+    loaders share the machine's cores (`world` unless given: rank 0's validation loader, whole
+    batches, beside the others' training loaders)."""
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size // cfg.accum_steps, cfg.seed, shuffle=train,
                                 drop_last=train, rank=rank, world=world, repeats=cfg.repeated_aug if train else 1)
-    workers = loader_workers(cfg, dataset, device_type, world)
+    workers = loader_workers(cfg, dataset, device_type, sharing or world)
     # its own generator: creating an iterator must not draw from the global RNG that
     # checkpoints restore, or a resumed run would augment differently from an uninterrupted one
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device_type == "cuda",

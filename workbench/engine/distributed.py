@@ -147,7 +147,7 @@ def lost_peers(ranks: Ranks, exc: BaseException) -> str:
             s in str(exc) for s in ("gloo", "NCCL", "Connection reset", "Connection closed", "Broken pipe"))):
         return ""
     first = ranks.rank - ranks.local
-    here = range(first, first + int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world)))
+    here = range(first, min(ranks.world, first + int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world))))
     alive = {ranks.rank}
     try:
         for child in psutil.Process().parent().children():

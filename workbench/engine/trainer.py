@@ -145,7 +145,7 @@ class Training:
                                   world=ranks.world)
         self.log(f"data: batches from {data_path(self.data.train, self.loader.num_workers, device.type)}")
         # made once: its worker processes (kept between evaluations) start once, not at each evaluation
-        self.val_loader = make_loader(self.data.val, cfg, train=False, device_type=device.type)
+        self.val_loader = make_loader(self.data.val, cfg, train=False, device_type=device.type, sharing=ranks.world)
         self.steps_per_epoch = len(self.loader.batch_sampler) // cfg.accum_steps  # a step: accum_steps batches
         if self.steps_per_epoch == 0:
             raise DataError(f"batch_size {cfg.batch_size} is larger than the training set "

@@ -44,6 +44,7 @@ class DatasetsDialog(QDialog):
         self.store = store
         self.tasks = Tasks(self)
         self.records: dict[str, Any] = {}  # the registered datasets, by name, as last read
+        self.reads = 0  # reads of them asked for
         self.table = QTableWidget(0, 7)
         self.table.setHorizontalHeaderLabels(["name", "kind", "classes", "images", "validation", "skipped", "path"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -134,8 +135,12 @@ class DatasetsDialog(QDialog):
         return row
 
     def refresh(self, select: str | None = None) -> None:
-        """Read the registered datasets on a worker thread, then show them (and select `select`)."""
-        self.tasks.submit(self.store.list_datasets, lambda records: self._show_records(records, select),
+        """Read the registered datasets on a worker thread, then show them (and select `select`),
+        unless a later read was asked for meanwhile (reads may end out of order)."""
+        self.reads += 1
+        read = self.reads
+        self.tasks.submit(self.store.list_datasets,
+                          lambda records: read == self.reads and self._show_records(records, select),
                           lambda message: self.status.setText(f"could not read the datasets: {message}"))
 
     def _show_records(self, records: list[Any], select: str | None) -> None:

@@ -137,6 +137,9 @@ class InspectView(QWidget):
             if self.run is not None:
                 self._clear()
             return
+        if self.run is not None and run.id != self.run.id:  # until its checkpoints are read: not the last run's
+            self.reconstruct_button.setEnabled(False)
+            self.attention_button.setEnabled(False)
         self.tasks.submit(lambda: [a.step for a in self.store.artifacts(run.id, "checkpoint")],
                           lambda steps: self._show_steps(run, steps) if self.wanted == run.id else None)
 

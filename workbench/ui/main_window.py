@@ -163,14 +163,17 @@ class MainWindow(QMainWindow):
             self.table_runs()))
         self.runs.restore_state(self.settings)
         self.loaded = True
-        # the runs whose worker died since the last session, found on a worker thread, then the first poll
-        self.tasks.submit(lambda: reconcile(self.store), self._reconciled, lambda _: self._reconciled([]))
+        self.reconciled = False  # polls schedule (their tick would find them first, unsaid) once these are
+        self.tasks.submit(lambda: reconcile(self.store), self._reconciled, self._reconciled)
         self.devices_label.probe()
         self.timer.start(POLL_MS)
 
-    def _reconciled(self, lost: list[int]) -> None:
+    def _reconciled(self, lost: list[int] | str) -> None:
+        """Said: the runs whose worker died since the last session, or why they could not be looked for."""
+        self.reconciled = True
         if lost:
-            self.statusBar().showMessage(f"Runs {', '.join(map(str, lost))} lost their worker since the last session "
+            self.statusBar().showMessage(f"Could not look for runs whose worker died: {lost}" if isinstance(lost, str) else
+                                         f"Runs {', '.join(map(str, lost))} lost their worker since the last session "
                                          f"and are marked interrupted; Resume continues them.", 20000)
         self.poll(then=self._restore_selection)
 
@@ -231,7 +234,8 @@ class MainWindow(QMainWindow):
         rows = self.runs.reader(self.store)
 
         def read() -> tuple:
-            self.schedule()
+            if self.reconciled:
+                self.schedule()
             return rows()
 
         return read
@@ -287,7 +291,7 @@ class MainWindow(QMainWindow):
         self.load()
         found = self.tasks.result(lambda: (Catalog.read(self.store), {} if copy is None else {
             role: p.id for role, p in self.store.parents(copy.id).items()}), self.say)
-        if found is None:
+        if found is None or self.closed:  # closed while it read
             return None
         if copy is None:
             dialog = NewRunDialog(self.store, self, method=str(self.settings.value("new/method", "vit")),
@@ -332,22 +336,19 @@ class MainWindow(QMainWindow):
         self.load()
         if self.studies is None:
             self.studies = StudiesView(self.store, self.tasks, self, parallel=self.parallel.value())
-            self.studies.open_run.connect(self._show_run)
-            self.studies.show_runs.connect(self._filter_runs)
+            self.studies.open_run.connect(lambda run_id: self._show_runs(run_id=run_id))
+            self.studies.show_runs.connect(self._show_runs)
             place_on_screen(self.studies, self)
         self.studies.show()
         self.studies.raise_()
         self.studies.refresh()
         return self.studies
 
-    def _show_run(self, run_id: int) -> None:
-        self.search.clear()
-        self.select_run(run_id)
-        self.raise_()
-        self.activateWindow()
-
-    def _filter_runs(self, text: str) -> None:
-        self.search.setText(text)
+    def _show_runs(self, search: str = "", run_id: int | None = None) -> None:
+        """Come forward on the runs a search finds, or on one run (the studies window's links)."""
+        self.search.setText(search)
+        if run_id is not None:
+            self.select_run(run_id)
         self.raise_()
         self.activateWindow()
 

@@ -16,8 +16,6 @@ from typing import Any, Mapping
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -34,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from workbench.config import PRESETS, ParentInfo
 from workbench.data import check_dataset, dataset_names
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, StoreError
 from workbench.jobs import create_run
 from workbench.methods import METHOD_CONFIGS, config_class, config_from_dict
 from workbench.methods.backbone import ViTBackboneConfig
@@ -45,7 +43,7 @@ from workbench.ui.catalog import Catalog
 from workbench.ui.config_form import ConfigForm
 from workbench.ui.mask_preview import MaskPreview
 from workbench.ui.start_from import TIP, StartFrom
-from workbench.ui.tasks import Tasks
+from workbench.ui.widgets import CreatingDialog
 
 NO_PARENT = "(none)"
 
@@ -65,23 +63,20 @@ def parent_box(finished: list[Run], methods: tuple[str, ...], chosen: int | None
     return box
 
 
-class NewRunDialog(QDialog):
+class NewRunDialog(CreatingDialog):
     def __init__(self, store: Store, parent: QWidget | None = None, *, method: str = "vit",
                  preset: str | None = "tiny", values: Mapping[str, Any] | None = None,
                  parents: Mapping[str, int] | None = None, name: str = "", catalog: Catalog | None = None) -> None:
         """`catalog`: read off the GUI thread by the window; read here when not given (a dialog made
         on its own, as in a test)."""
-        super().__init__(parent)
+        super().__init__(parent, "Start")
         self.setWindowTitle("New experiment")
         self.store = store
         self.catalog = catalog or Catalog.read(store)
-        self.created: Run | None = None
         self.form: ConfigForm | None = None
         self.parent_boxes: dict[str, QComboBox] = {}
-        self.tasks = Tasks(self)
         self.preview_images_for: tuple[str, int] | None = None  # (dataset, size) of the preview's images
         self.chosen_preset: str | None = None  # the preset last applied; None: values given (a duplicate)
-        self.starting = False  # Start clicked, the run not yet written
 
         self.methods = QListWidget()
         for m in METHOD_CONFIGS:
@@ -116,10 +111,6 @@ class NewRunDialog(QDialog):
         self.error = QLabel()
         self.error.setWordWrap(True)
         theme.colour_text(self.error, "error", "font-weight: 600;")
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.start_button = self.buttons.addButton("Start", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.buttons.accepted.connect(self.start)
-        self.buttons.rejected.connect(self.reject)
 
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -218,7 +209,10 @@ class NewRunDialog(QDialog):
         """Put the Start-from choice into `init` and fill in the shape it dictates; the fields to lock."""
         spec = self.start_from.value()
         self.form.set_values({"init": spec})
-        shape = source_shape(spec, self.catalog) if spec and issubclass(self.form.cls, ViTBackboneConfig) else None
+        try:
+            shape = source_shape(spec, self.catalog) if spec and issubclass(self.form.cls, ViTBackboneConfig) else None
+        except StoreError:  # a run the form does not offer (archived, not finished): Start's own check says why
+            shape = None
         if not shape:
             return {}
         self.form.set_values(shape)  # the patch size too, left editable: a different one is resampled
@@ -279,20 +273,5 @@ class NewRunDialog(QDialog):
         """Create the run on a worker thread (the store checks it again: a parent may have gone
         since the dialog opened); the dialog closes once it is written, or says why not."""
         method, values, parents, name = self.form.cls.method, self.form.values(), self.chosen_parents(), self.name.text()
-        self._starting(True)
-
-        def created(run: Run) -> None:
-            self.created = run
-            self.accept()
-
-        def refused(message: str) -> None:
-            self.error.setText(f"Cannot start — {message}")
-            self._starting(False)
-
-        self.tasks.submit(lambda: create_run(self.store, method, overrides=values, parents=parents, name=name),
-                          created, refused)
-
-    def _starting(self, starting: bool) -> None:
-        self.starting = starting
-        self.start_button.setText("Starting…" if starting else "Start")
-        self.start_button.setEnabled(not starting)
+        self.create(lambda: create_run(self.store, method, overrides=values, parents=parents, name=name),
+                    lambda message: self.error.setText(f"Cannot start — {message}"))

@@ -17,8 +17,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -33,7 +31,7 @@ from PySide6.QtWidgets import (
 from workbench.config import PRESETS
 from workbench.errors import WorkbenchError
 from workbench.methods import METHOD_CONFIGS, config_class
-from workbench.store import Store, Study
+from workbench.store import Store
 from workbench.studies import (
     BUDGETS,
     FOLLOW_UPS,
@@ -49,24 +47,21 @@ from workbench.studies import (
 from workbench.ui import theme
 from workbench.ui.catalog import Catalog
 from workbench.ui.new_run_dialog import parent_box
-from workbench.ui.tasks import Tasks
+from workbench.ui.widgets import CreatingDialog
 
 NO_FIELD = "(none)"
 DEFAULTS = "method defaults"
 
 
-class NewStudyDialog(QDialog):
+class NewStudyDialog(CreatingDialog):
     def __init__(self, store: Store, parent: QWidget | None = None, *, parallel: int = 2,
                  catalog: Catalog | None = None) -> None:
         """`catalog`: read off the GUI thread by the window; read here when not given."""
-        super().__init__(parent)
+        super().__init__(parent, "Start study")
         self.setWindowTitle("New study")
         self.resize(780, 680)
         self.store = store
         self.catalog = catalog or Catalog.read(store)
-        self.tasks = Tasks(self)
-        self.created: Study | None = None
-        self.starting = False  # Start clicked, the study not yet written
 
         # ---- from a template
         self.template = QComboBox()
@@ -143,10 +138,6 @@ class NewStudyDialog(QDialog):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.start_button = self.buttons.addButton("Start study", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.buttons.accepted.connect(self.start)
-        self.buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
@@ -254,19 +245,5 @@ class NewStudyDialog(QDialog):
         if self.starting or self.validate() is None:
             return
         spec = self.spec()
-        self._starting(True)
-
-        def created(study: Study) -> None:
-            self.created = study
-            self.accept()
-
-        def refused(message: str) -> None:
-            self._starting(False)
-            self.status.setText(f"<span style='color:{theme.text_colour(self, 'error')}'>{message}</span>")
-
-        self.tasks.submit(lambda: create_study(self.store, spec), created, refused)
-
-    def _starting(self, starting: bool) -> None:
-        self.starting = starting
-        self.start_button.setText("Starting…" if starting else "Start study")
-        self.start_button.setEnabled(not starting)
+        self.create(lambda: create_study(self.store, spec), lambda message: self.status.setText(
+            f"<span style='color:{theme.text_colour(self, 'error')}'>{message}</span>"))

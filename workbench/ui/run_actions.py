@@ -234,7 +234,7 @@ class RunActions(QObject):
             return None
         run = runs[-1]
         choices = w.tasks.result(lambda: weight_choices(w.store, run.id), w.say)
-        if choices is None:
+        if choices is None or w.closed:
             return None
         w.export_dialog = ExportDialog(choices, run.id, run.name, w)
         w.export_dialog.finished.connect(lambda _: w.poll())

@@ -65,8 +65,9 @@ class Tasks(QObject):
     def result(self, fn: Callable[[], T], failed: Callable[[str], None]) -> T | None:
         """`fn()` run on a worker thread while a local event loop keeps the window live, as a modal
         dialog's `exec` does: for a dialog that needs the store's answer before it opens. None when
-        `fn` raised (after `failed` of the message: a store that cannot be reached), or while an
-        earlier such wait is under way (a second click before the first form opened)."""
+        `fn` raised (after `failed` of the message: a store that cannot be reached), while an
+        earlier such wait is under way (a second click before the first form opened), or when the
+        application quit meanwhile (its read is left to finish on its thread)."""
         if self.waiting:
             return None
         self.waiting = True
@@ -79,6 +80,8 @@ class Tasks(QObject):
         ticks.start(10)
         loop.exec()
         self.waiting = False
+        if not future.done():  # the loop was ended from outside (the app quits): never wait here
+            return None
         try:
             return future.result()
         except Exception as exc:  # as `submit`'s errors: said, never raised into the event loop

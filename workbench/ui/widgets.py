@@ -1,6 +1,6 @@
 """Small behaviours every window shares: confirmation of destructive actions, spin and combo
 boxes that ignore the wheel unless focused, secondary windows placed on screen, the status
-bar's devices, and the toolbar's limit of parallel runs."""
+bar's devices, the toolbar's limit of parallel runs, and the forms that create on a worker thread."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QHeaderView,
     QLabel,
     QMessageBox,
@@ -24,6 +26,8 @@ from PySide6.QtWidgets import (
     QTableWidgetItem,
     QWidget,
 )
+
+from workbench.ui.tasks import Tasks
 
 WHEEL_TAKERS = (QAbstractSpinBox, QComboBox, QAbstractSlider)
 
@@ -159,16 +163,80 @@ class ParallelRuns(QSpinBox):
     def __init__(self) -> None:
         super().__init__()
         self.setRange(1, 32)
+        self.setKeyboardTracking(False)  # typing 12 is one change, not 1 then 12
         self.setToolTip("how many runs train at once on this machine (the window, the command line and studies "
                         "alike); the rest wait in the queue")
-        self.write: Callable[[int], None] | None = None
-        self.valueChanged.connect(lambda value: self.write and self.write(value))
+        self.store: Any = None
+        self.wanted: int | None = None  # a value not yet written
+        self.writing = False
+        self.valueChanged.connect(self._changed)
 
     def attach(self, store: Any, submit: Callable[..., None], failed: Callable[[str], None]) -> None:
         """Show `store`'s limit once read; from then on, each change is written to it."""
+        self.store, self.submit, self.failed = store, submit, failed
         submit(store.max_concurrent, self._show, failed)
-        self.write = lambda value: submit(lambda: store.set_max_concurrent(value), None, failed)
 
     def _show(self, value: int) -> None:
         with QSignalBlocker(self):
             self.setValue(value)
+
+    def _changed(self, value: int) -> None:
+        self.wanted = value
+        if self.store is not None and not self.writing:
+            self._write()
+
+    def _write(self) -> None:
+        """One write at a time, of the latest value: writes on a pool could land out of order."""
+        value, self.wanted, self.writing = self.wanted, None, True
+
+        def written(_: object = None) -> None:
+            self.writing = False
+            if self.wanted is not None:
+                self._write()
+
+        self.submit(lambda: self.store.set_max_concurrent(value), written,
+                    lambda message: (self.failed(message), written()))
+
+
+class CreatingDialog(QDialog):
+    """A form whose Start creates something in the store on a worker thread (`create`): it closes
+    once that is written, with `created` set, or says why not and can be changed and started
+    again. Meanwhile it cannot be cancelled: the write goes on, and a run would be queued (and
+    trained) after its Cancel."""
+
+    def __init__(self, parent: QWidget | None, start_label: str) -> None:
+        super().__init__(parent)
+        self.tasks = Tasks(self)
+        self.created: Any = None
+        self.starting = False  # Start clicked, not yet written
+        self.start_label = start_label
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.start_button = self.buttons.addButton(start_label, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.buttons.accepted.connect(self.start)  # the form's own: it checks, then calls `create`
+        self.buttons.rejected.connect(self.reject)
+
+    def create(self, write: Callable[[], Any], refused: Callable[[str], None]) -> None:
+        """`write()` on a worker thread; the dialog accepted with its result, or `refused(why)`."""
+        self._starting(True)
+
+        def done(result: Any) -> None:
+            self.created = result
+            self._starting(False)
+            self.accept()
+
+        def failed(message: str) -> None:
+            self._starting(False)
+            refused(message)
+
+        self.tasks.submit(write, done, failed)
+
+    def _starting(self, starting: bool) -> None:
+        self.starting = starting
+        self.start_button.setText("Starting…" if starting else self.start_label)
+        self.start_button.setEnabled(not starting)
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setEnabled(not starting)
+
+    def reject(self) -> None:
+        """Cancel, Esc or closing the window: not while Start's write is under way."""
+        if not self.starting:
+            super().reject()
