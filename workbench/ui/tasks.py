@@ -79,6 +79,7 @@ class Tasks(QObject):
         ticks.timeout.connect(lambda: future.done() and loop.quit())
         ticks.start(10)
         loop.exec()
+        ticks.timeout.disconnect()  # the lambda holds the loop: a cycle through C++ no collector frees
         self.waiting = False
         if not future.done():  # the loop was ended from outside (the app quits): never wait here
             return None
