@@ -28,7 +28,8 @@ window.show()
 app.processEvents()
 print(time.perf_counter() - t0, flush=True)
 window.load()
-app.processEvents()
+from workbench.ui import until_loaded
+assert until_loaded(window)
 print(time.perf_counter() - t0, flush=True)
 window.close()
 """

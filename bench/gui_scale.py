@@ -58,8 +58,8 @@ def measure(home: Path, big: int, repeats: int) -> dict[str, float]:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
+    from workbench.ui import driven_window
     from workbench.ui.curves import CurvesView
-    from workbench.ui.main_window import driven_window
 
     window = driven_window()
     while window.polling:

@@ -33,6 +33,8 @@ window = MainWindow()
 window.show()
 app.processEvents()
 window.load()
+from workbench.ui import until_loaded
+assert until_loaded(window)
 times, started = [], time.monotonic()
 real_poll = window.poll
 

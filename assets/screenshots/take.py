@@ -23,7 +23,7 @@ HERE = Path(__file__).parent
 def main(run_ids: list[int], mae: int | None = None, vit: int | None = None, deit: int | None = None,
          study: int | None = None) -> None:
     app = QApplication.instance() or QApplication([])
-    from workbench.ui.main_window import driven_window
+    from workbench.ui import driven_window
     from workbench.ui.new_run_dialog import NewRunDialog
 
     window = driven_window()

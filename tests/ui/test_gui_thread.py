@@ -175,3 +175,20 @@ def test_the_parallel_runs_box_writes_one_value_at_a_time_the_last_one_last(
         window.parallel.setValue(value)
     settle(window)
     assert written == [3, 7] and store.max_concurrent() == 7 == window.parallel.value()
+
+
+def test_the_store_opens_on_a_worker_thread(qtbot, home) -> None:
+    """A server may take its connect timeout (5 s) to answer, or never: the shown window's load
+    returns at once, the store opens on a worker thread, and what needs it says it is not open yet."""
+    from workbench.ui import until_loaded
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    window.load()
+    assert not window.loaded and window.connection.label.text() == "store: opening…"
+    assert window.new_run() is None and "not open yet" in window.statusBar().currentMessage()
+    assert until_loaded(window) and "workbench.sqlite" in window.connection.label.text()
+    window.timer.stop()
+    settle(window)
+    window.close()

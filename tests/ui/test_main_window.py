@@ -21,6 +21,7 @@ def test_the_gui_does_not_import_torch(home) -> None:
     code = ("import sys; from PySide6.QtWidgets import QApplication, QMessageBox; app = QApplication([]); "
             "from workbench.ui.main_window import MainWindow; w = MainWindow(); w.show(); "
             "assert 'sqlalchemy' not in sys.modules, 'the window waited for SQLAlchemy'; w.load(); "
+            "from workbench.ui import until_loaded; assert until_loaded(w); "
             "from workbench.ui.new_study_dialog import NewStudyDialog; s = w.open_studies(); "
             "assert NewStudyDialog(w.store, s).validate(); w.close(); "
             "assert 'torch' not in sys.modules, 'the GUI imported torch'")

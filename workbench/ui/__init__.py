@@ -4,6 +4,7 @@ imports torch: the window shows at once, training happens in worker processes.""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,3 +20,25 @@ def main(argv: list[str] | None = None) -> int:
     app.processEvents()  # paint the window before the database and plotting libraries load
     window.load()
     return app.exec()
+
+
+def driven_window(size: tuple[int, int] = (1360, 820)) -> Any:
+    """A shown, loaded window whose poll timer is stopped: for the scripts that drive it and poll
+    it by hand (the README's screenshots, bench/gui_scale.py)."""
+    from workbench.ui.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(*size)
+    window.show()
+    window.load()
+    if not until_loaded(window):
+        raise RuntimeError(f"the store did not open: {window.connection.banner.text()}")
+    window.timer.stop()
+    return window
+
+
+def until_loaded(window: Any, seconds: float = 60) -> bool:
+    """Let the window's store open (on a worker thread) and its views build; whether they did."""
+    from workbench.ui.tasks import wait_until
+
+    return wait_until(lambda: window.loaded, seconds)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -68,6 +68,21 @@ class Connection:
         self.banner.hide()
         self.offline = False
         self._retry_at = 0.0
+
+    def open(self, submit: Callable[..., None], opened: Callable[[Store], None], wanted: Callable[[], bool]) -> None:
+        """Open the store on a worker thread (`submit`: the window's `Tasks.submit`; a server may take
+        the connect timeout to answer, or never), then `opened(store)` on the GUI thread; until it
+        opens, the banner says why and it is tried again every RETRY_S seconds, while `wanted()` (a
+        closed window opens nothing)."""
+        # SQLAlchemy's import waits until the window shows
+        from workbench.store import Store
+
+        def down(message: str) -> None:
+            self.lost(message)
+            if wanted():
+                QTimer.singleShot(int(RETRY_S * 1000), self.label, lambda: wanted() and self.open(submit, opened, wanted))
+
+        submit(Store, lambda store: opened(store) if wanted() else store.close(), down)
 
     def opened(self, store: Store) -> None:
         self.label.setText(short_label(store))

@@ -28,10 +28,9 @@ from PySide6.QtWidgets import (
 )
 
 from workbench import paths
-from workbench.errors import WorkbenchError
 from workbench.store import RESUMABLE, RunStatus
 from workbench.ui import theme
-from workbench.ui.connection import RETRY_S, Connection, StoreDialog, apply_settings
+from workbench.ui.connection import Connection, StoreDialog, apply_settings
 from workbench.ui.menus import build_menus
 from workbench.ui.poller import Poller
 from workbench.ui.run_actions import ACTIVE
@@ -51,7 +50,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("ViT Workbench")
         self._store = store
-        self.loaded = False
+        self.loaded = self.opening = False
         self.tasks = Tasks(self)
         self.settings = QSettings(str(paths.home() / "gui.ini"), QSettings.Format.IniFormat)
         if store is None:  # the store chosen in File → Store…, unless the environment names one
@@ -111,11 +110,16 @@ class MainWindow(QMainWindow):
 
     # --------------------------------------------------------------- start-up
     def load(self) -> None:
-        """The heavier half of start-up (database, plotting), after the window is visible."""
-        if self.loaded or self.closed:  # a retry due after the window closed opens nothing
+        """The heavier half of start-up (database, plotting), after the window is visible: the store
+        opens on a worker thread (`Connection.open`), then the views are built with it."""
+        if self.loaded or self.closed:
+            return
+        if self._store is None:
+            if not self.opening:
+                self.opening = True
+                self.connection.open(self.tasks.submit, self._store_opened, lambda: not self.closed)
             return
         from workbench.jobs import Runner, reconcile
-        from workbench.store import Store
         from workbench.studies import tick
         from workbench.ui.compare import CompareView
         from workbench.ui.curves import CurvesView
@@ -127,11 +131,7 @@ class MainWindow(QMainWindow):
         from workbench.ui.parallel import ParallelView
         from workbench.ui.snapshots import SnapshotsView
 
-        try:
-            self.store = self._store or Store()
-        except WorkbenchError as exc:  # a server down, a damaged file: say so, try again, stay usable
-            self._store_down(str(exc))
-            return
+        self.store = self._store
         self.connection.opened(self.store)
         self.poller = Poller(self.tasks, self.connection, self._prepare_poll, self._show, self.say)
         self.runner = Runner(self.store, spare=os.environ.get("WORKBENCH_SPARE_WORKER", "1") != "0")
@@ -177,22 +177,15 @@ class MainWindow(QMainWindow):
                                          f"and are marked interrupted; Resume continues them.", 20000)
         self.poll(then=self._restore_selection)
 
-    def _store_down(self, message: str) -> None:
-        """The store did not open: say why, and open it again later off the GUI thread (a server
-        that does not answer would hold the window for the connect timeout); load with it then."""
-        from workbench.store import Store
-
-        self.connection.lost(message)
-        if not self.closed:
-            QTimer.singleShot(int(RETRY_S * 1000), self, lambda: self.closed or self.tasks.submit(
-                Store, self._store_opened, self._store_down))
-
     def _store_opened(self, store: Store) -> None:
-        if self.closed:  # closed while it opened
-            store.close()
-            return
         self._store = store
         self.load()
+
+    def ready(self) -> bool:
+        """Whether the store is open and the views built (said in the status bar when not yet)."""
+        if not self.loaded:
+            self.say("The store is not open yet: the banner says why, or wait a moment")
+        return self.loaded
 
     def _restore_selection(self) -> None:
         self.tabs.setCurrentIndex(int(self.settings.value("main/tab", 0)))
@@ -288,7 +281,8 @@ class MainWindow(QMainWindow):
         from workbench.ui.catalog import Catalog
         from workbench.ui.new_run_dialog import NewRunDialog
 
-        self.load()
+        if not self.ready():
+            return None
         found = self.tasks.result(lambda: (Catalog.read(self.store), {} if copy is None else {
             role: p.id for role, p in self.store.parents(copy.id).items()}), self.say)
         if found is None or self.closed:  # closed while it read
@@ -324,7 +318,8 @@ class MainWindow(QMainWindow):
     def open_datasets(self):
         from workbench.ui.datasets_dialog import DatasetsDialog
 
-        self.load()
+        if not self.ready():
+            return None
         self.datasets_dialog = DatasetsDialog(self.store, self)
         self.datasets_dialog.show()
         return self.datasets_dialog
@@ -333,7 +328,8 @@ class MainWindow(QMainWindow):
         from workbench.ui.studies_view import StudiesView
         from workbench.ui.widgets import place_on_screen
 
-        self.load()
+        if not self.ready():
+            return None
         if self.studies is None:
             self.studies = StudiesView(self.store, self.tasks, self, parallel=self.parallel.value())
             self.studies.open_run.connect(lambda run_id: self._show_runs(run_id=run_id))
@@ -386,13 +382,3 @@ class MainWindow(QMainWindow):
             self.runner.close()  # its spare worker; the runs' workers go on
         super().closeEvent(event)
 
-
-def driven_window(size: tuple[int, int] = (1360, 820)) -> MainWindow:
-    """A shown, loaded window whose poll timer is stopped: for the scripts that drive it and poll
-    it by hand (the README's screenshots, bench/gui_scale.py)."""
-    window = MainWindow()
-    window.resize(*size)
-    window.show()
-    window.load()
-    window.timer.stop()
-    return window

@@ -196,7 +196,8 @@ class RunActions(QObject):
 
     def empty_the_trash(self) -> None:
         w = self.window
-        w.load()
+        if not w.ready():
+            return
         w.tasks.submit(lambda: w.store.list_runs(trashed=True), self._delete_for_good, w.say)
 
     def _delete_for_good(self, runs: list[Run]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import time
 import traceback
 from typing import Any, Callable, TypeVar
 
@@ -22,6 +23,21 @@ from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 Callback = Callable[[Any], None] | None
 Submit = Callable[..., None]  # Tasks.submit
 T = TypeVar("T")
+
+
+def wait_until(done: Callable[[], bool], seconds: float | None = None) -> bool:
+    """Run a local event loop (the window stays live, as in a modal dialog's `exec`) until `done()`,
+    for at most `seconds`; whether `done()`. It looks every 10 ms: no signal crosses threads, so
+    none is left behind when the wait ends first."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    loop = QEventLoop()
+    ticks = QTimer(loop)
+    ticks.timeout.connect(lambda: (done() or deadline is not None and time.monotonic() > deadline) and loop.quit())
+    ticks.start(10)
+    if not done():
+        loop.exec()
+    ticks.timeout.disconnect()  # the lambda holds the loop: a cycle through C++ no collector frees
+    return done()
 
 
 def read_then(submit: Submit | None, read: Callable[[], T], show: Callable[[T], None],
@@ -74,14 +90,9 @@ class Tasks(QObject):
         future = self.pool.submit(fn)
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
-        loop = QEventLoop()
-        ticks = QTimer(loop)  # looked at every 10 ms: no signal crosses threads, so none is left behind
-        ticks.timeout.connect(lambda: future.done() and loop.quit())
-        ticks.start(10)
-        loop.exec()
-        ticks.timeout.disconnect()  # the lambda holds the loop: a cycle through C++ no collector frees
+        finished = wait_until(future.done)
         self.waiting = False
-        if not future.done():  # the loop was ended from outside (the app quits): never wait here
+        if not finished:  # the loop was ended from outside (the app quits): never wait here
             return None
         try:
             return future.result()
