@@ -164,6 +164,7 @@ class ParallelRuns(QSpinBox):
         super().__init__()
         self.setRange(1, 32)
         self.setKeyboardTracking(False)  # typing 12 is one change, not 1 then 12
+        self.setEnabled(False)  # until the store's value is read
         self.setToolTip("how many runs train at once on this machine (the window, the command line and studies "
                         "alike); the rest wait in the queue")
         self.store: Any = None
@@ -179,6 +180,7 @@ class ParallelRuns(QSpinBox):
     def _show(self, value: int) -> None:
         with QSignalBlocker(self):
             self.setValue(value)
+        self.setEnabled(True)
 
     def _changed(self, value: int) -> None:
         self.wanted = value
