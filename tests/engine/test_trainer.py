@@ -33,6 +33,7 @@ def test_train_reports_metrics_images_and_keeps_two_checkpoints(store: Store) ->
     assert train(store, run.id, log=_quiet) == RunStatus.FINISHED
     row = store.get_run(run.id)
     assert (row.step, row.total_steps, row.device) == (30, 30, "cpu")
+    assert row.environment["batches from"] == "the decoded cache (memory-mapped), a batch gathered in the training process"
     assert set(row.results) == {"params", "val/loss", "val/top1"}
     info = DataInfo([str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3, 32)
     built = get_method("vit")(make_config("vit", "tiny"), info).build()
@@ -201,3 +202,5 @@ def test_validation_reads_through_the_same_loader_processes_at_every_evaluation(
     by_loader = [pid for n, pid in lines if n == val and pid != os.getpid()]  # not the snapshots' batch
     assert len(by_loader) >= 6 * -(-val // 8)  # 3 evaluations of the weights and of their EMA
     assert len(set(by_loader)) == 1
+    assert store.get_run(run.id).environment["batches from"] == ("the files, decoded by Pillow in 1 loader processes "
+                                                                 "(decode=loader)")

@@ -143,7 +143,8 @@ class Training:
         self.optimizer = build_optimizer(self.method.param_groups(self.model), cfg)
         self.loader = make_loader(self.data.train, cfg, train=True, device_type=device.type, rank=ranks.rank,
                                   world=ranks.world)
-        self.log(f"data: batches from {data_path(self.data.train, self.loader.num_workers, device.type)}")
+        source = data_path(self.data.train, self.loader.num_workers, device.type)  # what train/data_wait waits on
+        self.log(f"data: batches from {source}")
         # made once: its worker processes (kept between evaluations) start once, not at each evaluation
         self.val_loader = make_loader(self.data.val, cfg, train=False, device_type=device.type, sharing=ranks.world)
         self.steps_per_epoch = len(self.loader.batch_sampler) // cfg.accum_steps  # a step: accum_steps batches
@@ -162,7 +163,7 @@ class Training:
         self.reporter = Reporter(store, run_id)
         self.system = SystemMetrics(device)  # sys/... beside the training metrics
         if ranks.main:
-            self.reporter.environment(environment())
+            self.reporter.environment(environment() | {"batches from": source})  # shown beside the run
         info = self.data.info
         self.transform = BatchTransform.for_run(cfg, info, device)
         self.snap_batch = _fixed_batch(self.data, cfg, self.transform, device)

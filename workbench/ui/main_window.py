@@ -114,6 +114,8 @@ class MainWindow(QMainWindow):
         opens on a worker thread (`Connection.open`), then the views are built with it."""
         if self.loaded or self.closed:
             return
+        if self.devices_label.process is None:  # what this machine trains on, whether the store opens or not
+            self.devices_label.probe()
         if self._store is None:
             if not self.opening:
                 self.opening = True
@@ -165,7 +167,6 @@ class MainWindow(QMainWindow):
         self.loaded = True
         self.reconciled = False  # polls schedule (their tick would find them first, unsaid) once these are
         self.tasks.submit(lambda: reconcile(self.store), self._reconciled, self._reconciled)
-        self.devices_label.probe()
         self.timer.start(POLL_MS)
 
     def _reconciled(self, lost: list[int] | str) -> None:
