@@ -192,3 +192,31 @@ def test_the_store_opens_on_a_worker_thread(qtbot, home) -> None:
     window.timer.stop()
     settle(window)
     window.close()
+
+
+def test_the_parallel_runs_box_reads_again_when_its_first_read_fails(qtbot, store: Store, monkeypatch) -> None:
+    """A server that blinks as the window loads: the box, disabled until the store's value is read,
+    says why and reads again (it stayed disabled for the session)."""
+    from workbench.errors import StoreError
+    from workbench.ui.widgets import ParallelRuns
+
+    monkeypatch.setattr(ParallelRuns, "RETRY_MS", 200)
+    store.set_max_concurrent(4)
+    reads, read = [], store.max_concurrent
+
+    def blinking() -> int:
+        reads.append(1)
+        if len(reads) == 1:
+            raise StoreError("the server did not answer")
+        return read()
+
+    monkeypatch.setattr(store, "max_concurrent", blinking)
+    window = MainWindow(store)
+    qtbot.addWidget(window)
+    window.load()
+    window.timer.stop()
+    qtbot.waitUntil(lambda: "did not answer" in window.statusBar().currentMessage())
+    qtbot.waitUntil(lambda: window.parallel.isEnabled(), timeout=10_000)
+    assert window.parallel.value() == 4 and len(reads) >= 2
+    settle(window)
+    window.close()

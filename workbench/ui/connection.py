@@ -85,6 +85,7 @@ class Connection:
         submit(Store, lambda store: opened(store) if wanted() else store.close(), down)
 
     def opened(self, store: Store) -> None:
+        self.back()
         self.label.setText(short_label(store))
         self.label.setToolTip(f"{store.label[0].upper()}{store.label[1:]}\nRun files under {store.root}\n"
                               f"File → Store… chooses another")

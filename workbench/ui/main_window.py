@@ -15,12 +15,14 @@ close and restored on the next start.
 from __future__ import annotations
 
 import os
+import traceback
 from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
+    QMessageBox,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -180,7 +182,11 @@ class MainWindow(QMainWindow):
 
     def _store_opened(self, store: Store) -> None:
         self._store = store
-        self.load()
+        try:
+            self.load()
+        except Exception:  # a bug, or settings it cannot read: said, not a window left waiting without a word
+            QMessageBox.critical(self, "The window could not load", traceback.format_exc())
+            raise
 
     def ready(self) -> bool:
         """Whether the store is open and the views built (said in the status bar when not yet)."""

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, Callable
 
-from PySide6.QtCore import QEvent, QObject, QProcess, QSignalBlocker, Qt
+from PySide6.QtCore import QEvent, QObject, QProcess, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
@@ -160,6 +160,8 @@ class ParallelRuns(QSpinBox):
     window's, the command line's, studies') obeys; read and written on worker threads once
     `attach`ed to a store."""
 
+    RETRY_MS = 5000  # a first read that failed is tried again after this
+
     def __init__(self) -> None:
         super().__init__()
         self.setRange(1, 32)
@@ -173,9 +175,15 @@ class ParallelRuns(QSpinBox):
         self.valueChanged.connect(self._changed)
 
     def attach(self, store: Any, submit: Callable[..., None], failed: Callable[[str], None]) -> None:
-        """Show `store`'s limit once read; from then on, each change is written to it."""
+        """Show `store`'s limit once read (tried again every `RETRY_MS` until it is); from then on,
+        each change is written to it."""
         self.store, self.submit, self.failed = store, submit, failed
-        submit(store.max_concurrent, self._show, failed)
+
+        def unread(message: str) -> None:
+            failed(message)
+            QTimer.singleShot(self.RETRY_MS, self, lambda: submit(store.max_concurrent, self._show, unread))
+
+        submit(store.max_concurrent, self._show, unread)
 
     def _show(self, value: int) -> None:
         with QSignalBlocker(self):
