@@ -21,7 +21,8 @@ from workbench.store import Store
 COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220), "grün": (40, 200, 70)}
 
 
-def _image(colour: tuple[int, int, int], size: tuple[int, int], seed: int) -> Image.Image:
+def photo(colour: tuple[int, int, int], size: tuple[int, int], seed: int) -> Image.Image:
+    """A noisy picture of one colour, `size` (width, height); `seed` makes each one differ."""
     rng = np.random.default_rng(seed)
     pixels = np.clip(np.array(colour) + rng.normal(0, 25, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
     return Image.fromarray(pixels)
@@ -36,7 +37,7 @@ def write_folder(root: Path, per_class: int = 12) -> dict[str, list[str]]:
         (folder / "nested" / "deeper").mkdir(parents=True)
         for i in range(per_class):
             ext, kwargs = formats[i % len(formats)]
-            image = _image(colour, (40 + 3 * i, 30 + 2 * i), seed=100 * c + i)
+            image = photo(colour, (40 + 3 * i, 30 + 2 * i), seed=100 * c + i)
             if i % 4 == 1:
                 image = image.convert("L")  # greyscale
             if i % 4 == 2 and ext == "png":
@@ -47,7 +48,7 @@ def write_folder(root: Path, per_class: int = 12) -> dict[str, list[str]]:
     (root / "blue" / "empty.png").write_bytes(b"")
     (root / "grün" / "notes.txt").write_text("not an image")
     png = root / "blue" / "truncated.png"
-    _image((1, 2, 3), (30, 30), 0).save(png)
+    photo((1, 2, 3), (30, 30), 0).save(png)
     png.write_bytes(png.read_bytes()[:40])
     (root / "empty_class").mkdir()
     (root / "stray.png").write_bytes(b"")
@@ -82,7 +83,7 @@ def test_nothing_usable_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no readable images in .*only_bad.*empty file"):
         folders.scan(tmp_path / "only_bad", labelled=True)
     (tmp_path / "one_class" / "a").mkdir(parents=True)
-    _image((0, 0, 0), (8, 8), 0).save(tmp_path / "one_class" / "a" / "x.png")
+    photo((0, 0, 0), (8, 8), 0).save(tmp_path / "one_class" / "a" / "x.png")
     with pytest.raises(DataError, match="needs at least 2"):
         folders.scan(tmp_path / "one_class", labelled=True)
     with pytest.raises(DataError, match="there is no folder"):
@@ -117,7 +118,7 @@ def test_separate_val_folder_and_unlabelled_datasets(store: Store, tmp_path: Pat
     for name, colour in COLOURS.items():
         (val / name).mkdir(parents=True)
         for i in range(2):
-            _image(colour, (32, 32), 900 + i).save(val / name / f"v{i}.png")
+            photo(colour, (32, 32), 900 + i).save(val / name / f"v{i}.png")
     registry.register(store, "split", "imagefolder", tmp_path / "train", val_path=val)
     data = load_data(make_config("vit", "tiny", {"dataset": "split"}), store)
     assert (len(data.train), len(data.val)) == (36, 6)
@@ -210,7 +211,7 @@ def test_many_images_decode_in_parallel_in_order(tmp_path: Path) -> None:
     paths = []
     for i in range(folders.PARALLEL_FROM + 20):
         path = tmp_path / f"{i:04d}.png"
-        _image(list(COLOURS.values())[i % 3], (24 + i % 7, 20), seed=i).save(path)
+        photo(list(COLOURS.values())[i % 3], (24 + i % 7, 20), seed=i).save(path)
         paths.append(path)
     paths[100].write_bytes(paths[100].read_bytes()[:60])  # truncated after the header
     serial = list(folders.load_images(paths, 16, workers=1))
@@ -288,64 +289,6 @@ def test_an_image_that_stopped_decoding_stops_the_run_that_reaches_it(store: Sto
     assert not filling.folder.exists() and not filling.tmp.exists()  # no cache with a hole is kept
 
 
-def test_a_folder_decoded_on_the_device_gives_the_loaders_images(store: Store, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """decode=device: the loader reads each JPEG's bytes and torchvision decodes the batch where the
-    run trains (here the CPU; nvJPEG on a GPU). Other formats, greyscale and CMYK JPEGs come out as
-    Pillow's path gives them, up to another decoder's and resize's rounding."""
-    import torch
-
-    from workbench.data.files import Encoded, EncodedDataset, FileDataset
-    from workbench.data.loading import BatchTransform, make_loader
-    from workbench.engine.execute import execute
-
-    root = tmp_path / "photos"
-    write_folder(root, per_class=10)
-    _image(COLOURS["red"], (90, 60), 7).convert("CMYK").save(root / "red" / "cmyk.jpg")
-    registry.register(store, "photos", "imagefolder", root)
-    cfg = make_config("vit", "tiny", {"dataset": "photos", "image_size": 24, "decode": "device", "batch_size": 8})
-    data = load_data(cfg, store, fill=False)  # read from the files, as a folder too large to cache is
-    assert type(data.train) is EncodedDataset
-    pillow = FileDataset(data.train.items, 24)
-    transform = BatchTransform.for_run(cfg, data.info, torch.device("cpu"))
-    seen = 0
-    for encoded, labels in make_loader(data.train, cfg, train=False):
-        assert isinstance(encoded, Encoded) and encoded.data.numel() and len(encoded.decoded)  # bytes and pictures
-        indices = [next(i for i, (p, _) in enumerate(data.train.items) if str(p) == path) for path in encoded.paths]
-        images, expected_labels = pillow.__getitems__(indices)
-        x, y = transform(encoded, labels, False)
-        reference, _ = transform(images, expected_labels, False)
-        assert x.shape == (len(indices), 3, 24, 24) and torch.equal(y, expected_labels)
-        assert (x - reference).abs().mean() * transform.std.mean() < 3  # grey levels
-        seen += len(indices)
-    assert seen == len(data.train) and any(p.name == "cmyk.jpg" for p, _ in data.train.items + data.val.items)
-    monkeypatch.setattr(registry, "CACHE_LIMIT_BYTES", 0)  # a run on it reads the files too
-    run = create_run(store, "vit", preset="tiny", overrides=["dataset=photos", "image_size=24", "decode=device",
-                                                             "batch_size=8", "max_steps=6", "eval_every=3"])
-    said: list[str] = []
-    assert execute(store, run.id, log=said.append) == "finished", store.get_run(run.id).error
-    assert store.artifacts(run.id, "image")  # its snapshots: the first validation images, decoded the same way
-    assert ("data: batches from the files, read by the training process and decoded on the CPU, in the training "
-            "process (decode=device)") in said
-
-
-def test_a_jpeg_that_stopped_decoding_names_itself_when_decoded_on_the_device(store: Store, tmp_path: Path) -> None:
-    import torch
-
-    from workbench.data.files import decode_batch
-
-    root = tmp_path / "photos"
-    write_folder(root)
-    registry.register(store, "photos", "imagefolder", root)
-    data = load_data(make_config("vit", "tiny", {"dataset": "photos", "decode": "device"}), store, fill=False)
-    victim = next(i for i, (p, _) in enumerate(data.train.items) if p.suffix == ".jpg")
-    path = data.train.items[victim][0]
-    path.write_bytes(path.read_bytes()[:40])  # still starts as a JPEG; its pixels are gone
-    encoded, _ = data.train.__getitems__([0, victim])
-    with pytest.raises(DataError, match=f"{path.name} could not be read any more .*; fix or remove it and resume"):
-        decode_batch(encoded, torch.device("cpu"))
-
-
 def test_a_changed_validation_folder_is_read_again(store: Store, tmp_path: Path) -> None:
     """A separate validation folder is part of what a run trains on: images added to it are in the
     next run's validation set, and the run's log says it changed (the cache was keyed on the
@@ -355,9 +298,9 @@ def test_a_changed_validation_folder_is_read_again(store: Store, tmp_path: Path)
     val = tmp_path / "val"
     for name, colour in COLOURS.items():
         (val / name).mkdir(parents=True)
-        _image(colour, (32, 32), 900).save(val / name / "v0.png")
+        photo(colour, (32, 32), 900).save(val / name / "v0.png")
     cut = val / "red" / "cut.png"
-    _image(COLOURS["red"], (32, 32), 901).save(cut)
+    photo(COLOURS["red"], (32, 32), 901).save(cut)
     cut.write_bytes(cut.read_bytes()[:60])  # its header still reads, its pixels do not
     (tmp_path / "val-link").symlink_to(val)  # given through a link: the record keeps the resolved folder
     record = registry.register(store, "split", "imagefolder", tmp_path / "train", val_path=tmp_path / "val-link")
@@ -371,7 +314,7 @@ def test_a_changed_validation_folder_is_read_again(store: Store, tmp_path: Path)
     data.train.filling.thread.join()
     assert len(data.val) == 3 and data.train.filling.failed == []
     assert not any("validation folder changed" in n for n in data.notes)
-    _image(COLOURS["blue"], (32, 32), 902).save(val / "blue" / "v1.png")
+    photo(COLOURS["blue"], (32, 32), 902).save(val / "blue" / "v1.png")
     again = load_data(cfg, store)
     assert len(again.val) == 4
     assert any("its validation folder changed since it was added (3 -> 4 images)" in n for n in again.notes)
@@ -386,53 +329,6 @@ def test_a_changed_validation_folder_is_read_again(store: Store, tmp_path: Path)
     store.update_dataset("split", stats=stats)
     assert not any("validation folder changed" in n for n in load_data(cfg, store).notes)
     assert store.get_dataset("split").stats["val_fingerprint"] and broken_in_val() == ["cut.png"]
-
-
-def test_loader_processes_hand_over_encoded_batches_within_a_few_open_files(tmp_path: Path) -> None:
-    """A loader process hands each tensor to the training process as an open file: a batch of 128
-    JPEGs as 128 tensors hung a process allowed 64 open files; as one blob it reads them all."""
-    import subprocess
-    import sys
-
-    for i in range(512):
-        _image(COLOURS["red"], (24, 20), i).save(tmp_path / f"{i}.jpg")
-    script = f"""
-import resource, torch
-from pathlib import Path
-from workbench.data.files import EncodedDataset, decode_batch
-from workbench.data.loading import make_loader
-from workbench.methods import make_config
-resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-items = [(p, 0) for p in sorted(Path({str(tmp_path)!r}).glob("*.jpg"))]
-cfg = make_config("vit", "tiny", ["batch_size=128", "num_workers=2"])
-seen = sum(len(decode_batch(x, torch.device("cpu"))) for x, _ in make_loader(EncodedDataset(items, 16), cfg,
-                                                                                 train=True))
-print(seen)
-"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout.split() == ["512"], done.stderr[-2000:]
-
-
-def test_a_batch_decoded_on_the_device_in_parts_and_elsewhere_than_cuda(store: Store, tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Large photos are decoded and resized a few at a time (the same pictures as all at once), and
-    a device that is neither CUDA nor the CPU gets the batch decoded on the CPU, moved as one."""
-    import torch
-
-    from workbench.data import files
-
-    root = tmp_path / "photos"
-    write_folder(root)
-    registry.register(store, "photos", "imagefolder", root)
-    data = load_data(make_config("vit", "tiny", {"dataset": "photos", "decode": "device"}), store, fill=False)
-    encoded, _ = data.train.__getitems__(list(range(len(data.train))))
-    size = data.info.image_size
-    whole = files.decode_batch(encoded, torch.device("cpu"))
-    monkeypatch.setattr(files, "DECODE_BYTES", 1)  # one JPEG at a time
-    monkeypatch.setattr(files, "RESIZE_PIXELS", 1)  # one picture at a time
-    assert torch.equal(files.decode_batch(encoded, torch.device("cpu")), whole)
-    elsewhere = files.decode_batch(encoded, torch.device("meta"))  # as MPS would: not a decode_jpeg device
-    assert elsewhere.device.type == "meta" and elsewhere.shape == whole.shape == (len(data.train), 3, size, size)
 
 
 def test_forgetting_drops_only_the_caches_of_that_dataset(tmp_path: Path) -> None:
