@@ -7,6 +7,7 @@ available: ask `scontrol show job` or `squeue`."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -333,10 +334,8 @@ def _terminate(proc: subprocess.Popen, wait: float = 10) -> None:
         proc.wait(wait)
     except subprocess.TimeoutExpired:
         proc.kill()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
     except OSError:
         pass
 
@@ -356,10 +355,8 @@ def _kill_processes_of(tmp: Path, spare: set[int] = frozenset()) -> None:
         except OSError:
             continue
         if any(n in environ for n in needles):
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(int(entry.name), signal.SIGKILL)
-            except OSError:
-                pass
 
 
 def _sweep_orphans() -> None:
