@@ -72,6 +72,26 @@ def test_a_store_that_cannot_open_at_start_is_said_and_retried(qtbot, home: Path
     assert not window.loaded
 
 
+def test_a_store_that_opens_on_a_later_try_loads_the_window(qtbot, home: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opened on a worker thread and tried again every 5 s: once it opens, the window loads and
+    the banner goes."""
+    from workbench.ui import until_loaded
+
+    monkeypatch.setenv("WORKBENCH_DB", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.load()
+    qtbot.waitUntil(lambda: not window.connection.banner.isHidden(), timeout=15_000)
+    monkeypatch.delenv("WORKBENCH_DB")  # the next try opens the SQLite store in the home
+    assert until_loaded(window, 30) and window.connection.banner.isHidden()
+    assert "workbench.sqlite" in window.connection.label.text()
+    window.timer.stop()
+    settle(window)
+    assert window.parallel.isEnabled()  # the store's limit read once it opened
+    window.close()
+
+
 def test_file_store_keeps_the_choice_for_the_next_start(window: MainWindow, monkeypatch: pytest.MonkeyPatch,
                                                         tmp_path: Path) -> None:
     dialog = window.open_store_settings()
