@@ -152,16 +152,16 @@ def _folder_cache(record: Any, fingerprint: str, image_size: int) -> Path:
     return _cache_folder(record.kind, key, image_size)
 
 
-def _unchanged(record: Any, classes: list[str] | None = None) -> folders.Scan | None:
-    """The folder (with `classes`: its separate validation folder, labelled by the training
-    classes) as its last check found it, when its files have the names, sizes and times they had
-    then and that check's problems are all on record: no header read again (20,000 JPEGs: 1.3 s).
-    None otherwise."""
-    val = classes is not None
+def _unchanged(record: Any, training: folders.Scan | None = None) -> folders.Scan | None:
+    """The folder (with `training`, the training folder's scan: its separate validation folder,
+    labelled by its classes) as its last check found it, when its files have the names, sizes and
+    times they had then and that check's problems are all on record: no header read again (20,000
+    JPEGs: 1.3 s). None otherwise."""
+    val = training is not None
     stats = record.stats
     try:
         listing = folders.listing(Path(record.val_path if val else record.path), record.kind == "imagefolder",
-                                  classes or None)
+                                  training.classes if val else None)
     except OSError:
         return None
     problems = stats.get("val_problems" if val else "problems", [])
@@ -174,7 +174,7 @@ def _unchanged(record: Any, classes: list[str] | None = None) -> folders.Scan | 
 def _folder(store: Any, record: Any, image_size: int, fill: bool) -> Source:
     labelled = record.kind == "imagefolder"
     scan = _unchanged(record) or folders.scan(Path(record.path), labelled, decode=False)
-    val_scan = (_unchanged(record, scan.classes) or folders.scan(Path(record.val_path), labelled,
+    val_scan = (_unchanged(record, scan) or folders.scan(Path(record.val_path), labelled,
                                                                  classes=scan.classes or None, decode=False)
                 ) if record.val_path else None
     changes, stats = _changes(store, record, scan, val_scan)

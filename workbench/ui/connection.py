@@ -13,7 +13,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Callable
 
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.ui import theme
+from workbench.ui.tasks import read_until
 
 if TYPE_CHECKING:
     from workbench.store import Store
@@ -77,12 +78,8 @@ class Connection:
         # SQLAlchemy's import waits until the window shows
         from workbench.store import Store
 
-        def down(message: str) -> None:
-            self.lost(message)
-            if wanted():
-                QTimer.singleShot(int(RETRY_S * 1000), self.label, lambda: wanted() and self.open(submit, opened, wanted))
-
-        submit(Store, lambda store: opened(store) if wanted() else store.close(), down)
+        read_until(submit, Store, lambda store: opened(store) if wanted() else store.close(), self.lost, RETRY_S,
+                   self.label, wanted)
 
     def opened(self, store: Store) -> None:
         self.back()

@@ -242,7 +242,7 @@ class NewStudyDialog(CreatingDialog):
     def start(self) -> None:
         """Create the study on a worker thread (planned again against the store); the dialog closes
         once it is written, or says why not."""
-        if self.starting or self.validate() is None:
+        if self.validate() is None:
             return
         spec = self.spec()
         self.create(lambda: create_study(self.store, spec), lambda message: self.status.setText(

@@ -51,6 +51,19 @@ def read_then(submit: Submit | None, read: Callable[[], T], show: Callable[[T], 
         submit(read, show, failed)
 
 
+def read_until(submit: Submit, read: Callable[[], T], show: Callable[[T], None], failed: Callable[[str], None],
+               every_s: float, context: QObject, wanted: Callable[[], bool] = lambda: True) -> None:
+    """`read` on a worker thread through `submit`, then `show` of its result; after a failure,
+    `failed` of its message, and `read` again every `every_s` seconds while `wanted()` and
+    `context` lives: a store that does not open yet, a first read of it that failed."""
+    def again(message: str) -> None:
+        failed(message)
+        if wanted():
+            QTimer.singleShot(int(every_s * 1000), context, lambda: wanted() and submit(read, show, again))
+
+    submit(read, show, again)
+
+
 class _Relay(QObject):
     """Lives on the GUI thread; signals emitted from the pool arrive there as queued calls."""
 

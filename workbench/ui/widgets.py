@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, Callable
 
-from PySide6.QtCore import QEvent, QObject, QProcess, QSignalBlocker, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QProcess, QSignalBlocker, Qt
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.ui.tasks import Tasks
+from workbench.ui.tasks import Tasks, read_until
 
 WHEEL_TAKERS = (QAbstractSpinBox, QComboBox, QAbstractSlider)
 
@@ -178,12 +178,7 @@ class ParallelRuns(QSpinBox):
         """Show `store`'s limit once read (tried again every `RETRY_MS` until it is); from then on,
         each change is written to it."""
         self.store, self.submit, self.failed = store, submit, failed
-
-        def unread(message: str) -> None:
-            failed(message)
-            QTimer.singleShot(self.RETRY_MS, self, lambda: submit(store.max_concurrent, self._show, unread))
-
-        submit(store.max_concurrent, self._show, unread)
+        read_until(submit, store.max_concurrent, self._show, failed, self.RETRY_MS / 1000, self)
 
     def _show(self, value: int) -> None:
         with QSignalBlocker(self):
@@ -226,7 +221,10 @@ class CreatingDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
 
     def create(self, write: Callable[[], Any], refused: Callable[[str], None]) -> None:
-        """`write()` on a worker thread; the dialog accepted with its result, or `refused(why)`."""
+        """`write()` on a worker thread; the dialog accepted with its result, or `refused(why)`. Once:
+        a Start while one is written is no second write."""
+        if self.starting:
+            return
         self._starting(True)
 
         def done(result: Any) -> None:
