@@ -2,6 +2,7 @@
 torchrun with two gloo ranks; it ends with the same weights (so the same validation metrics) as
 the same run in one process, and only rank 0 writes to the store."""
 
+import json
 import os
 import socket
 import subprocess
@@ -181,6 +182,27 @@ def _worker_args(proc: Path) -> list[str]:
         return [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0") if a][-3:]
     except OSError:
         return []
+
+
+def _vote(rank: int, rendezvous: str, out: str) -> None:
+    """One of two gloo ranks voting after each of 6 steps; rank 1 asks to stop after step 3."""
+    import torch.distributed as dist
+
+    from workbench.engine.distributed import Ranks, StopVote
+
+    dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=2)
+    vote = StopVote(Ranks(rank, 2, rank), torch.device("cpu"))
+    said = [vote(rank == 1 and step >= 3) for step in range(6)]
+    vote.settle()
+    dist.destroy_process_group()
+    Path(out, f"rank{rank}").write_text(json.dumps(said))
+
+
+def test_a_stop_asked_on_one_rank_is_agreed_by_both_one_step_later(tmp_path: Path) -> None:
+    """The vote is read a step after it is cast, so no step waits for the last one's all-reduce."""
+    torch.multiprocessing.spawn(_vote, args=(f"file://{tmp_path}/rendezvous", str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"rank{rank}").read_text()) == [False] * 4 + [True] * 2
 
 
 def test_sync_bn_makes_every_batchnorm_synchronised_and_keeps_the_checkpoint_keys() -> None:

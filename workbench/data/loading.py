@@ -232,9 +232,9 @@ class BatchTransform:
             return x, labels
         if self.augment in ("crop_flip", "randaugment"):
             x = random_resized_crop(x, scale=(self.crop_min, 1.0))
-        if self.augment != "none":
-            flip = torch.rand(x.shape[0]) < 0.5
-            x = torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
+        if self.augment != "none":  # drawn on the device: a draw copied to a GPU makes the host wait for it
+            flip = torch.rand(x.shape[0], device=x.device) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
         if self.erase is not None:
             x = self.erase(x)
         if self.mixer is not None:
@@ -262,15 +262,16 @@ def _pil_transform(transform: Any, image: torch.Tensor) -> torch.Tensor:
 
 def random_resized_crop(x: torch.Tensor, scale: tuple[float, float] = (0.35, 1.0),
                         ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
-    """A different random crop of every image [B, C, H, W], resized back to H x W (bilinear)."""
-    b = x.shape[0]
-    area = torch.empty(b).uniform_(*scale)
-    aspect = torch.exp(torch.empty(b).uniform_(math.log(ratio[0]), math.log(ratio[1])))
+    """A different random crop of every image [B, C, H, W], resized back to H x W (bilinear). The
+    crops are drawn on x's device: drawn on the host, their copy to a GPU would wait for its queue."""
+    b, device = x.shape[0], x.device
+    area = torch.empty(b, device=device).uniform_(*scale)
+    aspect = torch.exp(torch.empty(b, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])))
     w = (area * aspect).sqrt().clamp(max=1.0)
     h = (area / aspect).sqrt().clamp(max=1.0)
-    cx = (torch.rand(b) * 2 - 1) * (1 - w)
-    cy = (torch.rand(b) * 2 - 1) * (1 - h)
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w, cx, h, cy
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    cx = (torch.rand(b, device=device) * 2 - 1) * (1 - w)
+    cy = (torch.rand(b, device=device) * 2 - 1) * (1 - h)
+    zero = torch.zeros_like(w)
+    theta = torch.stack([torch.stack([w, zero, cx], 1), torch.stack([zero, h, cy], 1)], 1)  # [B, 2, 3]
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)

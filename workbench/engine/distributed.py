@@ -9,7 +9,8 @@ step, so every call a method makes on its model (a DeiT's two heads, an MAE's en
 decoder) happens inside DDP's forward; frozen parents (a teacher, a tokenizer) have no trainable
 parameters and stay out of its reducer. Only rank 0 talks to the store: metrics, evaluation,
 snapshots, checkpoints and the run's status. A stop request (cancel) is agreed on by a
-one-number all-reduce after every step, so all ranks stop after the same step.
+one-number all-reduce after every step, read a step later (`StopVote`), so all ranks stop after the
+same step.
 """
 
 from __future__ import annotations
@@ -126,13 +127,32 @@ def accumulating(stepper: torch.nn.Module, last: bool) -> ContextManager:
     return stepper.no_sync()
 
 
-def any_rank(flag: bool, ranks: Ranks, device: torch.device) -> bool:
-    """True on every rank if `flag` is true on any (a stop request), so all stop after the same step."""
-    if ranks.world == 1:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(value)
-    return bool(value.item() > 0)
+class StopVote:
+    """Whether any rank asked to stop (a cancel), agreed by every rank: each step's vote is summed
+    over the ranks without waiting, and read after the next step, so all ranks stop after the same
+    step, one after the request. Reading it at once would make the host wait at every step for the
+    GPU to finish that step before it could queue the next."""
+
+    def __init__(self, ranks: Ranks, device: torch.device) -> None:
+        self.ranks, self.device = ranks, device
+        self.pending: tuple[Any, torch.Tensor] | None = None  # the last vote's all-reduce, not yet read
+
+    def __call__(self, flag: bool) -> bool:
+        """This step's vote; True (on every rank alike) when any rank voted to stop a step ago."""
+        if self.ranks.world == 1:
+            return flag
+        vote = torch.full((1,), 1.0 if flag else 0.0, device=self.device)  # filled there: no copy to wait for
+        previous, self.pending = self.pending, (dist.all_reduce(vote, async_op=True), vote)
+        if previous is None:
+            return False
+        previous[0].wait()
+        return bool(previous[1].item() > 0)
+
+    def settle(self) -> None:
+        """Wait for the last vote's all-reduce, which every rank has started, before the group goes."""
+        if self.pending is not None:
+            self.pending[0].wait()
+            self.pending = None
 
 
 def lost_peers(ranks: Ranks, exc: BaseException) -> str:

@@ -228,6 +228,7 @@ class Training:
         self.model.train()
         window = Window(self.device)
         accum = self.cfg.accum_steps
+        vote = distributed.StopVote(self.ranks, self.device)
         while self.step < self.plan.total:
             self.loader.batch_sampler.set_epoch(self.step // self.steps_per_epoch,
                                                 skip=(self.step % self.steps_per_epoch) * accum)
@@ -241,10 +242,12 @@ class Training:
                 batches = []
                 window.step_done(out, images * self.ranks.world)
                 self.after_step(window)
-                if distributed.any_rank(stop.requested, self.ranks, self.device):
+                if vote(stop.requested):
+                    vote.settle()
                     return self.step >= self.plan.total
                 if self.step >= self.plan.total or self.step % self.steps_per_epoch == 0:
                     break  # an epoch's batches beyond its last whole step are left out
+        vote.settle()
         return True
 
     def train_step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[dict[str, torch.Tensor], int]:

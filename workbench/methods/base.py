@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from workbench.config import TrainConfig
 from workbench.data import DataInfo
+from workbench.data.masking import mask_count
 
 Batch = tuple[Tensor, Tensor]
 
@@ -51,6 +52,7 @@ class Method:
         # (rank, processes) of a data-parallel run, set by the trainer: a process trains on rows
         # rank, rank + processes, ... of every batch
         self.shard = (0, 1)
+        self._stats: tuple[Tensor, Tensor] | None = None  # the data's mean and std on the images' device
 
     def build(self) -> nn.Module:
         raise NotImplementedError
@@ -98,12 +100,18 @@ class Method:
         `exportable` returns a converted copy a method overrides this."""
         return self.exportable(model)
 
+    def pixels(self, images: Tensor) -> Tensor:
+        """Normalised [B, 3, H, W] -> the pixels in [0, 1], float32. The statistics are copied to the
+        device once: a copy at every step would make the host wait for the GPU's queue."""
+        if self._stats is None or self._stats[0].device != images.device:
+            self._stats = (torch.tensor(self.data.mean, device=images.device).view(1, 3, 1, 1),
+                           torch.tensor(self.data.std, device=images.device).view(1, 3, 1, 1))
+        mean, std = self._stats
+        return (images.float() * std + mean).clamp(0, 1)
+
     def to_uint8(self, images: Tensor) -> np.ndarray:
         """Normalised [B, 3, H, W] -> uint8 [B, H, W, 3] for display."""
-        mean = torch.tensor(self.data.mean, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.data.std, device=images.device).view(1, 3, 1, 1)
-        pixels = ((images.float() * std + mean) * 255).clamp(0, 255).round().to(torch.uint8)
-        return pixels.permute(0, 2, 3, 1).cpu().numpy()
+        return (self.pixels(images) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class MaskedMethod(Method):
@@ -154,6 +162,22 @@ class MaskedMethod(Method):
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         with self.fixed_masks():
             return super().evaluate(model, batches)
+
+
+def masked_rows(mask: Tensor, ratio: float) -> tuple[Tensor, Tensor]:
+    """mask [B, N] bool -> (the masked positions as rows of a [B*N, ...] flattening [M] long, which of
+    the M rows are real [M] bool). `x[mask]` picks the same rows, but its size depends on the mask's
+    values, so the host would wait for the GPU at every step to learn it; here M is fixed (`make_mask`
+    never masks more than round(N x ratio) patches an image) and rows past the masked ones are padding
+    (row 0, not real: weigh them out with `mean_of`)."""
+    b, n = mask.shape
+    index = torch.nonzero_static(mask.flatten(), size=b * mask_count(n, ratio), fill_value=-1).squeeze(1)
+    return index.clamp_min(0), index >= 0
+
+
+def mean_of(values: Tensor, valid: Tensor) -> Tensor:
+    """The mean of values [M] over the rows `valid` [M] (bool) marks real."""
+    return (values * valid).sum() / valid.sum()
 
 
 def hard_labels(labels: Tensor) -> Tensor:

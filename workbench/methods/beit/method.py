@@ -14,9 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workbench.data.masking import mask_count
 from workbench.draw import labelled_grid
-from workbench.methods.base import Batch, MaskedMethod, load_parent_module
+from workbench.methods.base import (
+    Batch,
+    MaskedMethod,
+    load_parent_module,
+    masked_rows,
+    mean_of,
+)
 from workbench.methods.beit import Config
 from workbench.methods.dvae.method import DiscreteVAE
 from workbench.methods.vit.method import MaskedTokenEncoder
@@ -57,10 +62,10 @@ class BeitMethod(MaskedMethod):
         images = batch[0]
         mask = self.mask(images.shape[0], images.device)
         logits, targets = model(images, mask)
-        picked, target, valid = masked_tokens(logits, targets, mask, self.cfg.mask_spec()[1])
-        loss = (F.cross_entropy(picked.float(), target, reduction="none") * valid).sum() / valid.sum()
-        hits = ((picked.argmax(-1) == target) & valid).sum() / valid.sum()
-        return {"loss": loss, "mask_acc": hits}
+        rows, valid = masked_rows(mask, self.cfg.mask_spec()[1])
+        picked, target = logits.flatten(0, 1)[rows], targets.flatten()[rows]  # [M, K], [M]
+        return {"loss": mean_of(F.cross_entropy(picked.float(), target, reduction="none"), valid),
+                "mask_acc": mean_of((picked.argmax(-1) == target).float(), valid)}
 
     @torch.no_grad()
     def evaluate(self, model: BeitPretrain, batches) -> dict[str, float]:
@@ -101,14 +106,3 @@ class BeitMethod(MaskedMethod):
 
 METHOD = BeitMethod
 
-
-def masked_tokens(logits: Tensor, targets: Tensor, mask: Tensor, ratio: float) -> tuple[Tensor, Tensor, Tensor]:
-    """The masked positions' logits [M, K] and target ids [M], and which of the M rows are real
-    [M] bool. `logits[mask]` would be the same rows, but its size depends on the mask's values, so
-    the host waits for the GPU on every step to learn it; here M is fixed (a block mask never
-    exceeds round(N x ratio) patches per image) and the rows beyond the masked ones are padding."""
-    b, n = mask.shape
-    index = torch.nonzero_static(mask.flatten(), size=b * mask_count(n, ratio), fill_value=-1).squeeze(1)
-    valid = index >= 0
-    index = index.clamp_min(0)
-    return logits.flatten(0, 1)[index], targets.flatten()[index], valid

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.draw import labelled_grid
-from workbench.methods.base import Batch, MaskedMethod
+from workbench.methods.base import Batch, MaskedMethod, masked_rows, mean_of
 from workbench.methods.mpp import Config
 from workbench.methods.vit.method import MaskedTokenEncoder, patchify, unpatchify
 
@@ -31,8 +31,9 @@ def corrupt(embeddings: Tensor, mask: Tensor, mask_token: Tensor,
     """embeddings [B, N, D], mask [B, N] -> (corrupted embeddings, how [B, N]: 0 untouched,
     1 [mask] embedding, 2 another random patch's embedding, 3 corrupted but left unchanged)."""
     b, n, d = embeddings.shape
-    u = torch.rand((b, n), generator=generator).to(embeddings.device)
-    other = torch.randint(0, b * n, (b, n), generator=generator).to(embeddings.device)
+    where = generator.device if generator is not None else embeddings.device  # training's: on the device
+    u = torch.rand((b, n), generator=generator, device=where).to(embeddings.device)
+    other = torch.randint(0, b * n, (b, n), generator=generator, device=where).to(embeddings.device)
     to_mask = mask & (u < SPLIT[0])
     to_swap = mask & (u >= SPLIT[0]) & (u < SPLIT[0] + SPLIT[1])
     swapped = embeddings.reshape(b * n, d)[other]
@@ -69,12 +70,12 @@ class MppModel(nn.Module):
     def no_weight_decay(self) -> set[str]:
         return self.encoder.no_weight_decay()
 
-    def forward(self, images: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """-> predictions [M, outputs] for the M corrupted patches (`mask` [B, N], in its order):
-        the head only where the loss reads it (the 4x4 target's 8,192 outputs a patch made it most
-        of the step's work when applied to every patch)."""
+    def forward(self, images: Tensor, mask: Tensor, rows: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """-> predictions [M, outputs] at `rows` [M] (`masked_rows` of `mask` [B, N]): the head only
+        where the loss reads it (the 4x4 target's 8,192 outputs a patch made it most of the step's
+        work when applied to every patch)."""
         embeddings, _ = corrupt(self.encoder.embed(images), mask, self.encoder.mask_token, generator)
-        return self.head(self.encoder.encode(embeddings)[mask])
+        return self.head(self.encoder.encode(embeddings).flatten(0, 1)[rows])
 
 
 class MppMethod(MaskedMethod):
@@ -84,22 +85,21 @@ class MppMethod(MaskedMethod):
     def build(self) -> MppModel:
         return MppModel(self.cfg)
 
-    def pixels(self, images: Tensor) -> Tensor:
-        """Normalised images -> pixels in [0, 1] (colour targets are defined on real colours)."""
-        mean = torch.tensor(self.data.mean, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.data.std, device=images.device).view(1, 3, 1, 1)
-        return (images.float() * std + mean).clamp(0, 1)
-
     def step(self, model: MppModel, batch: Batch) -> dict[str, Tensor]:
         images = batch[0]
         mask = self.mask(images.shape[0], images.device)
-        pred = model(images, mask, self._eval_generator).float()
+        rows, valid = masked_rows(mask, self.cfg.corrupt_ratio)
+        pred = model(images, mask, rows, self._eval_generator).float()  # [M, outputs]
         if self.cfg.target == "pixel_l2":
-            return {"loss": F.mse_loss(pred, patchify(images, self.cfg.patch_size)[mask].float())}
+            target = patchify(images, self.cfg.patch_size).flatten(0, 1)[rows].float()
+            return {"loss": mean_of((pred - target).square().mean(-1), valid)}
         cells = 4 if self.cfg.target == "color3bit_4x4" else 1
-        target = color_targets(self.pixels(images), self.cfg.patch_size, cells)[mask].flatten()
-        logits = pred.view(-1, LEVELS ** 3)
-        return {"loss": F.cross_entropy(logits, target), "target_acc": (logits.argmax(-1) == target).float().mean()}
+        # colour targets are defined on real colours: the pixels, not the normalised images
+        target = color_targets(self.pixels(images), self.cfg.patch_size, cells).flatten(0, 1)[rows]  # [M, c*c]
+        logits = pred.view(*target.shape, LEVELS ** 3)
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view(target.shape)
+        return {"loss": mean_of(loss.mean(-1), valid),
+                "target_acc": mean_of((logits.argmax(-1) == target).float().mean(-1), valid)}
 
     def evaluate(self, model: nn.Module, batches) -> dict[str, float]:
         self._eval_generator = torch.Generator().manual_seed(self.cfg.seed)  # fixed corruption too
@@ -114,9 +114,10 @@ class MppMethod(MaskedMethod):
         targets painted as their bin's colour) over the original elsewhere."""
         images = batch[0][:SNAPSHOT_IMAGES]
         mask = self.mask(images.shape[0], images.device, self.fixed_rng())
-        corrupted = model(images, mask, torch.Generator().manual_seed(self.cfg.seed)).float()
+        rows, valid = masked_rows(mask, self.cfg.corrupt_ratio)
+        corrupted = model(images, mask, rows, torch.Generator().manual_seed(self.cfg.seed)).float()
         pred = corrupted.new_zeros(*mask.shape, corrupted.shape[-1])  # [B, N, outputs]: read only where masked
-        pred[mask] = corrupted
+        pred[mask] = corrupted[valid]
         p = self.cfg.patch_size
         original = patchify(self.pixels(images), p)  # [B, N, P*P*3] in [0, 1]
         if self.cfg.target == "pixel_l2":

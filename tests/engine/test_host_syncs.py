@@ -1,0 +1,165 @@
+"""No training step makes the host wait for the GPU: checked on the CPU, for every method.
+
+On a GPU the host queues a step's kernels and runs ahead of them. Anything that needs a value
+computed on the device stops it until the GPU has caught up: `.item()` or `float()` of a tensor,
+`x[bool_mask]` and `nonzero` (the output's size depends on the values), and a blocking copy of host
+data to the device (`torch.rand(n).to(device)`, `torch.tensor(values, device=device)`: PyTorch
+synchronises the stream after a copy from pageable memory). None of these needs a GPU to be seen:
+`Syncs` records them while a run trains on the CPU, as CUDA's sync debug mode would on a GPU.
+"""
+
+from __future__ import annotations
+
+import traceback
+import weakref
+from typing import Any
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from workbench.engine.execute import execute
+from workbench.engine.trainer import StopFlag, Training
+from workbench.jobs import create_run
+from workbench.store import RunStatus, Store
+
+READS = {"_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique", "_unique2", "unique_dim",
+         "unique_consecutive", "is_nonzero", "equal", "allclose"}  # each waits for the device's values
+MOVES = {"to", "cuda", "copy_"}
+
+
+def _where() -> str:
+    """The workbench line that made the call."""
+    frames = [f for f in traceback.extract_stack() if "/workbench/" in f.filename and "/tests/" not in f.filename]
+    return f"{frames[-1].filename.rsplit('/workbench/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
+
+
+class _Reads(TorchDispatchMode):
+    """Operators that read values back from the device."""
+
+    def __init__(self, found: list[str]) -> None:
+        super().__init__()
+        self.found = found
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        name = func.__name__.split(".")[0]
+        bool_index = name in ("index", "index_put", "index_put_") and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] or ()) if i is not None)
+        repeats = name == "repeat_interleave" and isinstance(args[0], torch.Tensor) and not (kwargs or {}).get(
+            "output_size") and (len(args) == 1 or isinstance(args[1], torch.Tensor))
+        if name in READS or bool_index or repeats:
+            self.found.append(f"{name}{' with a bool index' if bool_index else ''} at {_where()}")
+        return func(*args, **(kwargs or {}))
+
+
+class _Copies(TorchFunctionMode):
+    """Host data copied to the device: a tensor made without a device (on the host, on a GPU run)
+    or computed from one, moved by `.to`/`.cuda`/`copy_`; and `torch.tensor(data, device=...)`."""
+
+    def __init__(self, found: list[str]) -> None:
+        super().__init__()
+        self.found = found
+        self.host: dict[int, weakref.ref] = {}  # by id (a WeakSet would compare tensors with ==)
+        self.constructors = _device_constructors()
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        from_host = any(self._on_host(t) for t in inputs)
+        if name in MOVES and from_host and (len(args) > 1 or kwargs.get("device") is not None or name == "cuda"):
+            self.found.append(f"host tensor copied by .{name} at {_where()}")
+            from_host = False
+        if name in ("tensor", "as_tensor") and kwargs.get("device") is not None:
+            self.found.append(f"torch.{name}(..., device=) at {_where()}")
+        out = func(*args, **kwargs)
+        if from_host or (func in self.constructors and kwargs.get("device") is None):
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor):
+                    self.host[id(t)] = weakref.ref(t)
+        return out
+
+    def _on_host(self, t: torch.Tensor) -> bool:
+        ref = self.host.get(id(t))
+        return ref is not None and ref() is t
+
+
+class Syncs:
+    """Both checks at once, as a context: `found` lists what would have made the host wait."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+        self.modes = (_Copies(self.found), _Reads(self.found))
+
+    def __enter__(self) -> "Syncs":
+        for mode in self.modes:
+            mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for mode in reversed(self.modes):
+            mode.__exit__(*exc)
+
+
+def _steps_found(store: Store, method: str, overrides: list[str], parents: dict[str, int] | None = None) -> list[str]:
+    """What steps 2-4 of a tiny run would have waited for: the first may copy what it keeps (the
+    data's statistics, say) to the device once; the reports, not due, are left out."""
+    run = create_run(store, method, preset="tiny", parents=parents,
+                     overrides=["max_steps=4", "batch_size=16", "log_every=100", "eval_every=100",
+                                "checkpoint_every=100", "snapshot_every=100", *overrides])
+    training = Training(store, run.id, lambda _: None)
+    training.resume()
+    syncs, step = Syncs(), training.train_step
+
+    def watched(batches: list) -> Any:
+        if training.step == 0:
+            return step(batches)
+        with syncs:
+            return step(batches)
+
+    training.train_step = watched  # type: ignore[method-assign]
+    assert training.loop(StopFlag())
+    return syncs.found
+
+
+def test_the_check_sees_what_would_make_a_gpu_run_wait() -> None:
+    x = torch.randn(8, 4)
+    with Syncs() as syncs:
+        flip = torch.rand(8) < 0.5
+        flip.to(x.device)
+        torch.tensor([0.5, 0.25], device=x.device)
+        x[x[:, 0] > 0].sum()
+        float(x.mean())
+    assert [f.split(" at ")[0] for f in syncs.found] == [
+        "host tensor copied by .to", "torch.tensor(..., device=)", "index with a bool index", "_local_scalar_dense"]
+    with Syncs() as syncs:
+        flip = torch.rand(8, device=x.device) < 0.5
+        torch.where(flip.view(-1, 1), x.flip(1), x).mean()
+        torch.nonzero_static(flip, size=8)
+    assert syncs.found == []
+
+
+@pytest.mark.parametrize(("method", "overrides"), [
+    ("vit", ["augment=crop_flip", "mixup=0.8", "cutmix=1.0", "reprob=0.25", "accum_steps=2", "ema=true",
+             "grad_clip=1.0"]),
+    ("mae", []), ("mpp", ["target=color3bit_4x4"]), ("mpp", ["target=pixel_l2"]),
+    ("swin", []), ("cnn", []), ("dvae", []),
+])
+def test_a_training_step_never_waits_for_the_device(store: Store, method: str, overrides: list[str]) -> None:
+    found = _steps_found(store, method, overrides)
+    assert not found, sorted(set(found))
+
+
+def test_steps_of_methods_with_parents_never_wait_for_the_device(store: Store) -> None:
+    """DeiT with its teacher, BEiT with its tokenizer, and a fine-tuning of the MAE's encoder."""
+    short = ["max_steps=2", "batch_size=16"]
+    teacher, dvae, mae = (create_run(store, m, preset="tiny", overrides=short) for m in ("cnn", "dvae", "mae"))
+    for run in (teacher, dvae, mae):
+        assert execute(store, run.id, log=lambda _: None) == RunStatus.FINISHED
+    for method, parents in (("deit", {"teacher": teacher.id}), ("beit", {"tokenizer": dvae.id}),
+                            ("finetune", {"encoder": mae.id})):
+        found = _steps_found(store, method, [], parents)
+        assert not found, (method, sorted(set(found)))
