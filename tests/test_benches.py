@@ -48,3 +48,10 @@ def test_gui_scale_bench_measures_the_poll_and_the_curves_of_a_small_store(tmp_p
         assert result[f"{side}_poll_ms"] > 0 and result[f"{side}_curves_ms"] > 0
         assert result[f"{side}_poll_ms"] == pytest.approx(result[f"{side}_poll_read_ms"] + result[f"{side}_poll_show_ms"],
                                                        abs=0.2)
+
+
+def test_masks_bench_times_every_strategy(tmp_path: Path) -> None:
+    result = _run(tmp_path, "masks.py", "--batch", "8", "--processes", "2", "--rounds", "1")
+    for strategy in ("random", "block", "grid"):
+        assert result[strategy]["ms_one_process"] > 0 and result[strategy]["ms_2_processes"] > 0
+    assert result["block"]["vs_random"] > 0

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -68,6 +70,48 @@ def test_the_smallest_block_scales_with_the_grid_as_beits_16_at_14x14() -> None:
     masks = make_mask("block", 32, (14, 14), 0.4, np.random.default_rng(0), exact=False).reshape(32, 14, 14)
     smallest = min(min(_components(m)) for m in masks)
     assert smallest >= 9  # a block of 16 +- rounding; with a minimum of 4 (before) blocks of 4-6 patches occur
+
+
+def _one_by_one(h: int, w: int, target: int, rng: np.random.Generator) -> np.ndarray:
+    """BEiT's Algorithm 1 for one image, as its reference code loops (the workbench's before it drew
+    the whole batch at once): up to 10 proposals for each block added."""
+    mask, count = np.zeros((h, w), dtype=bool), 0
+    min_area, log_aspect = min(block_min_area(h, w), max(1, target)), (math.log(0.3), math.log(1 / 0.3))
+    while count < target:
+        grown = 0
+        for _ in range(10):
+            area = rng.uniform(min_area, max(min_area, target - count))
+            aspect = math.exp(rng.uniform(*log_aspect))
+            bh, bw = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
+            if 0 < bh <= h and 0 < bw <= w:
+                top, left = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
+                new = bh * bw - mask[top:top + bh, left:left + bw].sum()
+                if 0 < new <= target - count:
+                    mask[top:top + bh, left:left + bw] = True
+                    grown = int(new)
+                    break
+        if grown == 0:
+            break
+        count += grown
+    return mask
+
+
+@pytest.mark.parametrize(("side", "ratio"), [(14, 0.4), (8, 0.6)])
+def test_block_masks_drawn_for_the_batch_at_once_are_those_of_the_image_by_image_algorithm(
+        side: int, ratio: float) -> None:
+    """The same distribution: masked count, blocks per image, largest block, and how elongated the
+    masks are (|log(rows spanned / columns spanned)|), over 1,000 images each."""
+    target = mask_count(side * side, ratio)
+    rng = np.random.default_rng(5)
+    reference = np.stack([_one_by_one(side, side, target, rng) for _ in range(1000)])
+    batched = make_mask("block", 1000, (side, side), ratio, np.random.default_rng(6), exact=False)
+    stats = []
+    for masks in (reference, batched.reshape(1000, side, side)):
+        parts = [_components(m) for m in masks]
+        elongation = np.abs(np.log(masks.any(2).sum(1) / masks.any(1).sum(1))).mean()
+        stats.append(np.array([masks.sum((1, 2)).mean(), np.mean([len(p) for p in parts]),
+                               np.mean([max(p) for p in parts]), elongation]))
+    assert (np.abs(stats[0] - stats[1]) < [0.3, 0.08, 2, 0.015]).all(), stats
 
 
 def _components(mask: np.ndarray) -> list[int]:

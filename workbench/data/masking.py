@@ -42,9 +42,9 @@ def make_mask(strategy: str, batch: int, grid: tuple[int, int], ratio: float, rn
         np.put_along_axis(mask, order[:, h * w - target:], True, axis=1)
         return mask
     if strategy == "block":
-        mask = np.stack([_block_mask(h, w, target, rng).ravel() for _ in range(batch)])
+        mask = _block_masks(batch, h, w, target, rng).reshape(batch, h * w)
     elif strategy == "grid":
-        mask = np.stack([_grid_mask(h, w, ratio, rng).ravel() for _ in range(batch)])
+        mask = _grid_masks(batch, h, w, ratio, rng).reshape(batch, h * w)
     else:
         raise ValueError(f"unknown mask strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     return _to_count(mask, target, rng) if exact else mask
@@ -56,46 +56,52 @@ def block_min_area(h: int, w: int) -> int:
     return max(1, round(16 * h * w / (14 * 14)))
 
 
-def _block_mask(h: int, w: int, target: int, rng: np.random.Generator, max_aspect: float = 1 / 0.3,
-                attempts: int = 10) -> np.ndarray:
-    """BEiT blockwise masking (Bao et al., Algorithm 1) at this grid's scale."""
-    mask = np.zeros((h, w), dtype=bool)
-    count = 0
+def _block_masks(batch: int, h: int, w: int, target: int, rng: np.random.Generator, max_aspect: float = 1 / 0.3,
+                 attempts: int = 10) -> np.ndarray:
+    """[batch, h, w] bool: BEiT blockwise masking (Bao et al., Algorithm 1) at this grid's scale, for
+    the whole batch at once. Each round proposes one block to every image still growing; a block is
+    added when it masks new patches without passing the target, and an image stops at the target or
+    after `attempts` proposals in a row that were not added. (Image by image, in Python, this took
+    27 ms for 256 images at 14 x 14, and each of N processes draws the N processes' batch.)"""
+    mask = np.zeros((batch, h, w), dtype=bool)
+    count = np.zeros(batch, dtype=np.int64)
+    misses = np.zeros(batch, dtype=np.int64)  # proposals in a row not added
     min_area = min(block_min_area(h, w), max(1, target))
     log_aspect = (math.log(1 / max_aspect), math.log(max_aspect))
-    while count < target:
-        grown = 0
-        for _ in range(attempts):
-            area = rng.uniform(min_area, max(min_area, target - count))
-            aspect = math.exp(rng.uniform(*log_aspect))
-            bh = int(round(math.sqrt(area * aspect)))
-            bw = int(round(math.sqrt(area / aspect)))
-            if 0 < bh <= h and 0 < bw <= w:
-                top, left = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
-                new = bh * bw - mask[top:top + bh, left:left + bw].sum()
-                if 0 < new <= target - count:
-                    mask[top:top + bh, left:left + bw] = True
-                    grown = int(new)
-                    break
-        if grown == 0:
-            break
-        count += grown
+    ys, xs = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
+    growing = np.flatnonzero(count < target)
+    while growing.size:
+        room = target - count[growing]
+        area = rng.uniform(min_area, np.maximum(min_area, room))
+        aspect = np.exp(rng.uniform(*log_aspect, size=growing.size))
+        bh = np.rint(np.sqrt(area * aspect)).astype(np.int64)
+        bw = np.rint(np.sqrt(area / aspect)).astype(np.int64)
+        top = rng.integers(0, np.maximum(h - bh + 1, 1))[:, None, None]
+        left = rng.integers(0, np.maximum(w - bw + 1, 1))[:, None, None]
+        block = (ys >= top) & (ys < top + bh[:, None, None]) & (xs >= left) & (xs < left + bw[:, None, None])
+        new = (block & ~mask[growing]).sum((1, 2))
+        added = (bh > 0) & (bh <= h) & (bw > 0) & (bw <= w) & (new > 0) & (new <= room)
+        mask[growing[added]] |= block[added]
+        count[growing] += np.where(added, new, 0)
+        misses[growing] = np.where(added, 0, misses[growing] + 1)
+        growing = growing[(count[growing] < target) & (misses[growing] < attempts)]
     return mask
 
 
-def _grid_mask(h: int, w: int, ratio: float, rng: np.random.Generator) -> np.ndarray:
-    """Keep one patch per k x k cell, k = round(1 / sqrt(1 - ratio)), at a random offset."""
+def _grid_masks(batch: int, h: int, w: int, ratio: float, rng: np.random.Generator) -> np.ndarray:
+    """[batch, h, w] bool: one patch kept per k x k cell, k = round(1 / sqrt(1 - ratio)), at a random
+    offset per image."""
     k = max(1, int(round(1 / math.sqrt(max(1e-6, 1 - ratio)))))
-    dy, dx = rng.integers(0, k, size=2)
-    keep = np.zeros((h, w), dtype=bool)
-    keep[dy::k, dx::k] = True
+    dy, dx = rng.integers(0, k, size=(2, batch, 1, 1))
+    keep = ((np.arange(h)[None, :, None] - dy) % k == 0) & ((np.arange(w)[None, None, :] - dx) % k == 0)
     return ~keep
 
 
 def _to_count(mask: np.ndarray, target: int, rng: np.random.Generator) -> np.ndarray:
     """Mask or unmask random patches of each row until it has exactly `target` masked."""
     mask = mask.copy()
-    for row in mask:
+    for i in np.flatnonzero(mask.sum(1) != target):
+        row = mask[i]  # a view: set in place
         have = int(row.sum())
         if have < target:
             row[rng.choice(np.flatnonzero(~row), target - have, replace=False)] = True
