@@ -163,3 +163,17 @@ def test_steps_of_methods_with_parents_never_wait_for_the_device(store: Store) -
                             ("finetune", {"encoder": mae.id})):
         found = _steps_found(store, method, [], parents)
         assert not found, (method, sorted(set(found)))
+
+
+def test_an_evaluation_reads_its_metrics_once_not_at_every_batch() -> None:
+    from workbench.data import DataInfo
+    from workbench.methods import get_method, make_config
+
+    method = get_method("vit")(make_config("vit", "tiny"), DataInfo([str(i) for i in range(10)], (0.5,) * 3,
+                                                                     (0.25,) * 3, 32))
+    model = method.build().eval()
+    batches = [(torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))) for _ in range(5)]
+    with Syncs() as syncs:
+        metrics = method.evaluate(model, batches)
+    assert set(metrics) == {"loss", "top1"}
+    assert [f.split(" at ")[0] for f in syncs.found] == ["_local_scalar_dense"] * 2, syncs.found  # not 2 x 5

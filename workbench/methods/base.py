@@ -67,15 +67,18 @@ class Method:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
-        """Mean of `step`'s metrics over the validation batches, weighted by batch size."""
-        totals: dict[str, float] = {}
+        """Mean of `step`'s metrics over the validation batches, weighted by batch size: summed on
+        the device and read once at the end (a read per batch would make the host wait for the GPU
+        before queueing the next batch)."""
+        totals: dict[str, Tensor] = {}
         count = 0
         for batch in batches:
             n = batch[0].shape[0]
             for key, value in self.step(model, batch).items():
-                totals[key] = totals.get(key, 0.0) + float(value) * n
+                weighted = value.detach().float() * n
+                totals[key] = totals[key] + weighted if key in totals else weighted
             count += n
-        return {k: v / max(count, 1) for k, v in totals.items()}
+        return {k: float(v) / max(count, 1) for k, v in totals.items()}
 
     @torch.no_grad()
     def snapshot(self, model: nn.Module, batch: Batch) -> dict[str, np.ndarray]:
