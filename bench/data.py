@@ -13,7 +13,9 @@ generator (in parallel), then reads `--read` of them as batches of 224 x 224 uin
   reduced-scale decode (`folders.load_image`: a 256-px JPEG decoded at 1/8) and without it;
 - `cache`: the decoded cache (`ArrayDataset` over a memory-mapped uint8 array, the workbench's
   path for datasets under 4 GiB decoded) through its loader, with the time to build that cache
-  from the files (`cache_build_s`, `folders.load_images`: what the first run on a folder waits for).
+  from the files (`cache_build_s`, `folders.load_images`: what the first run on a folder waits for);
+- `randaugment_wK`: the cache's batches through timm's RandAugment (augment=randaugment, DeiT's and
+  MAE fine-tuning's recipe) in the training loader with K workers (images/s only: augmented).
 
 Each path gives images/s, images/s per CPU core it used, and its mean absolute difference from
 the Pillow path in grey levels (0-255; JPEG decoders and resize kernels differ slightly). One JSON
@@ -88,11 +90,11 @@ def _whole(path: Path, size: int) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + size, top + size)))
 
 
-def loader_config(workers: int, batch: int) -> Any:
+def loader_config(workers: int, batch: int, more: tuple[str, ...] | list[str] = ()) -> Any:
     from workbench.methods import make_config
 
     return make_config("vit", "tiny", [f"image_size={CROP}", "patch_size=16", f"batch_size={batch}",
-                                       f"num_workers={workers}"])
+                                       f"num_workers={workers}", *more])
 
 
 def timed(batches: Iterator[Any], limit: int) -> tuple[float, Any]:
@@ -196,6 +198,14 @@ def main() -> None:
     loader = make_loader(data, loader_config(0, args.batch), train=False)
     rate, first = timed((images for images, _ in loader), len(items))
     record("cache", rate, first, 1)
+    for workers in args.workers:  # the cache through RandAugment (augment=randaugment), in K loader processes
+        if workers > cores:
+            continue
+        cfg = loader_config(workers, args.batch, ["augment=randaugment"])
+        loader = make_loader(data, cfg, train=True, mean=(0.5, 0.5, 0.5))
+        rate, _ = timed((images for images, _ in loader), min(len(items), len(data) // args.batch * args.batch))
+        result[f"randaugment_w{workers}"] = {"images_per_s": round(rate, 1), "per_core": round(rate / max(1, workers), 1)}
+        del loader
     line = json.dumps(result)
     if args.out:
         Path(args.out).write_text(line + "\n")

@@ -34,7 +34,7 @@ def test_gpu_bench_runs_its_small_geometry_on_a_cpu(tmp_path: Path) -> None:
 
 def test_data_bench_reads_a_jpeg_folder_every_way_it_can_here(tmp_path: Path) -> None:
     result = _run(tmp_path, "data.py", "--images", "60", "--read", "32", "--batch", "16", "--workers", "0")
-    for path in ("pil_w0", "decode_jpeg_cpu", "cache"):
+    for path in ("pil_w0", "decode_jpeg_cpu", "cache", "randaugment_w0"):
         assert result[path]["images_per_s"] > 0
     assert result["pil_w0"]["mean_abs_diff"] == 0 and result["cache"]["mean_abs_diff"] == 0  # the same decode
     assert result["decode_jpeg_cpu"]["mean_abs_diff"] < 3  # another JPEG decoder and resize: close, not equal

@@ -172,7 +172,8 @@ class TrainConfig:
     repeated_aug: int = param(1, "repeated augmentation: each image this many times per epoch, differently "
                                  "augmented, the epoch as long as before (DeiT: 3)", min=1, max=8)
     num_workers: int = param(-1, "DataLoader worker processes: -1 auto (up to 8 when a GPU trains on images decoded "
-                                 "from their files, else none), 0 loads in the training process", min=-1, max=64,
+                                 "from their files or put through RandAugment, else none), 0 loads in the training "
+                                 "process", min=-1, max=64,
                            at_min="auto")
     decode: str = param("loader", "where the images of a folder read from its files (too large to cache) are "
                                   "decoded: loader (Pillow, in the loader's processes) or device (torchvision's "
@@ -251,6 +252,9 @@ class TrainConfig:
                                             f"{self.micro_batch()} images per process and batch is odd")
         if self.augment == "randaugment":
             _check_randaug(self.randaug)
+            if self.decode == "device":
+                raise ConfigError("decode", "augment=randaugment works on images Pillow decoded (in the loader's "
+                                            "processes), and decode=device decodes on the GPU; use decode=loader")
         key, _ = self.best_rule()
         if not key.startswith(("val/", "val_ema/")):
             raise ConfigError("best_metric", f"{self.best_metric!r} is not a validation metric; name one such as "

@@ -7,8 +7,11 @@ import torch
 
 from workbench.data import DataInfo
 from workbench.data.loading import (
+    ArrayDataset,
     BatchTransform,
     EpochBatchSampler,
+    RandAugmented,
+    randaugment_transform,
     random_resized_crop,
 )
 from workbench.errors import ConfigError
@@ -87,26 +90,51 @@ def test_repeated_augmentation_repeats_each_image_in_its_batch() -> None:
     assert make_config("deit", "tiny", ["repeated_aug=3"]).repeated_aug == 3
 
 
+def _images(n: int = 32) -> ArrayDataset:
+    g = np.random.default_rng(0)
+    return ArrayDataset(g.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.arange(n) % 4)
+
+
 def test_timms_randaugment_recipe_is_checked() -> None:
     with pytest.raises(ConfigError, match="randaug: 'rand-mx9' is not a RandAugment recipe"):
         make_config("vit", "tiny", ["augment=randaugment", "randaug=rand-mx9"])
-    torch.manual_seed(0)
-    x, _ = BatchTransform(MEAN, STD, torch.device("cpu"), "randaugment", randaug="rand-m9-mstd0.5-inc1")(
-        *_batch(), train=True)
-    assert x.shape == (8, 3, 32, 32) and torch.isfinite(x).all()
+    with pytest.raises(ConfigError, match="decode=device decodes on the GPU; use decode=loader"):
+        make_config("vit", "tiny", ["augment=randaugment", "decode=device"])
+    x, y = RandAugmented(_images(), "rand-m9-mstd0.5-inc1", MEAN, seed=0).__getitems__([3, 1, 2])
+    assert x.shape == (3, 3, 32, 32) and x.dtype == torch.uint8 and y.tolist() == [3, 1, 2]
+
+
+def test_a_batchs_randaugment_depends_on_the_seed_and_its_images_not_on_the_process() -> None:
+    """The same batch augments alike whatever the global generators were (a loader process's or the
+    training process's), leaves them as they were, and differs with another seed or other images."""
+    import random
+
+    data = _images()
+    augmented = RandAugmented(data, "rand-m9-mstd0.5-inc1", MEAN, seed=0)
+    first = augmented.__getitems__([5, 6, 7, 8])[0]
+    random.seed(99)
+    np.random.seed(99)
+    before = random.random(), np.random.random()
+    random.seed(99)
+    np.random.seed(99)
+    again = augmented.__getitems__([5, 6, 7, 8])[0]
+    assert torch.equal(first, again) and (random.random(), np.random.random()) == before
+    assert not torch.equal(first, data.__getitems__([5, 6, 7, 8])[0])  # augmented at all
+    assert not torch.equal(first, RandAugmented(data, "rand-m9-mstd0.5-inc1", MEAN, seed=1).__getitems__(
+        [5, 6, 7, 8])[0])
+    assert not torch.equal(first[1:], augmented.__getitems__([4, 6, 7, 8])[0][1:])  # another batch: other draws
 
 
 def test_randaugments_top_magnitude_posterizes_to_black_not_a_crash() -> None:
     """DeiT's recipe (`inc1`) at magnitude 10 keeps 0 bits: black, as Pillow made it before it refused 0."""
     from PIL import Image
 
-    transform = BatchTransform(MEAN, STD, torch.device("cpu"), "randaugment", randaug="rand-m10-inc1").randaugment
+    transform = randaugment_transform("rand-m10-inc1", MEAN)
     op = next(op for op in transform.ops if op.name == "PosterizeIncreasing")
     op.prob = 1.0  # always applied
     image = Image.fromarray(np.full((8, 8, 3), 200, np.uint8))
     assert np.asarray(op(image)).max() == 0
-    assert np.asarray(next(o for o in BatchTransform(MEAN, STD, torch.device("cpu"), "randaugment",
-                                                     randaug="rand-m5-inc1").randaugment.ops
+    assert np.asarray(next(o for o in randaugment_transform("rand-m5-inc1", MEAN).ops
                            if o.name == "PosterizeIncreasing").aug_fn(image, 2)).max() == 192  # 2 bits kept
 
 

@@ -2,7 +2,8 @@
 seeded epoch order, and the on-device batch transform.
 
 Images travel as uint8 to the device and are converted and augmented there: cheap on the CPU
-side, and the augmentation draws from the torch RNG that checkpoints restore.
+side, and the augmentation draws from the torch RNG that checkpoints restore. RandAugment, Pillow's
+work image by image, is the loader's (`RandAugmented`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,49 @@ class FillingDataset(ArrayDataset):
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         self.filling.ensure(self.split, np.asarray(indices))
         return super().__getitems__(indices)
+
+
+class RandAugmented(Dataset):
+    """A training set's batches through timm's RandAugment (`recipe`: rand-m9-mstd0.5-inc1, say),
+    image by image in Pillow, where the loader fetches them: in its worker processes when it has
+    some. One process augments ~720 images/s at 224 px (bench/data.py): in the training process,
+    between steps, that held a GPU that trains a ViT-B/16 at ~2,600 to its pace. A batch's draws are
+    seeded by the run's seed and the batch's images, so they do not depend on which process augments
+    it, and a resumed run augments as an uninterrupted one."""
+
+    def __init__(self, dataset: Dataset, recipe: str, mean: Sequence[float], seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+        self.transform = randaugment_transform(recipe, mean)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        import random
+
+        images, labels = self.dataset.__getitems__(indices)  # type: ignore[attr-defined]
+        # timm's RandAugment draws from Python's and numpy's global generators: seeded for this batch,
+        # then given back as they were (in the training process, Mixup draws from numpy's)
+        kept = random.getstate(), np.random.get_state()
+        entropy = np.random.SeedSequence([self.seed, *map(int, indices)]).generate_state(2)
+        random.seed(int(entropy[0]))
+        np.random.seed(int(entropy[1]))
+        try:
+            return torch.stack([_pil_transform(self.transform, image) for image in images]), labels
+        finally:
+            random.setstate(kept[0])
+            np.random.set_state(kept[1])
+
+
+def randaugment_transform(recipe: str, mean: Sequence[float]) -> Any:
+    """timm's RandAugment for `recipe`, its fill the data's mean colour, and its posterize made safe."""
+    from timm.data.auto_augment import rand_augment_transform
+
+    transform = rand_augment_transform(recipe, {"img_mean": tuple(round(255 * m) for m in mean)})
+    for op in transform.ops:
+        if op.name.startswith("Posterize"):
+            op.aug_fn = _posterize
+    return transform
 
 
 def _keep_batch(batch: tuple[Any, torch.Tensor]) -> tuple[Any, torch.Tensor]:
@@ -131,43 +175,52 @@ def load_data(cfg: TrainConfig, store: Any = None, fill: bool = True) -> DataBun
                       files=meta.get("files", ""))
 
 
-def loader_workers(cfg: TrainConfig, dataset: Dataset, device_type: str, world: int = 1) -> int:
+def loader_workers(cfg: TrainConfig, dataset: Dataset, device_type: str, world: int = 1,
+                   augmenting: bool = False) -> int:
     """DataLoader worker processes: `num_workers`, or for -1 (auto) up to 8 per process when a GPU
     trains on images decoded from their files (one process decodes ~300 images/s, 8 ~2,500: a
-    ViT-B/16 on an H200 takes ~2,600), else none: a decoded cache's batch is one gather in the
-    training process, and 8 workers made a ViT-B/16 on an H200 slower (2,168 against 2,404 images/s),
-    as would workers taking a CPU run's cores (bench/gpu.py, bench/data.py, bench/RESULTS.md)."""
+    ViT-B/16 on an H200 takes ~2,600) or put through RandAugment (`augmenting`: Pillow's work too),
+    else none: a decoded cache's batch is one gather in the training process, and 8 workers made a
+    ViT-B/16 on an H200 slower (2,168 against 2,404 images/s), as would workers taking a CPU run's
+    cores (bench/gpu.py, bench/data.py, bench/RESULTS.md)."""
     if isinstance(dataset, FillingDataset):
         return 0  # its background writes are this process's
     if cfg.num_workers >= 0:
         return cfg.num_workers
-    if device_type != "cuda" or not isinstance(dataset, FileDataset):
+    if device_type != "cuda" or not (isinstance(dataset, FileDataset) or augmenting):
         return 0
     return max(1, min(8, (os.cpu_count() or 1) // world - 1))
 
 
-def data_path(dataset: Dataset, workers: int, device_type: str) -> str:
+def data_path(dataset: Dataset, workers: int, device_type: str, randaugment: bool = False) -> str:
     """Where a run's batches come from, in words for its log: what `train/data_wait` waits on."""
     helpers = f"{workers} loader processes" if workers else "the training process"
+    augmented = f"; RandAugment in {helpers}" if randaugment else ""
     if isinstance(dataset, FillingDataset):
-        return "the decoded cache, filling in the background (a batch decodes what it has not reached)"
+        return "the decoded cache, filling in the background (a batch decodes what it has not reached)" + augmented
     if isinstance(dataset, ArrayDataset):
-        return "the decoded cache (memory-mapped), a batch gathered in the training process"
+        return f"the decoded cache (memory-mapped), a batch gathered in {helpers}" + augmented
     if isinstance(dataset, EncodedDataset):
         where = "the GPU (nvJPEG)" if device_type == "cuda" else "the CPU, in the training process"
         return f"the files, read by {helpers} and decoded on {where} (decode=device)"
-    return f"the files, decoded by Pillow in {helpers} (decode=loader)"
+    return f"the files, decoded by Pillow in {helpers} (decode=loader)" + augmented
 
 
 def make_loader(dataset: Dataset, cfg: TrainConfig, *, train: bool, device_type: str = "cpu", rank: int = 0,
-                world: int = 1, sharing: int | None = None) -> DataLoader:
+                world: int = 1, sharing: int | None = None, mean: Sequence[float] | None = None) -> DataLoader:
     """Batches of `cfg.batch_size` / `cfg.accum_steps` images (this process's 1/`world` share of
-    each, when training data-parallel), in pinned memory for a GPU. `sharing`: the processes whose
-    loaders share the machine's cores (`world` unless given: rank 0's validation loader, whole
+    each, when training data-parallel), in pinned memory for a GPU; put through RandAugment when
+    training with augment=randaugment (`mean`: the data's, its fill colour). `sharing`: the processes
+    whose loaders share the machine's cores (`world` unless given: rank 0's validation loader, whole
     batches, beside the others' training loaders)."""
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size // cfg.accum_steps, cfg.seed, shuffle=train,
                                 drop_last=train, rank=rank, world=world, repeats=cfg.repeated_aug if train else 1)
-    workers = loader_workers(cfg, dataset, device_type, sharing or world)
+    augmenting = train and cfg.augment == "randaugment"
+    workers = loader_workers(cfg, dataset, device_type, sharing or world, augmenting)
+    if augmenting:
+        if mean is None:
+            raise ValueError("augment=randaugment fills with the data's mean colour: pass `mean`")
+        dataset = RandAugmented(dataset, cfg.randaug, mean, cfg.seed)
     # its own generator: creating an iterator must not draw from the global RNG that
     # checkpoints restore, or a resumed run would augment differently from an uninterrupted one
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device_type == "cuda",
@@ -181,31 +234,23 @@ class BatchTransform:
 
     - `flip`: random horizontal flips; `crop_flip`: a random resized crop (area `crop_min`-100 %,
       aspect 3/4-4/3) then a flip, done for the whole batch at once on the device;
-    - `randaugment`: timm's RandAugment (`randaug`, e.g. rand-m9-mstd0.5-inc1, per image, on the
-      CPU) then crop and flip;
+    - `randaugment`: crop and flip after timm's RandAugment, which the loader has applied
+      (`RandAugmented`);
     - `reprob` > 0: timm's RandomErasing (per image, random-noise rectangles, after normalising);
     - `mixup` / `cutmix` > 0: timm's Mixup (one or the other per batch); labels become class
       probabilities [B, C] (label smoothing stays the loss's).
 
-    Every draw comes from torch's global RNG, or numpy's and Python's for timm's Mixup and RandAugment:
-    the run's seed seeds all three and the checkpoint keeps them.
+    Every draw comes from torch's global RNG, or numpy's and Python's for timm's Mixup: the run's
+    seed seeds all three and the checkpoint keeps them.
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device, augment: str = "flip", *,
                  mixup: float = 0.0, cutmix: float = 0.0, num_classes: int = 0, crop_min: float = 0.35,
-                 reprob: float = 0.0, randaug: str = "rand-m9-mstd0.5-inc1") -> None:
+                 reprob: float = 0.0) -> None:
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
         self.device, self.augment, self.crop_min = device, augment, crop_min
-        self.randaugment = self.erase = self.mixer = None
-        if augment == "randaugment":
-            from timm.data.auto_augment import rand_augment_transform
-
-            fill = tuple(round(255 * m) for m in mean)
-            self.randaugment = rand_augment_transform(randaug, {"img_mean": fill})
-            for op in self.randaugment.ops:
-                if op.name.startswith("Posterize"):
-                    op.aug_fn = _posterize
+        self.erase = self.mixer = None
         if reprob > 0:
             from timm.data.random_erasing import RandomErasing
 
@@ -218,14 +263,12 @@ class BatchTransform:
     @classmethod
     def for_run(cls, cfg: TrainConfig, info: DataInfo, device: torch.device) -> "BatchTransform":
         return cls(info.mean, info.std, device, cfg.augment, mixup=cfg.mixup, cutmix=cfg.cutmix,
-                   num_classes=info.num_classes, crop_min=cfg.crop_min, reprob=cfg.reprob, randaug=cfg.randaug)
+                   num_classes=info.num_classes, crop_min=cfg.crop_min, reprob=cfg.reprob)
 
     def __call__(self, images: torch.Tensor | Encoded, labels: torch.Tensor,
                  train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(images, Encoded):  # decode=device
             images = decode_batch(images, self.device)
-        if train and self.randaugment is not None:  # Pillow's: one copy of a batch decoded on the GPU
-            images = torch.stack([_pil_transform(self.randaugment, image) for image in images.cpu()])
         x = (images.to(self.device, non_blocking=True).contiguous().float() - self.mean) / self.std
         labels = labels.to(self.device, non_blocking=True)
         if not train:
