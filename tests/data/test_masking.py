@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from workbench.data.masking import block_min_area, make_mask, mask_count
+from workbench.data.masking import STRATEGIES, block_min_area, make_mask, mask_count
 
 
 @pytest.mark.parametrize("ratio", [0.25, 0.5, 0.75, 0.9])
@@ -30,6 +30,16 @@ def test_grid_and_block_are_exact_when_asked(ratio: float) -> None:
     for strategy in ("grid", "block"):
         mask = make_mask(strategy, 8, (8, 8), ratio, np.random.default_rng(2), exact=True)
         assert (mask.sum(1) == mask_count(64, ratio)).all(), strategy
+
+
+def test_masks_not_asked_to_be_exact_never_pass_the_ratio() -> None:
+    """BEiT's masks go up to the ratio, and its loss picks at most that many patches an image: a grid
+    of 2 x 2 cells (75 %) asked for 60 % is trimmed to 60 %, not left at 75 %."""
+    for strategy in STRATEGIES:
+        masks = make_mask(strategy, 32, (14, 14), 0.6, np.random.default_rng(4), exact=False)
+        assert masks.sum(1).max() <= mask_count(196, 0.6), strategy
+    grid = make_mask("grid", 32, (14, 14), 0.6, np.random.default_rng(4), exact=False)
+    assert (grid.sum(1) == mask_count(196, 0.6)).all()
 
 
 def test_block_masks_are_blocky_and_within_one_block_of_target() -> None:

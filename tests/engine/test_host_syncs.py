@@ -2,10 +2,13 @@
 
 On a GPU the host queues a step's kernels and runs ahead of them. Anything that needs a value
 computed on the device stops it until the GPU has caught up: `.item()` or `float()` of a tensor,
-`x[bool_mask]` and `nonzero` (the output's size depends on the values), and a blocking copy of host
-data to the device (`torch.rand(n).to(device)`, `torch.tensor(values, device=device)`: PyTorch
-synchronises the stream after a copy from pageable memory). None of these needs a GPU to be seen:
-`Syncs` records them while a run trains on the CPU, as CUDA's sync debug mode would on a GPU.
+`.cpu()`, `x[bool_mask]` and `nonzero` (the output's size depends on the values), and a blocking copy
+of host data to the device (`torch.rand(n).to(device)`, `torch.tensor(values, device=device)`:
+PyTorch synchronises the stream after a copy from pageable memory). None of these needs a GPU to be
+seen: `Syncs` records them while a run trains on the CPU, as CUDA's sync debug mode would on a GPU.
+What it cannot see: code that runs only on a GPU (`if device.type == "cuda"`, fp16's GradScaler),
+a host tensor made before the watched step or by `torch.from_numpy`, and kernels that wait only on
+CUDA unless named in READS.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from workbench.jobs import create_run
 from workbench.store import RunStatus, Store
 
 READS = {"_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique", "_unique2", "unique_dim",
-         "unique_consecutive", "is_nonzero", "equal", "allclose"}  # each waits for the device's values
+         "unique_consecutive", "is_nonzero", "equal", "allclose",  # each waits for the device's values
+         "bincount", "histc", "histogram"}  # CUDA's read their input's range back first
 MOVES = {"to", "cuda", "copy_"}
+BACK = {"cpu", "tolist", "numpy"}  # copies to the host: on a CPU run nothing is dispatched for them
 
 
 def _where() -> str:
@@ -70,9 +75,14 @@ class _Copies(TorchFunctionMode):
         name = getattr(func, "__name__", "")
         inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         from_host = any(self._on_host(t) for t in inputs)
-        if name in MOVES and from_host and (len(args) > 1 or kwargs.get("device") is not None or name == "cuda"):
+        to_device = name == "cuda" or kwargs.get("device") is not None or any(
+            isinstance(a, (torch.device, str)) for a in args[1:]) or (name == "copy_" or name == "to") and any(
+            isinstance(a, torch.Tensor) for a in args[1:])  # .to(dtype) stays where it is
+        if name in MOVES and from_host and to_device:
             self.found.append(f"host tensor copied by .{name} at {_where()}")
             from_host = False
+        if name in BACK:
+            self.found.append(f".{name}() at {_where()}")
         if name in ("tensor", "as_tensor") and kwargs.get("device") is not None:
             self.found.append(f"torch.{name}(..., device=) at {_where()}")
         out = func(*args, **kwargs)
@@ -133,12 +143,16 @@ def test_the_check_sees_what_would_make_a_gpu_run_wait() -> None:
         torch.tensor([0.5, 0.25], device=x.device)
         x[x[:, 0] > 0].sum()
         float(x.mean())
+        x.argmax(1).cpu()
+        torch.bincount(x.argmax(1), minlength=4)
     assert [f.split(" at ")[0] for f in syncs.found] == [
-        "host tensor copied by .to", "torch.tensor(..., device=)", "index with a bool index", "_local_scalar_dense"]
+        "host tensor copied by .to", "torch.tensor(..., device=)", "index with a bool index", "_local_scalar_dense",
+        ".cpu()", "bincount"]
     with Syncs() as syncs:
         flip = torch.rand(8, device=x.device) < 0.5
         torch.where(flip.view(-1, 1), x.flip(1), x).mean()
         torch.nonzero_static(flip, size=8)
+        (torch.rand(8) < 0.5).to(torch.float32)  # a host tensor's dtype changed: no copy
     assert syncs.found == []
 
 

@@ -240,8 +240,9 @@ class BatchTransform:
     - `mixup` / `cutmix` > 0: timm's Mixup (one or the other per batch); labels become class
       probabilities [B, C] (label smoothing stays the loss's).
 
-    Every draw comes from torch's global RNG, or numpy's and Python's for timm's Mixup: the run's
-    seed seeds all three and the checkpoint keeps them.
+    Every draw comes from torch's generator of the run's device (drawn there: a draw copied to a GPU
+    would make the host wait), or numpy's and Python's for timm's Mixup and RandomErasing: the run's
+    seed seeds them and the checkpoint keeps them.
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device, augment: str = "flip", *,

@@ -11,7 +11,9 @@ A mask is a boolean array [B, N] over the patch grid in raster order, True = mas
 
 `exact=True` tops up or trims at random so every image has exactly round(N·ratio) masked
 patches (MAE needs equal counts to batch the visible tokens); random always is exact, grid
-is exact when 1−ratio = 1/k² and k divides the grid.
+is exact when 1−ratio = 1/k² and k divides the grid. Without it, no image has more than
+round(N·ratio) (BEiT's "up to the ratio"; a grid's 1 − 1/k² above it is trimmed at random), which
+the losses' fixed-size picking of masked patches relies on (`methods.base.masked_rows`).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def make_mask(strategy: str, batch: int, grid: tuple[int, int], ratio: float, rn
         mask = _grid_masks(batch, h, w, ratio, rng).reshape(batch, h * w)
     else:
         raise ValueError(f"unknown mask strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    return _to_count(mask, target, rng) if exact else mask
+    return _to_count(mask, target, rng, at_most=not exact)
 
 
 def block_min_area(h: int, w: int) -> int:
@@ -97,10 +99,12 @@ def _grid_masks(batch: int, h: int, w: int, ratio: float, rng: np.random.Generat
     return ~keep
 
 
-def _to_count(mask: np.ndarray, target: int, rng: np.random.Generator) -> np.ndarray:
-    """Mask or unmask random patches of each row until it has exactly `target` masked."""
+def _to_count(mask: np.ndarray, target: int, rng: np.random.Generator, at_most: bool = False) -> np.ndarray:
+    """Mask or unmask random patches of each row until it has exactly `target` masked (`at_most`:
+    only unmask, in rows over it)."""
     mask = mask.copy()
-    for i in np.flatnonzero(mask.sum(1) != target):
+    counts = mask.sum(1)
+    for i in np.flatnonzero(counts > target if at_most else counts != target):
         row = mask[i]  # a view: set in place
         have = int(row.sum())
         if have < target:

@@ -80,20 +80,23 @@ def _why(exc: BaseException, folder: Path) -> str:
 
 
 def seed_rngs(seed: int) -> None:
-    """Seed every generator `rng_states` keeps, so two runs of one seed draw alike: timm's Mixup and
-    RandAugment draw from numpy's and Python's global generators, which nothing else seeds."""
+    """Seed every generator `rng_states` keeps, so two runs of one seed draw alike: timm's Mixup
+    draws from numpy's global generator, which nothing else seeds (`manual_seed` seeds the
+    devices' too)."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
 
 
 def rng_states(device: torch.device) -> dict[str, Any]:
-    """Every random generator a step draws from (torch's, CUDA's, numpy's for timm's Mixup, Python's
-    for timm's RandAugment), as tensors and plain values a weights-only load accepts."""
+    """Every random generator a step draws from (torch's, the device's for flips, crops and masks,
+    numpy's for timm's Mixup, Python's for timm's RandomErasing), as tensors and plain values a
+    weights-only load accepts."""
     version, keys, gauss = random.getstate()
     _, np_keys, pos, has_gauss, cached = np.random.get_state()
     return {"rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+            **({"rng_mps": torch.mps.get_rng_state()} if device.type == "mps" else {}),
             "rng_numpy": {"keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(pos),
                           "has_gauss": int(has_gauss), "cached": float(cached)},
             "rng_python": {"version": version, "keys": torch.tensor(keys, dtype=torch.int64), "gauss": gauss}}
@@ -104,6 +107,8 @@ def restore_rng(state: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["rng_cpu"])
     if device.type == "cuda" and state["rng_cuda"]:
         torch.cuda.set_rng_state_all(state["rng_cuda"])
+    if device.type == "mps" and "rng_mps" in state:
+        torch.mps.set_rng_state(state["rng_mps"])
     if "rng_numpy" in state:
         n = state["rng_numpy"]
         np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))

@@ -20,7 +20,7 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ContextManager
+from typing import Any, Callable, ContextManager
 
 import psutil
 import torch
@@ -131,27 +131,39 @@ class StopVote:
     """Whether any rank asked to stop (a cancel), agreed by every rank: each step's vote is summed
     over the ranks without waiting, and read after the next step, so all ranks stop after the same
     step, one after the request. Reading it at once would make the host wait at every step for the
-    GPU to finish that step before it could queue the next."""
+    GPU to finish that step before it could queue the next. On a GPU the sum is copied to pinned
+    host memory behind the step that cast it and read once an event says that copy is done: reading
+    the device's tensor would wait for everything queued since, the next step included."""
 
     def __init__(self, ranks: Ranks, device: torch.device) -> None:
         self.ranks, self.device = ranks, device
-        self.pending: tuple[Any, torch.Tensor] | None = None  # the last vote's all-reduce, not yet read
+        self.pending: tuple[Callable[[], Any], torch.Tensor] | None = None  # (wait for it, the sum on the host)
 
     def __call__(self, flag: bool) -> bool:
         """This step's vote; True (on every rank alike) when any rank voted to stop a step ago."""
         if self.ranks.world == 1:
             return flag
         vote = torch.full((1,), 1.0 if flag else 0.0, device=self.device)  # filled there: no copy to wait for
-        previous, self.pending = self.pending, (dist.all_reduce(vote, async_op=True), vote)
+        work = dist.all_reduce(vote, async_op=True)
+        if self.device.type == "cuda":
+            work.wait()  # NCCL: the stream waits for the sum, not the host
+            host = torch.empty(1, pin_memory=True)
+            host.copy_(vote, non_blocking=True)
+            copied = torch.cuda.Event()
+            copied.record()
+            cast: tuple[Callable[[], Any], torch.Tensor] = (copied.synchronize, host)
+        else:
+            cast = (work.wait, vote)
+        previous, self.pending = self.pending, cast
         if previous is None:
             return False
-        previous[0].wait()
+        previous[0]()
         return bool(previous[1].item() > 0)
 
     def settle(self) -> None:
         """Wait for the last vote's all-reduce, which every rank has started, before the group goes."""
         if self.pending is not None:
-            self.pending[0].wait()
+            self.pending[0]()
             self.pending = None
 
 

@@ -179,8 +179,9 @@ def masked_rows(mask: Tensor, ratio: float) -> tuple[Tensor, Tensor]:
 
 
 def mean_of(values: Tensor, valid: Tensor) -> Tensor:
-    """The mean of values [M] over the rows `valid` [M] (bool) marks real."""
-    return (values * valid).sum() / valid.sum()
+    """The mean of values [M] over the rows `valid` [M] (bool) marks real (a padding row's value,
+    even an infinite one, counts for nothing)."""
+    return torch.where(valid, values, 0).sum() / valid.sum()
 
 
 def hard_labels(labels: Tensor) -> Tensor:

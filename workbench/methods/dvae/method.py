@@ -94,7 +94,9 @@ class DvaeMethod(Method):
         mse = F.mse_loss(recon.float(), images.float())
         log_q = F.log_softmax(logits, dim=1)
         kl = (log_q.exp() * (log_q + math.log(model.codebook_size))).sum(1).mean()
-        usage = torch.bincount(logits.argmax(1).flatten(), minlength=model.codebook_size).float()
+        codes = logits.argmax(1).flatten()  # counted by index_add_: CUDA's bincount reads its input's range back
+        usage = torch.zeros(model.codebook_size, device=codes.device).index_add_(0, codes, torch.ones_like(
+            codes, dtype=torch.float))
         usage = usage / usage.sum()
         perplexity = torch.exp(-(usage * usage.clamp_min(1e-12).log()).sum())
         out = {"loss": mse + self.kl_weight * kl, "kl": kl, "perplexity": perplexity,
