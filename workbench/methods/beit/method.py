@@ -23,7 +23,7 @@ from workbench.methods.base import (
     mean_of,
 )
 from workbench.methods.beit import Config
-from workbench.methods.dvae.method import DiscreteVAE
+from workbench.methods.dvae.method import DiscreteVAE, code_counts
 from workbench.methods.vit.method import MaskedTokenEncoder
 
 SNAPSHOT_IMAGES = 8
@@ -71,11 +71,11 @@ class BeitMethod(MaskedMethod):
     def evaluate(self, model: BeitPretrain, batches) -> dict[str, float]:
         """MIM loss and masked-token accuracy on fixed masks, beside the accuracy of always guessing
         the most frequent token (the bar a model that learned nothing would reach)."""
-        counts = torch.zeros(model.lm_head.out_features)
+        counts = torch.zeros(model.lm_head.out_features, device=model.lm_head.weight.device)
 
         def counted(stream):
-            for images, labels in stream:
-                counts.add_(torch.bincount(model.tokenizer.tokenize(images).flatten().cpu(), minlength=len(counts)))
+            for images, labels in stream:  # counted on the device, read once at the end
+                counts.add_(code_counts(model.tokenizer.tokenize(images).flatten(), len(counts)))
                 yield images, labels
 
         metrics = super().evaluate(model, counted(batches))

@@ -94,9 +94,7 @@ class DvaeMethod(Method):
         mse = F.mse_loss(recon.float(), images.float())
         log_q = F.log_softmax(logits, dim=1)
         kl = (log_q.exp() * (log_q + math.log(model.codebook_size))).sum(1).mean()
-        codes = logits.argmax(1).flatten()  # counted by index_add_: CUDA's bincount reads its input's range back
-        usage = torch.zeros(model.codebook_size, device=codes.device).index_add_(0, codes, torch.ones_like(
-            codes, dtype=torch.float))
+        usage = code_counts(logits.argmax(1).flatten(), model.codebook_size)
         usage = usage / usage.sum()
         perplexity = torch.exp(-(usage * usage.clamp_min(1e-12).log()).sum())
         out = {"loss": mse + self.kl_weight * kl, "kl": kl, "perplexity": perplexity,
@@ -115,6 +113,14 @@ class DvaeMethod(Method):
         token_map = palette[tokens.view(-1, g, g).cpu().numpy()]
         return {"tokens": labelled_grid([self.to_uint8(images), self.to_uint8(recon), token_map],
                                         ["original", "from tokens", "token map"])}
+
+
+
+def code_counts(codes: Tensor, codebook_size: int) -> Tensor:
+    """How often each code occurs in codes [N] (ids): [codebook_size] float32, on their device. As
+    `bincount`, which on a GPU reads its input's range back to the host first, waiting for it."""
+    return torch.zeros(codebook_size, device=codes.device).index_add_(0, codes, torch.ones_like(
+        codes, dtype=torch.float32))
 
 
 METHOD = DvaeMethod

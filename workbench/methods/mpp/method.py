@@ -102,7 +102,8 @@ class MppMethod(MaskedMethod):
                 "target_acc": mean_of((logits.argmax(-1) == target).float().mean(-1), valid)}
 
     def evaluate(self, model: nn.Module, batches) -> dict[str, float]:
-        self._eval_generator = torch.Generator().manual_seed(self.cfg.seed)  # fixed corruption too
+        # fixed corruption too, drawn on the model's device (draws copied there would wait for it)
+        self._eval_generator = torch.Generator(device=next(model.parameters()).device).manual_seed(self.cfg.seed)
         try:
             return super().evaluate(model, batches)
         finally:
