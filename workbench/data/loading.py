@@ -192,10 +192,14 @@ def loader_workers(cfg: TrainConfig, dataset: Dataset, device_type: str, world: 
     return max(1, min(8, (os.cpu_count() or 1) // world - 1))
 
 
-def data_path(dataset: Dataset, workers: int, device_type: str, randaugment: bool = False) -> str:
-    """Where a run's batches come from, in words for its log: what `train/data_wait` waits on."""
-    helpers = f"{workers} loader processes" if workers else "the training process"
-    augmented = f"; RandAugment in {helpers}" if randaugment else ""
+def data_path(loader: DataLoader, device_type: str) -> str:
+    """Where a `make_loader` loader's batches come from, in words for its log: what
+    `train/data_wait` waits on."""
+    dataset = loader.dataset
+    helpers = f"{loader.num_workers} loader processes" if loader.num_workers else "the training process"
+    augmented = f"; RandAugment in {helpers}" if isinstance(dataset, RandAugmented) else ""
+    if isinstance(dataset, RandAugmented):
+        dataset = dataset.dataset
     if isinstance(dataset, FillingDataset):
         return "the decoded cache, filling in the background (a batch decodes what it has not reached)" + augmented
     if isinstance(dataset, ArrayDataset):

@@ -143,8 +143,7 @@ class Training:
         self.optimizer = build_optimizer(self.method.param_groups(self.model), cfg)
         self.loader = make_loader(self.data.train, cfg, train=True, device_type=device.type, rank=ranks.rank,
                                   world=ranks.world, mean=self.data.info.mean)
-        source = data_path(self.data.train, self.loader.num_workers, device.type,  # what train/data_wait waits on
-                           randaugment=cfg.augment == "randaugment")
+        source = data_path(self.loader, device.type)  # what train/data_wait waits on
         self.log(f"data: batches from {source}")
         # made once: its worker processes (kept between evaluations) start once, not at each evaluation
         self.val_loader = make_loader(self.data.val, cfg, train=False, device_type=device.type, sharing=ranks.world)

@@ -87,9 +87,14 @@ class Tasks(QObject):
                on_error: Callable[[str], None] | None = None) -> None:
         job = next(self._numbers)
         self._callbacks[job] = (on_done, on_error)
-        future = self.pool.submit(self._run, job, fn)
+        self._start(self._run, job, fn)
+
+    def _start(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        """`fn(*args)` on the pool, its future kept until done (`close` waits for them)."""
+        future = self.pool.submit(fn, *args)
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
+        return future
 
     def result(self, fn: Callable[[], T], failed: Callable[[str], None]) -> T | None:
         """`fn()` run on a worker thread while a local event loop keeps the window live, as a modal
@@ -100,9 +105,7 @@ class Tasks(QObject):
         if self.waiting:
             return None
         self.waiting = True
-        future = self.pool.submit(fn)
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
+        future = self._start(fn)
         finished = wait_until(future.done)
         self.waiting = False
         if not finished:  # the loop was ended from outside (the app quits): never wait here

@@ -115,7 +115,6 @@ class DvaeMethod(Method):
                                         ["original", "from tokens", "token map"])}
 
 
-
 def code_counts(codes: Tensor, codebook_size: int) -> Tensor:
     """How often each code occurs in codes [N] (ids): [codebook_size] float32, on their device. As
     `bincount`, which on a GPU reads its input's range back to the host first, waiting for it."""
