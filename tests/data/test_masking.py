@@ -68,6 +68,15 @@ def test_same_seed_same_mask(strategy: str) -> None:
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("strategy", ["random", "block", "grid"])
+def test_one_process_share_of_a_batchs_masks_is_those_rows_of_the_whole(strategy: str) -> None:
+    """Each of 3 processes keeps rows rank::3 of the 12 images' masks, and draws them alike."""
+    whole = make_mask(strategy, 12, (8, 8), 0.6, np.random.default_rng(3), exact=False)
+    for rank in range(3):
+        share = make_mask(strategy, 12, (8, 8), 0.6, np.random.default_rng(3), exact=False, keep=slice(rank, None, 3))
+        assert share.shape == (4, 64) and np.array_equal(share, whole[rank::3])
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="must be in"):
         make_mask("random", 1, (4, 4), 1.0, np.random.default_rng(0))

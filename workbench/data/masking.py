@@ -31,16 +31,18 @@ def mask_count(num_patches: int, ratio: float) -> int:
 
 
 def make_mask(strategy: str, batch: int, grid: tuple[int, int], ratio: float, rng: np.random.Generator,
-              *, exact: bool = True) -> np.ndarray:
-    """Masks [batch, H*W] bool for a grid of H x W patches."""
+              *, exact: bool = True, keep: slice = slice(None)) -> np.ndarray:
+    """Masks [batch, H*W] bool for a grid of H x W patches, or only the rows `keep` selects of them
+    (the same rows, drawn alike: one of several processes keeps its own share of the whole batch's
+    masks, and `random` then sorts only those rows' noise)."""
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"mask ratio {ratio} must be in [0, 1)")
     h, w = grid
     target = mask_count(h * w, ratio)
     if strategy == "random":
-        noise = rng.random((batch, h * w))
+        noise = rng.random((batch, h * w))[keep]
         order = np.argsort(noise, axis=1)
-        mask = np.zeros((batch, h * w), dtype=bool)
+        mask = np.zeros(noise.shape, dtype=bool)
         np.put_along_axis(mask, order[:, h * w - target:], True, axis=1)
         return mask
     if strategy == "block":
@@ -49,7 +51,7 @@ def make_mask(strategy: str, batch: int, grid: tuple[int, int], ratio: float, rn
         mask = _grid_masks(batch, h, w, ratio, rng).reshape(batch, h * w)
     else:
         raise ValueError(f"unknown mask strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    return _to_count(mask, target, rng, at_most=not exact)
+    return _to_count(mask, target, rng, at_most=not exact)[keep]
 
 
 def block_min_area(h: int, w: int) -> int:

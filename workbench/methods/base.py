@@ -146,7 +146,7 @@ class MaskedMethod(Method):
             batch, rows = batch * world, slice(rank, None, world)
         rng = rng or self._eval_rng or np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,))))
         mask = torch.from_numpy(np.ascontiguousarray(make_mask(strategy, batch, (grid, grid), ratio, rng,
-                                                               exact=exact)[rows]))
+                                                               exact=exact, keep=rows)))
         if device.type == "cuda":  # from pinned memory the copy does not wait for the GPU's queue
             return mask.pin_memory().to(device, non_blocking=True)
         return mask.to(device)

@@ -53,6 +53,7 @@ class BeitPretrain(nn.Module):
 
 class BeitMethod(MaskedMethod):
     cfg: Config
+    _counts: Tensor | None = None  # while evaluating: how often each token was a target [K]
 
     def build(self) -> BeitPretrain:
         tokenizer = load_parent_module(self.parents["tokenizer"], self.data)
@@ -62,6 +63,8 @@ class BeitMethod(MaskedMethod):
         images = batch[0]
         mask = self.mask(images.shape[0], images.device)
         logits, targets = model(images, mask)
+        if self._counts is not None:  # evaluating: count the tokens for the majority bar
+            self._counts.add_(code_counts(targets.flatten(), len(self._counts)))
         rows, valid = masked_rows(mask, self.cfg.mask_spec()[1])
         picked, target = logits.flatten(0, 1)[rows], targets.flatten()[rows]  # [M, K], [M]
         return {"loss": mean_of(F.cross_entropy(picked.float(), target, reduction="none"), valid),
@@ -71,14 +74,11 @@ class BeitMethod(MaskedMethod):
     def evaluate(self, model: BeitPretrain, batches) -> dict[str, float]:
         """MIM loss and masked-token accuracy on fixed masks, beside the accuracy of always guessing
         the most frequent token (the bar a model that learned nothing would reach)."""
-        counts = torch.zeros(model.lm_head.out_features, device=model.lm_head.weight.device)
-
-        def counted(stream):
-            for images, labels in stream:  # counted on the device, read once at the end
-                counts.add_(code_counts(model.tokenizer.tokenize(images).flatten(), len(counts)))
-                yield images, labels
-
-        metrics = super().evaluate(model, counted(batches))
+        self._counts = counts = torch.zeros(model.lm_head.out_features, device=model.lm_head.weight.device)
+        try:  # `step` counts the tokens it made, on the device; read once at the end
+            metrics = super().evaluate(model, batches)
+        finally:
+            self._counts = None
         metrics["majority_acc"] = float(counts.max() / counts.sum().clamp_min(1))
         return metrics
 
