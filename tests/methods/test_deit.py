@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tests.conftest import finished_run
 from workbench.data import DataInfo
@@ -111,11 +112,19 @@ def test_inference_averages_both_heads_logits_as_the_exported_timm_model() -> No
 def test_report_holds_the_comparison_the_gui_shows() -> None:
     method, model = _deit()
     model.eval()
-    data, images = method.report(model, [_batch(8), _batch(8)])
+    batches = [_batch(8), _batch(5)]
+    data, images = method.report(model, batches)
     assert set(data["top1"]) == {"cls", "dist", "avg", "teacher"}
+    metrics = method.evaluate(model, batches)  # per batch on the device, weighed by batch size
+    for head, key in (("avg", "top1"), ("cls", "top1_cls"), ("dist", "top1_dist"), ("teacher", "teacher_top1")):
+        assert metrics[key] == pytest.approx(data["top1"][head])
+    assert metrics["agreement"] == pytest.approx(data["agreement"])
+    with torch.no_grad():
+        logits = torch.cat([model(x) for x, _ in batches])
+    assert metrics["loss"] == pytest.approx(float(F.cross_entropy(logits, torch.cat([y for _, y in batches]))))
     matrix = np.array(data["agreement_matrix"])
-    assert matrix.shape == (10, 10) and matrix.sum() == 16
-    assert np.trace(matrix) / 16 == pytest.approx(data["agreement"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 13
+    assert np.trace(matrix) / 13 == pytest.approx(data["agreement"])
     assert len(data["per_class"]["teacher"]) == len(data["per_class"]["student"]) == 10
     grid = images["teacher_vs_student"]
     assert grid.dtype == np.uint8 and grid.ndim == 3

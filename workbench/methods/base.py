@@ -67,18 +67,8 @@ class Method:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
-        """Mean of `step`'s metrics over the validation batches, weighted by batch size: summed on
-        the device and read once at the end (a read per batch would make the host wait for the GPU
-        before queueing the next batch)."""
-        totals: dict[str, Tensor] = {}
-        count = 0
-        for batch in batches:
-            n = batch[0].shape[0]
-            for key, value in self.step(model, batch).items():
-                weighted = value.detach().float() * n
-                totals[key] = totals[key] + weighted if key in totals else weighted
-            count += n
-        return {k: float(v) / max(count, 1) for k, v in totals.items()}
+        """Mean of `step`'s metrics over the validation batches (`mean_over`)."""
+        return mean_over(batches, lambda batch: self.step(model, batch))
 
     @torch.no_grad()
     def snapshot(self, model: nn.Module, batch: Batch) -> dict[str, np.ndarray]:
@@ -165,6 +155,21 @@ class MaskedMethod(Method):
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         with self.fixed_masks():
             return super().evaluate(model, batches)
+
+
+def mean_over(batches: Iterable[Batch], metrics: Callable[[Batch], dict[str, Tensor]]) -> dict[str, float]:
+    """The mean of each batch's scalar metrics over `batches`, weighted by batch size: summed on the
+    device and read once at the end (a read per batch would make the host wait for the GPU before
+    queueing the next batch)."""
+    totals: dict[str, Tensor] = {}
+    count = 0
+    for batch in batches:
+        n = batch[0].shape[0]
+        for key, value in metrics(batch).items():
+            weighted = value.detach().float() * n
+            totals[key] = totals[key] + weighted if key in totals else weighted
+        count += n
+    return {k: float(v) / max(count, 1) for k, v in totals.items()}
 
 
 def masked_rows(mask: Tensor, ratio: float) -> tuple[Tensor, Tensor]:

@@ -36,6 +36,7 @@ from workbench.methods.base import (
     ClassifierMethod,
     hard_labels,
     load_parent_module,
+    mean_over,
     param_groups,
 )
 from workbench.methods.deit import Config
@@ -162,15 +163,27 @@ class DeitMethod(ClassifierMethod):
                 out["teacher"].append(model.teacher_logits(images).softmax(-1).cpu())
         return {k: torch.cat(v) for k, v in out.items() if v}
 
+    @torch.no_grad()
     def evaluate(self, model: DistillationModel, batches: Iterable[Batch]) -> dict[str, float]:
-        p = self.predictions(model, batches)
-        y = p["labels"]
-        metrics = {"loss": float(F.nll_loss(p["avg"].clamp_min(1e-12).log(), y)),
-                   "top1": _top1(p["avg"], y), "top1_cls": _top1(p["cls"], y), "top1_dist": _top1(p["dist"], y)}
-        if "teacher" in p:
-            metrics["teacher_top1"] = _top1(p["teacher"], y)
-            metrics["agreement"] = float((p["avg"].argmax(-1) == p["teacher"].argmax(-1)).float().mean())
-        return metrics
+        """The student's loss and top-1 (the heads' mean logits), each head's top-1, and with a
+        teacher its top-1 and the student's agreement with it; on the device (`report` keeps the
+        per-image predictions)."""
+
+        def metrics(batch: Batch) -> dict[str, Tensor]:
+            images, labels = batch
+            cls, dist = model.heads(images)
+            avg = average_logits(cls, dist)
+            guess = avg.argmax(-1)
+            out = {"loss": F.cross_entropy(avg, labels), "top1": (guess == labels).float().mean(),
+                   "top1_cls": (cls.argmax(-1) == labels).float().mean(),
+                   "top1_dist": (dist.argmax(-1) == labels).float().mean()}
+            if model.teacher is not None:
+                teacher = model.teacher_logits(images).argmax(-1)
+                out["teacher_top1"] = (teacher == labels).float().mean()
+                out["agreement"] = (guess == teacher).float().mean()
+            return out
+
+        return mean_over(batches, metrics)
 
     def report(self, model: DistillationModel, batches: Iterable[Batch]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Teacher vs student on the validation set, for the comparison view: top-1 of every head,
