@@ -40,8 +40,8 @@ def main() -> None:
     out: dict = {"bench": "masks", "patch_grid": [14, 14], "batch": args.batch, "processes": args.processes}
     for strategy, ratio, exact in STRATEGIES:
         one, all_ = (best_ms(strategy, args.batch, ratio, exact, args.rounds, n) for n in (1, args.processes))
-        out[strategy] = {"ratio": ratio, "exact": exact, "ms_one_process": round(one, 2),
-                         f"ms_{args.processes}_processes": round(all_, 2)}
+        out[strategy] = {"ratio": ratio, "exact": exact, "ms_one_process": round(one, 3),
+                         f"ms_{args.processes}_processes": round(all_, 3)}
     for strategy, _, _ in STRATEGIES[1:]:
         out[strategy]["vs_random"] = round(out[strategy]["ms_one_process"] / out["random"]["ms_one_process"], 2)
     print(json.dumps(out))

@@ -136,7 +136,7 @@ def test_inspect_view_reconstructs_and_maps_attention(runs, qtbot, tmp_path) -> 
     view.show_run(None)  # the run was deselected (or deleted): nothing of it stays on screen
     assert view.samples.count() == 0 and view.output.item.pixmap().isNull() and view.source.text() == "image: none yet"
     view.show_run(store.get_run(ids["teacher"]))  # a CNN: nothing to ask
-    qtbot.waitUntil(lambda: "nothing to inspect" in view.title.text())
+    qtbot.waitUntil(lambda: "nothing to inspect" in view.title.text(), timeout=30_000)
     assert not view.attention_button.isEnabled() and not view.reconstruct_button.isEnabled()
     assert tasks.wait()
 

@@ -43,7 +43,7 @@ def test_the_cluster_group_shows_slurms_fields_only_for_a_slurm_run(qtbot, store
     form.widgets["executor"].setCurrentText("slurm")
     assert all(form.rows[n].isRowVisible(form.widgets[n]) for n in slurm_fields)
     form.widgets["slurm_sbatch"].setText("-C a100")
-    qtbot.waitUntil(lambda: not dialog.start_button.isEnabled())
+    qtbot.waitUntil(lambda: not dialog.start_button.isEnabled(), timeout=30_000)
     assert "slurm sbatch: '-C' is not an sbatch flag" in dialog.error.text() and "d64545" in form.widgets["slurm_sbatch"].styleSheet()
     form.widgets["executor"].setCurrentText("local")
     assert not form.rows["slurm_sbatch"].isRowVisible(form.widgets["slurm_sbatch"])
@@ -204,7 +204,7 @@ def test_start_from_a_weights_file_fills_and_locks_the_shape_and_starts_with_ini
     dialog.form.widgets["heads"].setValue(3)
     assert dialog.start_button.isEnabled(), dialog.error.text()
     dialog.start()  # the run is written on a worker thread
-    qtbot.waitUntil(lambda: dialog.created is not None)
+    qtbot.waitUntil(lambda: dialog.created is not None, timeout=30_000)
     assert dialog.created.config["init"] == str(tmp_path / "w.safetensors")
     dialog.start_from.kind.setCurrentIndex(0)  # random weights again: nothing locked
     assert dialog.form.values()["init"] == "" and dialog.form.widgets["width"].isEnabled()
@@ -226,7 +226,7 @@ def test_a_started_form_cannot_be_cancelled_until_its_run_is_written(qtbot, stor
     assert not dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel).isEnabled()
     dialog.reject()
     assert dialog.isVisible()
-    qtbot.waitUntil(lambda: dialog.created is not None)
+    qtbot.waitUntil(lambda: dialog.created is not None, timeout=30_000)
     assert not dialog.isVisible() and dialog.result() == QDialog.DialogCode.Accepted
     assert [r.id for r in store.list_runs()] == [dialog.created.id]
 

@@ -55,7 +55,7 @@ def test_the_dialog_plans_as_you_type_and_starts_a_study(qtbot, store: Store) ->
     dialog.values[1].setText("1,2")
     assert "4 runs" in dialog.status.text()
     dialog.start()  # the study is written on a worker thread
-    qtbot.waitUntil(lambda: dialog.created is not None)
+    qtbot.waitUntil(lambda: dialog.created is not None, timeout=30_000)
     study = dialog.created
     assert study is not None and study.template == ""
     runs = [r for r in store.list_runs()]
