@@ -24,14 +24,21 @@ case "${1:-}" in
     run)
         shift
         : "${OUT:?OUT: the folder the results go to (the device tool sets it)}"
-        if ! python3 -c "import sqlalchemy" 2>/dev/null; then  # the GPU machine's image; not a machine set up here
+        mkdir -p "$OUT"
+        export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+        # the GPU machine's image lacks these; a machine set up here (pip install -e .) has them
+        if ! python3 -c "import sqlalchemy, alembic, mako, platformdirs, timm" 2>/dev/null; then
+            if ! compgen -G ".whl/*.whl" >/dev/null; then
+                echo "no wheels in .whl/: run 'bash bench/gpu_session.sh fetch' here, and carry .whl" >&2
+                exit 1
+            fi
             python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-            export PYTHONPATH="/tmp/site:$PWD"
+            export PYTHONPATH="/tmp/site:$PYTHONPATH"
         fi
-        export PYTHONUNBUFFERED=1
         { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-          python3 -c "import torch, timm, sys; print(sys.version.split()[0], torch.__version__, torch.version.cuda, timm.__version__)"
+          python3 -c "import torch, timm, sys; print(sys.version.split()[0], torch.__version__, torch.version.cuda, timm.__version__)" || true
         } > "$OUT/env.txt" 2>&1
+        cat "$OUT/env.txt"
         python3 bench/gpu.py --cases "${CASES[@]}" --sync-debug --budget-s "${BUDGET_S:-420}" --out "$OUT/gpu.json" "$@" \
             2>&1 | tee "$OUT/gpu.log"
         ;;

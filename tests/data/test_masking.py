@@ -69,12 +69,16 @@ def test_same_seed_same_mask(strategy: str) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["random", "block", "grid"])
-def test_one_process_share_of_a_batchs_masks_is_those_rows_of_the_whole(strategy: str) -> None:
-    """Each of 3 processes keeps rows rank::3 of the 12 images' masks, and draws them alike."""
-    whole = make_mask(strategy, 12, (8, 8), 0.6, np.random.default_rng(3), exact=False)
+@pytest.mark.parametrize("exact", [True, False])
+def test_one_process_share_of_a_batchs_masks_is_those_rows_of_the_whole(strategy: str, exact: bool) -> None:
+    """Each of 3 processes keeps rows rank::3 of the 12 images' masks, drawn alike, and leaves its
+    generator where the whole draw leaves it (so later draws agree too)."""
+    rng = np.random.default_rng(3)
+    whole, after = make_mask(strategy, 12, (8, 8), 0.6, rng, exact=exact), rng.random()
     for rank in range(3):
-        share = make_mask(strategy, 12, (8, 8), 0.6, np.random.default_rng(3), exact=False, keep=slice(rank, None, 3))
-        assert share.shape == (4, 64) and np.array_equal(share, whole[rank::3])
+        rng = np.random.default_rng(3)
+        share = make_mask(strategy, 12, (8, 8), 0.6, rng, exact=exact, keep=slice(rank, None, 3))
+        assert share.shape == (4, 64) and np.array_equal(share, whole[rank::3]) and rng.random() == after
 
 
 def test_bad_arguments() -> None:

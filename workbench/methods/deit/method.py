@@ -10,6 +10,7 @@ augmented batch. At inference the two heads' softmax outputs are averaged.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -171,10 +172,13 @@ class DeitMethod(ClassifierMethod):
 
         def metrics(batch: Batch) -> dict[str, Tensor]:
             images, labels = batch
+            labels = hard_labels(labels)
             cls, dist = model.heads(images)
             avg = average_logits(cls, dist)
             guess = avg.argmax(-1)
-            out = {"loss": F.cross_entropy(avg, labels), "top1": (guess == labels).float().mean(),
+            # an image's loss is capped at -log(1e-12), as DeiT's evaluation has always reported it
+            log_probs = F.log_softmax(avg, -1).clamp_min(math.log(1e-12))
+            out = {"loss": F.nll_loss(log_probs, labels), "top1": (guess == labels).float().mean(),
                    "top1_cls": (cls.argmax(-1) == labels).float().mean(),
                    "top1_dist": (dist.argmax(-1) == labels).float().mean()}
             if model.teacher is not None:
