@@ -72,6 +72,25 @@ def test_a_jpeg_that_stopped_decoding_names_itself_when_decoded_on_the_device(st
         decode_batch(encoded, torch.device("cpu"))
 
 
+def test_a_torchvision_without_decode_jpeg_fails_a_device_decoded_run_at_its_start_in_a_sentence(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision 0.29 deprecates decode_jpeg for TorchCodec's decoders: a release that drops it."""
+    import torchvision.io
+
+    from workbench.engine.execute import execute
+
+    root = tmp_path / "photos"
+    write_folder(root)
+    registry.register(store, "photos", "imagefolder", root)
+    monkeypatch.setattr(registry, "CACHE_LIMIT_BYTES", 0)  # read from its files, as decode=device does
+    monkeypatch.delattr(torchvision.io, "decode_jpeg")
+    run = create_run(store, "vit", preset="tiny", overrides=["dataset=photos", "decode=device", "max_steps=2"])
+    assert execute(store, run.id, log=lambda _: None) == "failed"
+    error = store.get_run(run.id).error
+    assert error.startswith("decode: torchvision ") and "no longer has decode_jpeg, which decode=device uses; " \
+        "use decode=loader" in error, error
+
+
 def test_loader_processes_hand_over_encoded_batches_within_a_few_open_files(tmp_path: Path) -> None:
     """A loader process hands each tensor to the training process as an open file: a batch of 128
     JPEGs as 128 tensors hung a process allowed 64 open files; as one blob it reads them all."""

@@ -6,15 +6,16 @@ other ranks while the first fills the cache): decoded by Pillow in the loader's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from workbench.data import folders
-from workbench.errors import DataError
+from workbench.errors import ConfigError, DataError
 
 
 class FileDataset(Dataset):
@@ -71,6 +72,10 @@ class Encoded:
 class EncodedDataset(FileDataset):
     """`decode=device`: a folder read from its files, decoded by the run's device (`decode_batch`):
     the loader only reads each JPEG's bytes; other formats are decoded here with Pillow."""
+
+    def __init__(self, items: list[tuple[Path, int]], image_size: int) -> None:
+        jpeg_decoder()  # a torchvision without it fails the run at its start, in a sentence
+        super().__init__(items, image_size)
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[Encoded, torch.Tensor]:  # type: ignore[override]
         chunks: list[bytes] = []
@@ -139,17 +144,29 @@ def _parts(jpegs: list[int], spans: list[tuple[int, int]]) -> Iterator[list[int]
         yield part
 
 
+def jpeg_decoder() -> Callable[..., Any]:
+    """torchvision's `decode_jpeg` as `decode(data, device=)` -> RGB. torchvision 0.29 deprecates it
+    for TorchCodec's decoders; a release without it is said in a sentence, not an ImportError."""
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError as exc:
+        import torchvision
+
+        raise ConfigError("decode", f"torchvision {torchvision.__version__} no longer has decode_jpeg, which "
+                                    f"decode=device uses; use decode=loader") from exc
+    return partial(decode_jpeg, mode=ImageReadMode.RGB)
+
+
 def _decode(encoded: list[torch.Tensor], paths: list[str], size: int, where: torch.device) -> list[torch.Tensor]:
     """JPEG bytes -> images [3, H, W] uint8 on `where` (one of Pillow's, already [3, size, size])."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-
+    decode_jpeg = jpeg_decoder()
     try:
-        return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=where)
+        return decode_jpeg(encoded, device=where)
     except RuntimeError:
         decoded = []
         for data, path in zip(encoded, paths):
             try:
-                decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=where))
+                decoded.append(decode_jpeg(data, device=where))
             except RuntimeError:
                 decoded.append(_pillow(data.numpy().tobytes(), path, size).to(where))
         return decoded
