@@ -179,16 +179,24 @@ def test_steps_of_methods_with_parents_never_wait_for_the_device(store: Store) -
         assert not found, (method, sorted(set(found)))
 
 
-@pytest.mark.parametrize("method_name, overrides, keys", [
-    ("vit", {}, {"loss", "top1"}),
-    ("deit", {"distill": "none"}, {"loss", "top1", "top1_cls", "top1_dist"})])
-def test_an_evaluation_reads_its_metrics_once_not_at_every_batch(method_name: str, overrides: dict,
+@pytest.mark.parametrize("method_name, teacher, keys", [
+    ("vit", False, {"loss", "top1"}),
+    ("deit", False, {"loss", "top1", "top1_cls", "top1_dist"}),
+    ("deit", True, {"loss", "top1", "top1_cls", "top1_dist", "teacher_top1", "agreement"})])
+def test_an_evaluation_reads_its_metrics_once_not_at_every_batch(method_name: str, teacher: bool,
                                                                   keys: set[str]) -> None:
     from workbench.data import DataInfo
     from workbench.methods import get_method, make_config
+    from workbench.methods.base import ParentRun
 
-    method = get_method(method_name)(make_config(method_name, "tiny", overrides),
-                                     DataInfo([str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3, 32))
+    info = DataInfo([str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3, 32)
+    parents = {}
+    if teacher:
+        cnn = make_config("cnn", "tiny")
+        state = get_method("cnn")(cnn, info).build().state_dict()
+        parents = {"teacher": ParentRun(1, "cnn", cnn, lambda: state)}
+    overrides = {} if teacher or method_name != "deit" else {"distill": "none"}
+    method = get_method(method_name)(make_config(method_name, "tiny", overrides), info, parents)
     model = method.build().eval()
     batches = [(torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))) for _ in range(5)]
     with Syncs() as syncs:
