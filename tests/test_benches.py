@@ -20,9 +20,17 @@ def _run(tmp_path: Path, script: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_gpu_bench_runs_its_small_geometry_on_a_cpu(tmp_path: Path) -> None:
-    result = _run(tmp_path, "gpu.py", "--small", "--batch", "32", "--steps", "2", "--cases", "vit", "vit_files_device",
-                  "--jpegs", "300")
+def test_gpu_bench_runs_its_small_geometry_on_a_cpu_through_the_gpu_sessions_script(tmp_path: Path) -> None:
+    """bench/gpu_session.sh, as a GPU session runs it (its cases cut to two, at the CPU's geometry)."""
+    out = tmp_path / "out"
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "home"), "OUT": str(out), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(BENCH / "gpu_session.sh"), "run", "--small", "--batch", "32", "--steps", "2",
+                           "--cases", "vit", "vit_files_device", "--jpegs", "300"],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((out / "gpu.json").read_text())
+    assert '"vit_files_device": {' in (out / "gpu.log").read_text()  # each case's line as it ends
+    assert sys.version.split()[0] in (out / "env.txt").read_text()
     assert result["bench"] == "gpu" and result["preset"] == "tiny" and result["peak_source"] == "measured matmul"
     vit, files = result["vit"], result["vit_files_device"]
     assert "error" not in vit and "error" not in files, (vit, files)
