@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -79,8 +80,6 @@ class RandAugmented(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        import random
-
         images, labels = self.dataset.__getitems__(indices)  # type: ignore[attr-defined]
         # timm's RandAugment draws from Python's and numpy's global generators: seeded for this batch,
         # then given back as they were (in the training process, Mixup draws from numpy's)
