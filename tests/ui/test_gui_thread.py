@@ -220,3 +220,29 @@ def test_the_parallel_runs_box_reads_again_when_its_first_read_fails(qtbot, stor
     assert window.parallel.value() == 4 and len(reads) >= 2
     settle(window)
     window.close()
+
+
+def test_garbage_is_collected_on_the_gui_thread_only(qtbot) -> None:
+    """A job that allocates on a worker thread never runs Python's cyclic collector there: it would
+    free garbage Qt objects off the GUI thread (seen: a segfault in QObject::event while a job
+    opened the store). The GUI thread collects instead, by the same thresholds, within seconds."""
+    from workbench.ui.tasks import Tasks
+
+    freed_on: list[str] = []
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self  # garbage only the cyclic collector frees
+
+        def __del__(self) -> None:
+            freed_on.append(threading.current_thread().name)
+
+    def job() -> list[list]:
+        Cycle()  # garbage at once, in the youngest generation
+        return [[] for _ in range(100_000)]  # kept: the collector's count stays past its threshold
+
+    tasks = Tasks()
+    kept: list[list] = []
+    tasks.submit(job, kept.append)
+    qtbot.waitUntil(lambda: bool(freed_on and kept), timeout=10_000)
+    assert freed_on == [threading.main_thread().name]

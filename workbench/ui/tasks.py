@@ -8,21 +8,58 @@ object carries every result back (a queued signal, tagged with the job's number)
 callbacks are dropped once called; a QObject per job, with lambdas connected to its own
 signals, is a reference cycle through C++ that Python's collector never frees (the soak test
 found ~1 leaked per poll).
+
+While a `Tasks` exists, Python's cyclic collector runs on the GUI thread only (`collect_on_gui_thread`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import itertools
 import time
 import traceback
 from typing import Any, Callable, TypeVar
 
-from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 
 Callback = Callable[[Any], None] | None
 Submit = Callable[..., None]  # Tasks.submit
 T = TypeVar("T")
+COLLECT_MS = 1000  # how often the GUI thread looks whether a collection is due
+_collector: QTimer | None = None
+
+
+def collect_on_gui_thread() -> None:
+    """Turn Python's automatic cyclic collection off and collect on the GUI thread instead, by the
+    same thresholds, each COLLECT_MS.
+
+    The automatic collector runs in whichever thread allocates past its threshold. In a worker
+    thread (a store query) it frees garbage Qt objects there (a closed dialog, a window and its
+    views), while the GUI thread may be delivering an event to one of them: a segfault in
+    `QObject::event`, about one run in ten of tests/ui/test_store_connection.py. pyqtgraph's
+    `GarbageCollector` does the same, but importing it loads pyqtgraph before the window paints."""
+    global _collector
+    gc.disable()
+    if _collector is None:
+        _collector = QTimer(QCoreApplication.instance())  # as long as the application
+        _collector.timeout.connect(_collect_due)
+        _collector.start(COLLECT_MS)
+
+
+def _collect_due() -> None:
+    """One step of what the automatic collector would have done by now: the youngest generation
+    past its threshold, and the older ones past theirs."""
+    if gc.isenabled():  # given back (a test's teardown): the interpreter collects on its own again
+        return
+    thresholds, counts = gc.get_threshold(), gc.get_count()
+    generation = -1
+    for g in range(3):
+        if counts[g] <= thresholds[g]:
+            break
+        generation = g
+    if generation >= 0:
+        gc.collect(generation)
 
 
 def wait_until(done: Callable[[], bool], seconds: float | None = None) -> bool:
@@ -74,6 +111,7 @@ class _Relay(QObject):
 class Tasks(QObject):
     def __init__(self, parent: QObject | None = None, threads: int = 4) -> None:
         super().__init__(parent)
+        collect_on_gui_thread()  # before its threads allocate anything
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="workbench-task")
         self.relay = _Relay(self)
         self.relay.done.connect(self._done)
