@@ -9,6 +9,7 @@ passed to the workers and CLI processes it starts through WORKBENCH_DB. A test m
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sqlite3
@@ -54,6 +55,14 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     else:
         monkeypatch.delenv("WORKBENCH_DB", raising=False)
     return name
+
+
+@pytest.fixture(autouse=True)
+def automatic_collection_given_back() -> None:
+    """A window's `Tasks` hands Python's cyclic collection to the GUI thread for the rest of the
+    process (tasks.collect_on_gui_thread); each test gives it back, so the next starts as Python does."""
+    yield
+    gc.enable()
 
 
 @pytest.fixture(scope="session")

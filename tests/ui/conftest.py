@@ -1,7 +1,5 @@
 """The main window every GUI test drives: loaded, with its poll timer stopped (tests poll by hand)."""
 
-import gc
-
 import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
@@ -9,14 +7,6 @@ from PySide6.QtWidgets import QApplication
 from workbench.store import Store
 from workbench.ui.main_window import MainWindow
 from workbench.ui.new_run_dialog import NewRunDialog
-
-
-@pytest.fixture(autouse=True)
-def automatic_collection_given_back() -> None:
-    """A window's `Tasks` hands Python's cyclic collection to the GUI thread for the rest of the
-    process (tasks.collect_on_gui_thread); each test gives it back, so the next starts as Python does."""
-    yield
-    gc.enable()
 
 
 @pytest.fixture
