@@ -49,6 +49,7 @@ class PostgresServer:
         self.tmp: Path | None = None
         self._owner_pid = os.getpid()  # a forked child's atexit must not stop the parent's server
         self._as_postgres = hasattr(os, "geteuid") and os.geteuid() == 0
+        self._watchdog: subprocess.Popen | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -60,14 +61,29 @@ class PostgresServer:
         assert self.tmp is not None
         return self.tmp / "server.log"
 
+    def _env(self) -> dict[str, str]:
+        """The environment without PG* settings (a stray PGDATA or PGPORT would point a program
+        elsewhere)."""
+        return {**{k: v for k, v in os.environ.items() if not k.startswith("PG")}, "LC_ALL": "C"}
+
     def _run(self, *args: str) -> subprocess.CompletedProcess:
-        """One PostgreSQL program, as the user the server runs as, with no PG* settings from the
-        environment (a stray PGDATA or PGPORT would point it elsewhere)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env["LC_ALL"] = "C"
-        return subprocess.run([str(self.bin_dir / args[0]), *args[1:]], cwd=self.tmp, env=env,
+        """One PostgreSQL program, as the user the server runs as."""
+        return subprocess.run([str(self.bin_dir / args[0]), *args[1:]], cwd=self.tmp, env=self._env(),
                               user="postgres" if self._as_postgres else None, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=self.startup_timeout + 30)
+
+    def _start_watchdog(self) -> None:
+        """A shell that waits for this process to die, however it dies, then stops the server and
+        deletes its directory. pg_ctl detaches the server, so it outlives a pytest that aborts
+        (a crash in Qt) or is killed: no finalizer or atexit runs then, but the kernel closes our
+        end of the pipe, and `cat` returns. After `stop()` it finds nothing left to do."""
+        assert self.tmp is not None
+        script = 'cat >/dev/null; "$0" stop -m immediate -w -D "$1" >/dev/null 2>&1; rm -rf "$2"'
+        self._watchdog = subprocess.Popen(
+            ["sh", "-c", script, str(self.bin_dir / "pg_ctl"), str(self.data_dir), str(self.tmp)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self._env(),
+            user="postgres" if self._as_postgres else None,  # owns the directory, and pg_ctl runs as it
+            start_new_session=True)  # a Ctrl-C reaches pytest, which stops the server itself
 
     def start(self) -> PostgresServer:
         """Create the cluster and start it; raises RuntimeError with the server log's tail on
@@ -77,6 +93,7 @@ class PostgresServer:
         try:
             if self._as_postgres:
                 shutil.chown(self.tmp, "postgres", "postgres")
+            self._start_watchdog()
             init = self._run("initdb", "-D", str(self.data_dir), "-U", USER, "--auth=trust",
                              "--encoding=UTF8", "--no-locale", "--no-sync")
             if init.returncode != 0:
@@ -153,6 +170,9 @@ class PostgresServer:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
             atexit.unregister(self.stop)
+            if self._watchdog is not None:
+                self._watchdog.communicate()  # closes its pipe: it wakes, finds nothing, and exits
+                self._watchdog = None
 
     def pause(self) -> None:
         """Stop the server and keep its data (a server gone down, or a network cut: clients see
