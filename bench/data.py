@@ -37,6 +37,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from workbench import paths
+
 SIZE, CROP = 256, 224
 
 
@@ -61,7 +63,7 @@ def write_folder(root: Path, count: int) -> float:
         (root / name).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     step = 500
-    with multiprocessing.get_context("spawn").Pool(os.cpu_count()) as pool:
+    with multiprocessing.get_context("spawn").Pool(paths.cpus()) as pool:
         pool.map(_write_chunk, [(str(root), i, min(count, i + step)) for i in range(0, count, step)])
     return time.perf_counter() - start
 
@@ -142,7 +144,7 @@ def main() -> None:
     from workbench.data.loading import ArrayDataset, make_loader
 
     root = Path(args.folder or tempfile.mkdtemp(prefix="wb-jpegs-"))
-    cores = os.cpu_count() or 1
+    cores = paths.cpus()
     result: dict[str, Any] = {"bench": "data", "images": args.images, "read": args.read, "size": SIZE, "crop": CROP,
                               "batch": args.batch, "cpu_cores": cores, "torch": torch.__version__}
     if not args.folder:

@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+from workbench import paths
+
 WARM = 10
 
 
@@ -38,7 +40,7 @@ def _train(rank: int, world: int, mode: str, args: argparse.Namespace, port: int
     cuda = torch.cuda.is_available()
     device = torch.device("cuda", rank) if cuda else torch.device("cpu")
     if not cuda:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        torch.set_num_threads(max(1, paths.cpus() // world))
     if world > 1:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
@@ -107,7 +109,7 @@ def main() -> None:
     ddp = measure("ddp", args.procs, args)
     backend = f"nccl x{torch.cuda.device_count()}" if torch.cuda.is_available() else "gloo (CPU)"
     print(json.dumps({"bench": "ddp", "method": args.method, "batch": args.batch, "steps": args.steps,
-                      "procs": args.procs, "backend": backend, "cpu_cores": os.cpu_count(),
+                      "procs": args.procs, "backend": backend, "cpu_cores": paths.cpus(),
                       "single_images_per_s": round(single, 1), "flat_allreduce_images_per_s": round(flat, 1),
                       "ddp_images_per_s": round(ddp, 1), "ddp_vs_flat": round(ddp / flat, 3),
                       "ddp_vs_single": round(ddp / single, 3)}))

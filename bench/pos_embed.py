@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import statistics
 import time
 
 from common import bench_store, train_tiny
+
+from workbench import paths
 
 VARIANTS = ("learned-1d", "learned-2d", "sincos-2d", "none")
 
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2)
     args = parser.parse_args()
     bench_store()  # one throw-away home for every run
-    threads = max(1, (os.cpu_count() or 1) // args.parallel)
+    threads = max(1, paths.cpus() // args.parallel)
     jobs = [(variant, seed, args.epochs, threads) for seed in args.seeds for variant in VARIANTS]
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.parallel, maxtasksperchild=1) as pool:

@@ -62,6 +62,16 @@ def host() -> str:
     return os.environ.get("WORKBENCH_HOST") or socket.gethostname()
 
 
+def cpus() -> int:
+    """The CPU cores this process may run on: its affinity (set by taskset, a Slurm job's cpuset,
+    a container), not the machine's count. Threads and processes sized by it never oversubscribe
+    the cores this process was given (spinning OpenMP threads on shared cores slow every run
+    several times over). macOS and Windows have no affinity call: the machine's count there."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def db_path() -> Path:
     return home() / "workbench.sqlite"
 

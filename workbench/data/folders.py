@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from workbench.errors import DataError
+from workbench.paths import cpus
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MAX_REPORTED = 500  # problems kept in a scan report
@@ -265,7 +266,7 @@ def load_images(paths: list[Path], size: int, workers: int = 0, nice: int = 0) -
     process decodes ~190 JPEGs a second at 224 px (bench/data.py), so a 20,000-image folder's
     first run would wait ~2 minutes for it alone. `nice`: the processes' niceness, so that a
     decode in the background leaves the cores to a run that trains meanwhile."""
-    workers = workers or min(8, os.cpu_count() or 1)
+    workers = workers or min(8, cpus())
     jobs = [(path, size) for path in paths]
     if workers == 1 or len(paths) < PARALLEL_FROM:
         yield from map(_load_job, jobs)

@@ -9,7 +9,6 @@ work image by image, is the loader's (`RandAugmented`).
 from __future__ import annotations
 
 import math
-import os
 import random
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from workbench import paths
 from workbench.config import TrainConfig
 from workbench.data import DataInfo
 from workbench.data.cache import Filling
@@ -188,7 +188,7 @@ def loader_workers(cfg: TrainConfig, dataset: Dataset, device_type: str, world: 
         return cfg.num_workers
     if device_type != "cuda" or not (isinstance(dataset, FileDataset) or augmenting):
         return 0
-    return max(1, min(8, (os.cpu_count() or 1) // world - 1))
+    return max(1, min(8, paths.cpus() // world - 1))
 
 
 def data_path(loader: DataLoader, device_type: str) -> str:

@@ -80,6 +80,6 @@ class CpuShare:
         else:
             host = paths.host()
             running = sum(r.host == host for r in self.store.list_runs(status=RunStatus.RUNNING))
-            wanted = max(1, (os.cpu_count() or 1) // max(1, running * self.share))
+            wanted = max(1, paths.cpus() // max(1, running * self.share))
         if wanted != torch.get_num_threads():  # setting the current value again slows CPU steps
             torch.set_num_threads(wanted)

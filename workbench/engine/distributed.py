@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from workbench import paths
 from workbench.errors import WorkbenchError
 
 
@@ -65,7 +66,7 @@ def become_torchrun(worker_module: str, run_id: int, config: dict[str, Any]) -> 
     argv = launch_argv(worker_module, run_id, nproc, nnodes, str(config.get("rdzv_endpoint", "")))
     machines = f" on each of {nnodes} machines meeting at {config['rdzv_endpoint']}" if nnodes > 1 else ""
     print(f"run {run_id}: {nproc} processes through torchrun{machines}", flush=True)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, paths.cpus() // nproc)))
     os.execv(argv[0], argv)
 
 
