@@ -301,7 +301,6 @@ def test_archive_hides_ended_runs_without_asking_and_unarchive_brings_them_back(
     window.select_run(queued)
     settle(window)
     assert not window.actions.archive.isEnabled()  # a queued or running run stays in the list
-    window.table.clearSelection()  # (a modifier key an earlier test pressed can make selectRow add)
     window.select_run(archived)
     settle(window)  # the actions follow the selection once its change is handled
     assert window.actions.archive.isEnabled() and not window.actions.unarchive.isVisible()
@@ -378,3 +377,21 @@ def test_the_theme_switch_darkens_plots_and_banners_and_is_remembered(window: Ma
         reopened.close()
     finally:
         theme.apply("system")  # the palette is the application's: leave it as the other tests expect
+
+
+def test_a_run_selected_by_the_window_while_ctrl_is_held_stays_selected(window: MainWindow, store: Store,
+                                                                         qtbot) -> None:
+    """The window selects a run itself (one just created: once when its poll shows it, and again
+    on request). With Ctrl held, or left so by the last key event of an earlier test, the second
+    selection once toggled the run off."""
+    first, second = finished_run(store, "vit"), finished_run(store, "vit")
+    poll(window)
+    qtbot.keyPress(window.table, Qt.Key.Key_Control, Qt.KeyboardModifier.ControlModifier)
+    try:
+        assert QApplication.keyboardModifiers() & Qt.KeyboardModifier.ControlModifier  # as the user holds it
+        window.select_run(first)
+        window.select_run(second)
+        window.select_run(second)
+        assert [r.id for r in window.selected_runs()] == [second]
+    finally:
+        qtbot.keyRelease(window.table, Qt.Key.Key_Control)

@@ -195,15 +195,18 @@ class RunsPanel(QWidget):
             self.select_run(run_id, add=True)
 
     def select_run(self, run_id: int, *, add: bool = False) -> None:
+        """Select the run's row (and make it current), or add it to the selection. Never through
+        `selectRow`, which reads the keyboard's modifiers: with Ctrl held (or left so by the last
+        key event) it toggled, and a run just created, selected twice, ended unselected."""
         row = self.model.row_of(run_id)
         if row is None:
             return
         index = self.proxy.mapFromSource(self.model.index(row, 0))
+        flags = self.table.selectionModel().SelectionFlag
         if add:
-            flags = self.table.selectionModel().SelectionFlag
             self.table.selectionModel().select(index, flags.Select | flags.Rows)
         else:
-            self.table.selectRow(index.row())
+            self.table.selectionModel().setCurrentIndex(index, flags.ClearAndSelect | flags.Rows)
 
     def fit_columns(self, columns: list[int] | None = None) -> None:
         """Fit columns to their contents; names and tags no wider than NAME_WIDTH."""
