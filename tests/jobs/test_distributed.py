@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tests.conftest import wait_for
+from workbench import paths
 from workbench.config import ConfigError
 from workbench.engine.checkpoint import Checkpoints
 from workbench.jobs import create_run
@@ -149,13 +150,13 @@ def test_cancelling_a_two_process_run_checkpoints_and_stops_both(store: Store) -
     scheduler.tick(store, runner)
     wait_for(lambda: store.get_run(run.id).step >= 20)
     pid = store.get_run(run.id).pid
+    assert len(_workers_of(run.id)) == 3  # torchrun and its two ranks, found while they run
     assert runner.cancel(run.id, grace=30) == RunStatus.CANCELLED
     row = store.get_run(run.id)
     assert row.error is None and not is_worker_alive(pid, run.id)
     _, art = Checkpoints(store, run.id).latest_readable()
     assert art.step == row.step >= 20  # the step all ranks stopped after
-    left = [p for p in Path("/proc").glob("[0-9]*") if _worker_args(p) == ["-m", "workbench.worker", str(run.id)]]
-    assert left == []  # no rank left behind
+    assert _workers_of(run.id) == []  # no rank left behind
 
 
 def test_a_rank_killed_interrupts_the_run_naming_it_and_resume_finishes(store: Store) -> None:
@@ -177,11 +178,19 @@ def test_a_rank_killed_interrupts_the_run_naming_it_and_resume_finishes(store: S
     assert [r[1] for r in store.metrics(run.id, key="val/top1")] == [20, 40]
 
 
-def _worker_args(proc: Path) -> list[str]:
-    try:
-        return [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0") if a][-3:]
-    except OSError:
-        return []
+def _workers_of(run_id: int) -> list[int]:
+    """The pids of this test's worker processes of `run_id` (torchrun and its ranks): by their
+    arguments and home, since a test running beside this one (pytest-xdist) has a run `run_id` too."""
+    home = str(paths.home())
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.cmdline()[-3:] == ["-m", "workbench.worker", str(run_id)] \
+                    and proc.environ().get("WORKBENCH_HOME") == home:
+                found.append(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
 
 
 def _vote(rank: int, rendezvous: str, out: str) -> None:

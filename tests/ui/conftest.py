@@ -1,4 +1,7 @@
-"""The main window every GUI test drives: loaded, with its poll timer stopped (tests poll by hand)."""
+"""The main window every GUI test drives: loaded, with its poll timer stopped (tests poll by hand);
+waits for its dialogs that end with their test."""
+
+from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
@@ -7,6 +10,32 @@ from PySide6.QtWidgets import QApplication
 from workbench.store import Store
 from workbench.ui.main_window import MainWindow
 from workbench.ui.new_run_dialog import NewRunDialog
+
+
+class _Wait:
+    """A test's wait for a dialog to open (`in_dialog`, `answer_next_box`), until it acts."""
+
+    looking: list[_Wait] = []
+
+    def __init__(self, what: str) -> None:
+        self.what, self.stopped = what, False
+        _Wait.looking.append(self)
+
+    def end(self) -> None:
+        _Wait.looking.remove(self)
+
+
+@pytest.fixture(autouse=True)
+def waits_end_with_their_test() -> None:
+    """A dialog wait still looking when its test ends would act on a later test's dialog: a
+    Duplicate that opened no form once clicked Start in the next test's form (pytest-xdist ran
+    them in another order). It is stopped, and the test that left it fails."""
+    yield
+    left = [wait.what for wait in _Wait.looking]
+    for wait in _Wait.looking:
+        wait.stopped = True
+    _Wait.looking.clear()
+    assert not left, f"waited for a dialog that never opened: {', '.join(left)}"
 
 
 @pytest.fixture
@@ -26,13 +55,17 @@ def answer_next_box(button: str, tries: int = 250) -> list[str]:
     from PySide6.QtWidgets import QMessageBox
 
     seen: list[str] = []
+    wait = _Wait(f"a message box to answer {button!r}")
 
     def click(left: int = tries) -> None:
+        if wait.stopped:
+            return
         box = QApplication.activeModalWidget()
         if not isinstance(box, QMessageBox):
             if left:
                 QTimer.singleShot(20, lambda: click(left - 1))
             return
+        wait.end()
         seen.append(f"{box.text()}\n{box.informativeText()}")
         choice = next((b for b in box.buttons() if b.text().replace("&", "") == button), None)
         assert choice is not None, f"no {button!r} button among {[b.text() for b in box.buttons()]}"
@@ -73,8 +106,16 @@ def select_method(dialog: NewRunDialog, method: str) -> None:
 
 def in_dialog(act, kind: type = NewRunDialog, tries: int = 1000) -> None:
     """Run `act(dialog)` once the window's modal dialog of `kind` is open (after its form's read)."""
-    dialog = QApplication.activeModalWidget()
-    if isinstance(dialog, kind):
-        act(dialog)
-    elif tries:
-        QTimer.singleShot(10, lambda: in_dialog(act, kind, tries - 1))
+    wait = _Wait(f"a {kind.__name__}")
+
+    def look(left: int) -> None:
+        if wait.stopped:
+            return
+        dialog = QApplication.activeModalWidget()
+        if isinstance(dialog, kind):
+            wait.end()
+            act(dialog)
+        elif left:
+            QTimer.singleShot(10, lambda: look(left - 1))
+
+    look(tries)

@@ -141,8 +141,10 @@ def test_the_next_new_experiment_opens_on_the_last_preset_chosen_even_after_a_du
     assert first.method == "mae" and first.config["decoder_width"] == 48
     settle(window)  # the new run is in the table once the poll it started is shown
     window.select_run(first.id)
+    assert [r.id for r in window.selected_runs()] == [first.id]
     in_dialog(lambda dialog: dialog.start_button.click())
     copy = window.duplicate_run()
+    assert copy is not None, window.statusBar().currentMessage()
     assert copy.name == f"{first.name} (copy)" and copy.config == first.config
 
     opened = {}
