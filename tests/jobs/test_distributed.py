@@ -241,27 +241,33 @@ def test_a_cnn_on_two_gpus_trains_with_synchronised_batchnorm(store: Store) -> N
     assert "BatchNorm layers take their statistics over all 2 processes" in log_path(run.id).read_text()
 
 
-@pytest.mark.parametrize("rank_variable", ["RANK", "SLURM_PROCID"])
-def test_a_lost_peer_is_named_on_this_machine_and_said_to_be_elsewhere_otherwise(rank_variable: str) -> None:
-    """Rank 0 of 4, two per machine, after a collective failed: with its sibling (rank 1: a child of
-    the same launcher, its rank in torchrun's RANK or a Slurm task's SLURM_PROCID) alive, the peer
-    that went was on the other machine; with it gone, it is rank 1. (All three ranks were named
-    lost before, whatever happened, on two machines or on Slurm.)"""
+@pytest.mark.parametrize("sibling, here, words", [
+    ({"RANK": "1"}, {"LOCAL_WORLD_SIZE": "2"}, ("0 to 1", 1)),  # torchrun: a machine's ranks in a row
+    ({"SLURM_PROCID": "1"}, {"LOCAL_WORLD_SIZE": "2"}, ("0 to 1", 1)),  # Slurm's block distribution
+    ({"SLURM_PROCID": "2"}, {"SLURM_GTIDS": "0,2"}, ("0 and 2", 2)),  # Slurm's cyclic: ranks 0 and 2 here
+], ids=["torchrun", "slurm-block", "slurm-cyclic"])
+def test_a_lost_peer_is_named_on_this_machine_and_said_to_be_elsewhere_otherwise(
+        sibling: dict[str, str], here: dict[str, str], words: tuple[str, int]) -> None:
+    """Rank 0 of 4, two per machine, after a collective failed: with its sibling (a child of the
+    same launcher, its rank in torchrun's RANK or a Slurm task's SLURM_PROCID) alive, the peer that
+    went was on the other machine; with it gone, it is the sibling. (All three ranks were named
+    lost before, whatever happened; and under Slurm's cyclic distribution, ranks 0 and 1.)"""
     from workbench.engine.distributed import Ranks, lost_peers
 
     assert lost_peers(Ranks(0, 4, 0), ValueError("a bug")) == ""  # not a collective's failure
     check = ("from workbench.engine.distributed import Ranks, lost_peers; "
              "print(lost_peers(Ranks(0, 4, 0), RuntimeError('[gloo] Connection closed by peer')))")
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "SLURM_PROCID")}
-    sibling = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env={**env, rank_variable: "1"})
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "SLURM_PROCID", "SLURM_GTIDS", "LOCAL_WORLD_SIZE")}
+    mine, sibling_rank = words
+    sibling_process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env={**env, **sibling})
     try:
-        said = subprocess.run([sys.executable, "-c", check], env={**env, "LOCAL_WORLD_SIZE": "2"},
-                              capture_output=True, text=True, timeout=120)
-        assert said.stdout.strip() == "a process on another machine (this one's ranks, 0 to 1 of 4, still run)", \
+        said = subprocess.run([sys.executable, "-c", check], env={**env, **here}, capture_output=True, text=True,
+                              timeout=120)
+        assert said.stdout.strip() == f"a process on another machine (this one's ranks, {mine} of 4, still run)", \
             said.stderr
     finally:
-        sibling.kill()
-        sibling.wait()
-    said = subprocess.run([sys.executable, "-c", check], env={**env, "LOCAL_WORLD_SIZE": "2"},
-                          capture_output=True, text=True, timeout=120)
-    assert said.stdout.strip() == "rank 1 of the 4 processes", said.stderr
+        sibling_process.kill()
+        sibling_process.wait()
+    said = subprocess.run([sys.executable, "-c", check], env={**env, **here}, capture_output=True, text=True,
+                          timeout=120)
+    assert said.stdout.strip() == f"rank {sibling_rank} of the 4 processes", said.stderr

@@ -168,19 +168,28 @@ class StopVote:
             self.pending = None
 
 
+def _ranks_here(ranks: Ranks) -> list[int]:
+    """This machine's ranks: a Slurm step lists its tasks' (SLURM_GTIDS; with `--distribution=cyclic`
+    they are not in a row), and torchrun numbers a machine's `LOCAL_WORLD_SIZE` ranks in a row
+    from `rank - local`."""
+    listed = os.environ.get("SLURM_GTIDS", "")
+    if listed and all(t.strip().isdigit() for t in listed.split(",")):
+        return sorted(int(t) for t in listed.split(","))
+    first = ranks.rank - ranks.local
+    return list(range(first, min(ranks.world, first + int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world)))))
+
+
 def lost_peers(ranks: Ranks, exc: BaseException) -> str:
     """Which process went away, in words ("rank 1 of the 2 processes"), when `exc` is a collective
     that failed because a peer went away (its process killed or crashed); "" for any other error.
-    Only this machine's ranks can be looked at: they are their launcher's children (torchrun's, or
-    slurmstepd's for a Slurm job's tasks), each with its rank in RANK or SLURM_PROCID, and hold
-    the `LOCAL_WORLD_SIZE` ranks from `rank - local` on (torchrun and Slurm's block distribution
-    number a machine's ranks in a row). When all of them live, the one that went was on another
-    machine, and which one cannot be told from here."""
+    Only this machine's ranks (`_ranks_here`) can be looked at: they are their launcher's children
+    (torchrun's, or slurmstepd's for a Slurm job's tasks), each with its rank in RANK or
+    SLURM_PROCID. When all of them live, the one that went was on another machine, and which one
+    cannot be told from here."""
     if ranks.world == 1 or not (isinstance(exc, dist.DistError) or isinstance(exc, RuntimeError) and any(
             s in str(exc) for s in ("gloo", "NCCL", "Connection reset", "Connection closed", "Broken pipe"))):
         return ""
-    first = ranks.rank - ranks.local
-    here = range(first, min(ranks.world, first + int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world))))
+    here = _ranks_here(ranks)
     alive = {ranks.rank}
     try:
         for child in psutil.Process().parent().children():
@@ -197,6 +206,7 @@ def lost_peers(ranks: Ranks, exc: BaseException) -> str:
     if gone:
         return f"rank {' and '.join(map(str, gone))} of the {ranks.world} processes"
     if len(here) < ranks.world:
-        return (f"a process on another machine (this one's ranks, {here.start} to {here.stop - 1} of "
-                f"{ranks.world}, still run)")
+        mine = (f"{here[0]} to {here[-1]}" if here == list(range(here[0], here[-1] + 1)) else
+                f"{', '.join(map(str, here[:-1]))} and {here[-1]}")
+        return f"a process on another machine (this one's ranks, {mine} of {ranks.world}, still run)"
     return ""
