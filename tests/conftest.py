@@ -23,6 +23,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from tests.cores import pin_xdist_worker  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.jobs.runner import is_worker_alive  # noqa: E402
 from workbench.store import Store  # noqa: E402
@@ -33,6 +34,7 @@ BACKENDS = ("sqlite", "postgres")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    pin_xdist_worker()
     config.addinivalue_line("markers", "backends: run the module's store tests on SQLite and on PostgreSQL")
     config.addinivalue_line("markers", "sqlite_only: a test of the SQLite file itself (in a `backends` module)")
     config.addinivalue_line("markers", "one_backend: a `backends` module's test whose store queries other tests run "

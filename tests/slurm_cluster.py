@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from tests.cores import session_cores
+
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin")  # Debian puts the daemons here, not always on PATH
 PROGRAMS = ("slurmctld", "slurmd", "munged", "sbatch")
 MARKER = "WORKBENCH_SLURM_CLUSTER"  # in every daemon's environment: how stop() finds stragglers
@@ -79,7 +81,7 @@ class SlurmCluster:
     partition = "debug"
 
     def __init__(self, startup_timeout: float = 90, cred_expire: int = 10,
-                 cluster_name: str = "workbench") -> None:
+                 cluster_name: str = "workbench", cores: list[int] | None = None) -> None:
         # cred_expire: the job-step credential's lifetime, and also how long a requeued job waits
         # before it may start again (Slurm's default, 120 s, would stall any requeue test)
         self.startup_timeout = startup_timeout
@@ -87,7 +89,8 @@ class SlurmCluster:
         self.cluster_name = cluster_name
         self.tmp: Path | None = None
         self.node = socket.gethostname().split(".")[0]  # `hostname -s`: slurmctld checks it
-        self.cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self.cores = session_cores() if cores is None else cores  # the daemons': the node's CPUs
+        self.cpus = len(self.cores) or os.cpu_count() or 1
         self.ctld_port = self.slurmd_port = 0
         self._procs: dict[str, subprocess.Popen] = {}
         self._owner_pid = os.getpid()  # a forked child's atexit must not stop the parent's cluster
@@ -155,9 +158,16 @@ class SlurmCluster:
             proc = subprocess.Popen([exe, *args[1:]], cwd=self.tmp, env=self._daemon_env(),
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True,  # a Ctrl-C reaches pytest, which stops us
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=self._preexec)
         self._procs[name] = proc
         return proc
+
+    def _preexec(self) -> None:
+        """In a daemon between fork and exec: die with us, and run on the cluster's cores."""
+        if _die_with_parent is not None:
+            _die_with_parent()
+        if self.cores:
+            os.sched_setaffinity(0, self.cores)
 
     def _run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         exe = _which(args[0]) or args[0]

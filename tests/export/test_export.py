@@ -16,7 +16,7 @@ from workbench.export.exporter import export_run
 from workbench.jobs import create_run
 from workbench.store import Store
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("export")]  # one module fixture
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 
 from tests.slurm_cluster import SlurmCluster
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 
 def slurm(cluster: SlurmCluster, *args: str, cwd: Path | None = None) -> str:

@@ -25,7 +25,7 @@ from workbench.store import RunStatus, Store
 from workbench.store.schema import SEGMENTS, SUBMITTING
 from workbench.studies import create_study, scheduler, sweep_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 SLURM = ["executor=slurm", "epochs=1", "warmup_epochs=0"]
 
 

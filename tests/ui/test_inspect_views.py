@@ -14,7 +14,7 @@ from workbench.errors import WorkbenchError
 from workbench.jobs import create_run
 from workbench.store import Store
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("inspect_views")]  # one module fixture
 
 
 @pytest.fixture(scope="module")
