@@ -37,16 +37,25 @@ def environment() -> dict[str, str]:
         env["cudnn"] = str(torch.backends.cudnn.version())
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         env["gpus"] = ", ".join(f"{names.count(n)} x {n}" for n in dict.fromkeys(names))
-    env |= {"host": paths.host(), "os": platform.platform(), "cpus": str(psutil.cpu_count() or 0),
-            "packages": _packages_hash()}
+    env |= {"host": paths.host(), "os": platform.platform(), "cpus": _cpus(), "packages": _packages_hash()}
     return env
 
 
+def _cpus() -> str:
+    """The cores the run may use, and the machine's when they are fewer ("4 of 64": a Slurm job's
+    cpuset, taskset): the machine's count alone overstated what a run had."""
+    usable, machine = paths.cpus(), psutil.cpu_count() or 0
+    return str(machine) if usable >= machine else f"{usable} of {machine}"
+
+
+MACHINE = ("host", "cpus", "gpus")  # what a resume on another machine, or another Slurm allocation, may change
+
+
 def differences(a: dict[str, str], b: dict[str, str]) -> list[str]:
-    """'torch 2.14.1 vs 2.13.0' for each entry two environments hold differently (the host aside:
-    runs on several machines differ there by design)."""
+    """'torch 2.14.1 vs 2.13.0' for each software entry two environments hold differently (the
+    machine's aside: a resumed run may land on another machine, or on another share of one, by design)."""
     return [f"{key} {a.get(key, '-')} vs {b.get(key, '-')}" for key in dict.fromkeys([*a, *b])
-            if key != "host" and a.get(key) != b.get(key)]
+            if key not in MACHINE and a.get(key) != b.get(key)]
 
 
 def _version(dist: str) -> str:
