@@ -230,7 +230,7 @@ class SlurmCluster:
             "CredType": "cred/munge",
             "AuthInfo": f"socket={self.munge_socket},cred_expire={self.cred_expire}",
             "ProctrackType": "proctrack/linuxproc",  # no cgroups
-            "TaskPlugin": "task/none",
+            "TaskPlugin": "task/affinity",  # tasks bound to their CPUs, as on a real cluster
             "JobAcctGatherType": "jobacct_gather/none",
             "AccountingStorageType": "accounting_storage/none",
             "JobCompType": "jobcomp/none",
