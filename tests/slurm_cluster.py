@@ -81,7 +81,7 @@ class SlurmCluster:
     partition = "debug"
 
     def __init__(self, startup_timeout: float = 90, cred_expire: int = 10,
-                 cluster_name: str = "workbench", cores: list[int] | None = None) -> None:
+                 cluster_name: str = "workbench") -> None:
         # cred_expire: the job-step credential's lifetime, and also how long a requeued job waits
         # before it may start again (Slurm's default, 120 s, would stall any requeue test)
         self.startup_timeout = startup_timeout
@@ -89,7 +89,7 @@ class SlurmCluster:
         self.cluster_name = cluster_name
         self.tmp: Path | None = None
         self.node = socket.gethostname().split(".")[0]  # `hostname -s`: slurmctld checks it
-        self.cores = session_cores() if cores is None else cores  # the daemons': the node's CPUs
+        self.cores = session_cores()  # the daemons' (not an xdist worker's share): the node's CPUs
         self.cpus = len(self.cores) or os.cpu_count() or 1
         self.ctld_port = self.slurmd_port = 0
         self._procs: dict[str, subprocess.Popen] = {}
