@@ -167,6 +167,22 @@ def test_startup_marks_runs_whose_worker_is_gone(store: Store) -> None:
         assert row.status == RunStatus.INTERRUPTED and "workbench resume" in row.error
 
 
+def test_a_worker_inside_execve_is_alive() -> None:
+    """A worker becoming torchrun (os.execv, same pid) shows no command line for a moment; a
+    check then must not call it gone (reconcile marked such a run interrupted while it trained)."""
+    again = ("import os, sys\nleft = int(sys.argv[3])\nif left:\n"
+             "    os.execv(sys.executable, [sys.executable, '-S', '-c', os.environ['AGAIN'], *sys.argv[1:3], str(left - 1)])")
+    proc = subprocess.Popen([sys.executable, "-S", "-c", again, "workbench.worker", "7", "150"],
+                            env={**os.environ, "AGAIN": again})
+    checks = wrong = 0
+    while proc.poll() is None:
+        alive = is_worker_alive(proc.pid, 7)
+        wrong += not alive and proc.poll() is None
+        checks += 1
+    assert proc.returncode == 0 and checks > 100
+    assert wrong == 0, f"{wrong} of {checks} checks called a live worker gone"
+
+
 def test_concurrent_auto_runs_get_distinct_gpus(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     from workbench.engine.device import select_device
     from workbench.jobs.gpus import gpu_count, pick_gpu

@@ -41,10 +41,21 @@ LOG_NAME = "worker.log"
 SPARE_FLAG = "--spare"  # python -m workbench.worker --spare TOKEN: a spare worker, waiting for its run
 SPARE_NAME = "worker.spare"  # in a run's folder: the token of the spare that took it (its cmdline names no run)
 SPARE_IDLE_S = 600.0  # a spare nobody took goes after 10 minutes: it holds ~0.7 GB (0.4 its own)
+EXEC_WAIT_S = 1.0  # the longest a live process may show no command line (it is inside execve)
 
 
 def log_path(run_id: int) -> Path:
     return paths.run_dir(run_id) / LOG_NAME
+
+
+def _command_line(proc: psutil.Process) -> list[str]:
+    """Its arguments. A process inside execve (a worker becoming torchrun, same pid) shows none for
+    a moment (Linux sets the new ones after swapping its memory): wait that out rather than call
+    it gone. A kernel thread, which has none for good, costs EXEC_WAIT_S."""
+    deadline = time.monotonic() + EXEC_WAIT_S
+    while not (args := proc.cmdline()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return args
 
 
 def _worker(pid: int | None, run_id: int) -> psutil.Process | None:
@@ -55,7 +66,7 @@ def _worker(pid: int | None, run_id: int) -> psutil.Process | None:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        args = proc.cmdline()
+        args = _command_line(proc)
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
     if not any(m in args for m in WORKER_MODULES):
