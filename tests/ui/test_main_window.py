@@ -218,6 +218,37 @@ def test_the_run_table_is_the_users_and_the_window_comes_back_as_it_was_left(qtb
     again.close()
 
 
+def test_a_column_widens_when_its_first_value_comes_until_the_user_sizes_it(qtbot, store: Store) -> None:
+    """Columns are fitted when the first run shows, before it has a key metric; its first value
+    widens that column (it was cut to 'val/top1=0.…'), but never one the user has sized."""
+    run = store.create_run("vit", {})
+    window = MainWindow(store)
+    qtbot.addWidget(window)
+    window.load()
+    window.timer.stop()
+    settle(window)
+    table, key = window.table, window.model.columns.index("Key metric")
+    empty = table.columnWidth(key)
+    store.update_run(run.id, status=RunStatus.RUNNING, step=20, summary={"val/top1": 0.123456})
+    poll(window)
+    assert table.columnWidth(key) > empty and table.columnWidth(key) >= table.sizeHintForColumn(key)
+
+    table.horizontalHeader().resizeSection(key, empty)  # the user narrows it again (as by dragging its edge)
+    store.update_run(run.id, step=40, summary={"val/top1": 0.2})
+    poll(window)
+    assert table.columnWidth(key) == empty
+    window.close()
+
+    again = MainWindow(store)  # and it stays the user's next time
+    qtbot.addWidget(again)
+    again.load()
+    again.timer.stop()
+    settle(again)
+    poll(again)
+    assert again.table.columnWidth(key) == empty
+    again.close()
+
+
 def test_first_launch_hint_actions_follow_the_selection_and_every_outcome_is_said(
         window: MainWindow, store: Store, qtbot) -> None:
     from importlib import metadata

@@ -9,7 +9,8 @@ the runs that changed (`reader`); the selection is read and set here too."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+import contextlib
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from PySide6.QtCore import QPoint, QSettings, Qt, Signal
 from PySide6.QtWidgets import (
@@ -74,7 +75,10 @@ class RunsPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self.header_menu)
-        self.fitted = False  # columns are fitted to their contents once, then they are the user's
+        self.fitted = False  # columns are fitted to their contents once, then widened as their contents grow ...
+        self.user_sized: set[str] = set()  # ... until the user sizes them (a run's first metric widens its column)
+        self._sizing = False  # the panel, not the user, is sizing columns
+        header.sectionResized.connect(self._section_resized)
         self.best_seen: dict[int, tuple[int, str]] = {}  # run id -> (step, status) its best values are from
         self.listing = (False, False)  # (Trash, archive): which list the rows and their signatures are of
 
@@ -172,11 +176,13 @@ class RunsPanel(QWidget):
         return runs
 
     def set_runs(self, runs: list[Run], signatures: list[tuple] | None = None) -> None:
-        self.model.set_runs(runs, signatures)
+        changed = self.model.set_runs(runs, signatures)
         first_steps = not runs and not self.showing_trash() and not self.showing_archive()
         self.stack.setCurrentWidget(self.hint_page if first_steps else self.table)
         if runs and not self.fitted:
             self.fit_columns()
+        elif runs and changed != []:
+            self.widen_columns(changed)
 
     def selected_runs(self) -> list[Run]:
         """The selected runs, in the table's model order."""
@@ -211,10 +217,47 @@ class RunsPanel(QWidget):
     def fit_columns(self, columns: list[int] | None = None) -> None:
         """Fit columns to their contents; names and tags no wider than NAME_WIDTH."""
         self.fitted = True
-        for col in columns if columns is not None else range(self.model.columnCount()):
-            self.table.resizeColumnToContents(col)
-            if self.model.columns[col] in WIDE:
-                self.table.setColumnWidth(col, min(self.table.columnWidth(col), NAME_WIDTH))
+        with self._panel_sizing():
+            for col in columns if columns is not None else range(self.model.columnCount()):
+                self.table.resizeColumnToContents(col)
+                if self.model.columns[col] in WIDE:
+                    self.table.setColumnWidth(col, min(self.table.columnWidth(col), NAME_WIDTH))
+
+    def widen_columns(self, rows: list[int] | None = None) -> None:
+        """Widen the columns the user has not sized to what these model rows (None: the rows in view)
+        now hold, as a run's first key metric; never narrower, names and tags to NAME_WIDTH. Only
+        changed rows are measured: a poll with a run training changes one row, not the table."""
+        if rows is None:
+            first = max(self.table.rowAt(0), 0)
+            last = self.table.rowAt(self.table.viewport().height() - 1)
+            shown = range(first, (last if last >= 0 else self.proxy.rowCount() - 1) + 1)
+        else:
+            shown = [i.row() for i in (self.proxy.mapFromSource(self.model.index(r, 0)) for r in rows) if i.isValid()]
+        if not shown:
+            return
+        header, grid = self.table.horizontalHeader(), int(self.table.showGrid())
+        with self._panel_sizing():
+            for col, column in enumerate(self.model.columns):
+                if column in self.user_sized or header.isSectionHidden(col):
+                    continue
+                wanted = max(self.table.sizeHintForIndex(self.proxy.index(row, col)).width() for row in shown) + grid
+                if column in WIDE:
+                    wanted = min(wanted, NAME_WIDTH)
+                if wanted > self.table.columnWidth(col):
+                    self.table.setColumnWidth(col, wanted)
+
+    @contextlib.contextmanager
+    def _panel_sizing(self) -> Iterator[None]:
+        self._sizing = True
+        try:
+            yield
+        finally:
+            self._sizing = False
+
+    def _section_resized(self, col: int, _old: int, _new: int) -> None:
+        header = self.table.horizontalHeader()
+        if not self._sizing and col != header.logicalIndex(header.count() - 1):  # the last one stretches
+            self.user_sized.add(self.model.columns[col])
 
     def set_best(self, ranges: dict[int, dict[str, tuple[float, float]]], changed: dict[int, tuple[int, str]]) -> None:
         """The best values the table's columns show, fetched (by the window's poll) for the runs that
@@ -269,6 +312,7 @@ class RunsPanel(QWidget):
 
     def reset_columns(self) -> None:
         header = self.table.horizontalHeader()
+        self.user_sized.clear()
         self._rebuild_columns([])
         for col in range(self.model.columnCount()):
             header.setSectionHidden(col, False)
@@ -280,25 +324,29 @@ class RunsPanel(QWidget):
         header = self.table.horizontalHeader()
         kept = {self.model.columns[c]: (header.visualIndex(c), header.sectionSize(c), header.isSectionHidden(c))
                 for c in range(self.model.columnCount())}
-        self.model.set_extra_columns(extras)
-        self.best_seen.clear()
-        order = sorted(range(self.model.columnCount()),
-                       key=lambda c: kept.get(self.model.columns[c], (10_000 + c,))[0])
-        for visual, col in enumerate(order):
-            header.moveSection(header.visualIndex(col), visual)
-            if self.model.columns[col] in kept:
-                _, size, hidden = kept[self.model.columns[col]]
-                header.resizeSection(col, size)
-                header.setSectionHidden(col, hidden)
+        with self._panel_sizing():
+            self.model.set_extra_columns(extras)
+            self.best_seen.clear()
+            order = sorted(range(self.model.columnCount()),
+                           key=lambda c: kept.get(self.model.columns[c], (10_000 + c,))[0])
+            for visual, col in enumerate(order):
+                header.moveSection(header.visualIndex(col), visual)
+                if self.model.columns[col] in kept:
+                    _, size, hidden = kept[self.model.columns[col]]
+                    header.resizeSection(col, size)
+                    header.setSectionHidden(col, hidden)
 
     # ------------------------------------------------------------------ state
     def save_state(self, settings: QSettings) -> None:
         settings.setValue("runs/columns", self.model.extra_columns())
         settings.setValue("runs/header", self.table.horizontalHeader().saveState())
+        settings.setValue("runs/sized", sorted(self.user_sized))
 
     def restore_state(self, settings: QSettings) -> None:
-        extras = settings.value("runs/columns", []) or []
-        self.model.set_extra_columns([extras] if isinstance(extras, str) else list(extras))
+        extras, sized = (settings.value(key, []) or [] for key in ("runs/columns", "runs/sized"))
+        self.user_sized = {sized} if isinstance(sized, str) else set(sized)  # QSettings: one item comes back bare
         state = settings.value("runs/header")
-        if state is not None and self.table.horizontalHeader().restoreState(state):
-            self.fitted = True
+        with self._panel_sizing():
+            self.model.set_extra_columns([extras] if isinstance(extras, str) else list(extras))
+            if state is not None and self.table.horizontalHeader().restoreState(state):
+                self.fitted = True

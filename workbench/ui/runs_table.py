@@ -48,17 +48,18 @@ class RunsTableModel(QAbstractTableModel):
         self.columns: list[str] = list(BASE_COLUMNS)
         self.best: dict[int, dict[str, tuple[float, float]]] = {}  # run id -> metric -> (min, max)
 
-    def set_runs(self, runs: list[Run], signatures: list[tuple] | None = None) -> None:
+    def set_runs(self, runs: list[Run], signatures: list[tuple] | None = None) -> list[int] | None:
         """Replace the rows; a change in the set of runs resets the model, otherwise only the rows
         whose shown values changed say so (with thousands of runs, a table-wide dataChanged makes
         the sorting proxy compare every row again on each poll). `signatures`: each run's
-        `Store.run_signatures` tuple, read with the runs (else made here)."""
+        `Store.run_signatures` tuple, read with the runs (else made here). The rows that changed;
+        None after a reset."""
         signatures = signatures if signatures is not None else [_shown(r) for r in runs]
         if [r.id for r in runs] != [r.id for r in self.runs]:
             self.beginResetModel()
             self.runs, self.signatures = runs, signatures
             self.endResetModel()
-            return
+            return None
         changed = [i for i, (old, new) in enumerate(zip(self.signatures, signatures)) if old != new]
         self.runs, self.signatures = runs, signatures
         start = 0
@@ -68,6 +69,7 @@ class RunsTableModel(QAbstractTableModel):
                 end += 1
             self.dataChanged.emit(self.index(changed[start], 0), self.index(changed[end], len(self.columns) - 1))
             start = end + 1
+        return changed
 
     def extra_columns(self) -> list[str]:
         return self.columns[len(BASE_COLUMNS):]
