@@ -25,7 +25,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from tests.cores import pin_xdist_worker  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
-from workbench.jobs.runner import is_worker_alive  # noqa: E402
+from workbench.jobs.processes import is_worker_alive  # noqa: E402
 from workbench.store import Store  # noqa: E402
 from workbench.studies import advance  # noqa: E402
 

@@ -26,6 +26,11 @@ class DataError(WorkbenchError):
     """A dataset cannot be loaded (missing, empty, unreadable)."""
 
 
+class RunEnded(WorkbenchError):
+    """The run ended (cancelled, or judged interrupted) before its worker started training it: the
+    worker stops and leaves the run as it is."""
+
+
 class NoCheckpointError(WorkbenchError):
     """A run that has trained has no checkpoint to continue from: resuming it would start it again
     from step 0 and replace its metrics, which only the user's consent (`--from-scratch`, or yes

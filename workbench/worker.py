@@ -40,7 +40,7 @@ def _spare() -> int | None:
     line: the run's id, and what its environment adds); from then on write to that run's log. None
     when stdin closes first (the runner no longer wants a spare, or its process ended)."""
     from workbench.engine import trainer  # noqa: F401 - torch, timm: the seconds a spare saves
-    from workbench.jobs.runner import log_path
+    from workbench.jobs.processes import log_path
     from workbench.methods import get_method, method_names
 
     for name in method_names():
@@ -60,7 +60,7 @@ def _spare() -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from workbench.jobs.runner import SPARE_FLAG
+    from workbench.jobs.processes import SPARE_FLAG
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 2 and args[0] == SPARE_FLAG:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     config = store.get_run(run_id).config
     if (config.get("nproc", 1) > 1 or config.get("nnodes", 1) > 1) and "RANK" not in os.environ:
         from workbench.engine.distributed import become_torchrun
-        from workbench.jobs.runner import WORKER_MODULE
+        from workbench.jobs.processes import WORKER_MODULE
 
         become_torchrun(WORKER_MODULE, run_id, config)
     status = execute(store, run_id, stop)

@@ -18,7 +18,8 @@ from workbench import paths
 from workbench.config import ConfigError
 from workbench.engine.checkpoint import Checkpoints
 from workbench.jobs import create_run
-from workbench.jobs.runner import Runner, is_worker_alive, log_path, resume_run
+from workbench.jobs.processes import is_worker_alive, log_path
+from workbench.jobs.runner import Runner, resume_run
 from workbench.methods import make_config
 from workbench.store import RunStatus, Store
 from workbench.studies import scheduler

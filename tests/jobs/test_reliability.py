@@ -14,7 +14,8 @@ from tests.conftest import wait_for
 from workbench.engine import checkpoint
 from workbench.engine.execute import execute
 from workbench.jobs import create_run
-from workbench.jobs.runner import Runner, is_worker_alive, resume_run
+from workbench.jobs.processes import is_worker_alive
+from workbench.jobs.runner import Runner, resume_run
 from workbench.store import RunStatus, Store
 from workbench.studies import scheduler
 

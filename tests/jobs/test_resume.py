@@ -25,7 +25,8 @@ from workbench.engine.execute import execute
 from workbench.engine.trainer import StopFlag
 from workbench.errors import NoCheckpointError, WorkbenchError
 from workbench.jobs import Runner, create_run
-from workbench.jobs.runner import log_path, resume_run
+from workbench.jobs.processes import log_path
+from workbench.jobs.runner import resume_run
 from workbench.store import RunStatus, Store
 from workbench.studies import scheduler
 

@@ -20,7 +20,7 @@ from workbench import fmt
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import Runner, cancel_run, create_run
 from workbench.jobs import slurm as slurm_jobs
-from workbench.jobs.runner import log_path
+from workbench.jobs.processes import log_path
 from workbench.store import RunStatus, Store
 from workbench.store.schema import SEGMENTS, SUBMITTING
 from workbench.studies import create_study, scheduler, sweep_spec

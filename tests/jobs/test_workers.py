@@ -12,8 +12,10 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import wait_for
+from workbench import paths
+from workbench.engine.execute import execute
 from workbench.jobs import Runner, cancel_run, create_run, reconcile
-from workbench.jobs.runner import is_worker_alive, log_path
+from workbench.jobs.processes import is_worker_alive, log_path
 from workbench.store import RunStatus, Store
 from workbench.studies import scheduler
 
@@ -181,6 +183,45 @@ def test_a_worker_inside_execve_is_alive() -> None:
         checks += 1
     assert proc.returncode == 0 and checks > 100
     assert wrong == 0, f"{wrong} of {checks} checks called a live worker gone"
+
+
+def test_a_run_cancelled_before_its_worker_started_stays_cancelled(store: Store) -> None:
+    """Cancel between the scheduler's claim and the worker's start (the window's poll claims while
+    its Cancel runs): the run is cancelled, said so truly, and the worker that starts then does
+    not train it (its start had put the run back to running, trained it to the end)."""
+    run = create_run(store, "vit", preset="tiny", overrides=["max_steps=5"])
+    assert store.claim_run(run.id, host=paths.host(), limit=2)  # running, no pid yet
+    assert cancel_run(store, run.id) == RunStatus.CANCELLED
+    assert store.get_run(run.id).error == "cancelled; before its worker started"
+    assert execute(store, run.id, log=lambda _: None) == RunStatus.CANCELLED
+    row = store.get_run(run.id)
+    assert row.status == RunStatus.CANCELLED and row.step == 0 and not store.metrics(run.id, key="train/loss")
+
+
+def test_a_worker_killed_by_a_cancel_is_cancelled_whoever_sees_it_end_first(store: Store) -> None:
+    """The runner's reap can see a worker's end before the cancel that killed it records it (the
+    window cancels on one thread while it polls on another): it records the cancel, not an
+    interruption. A run's next worker is not judged by its last one's pid."""
+    run = create_run(store, "vit", preset="tiny")
+    assert store.claim_run(run.id, host=paths.host(), limit=2)
+    runner = Runner(store)
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "workbench.worker", str(run.id)],
+                              start_new_session=True)
+    runner.procs[run.id] = worker
+    store.update_run(run.id, pid=worker.pid)
+    assert store.request_cancel(run.id)  # what cancel_run records first, then it kills the worker ...
+    worker.kill()
+    worker.wait()
+    assert runner.reap() == [run.id]  # ... and the poll sees the end before cancel_run's last write
+    row = store.get_run(run.id)
+    assert row.status == RunStatus.CANCELLED and row.error == "cancelled; the worker was killed by signal SIGKILL " \
+                                                              "before it finished"
+
+    other = create_run(store, "vit", preset="tiny")
+    assert store.claim_run(other.id, host=paths.host(), limit=2)
+    store.update_run(other.id, pid=worker.pid)
+    assert not store.transition(other.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], where={"pid": 1})
+    assert store.transition(other.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], where={"pid": worker.pid})
 
 
 def test_concurrent_auto_runs_get_distinct_gpus(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ from workbench import fmt
 from workbench.config import PRESETS
 from workbench.errors import WorkbenchError
 from workbench.jobs import Runner, cancel_run, create_run, reconcile, resume_run
-from workbench.jobs.runner import log_path
+from workbench.jobs.processes import log_path
 from workbench.methods import config_class, method_names
 from workbench.store import Run, RunStatus, Store
 from workbench.studies import tick, wait_for
@@ -133,7 +133,7 @@ def cmd_join(args: argparse.Namespace) -> int:
     if run.status != RunStatus.RUNNING:
         raise WorkbenchError(f"run {run.id} is {run.status}; join it once it runs (`workbench show {run.id}`)")
     from workbench.engine.distributed import become_torchrun
-    from workbench.jobs.runner import WORKER_MODULE
+    from workbench.jobs.processes import WORKER_MODULE
 
     become_torchrun(WORKER_MODULE, run.id, run.config)
     return 0

@@ -15,7 +15,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from workbench.errors import StoreError, WorkbenchError
+from workbench.errors import RunEnded, StoreError, WorkbenchError
 from workbench.store import RunStatus, Store
 from workbench.store.store import HEARTBEAT_S
 
@@ -72,6 +72,9 @@ def execute(store: Store, run_id: int, stop: Any = None, log: Callable[[str], No
     try:
         with Heartbeat(store, run_id, stop, log):
             status = train(store, run_id, stop, log=log)
+    except RunEnded as exc:  # cancelled (or judged gone) while this worker started: left as it is
+        log(str(exc))
+        return RunStatus(store.get_run(run_id).status)
     except Exception as exc:
         traceback.print_exc()
         lost = distributed.lost_peers(distributed.current(), exc)

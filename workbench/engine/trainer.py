@@ -47,7 +47,7 @@ from workbench.engine.optim import build_optimizer, build_scheduler, current_lr
 from workbench.engine.pretrained import fit_config, start_from, starting_weights
 from workbench.engine.reporter import Reporter, Window
 from workbench.engine.system import SystemMetrics, environment
-from workbench.errors import DataError, NoCheckpointError, WorkbenchError
+from workbench.errors import DataError, NoCheckpointError, RunEnded, WorkbenchError
 from workbench.methods import config_from_dict, get_method
 from workbench.methods.base import Method
 from workbench.store import RunStatus, Store
@@ -110,8 +110,10 @@ class Training:
         self.device = device = distributed.setup(ranks, select_device(cfg.device))
         self.log = log if ranks.main else _quiet
         self.amp = autocast_dtype(cfg.precision, device)
-        if ranks.main:
-            store.mark_started(run_id, device=str(device) + (f" x{ranks.world}" if ranks.world > 1 else ""))
+        if ranks.main and not store.mark_started(run_id, device=str(device)
+                                                 + (f" x{ranks.world}" if ranks.world > 1 else "")):
+            raise RunEnded(f"run {run_id} is {store.get_run(run_id).status} already: it ended before its worker "
+                           f"started, which stops without training it")
         seed_rngs(cfg.seed)  # the same initial weights on every rank
         self.threads = CpuShare(store, cfg.threads, share=ranks.world)
         self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "

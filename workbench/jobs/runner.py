@@ -5,7 +5,8 @@ Workers start in their own session (their own process group): the GUI or CLI tha
 them can exit or be killed and the run goes on; cancelling kills the whole group, DataLoader
 workers included. The store is the source of truth: a worker reports its own end
 (finished / failed / cancelled); a worker that dies without doing so is found by its exit
-code here, or by its missing pid at the next start-up, and marked `interrupted`.
+code here, or by its missing pid at the next start-up, and marked `interrupted` (`cancelled`
+if a cancel asked for in the store killed it).
 
 A runner may keep a spare worker (`Runner(spare=True)`, the window's): a worker process started
 before its run, which imports torch, timm and the methods while nobody waits (most of a run's
@@ -18,87 +19,30 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Iterable
-
-import psutil
 
 from workbench import paths
 from workbench.errors import NoCheckpointError, WorkbenchError
 from workbench.jobs.gpus import gpu_count, pick_gpu
+from workbench.jobs.processes import (
+    NEW_SESSION,
+    SPARE_FLAG,
+    SPARE_NAME,
+    WORKER_MODULE,
+    exit_reason,
+    is_worker_alive,
+    log_path,
+    log_tail,
+    stop_tree,
+    worker_process,
+)
 from workbench.store import RESUMABLE, Run, RunStatus, Store
 
-WORKER_MODULE = "workbench.worker"
-NEW_SESSION = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.platform == "win32"
-               else {"start_new_session": True})
-WORKER_MODULES = (WORKER_MODULE, "workbench.jobs.worker")  # a worker started by an earlier build is one too
-LOG_NAME = "worker.log"
-SPARE_FLAG = "--spare"  # python -m workbench.worker --spare TOKEN: a spare worker, waiting for its run
-SPARE_NAME = "worker.spare"  # in a run's folder: the token of the spare that took it (its cmdline names no run)
 SPARE_IDLE_S = 600.0  # a spare nobody took goes after 10 minutes: it holds ~0.7 GB (0.4 its own)
-EXEC_WAIT_S = 1.0  # the longest a live process may show no command line (it is inside execve)
-
-
-def log_path(run_id: int) -> Path:
-    return paths.run_dir(run_id) / LOG_NAME
-
-
-def _command_line(proc: psutil.Process) -> list[str]:
-    """Its arguments. A process inside execve (a worker becoming torchrun, same pid) shows none for
-    a moment (Linux sets the new ones after swapping its memory): wait that out rather than call
-    it gone. A kernel thread, which has none for good, costs EXEC_WAIT_S."""
-    deadline = time.monotonic() + EXEC_WAIT_S
-    while not (args := proc.cmdline()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return args
-
-
-def _worker(pid: int | None, run_id: int) -> psutil.Process | None:
-    """The live (not zombie) worker process of this run, or None (gone, or the pid reused)."""
-    if not pid:
-        return None
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        args = _command_line(proc)
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-    if not any(m in args for m in WORKER_MODULES):
-        return None
-    if SPARE_FLAG in args:  # a spare: this run's if it holds the token written when it took the run
-        try:
-            return proc if (paths.run_dir(run_id) / SPARE_NAME).read_text() == args[-1] else None
-        except OSError:
-            return None
-    return proc if str(run_id) in args else None
-
-
-def is_worker_alive(pid: int | None, run_id: int) -> bool:
-    """True if `pid` is a live (not zombie) worker process for this run (on any OS: psutil)."""
-    return _worker(pid, run_id) is not None
-
-
-def exit_reason(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-def log_tail(run_id: int, lines: int = 15) -> str:
-    try:
-        text = log_path(run_id).read_text(errors="replace").rstrip().splitlines()
-    except FileNotFoundError:
-        return ""
-    return "\n".join(text[-lines:])
 
 
 STARTING_GRACE_S = 30.0  # a run claimed by a runner gets its pid a moment later
@@ -112,30 +56,26 @@ INHERITED_NOT = frozenset({"WORKBENCH_AUTO_DEVICE", "RANK", "LOCAL_RANK", "WORLD
 
 
 def reconcile(store: Store, skip: Iterable[int] = ()) -> list[int]:
-    """Mark runs left `running` whose worker is gone as `interrupted`: on this host, at once by its
+    """Mark runs left `running` whose worker is gone as `interrupted` (or `cancelled`): on this host, at once by its
     missing pid; on any host, by a heartbeat older than the store's timeout. `skip`: runs whose
     worker the caller watches itself (its exit code says more)."""
     host = paths.host()
     lost, skip = [], set(skip)
-    resume = "`workbench resume {}` continues from the last checkpoint"
     for run in store.list_runs(status=RunStatus.RUNNING):
         if run.id in skip or run.job_id or run.host not in (None, host) or is_worker_alive(run.pid, run.id):
             continue  # a cluster's job is followed through its scheduler (jobs.slurm.follow)
         spans = run.segments
         if run.pid is None and spans and time.time() - spans[-1][0] < STARTING_GRACE_S:  # claimed just now
             continue
-        if store.transition(run.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
-                            error=f"the worker process (pid {run.pid}) was gone without reporting; "
-                                  + resume.format(run.id)):
+        if _ended_unreported(store, run, f"the worker process (pid {run.pid}) was gone without reporting"):
             lost.append(run.id)
     timeout = store.heartbeat_timeout()
     for run, silent in store.silent_runs(timeout):
         if run.id in skip or run.host in (None, host) and is_worker_alive(run.pid, run.id):
             continue  # a live worker here that could not write (a busy store) is not gone
-        if store.transition(run.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
-                            error=f"no heartbeat from its worker on {run.host or 'an unknown host'} for {silent:.0f} s "
-                                  f"(more than the store's {timeout:g} s: killed, its machine down, or cut off from "
-                                  f"the database); " + resume.format(run.id)):
+        if _ended_unreported(store, run, f"no heartbeat from its worker on {run.host or 'an unknown host'} for "
+                                         f"{silent:.0f} s (more than the store's {timeout:g} s: killed, its machine "
+                                         f"down, or cut off from the database)"):
             lost.append(run.id)
     return lost
 
@@ -157,30 +97,26 @@ def cancel_run(store: Store, run_id: int, grace: float = 10.0) -> RunStatus:
     if run.host not in (None, paths.host()):
         store.request_cancel(run_id)
         return RunStatus(store.get_run(run_id).status)
-    worker = _worker(run.pid, run_id)
+    worker = worker_process(run.pid, run_id)
+    store.request_cancel(run_id)  # first: a runner that sees the worker end meanwhile records this cancel
     if worker is not None:
-        _stop_tree(worker, grace)
+        stop_tree(worker, grace)
+    how = (f"the worker did not stop within {grace:g} s and was killed" if worker is not None
+           else "before its worker started" if run.pid is None else f"its worker (pid {run.pid}) was gone")
     store.transition(run_id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
-                     error=f"cancelled; the worker did not stop within {grace:g} s and was killed")
+                     error=f"cancelled; {how}")
     return RunStatus(store.get_run(run_id).status)
 
 
-def _stop_tree(worker: psutil.Process, grace: float) -> None:
-    """Ask the worker to stop (SIGTERM, or TerminateProcess on Windows: it checkpoints and exits
-    where it can), then kill whatever of its process tree (torchrun ranks, data loaders) is left
-    after `grace` seconds."""
-    try:
-        tree = [worker, *worker.children(recursive=True)]
-        worker.terminate()
-    except psutil.NoSuchProcess:
-        return
-    _, alive = psutil.wait_procs([worker], timeout=grace)
-    for proc in alive + [p for p in tree[1:] if p.is_running()]:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(tree, timeout=5)
+def _ended_unreported(store: Store, run: Run, how: str) -> bool:
+    """Record that the run's worker (the pid `run` shows) ended without recording an end: cancelled
+    if a cancel was asked for (it killed the worker), else interrupted. True if recorded."""
+    if store.get_run(run.id).cancel_requested_at is not None:
+        status, error = RunStatus.CANCELLED, f"cancelled; {how}"
+    else:
+        status, error = RunStatus.INTERRUPTED, f"{how}; `workbench resume {run.id}` continues from the last checkpoint"
+    return store.transition(run.id, status, only_from=[RunStatus.RUNNING], where={"pid": run.pid},
+                            finished_at=time.time(), error=error)
 
 
 def resume_run(store: Store, run_id: int, from_scratch: bool = False) -> Run:
@@ -297,17 +233,17 @@ class Runner:
             except OSError:  # the launch will start its own worker, and say why if it cannot
                 pass
 
-    def _take_spare(self, run_id: int, env: dict[str, str], extra: dict[str, str]) -> subprocess.Popen | None:
+    def _pop_spare(self) -> Spare | None:
         with self._spare_lock:
             spare, self.spare = self.spare, None
-        if spare is None:
-            return None
-        if spare.env == env:
-            proc = spare.take(run_id, extra)
-            if proc is not None:
-                return proc
-        spare.close()
-        return None
+        return spare
+
+    def _take_spare(self, run_id: int, env: dict[str, str], extra: dict[str, str]) -> subprocess.Popen | None:
+        spare = self._pop_spare()
+        proc = spare.take(run_id, extra) if spare is not None and spare.env == env else None
+        if proc is None and spare is not None:
+            spare.close()
+        return proc
 
     def _tend_spare(self) -> None:
         """End a spare idle too long; start the next once the last launched run has trained a step
@@ -324,9 +260,7 @@ class Runner:
 
     def close(self) -> None:
         """End the spare worker, if any (the runs' workers go on)."""
-        with self._spare_lock:
-            spare, self.spare = self.spare, None
-        if spare is not None:
+        if (spare := self._pop_spare()) is not None:
             spare.close()
 
     def launch(self, run_id: int) -> None:
@@ -367,12 +301,12 @@ class Runner:
                 continue
             del self.procs[run_id]
             changed.append(run_id)
-            if code < 0 or code == 0:
-                status, error = RunStatus.INTERRUPTED, (f"the worker was {exit_reason(code)} before it finished; "
-                                                        f"`workbench resume {run_id}` continues from the last checkpoint")
+            if code > 0:
+                self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
+                                      error=f"the worker {exit_reason(code)}:\n{log_tail(run_id)}")
             else:
-                status, error = RunStatus.FAILED, f"the worker {exit_reason(code)}:\n{log_tail(run_id)}"
-            self.store.transition(run_id, status, only_from=[RunStatus.RUNNING], error=error, finished_at=time.time())
+                _ended_unreported(self.store, self.store.get_run(run_id),
+                                  f"the worker was {exit_reason(code)} before it finished")
         if time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + ADOPTED_CHECK_S
             changed += reconcile(self.store, skip=self.procs)

@@ -34,7 +34,7 @@ from typing import Any, Iterator
 from workbench import paths
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.fields import sbatch_flags
-from workbench.jobs.runner import WORKER_MODULE, log_path, log_tail
+from workbench.jobs.processes import WORKER_MODULE, log_path, log_tail
 from workbench.store import Run, RunStatus, Store
 from workbench.store.schema import SUBMITTING
 

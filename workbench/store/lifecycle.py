@@ -85,15 +85,19 @@ class RunLifecycle:
             return s.scalar(select(func.count()).select_from(Run).where(
                 Run.status == RunStatus.RUNNING, Run.job_id.is_(None), or_(Run.host == host, Run.host.is_(None))))
 
-    def mark_started(self, run_id: int, *, device: str) -> None:
+    def mark_started(self, run_id: int, *, device: str) -> bool:
         """The worker's start: its pid and device; the run's first start is kept (a resume is a
-        segment of its own)."""
+        segment of its own). False, changing nothing, if the run is no longer queued or running:
+        cancelled, or judged interrupted, while its worker started; that worker must not train it."""
         now = time.time()
         with self.session() as s:
-            s.execute(update(Run).where(Run.id == run_id).values(
+            started = s.execute(update(Run).where(Run.id == run_id,
+                                                  Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])).values(
                 status=RunStatus.RUNNING, device=device, pid=os.getpid(), host=paths.host(),
-                started_at=func.coalesce(Run.started_at, now), error=None, heartbeat_at=_db_now(s)))
-            _open_segment(s, run_id, now)
+                started_at=func.coalesce(Run.started_at, now), error=None, heartbeat_at=_db_now(s))).rowcount == 1
+            if started:
+                _open_segment(s, run_id, now)
+            return started
 
     # --------------------------------------------------------------- liveness
     def beat(self, run_id: int) -> bool:

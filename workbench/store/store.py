@@ -222,13 +222,16 @@ class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
             return tags
 
     def transition(self, run_id: int, to: RunStatus, *, only_from: Sequence[RunStatus],
-                   **values: Any) -> bool:
+                   where: Mapping[str, Any] | None = None, **values: Any) -> bool:
         """Set the status only if it is still one of `only_from` (so a late writer never undoes a
-        cancel or a finish); True if it changed."""
+        cancel or a finish) and the columns in `where` still hold what the caller judged by (the
+        pid it found gone: not a worker of the run's next start); True if it changed."""
+        query = update(Run).where(Run.id == run_id, Run.status.in_(list(only_from)))
+        for column, value in (where or {}).items():
+            field = getattr(Run, column)
+            query = query.where(field.is_(None) if value is None else field == value)
         with self.session() as s:
-            result = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(list(only_from)))
-                               .values(status=to, **values))
-            return result.rowcount == 1
+            return s.execute(query.values(status=to, **values)).rowcount == 1
 
     def set_trashed(self, run_ids: Sequence[int], trashed: bool) -> list[int]:
         """Move finished, failed, cancelled or interrupted runs to the Trash (or back); the ids
