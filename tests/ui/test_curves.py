@@ -147,3 +147,20 @@ def test_curves_grow_poll_by_poll_and_a_stale_read_is_not_added_twice(qtbot, sto
     stale = (0, *store.metric_columns(run))  # a read begun before the last poll's rows arrived
     view._received({run: stale})
     assert view.point_count(run, "train/loss") == 250
+
+
+def test_the_same_runs_again_keep_their_plots_and_follow_sets_auto_range(qtbot, store: Store) -> None:
+    """A tab switch hands the view the selection it has (it rebuilt every plot, ~70 ms a switch);
+    new points still come, and unticking follow stops the axes following them."""
+    run = finished_run(store, "vit")
+    store.add_metrics(run, [(s, s / 10, "train/loss", 1.0 / s, 0.0) for s in range(1, 6)])
+    view = _view(qtbot, store, {run: "vit"})
+    plot = view.plots["train/loss"]
+    store.add_metrics(run, [(6, 0.6, "train/loss", 0.1, 0.0)])
+    view.set_runs({run: (f"{run} · vit-run", "vit")})
+    assert view.plots["train/loss"] is plot and view.point_count(run, "train/loss") == 6
+    assert plot.vb.state["autoRange"] == [True, True]
+    view.follow.setChecked(False)
+    assert plot.vb.state["autoRange"] == [False, False]
+    view.set_runs({})  # another selection: the plots go
+    assert "train/loss" not in view.plots
