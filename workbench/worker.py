@@ -24,10 +24,11 @@ from workbench.store import RunStatus, Store
 def _schedule_after(store: Store, run_id: int) -> None:
     """Start what this run's end lets start (its study's next runs, queued runs)."""
     from workbench.jobs import Runner
+    from workbench.jobs.slurm import TASK_ENV
     from workbench.studies.scheduler import tick
 
-    try:
-        started = tick(store, Runner(store), run_ended=True, reap=False)
+    try:  # on a Slurm job's node, only runs for the cluster are sent: a run started here would die with the job
+        started = tick(store, Runner(store), run_ended=True, reap=False, here=TASK_ENV not in os.environ)
     except WorkbenchError as exc:  # the run itself is recorded; the next scheduler goes on later
         print(f"run {run_id}: could not start the next runs: {exc}", flush=True)
         return

@@ -56,3 +56,21 @@ def test_a_studys_own_parallel_holds_back_only_its_runs(store: Store) -> None:
     assert store.get_run(members[1]).status == RunStatus.QUEUED
     for run_id in started:
         runner.cancel(run_id, grace=30)
+
+
+def test_a_run_ending_in_a_slurm_job_starts_no_run_on_the_jobs_node(store: Store, monkeypatch) -> None:
+    """A worker inside a Slurm job's task sends the cluster's runs when its run ends (tested with
+    the cluster in test_slurm_runs) but starts no run for this machine there: it would run on
+    the compute node inside the ended job, killed with it."""
+    from workbench import worker
+    from workbench.jobs import cancel_run
+    from workbench.jobs.slurm import TASK_ENV
+
+    local = create_run(store, "vit", preset="tiny", overrides=[f"{k}={v}" for k, v in SHORT.items()])
+    monkeypatch.setenv(TASK_ENV, "1")
+    worker._schedule_after(store, 0)
+    assert store.get_run(local.id).status == RunStatus.QUEUED and store.get_run(local.id).pid is None
+    monkeypatch.delenv(TASK_ENV)
+    worker._schedule_after(store, 0)  # a local worker's end starts it
+    assert store.get_run(local.id).status == RunStatus.RUNNING
+    assert cancel_run(store, local.id) == RunStatus.CANCELLED

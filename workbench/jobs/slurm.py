@@ -58,6 +58,7 @@ RESUME = "`workbench resume {}` continues from the last checkpoint"
 STALE_CLAIM_S = 120.0  # sending a run takes seconds: a claim this old lost its scheduler
 FIRST_TASK_WAIT_S = 300.0  # how long a job's other tasks wait to see its first task take the run
 CLOCK_SLACK_S = 120.0  # a job's tasks start within this of each other, by their nodes' clocks
+TASK_ENV = "WORKBENCH_SLURM_TASK"  # set in a job's task: its worker starts no run on the job's node
 
 
 def missing() -> str | None:
@@ -103,8 +104,8 @@ def parameters(run_id: int, config: dict[str, Any]) -> dict[str, Any]:
 def _outside_any_job() -> Iterator[None]:
     """os.environ without Slurm's job variables while sbatch runs: a run's worker that starts
     the next run from inside its own job (a study's) must not hand its job's settings on."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SUBMITIT_"))
-             and k != "SLURM_CONF"}
+    saved = {k: v for k, v in os.environ.items()
+             if (k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SUBMITIT_")) or k == TASK_ENV) and k != "SLURM_CONF"}
     for k in saved:
         del os.environ[k]
     try:
@@ -255,7 +256,7 @@ class SlurmTask:
     def __call__(self) -> str:
         import submitit
 
-        os.environ.update(self.env, PYTHONUNBUFFERED="1")
+        os.environ.update(self.env, PYTHONUNBUFFERED="1", **{TASK_ENV: "1"})
         job = submitit.JobEnvironment()
         if job.num_tasks > 1:  # the data-parallel group: ranks from Slurm, rank 0's node as the meeting point
             os.environ.update(RANK=str(job.global_rank), WORLD_SIZE=str(job.num_tasks),

@@ -93,18 +93,20 @@ def _readiness(member: StudyMember, members: dict[int, StudyMember],
     return (WAITING, waiting, {}) if waiting else (READY, "", parents)
 
 
-def tick(store: Store, runner: Runner, *, run_ended: bool = False, reap: bool = True) -> list[int]:
+def tick(store: Store, runner: Runner, *, run_ended: bool = False, reap: bool = True, here: bool = True) -> list[int]:
     """Record dead workers, advance studies, start what may start; the ids of runs whose status
-    changed. `run_ended`: a run has just ended, so blocked study members are looked at again."""
+    changed. `run_ended`: a run has just ended, so blocked study members are looked at again.
+    `here`: runs for this machine may start here (not on a cluster job's node)."""
     changed = runner.reap() if reap else []
     changed += advance(store, blocked=run_ended)
-    return list(dict.fromkeys(changed + start_queued(store, runner)))  # a run queued and started: once
+    return list(dict.fromkeys(changed + start_queued(store, runner, here=here)))  # a run queued and started: once
 
 
-def start_queued(store: Store, runner: Runner) -> list[int]:
+def start_queued(store: Store, runner: Runner, *, here: bool = True) -> list[int]:
     """Claim and launch queued runs, oldest first, while the host's limit and each study's
     `parallel` allow, and send the runs for a cluster to its queue (the host's limit aside); the
-    ids started or sent."""
+    ids started or sent. Not `here`: only the cluster's runs are sent (a finished job's node
+    would start the others inside that job, which ends with their workers in it)."""
     queued = store.list_runs(status=RunStatus.QUEUED)
     if not queued:
         return []
@@ -124,6 +126,8 @@ def start_queued(store: Store, runner: Runner) -> list[int]:
             if store.claim_submission(run.id, study_id=sid, study_limit=parallel.get(sid)):
                 runner.submit(run.id)
                 started.append(run.id)
+            continue
+        if not here:
             continue
         if store.claim_run(run.id, host=host, limit=limit, study_id=sid, study_limit=parallel.get(sid)):
             runner.launch(run.id)
