@@ -239,6 +239,7 @@ def follow(store: Store) -> list[int]:
         if status != RunStatus.CANCELLED:
             error += "; " + RESUME.format(run.id) if status == RunStatus.INTERRUPTED else f":\n{log_tail(run.id)}"
         if store.transition(run.id, status, only_from=[RunStatus.QUEUED, RunStatus.RUNNING], error=error,
+                            where={"job_id": run.job_id},  # not a resubmission sent since squeue answered
                             finished_at=time.time(), job_state=state or "gone"):
             changed.append(run.id)
     return changed
