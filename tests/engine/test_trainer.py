@@ -13,7 +13,7 @@ from workbench.data import DataInfo
 from workbench.engine.checkpoint import Checkpoints
 from workbench.engine.trainer import StopFlag, train
 from workbench.errors import WorkbenchError
-from workbench.jobs import create_run
+from workbench.jobs import create_run, resume_run
 from workbench.methods import get_method, make_config
 from workbench.store import RunStatus, Store
 
@@ -83,7 +83,8 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(store: Store) -> None
     with pytest.raises(Crash):
         train(store, run.id, log=crash_at_20)
     assert store.latest_artifact(run.id, "checkpoint").step == 10  # step 20's was never written
-    store.update_run(run.id, status=RunStatus.INTERRUPTED)
+    store.update_run(run.id, status=RunStatus.INTERRUPTED)  # as the runner finds it
+    resume_run(store, run.id)  # queued again: a worker trains only a queued or running run
 
     assert train(store, run.id, log=_quiet) == RunStatus.FINISHED
     steps = [r[1] for r in store.metrics(run.id, key="train/loss")]
