@@ -218,6 +218,27 @@ def test_the_run_table_is_the_users_and_the_window_comes_back_as_it_was_left(qtb
     again.close()
 
 
+def test_runs_that_come_and_go_elsewhere_leave_the_selection_as_it_was(window: MainWindow, store: Store) -> None:
+    """A run created by the command line or a study, or one deleted in another window, is a row
+    inserted or removed: the selection stays (a model reset cleared it without a word, while the
+    curves still showed the runs), and the table is not re-sorted from scratch."""
+    a, b, gone = (finished_run(store, "vit") for _ in range(3))
+    poll(window)
+    changes = []
+    window.table.selectionModel().selectionChanged.connect(lambda *_: changes.append(True))
+    window.runs.select_runs([a, b])  # brushing, a restored selection: one change, not one per row (each rebuilt the views)
+    assert sorted(r.id for r in window.selected_runs()) == [a, b] and len(changes) == 1
+    resets = []
+    window.model.modelReset.connect(lambda: resets.append(True))
+    new = store.create_run("vit", {}).id
+    poll(window)
+    store.set_trashed([gone], True)
+    poll(window)
+    assert window.model.row_of(new) is not None and window.model.row_of(gone) is None and not resets
+    assert sorted(r.id for r in window.selected_runs()) == [a, b] and sorted(window.curves.names) == [a, b]
+    assert [window.proxy.index(i, 0).data() for i in range(window.proxy.rowCount())] == [new, b, a]  # newest first
+
+
 def test_a_column_widens_when_its_first_value_comes_until_the_user_sizes_it(qtbot, store: Store) -> None:
     """Columns are fitted when the first run shows, before it has a key metric; its first value
     widens that column (it was cut to 'val/top1=0.…'), but never one the user has sized."""

@@ -97,10 +97,6 @@ def test_the_window_survives_thousands_of_polls(window: MainWindow, store: Store
     tabs = window.tabs.count()
     selections = [[live.id], stored[:2], [*stored, live.id], [stored[-1]], [stored[1]], []]
 
-    def select(ids: list[int]) -> None:
-        window.table.clearSelection()
-        for run_id in ids:
-            window.select_run(run_id, add=True)
 
     gc.collect()  # what earlier tests left behind warns now (a Popen of theirs), not inside the soak
     live_points = 0
@@ -116,7 +112,7 @@ def test_the_window_survives_thousands_of_polls(window: MainWindow, store: Store
         if i % 40 == 0:
             window.tabs.setCurrentIndex(i // 40 % tabs)
         if i % 240 == 0:
-            select(selections[i // 240 % len(selections)])
+            window.select_runs(selections[i // 240 % len(selections)])
         poll(window)
         QApplication.processEvents()
         live_points = max(live_points, window.curves.point_count(live.id, "train/loss"))

@@ -196,8 +196,7 @@ class MainWindow(QMainWindow):
 
     def _restore_selection(self) -> None:
         self.tabs.setCurrentIndex(int(self.settings.value("main/tab", 0)))
-        for run_id in [int(i) for i in (self.settings.value("main/selected", []) or []) if str(i).isdigit()]:
-            self.select_run(run_id, add=True)
+        self.select_runs([int(i) for i in (self.settings.value("main/selected", []) or []) if str(i).isdigit()])
 
     def _update_actions(self) -> None:
         runs = self.selected_runs() if self.loaded else []

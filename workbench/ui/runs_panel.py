@@ -12,7 +12,14 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from PySide6.QtCore import QPoint, QSettings, Qt, Signal
+from PySide6.QtCore import (
+    QItemSelection,
+    QItemSelectionModel,
+    QPoint,
+    QSettings,
+    Qt,
+    Signal,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -195,24 +202,27 @@ class RunsPanel(QWidget):
                 for row in range(self.proxy.rowCount())]
 
     def select_runs(self, run_ids: list[int]) -> None:
-        """Make these runs the table's selection (parallel coordinates' brushing)."""
-        self.table.clearSelection()
+        """Make these runs the table's selection (parallel coordinates' brushing, the selection a
+        window comes back with) in one change: row by row, each row rebuilt the views."""
+        rows = {r.id: i for i, r in enumerate(self.model.runs)}
+        chosen = QItemSelection()
         for run_id in run_ids:
-            self.select_run(run_id, add=True)
+            if run_id in rows:
+                index = self.proxy.mapFromSource(self.model.index(rows[run_id], 0))
+                chosen.select(index, index)
+        flags = QItemSelectionModel.SelectionFlag
+        self.table.selectionModel().select(chosen, flags.ClearAndSelect | flags.Rows)
 
-    def select_run(self, run_id: int, *, add: bool = False) -> None:
-        """Select the run's row (and make it current), or add it to the selection. Never through
-        `selectRow`, which reads the keyboard's modifiers: with Ctrl held (or left so by the last
-        key event) it toggled, and a run just created, selected twice, ended unselected."""
+    def select_run(self, run_id: int) -> None:
+        """Select the run's row and make it current. Never through `selectRow`, which reads the
+        keyboard's modifiers: with Ctrl held (or left so by the last key event) it toggled, and a
+        run just created, selected twice, ended unselected."""
         row = self.model.row_of(run_id)
         if row is None:
             return
         index = self.proxy.mapFromSource(self.model.index(row, 0))
-        flags = self.table.selectionModel().SelectionFlag
-        if add:
-            self.table.selectionModel().select(index, flags.Select | flags.Rows)
-        else:
-            self.table.selectionModel().setCurrentIndex(index, flags.ClearAndSelect | flags.Rows)
+        flags = QItemSelectionModel.SelectionFlag
+        self.table.selectionModel().setCurrentIndex(index, flags.ClearAndSelect | flags.Rows)
 
     def fit_columns(self, columns: list[int] | None = None) -> None:
         """Fit columns to their contents; names and tags no wider than NAME_WIDTH."""

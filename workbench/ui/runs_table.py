@@ -32,6 +32,17 @@ Index = QModelIndex | QPersistentModelIndex
 EXTRA_KINDS = ("config", "final", "best")
 
 
+def _blocks(rows: list[int]) -> list[tuple[int, int]]:
+    """Ascending row numbers as (first, last) runs of consecutive rows."""
+    blocks: list[tuple[int, int]] = []
+    for row in rows:
+        if blocks and row == blocks[-1][1] + 1:
+            blocks[-1] = (blocks[-1][0], row)
+        else:
+            blocks.append((row, row))
+    return blocks
+
+
 def column_title(column: str) -> str:
     """'lr', 'val/top1 (final)', 'val/top1 (best)'; a summary value with no curve ('params') as is."""
     kind, _, name = column.partition(":")
@@ -49,27 +60,46 @@ class RunsTableModel(QAbstractTableModel):
         self.best: dict[int, dict[str, tuple[float, float]]] = {}  # run id -> metric -> (min, max)
 
     def set_runs(self, runs: list[Run], signatures: list[tuple] | None = None) -> list[int] | None:
-        """Replace the rows; a change in the set of runs resets the model, otherwise only the rows
-        whose shown values changed say so (with thousands of runs, a table-wide dataChanged makes
-        the sorting proxy compare every row again on each poll). `signatures`: each run's
-        `Store.run_signatures` tuple, read with the runs (else made here). The rows that changed;
-        None after a reset."""
+        """Replace the rows: runs that came or went are inserted and removed (the views keep their
+        selection and sort without looking at every row), and of the others only the rows whose
+        shown values changed say so (with thousands of runs, a table-wide dataChanged makes the
+        sorting proxy compare every row again on each poll). `signatures`: each run's
+        `Store.run_signatures` tuple, read with the runs (else made here). The rows that changed or
+        came; None after a reset (most rows new: another list, the first read)."""
         signatures = signatures if signatures is not None else [_shown(r) for r in runs]
+        came: list[int] = []
         if [r.id for r in runs] != [r.id for r in self.runs]:
-            self.beginResetModel()
-            self.runs, self.signatures = runs, signatures
-            self.endResetModel()
-            return None
+            came = self._insert_and_remove(runs, signatures)
+            if came is None:
+                self.beginResetModel()
+                self.runs, self.signatures = runs, signatures
+                self.endResetModel()
+                return None
         changed = [i for i, (old, new) in enumerate(zip(self.signatures, signatures)) if old != new]
         self.runs, self.signatures = runs, signatures
-        start = 0
-        while start < len(changed):  # one signal per block of consecutive rows
-            end = start
-            while end + 1 < len(changed) and changed[end + 1] == changed[end] + 1:
-                end += 1
-            self.dataChanged.emit(self.index(changed[start], 0), self.index(changed[end], len(self.columns) - 1))
-            start = end + 1
-        return changed
+        for start, end in _blocks(changed):  # one signal per block of consecutive rows
+            self.dataChanged.emit(self.index(start, 0), self.index(end, len(self.columns) - 1))
+        return sorted(changed + came)
+
+    def _insert_and_remove(self, runs: list[Run], signatures: list[tuple]) -> list[int] | None:
+        """Remove the rows of runs that went, insert those of runs that came (both lists in the
+        store's id order); the inserted rows. None, changing nothing, when the orders disagree or
+        most rows are new (a reset is then cheaper)."""
+        ids, old_ids = {r.id for r in runs}, [r.id for r in self.runs]
+        old = set(old_ids)
+        kept = [i for i in old_ids if i in ids]
+        if kept != [r.id for r in runs if r.id in old] or len(kept) < len(runs) // 2:
+            return None
+        for start, end in reversed(_blocks([i for i, rid in enumerate(old_ids) if rid not in ids])):
+            self.beginRemoveRows(QModelIndex(), start, end)
+            del self.runs[start:end + 1], self.signatures[start:end + 1]
+            self.endRemoveRows()
+        came = [i for i, r in enumerate(runs) if r.id not in old]
+        for start, end in _blocks(came):  # ascending: the rows before `start` are already `runs`'
+            self.beginInsertRows(QModelIndex(), start, end)
+            self.runs[start:start], self.signatures[start:start] = runs[start:end + 1], signatures[start:end + 1]
+            self.endInsertRows()
+        return came
 
     def extra_columns(self) -> list[str]:
         return self.columns[len(BASE_COLUMNS):]
