@@ -3,6 +3,7 @@ covers a line, one-point series as markers, the raw curve faint behind a smoothe
 losses of different methods never forced onto one axis."""
 
 import numpy as np
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from tests.conftest import finished_run
@@ -164,3 +165,21 @@ def test_the_same_runs_again_keep_their_plots_and_follow_sets_auto_range(qtbot, 
     assert plot.vb.state["autoRange"] == [False, False]
     view.set_runs({})  # another selection: the plots go
     assert "train/loss" not in view.plots
+
+
+def test_the_users_ticks_outlive_a_selection_of_other_runs(qtbot, store: Store) -> None:
+    """A run selected before its rows arrive empties the metric list for a moment: the metrics
+    the user ticked (and unticked) come back as they were, not reset to the defaults."""
+    a, b = finished_run(store, "vit"), finished_run(store, "vit")
+    for run in (a, b):
+        store.add_metrics(run, [(s, s / 10, key, 1.0 / s, 0.0) for s in range(1, 4)
+                                for key in ("train/loss", "train/lr", "val/top1")])
+    view = _view(qtbot, store, {a: "vit"})
+    assert view.keys.ticked() == ["train/loss", "val/top1"]  # the defaults
+    items = {view.keys.item(i).text(): view.keys.item(i) for i in range(view.keys.count())}
+    items["train/lr"].setCheckState(Qt.CheckState.Checked)  # as a click does
+    items["val/top1"].setCheckState(Qt.CheckState.Unchecked)
+    assert set(view.plots) == {"train/loss", "train/lr"}
+    view.set_runs({})  # nothing selected: an empty list
+    view.set_runs({b: (f"{b} · vit-run", "vit")})
+    assert view.keys.ticked() == ["train/loss", "train/lr"] and set(view.plots) == {"train/loss", "train/lr"}

@@ -28,8 +28,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QSlider,
     QSplitter,
@@ -41,6 +39,7 @@ from workbench.methods import config_class
 from workbench.store import Run, Store
 from workbench.ui import groups, theme
 from workbench.ui.curve_groups import BANDS, GroupedCurves, line
+from workbench.ui.metric_keys import MetricKeys
 from workbench.ui.series import RunSeries, ema, write_csv
 
 X_AXES = {"step": 0, "epoch": 1, "wall time (s)": 2}
@@ -76,10 +75,8 @@ class CurvesView(GroupedCurves, QWidget):
         self.groups: dict[str, list[int]] = {}  # label -> run ids; {} when not grouped
         self.bands: dict[tuple[str, str], tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem, tuple]] = {}
 
-        self.keys = QListWidget()
-        self.keys.itemChanged.connect(lambda _: self.rebuild_plots())
-        self.keys.setMinimumWidth(150)
-        self.keys.setMaximumWidth(240)
+        self.keys = MetricKeys()
+        self.keys.ticks_changed.connect(self.rebuild_plots)
         self.x_axis = QComboBox()
         self.x_axis.addItems(list(X_AXES))
         self.log_y = QCheckBox("log y")
@@ -214,33 +211,16 @@ class CurvesView(GroupedCurves, QWidget):
 
     # ------------------------------------------------------------------ plots
     def _sync_keys(self) -> None:
-        keys = sorted({k for s in self.series.values() for k in s.keys})
-        shown = [self.keys.item(i).text() for i in range(self.keys.count())]
-        if keys == shown:
-            return
         default = {"train/loss"} | {config_class(m).key_metric for m in self.methods.values()}
-        ticked = set(self.ticked_keys())
-        self.keys.blockSignals(True)
-        self.keys.clear()
-        for key in keys:  # keep the user's ticks; tick new keys that are shown by default
-            item = QListWidgetItem(key)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            wanted = key in ticked or key not in shown and key in default
-            item.setCheckState(Qt.CheckState.Checked if wanted else Qt.CheckState.Unchecked)
-            self.keys.addItem(item)
-        self.keys.blockSignals(False)
-        self.rebuild_plots()
-
-    def ticked_keys(self) -> list[str]:
-        return [self.keys.item(i).text() for i in range(self.keys.count())
-                if self.keys.item(i).checkState() == Qt.CheckState.Checked]
+        if self.keys.show_keys(sorted({k for s in self.series.values() for k in s.keys}), default):
+            self.rebuild_plots()
 
     def _panels(self) -> list[tuple[str, str, tuple[int, ...]]]:
         """(title, metric, run ids) of each plot: a method-specific metric of runs that mix
         methods gets one plot per method that has it."""
         panels = []
         methods = sorted(set(self.methods.values()))
-        for key in self.ticked_keys():
+        for key in self.keys.ticked():
             if len(methods) > 1 and method_specific(key):
                 for method in methods:
                     rids = tuple(r for r in self.series if self.methods[r] == method and key in self.series[r].keys)
