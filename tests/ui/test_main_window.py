@@ -385,7 +385,8 @@ def test_parallel_coordinates_brushing_an_axis_selects_those_runs_in_the_table(
     window.tabs.setCurrentWidget(window.coords)
     settle(window)
     view = window.coords
-    assert view.fields == ["depth", "lr"] and view.metric.currentText() == "val/top1"
+    assert view.fields == ["depth", "lr"] and view.metric_box.currentText() == "val/top1"
+    assert view.logicalDpiX() > 0  # Qt's QWidget.metric(), which an attribute named `metric` shadowed (a TypeError)
     assert view.matrix.shape == (6, 3) and len(view.lines) == 6
     view.set_range(2, 0.5, 1.1)  # the upper half of the metric's axis
     top = sorted(r for r, s in scores.items() if (s - min(scores.values())) / (max(scores.values()) - min(scores.values()))

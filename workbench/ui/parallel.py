@@ -60,8 +60,8 @@ class ParallelView(QWidget):
         self.lines: dict[int, pg.PlotDataItem] = {}
         self.names: list[str] = []  # each axis's field or metric, to keep its range over a redraw
         self.chosen: list[int] | None = None  # the runs last offered as the selection
-        self.metric = QComboBox()
-        self.metric.currentTextChanged.connect(lambda *_: self._draw())
+        self.metric_box = QComboBox()
+        self.metric_box.currentTextChanged.connect(lambda *_: self._draw())
         self.hint = QLabel(HINT)
         self.hint.setWordWrap(True)
         self.canvas = pg.GraphicsLayoutWidget()
@@ -72,7 +72,7 @@ class ParallelView(QWidget):
         self.plot.hideButtons()
         top = QHBoxLayout()
         top.addWidget(QLabel("metric"))
-        top.addWidget(self.metric)
+        top.addWidget(self.metric_box)
         top.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -93,12 +93,12 @@ class ParallelView(QWidget):
             return
         self.runs = runs
         keys = sorted({k for r in runs for k in r.results if k.startswith(("val/", "val_ema/"))})
-        wanted = self.metric.currentText() or next((config_class(r.method).key_metric for r in runs), "")
-        self.metric.blockSignals(True)
-        self.metric.clear()
-        self.metric.addItems(keys)
-        self.metric.setCurrentText(wanted if wanted in keys else (keys[0] if keys else ""))
-        self.metric.blockSignals(False)
+        wanted = self.metric_box.currentText() or next((config_class(r.method).key_metric for r in runs), "")
+        self.metric_box.blockSignals(True)
+        self.metric_box.clear()
+        self.metric_box.addItems(keys)
+        self.metric_box.setCurrentText(wanted if wanted in keys else (keys[0] if keys else ""))
+        self.metric_box.blockSignals(False)
         self._draw()
 
     def _draw(self) -> None:
@@ -106,7 +106,7 @@ class ParallelView(QWidget):
         kept = {name: brush.getRegion() for name, brush in zip(self.names, self.ranges)}
         self.plot.clear()
         self.ranges, self.lines = [], {}
-        runs, metric = self.runs, self.metric.currentText()
+        runs, metric = self.runs, self.metric_box.currentText()
         self.fields = [f for f in groups.differing(runs)]
         columns, labels = [], []
         for field in self.fields:
