@@ -178,3 +178,24 @@ def test_the_verdict_panel_colours_each_claim_and_follows_the_runs(qtbot, window
     out = tmp_path / "results.md"
     view.save_table("md", str(out))
     assert "| learned-2d > none | -0.1000 ± " in out.read_text()
+
+
+def test_a_members_progress_leaves_the_chart_and_its_zoom_alone(qtbot, window: MainWindow, store: Store) -> None:
+    """While a member trains, each refresh shows its progress in the members table; the chart is
+    drawn again (its zoom reset) only when the results change (it was, twice a second)."""
+    study = create_study(store, sweep_spec("vit", [("pos_embed", ["learned-1d", "none"])], common=QUICK))
+    done, training = (m.run_id for m in store.study_members(study.id))
+    assert execute(store, done, log=lambda _: None) == RunStatus.FINISHED
+    store.update_run(training, status=RunStatus.RUNNING, step=1, total_steps=10)
+    view = window.open_studies()
+    qtbot.waitUntil(lambda: view.table_data is not None and view.members.item(1, 3).text() == "10%", timeout=10_000)
+    view.chart.plot.setYRange(-5, 5, padding=0)  # the user zooms
+    drawn = view.chart.plot.getPlotItem().listDataItems()
+    store.update_run(training, step=5)
+    view.refresh()
+    qtbot.waitUntil(lambda: view.members.item(1, 3).text() == "50%", timeout=10_000)
+    assert view.chart.plot.getPlotItem().listDataItems() == drawn
+    assert view.chart.plot.getPlotItem().viewRange()[1] == pytest.approx([-5, 5])
+    store.update_run(training, status=RunStatus.FINISHED, step=10, summary={"val/top1": 0.5})
+    view.refresh()
+    qtbot.waitUntil(lambda: view.chart.plot.getPlotItem().listDataItems() != drawn, timeout=10_000)  # new results

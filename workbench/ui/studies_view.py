@@ -207,20 +207,22 @@ class StudiesView(QWidget):
             return
         s = view.study
         table = results(view)
-        shown = (s.id, view.status, repr(table.rows), [(m.state, m.note, m.run_id) for m in view.members],
-                 [(r.status, r.step) for r in view.runs.values()])
-        if shown == self._shown:  # unchanged since the last poll: leave the plot's zoom and the tables be
+        shown = (s.id, view.status, repr(table.rows), [(m.state, m.note, m.run_id) for m in view.members])
+        progress = [(r.status, r.step) for r in view.runs.values()]
+        if (shown, progress) == self._shown:  # unchanged since the last poll: leave the plot's zoom and the tables be
             return
-        self._shown = shown
+        new_results = shown != (self._shown or (None,))[0]  # not only a member's step: every poll while one trains
+        self._shown = (shown, progress)
         counts = ", ".join(f"{n} {k}" for k, n in view.counts().items() if n)
         self.title.setText(f"<b>{s.id} · {s.name}</b> — {s.template or 'custom sweep'}, "
                            f"{s.budget or 'defaults'} budget, {view.status} ({counts}); "
                            f"{s.parallel} at a time<br>{s.spec.get('description', '')}")
-        self.table_data, self.verdict_data = table, verdicts(table, claims_for(s.template))
-        self._fill_results(table, s.id)
         self._fill_members(view)
-        self.chart.show_table(table, s.spec.get("paper_trend") or "a custom sweep: no published trend to compare with",
-                              self.verdict_data)
+        if new_results:  # the chart is drawn again (its zoom reset) only when what it shows changed
+            self.table_data, self.verdict_data = table, verdicts(table, claims_for(s.template))
+            self._fill_results(table, s.id)
+            self.chart.show_table(table, s.spec.get("paper_trend") or "a custom sweep: no published trend to compare "
+                                  "with", self.verdict_data)
 
     def _fill_results(self, table: Table, study_id: int) -> None:
         header = self.results.horizontalHeader()
