@@ -118,10 +118,12 @@ class RunsTableModel(QAbstractTableModel):
         return [c.partition(":")[2] for c in self.extra_columns() if c.startswith("best:")]
 
     def set_best(self, best: dict[int, dict[str, tuple[float, float]]]) -> None:
+        """New best values of these runs: only their rows' best columns say so (all rows did, each
+        poll a run trained: the proxy sorted by such a column compared every row, 830 ms at 5,000)."""
         self.best.update(best)
-        if self.runs and self.best_keys():
-            self.dataChanged.emit(self.index(0, len(BASE_COLUMNS)),
-                                  self.index(len(self.runs) - 1, len(self.columns) - 1))
+        columns = [c for c, column in enumerate(self.columns) if column.startswith("best:")]
+        for start, end in _blocks([i for i, r in enumerate(self.runs) if r.id in best]) if columns else []:
+            self.dataChanged.emit(self.index(start, columns[0]), self.index(end, columns[-1]))
 
     def run_at(self, row: int) -> Run:
         return self.runs[row]
