@@ -56,6 +56,7 @@ def test_gui_scale_bench_measures_the_poll_and_the_curves_of_a_small_store(tmp_p
         assert result[f"{side}_poll_ms"] > 0 and result[f"{side}_curves_ms"] > 0
         assert result[f"{side}_poll_ms"] == pytest.approx(result[f"{side}_poll_read_ms"] + result[f"{side}_poll_show_ms"],
                                                        abs=0.2)
+        assert result[f"{side}_sorted_by_best_poll_show_ms"] > 0
 
 
 def test_masks_bench_times_every_strategy(tmp_path: Path) -> None:
