@@ -72,6 +72,7 @@ def redraw_times() -> tuple[float, float]:
         view.names[rid] = f"run {rid}"
         view.methods[rid] = "vit"
     view._sync_keys()
+    view.rebuild_plots()
 
     def timed(redraw) -> float:
         times = []

@@ -181,5 +181,9 @@ def test_the_users_ticks_outlive_a_selection_of_other_runs(qtbot, store: Store) 
     items["val/top1"].setCheckState(Qt.CheckState.Unchecked)
     assert set(view.plots) == {"train/loss", "train/lr"}
     view.set_runs({})  # nothing selected: an empty list
+    builds = []
+    real_rebuild = view.rebuild_plots
+    view.rebuild_plots = lambda: (builds.append(True), real_rebuild())
     view.set_runs({b: (f"{b} · vit-run", "vit")})
     assert view.keys.ticked() == ["train/loss", "train/lr"] and set(view.plots) == {"train/loss", "train/lr"}
+    assert len(builds) == 2  # for the runs, then for their metrics as they arrive (three times before)

@@ -163,7 +163,7 @@ class CurvesView(GroupedCurves, QWidget):
         self.runs = [r for r in rows if r.id in runs]
         self.note.setText("" if runs else PICK_RUNS)
         self.note.setVisible(not runs)
-        self._sync_keys()
+        self._sync_keys()  # regroup, below, builds the plots
         wanted = self.group_by.currentText()
         choices = groups.options(self.runs) if len(self.runs) > 1 else [groups.NONE]
         if choices != [self.group_by.itemText(i) for i in range(self.group_by.count())]:
@@ -200,7 +200,7 @@ class CurvesView(GroupedCurves, QWidget):
                 self.series[rid].extend(last_id, columns)
                 added = True
         self._sync_keys()
-        if self._panels() != self.panels:  # a method's first loss value: it gets its own plot
+        if self._panels() != self.panels:  # new metrics ticked, a method's first loss value (a plot of its own)
             self.rebuild_plots()
         self.redraw()
         if added:
@@ -211,9 +211,9 @@ class CurvesView(GroupedCurves, QWidget):
 
     # ------------------------------------------------------------------ plots
     def _sync_keys(self) -> None:
+        """List the shown runs' metrics (the plots follow in the caller: once per change, not per step)."""
         default = {"train/loss"} | {config_class(m).key_metric for m in self.methods.values()}
-        if self.keys.show_keys(sorted({k for s in self.series.values() for k in s.keys}), default):
-            self.rebuild_plots()
+        self.keys.show_keys(sorted({k for s in self.series.values() for k in s.keys}), default)
 
     def _panels(self) -> list[tuple[str, str, tuple[int, ...]]]:
         """(title, metric, run ids) of each plot: a method-specific metric of runs that mix

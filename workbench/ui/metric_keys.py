@@ -23,11 +23,10 @@ class MetricKeys(QListWidget):
         self.chosen[item.text()] = item.checkState() == Qt.CheckState.Checked
         self.ticks_changed.emit()
 
-    def show_keys(self, keys: list[str], default: set[str]) -> bool:
-        """List these metrics, each ticked as the user left it, else if it is in `default`; whether
-        the list changed."""
+    def show_keys(self, keys: list[str], default: set[str]) -> None:
+        """List these metrics, each ticked as the user left it, else if it is in `default`."""
         if keys == self.names():
-            return False
+            return
         self.blockSignals(True)  # not the user's ticks
         self.clear()
         for key in keys:
@@ -37,7 +36,6 @@ class MetricKeys(QListWidget):
             item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
             self.addItem(item)
         self.blockSignals(False)
-        return True
 
     def names(self) -> list[str]:
         return [self.item(i).text() for i in range(self.count())]
