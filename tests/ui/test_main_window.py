@@ -399,6 +399,10 @@ def test_parallel_coordinates_brushing_an_axis_selects_those_runs_in_the_table(
     chosen = [r.id for r in window.selected_runs()]
     other = next(r for r in scores if r not in top)
     drawn = view.lines[other]
+    store.update_run(other, summary={"val/top1": scores[other], "train/loss": 0.5})  # a training step's log: kept
+    poll(window)
+    settle(window)
+    assert view.lines[other] is drawn
     store.update_run(other, summary={"val/top1": scores[other] - 0.001})  # a result changes: redrawn
     poll(window)
     settle(window)

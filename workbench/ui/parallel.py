@@ -23,6 +23,7 @@ from workbench.ui import groups, theme
 
 WHOLE = (-0.1, 1.1)  # an axis's range before it is dragged: no condition
 MAX_RUNS = 2000  # lines drawn at most (the newest); more say so
+AXES = ("val/", "val_ema/")  # the results an axis can show
 FADED = (150, 150, 150, 40)
 HINT = "Parallel coordinates of the runs in the table: drag an axis's range to select the runs that pass through it."
 
@@ -54,6 +55,7 @@ class ParallelView(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[Run] = []
+        self.drawn: list[tuple] = []  # what the lines show of each run: ids, configs, validation results
         self.fields: list[str] = []
         self.matrix = np.empty((0, 0))  # [runs, axes] in [0, 1]; NaN where a run lacks the value
         self.ranges: list[pg.LinearRegionItem] = []
@@ -87,12 +89,14 @@ class ParallelView(QWidget):
             self._draw()  # the axes and their labels are drawn in the palette's text colour
 
     def show_runs(self, runs: Sequence[Run]) -> None:
-        """Draw these runs (the newest `MAX_RUNS`); redrawn only when they or their results changed."""
+        """Draw these runs (the newest `MAX_RUNS`); redrawn only when they or their validation results
+        changed (not at each of a training run's logged steps: every poll redrew every line)."""
         runs = list(runs)[-MAX_RUNS:]
-        if [(r.id, r.summary, r.config) for r in runs] == [(r.id, r.summary, r.config) for r in self.runs]:
+        drawn = [(r.id, r.config, {k: v for k, v in r.results.items() if k.startswith(AXES)}) for r in runs]
+        if drawn == self.drawn:
             return
-        self.runs = runs
-        keys = sorted({k for r in runs for k in r.results if k.startswith(("val/", "val_ema/"))})
+        self.runs, self.drawn = runs, drawn
+        keys = sorted({k for r in runs for k in r.results if k.startswith(AXES)})
         wanted = self.metric_box.currentText() or next((config_class(r.method).key_metric for r in runs), "")
         self.metric_box.blockSignals(True)
         self.metric_box.clear()
