@@ -68,6 +68,19 @@ def test_the_views_and_actions_read_and_write_off_the_gui_thread(window: MainWin
         shown(window)
         assert [a.step for a in window.snapshots.frames] == [100]
         assert not window.snapshots.image.item.pixmap().isNull()
+        bigger = picture.with_name("reconstructions-00000200.png")
+        QImage(16, 16, QImage.Format.Format_RGB32).save(str(bigger))
+        writer = Store()  # another process's write, as a worker's (not the window's store, whose queries count)
+        writer.add_artifact(parent, "image", bigger, step=200, name="reconstructions")
+        writer.close()
+        poll(window)
+        shown(window)
+        assert window.snapshots.image.item.pixmap().width() == 16  # it follows the newest
+        window.snapshots.slider.setValue(0)  # a tick of the slider: the file is read and decoded on a worker thread
+        assert window.snapshots.step_label.text().startswith("step 100") and \
+            window.snapshots.image.item.pixmap().width() == 16
+        shown(window)
+        assert window.snapshots.image.item.pixmap().width() == 8
         window.tabs.setCurrentWidget(window.inspect)
         poll(window)
         shown(window)
