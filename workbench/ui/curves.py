@@ -119,7 +119,8 @@ class CurvesView(GroupedCurves, QWidget):
 
         self.canvas = pg.GraphicsLayoutWidget()
         theme.follow(self, lambda: self.canvas.setBackground(theme.background(self)))
-        self.canvas.scene().sigMouseMoved.connect(self._hover)
+        # at most 30 read-outs a second: each takes a few ms and relays the label out, and a mouse moves 100+ times
+        self.hovering = pg.SignalProxy(self.canvas.scene().sigMouseMoved, rateLimit=30, slot=lambda a: self._hover(a[0]))
         controls, grouping = QHBoxLayout(), QHBoxLayout()  # two rows: the window fits a 1366-px screen
         for w in (QLabel("x"), self.x_axis, self.log_y, self.smooth_label, self.smooth, self.follow, self.show_legend):
             controls.addWidget(w)
