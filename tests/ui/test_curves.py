@@ -30,11 +30,14 @@ def test_crosshair_reads_each_run_at_the_cursor_and_the_legend_sits_outside(qtbo
     assert plot.legend is None  # no legend inside a plot, over its lines
     assert view.legend.isVisible() and f"{a} · vit-run" in view.legend.text() and f"{b} · vit-run" in view.legend.text()
     scene_pos = plot.vb.sceneBoundingRect().center()
-    x = plot.vb.mapSceneToView(scene_pos).x()
     line, dots = view.crosshairs["train/loss"]
     for _ in range(20):  # a mouse moving: the read-outs are rate-limited to 30 a second, the last one shown
         view.canvas.scene().sigMouseMoved.emit(scene_pos)
     qtbot.waitUntil(line.isVisible, timeout=2000)
+    qtbot.wait(100)  # the read-out's text laid out (the plot may have moved under the cursor)
+    view.canvas.scene().sigMouseMoved.emit(scene_pos)
+    qtbot.wait(100)
+    x = plot.vb.mapSceneToView(scene_pos).x()
     assert abs(line.value() - x) < 1e-9
     step = int(np.clip(np.ceil(x), 1, 5))
     assert f"<b>{10 - step:.4g}</b> @ {step:g}" in view.readout.text()
