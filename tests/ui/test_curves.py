@@ -192,3 +192,23 @@ def test_the_users_ticks_outlive_a_selection_of_other_runs(qtbot, store: Store) 
     view.set_runs({b: (f"{b} · vit-run", "vit")})
     assert view.keys.ticked() == ["train/loss", "train/lr"] and set(view.plots) == {"train/loss", "train/lr"}
     assert len(builds) == 2  # for the runs, then for their metrics as they arrive (three times before)
+
+
+def test_the_users_ticks_come_back_with_the_window(qtbot, store: Store, tmp_path) -> None:
+    """The view's state, as the window saves it (an INI file through QSettings), keeps the ticks."""
+    from PySide6.QtCore import QSettings
+
+    run = finished_run(store, "vit")
+    store.add_metrics(run, [(s, s / 10, key, 1.0 / s, 0.0) for s in range(1, 4) for key in ("train/loss", "train/lr")])
+    view = _view(qtbot, store, {run: "vit"})
+    items = {view.keys.item(i).text(): view.keys.item(i) for i in range(view.keys.count())}
+    items["train/lr"].setCheckState(Qt.CheckState.Checked)
+    items["train/loss"].setCheckState(Qt.CheckState.Unchecked)
+    settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    settings.setValue("curves/state", view.state())
+    settings.sync()
+    again = CurvesView(store)
+    qtbot.addWidget(again)
+    again.restore(dict(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat).value("curves/state")))
+    again.set_runs({run: (f"{run} · vit-run", "vit")})
+    assert again.keys.ticked() == ["train/lr"]

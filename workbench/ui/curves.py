@@ -366,7 +366,8 @@ class CurvesView(GroupedCurves, QWidget):
     def state(self) -> dict[str, Any]:
         return {"x": self.x_axis.currentText(), "log_y": self.log_y.isChecked(), "smooth": self.smooth.value(),
                 "follow": self.follow.isChecked(), "legend": self.show_legend.isChecked(),
-                "band": self.band_kind.currentText(), "members": self.show_members.isChecked()}
+                "band": self.band_kind.currentText(), "members": self.show_members.isChecked(),
+                "ticks": dict(self.keys.chosen)}
 
     def restore(self, state: dict[str, Any]) -> None:
         def flag(name: str, default: bool) -> bool:
@@ -379,3 +380,4 @@ class CurvesView(GroupedCurves, QWidget):
         self.show_legend.setChecked(flag("legend", True))
         self.band_kind.setCurrentText(state.get("band", "sd band"))
         self.show_members.setChecked(flag("members", False))
+        self.keys.chosen = {str(k): str(v).lower() == "true" for k, v in dict(state.get("ticks") or {}).items()}

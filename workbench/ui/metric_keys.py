@@ -1,5 +1,5 @@
 """`MetricKeys`: the metrics the curves view can plot, each with a tick. The user's own ticks are
-kept by metric name for as long as the window is open: a run selected before its rows arrive
+kept by metric name (and saved with the window's state): a run selected before its rows arrive
 empties the list for a moment, and runs of another method list other metrics, yet a metric the
 user ticked or unticked comes back as they left it; the others follow the runs' defaults."""
 
