@@ -212,3 +212,19 @@ def test_the_users_ticks_come_back_with_the_window(qtbot, store: Store, tmp_path
     again.restore(dict(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat).value("curves/state")))
     again.set_runs({run: (f"{run} · vit-run", "vit")})
     assert again.keys.ticked() == ["train/lr"]
+
+
+def test_smoothing_a_growing_series_smooths_only_its_new_rows_alike() -> None:
+    """A poll's new rows are smoothed from where the last smoothing ended: the same curve as
+    smoothing the whole history again (which took 6.5 ms a 100k-point curve at every poll)."""
+    from workbench.ui.series import RunSeries, ema
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=3000)
+    rows = np.column_stack([np.arange(3000.0), np.zeros(3000), np.zeros(3000), values])
+    series = RunSeries()
+    for start in range(0, 3000, 700):  # polls bringing 700 rows each
+        series.extend(start + 700, {"train/loss": rows[start:start + 700]})
+        assert np.allclose(series.smoothed("train/loss", 0.9), ema(values[:start + 700], 0.9))
+    assert np.allclose(series.smoothed("train/loss", 0.5), ema(values, 0.5))  # another smoothing: all again
+    assert np.array_equal(series.smoothed("train/loss", 0.0), values)  # no smoothing: the values as they are

@@ -40,7 +40,7 @@ from workbench.store import Run, Store
 from workbench.ui import groups, theme
 from workbench.ui.curve_groups import BANDS, GroupedCurves, line
 from workbench.ui.metric_keys import MetricKeys
-from workbench.ui.series import RunSeries, ema, write_csv
+from workbench.ui.series import RunSeries, write_csv
 
 X_AXES = {"step": 0, "epoch": 1, "wall time (s)": 2}
 RAW_ALPHA = 60  # of 255: the unsmoothed curve behind a smoothed one
@@ -288,9 +288,9 @@ class CurvesView(GroupedCurves, QWidget):
                 self._raw_curve(title, rid, plot, x, raw, colour, visible=alpha > 0 and len(x) > 1 and not grouped)
                 pen = pg.mkPen(colour, width=1)
                 if item is None:
-                    item = line(plot, x, ema(raw, alpha), pen=pen, **marker)
+                    item = line(plot, x, series.smoothed(key, alpha), pen=pen, **marker)
                 else:
-                    item.setData(x, ema(raw, alpha), pen=pen, **marker)
+                    item.setData(x, series.smoothed(key, alpha), pen=pen, **marker)
                 self.curves[(title, rid)] = (item, state)
             for label, ids in self.groups.items():
                 self._band(title, key, plot, label, [r for r in ids if r in rids], settings, force)
