@@ -48,6 +48,16 @@ def timed_poll():
 window.timer.timeout.disconnect()
 window.timer.timeout.connect(timed_poll)
 lags, last_beat = [], [time.perf_counter()]
+import gc
+full_collections, collecting = [], [0.0]
+
+def timed_gc(phase, info):  # the oldest generation's collections: the longest pauses of the GUI thread
+    if phase == "start":
+        collecting[0] = time.perf_counter()
+    elif info["generation"] == 2:
+        full_collections.append(time.perf_counter() - collecting[0])
+
+gc.callbacks.append(timed_gc)
 
 def beat():  # how late a 50 ms timer fires: all the GUI thread did meanwhile (showing reads, redraws)
     now = time.perf_counter()
@@ -76,10 +86,12 @@ def every_10_s():  # what a user does: another tab, another selection, the Studi
     out.write(json.dumps({"t": round(time.monotonic() - started, 1), "rss_mb": psutil.Process().memory_info().rss / 2**20,
                           "polls": len(times), "poll_ms": [round(x * 1000, 2) for x in times],
                           "lag_ms": [round(x * 1000, 2) for x in lags],
+                          "gc2_ms": [round(x * 1000, 2) for x in full_collections],
                           "none_refs": sys.getrefcount(None),
                           "steps": {r.id: r.step for r in window.store.list_runs()}}) + "\n")
     times.clear()
     lags.clear()
+    full_collections.clear()
 
 ticker = QTimer()
 ticker.timeout.connect(every_10_s)
@@ -156,6 +168,7 @@ def main() -> None:
     samples = [r for r in rows if "rss_mb" in r]
     polls = [ms for r in samples for ms in r["poll_ms"]]
     lags = [ms for r in samples for ms in r.get("lag_ms", [])]
+    full = [ms for r in samples for ms in r.get("gc2_ms", [])]
     first, last = (samples[0], samples[-1]) if samples else ({}, {})
     interval_ms = 500
     result = {
@@ -167,6 +180,7 @@ def main() -> None:
         "polls": len(polls),
         "poll_ms": spread(polls),  # window.poll itself: it hands the store's reads to worker threads
         "gui_lag_ms": spread(lags),  # the GUI thread's whole load: a 50 ms timer's lateness
+        "full_gc": {"count": len(full), "max_ms": round(max(full), 1) if full else None},  # generation 2
         "poll_share_of_interval": round(statistics.mean(polls) / interval_ms, 3) if polls else None,
         "rss_mb": {"after_1_min": round(next((r["rss_mb"] for r in samples if r["t"] >= 60), 0), 1),
                    "end": round(last.get("rss_mb", 0), 1), "max": round(max(r["rss_mb"] for r in samples), 1)}
