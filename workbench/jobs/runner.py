@@ -67,15 +67,15 @@ def reconcile(store: Store, skip: Iterable[int] = ()) -> list[int]:
         spans = run.segments
         if run.pid is None and spans and time.time() - spans[-1][0] < STARTING_GRACE_S:  # claimed just now
             continue
-        if _ended_unreported(store, run, f"the worker process (pid {run.pid}) was gone without reporting"):
+        if _ended_unreported(store, run.id, f"the worker process (pid {run.pid}) was gone without reporting", run):
             lost.append(run.id)
     timeout = store.heartbeat_timeout()
     for run, silent in store.silent_runs(timeout):
         if run.id in skip or run.host in (None, host) and is_worker_alive(run.pid, run.id):
             continue  # a live worker here that could not write (a busy store) is not gone
-        if _ended_unreported(store, run, f"no heartbeat from its worker on {run.host or 'an unknown host'} for "
+        if _ended_unreported(store, run.id, f"no heartbeat from its worker on {run.host or 'an unknown host'} for "
                                          f"{silent:.0f} s (more than the store's {timeout:g} s: killed, its machine "
-                                         f"down, or cut off from the database)"):
+                                         f"down, or cut off from the database)", run):
             lost.append(run.id)
     return lost
 
@@ -108,14 +108,16 @@ def cancel_run(store: Store, run_id: int, grace: float = 10.0) -> RunStatus:
     return RunStatus(store.get_run(run_id).status)
 
 
-def _ended_unreported(store: Store, run: Run, how: str) -> bool:
-    """Record that the run's worker (the pid `run` shows) ended without recording an end: cancelled
-    if a cancel was asked for (it killed the worker), else interrupted. True if recorded."""
-    if store.get_run(run.id).cancel_requested_at is not None:
+def _ended_unreported(store: Store, run_id: int, how: str, judged: Run | None = None) -> bool:
+    """Record that the run's worker ended without recording an end: cancelled if a cancel was asked
+    for (it killed the worker), else interrupted; only while the run still has the pid `judged`
+    (the caller's earlier read) shows, else the one it has now. True if recorded."""
+    now = store.get_run(run_id)
+    if now.cancel_requested_at is not None:
         status, error = RunStatus.CANCELLED, f"cancelled; {how}"
     else:
-        status, error = RunStatus.INTERRUPTED, f"{how}; `workbench resume {run.id}` continues from the last checkpoint"
-    return store.transition(run.id, status, only_from=[RunStatus.RUNNING], where={"pid": run.pid},
+        status, error = RunStatus.INTERRUPTED, f"{how}; `workbench resume {run_id}` continues from the last checkpoint"
+    return store.transition(run_id, status, only_from=[RunStatus.RUNNING], where={"pid": (judged or now).pid},
                             finished_at=time.time(), error=error)
 
 
@@ -305,8 +307,7 @@ class Runner:
                 self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
                                       error=f"the worker {exit_reason(code)}:\n{log_tail(run_id)}")
             else:
-                _ended_unreported(self.store, self.store.get_run(run_id),
-                                  f"the worker was {exit_reason(code)} before it finished")
+                _ended_unreported(self.store, run_id, f"the worker was {exit_reason(code)} before it finished")
         if time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + ADOPTED_CHECK_S
             changed += reconcile(self.store, skip=self.procs)
