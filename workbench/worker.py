@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m workbench.worker RUN_ID", file=sys.stderr)
         return 2
-    from workbench.engine.execute import execute
-    from workbench.engine.trainer import StopFlag
+    from workbench.engine.execute import StopFlag, execute
 
     stop = StopFlag()
     signal.signal(signal.SIGTERM, stop.request)

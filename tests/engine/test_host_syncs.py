@@ -24,8 +24,8 @@ from torch.utils._device import _device_constructors
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from workbench.engine.execute import execute
-from workbench.engine.trainer import StopFlag, Training
+from workbench.engine.execute import StopFlag, execute
+from workbench.engine.trainer import Training
 from workbench.jobs import create_run
 from workbench.store import RunStatus, Store
 

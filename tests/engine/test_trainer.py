@@ -11,7 +11,8 @@ from PIL import Image
 from tests.data.test_user_datasets import write_folder
 from workbench.data import DataInfo
 from workbench.engine.checkpoint import Checkpoints
-from workbench.engine.trainer import StopFlag, train
+from workbench.engine.execute import StopFlag, execute
+from workbench.engine.trainer import train
 from workbench.errors import WorkbenchError
 from workbench.jobs import create_run, resume_run
 from workbench.methods import get_method, make_config
@@ -69,6 +70,27 @@ def test_stop_flag_checkpoints_and_reports_cancelled(store: Store) -> None:
     assert train(store, run.id, stop, log=log) == RunStatus.CANCELLED
     assert store.latest_artifact(run.id, "checkpoint").step == 10
     assert store.get_run(run.id).step == 10
+
+
+def test_a_run_taken_from_its_worker_gets_nothing_more_from_it(store: Store) -> None:
+    """A run judged gone and started again by another worker while this one trained (its machine
+    suspended, or cut off from the database): this worker's next write finds it out and it stops,
+    writing no metric, checkpoint or end over the other worker's run."""
+    run = create_run(store, "vit", preset="tiny", overrides=FAST)
+    said = []
+
+    def log(message: str) -> None:
+        said.append(message)
+        if message.startswith("step 10/"):  # its evaluation at step 10, just recorded
+            store.update_run(run.id, pid=os.getpid() + 1, step=3)  # the taker resumed from an older checkpoint
+
+    assert execute(store, run.id, log=log) == RunStatus.RUNNING
+    row = store.get_run(run.id)
+    assert (row.status, row.pid, row.step) == (RunStatus.RUNNING, os.getpid() + 1, 3)
+    assert max(r[1] for r in store.metrics(run.id)) == 10 and store.latest_artifact(run.id, "checkpoint") is None
+    assert said[-1].startswith(f"run {run.id} is no longer this worker's (pid {os.getpid()} on ")
+    assert said[-1].endswith(f"it is running with pid {os.getpid() + 1} on {row.host}; stopped at step 10, "
+                             f"writing nothing more")
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(store: Store) -> None:

@@ -21,8 +21,7 @@ from tests.conftest import wait_for
 from workbench import fmt, paths
 from workbench.cli import main
 from workbench.data import folders, registry
-from workbench.engine.execute import execute
-from workbench.engine.trainer import StopFlag
+from workbench.engine.execute import StopFlag, execute
 from workbench.errors import NoCheckpointError, WorkbenchError
 from workbench.jobs import Runner, create_run
 from workbench.jobs.processes import log_path

@@ -9,19 +9,22 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import signal
 import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import event, select
 
 from tests.conftest import finish_queued_members, wait_for
 from workbench import paths
 from workbench.errors import StoreError, WorkbenchError
-from workbench.jobs import Runner, cancel_run, create_run, reconcile
+from workbench.jobs import Runner, cancel_run, create_run, reconcile, resume_run
+from workbench.jobs.processes import log_path
 from workbench.store import SCHEMA_VERSION, RunStatus, Store
 from workbench.store.schema import Base
 from workbench.store.transfer import TABLES, copy_store, counts
@@ -32,16 +35,17 @@ OTHER = "node-7"  # the host identity of a worker on "another machine"
 LONG = ["epochs=50", "log_every=2", "checkpoint_every=10"]
 
 
-def _start_elsewhere(store: Store, monkeypatch: pytest.MonkeyPatch, run_id: int) -> int:
-    """Claim and launch a run's worker as host OTHER would; the desktop (this test) is this host
-    again afterwards. Its pid."""
-    monkeypatch.setenv("WORKBENCH_HOST", OTHER)
-    assert store.claim_run(run_id, host=OTHER, limit=4)
+def _start_elsewhere(store: Store, monkeypatch: pytest.MonkeyPatch, run_id: int, host: str = OTHER) -> int:
+    """Claim and launch a run's worker as `host` would; the desktop (this test) is this host
+    again afterwards. Its pid, once it has trained a few steps."""
+    monkeypatch.setenv("WORKBENCH_HOST", host)
+    assert store.claim_run(run_id, host=host, limit=4)
     Runner(store).launch(run_id)
     monkeypatch.delenv("WORKBENCH_HOST")
-    wait_for(lambda: store.get_run(run_id).step >= 4, timeout=180)
+    started = store.get_run(run_id).step
+    wait_for(lambda: store.get_run(run_id).step >= started + 4, timeout=180)
     run = store.get_run(run_id)
-    assert run.host == OTHER and run.heartbeat_at is not None
+    assert run.host == host and run.heartbeat_at is not None
     return run.pid
 
 
@@ -76,6 +80,45 @@ def test_a_cancel_request_reaches_a_worker_on_another_host_through_the_store(
     assert stopped.status == RunStatus.CANCELLED and stopped.error is None  # it stopped itself, cleanly
     assert store.latest_artifact(run.id, "checkpoint").step == stopped.step  # and kept where it was
     assert "cancel requested through the store" in (paths.run_dir(run.id) / "worker.log").read_text()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_worker_judged_gone_while_frozen_writes_nothing_to_its_runs_next_start(
+        store: Store, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine suspended (or cut off from the database) past the heartbeat timeout: its run is
+    judged interrupted and resumed on another machine. When the first machine wakes, its worker
+    stops at its next heartbeat, writing nothing (it trained on, then wrote its end over the
+    other worker's run)."""
+    store.set_heartbeat_timeout(15)
+    run = create_run(store, "vit", preset="tiny", overrides=LONG)
+    frozen = _start_elsewhere(store, monkeypatch, run.id)
+    os.killpg(frozen, signal.SIGSTOP)
+    try:
+        wait_for(lambda: reconcile(store) == [run.id], timeout=60, interval=1)
+        resume_run(store, run.id)
+        taker = _start_elsewhere(store, monkeypatch, run.id, host="node-8")
+    finally:
+        os.killpg(frozen, signal.SIGCONT)
+    wait_for(lambda: _ended(frozen), timeout=30, interval=0.5)  # a heartbeat (5 s) and a step
+    log = log_path(run.id).read_text()
+    assert f"is no longer this worker's (pid {frozen} on {OTHER}): it is running with pid {taker} on node-8" in log
+    assert re.search(r"; stopped at step \d+, writing nothing", log)
+    now = store.get_run(run.id)
+    assert (now.status, now.pid, now.host, now.error) == (RunStatus.RUNNING, taker, "node-8", None)
+    step = now.step
+    wait_for(lambda: store.get_run(run.id).step > step + 2, timeout=60)  # the run's worker trains on
+    assert cancel_run(store, run.id) == RunStatus.RUNNING
+    wait_for(lambda: store.get_run(run.id).status != RunStatus.RUNNING, timeout=60)
+    stopped = store.get_run(run.id)
+    assert stopped.status == RunStatus.CANCELLED and stopped.error is None  # its own clean stop, nobody else's
+    assert store.latest_artifact(run.id, "checkpoint").step == stopped.step
+
+
+def _ended(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # exited; its parent has not waited
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _pipeline(points: list[dict], name: str) -> StudySpec:

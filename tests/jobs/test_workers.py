@@ -224,6 +224,39 @@ def test_a_worker_killed_by_a_cancel_is_cancelled_whoever_sees_it_end_first(stor
     assert store.transition(other.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], where={"pid": worker.pid})
 
 
+def _fake_worker(run_id: int, code: int) -> subprocess.Popen:
+    """A process whose command line names it the run's worker (what liveness checks read), which
+    exits with `code` when its stdin is closed."""
+    return subprocess.Popen([sys.executable, "-c", f"import sys; sys.stdin.read(); sys.exit({code})",
+                             "workbench.worker", str(run_id)], stdin=subprocess.PIPE, start_new_session=True)
+
+
+@pytest.mark.parametrize("code", [1, 0])
+def test_a_worker_ending_after_its_run_was_taken_leaves_the_taker_alone(store: Store, code: int) -> None:
+    """A runner's worker judged gone (suspended past the timeout, say) whose run was started
+    again by another worker: when it ends, failed or not, its runner records nothing over the run
+    its taker trains (it marked that run failed, or interrupted)."""
+    run = create_run(store, "vit", preset="tiny")
+    assert store.claim_run(run.id, host=paths.host(), limit=2)
+    runner = Runner(store)
+    judged, taker = _fake_worker(run.id, code), _fake_worker(run.id, 0)
+    runner.procs[run.id] = judged
+    store.update_run(run.id, pid=taker.pid)  # the run's start by its taker
+    try:
+        judged.communicate(timeout=30)
+        assert runner.reap() == [run.id] and run.id not in runner.procs
+        row = store.get_run(run.id)
+        assert (row.status, row.pid, row.error) == (RunStatus.RUNNING, taker.pid, None)
+        store.update_run(run.id, host="node-9")  # a taker on another host: judged by its heartbeat alone
+        runner.procs[run.id] = judged
+        assert runner.reap() == [run.id] and store.get_run(run.id).status == RunStatus.RUNNING
+    finally:
+        taker.communicate(timeout=30)
+    store.update_run(run.id, host=paths.host())
+    runner.procs[run.id] = taker  # ended without recording an end: its runner records one
+    assert runner.reap() == [run.id] and store.get_run(run.id).status == RunStatus.INTERRUPTED
+
+
 def test_concurrent_auto_runs_get_distinct_gpus(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     from workbench.engine.device import select_device
     from workbench.jobs.gpus import gpu_count, pick_gpu

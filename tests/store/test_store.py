@@ -1,4 +1,5 @@
 import multiprocessing
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -6,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from workbench import paths
 from workbench.errors import StoreError
 from workbench.store import SCHEMA_VERSION, RunStatus, Store
+from workbench.store.lifecycle import Beat
 
 pytestmark = pytest.mark.backends  # every test on SQLite and on PostgreSQL, but those of the file itself
 
@@ -202,3 +205,23 @@ def test_run_signatures_change_with_what_a_run_list_shows(store: Store) -> None:
     store.update_run(a.id, status="finished")
     assert store.set_archived([a.id], True) == [a.id]
     assert list(store.run_signatures()) == [b.id] and list(store.run_signatures(archived=True)) == [a.id]
+
+
+def test_a_workers_heartbeat_holds_only_while_the_run_runs_with_that_worker(store: Store) -> None:
+    """Before the worker's start names it, a heartbeat is written for the run whatever it is (a
+    torchrun's rank 0 starts after its launcher's pid was recorded); after it, only while the run
+    runs with that worker: one judged gone and started again is another worker's."""
+    run = store.create_run("vit", {})
+    assert store.claim_run(run.id, host=paths.host(), limit=1)
+    assert store.beat(run.id) == Beat(cancel=False, worker=None, taken=False)  # claimed: no worker yet
+    assert store.mark_started(run.id, device="cpu")
+    me = (os.getpid(), paths.host())
+    assert store.beat(run.id) == store.beat(run.id, me) == Beat(cancel=False, worker=me, taken=False)
+    assert store.request_cancel(run.id) and store.beat(run.id, me).cancel
+    for taken in ({"pid": os.getpid() + 1}, {"host": "elsewhere"}, {"status": RunStatus.INTERRUPTED}):
+        store.update_run(run.id, pid=os.getpid(), host=paths.host(), status=RunStatus.RUNNING)
+        store.update_run(run.id, **taken)
+        was = store.get_run(run.id).heartbeat_at
+        time.sleep(0.01)
+        assert store.beat(run.id, me) == Beat(cancel=False, worker=None, taken=True), taken
+        assert store.get_run(run.id).heartbeat_at == was  # not the other worker's sign of life

@@ -20,15 +20,20 @@ import torch
 from PIL import Image
 
 from workbench import paths
+from workbench.engine.execute import taken_from
 from workbench.engine.system import differences
-from workbench.errors import StoreError
+from workbench.errors import RunEnded, StoreError
 from workbench.store import Store
 from workbench.store.schema import ENVIRONMENT, WARNINGS
 
 
 class Reporter:
-    def __init__(self, store: Store, run_id: int, flush_seconds: float = 1.0) -> None:
-        self.store, self.run_id, self.flush_seconds = store, run_id, flush_seconds
+    """`worker`: the (pid, host) the run's start recorded: rows are written only while the run is
+    still that worker's (a run judged gone and started again elsewhere is not), else `RunEnded`."""
+
+    def __init__(self, store: Store, run_id: int, flush_seconds: float = 1.0,
+                 worker: tuple[int, str] | None = None) -> None:
+        self.store, self.run_id, self.flush_seconds, self.worker = store, run_id, flush_seconds, worker
         self.rows: list[tuple[int, float, str, float, float]] = []
         self.step = 0
         self._last_flush = time.monotonic()
@@ -44,14 +49,16 @@ class Reporter:
         """Write buffered rows and the run's progress. `strict=False` keeps them on a busy DB."""
         self._last_flush = time.monotonic()
         try:
-            self.store.add_metrics(self.run_id, self.rows)
-            self.store.update_run(self.run_id, step=self.step)
+            held = self.store.report_progress(self.run_id, self.rows, self.step, self.worker)
         except StoreError as exc:
             if strict:
                 raise
             print(f"metrics held back ({len(self.rows)} rows): {exc}", file=sys.stderr)
             return
         self.rows = []
+        if not held:
+            raise RunEnded(f"{taken_from(self.store, self.run_id, self.worker)}; stopped at step {self.step}, "
+                           f"writing nothing more")
 
     def summary(self, metrics: dict[str, float]) -> None:
         """Record the newest evaluation metrics on the run row (what run lists show)."""

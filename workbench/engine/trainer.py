@@ -43,6 +43,7 @@ from workbench.engine.device import (
     select_device,
     wants_channels_last,
 )
+from workbench.engine.execute import StopFlag
 from workbench.engine.optim import build_optimizer, build_scheduler, current_lr
 from workbench.engine.pretrained import fit_config, start_from, starting_weights
 from workbench.engine.reporter import Reporter, Window
@@ -51,18 +52,9 @@ from workbench.errors import DataError, NoCheckpointError, RunEnded, WorkbenchEr
 from workbench.methods import config_from_dict, get_method
 from workbench.methods.base import Method
 from workbench.store import RunStatus, Store
+from workbench.store.lifecycle import this_worker
 
 SNAPSHOT_IMAGES = 16
-
-
-class StopFlag:
-    """Set from a signal handler or another thread; the loop checks it after every step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def request(self, *_: Any) -> None:
-        self.requested = True
 
 
 @dataclass
@@ -95,8 +87,8 @@ def train(store: Store, run_id: int, stop: StopFlag | None = None,
     Under torchrun every rank calls this; only rank 0 writes to the store."""
     training = Training(store, run_id, log)  # data, model, optimizer, schedule
     training.resume()  # from the newest checkpoint, dropping what a crashed attempt wrote after it
-    finished = training.loop(stop or StopFlag())
-    return training.finish(finished)
+    stop = stop or StopFlag()
+    return training.finish(training.loop(stop), stop.lost)
 
 
 class Training:
@@ -162,7 +154,7 @@ class Training:
         self.ckpts = Checkpoints(store, run_id)
         self.best_key, self.best_higher = cfg.best_rule()
         self.best_value: float | None = None
-        self.reporter = Reporter(store, run_id)
+        self.reporter = Reporter(store, run_id, worker=this_worker())
         self.system = SystemMetrics(device)  # sys/... beside the training metrics
         if ranks.main:
             self.reporter.environment(environment() | {"batches from": source})  # shown beside the run
@@ -296,6 +288,8 @@ class Training:
             window.reset()
         if do_eval:
             self.evaluate()
+        if do_snap or do_ckpt:  # files follow: written only while the run is still this worker's
+            self.reporter.flush(strict=False)
         if do_snap:
             self.model.eval()
             self.reporter.images(step, self.method.snapshot(self.model, self.snap_batch))
@@ -364,12 +358,15 @@ class Training:
         restore_rng(state, self.device)
         return int(state["step"])
 
-    def finish(self, finished: bool) -> RunStatus:
-        """The end-of-training report (finished) or a checkpoint to resume from (stopped)."""
+    def finish(self, finished: bool, lost: str | None = None) -> RunStatus:
+        """The end-of-training report (finished) or a checkpoint to resume from (stopped); nothing
+        when the run was `lost` to another worker (`RunEnded`): its checkpoint is that worker's now."""
         distributed.teardown()
         status = RunStatus.FINISHED if finished else RunStatus.CANCELLED
         if not self.ranks.main:
             return status
+        if lost:
+            raise RunEnded(f"{lost}; stopped at step {self.step}, writing nothing more")
         if finished:
             self.model.eval()
             with torch.no_grad(), autocast(self.device, self.amp):

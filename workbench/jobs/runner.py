@@ -303,11 +303,15 @@ class Runner:
                 continue
             del self.procs[run_id]
             changed.append(run_id)
+            run = self.store.get_run(run_id)
+            if run.host not in (None, paths.host()) or is_worker_alive(run.pid, run_id):
+                continue  # another worker's now: this one was judged gone (suspended, cut off) and it started again
             if code > 0:
-                self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
+                self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING], where={"pid": run.pid},
+                                      finished_at=time.time(),
                                       error=f"the worker {exit_reason(code)}:\n{log_tail(run_id)}")
             else:
-                _ended_unreported(self.store, run_id, f"the worker was {exit_reason(code)} before it finished")
+                _ended_unreported(self.store, run_id, f"the worker was {exit_reason(code)} before it finished", run)
         if time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + ADOPTED_CHECK_S
             changed += reconcile(self.store, skip=self.procs)

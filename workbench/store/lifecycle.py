@@ -7,13 +7,28 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from workbench import paths
 from workbench.store.schema import SEGMENTS, SUBMITTING, Run, RunStatus, StudyMember
+
+
+def this_worker() -> tuple[int, str]:
+    """This process as a run's worker: the (pid, host) its start records (`mark_started`) and its
+    writes are held to (`beat`, `report_progress`, the end `Store.transition` records)."""
+    return os.getpid(), paths.host()
+
+
+class Beat(NamedTuple):
+    """What a heartbeat found: whether a cancel was asked for; the (pid, host) the run runs with;
+    whether the run was taken from the worker that beat (ended, or running with another worker)."""
+
+    cancel: bool
+    worker: tuple[int, str] | None
+    taken: bool
 
 
 class RunLifecycle:
@@ -89,24 +104,33 @@ class RunLifecycle:
         """The worker's start: its pid and device; the run's first start is kept (a resume is a
         segment of its own). False, changing nothing, if the run is no longer queued or running:
         cancelled, or judged interrupted, while its worker started; that worker must not train it."""
-        now = time.time()
+        now, (pid, host) = time.time(), this_worker()
         with self.session() as s:
             started = s.execute(update(Run).where(Run.id == run_id,
                                                   Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])).values(
-                status=RunStatus.RUNNING, device=device, pid=os.getpid(), host=paths.host(),
+                status=RunStatus.RUNNING, device=device, pid=pid, host=host,
                 started_at=func.coalesce(Run.started_at, now), error=None, heartbeat_at=_db_now(s))).rowcount == 1
             if started:
                 _open_segment(s, run_id, now)
             return started
 
     # --------------------------------------------------------------- liveness
-    def beat(self, run_id: int) -> bool:
-        """A worker's heartbeat (the database's clock, so hosts with skewed clocks agree); True if
-        a cancel was requested for the run (from any host)."""
+    def beat(self, run_id: int, worker: tuple[int, str] | None = None) -> Beat:
+        """A worker's heartbeat (the database's clock, so hosts with skewed clocks agree). With the
+        worker's (pid, host), once its start recorded them (`mark_started`): only while the run
+        still runs with that worker. A run judged gone (its machine cut off from the database or
+        suspended for longer than the timeout) and perhaps started again elsewhere is not its."""
+        query = update(Run).where(Run.id == run_id)
+        if worker is not None:
+            query = query.where(Run.status == RunStatus.RUNNING, Run.pid == worker[0], Run.host == worker[1])
         with self.session() as s:
-            requested = s.scalar(update(Run).where(Run.id == run_id).values(heartbeat_at=_db_now(s))
-                                 .returning(Run.cancel_requested_at))
-        return requested is not None
+            row = s.execute(query.values(heartbeat_at=_db_now(s))
+                            .returning(Run.cancel_requested_at, Run.status, Run.pid, Run.host)).first()
+        if row is None:
+            return Beat(cancel=False, worker=None, taken=worker is not None)
+        running = row.status == RunStatus.RUNNING and row.pid is not None
+        return Beat(cancel=row.cancel_requested_at is not None, worker=(row.pid, row.host) if running else None,
+                    taken=False)
 
     def request_cancel(self, run_id: int) -> bool:
         """Ask a running run's worker, wherever it runs, to stop after its next step; True if asked."""

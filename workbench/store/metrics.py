@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
-from workbench.store.schema import Metric
+from workbench.store.schema import Metric, Run, RunStatus
 
 MetricRow = tuple[int, int, float, str, float, float]  # id, step, epoch, key, value, wall_time
 
@@ -17,34 +18,52 @@ if TYPE_CHECKING:
 
 class MetricQueries:
     def add_metrics(self, run_id: int, rows: Sequence[tuple[int, float, str, float, float]]) -> None:
-        """Insert (step, epoch, key, value, wall_time) rows in one transaction. On PostgreSQL through
-        COPY FROM STDIN on the session's own connection: 1.7-2.8x the rows/s of SQLAlchemy's batched
-        INSERT at 50-5,000 rows a batch (bench/RESULTS.md); the serial id still numbers the rows in
-        insertion order. COPY's psycopg errors are raised as SQLAlchemy's (a lost connection
-        invalidated), so `session()` turns them into the same errors as the INSERT's."""
+        """Insert (step, epoch, key, value, wall_time) rows in one transaction."""
+        with self.session() as s:
+            self._insert_metrics(s, run_id, rows)
+
+    def report_progress(self, run_id: int, rows: Sequence[tuple[int, float, str, float, float]], step: int,
+                        worker: tuple[int, str] | None = None) -> bool:
+        """A worker's metric rows and the step it reached, in one transaction; with its (pid, host),
+        only while the run runs with that worker (the UPDATE first: it holds the run's row, so an
+        end or a new start recorded meanwhile waits for this). False, writing nothing, when the run
+        is no longer the worker's (judged gone while cut off or suspended, perhaps started again)."""
+        query = update(Run).where(Run.id == run_id)
+        if worker is not None:
+            query = query.where(Run.status == RunStatus.RUNNING, Run.pid == worker[0], Run.host == worker[1])
+        with self.session() as s:
+            if s.execute(query.values(step=step)).rowcount != 1:
+                return False
+            self._insert_metrics(s, run_id, rows)
+        return True
+
+    def _insert_metrics(self, s: Session, run_id: int, rows: Sequence[tuple[int, float, str, float, float]]) -> None:
+        """On PostgreSQL through COPY FROM STDIN on the session's own connection: 1.7-2.8x the rows/s
+        of SQLAlchemy's batched INSERT at 50-5,000 rows a batch (bench/RESULTS.md); the serial id
+        still numbers the rows in insertion order. COPY's psycopg errors are raised as SQLAlchemy's
+        (a lost connection invalidated), so `session()` turns them into the same errors as the INSERT's."""
         if not rows:
             return
-        with self.session() as s:
-            if not self.server:
-                s.execute(insert(Metric), [dict(run_id=run_id, step=st, epoch=ep, key=k, value=v, wall_time=w)
-                                           for st, ep, k, v, w in rows])
-                return
-            import psycopg
-            from sqlalchemy.exc import DBAPIError
+        if not self.server:
+            s.execute(insert(Metric), [dict(run_id=run_id, step=st, epoch=ep, key=k, value=v, wall_time=w)
+                                       for st, ep, k, v, w in rows])
+            return
+        import psycopg
+        from sqlalchemy.exc import DBAPIError
 
-            copy_sql = "COPY metrics (run_id, step, epoch, key, value, wall_time) FROM STDIN"
-            conn = s.connection()
-            driver = conn.connection.driver_connection
-            try:
-                with driver.cursor() as cur, cur.copy(copy_sql) as copy:
-                    for st, ep, k, v, w in rows:
-                        copy.write_row((run_id, st, ep, k, v, w))
-            except psycopg.Error as exc:  # what SQLAlchemy does for the statements it runs itself
-                lost = conn.dialect.is_disconnect(exc, driver, None)
-                if lost:
-                    conn.invalidate(exc)
-                raise DBAPIError.instance(copy_sql, None, exc, psycopg.Error, connection_invalidated=lost,
-                                          dialect=conn.dialect) from exc
+        copy_sql = "COPY metrics (run_id, step, epoch, key, value, wall_time) FROM STDIN"
+        conn = s.connection()
+        driver = conn.connection.driver_connection
+        try:
+            with driver.cursor() as cur, cur.copy(copy_sql) as copy:
+                for st, ep, k, v, w in rows:
+                    copy.write_row((run_id, st, ep, k, v, w))
+        except psycopg.Error as exc:  # what SQLAlchemy does for the statements it runs itself
+            lost = conn.dialect.is_disconnect(exc, driver, None)
+            if lost:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(copy_sql, None, exc, psycopg.Error, connection_invalidated=lost,
+                                      dialect=conn.dialect) from exc
 
     def metrics(self, run_id: int, *, after_id: int = 0, key: str | None = None) -> list[MetricRow]:
         """Metric rows of a run newer than `after_id`, in insertion order (for incremental polling)."""
