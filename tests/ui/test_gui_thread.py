@@ -9,6 +9,7 @@ import threading
 from typing import Iterator
 
 from PySide6.QtGui import QImage
+from sqlalchemy import event
 
 from tests.conftest import finished_run
 from tests.ui.conftest import in_dialog, poll, select_method, settle, shown
@@ -23,8 +24,6 @@ from workbench.ui.new_study_dialog import NewStudyDialog
 @contextlib.contextmanager
 def recorded(store: Store) -> Iterator[list[bool]]:
     """Whether each query the store runs meanwhile ran on the GUI thread (the main one)."""
-    from sqlalchemy import event
-
     on_gui: list[bool] = []
 
     def seen(*_: object) -> None:
@@ -59,6 +58,22 @@ def test_the_views_and_actions_read_and_write_off_the_gui_thread(window: MainWin
         shown(window)
         assert f"encoder of <a href='run:{child}'>{child} · " in window.details.lineage.text()
         assert [row[0] for row in window.details.artifact_rows] == ["checkpoint", "image"]
+        window.tabs.setCurrentWidget(window.log)  # Details hidden: its links are not read at each poll
+        links = []
+        count = lambda *args: links.append(args[2]) if "FROM artifacts" in args[2] else None  # noqa: E731
+        event.listen(store.engine, "before_cursor_execute", count)
+        for _ in range(3):
+            poll(window)
+        shown(window)
+        event.remove(store.engine, "before_cursor_execute", count)
+        assert links == []
+        writer = threading.Thread(target=store.add_artifact, args=(parent, "report", picture),
+                                  kwargs={"step": 100, "name": "mae"})  # a worker's write: not the GUI's
+        writer.start()
+        writer.join()
+        window.tabs.setCurrentWidget(window.details)  # shown again: read then
+        shown(window)
+        assert [row[0] for row in window.details.artifact_rows] == ["checkpoint", "image", "report"]
         window.table.selectAll()
         shown(window)
         assert window.compare.table.rowCount() == 2

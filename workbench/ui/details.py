@@ -116,8 +116,9 @@ class RunDetailsView(QWidget):
         layout.addLayout(notes)
         layout.addWidget(save)
 
-    def show_run(self, run: Run | None) -> None:
-        """Show `run`; the notes editor is only refilled when another run is chosen."""
+    def show_run(self, run: Run | None, links: bool = True) -> None:
+        """Show `run`; the notes editor is only refilled when another run is chosen. `links`: read its
+        lineage and artifacts too (a query: not at each poll while another tab hides them)."""
         changed = run is None or self.run is None or run.id != self.run.id
         self.run = run
         if run is None:
@@ -145,8 +146,9 @@ class RunDetailsView(QWidget):
             self.tags.setText(run.tags)
             self.lineage.setText("Lineage — …")  # until its reading arrives
             self._show_artifacts([])
-        run_id = run.id
-        read_then(self.submit, lambda: read_links(self.store, run_id), self.show_links)
+        if links:
+            run_id = run.id
+            read_then(self.submit, lambda: read_links(self.store, run_id), self.show_links)
 
     def show_links(self, links: Links) -> None:
         """The lineage and artifacts of the run shown, as `read_links` read them (those of a run no

@@ -271,8 +271,8 @@ class MainWindow(QMainWindow):
             self.banner.setText(f"<b>Run {r.id} {r.status}.</b> {r.error.strip().splitlines()[-1]}"
                                 + (" — Resume continues it." if r.status in RESUMABLE else ""))
             self.banner.setToolTip(r.error)
-        self.details.show_run(current)
         shown = self.tabs.currentWidget()  # the heavier views follow the run only while visible
+        self.details.show_run(current, links=shown is self.details)
         for view in (self.snapshots, self.inspect, self.diagnostics, self.distill):
             if view is shown:
                 view.show_run(current)
