@@ -38,3 +38,45 @@ def test_rows_come_and_go_as_inserts_and_removes_and_best_values_touch_their_row
     seen.clear()
     model.set_runs(store.list_runs(trashed=True))  # another list altogether: one reset
     assert seen == [("reset",)]
+
+
+def test_the_table_order_the_parallel_view_draws_follows_every_change_of_the_rows(qtbot, store: Store) -> None:
+    """`table_runs` keeps the rows' order between polls; it must still follow sorting, filters,
+    rows that come and go (hidden ones too: they move the model's rows) and a re-sort by a value."""
+    from PySide6.QtCore import Qt
+
+    from workbench.ui.runs_panel import RunsPanel
+
+    panel = RunsPanel()
+    qtbot.addWidget(panel)
+
+    def order() -> list[int]:  # what the table shows, mapped row by row
+        proxy = panel.proxy
+        return [panel.model.run_at(proxy.mapToSource(proxy.index(row, 0)).row()).id for row in range(proxy.rowCount())]
+
+    def check() -> None:
+        assert [r.id for r in panel.table_runs()] == order()
+        assert [r.id for r in panel.table_runs()] == order()  # kept: the same again
+
+    ids = [finished_run(store, "vit") for _ in range(3)] + [finished_run(store, "mae") for _ in range(3)]
+    panel.set_runs(store.list_runs())
+    check()
+    assert [r.id for r in panel.table_runs()] == ids[::-1]  # newest first
+    panel.table.sortByColumn(panel.model.columns.index("ID"), Qt.SortOrder.AscendingOrder)
+    check()
+    panel.proxy.set_filters(method="mae")
+    check()
+    assert [r.id for r in panel.table_runs()] == ids[3:]
+    new_vit = store.create_run("vit", {}, name="aaa").id  # comes hidden by the filter: the model's rows move
+    store.set_trashed([ids[0]], True)
+    panel.set_runs(store.list_runs())
+    check()
+    panel.proxy.set_filters(method="")
+    check()
+    assert new_vit in [r.id for r in panel.table_runs()] and ids[0] not in [r.id for r in panel.table_runs()]
+    panel.model.set_extra_columns(["best:val/top1"])
+    panel.table.sortByColumn(panel.model.columns.index("best:val/top1"), Qt.SortOrder.DescendingOrder)
+    check()
+    panel.model.set_best({ids[1]: {"val/top1": (0.1, 0.9)}})  # a value that moves its row to the top
+    check()
+    assert panel.table_runs()[0].id == ids[1]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections import Counter
 from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QSettings, Qt, QTimer
@@ -35,7 +36,6 @@ from workbench.ui import theme
 from workbench.ui.connection import Connection, StoreDialog, apply_settings
 from workbench.ui.menus import build_menus
 from workbench.ui.poller import Poller
-from workbench.ui.run_actions import ACTIVE
 from workbench.ui.runs_panel import RunsPanel
 from workbench.ui.tasks import Tasks
 from workbench.ui.widgets import DevicesLabel
@@ -245,11 +245,11 @@ class MainWindow(QMainWindow):
         self._refresh_current(self.selected_runs())
         if self.studies is not None and self.studies.isVisible():
             self.studies.refresh()
-        counts = {s: sum(r.status == s for r in runs) for s in ACTIVE}
+        counts = Counter(r.status for r in runs)
         plural = "" if len(runs) == 1 else "s"
         self.jobs_label.setText(f"{len(runs)} run{plural} in the Trash" if self.runs.showing_trash() else
                                 f"{len(runs)} archived run{plural}" if self.runs.showing_archive() else
-                                f"{counts['running']} running · {counts['queued']} queued · {len(runs)} run{plural}")
+                                f"{counts[RunStatus.RUNNING]} running · {counts[RunStatus.QUEUED]} queued · {len(runs)} run{plural}")
         self._update_actions()
         if self.tabs.currentWidget() is self.coords:  # it draws the table's runs, not the selection
             self.coords.show_runs(self.table_runs())

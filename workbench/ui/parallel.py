@@ -92,10 +92,14 @@ class ParallelView(QWidget):
         """Draw these runs (the newest `MAX_RUNS`); redrawn only when they or their validation results
         changed (not at each of a training run's logged steps: every poll redrew every line)."""
         runs = list(runs)[-MAX_RUNS:]
-        drawn = [(r.id, r.config, {k: v for k, v in r.results.items() if k.startswith(AXES)}) for r in runs]
-        if drawn == self.drawn:
+        if len(runs) == len(self.runs) and all(a is b for a, b in zip(runs, self.runs)):
+            return  # the poll kept every run's row as it was (a run that moved is a new Run)
+        was = {r.id: (r, line) for r, line in zip(self.runs, self.drawn)}  # a run kept as it was: its line too
+        drawn = [was[r.id][1] if r.id in was and was[r.id][0] is r else
+                 (r.id, r.config, {k: v for k, v in r.results.items() if k.startswith(AXES)}) for r in runs]
+        same, self.runs, self.drawn = drawn == self.drawn, runs, drawn
+        if same:
             return
-        self.runs, self.drawn = runs, drawn
         keys = sorted({k for r in runs for k in r.results if k.startswith(AXES)})
         wanted = self.metric_box.currentText() or next((config_class(r.method).key_metric for r in runs), "")
         self.metric_box.blockSignals(True)

@@ -88,6 +88,11 @@ class RunsPanel(QWidget):
         header.sectionResized.connect(self._section_resized)
         self.best_seen: dict[int, tuple[int, str]] = {}  # run id -> (step, status) its best values are from
         self.listing = (False, False)  # (Trash, archive): which list the rows and their signatures are of
+        self._order: list[int] | None = None  # the model's rows in the table's order (`table_runs`)
+        for model in (self.model, self.proxy):  # a row hidden by the filters moves the model's rows too
+            for signal in (model.rowsInserted, model.rowsRemoved, model.rowsMoved, model.layoutChanged,
+                           model.modelReset):
+                signal.connect(self._forget_order)
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("filter: name, id, tags (study:3), notes…")
@@ -197,9 +202,14 @@ class RunsPanel(QWidget):
         return [self.model.run_at(r) for r in rows]
 
     def table_runs(self) -> list[Run]:
-        """The runs the table shows now (its filters applied), in its order."""
-        return [self.model.run_at(self.proxy.mapToSource(self.proxy.index(row, 0)).row())
-                for row in range(self.proxy.rowCount())]
+        """The runs the table shows now (its filters applied), in its order (the rows' order is kept
+        until a row comes, goes or moves: mapping 5,000 rows took 20 ms at each poll of the Parallel tab)."""
+        if self._order is None:
+            self._order = [self.proxy.mapToSource(self.proxy.index(row, 0)).row() for row in range(self.proxy.rowCount())]
+        return [self.model.run_at(row) for row in self._order]
+
+    def _forget_order(self, *_: object) -> None:
+        self._order = None
 
     def select_runs(self, run_ids: list[int]) -> None:
         """Make these runs the table's selection (parallel coordinates' brushing, the selection a
