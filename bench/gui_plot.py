@@ -1,6 +1,7 @@
 """GUI speed: time to a visible main window, and the redraw time of the curves view with
 10 runs x 100k points, beside a bare pyqtgraph plot of the same data and size, with pyqtgraph's
-defaults for peak downsampling and clipping (the reference).
+defaults for peak downsampling and clipping (the reference); and the time the curves view takes
+to show another selection of runs, beside the same selection in a view just made.
 Prints one JSON line (targets: window <= 1.5 s, redraw <= 30 ms).
 
     QT_QPA_PLATFORM=offscreen python bench/gui_plot.py
@@ -102,15 +103,62 @@ def redraw_times() -> tuple[float, float]:
     return timed(ours), timed(bare)
 
 
+SELECTION_KEYS = ("train/loss", "train/lr", "train/top1", "train/data_wait", "train/grad_norm", "val/top1",
+                  "val/top5", "val/loss", "val_ema/top1", "sys/cpu", "sys/ram", "sys/img_s")
+
+
+def selection_times() -> tuple[float, float]:
+    """Median ms for the curves view to show another selection of runs with the same 12 metrics
+    (2,000 points each, every metric ticked), and the same selection in a view just made (its
+    plots made too: the reference)."""
+    from PySide6.QtWidgets import QApplication
+
+    from workbench.store import Store
+    from workbench.ui.curves import CurvesView
+
+    app = QApplication.instance() or QApplication([])
+    store = Store()
+    runs = []
+    for n in range(4):
+        run = store.create_run("vit", {}, name=f"selection-{n}")
+        store.add_metrics(run.id, [(s, s / 10, k, 1.0 / s, 1e9 + s) for s in range(1, 2001) for k in SELECTION_KEYS])
+        runs.append(store.get_run(run.id))
+    choices = [runs[:1], runs[1:2], runs[:2], runs[2:3], runs[2:], runs[3:]]
+
+    def show(view: CurvesView, chosen: list) -> float:
+        t = time.perf_counter()
+        view.set_runs({r.id: (r.name, r.method) for r in chosen}, chosen)
+        app.processEvents()
+        return (time.perf_counter() - t) * 1000
+
+    def new_view() -> CurvesView:
+        view = CurvesView(store)  # fetches inline: the time includes the read
+        view.resize(1200, 900)
+        view.show()
+        view.keys.chosen = dict.fromkeys(SELECTION_KEYS, True)
+        return view
+
+    view, warm, cold = new_view(), [], []
+    for chosen in choices * 2:
+        warm.append(show(view, chosen))
+        fresh = new_view()
+        cold.append(show(fresh, chosen))
+        fresh.close()
+    return statistics.median(warm[len(choices):]), statistics.median(cold)
+
+
 def main() -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-"))
     visible, visible_inside, loaded = time_to_window()
     ours, bare = redraw_times()
+    selection, first_selection = selection_times()
     print(json.dumps({"bench": "gui_plot", "window_visible_s": round(visible, 3),
                       "window_visible_in_python_s": round(visible_inside, 3), "window_loaded_s": round(loaded, 3),
                       "redraw_ms": round(ours, 1), "bare_pyqtgraph_ms": round(bare, 1),
                       "redraw_ratio": round(ours / bare, 3), "runs": RUNS, "points_per_run": POINTS,
+                      "selection_ms": round(selection, 1), "selection_in_a_new_view_ms": round(first_selection, 1),
+                      "selection_ratio": round(selection / first_selection, 3),
                       "targets": {"window_visible_s": 1.5, "redraw_ms": 30}}))
 
 

@@ -68,6 +68,25 @@ probe = QTimer()
 probe.setTimerType(Qt.TimerType.PreciseTimer)
 probe.timeout.connect(beat)
 probe.start(50)
+import threading, traceback
+stalls, gui_thread = [], threading.main_thread().ident
+
+def watch():  # where the GUI thread is when its timer is over 150 ms late: the Python lines of a long pause
+    seen = None
+    while True:
+        time.sleep(0.02)
+        late = time.perf_counter() - last_beat[0] - 0.05
+        frame = sys._current_frames().get(gui_thread)
+        if late > 0.15 and frame is not None:
+            where = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_stack(frame)[-6:]]
+            if where != seen:
+                stalls.append({"late_ms": round(late * 1000), "stack": where})
+            seen = where
+        else:
+            seen = None
+
+from pathlib import Path
+threading.Thread(target=watch, daemon=True).start()
 tick = [0]
 
 def every_10_s():  # what a user does: another tab, another selection, the Studies window now and then
@@ -87,11 +106,13 @@ def every_10_s():  # what a user does: another tab, another selection, the Studi
                           "polls": len(times), "poll_ms": [round(x * 1000, 2) for x in times],
                           "lag_ms": [round(x * 1000, 2) for x in lags],
                           "gc2_ms": [round(x * 1000, 2) for x in full_collections],
+                          "stalls": stalls[:], "action": tick[0],
                           "none_refs": sys.getrefcount(None),
                           "steps": {r.id: r.step for r in window.store.list_runs()}}) + "\n")
     times.clear()
     lags.clear()
     full_collections.clear()
+    stalls.clear()
 
 ticker = QTimer()
 ticker.timeout.connect(every_10_s)
@@ -181,6 +202,8 @@ def main() -> None:
         "poll_ms": spread(polls),  # window.poll itself: it hands the store's reads to worker threads
         "gui_lag_ms": spread(lags),  # the GUI thread's whole load: a 50 ms timer's lateness
         "full_gc": {"count": len(full), "max_ms": round(max(full), 1) if full else None},  # generation 2
+        # where the GUI thread was in its longest pauses (over 150 ms), the longest first
+        "stalls": sorted((st for r in samples for st in r.get("stalls", [])), key=lambda st: -st["late_ms"])[:5],
         "poll_share_of_interval": round(statistics.mean(polls) / interval_ms, 3) if polls else None,
         "rss_mb": {"after_1_min": round(next((r["rss_mb"] for r in samples if r["t"] >= 60), 0), 1),
                    "end": round(last.get("rss_mb", 0), 1), "max": round(max(r["rss_mb"] for r in samples), 1)}

@@ -172,6 +172,30 @@ def test_the_same_runs_again_keep_their_plots_and_follow_sets_auto_range(qtbot, 
     assert "train/loss" not in view.plots
 
 
+def test_another_selection_keeps_each_metrics_plot_with_only_its_runs_curves(qtbot, store: Store) -> None:
+    """A selection of other runs with the same metrics reuses the plots it had (a selection made
+    a dozen plots twice, ~200 ms); a reused plot shows only the new runs' curves, and its crosshair
+    reads them."""
+    a, b = finished_run(store, "vit"), finished_run(store, "vit")
+    store.add_metrics(a, [(s, s / 10, "train/loss", 10.0 - s, 0.0) for s in range(1, 6)])
+    store.add_metrics(b, [(s, s / 10, "train/loss", 20.0 - s, 0.0) for s in range(1, 6)])
+    view = _view(qtbot, store, {a: "vit"})
+    plot = view.plots["train/loss"]
+    line, dots = view.crosshairs["train/loss"]
+    for runs in ({}, {b: "vit"}):  # none selected (no plot shown), then another run
+        view.set_runs({rid: (f"{rid} · {m}-run", m) for rid, m in runs.items()})
+    QApplication.processEvents()
+    assert view.plots["train/loss"] is plot and view.crosshairs["train/loss"] == (line, dots)
+    curves = [item for item in plot.listDataItems() if item not in (line, dots)]
+    assert len(curves) == 1 and list(curves[0].getOriginalDataset()[1]) == [19.0, 18.0, 17.0, 16.0, 15.0]
+    scene_pos = plot.vb.sceneBoundingRect().center()
+    view.canvas.scene().sigMouseMoved.emit(scene_pos)
+    qtbot.waitUntil(line.isVisible, timeout=2000)
+    qtbot.waitUntil(lambda: "@" in view.readout.text(), timeout=2000)
+    assert f"{b} · vit-run" in view.readout.text() and f"{a} · vit-run" not in view.readout.text()
+    assert len(dots.data) == 1
+
+
 def test_the_users_ticks_outlive_a_selection_of_other_runs(qtbot, store: Store) -> None:
     """A run selected before its rows arrive empties the metric list for a moment: the metrics
     the user ticked (and unticked) come back as they were, not reset to the defaults."""

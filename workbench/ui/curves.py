@@ -70,6 +70,8 @@ class CurvesView(GroupedCurves, QWidget):
         self.curves: dict[tuple[str, int], tuple[pg.PlotDataItem, tuple]] = {}  # (title, run) -> curve, state
         self.raw: dict[tuple[str, int], pg.PlotDataItem] = {}  # faint unsmoothed curves
         self.crosshairs: dict[str, tuple[pg.InfiniteLine, pg.ScatterPlotItem]] = {}
+        # every plot made (title -> plot, crosshair): one per metric (and method) seen, reused
+        self.made: dict[str, tuple[pg.PlotItem, tuple[pg.InfiniteLine, pg.ScatterPlotItem]]] = {}
         self.runs: list[Run] = []  # the shown runs' rows: what grouping reads
         self.shown: tuple = ()  # what set_runs was last given, as far as the plots depend on it
         self.groups: dict[str, list[int]] = {}  # label -> run ids; {} when not grouped
@@ -232,21 +234,22 @@ class CurvesView(GroupedCurves, QWidget):
         return panels
 
     def rebuild_plots(self) -> None:
+        """Lay out a plot per panel. A title's plot is made once and kept for when it is shown
+        again, emptied of its curves (another selection of runs with the same metrics: making a
+        plot's axes costs ~7 ms, and a selection made a dozen twice, as its runs' metrics arrived)."""
         self.canvas.clear()
         self.plots, self.curves, self.raw, self.crosshairs, self.bands = {}, {}, {}, {}, {}
         self.panels = self._panels()
         for i, (title, _, _) in enumerate(self.panels):
-            plot = self.canvas.addPlot(row=i // 2, col=i % 2, title=title)
-            plot.setDownsampling(auto=True, mode="peak")
-            plot.setClipToView(True)
-            plot.getAxis("left").enableAutoSIPrefix(False)
-            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#9a9a9a", style=Qt.PenStyle.DashLine))
-            dots = pg.ScatterPlotItem(size=7, pen=pg.mkPen("w"))
-            for item in (line, dots):
-                item.setVisible(False)
-                plot.addItem(item, ignoreBounds=True)
-            self.crosshairs[title] = (line, dots)
-            self.plots[title] = plot
+            if title not in self.made:
+                plot = self._new_plot(title)
+                self.made[title] = plot, self._crosshair(plot)
+            plot, crosshair = self.made[title]
+            for item in plot.listDataItems():
+                if item not in crosshair:
+                    plot.removeItem(item)
+            self.canvas.addItem(plot, row=i // 2, col=i % 2)
+            self.plots[title], self.crosshairs[title] = plot, crosshair
         split = sorted({key for title, key, _ in self.panels if title != key})
         if self.series:
             self.note.setText(f"{', '.join(split)}: one plot per method, as each method's loss has its own scale"
@@ -254,6 +257,24 @@ class CurvesView(GroupedCurves, QWidget):
             self.note.setVisible(bool(split))
         self._apply_follow()
         self.redraw(force=True)
+
+    @staticmethod
+    def _new_plot(title: str) -> pg.PlotItem:
+        plot = pg.PlotItem(title=title)
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.setClipToView(True)
+        plot.getAxis("left").enableAutoSIPrefix(False)
+        return plot
+
+    @staticmethod
+    def _crosshair(plot: pg.PlotItem) -> tuple[pg.InfiniteLine, pg.ScatterPlotItem]:
+        """The hover line and the dots on the curves under it (hidden until the cursor is over `plot`)."""
+        line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#9a9a9a", style=Qt.PenStyle.DashLine))
+        dots = pg.ScatterPlotItem(size=7, pen=pg.mkPen("w"))
+        for item in (line, dots):
+            item.setVisible(False)
+            plot.addItem(item, ignoreBounds=True)
+        return line, dots
 
     def redraw(self, force: bool = False) -> None:
         """setData on the curves whose data or display settings changed."""
