@@ -24,7 +24,7 @@ from torch.utils._device import _device_constructors
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from workbench.engine.execute import StopFlag, execute
+from workbench.engine.execute import execute
 from workbench.engine.trainer import Training
 from workbench.jobs import create_run
 from workbench.store import RunStatus, Store
@@ -131,7 +131,7 @@ def _steps_found(store: Store, method: str, overrides: list[str], parents: dict[
             return step(batches)
 
     training.train_step = watched  # type: ignore[method-assign]
-    assert training.loop(StopFlag())
+    assert training.loop()
     return syncs.found
 
 

@@ -1,6 +1,7 @@
 """The training loop, in-process on tiny runs: reporting, checkpoints, stop, resume."""
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -8,12 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import wait_for
 from tests.data.test_user_datasets import write_folder
 from workbench.data import DataInfo
 from workbench.engine.checkpoint import Checkpoints
-from workbench.engine.execute import StopFlag, execute
-from workbench.engine.trainer import train
-from workbench.errors import WorkbenchError
+from workbench.engine.execute import Heartbeat, StopFlag, execute
+from workbench.engine.trainer import Training, train
+from workbench.errors import RunEnded, WorkbenchError
 from workbench.jobs import create_run, resume_run
 from workbench.methods import get_method, make_config
 from workbench.store import RunStatus, Store
@@ -72,25 +74,56 @@ def test_stop_flag_checkpoints_and_reports_cancelled(store: Store) -> None:
     assert store.get_run(run.id).step == 10
 
 
+def _taken_at_step_10(store: Store, run_id: int, said: list[str], then: Exception | None = None):
+    """A log that, at the run's evaluation at step 10, starts the run again elsewhere as a resume
+    would (another token, an older step), then raises `then` if given."""
+    def log(message: str) -> None:
+        said.append(message)
+        if message.startswith("step 10/"):
+            store.update_run(run_id, worker_token="another start", pid=os.getpid() + 1, step=3)
+            if then is not None:
+                raise then
+    return log
+
+
 def test_a_run_taken_from_its_worker_gets_nothing_more_from_it(store: Store) -> None:
     """A run judged gone and started again by another worker while this one trained (its machine
     suspended, or cut off from the database): this worker's next write finds it out and it stops,
     writing no metric, checkpoint or end over the other worker's run."""
     run = create_run(store, "vit", preset="tiny", overrides=FAST)
-    said = []
-
-    def log(message: str) -> None:
-        said.append(message)
-        if message.startswith("step 10/"):  # its evaluation at step 10, just recorded
-            store.update_run(run.id, pid=os.getpid() + 1, step=3)  # the taker resumed from an older checkpoint
-
-    assert execute(store, run.id, log=log) == RunStatus.RUNNING
+    said: list[str] = []
+    assert execute(store, run.id, log=_taken_at_step_10(store, run.id, said)) == RunStatus.RUNNING
     row = store.get_run(run.id)
-    assert (row.status, row.pid, row.step) == (RunStatus.RUNNING, os.getpid() + 1, 3)
+    assert (row.status, row.pid, row.step, row.worker_token) == (RunStatus.RUNNING, os.getpid() + 1, 3,
+                                                                 "another start")
     assert max(r[1] for r in store.metrics(run.id)) == 10 and store.latest_artifact(run.id, "checkpoint") is None
     assert said[-1].startswith(f"run {run.id} is no longer this worker's (pid {os.getpid()} on ")
     assert said[-1].endswith(f"it is running with pid {os.getpid() + 1} on {row.host}; stopped at step 10, "
                              f"writing nothing more")
+
+
+def test_a_taken_worker_that_fails_records_no_failure_over_the_runs_next_start(store: Store) -> None:
+    run = create_run(store, "vit", preset="tiny", overrides=FAST)
+    taken = _taken_at_step_10(store, run.id, [], then=RuntimeError("CUDA error: an illegal memory access"))
+    assert execute(store, run.id, log=taken) == RunStatus.RUNNING
+    row = store.get_run(run.id)
+    assert (row.status, row.error, row.worker_token) == (RunStatus.RUNNING, None, "another start")
+
+
+def test_a_worker_frozen_while_it_started_deletes_nothing_of_the_runs_next_start(store: Store) -> None:
+    """Judged gone while it loaded its data, its run resumed and trained elsewhere: when it wakes,
+    its resume must not drop the other worker's metrics and checkpoints as its own crashed attempt's."""
+    run = create_run(store, "vit", preset="tiny", overrides=FAST)
+    token = store.adopt(run.id)
+    training = Training(store, run.id, log=lambda _: None, token=token)  # started: it holds the run ...
+    store.update_run(run.id, worker_token="another start")  # ... frozen; the run is claimed again, and trains
+    store.add_metrics(run.id, [(s, s / 10, "train/loss", 1.0, 0.0) for s in range(1, 6)])
+    training.resume()
+    assert len(store.metrics(run.id)) == 5 and training.stop.lost and training.stop.requested
+    assert not training.loop() and len(store.metrics(run.id)) == 5  # one step, then the stop: nothing written
+    with pytest.raises(RunEnded):
+        training.finish(False)
+    assert len(store.metrics(run.id)) == 5 and store.latest_artifact(run.id, "checkpoint") is None
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(store: Store) -> None:
@@ -228,3 +261,20 @@ def test_validation_reads_through_the_same_loader_processes_at_every_evaluation(
     assert len(set(by_loader)) == 1
     assert store.get_run(run.id).environment["batches from"] == ("the files, decoded by Pillow in 1 loader processes "
                                                                  "(decode=loader)")
+
+
+def test_the_heartbeat_stops_the_loop_with_a_checkpoint_or_writing_nothing(store: Store) -> None:
+    """A run ended by someone else while its worker trains (a cancel's grace run out) is still the
+    worker's to stop with a checkpoint; a run another start holds is not its to write to at all."""
+    run = create_run(store, "vit")
+    token = store.adopt(run.id)
+    stop, said = StopFlag(), []
+    with Heartbeat(store, run.id, token, stop, said.append, every=0.02):
+        time.sleep(0.1)
+        assert not stop.requested
+        store.update_run(run.id, status=RunStatus.CANCELLED)
+        wait_for(lambda: stop.requested, timeout=10, interval=0.01)
+        assert stop.lost is None
+        store.update_run(run.id, worker_token="another start")
+        wait_for(lambda: stop.lost is not None, timeout=10, interval=0.01)
+    assert said[-1].startswith(f"run {run.id} is no longer this worker's") and "writing nothing more" in said[-1]

@@ -126,7 +126,7 @@ def test_a_jobs_other_tasks_join_only_a_run_its_first_task_took_in_this_start(st
     job = f"{slurm_jobs.PREFIX}77"
     store.update_run(run.id, job_id=job)  # queued, waiting for job 77
     assert not slurm_jobs.taken(store, run.id, job, wait_s=0.5)  # its first task has not taken it
-    assert store.start_job(run.id, job, host="node1")
+    assert store.start_job(run.id, job, host="node1", token="t")
     assert slurm_jobs.taken(store, run.id, job, wait_s=0.5)
     assert not slurm_jobs.taken(store, run.id, f"{slurm_jobs.PREFIX}78", wait_s=0.5)  # another job's run
     # Slurm requeued the job itself (a node lost): the run still runs since the job's last start,

@@ -69,7 +69,7 @@ def test_the_scripts_end_at_the_stores_head() -> None:
 
     scripts = ScriptDirectory.from_config(alembic_config())
     assert scripts.get_current_head() == HEAD and int(HEAD) == SCHEMA_VERSION
-    assert [s.revision for s in reversed(list(scripts.walk_revisions()))] == [f"{n:04d}" for n in range(1, 7)]
+    assert [s.revision for s in reversed(list(scripts.walk_revisions()))] == [f"{n:04d}" for n in range(1, 8)]
 
 
 def test_a_database_from_a_newer_build_is_refused_and_untouched(home: Path) -> None:

@@ -1,5 +1,4 @@
 import multiprocessing
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -9,6 +8,7 @@ import pytest
 
 from workbench import paths
 from workbench.errors import StoreError
+from workbench.jobs import resume_run
 from workbench.store import SCHEMA_VERSION, RunStatus, Store
 from workbench.store.lifecycle import Beat
 
@@ -68,11 +68,12 @@ def test_a_job_that_starts_while_its_run_is_still_submitting_takes_it(store: Sto
     run = store.create_run("vit", {"executor": "slurm"})
     assert store.claim_submission(run.id) and not store.claim_submission(run.id)
     assert store.stale_submissions(3600) == [] and store.stale_submissions(-1) == [run.id]
-    assert store.start_job(run.id, "slurm:77", host="node1")
+    assert store.start_job(run.id, "slurm:77", host="node1", token="t77")
     taken = store.get_run(run.id)
-    assert (taken.status, taken.job_id, taken.job_state) == ("running", "slurm:77", "RUNNING")
+    assert (taken.status, taken.job_id, taken.job_state, taken.worker_token) == ("running", "slurm:77", "RUNNING",
+                                                                                 "t77")
     assert not store.settle_submission(run.id, "slurm:77", "PENDING") and store.stale_submissions(-1) == []
-    assert not store.start_job(run.id, "slurm:78", host="node2")  # another job: not its run
+    assert not store.start_job(run.id, "slurm:78", host="node2", token="t78")  # another job: not its run
 
 
 def test_metric_columns_equal_the_row_reads_key_by_key(store: Store) -> None:
@@ -111,8 +112,12 @@ def test_incremental_metric_reads(store: Store) -> None:
     assert [(r[1], r[3]) for r in newer] == [(51, "train/loss"), (51, "val/top1")]
     assert store.last_metrics(run.id) == {"train/loss": (51, 1.0), "val/top1": (51, 0.5)}
     assert store.metric_keys(run.id) == ["train/loss", "val/top1"]
-    assert store.delete_metrics_after(run.id, 40) == 12
-    assert max(r[1] for r in store.metrics(run.id)) == 40
+    assert store.rewind(run.id, 40, 60, ["checkpoint"], token="not its") is None  # another start's: nothing
+    assert len(store.metrics(run.id)) == 52
+    token = store.adopt(run.id)
+    assert store.rewind(run.id, 40, 60, ["checkpoint"], token) == []  # what a resume from step 40 writes again
+    assert max(r[1] for r in store.metrics(run.id)) == 40 and len(store.metrics(run.id)) == 40
+    assert (store.get_run(run.id).step, store.get_run(run.id).total_steps) == (40, 60)
 
 
 def test_artifacts_latest_and_relative_paths(store: Store, home: Path) -> None:
@@ -207,21 +212,33 @@ def test_run_signatures_change_with_what_a_run_list_shows(store: Store) -> None:
     assert list(store.run_signatures()) == [b.id] and list(store.run_signatures(archived=True)) == [a.id]
 
 
-def test_a_workers_heartbeat_holds_only_while_the_run_runs_with_that_worker(store: Store) -> None:
-    """Before the worker's start names it, a heartbeat is written for the run whatever it is (a
-    torchrun's rank 0 starts after its launcher's pid was recorded); after it, only while the run
-    runs with that worker: one judged gone and started again is another worker's."""
+def test_only_the_start_that_holds_a_run_may_start_train_and_beat_for_it(store: Store) -> None:
+    """Each claim gives the run a new token, handed to the worker it launches. A worker judged gone
+    while alive (frozen in its imports, say), whose run was resumed and claimed again, can neither
+    start the run nor beat for it; the one holding the run can. Ended by someone else (a cancel's
+    grace run out), the run is still its worker's to stop with a checkpoint."""
     run = store.create_run("vit", {})
     assert store.claim_run(run.id, host=paths.host(), limit=1)
-    assert store.beat(run.id) == Beat(cancel=False, worker=None, taken=False)  # claimed: no worker yet
-    assert store.mark_started(run.id, device="cpu")
-    me = (os.getpid(), paths.host())
-    assert store.beat(run.id) == store.beat(run.id, me) == Beat(cancel=False, worker=me, taken=False)
-    assert store.request_cancel(run.id) and store.beat(run.id, me).cancel
-    for taken in ({"pid": os.getpid() + 1}, {"host": "elsewhere"}, {"status": RunStatus.INTERRUPTED}):
-        store.update_run(run.id, pid=os.getpid(), host=paths.host(), status=RunStatus.RUNNING)
-        store.update_run(run.id, **taken)
-        was = store.get_run(run.id).heartbeat_at
-        time.sleep(0.01)
-        assert store.beat(run.id, me) == Beat(cancel=False, worker=None, taken=True), taken
-        assert store.get_run(run.id).heartbeat_at == was  # not the other worker's sign of life
+    first = store.get_run(run.id).worker_token
+    assert first and store.beat(run.id, first) == Beat(stop=False, taken=False)
+    store.transition(run.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING])  # judged gone
+    assert store.beat(run.id, first) == Beat(stop=True, taken=False)  # ended meanwhile: stop, with a checkpoint
+    resume_run(store, run.id)
+    assert store.get_run(run.id).worker_token is None  # resumed: its last worker holds it no more
+    assert store.claim_run(run.id, host=paths.host(), limit=1)
+    second = store.get_run(run.id).worker_token
+    assert second not in (None, first)
+    was = store.get_run(run.id).heartbeat_at
+    time.sleep(0.01)
+    assert store.beat(run.id, first) == Beat(stop=True, taken=True)
+    assert store.get_run(run.id).heartbeat_at == was  # not the other worker's sign of life
+    assert not store.mark_started(run.id, device="cpu", token=first)  # the frozen worker wakes: refused
+    assert store.mark_started(run.id, device="cpu", token=second)
+    assert not store.report_progress(run.id, [(1, 0.1, "train/loss", 1.0, 0.0)], 1, token=first)
+    assert store.report_progress(run.id, [(1, 0.1, "train/loss", 2.0, 0.0)], 1, token=second)
+    assert [r[4] for r in store.metrics(run.id)] == [2.0]
+    assert store.request_cancel(run.id) and store.beat(run.id, second) == Beat(stop=True, taken=False)
+    adopted = store.adopt(run.id)  # a worker given no token (in-process) takes the run over
+    assert store.beat(run.id, second).taken and not store.beat(run.id, adopted).taken
+    store.transition(run.id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING])
+    assert store.adopt(run.id) is None  # ended: nothing to take

@@ -22,18 +22,18 @@ from PIL import Image
 from workbench import paths
 from workbench.engine.execute import taken_from
 from workbench.engine.system import differences
-from workbench.errors import RunEnded, StoreError
+from workbench.errors import StoreError
 from workbench.store import Store
 from workbench.store.schema import ENVIRONMENT, WARNINGS
 
 
 class Reporter:
-    """`worker`: the (pid, host) the run's start recorded: rows are written only while the run is
-    still that worker's (a run judged gone and started again elsewhere is not), else `RunEnded`."""
+    """`token`: the worker's start: rows are written only while it holds the run; once another
+    start does, they are dropped and `lost` says why (the trainer stops, writing nothing more)."""
 
-    def __init__(self, store: Store, run_id: int, flush_seconds: float = 1.0,
-                 worker: tuple[int, str] | None = None) -> None:
-        self.store, self.run_id, self.flush_seconds, self.worker = store, run_id, flush_seconds, worker
+    def __init__(self, store: Store, run_id: int, flush_seconds: float = 1.0, token: str | None = None) -> None:
+        self.store, self.run_id, self.flush_seconds, self.token = store, run_id, flush_seconds, token
+        self.lost: str | None = None
         self.rows: list[tuple[int, float, str, float, float]] = []
         self.step = 0
         self._last_flush = time.monotonic()
@@ -48,8 +48,11 @@ class Reporter:
     def flush(self, *, strict: bool = True) -> None:
         """Write buffered rows and the run's progress. `strict=False` keeps them on a busy DB."""
         self._last_flush = time.monotonic()
+        if self.lost:
+            self.rows = []
+            return
         try:
-            held = self.store.report_progress(self.run_id, self.rows, self.step, self.worker)
+            held = self.store.report_progress(self.run_id, self.rows, self.step, self.token)
         except StoreError as exc:
             if strict:
                 raise
@@ -57,8 +60,7 @@ class Reporter:
             return
         self.rows = []
         if not held:
-            raise RunEnded(f"{taken_from(self.store, self.run_id, self.worker)}; stopped at step {self.step}, "
-                           f"writing nothing more")
+            self.lost = taken_from(self.store, self.run_id)
 
     def summary(self, metrics: dict[str, float]) -> None:
         """Record the newest evaluation metrics on the run row (what run lists show)."""

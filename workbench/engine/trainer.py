@@ -43,7 +43,7 @@ from workbench.engine.device import (
     select_device,
     wants_channels_last,
 )
-from workbench.engine.execute import StopFlag
+from workbench.engine.execute import StopFlag, ended_before_start, taken_from
 from workbench.engine.optim import build_optimizer, build_scheduler, current_lr
 from workbench.engine.pretrained import fit_config, start_from, starting_weights
 from workbench.engine.reporter import Reporter, Window
@@ -52,7 +52,6 @@ from workbench.errors import DataError, NoCheckpointError, RunEnded, WorkbenchEr
 from workbench.methods import config_from_dict, get_method
 from workbench.methods.base import Method
 from workbench.store import RunStatus, Store
-from workbench.store.lifecycle import this_worker
 
 SNAPSHOT_IMAGES = 16
 
@@ -82,30 +81,33 @@ class Schedule:
 
 
 def train(store: Store, run_id: int, stop: StopFlag | None = None,
-          log: Callable[[str], None] = print) -> RunStatus:
-    """Train run `run_id` to the end (or until `stop`); return the status it ended with.
-    Under torchrun every rank calls this; only rank 0 writes to the store."""
-    training = Training(store, run_id, log)  # data, model, optimizer, schedule
+          log: Callable[[str], None] = print, token: str | None = None) -> RunStatus:
+    """Train run `run_id` to the end (or until `stop`); return the status it ended with. `token`:
+    the start that holds the run (`execute`'s); none: take it. Under torchrun every rank calls
+    this; only rank 0 writes to the store."""
+    training = Training(store, run_id, log, stop, token)  # data, model, optimizer, schedule
     training.resume()  # from the newest checkpoint, dropping what a crashed attempt wrote after it
-    stop = stop or StopFlag()
-    return training.finish(training.loop(stop), stop.lost)
+    return training.finish(training.loop())
 
 
 class Training:
-    """One run's training, in the stages `train` calls in order."""
+    """One run's training, in the stages `train` calls in order. Rank 0 writes to the store only
+    while its `token` holds the run; once another start holds it, `stop.lost` says why and the
+    loop stops (every rank, at the next step's vote) writing nothing more."""
 
-    def __init__(self, store: Store, run_id: int, log: Callable[[str], None]) -> None:
-        self.store, self.run_id = store, run_id
+    def __init__(self, store: Store, run_id: int, log: Callable[[str], None], stop: StopFlag | None = None,
+                 token: str | None = None) -> None:
+        self.store, self.run_id, self.stop = store, run_id, stop or StopFlag()
         self.run = run = store.get_run(run_id)
         self.cfg = cfg = config_from_dict(run.method, run.config, strict=False)
         self.ranks = ranks = distributed.current()
         self.device = device = distributed.setup(ranks, select_device(cfg.device))
         self.log = log if ranks.main else _quiet
         self.amp = autocast_dtype(cfg.precision, device)
-        if ranks.main and not store.mark_started(run_id, device=str(device)
-                                                 + (f" x{ranks.world}" if ranks.world > 1 else "")):
-            raise RunEnded(f"run {run_id} is {store.get_run(run_id).status} already: it ended before its worker "
-                           f"started, which stops without training it")
+        self.token = token or (store.adopt(run_id) if ranks.main else None)
+        if ranks.main and (self.token is None or not store.mark_started(
+                run_id, device=str(device) + (f" x{ranks.world}" if ranks.world > 1 else ""), token=self.token)):
+            raise ended_before_start(store, run_id)
         seed_rngs(cfg.seed)  # the same initial weights on every rank
         self.threads = CpuShare(store, cfg.threads, share=ranks.world)
         self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
@@ -154,7 +156,7 @@ class Training:
         self.ckpts = Checkpoints(store, run_id)
         self.best_key, self.best_higher = cfg.best_rule()
         self.best_value: float | None = None
-        self.reporter = Reporter(store, run_id, worker=this_worker())
+        self.reporter = Reporter(store, run_id, token=self.token)
         self.system = SystemMetrics(device)  # sys/... beside the training metrics
         if ranks.main:
             self.reporter.environment(environment() | {"batches from": source})  # shown beside the run
@@ -183,13 +185,15 @@ class Training:
         if not self.ranks.main:
             return
         store, run_id = self.store, self.run_id
-        store.delete_metrics_after(run_id, self.step)
-        for kind in ("image", "checkpoint", BEST):  # what the crashed attempt wrote after the restored step
-            for art in store.delete_artifacts_after(run_id, self.step, kind):
-                store.abspath(art).unlink(missing_ok=True)
+        # what the crashed attempt wrote after the restored step
+        doomed = store.rewind(run_id, self.step, self.plan.total, ("image", "checkpoint", BEST), self.token)
+        if doomed is None:  # another start holds the run (this worker was frozen while it started)
+            self.stop.lose(taken_from(store, run_id))
+            return
+        for art in doomed:
+            store.abspath(art).unlink(missing_ok=True)
         best = store.artifacts(run_id, BEST)
         self.best_value = best[-1].meta["value"] if best else None
-        store.update_run(run_id, total_steps=self.plan.total, step=self.step)
         params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)  # not a frozen teacher
         self.reporter.summary({"params": params})
         world = self.ranks.world
@@ -216,9 +220,10 @@ class Training:
             self.log(f"warning: {warning}")
             self.reporter.warn(warning)
 
-    def loop(self, stop: StopFlag) -> bool:
+    def loop(self) -> bool:
         """Step until the plan's last step or a stop request (agreed by every rank); True if finished.
         A step is `accum_steps` loader batches, each of batch_size / accum_steps images."""
+        stop = self.stop
         self.model.train()
         window = Window(self.device)
         accum = self.cfg.accum_steps
@@ -290,6 +295,8 @@ class Training:
             self.evaluate()
         if do_snap or do_ckpt:  # files follow: written only while the run is still this worker's
             self.reporter.flush(strict=False)
+        if not self.holding():
+            return
         if do_snap:
             self.model.eval()
             self.reporter.images(step, self.method.snapshot(self.model, self.snap_batch))
@@ -310,6 +317,8 @@ class Training:
             val |= {f"val_ema/{k}": v for k, v in self.measure(self.ema.module).items()}
         self.reporter.log(self.step, self.step / self.steps_per_epoch, val)
         self.reporter.flush(strict=False)
+        if not self.holding():
+            return
         self.reporter.summary(val)
         self.log(f"step {self.step}/{self.plan.total} " + " ".join(f"{k}={v:.4f}" for k, v in val.items()))
         self.keep_best(val)
@@ -358,15 +367,25 @@ class Training:
         restore_rng(state, self.device)
         return int(state["step"])
 
-    def finish(self, finished: bool, lost: str | None = None) -> RunStatus:
+    def holding(self) -> bool:
+        """Whether this worker's start still holds the run, as its last write found (rank 0); once
+        not, the stop that every rank agrees on at the next step writes nothing more."""
+        if self.reporter.lost and not self.stop.lost:
+            self.log(f"{self.reporter.lost}; stopping after this step, writing nothing more")
+            self.stop.lose(self.reporter.lost)
+        return self.stop.lost is None
+
+    def finish(self, finished: bool) -> RunStatus:
         """The end-of-training report (finished) or a checkpoint to resume from (stopped); nothing
-        when the run was `lost` to another worker (`RunEnded`): its checkpoint is that worker's now."""
+        when another start holds the run (`RunEnded`): its checkpoints are that worker's now."""
         distributed.teardown()
         status = RunStatus.FINISHED if finished else RunStatus.CANCELLED
         if not self.ranks.main:
             return status
-        if lost:
-            raise RunEnded(f"{lost}; stopped at step {self.step}, writing nothing more")
+        self.reporter.step = self.step  # the run's progress is where it stopped, even between metric rows
+        self.reporter.flush()
+        if not self.holding():
+            raise RunEnded(f"{self.stop.lost}; stopped at step {self.step}, writing nothing more")
         if finished:
             self.model.eval()
             with torch.no_grad(), autocast(self.device, self.amp):
@@ -377,8 +396,6 @@ class Training:
         else:
             self.save_checkpoint()
             self.log(f"stopped at step {self.step}; checkpoint saved, `workbench resume {self.run_id}` continues")
-        self.reporter.step = self.step  # the run's progress is where it stopped, even between metric rows
-        self.reporter.flush()
         return status
 
 

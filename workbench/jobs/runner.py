@@ -41,6 +41,7 @@ from workbench.jobs.processes import (
     worker_process,
 )
 from workbench.store import RESUMABLE, Run, RunStatus, Store
+from workbench.store.lifecycle import TOKEN_ENV
 
 SPARE_IDLE_S = 600.0  # a spare nobody took goes after 10 minutes: it holds ~0.7 GB (0.4 its own)
 
@@ -52,7 +53,7 @@ CLUSTER_CHECK_S = 5.0  # how often it asks a cluster's scheduler about the runs 
 INHERITED_NOT = frozenset({"WORKBENCH_AUTO_DEVICE", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
                            "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_NAME", "ROLE_RANK", "ROLE_WORLD_SIZE",
                            "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
-                           "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_ERROR_FILE"})
+                           "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_ERROR_FILE", TOKEN_ENV})
 
 
 def reconcile(store: Store, skip: Iterable[int] = ()) -> list[int]:
@@ -117,8 +118,9 @@ def _ended_unreported(store: Store, run_id: int, how: str, judged: Run | None = 
         status, error = RunStatus.CANCELLED, f"cancelled; {how}"
     else:
         status, error = RunStatus.INTERRUPTED, f"{how}; `workbench resume {run_id}` continues from the last checkpoint"
-    return store.transition(run_id, status, only_from=[RunStatus.RUNNING], where={"pid": (judged or now).pid},
-                            finished_at=time.time(), error=error)
+    judged = judged or now
+    return store.transition(run_id, status, only_from=[RunStatus.RUNNING], finished_at=time.time(), error=error,
+                            where={"pid": judged.pid, "worker_token": judged.worker_token})
 
 
 def resume_run(store: Store, run_id: int, from_scratch: bool = False) -> Run:
@@ -143,7 +145,8 @@ def resume_run(store: Store, run_id: int, from_scratch: bool = False) -> Run:
     history = run.closed_segments(now)
     restart = {"step": 0, "summary": history} if from_scratch else {"summary": {**run.summary, **history}}
     if not store.transition(run_id, RunStatus.QUEUED, only_from=list(RESUMABLE), error=None, finished_at=None,
-                            cancel_requested_at=None, job_id=None, job_state=None, archived_at=None, **restart):
+                            cancel_requested_at=None, job_id=None, job_state=None, archived_at=None,
+                            worker_token=None, **restart):  # its last worker, even if alive, holds it no more
         raise WorkbenchError(_already(run_id, store.get_run(run_id).status))
     if from_scratch:  # only now: a resume that lost the race deletes nothing
         # with the checkpoints go the best weights and the record of the start (the worker starts again)
@@ -267,8 +270,8 @@ class Runner:
 
     def launch(self, run_id: int) -> None:
         """Start the worker of a run the scheduler has just claimed (status running, no pid yet)."""
-        env, extra = self.worker_environment(), {}
         run = self.store.get_run(run_id)
+        env, extra = self.worker_environment(), {TOKEN_ENV: run.worker_token or ""}  # the claim's: its writes
         if run.config.get("device", "auto") == "auto" and int(run.config.get("nproc", 1)) == 1:
             if self._gpus is None:
                 self._gpus = gpu_count()
@@ -307,8 +310,8 @@ class Runner:
             if run.host not in (None, paths.host()) or is_worker_alive(run.pid, run_id):
                 continue  # another worker's now: this one was judged gone (suspended, cut off) and it started again
             if code > 0:
-                self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING], where={"pid": run.pid},
-                                      finished_at=time.time(),
+                self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
+                                      where={"pid": run.pid, "worker_token": run.worker_token},
                                       error=f"the worker {exit_reason(code)}:\n{log_tail(run_id)}")
             else:
                 _ended_unreported(self.store, run_id, f"the worker was {exit_reason(code)} before it finished", run)

@@ -36,6 +36,7 @@ from workbench.errors import ConfigError, WorkbenchError
 from workbench.fields import sbatch_flags
 from workbench.jobs.processes import WORKER_MODULE, log_path, log_tail
 from workbench.store import Run, RunStatus, Store
+from workbench.store.lifecycle import TOKEN_ENV, new_token
 from workbench.store.schema import SUBMITTING
 
 PREFIX = "slurm:"  # runs.job_id of a Slurm job
@@ -266,7 +267,8 @@ class SlurmTask:
         name = f"{PREFIX}{job.raw_job_id}"
         if job.global_rank == 0:
             _log_to(log_path(self.run_id), f"Slurm job {job.job_id} on {job.hostname}")
-            if not Store().start_job(self.run_id, name, host=paths.host()):
+            os.environ[TOKEN_ENV] = new_token()  # this start's: the worker's writes hold to it
+            if not Store().start_job(self.run_id, name, host=paths.host(), token=os.environ[TOKEN_ENV]):
                 print(f"run {self.run_id} is no longer waiting for this job; nothing to do", flush=True)
                 return "skipped"
         elif not taken(Store(), self.run_id, name):

@@ -6,6 +6,7 @@ schedulers never start one run twice), a worker's or a cluster job's start, and 
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from typing import Any, NamedTuple
 
@@ -15,19 +16,19 @@ from sqlalchemy.orm import Session, aliased
 from workbench import paths
 from workbench.store.schema import SEGMENTS, SUBMITTING, Run, RunStatus, StudyMember
 
+TOKEN_ENV = "WORKBENCH_WORKER_TOKEN"  # the token of the start a worker is given (`Run.worker_token`)
 
-def this_worker() -> tuple[int, str]:
-    """This process as a run's worker: the (pid, host) its start records (`mark_started`) and its
-    writes are held to (`beat`, `report_progress`, the end `Store.transition` records)."""
-    return os.getpid(), paths.host()
+
+def new_token() -> str:
+    return secrets.token_hex(8)
 
 
 class Beat(NamedTuple):
-    """What a heartbeat found: whether a cancel was asked for; the (pid, host) the run runs with;
-    whether the run was taken from the worker that beat (ended, or running with another worker)."""
+    """What a heartbeat found: whether the worker should stop after its step, with a checkpoint
+    (a cancel asked for, or the run ended meanwhile: cancelled, judged interrupted); whether the
+    run was taken from it (another start holds it now: it stops writing nothing more)."""
 
-    cancel: bool
-    worker: tuple[int, str] | None
+    stop: bool
     taken: bool
 
 
@@ -44,7 +45,7 @@ class RunLifecycle:
                         .scalar_subquery())
         query = _study_room(update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.job_id.is_(None),
                                               Run.trashed_at.is_(None), running_here < limit), study_id, study_limit)
-        return self._start(query, run_id, host=host, pid=None)
+        return self._start(query, run_id, host=host, pid=None, token=new_token())
 
     def claim_submission(self, run_id: int, *, study_id: int | None = None, study_limit: int | None = None) -> bool:
         """Take a queued run to send to a cluster's queue (its `job_id` becomes `submitting`), within
@@ -74,22 +75,26 @@ class RunLifecycle:
                                                Run.job_id == SUBMITTING)
                              .values(job_id=job_id, job_state=job_state)).rowcount == 1
 
-    def start_job(self, run_id: int, job_id: str, *, host: str) -> bool:
+    def start_job(self, run_id: int, job_id: str, *, host: str, token: str) -> bool:
         """A cluster job's first process takes its run: queued -> running here, only if the run is
         still this job's (not cancelled or resubmitted meanwhile), or still `submitting`: then this
-        job is the one its scheduler sent and died before recording. True if taken."""
+        job is the one its scheduler sent and died before recording. True if taken (by `token`,
+        which its worker is given)."""
         query = update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED,
                                   Run.job_id.in_([job_id, SUBMITTING]))
-        return self._start(query, run_id, host=host, pid=os.getpid(), job_id=job_id, job_state="RUNNING")
+        return self._start(query, run_id, host=host, pid=os.getpid(), token=token, job_id=job_id,
+                           job_state="RUNNING")
 
-    def _start(self, query: Any, run_id: int, *, host: str, pid: int | None, **values: Any) -> bool:
-        """Run `query` (an UPDATE of one queued run) as the start of a segment of its training."""
+    def _start(self, query: Any, run_id: int, *, host: str, pid: int | None, token: str, **values: Any) -> bool:
+        """Run `query` (an UPDATE of one queued run) as the start of a segment of its training, held
+        by `token` (its worker is given it)."""
         now = time.time()
         with self.session() as s:
             self._lock(s, "claim")
             claimed = s.execute(query.values(status=RunStatus.RUNNING, started_at=func.coalesce(Run.started_at, now),
                                              host=host, pid=pid, error=None, heartbeat_at=_db_now(s),
-                                             cancel_requested_at=None, **values)).rowcount == 1
+                                             cancel_requested_at=None, worker_token=token,
+                                             **values)).rowcount == 1
             if claimed:
                 _open_segment(s, run_id, now)
             return claimed
@@ -100,37 +105,43 @@ class RunLifecycle:
             return s.scalar(select(func.count()).select_from(Run).where(
                 Run.status == RunStatus.RUNNING, Run.job_id.is_(None), or_(Run.host == host, Run.host.is_(None))))
 
-    def mark_started(self, run_id: int, *, device: str) -> bool:
-        """The worker's start: its pid and device; the run's first start is kept (a resume is a
-        segment of its own). False, changing nothing, if the run is no longer queued or running:
-        cancelled, or judged interrupted, while its worker started; that worker must not train it."""
-        now, (pid, host) = time.time(), this_worker()
+    def adopt(self, run_id: int) -> str | None:
+        """Hold a queued or running run by a new token, whoever held it: a worker given none (one
+        trained in-process, by a test or a benchmark; a torchrun rank 0 on a machine that joined).
+        The token; None if the run has ended."""
+        token = new_token()
         with self.session() as s:
-            started = s.execute(update(Run).where(Run.id == run_id,
+            held = s.execute(update(Run).where(Run.id == run_id, Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+                             .values(worker_token=token)).rowcount == 1
+        return token if held else None
+
+    def mark_started(self, run_id: int, *, device: str, token: str) -> bool:
+        """The worker's start: its pid, host and device; the run's first start is kept (a resume is
+        a segment of its own). False, changing nothing, unless the run is queued or running and
+        still held by the worker's `token`: cancelled, or judged gone and started again, while
+        this worker started (frozen in its imports, say); it must not train the run."""
+        now = time.time()
+        with self.session() as s:
+            started = s.execute(update(Run).where(Run.id == run_id, Run.worker_token == token,
                                                   Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])).values(
-                status=RunStatus.RUNNING, device=device, pid=pid, host=host,
+                status=RunStatus.RUNNING, device=device, pid=os.getpid(), host=paths.host(),
                 started_at=func.coalesce(Run.started_at, now), error=None, heartbeat_at=_db_now(s))).rowcount == 1
             if started:
                 _open_segment(s, run_id, now)
             return started
 
     # --------------------------------------------------------------- liveness
-    def beat(self, run_id: int, worker: tuple[int, str] | None = None) -> Beat:
-        """A worker's heartbeat (the database's clock, so hosts with skewed clocks agree). With the
-        worker's (pid, host), once its start recorded them (`mark_started`): only while the run
-        still runs with that worker. A run judged gone (its machine cut off from the database or
-        suspended for longer than the timeout) and perhaps started again elsewhere is not its."""
-        query = update(Run).where(Run.id == run_id)
-        if worker is not None:
-            query = query.where(Run.status == RunStatus.RUNNING, Run.pid == worker[0], Run.host == worker[1])
+    def beat(self, run_id: int, token: str | None = None) -> Beat:
+        """A worker's heartbeat (the database's clock, so hosts with skewed clocks agree), written
+        only while its `token` holds the run: a run judged gone (its machine cut off from the
+        database or suspended past the timeout) and started again is another worker's."""
         with self.session() as s:
-            row = s.execute(query.values(heartbeat_at=_db_now(s))
-                            .returning(Run.cancel_requested_at, Run.status, Run.pid, Run.host)).first()
+            row = s.execute(update(Run).where(Run.id == run_id, Run.worker_token == token)
+                            .values(heartbeat_at=_db_now(s)).returning(Run.cancel_requested_at, Run.status)).first()
         if row is None:
-            return Beat(cancel=False, worker=None, taken=worker is not None)
-        running = row.status == RunStatus.RUNNING and row.pid is not None
-        return Beat(cancel=row.cancel_requested_at is not None, worker=(row.pid, row.host) if running else None,
-                    taken=False)
+            return Beat(stop=True, taken=True)
+        ended = row.status not in (RunStatus.QUEUED, RunStatus.RUNNING)  # by someone else: still its own to stop
+        return Beat(stop=ended or row.cancel_requested_at is not None, taken=False)
 
     def request_cancel(self, run_id: int) -> bool:
         """Ask a running run's worker, wherever it runs, to stop after its next step; True if asked."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from workbench.store.schema import Metric, Run, RunStatus
+from workbench.store.schema import Artifact, Metric, Run
 
 MetricRow = tuple[int, int, float, str, float, float]  # id, step, epoch, key, value, wall_time
 
@@ -23,14 +23,14 @@ class MetricQueries:
             self._insert_metrics(s, run_id, rows)
 
     def report_progress(self, run_id: int, rows: Sequence[tuple[int, float, str, float, float]], step: int,
-                        worker: tuple[int, str] | None = None) -> bool:
-        """A worker's metric rows and the step it reached, in one transaction; with its (pid, host),
-        only while the run runs with that worker (the UPDATE first: it holds the run's row, so an
-        end or a new start recorded meanwhile waits for this). False, writing nothing, when the run
-        is no longer the worker's (judged gone while cut off or suspended, perhaps started again)."""
+                        token: str | None = None) -> bool:
+        """A worker's metric rows and the step it reached, in one transaction; with its `token`, only
+        while that holds the run (the UPDATE first: it holds the run's row, so a new start recorded
+        meanwhile waits for this). False, writing nothing, when another start holds the run (this
+        worker was judged gone while its machine was suspended or cut off, and the run started again)."""
         query = update(Run).where(Run.id == run_id)
-        if worker is not None:
-            query = query.where(Run.status == RunStatus.RUNNING, Run.pid == worker[0], Run.host == worker[1])
+        if token is not None:
+            query = query.where(Run.worker_token == token)
         with self.session() as s:
             if s.execute(query.values(step=step)).rowcount != 1:
                 return False
@@ -128,7 +128,18 @@ class MetricQueries:
                 out.setdefault(run_id, {})[key] = (low, high)
         return out
 
-    def delete_metrics_after(self, run_id: int, step: int) -> int:
-        """Drop rows a resumed run will write again (those after its checkpoint)."""
+    def rewind(self, run_id: int, step: int, total_steps: int, kinds: Sequence[str],
+               token: str) -> list[Artifact] | None:
+        """A resumed run's start: its step and steps in all, and the rows its last attempt wrote after
+        `step` (its checkpoint) dropped: metrics, and artifacts of `kinds` (returned: their files are
+        the caller's to delete). In one transaction, only while `token` holds the run (None, with
+        nothing changed, when another start does)."""
         with self.session() as s:
-            return s.execute(delete(Metric).where(Metric.run_id == run_id, Metric.step > step)).rowcount
+            if s.execute(update(Run).where(Run.id == run_id, Run.worker_token == token)
+                         .values(step=step, total_steps=total_steps)).rowcount != 1:
+                return None
+            s.execute(delete(Metric).where(Metric.run_id == run_id, Metric.step > step))
+            doomed = list(s.scalars(select(Artifact).where(Artifact.run_id == run_id, Artifact.kind.in_(list(kinds)),
+                                                           Artifact.step > step)))
+            s.execute(delete(Artifact).where(Artifact.id.in_([a.id for a in doomed])))
+            return doomed

@@ -23,7 +23,7 @@ from workbench.errors import StoreError
 from workbench.store.schema import Base
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
-HEAD = "0006"  # the newest script's revision; bump with every new script
+HEAD = "0007"  # the newest script's revision; bump with every new script
 SCHEMA_VERSION = int(HEAD)
 REVISIONS = [f"{n:04d}" for n in range(1, SCHEMA_VERSION + 1)]
 BACKUP_SUFFIX = ".bak"  # workbench.sqlite.schema-0003-20261129-103000.bak: the file before an upgrade

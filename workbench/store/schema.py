@@ -67,6 +67,10 @@ class Run(Base):
     # and what the cluster last said of it ("PENDING (Priority)"); None for a run trained here
     job_id: Mapped[str | None] = mapped_column(String(64), default=None)
     job_state: Mapped[str | None] = mapped_column(String(200), default=None)
+    # the start of the run's training that holds it: a new one at each claim (and a cluster job's
+    # start), handed to the worker it starts; only that worker writes to the run. A worker judged
+    # gone while alive (its machine suspended), whose run started again, holds it no more.
+    worker_token: Mapped[str | None] = mapped_column(String(32), default=None)
 
     @property
     def progress(self) -> float:

@@ -303,13 +303,6 @@ class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
         with self.session() as s:
             s.execute(delete(Artifact).where(Artifact.id.in_(list(ids))))
 
-    def delete_artifacts_after(self, run_id: int, step: int, kind: str) -> list[Artifact]:
-        with self.session() as s:
-            doomed = list(s.scalars(select(Artifact).where(Artifact.run_id == run_id, Artifact.kind == kind,
-                                                           Artifact.step > step)))
-            s.execute(delete(Artifact).where(Artifact.id.in_([a.id for a in doomed])))
-            return doomed
-
     def abspath(self, artifact: Artifact) -> Path:
         return self.root / artifact.path
 
