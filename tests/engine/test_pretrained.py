@@ -70,6 +70,23 @@ def test_a_safetensors_file_and_a_pth_state_dict_load_and_a_pickle_with_code_is_
         create_run(store, "vit", preset="tiny", overrides=["init=weights.txt"])
 
 
+def test_weights_of_another_network_or_a_broken_file_are_refused_with_a_reason(store: Store, tmp_path) -> None:
+    """A CNN started from a ViT's file loaded nothing and trained from scratch under the file's name;
+    a Swin from a ViT's weights, and a damaged file, ended in timm's or safetensors' traceback."""
+    save_file(_source().state_dict(), tmp_path / "vit.safetensors")
+    with pytest.raises(WorkbenchError, match="none of the source's tensors are this run's network's.*another "
+                                             "architecture"):
+        _started(store, str(tmp_path / "vit.safetensors"), method="cnn")
+    swin = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, embed_dim=32, depths=(1, 1, 1, 1),
+                             num_heads=(1, 1, 1, 1), num_classes=10)  # timm's layout at 224 px, small
+    save_file(swin.state_dict(), tmp_path / "swin.safetensors")
+    with pytest.raises(WorkbenchError, match="timm cannot adapt the source to this run's SwinTransformer"):
+        _started(store, str(tmp_path / "swin.safetensors"), method="swin")
+    (tmp_path / "broken.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(WorkbenchError, match="broken.safetensors cannot be read as weights"):
+        _started(store, str(tmp_path / "broken.safetensors"))
+
+
 def test_a_32px_source_into_a_64px_run_resamples_position_and_patch_embeddings(store: Store, tmp_path) -> None:
     save_file(_source().state_dict(), tmp_path / "w.safetensors")  # 8x8 grid of 4 px patches
     t = _started(store, str(tmp_path / "w.safetensors"), "width=96", "heads=3", "image_size=64", "patch_size=16")

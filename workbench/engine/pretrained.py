@@ -110,11 +110,11 @@ def _from_run(spec: str, value: str, store: Store) -> Source:
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise WorkbenchError(f"init: there is no file {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path)
     try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(path)
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = str(exc).split("\n\n")[-1].strip() or str(exc)
@@ -268,6 +268,10 @@ def load_into(target: nn.Module, source: Source, log: Callable[[str], None],
     report["missing"] = [k for k in missing if not k.startswith("parametrizations.pos_embed")]
     report["unexpected"] = list(unexpected)
     report["loaded"] = len(state) - len(unexpected)
+    if not report["loaded"]:  # a CNN from a ViT's file, say: it would train from scratch under another name
+        raise WorkbenchError(f"init {source.spec}: none of the source's tensors are this run's network's (the "
+                             f"source's: {', '.join(list(source.state)[:5])}; the network's: "
+                             f"{', '.join(list(own)[:5])}): are they weights of another architecture?")
     for note in report["notes"]:
         log(f"init: {note}")
     log(f"init: {report['loaded']} tensors loaded from {source.spec}"
@@ -283,7 +287,12 @@ def _filtered(target: nn.Module, state: dict[str, Tensor], report: dict[str, Any
     if filter_fn is None:
         return state
     before = {k: tuple(v.shape) for k, v in state.items()}
-    state = filter_fn(state, target)
+    try:
+        state = filter_fn(state, target)
+    except Exception as exc:  # timm's filter expects its own family's keys: another network's weights
+        raise WorkbenchError(f"init {report['source']}: timm cannot adapt the source to this run's "
+                             f"{type(target).__name__} ({type(exc).__name__}: {exc}): are they weights of another "
+                             f"architecture?") from None
     for key, what in (("pos_embed", "position embeddings resampled (timm's resample_abs_pos_embed)"),
                       ("patch_embed.proj.weight", "patch embedding resampled to this run's patch size (timm's "
                                                   "resample_patch_embed, FlexiViT's pseudo-inverse)")):
