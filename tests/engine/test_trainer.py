@@ -11,8 +11,9 @@ from PIL import Image
 
 from tests.conftest import wait_for
 from tests.data.test_user_datasets import write_folder
+from workbench import paths
 from workbench.data import DataInfo
-from workbench.engine.checkpoint import Checkpoints
+from workbench.engine.checkpoint import BEST, Checkpoints
 from workbench.engine.execute import Heartbeat, StopFlag, execute
 from workbench.engine.trainer import Training, train
 from workbench.errors import RunEnded, WorkbenchError
@@ -97,6 +98,8 @@ def test_a_run_taken_from_its_worker_gets_nothing_more_from_it(store: Store) -> 
     assert (row.status, row.pid, row.step, row.worker_token) == (RunStatus.RUNNING, os.getpid() + 1, 3,
                                                                  "another start")
     assert max(r[1] for r in store.metrics(run.id)) == 10 and store.latest_artifact(run.id, "checkpoint") is None
+    assert store.latest_artifact(run.id, BEST) is None  # its best of step 10, written after the take, not placed
+    assert not list(paths.checkpoint_dir(run.id).glob("*.pt*"))
     assert said[-1].startswith(f"run {run.id} is no longer this worker's (pid {os.getpid()} on ")
     assert said[-1].endswith(f"it is running with pid {os.getpid() + 1} on {row.host}; stopped at step 10, "
                              f"writing nothing more")
@@ -198,6 +201,8 @@ def test_resume_past_a_corrupt_checkpoint_replaces_it(store: Store) -> None:
     newest = store.latest_artifact(run.id, "checkpoint")
     assert newest.step == 20
     store.abspath(newest).write_bytes(b"\0" * 100)  # torn by a full disk, say
+    store.transition(run.id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING])  # as its runner finds it
+    resume_run(store, run.id)
     assert train(store, run.id, log=_quiet) == RunStatus.FINISHED  # restarts from step 10
     kept = store.artifacts(run.id, "checkpoint")
     assert [a.step for a in kept] == [20, 30]

@@ -39,13 +39,14 @@ def _start_elsewhere(store: Store, monkeypatch: pytest.MonkeyPatch, run_id: int,
     """Claim and launch a run's worker as `host` would; the desktop (this test) is this host
     again afterwards. Its pid, once it has trained a few steps."""
     monkeypatch.setenv("WORKBENCH_HOST", host)
-    assert store.claim_run(run_id, host=host, limit=4)
-    Runner(store).launch(run_id)
+    token = store.claim_run(run_id, host=host, limit=4)
+    assert token
+    Runner(store).launch(run_id, token)
     monkeypatch.delenv("WORKBENCH_HOST")
     started = store.get_run(run_id).step
     wait_for(lambda: store.get_run(run_id).step >= started + 4, timeout=180)
     run = store.get_run(run_id)
-    assert run.host == host and run.heartbeat_at is not None
+    assert run.host == host and run.heartbeat_at is not None and run.worker_token == token  # the claim's start
     return run.pid
 
 
@@ -195,7 +196,7 @@ def test_a_claim_waits_for_a_slow_claim_of_another_scheduler(store: Store, backe
     time.sleep(0.5)  # its claim is made, not yet committed
     results["fast"] = store.claim_run(second.id, host="a", limit=1)
     thread.join()
-    assert results == {"slow": True, "fast": False}  # one slot, one run
+    assert {k: bool(v) for k, v in results.items()} == {"slow": True, "fast": False}  # one slot, one run
     assert [r.id for r in store.list_runs(status=RunStatus.RUNNING)] == [first.id]
 
 

@@ -16,6 +16,7 @@ from workbench import paths
 from workbench.engine.execute import execute
 from workbench.jobs import Runner, cancel_run, create_run, reconcile
 from workbench.jobs.processes import is_worker_alive, log_path
+from workbench.jobs.runner import Launched
 from workbench.store import RunStatus, Store
 from workbench.studies import scheduler
 
@@ -203,11 +204,11 @@ def test_a_worker_killed_by_a_cancel_is_cancelled_whoever_sees_it_end_first(stor
     window cancels on one thread while it polls on another): it records the cancel, not an
     interruption. A run's next worker is not judged by its last one's pid."""
     run = create_run(store, "vit", preset="tiny")
-    assert store.claim_run(run.id, host=paths.host(), limit=2)
+    token = store.claim_run(run.id, host=paths.host(), limit=2)
     runner = Runner(store)
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "workbench.worker", str(run.id)],
                               start_new_session=True)
-    runner.procs[run.id] = worker
+    runner.procs[run.id] = Launched(worker, token)
     store.update_run(run.id, pid=worker.pid)
     assert store.request_cancel(run.id)  # what cancel_run records first, then it kills the worker ...
     worker.kill()
@@ -234,26 +235,22 @@ def _fake_worker(run_id: int, code: int) -> subprocess.Popen:
 @pytest.mark.parametrize("code", [1, 0])
 def test_a_worker_ending_after_its_run_was_taken_leaves_the_taker_alone(store: Store, code: int) -> None:
     """A runner's worker judged gone (suspended past the timeout, say) whose run was started
-    again by another worker: when it ends, failed or not, its runner records nothing over the run
-    its taker trains (it marked that run failed, or interrupted)."""
+    again, on any host: when it ends, failed or not, its runner records nothing over the run the
+    other start trains (it marked that run failed, or interrupted)."""
     run = create_run(store, "vit", preset="tiny")
-    assert store.claim_run(run.id, host=paths.host(), limit=2)
+    token = store.claim_run(run.id, host=paths.host(), limit=2)
     runner = Runner(store)
-    judged, taker = _fake_worker(run.id, code), _fake_worker(run.id, 0)
-    runner.procs[run.id] = judged
-    store.update_run(run.id, pid=taker.pid)  # the run's start by its taker
-    try:
-        judged.communicate(timeout=30)
-        assert runner.reap() == [run.id] and run.id not in runner.procs
-        row = store.get_run(run.id)
-        assert (row.status, row.pid, row.error) == (RunStatus.RUNNING, taker.pid, None)
-        store.update_run(run.id, host="node-9")  # a taker on another host: judged by its heartbeat alone
-        runner.procs[run.id] = judged
-        assert runner.reap() == [run.id] and store.get_run(run.id).status == RunStatus.RUNNING
-    finally:
-        taker.communicate(timeout=30)
-    store.update_run(run.id, host=paths.host())
-    runner.procs[run.id] = taker  # ended without recording an end: its runner records one
+    judged = _fake_worker(run.id, code)
+    runner.procs[run.id] = Launched(judged, token)
+    store.update_run(run.id, worker_token="another start", pid=judged.pid + 1, host="node-9")  # resumed, claimed
+    judged.communicate(timeout=30)
+    assert runner.reap() == [run.id] and run.id not in runner.procs
+    row = store.get_run(run.id)
+    assert (row.status, row.error, row.worker_token) == (RunStatus.RUNNING, None, "another start")
+    taker = _fake_worker(run.id, 0)
+    store.update_run(run.id, pid=taker.pid, host=paths.host())
+    runner.procs[run.id] = Launched(taker, "another start")
+    taker.communicate(timeout=30)  # ended without recording an end: its runner records one
     assert runner.reap() == [run.id] and store.get_run(run.id).status == RunStatus.INTERRUPTED
 
 

@@ -238,7 +238,20 @@ def test_only_the_start_that_holds_a_run_may_start_train_and_beat_for_it(store: 
     assert store.report_progress(run.id, [(1, 0.1, "train/loss", 2.0, 0.0)], 1, token=second)
     assert [r[4] for r in store.metrics(run.id)] == [2.0]
     assert store.request_cancel(run.id) and store.beat(run.id, second) == Beat(stop=True, taken=False)
-    adopted = store.adopt(run.id)  # a worker given no token (in-process) takes the run over
-    assert store.beat(run.id, second).taken and not store.beat(run.id, adopted).taken
+    assert store.adopt(run.id) is None  # a worker given no token (in-process) cannot take a run a start holds ...
+    queued = store.create_run("vit", {})
+    adopted = store.adopt(queued.id)  # ... only a queued one (or a running one nobody holds)
+    assert adopted and not store.beat(queued.id, adopted).taken
     store.transition(run.id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING])
     assert store.adopt(run.id) is None  # ended: nothing to take
+
+
+def test_a_run_deleted_for_good_never_gives_its_id_to_a_new_run(store: Store) -> None:
+    """Its id names it in exported model cards, logs and users' scripts: SQLite gave the highest
+    id again once its row was gone."""
+    ids = [store.create_run("vit", {}).id for _ in range(3)]
+    store.delete_run(ids[2])
+    store.delete_run(ids[1])
+    assert store.create_run("vit", {}).id == ids[2] + 1
+    store.delete_run(ids[0])  # a lower one: the highest used stays
+    assert store.create_run("vit", {}).id == ids[2] + 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from typing import Any
 
@@ -134,7 +135,9 @@ def cmd_join(args: argparse.Namespace) -> int:
         raise WorkbenchError(f"run {run.id} is {run.status}; join it once it runs (`workbench show {run.id}`)")
     from workbench.engine.distributed import become_torchrun
     from workbench.jobs.processes import WORKER_MODULE
+    from workbench.store.lifecycle import TOKEN_ENV
 
+    os.environ[TOKEN_ENV] = run.worker_token or ""  # its start's: the rank 0 on this machine, if any, writes by it
     become_torchrun(WORKER_MODULE, run.id, run.config)
     return 0
 

@@ -124,30 +124,33 @@ def read(path: Path) -> dict[str, Any]:
 class Checkpoints:
     """The checkpoints of one run, recorded as artifacts in the store."""
 
-    def __init__(self, store: Store, run_id: int, keep: int = 2) -> None:
-        self.store, self.run_id, self.keep = store, run_id, keep
+    def __init__(self, store: Store, run_id: int, keep: int = 2, token: str | None = None) -> None:
+        """`token`: the worker's start; its checkpoints are placed and recorded only while it holds the run."""
+        self.store, self.run_id, self.keep, self.token = store, run_id, keep, token
 
-    def save(self, step: int, state: dict[str, Any]) -> Path:
-        """Write the checkpoint of `step`; only the newest `keep` are kept."""
+    def save(self, step: int, state: dict[str, Any]) -> Path | None:
+        """Write the checkpoint of `step`; only the newest `keep` are kept. None: another start holds the run."""
         return self._write(KIND, f"step-{step:08d}.pt", step, state, self.keep)
 
-    def save_best(self, step: int, state: dict[str, Any], metric: str, value: float) -> Path:
+    def save_best(self, step: int, state: dict[str, Any], metric: str, value: float) -> Path | None:
         """Write the weights of the best evaluation so far (`metric` = `value` at `step`) in place of
         the previous best: what export and `init: run:ID` take by default."""
         return self._write(BEST, f"best-{step:08d}.pt", step, state, 1, {"metric": metric, "value": value})
 
     def _write(self, kind: str, name: str, step: int, state: dict[str, Any], keep: int,
-               meta: dict[str, Any] | None = None) -> Path:
-        """Write `state` atomically as artifact `kind`, checking the disk first; drop all but the newest `keep`."""
+               meta: dict[str, Any] | None = None) -> Path | None:
+        """Write `state` atomically as artifact `kind`, checking the disk first; drop all but the newest
+        `keep`. The file takes its name only while the worker's start holds the run (None when not)."""
         path = paths.checkpoint_dir(self.run_id) / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        written = path.with_name(path.name + ".written")  # its name once recorded (`Store.keep_file`)
         need = _nbytes(state)
         free = shutil.disk_usage(path.parent).free
         try:
             if free < need:
                 raise OSError(errno.ENOSPC, f"disk full at {path.parent}: {_mb(free)} free, the checkpoint "
                                             f"needs about {_mb(need)}")
-            write_atomic(path, state)
+            write_atomic(written, state)
         except (OSError, RuntimeError) as exc:
             # torch's zip writer reports a short write (a disk filling up meanwhile) as a RuntimeError,
             # "unexpected pos N vs M", not as an OSError
@@ -156,11 +159,15 @@ class Checkpoints:
             raise WorkbenchError(f"could not write the checkpoint of step {step}: {_why(exc, path.parent)}; free "
                                  f"some space, then resume the run (it continues from {self._kept()}, which is "
                                  f"intact)") from None
-        self.store.add_artifact(self.run_id, kind, path, step=step, meta=meta)
-        old = self.store.artifacts(self.run_id, kind)[:-keep]
+        try:
+            old = self.store.keep_file(self.run_id, kind, path, lambda: os.replace(written, path), step=step,
+                                       keep=keep, meta=meta, token=self.token)
+        finally:
+            written.unlink(missing_ok=True)  # not placed: another start holds the run, or the store failed
+        if old is None:
+            return None
         for art in old:
             self.store.abspath(art).unlink(missing_ok=True)
-        self.store.delete_artifacts([a.id for a in old])
         return path
 
     def _kept(self) -> str:

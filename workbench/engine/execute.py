@@ -101,8 +101,13 @@ def taken_from(store: Store, run_id: int) -> str:
 
 
 def ended_before_start(store: Store, run_id: int) -> RunEnded:
-    return RunEnded(f"run {run_id} is {store.get_run(run_id).status} already: it ended before its worker started, "
-                    f"which stops without training it")
+    """Why a worker does not train its run: it ended, or another start holds it, before the worker started."""
+    run = store.get_run(run_id)
+    if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return RunEnded(f"run {run_id} is held by another start (pid {run.pid} on {run.host}) than this worker's, "
+                        f"which stops without training it")
+    return RunEnded(f"run {run_id} is {run.status} already: it ended before its worker started, which stops "
+                    f"without training it")
 
 
 def execute(store: Store, run_id: int, stop: StopFlag | None = None,

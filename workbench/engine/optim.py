@@ -1,9 +1,12 @@
 """The optimizer and the learning-rate schedule, both timm's: AdamW from `create_optimizer_v2`
 over the method's parameter groups, and a cosine schedule with linear warmup, per optimizer
 step, up to the peak and down to 0 as MAE's, DeiT's and BEiT's reference code do. A
-group's `lr_scale` (layer decay) multiplies the scheduled rate (timm's schedulers read it)."""
+group's `lr_scale` (layer decay) multiplies the scheduled rate (timm's schedulers read it).
+`Schedule`: when a run logs, evaluates, snapshots and checkpoints."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from timm.optim import create_optimizer_v2
@@ -36,3 +39,27 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
     """The scheduled rate before any group's `lr_scale` (what `train/lr` reports)."""
     group = optimizer.param_groups[0]
     return group["lr"] / group.get("lr_scale", 1.0)
+
+
+@dataclass
+class Schedule:
+    """When things happen, in optimizer steps."""
+
+    steps_per_epoch: int
+    total: int
+    log: int
+    eval: int
+    snapshot: int
+    checkpoint: int
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, steps_per_epoch: int) -> "Schedule":
+        total = cfg.epochs * steps_per_epoch
+        if cfg.max_steps:
+            total = min(total, cfg.max_steps)
+        eval_every = cfg.eval_every or steps_per_epoch
+        return cls(steps_per_epoch, total, cfg.log_every, eval_every, cfg.snapshot_every or eval_every,
+                   cfg.checkpoint_every or steps_per_epoch)
+
+    def due(self, step: int, every: int) -> bool:
+        return step % every == 0 or step == self.total

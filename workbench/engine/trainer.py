@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
@@ -44,7 +43,12 @@ from workbench.engine.device import (
     wants_channels_last,
 )
 from workbench.engine.execute import StopFlag, ended_before_start, taken_from
-from workbench.engine.optim import build_optimizer, build_scheduler, current_lr
+from workbench.engine.optim import (
+    Schedule,
+    build_optimizer,
+    build_scheduler,
+    current_lr,
+)
 from workbench.engine.pretrained import fit_config, start_from, starting_weights
 from workbench.engine.reporter import Reporter, Window
 from workbench.engine.system import SystemMetrics, environment
@@ -54,30 +58,6 @@ from workbench.methods.base import Method
 from workbench.store import RunStatus, Store
 
 SNAPSHOT_IMAGES = 16
-
-
-@dataclass
-class Schedule:
-    """When things happen, in optimizer steps."""
-
-    steps_per_epoch: int
-    total: int
-    log: int
-    eval: int
-    snapshot: int
-    checkpoint: int
-
-    @classmethod
-    def from_config(cls, cfg: TrainConfig, steps_per_epoch: int) -> "Schedule":
-        total = cfg.epochs * steps_per_epoch
-        if cfg.max_steps:
-            total = min(total, cfg.max_steps)
-        eval_every = cfg.eval_every or steps_per_epoch
-        return cls(steps_per_epoch, total, cfg.log_every, eval_every, cfg.snapshot_every or eval_every,
-                   cfg.checkpoint_every or steps_per_epoch)
-
-    def due(self, step: int, every: int) -> bool:
-        return step % every == 0 or step == self.total
 
 
 def train(store: Store, run_id: int, stop: StopFlag | None = None,
@@ -153,7 +133,7 @@ class Training:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
         # timm's EMA of the weights, evaluated beside them (val_ema/...) and kept in checkpoints
         self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay) if cfg.ema else None
-        self.ckpts = Checkpoints(store, run_id)
+        self.ckpts = Checkpoints(store, run_id, token=self.token)
         self.best_key, self.best_higher = cfg.best_rule()
         self.best_value: float | None = None
         self.reporter = Reporter(store, run_id, token=self.token)
@@ -335,7 +315,8 @@ class Training:
         better = self.best_value is None or (value > self.best_value if self.best_higher else value < self.best_value)
         if better:
             self.best_value = value
-            self.ckpts.save_best(self.step, {**self.weights_state(), "val": val}, self.best_key, value)
+            if self.ckpts.save_best(self.step, {**self.weights_state(), "val": val}, self.best_key, value) is None:
+                self.reporter.lost = taken_from(self.store, self.run_id)
 
     def measure(self, model: torch.nn.Module) -> dict[str, float]:
         model.eval()
@@ -351,10 +332,11 @@ class Training:
                 **({"ema": self.ema.module.state_dict()} if self.ema is not None else {})}
 
     def save_checkpoint(self) -> None:
-        self.ckpts.save(self.step, {
+        if self.ckpts.save(self.step, {
             **self.weights_state(), "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
             "data_fingerprint": self.data_fingerprint, "data_files": self.data.files, **rng_states(self.device),
-        })
+        }) is None:  # another start holds the run: the stop at the next step writes nothing more
+            self.reporter.lost = taken_from(self.store, self.run_id)
 
     def restore(self, state: dict[str, Any]) -> int:
         """Load a checkpoint's weights (and EMA), optimizer, schedule and RNG states; its step."""
@@ -395,6 +377,8 @@ class Training:
                 self.reporter.images(self.step, report[1])
         else:
             self.save_checkpoint()
+            if not self.holding():
+                raise RunEnded(f"{self.stop.lost}; stopped at step {self.step}, writing nothing more")
             self.log(f"stopped at step {self.step}; checkpoint saved, `workbench resume {self.run_id}` continues")
         return status
 

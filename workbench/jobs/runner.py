@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from workbench import paths
 from workbench.errors import NoCheckpointError, WorkbenchError
@@ -54,6 +54,18 @@ INHERITED_NOT = frozenset({"WORKBENCH_AUTO_DEVICE", "RANK", "LOCAL_RANK", "WORLD
                            "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_NAME", "ROLE_RANK", "ROLE_WORLD_SIZE",
                            "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
                            "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_ERROR_FILE", TOKEN_ENV})
+
+
+class Launched(NamedTuple):
+    """A worker this runner started, and the token of the claim it was given."""
+
+    proc: subprocess.Popen
+    token: str
+
+
+def held(token: str | None) -> dict[str, str | None]:
+    """`Store.transition`'s condition for a write only while `token`'s start holds the run."""
+    return {"worker_token": token}
 
 
 def reconcile(store: Store, skip: Iterable[int] = ()) -> list[int]:
@@ -120,7 +132,7 @@ def _ended_unreported(store: Store, run_id: int, how: str, judged: Run | None = 
         status, error = RunStatus.INTERRUPTED, f"{how}; `workbench resume {run_id}` continues from the last checkpoint"
     judged = judged or now
     return store.transition(run_id, status, only_from=[RunStatus.RUNNING], finished_at=time.time(), error=error,
-                            where={"pid": judged.pid, "worker_token": judged.worker_token})
+                            where={"pid": judged.pid, **held(judged.worker_token)})
 
 
 def resume_run(store: Store, run_id: int, from_scratch: bool = False) -> Run:
@@ -205,7 +217,7 @@ class Runner:
 
     def __init__(self, store: Store, spare: bool = False) -> None:
         self.store, self.keep_spare = store, spare
-        self.procs: dict[int, subprocess.Popen] = {}
+        self.procs: dict[int, Launched] = {}
         self._next_check = self._next_cluster_check = 0.0
         self._gpus: int | None = None  # counted at the first launch
         self.spare: Spare | None = None
@@ -268,10 +280,11 @@ class Runner:
         if (spare := self._pop_spare()) is not None:
             spare.close()
 
-    def launch(self, run_id: int) -> None:
-        """Start the worker of a run the scheduler has just claimed (status running, no pid yet)."""
+    def launch(self, run_id: int, token: str) -> None:
+        """Start the worker of a run the scheduler has just claimed (status running, no pid yet),
+        given the claim's `token`: what its writes hold to."""
         run = self.store.get_run(run_id)
-        env, extra = self.worker_environment(), {TOKEN_ENV: run.worker_token or ""}  # the claim's: its writes
+        env, extra = self.worker_environment(), {TOKEN_ENV: token}
         if run.config.get("device", "auto") == "auto" and int(run.config.get("nproc", 1)) == 1:
             if self._gpus is None:
                 self._gpus = gpu_count()
@@ -288,11 +301,12 @@ class Runner:
                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                 env={**env, **extra}, **NEW_SESSION)
             except OSError as exc:
-                self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING],
+                self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING], where=held(token),
                                       error=f"could not start the worker process: {exc}", finished_at=time.time())
                 raise WorkbenchError(f"could not start a worker for run {run_id}: {exc}") from exc
-        self.store.update_run(run_id, pid=proc.pid)
-        self.procs[run_id] = proc
+        # its pid (a torchrun's rank 0 records its own), while the claim holds the run
+        self.store.transition(run_id, RunStatus.RUNNING, only_from=[RunStatus.RUNNING], where=held(token), pid=proc.pid)
+        self.procs[run_id] = Launched(proc, token)
         self._spare_after = run_id if self.keep_spare else None
 
     def reap(self) -> list[int]:
@@ -300,19 +314,18 @@ class Runner:
         and, every few seconds, of workers on this host it did not launch (a closed window's, the
         CLI's); the ids whose status changed."""
         changed = []
-        for run_id, proc in list(self.procs.items()):
+        for run_id, (proc, token) in list(self.procs.items()):
             code = proc.poll()
             if code is None:
                 continue
             del self.procs[run_id]
             changed.append(run_id)
             run = self.store.get_run(run_id)
-            if run.host not in (None, paths.host()) or is_worker_alive(run.pid, run_id):
-                continue  # another worker's now: this one was judged gone (suspended, cut off) and it started again
+            if run.worker_token != token or is_worker_alive(run.pid, run_id):
+                continue  # another start's now: this worker was judged gone (suspended, cut off) and it started again
             if code > 0:
                 self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
-                                      where={"pid": run.pid, "worker_token": run.worker_token},
-                                      error=f"the worker {exit_reason(code)}:\n{log_tail(run_id)}")
+                                      where=held(token), error=f"the worker {exit_reason(code)}:\n{log_tail(run_id)}")
             else:
                 _ended_unreported(self.store, run_id, f"the worker was {exit_reason(code)} before it finished", run)
         if time.monotonic() >= self._next_check:
@@ -334,7 +347,7 @@ class Runner:
 
     def cancel(self, run_id: int, grace: float = 10.0) -> RunStatus:
         status = cancel_run(self.store, run_id, grace)
-        proc = self.procs.pop(run_id, None)
-        if proc is not None:
-            proc.wait()
+        launched = self.procs.pop(run_id, None)
+        if launched is not None:
+            launched.proc.wait()
         return status

@@ -289,14 +289,16 @@ class SlurmTask:
         store = Store()
         run, now = store.get_run(self.run_id), time.time()
         step, limit = _last_checkpoint(store, self.run_id), int(run.config.get("slurm_requeues", 3))
+        held = {"worker_token": os.environ.get(TOKEN_ENV)}  # only while this job's start holds the run
         if self.requeues >= limit:  # None: submitit ends the job, not requeued
             store.transition(self.run_id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], finished_at=now,
+                             where=held,
                              error=f"Slurm job {job_number(run)} reached its time limit (or was preempted) after "
                                    f"{limit} requeues (slurm_requeues); its last checkpoint is at step {step}: "
                                    + RESUME.format(self.run_id))
             return None
         store.transition(self.run_id, RunStatus.QUEUED, only_from=[RunStatus.RUNNING], job_state="REQUEUED",
-                         summary={**run.summary, **run.closed_segments(now)})
+                         where=held, worker_token=None, summary={**run.summary, **run.closed_segments(now)})
         print(f"run {self.run_id}: Slurm's time limit is near (or the job is preempted); requeued "
               f"({self.requeues + 1} of {limit}), it resumes from step {step}", flush=True)
         return submitit.helpers.DelayedSubmission(SlurmTask(self.run_id, self.env, self.requeues + 1))

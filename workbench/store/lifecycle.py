@@ -34,18 +34,20 @@ class Beat(NamedTuple):
 
 class RunLifecycle:
     def claim_run(self, run_id: int, *, host: str, limit: int, study_id: int | None = None,
-                  study_limit: int | None = None) -> bool:
+                  study_limit: int | None = None) -> str | None:
         """Mark a queued run running on `host`, only while fewer than `limit` runs run on that host
         (and, for a study's run, fewer than `study_limit` of that study's runs run or wait in a
         cluster's queue). One UPDATE, so the count and the claim cannot be split by another
-        scheduler. True if claimed. Runs trained on a cluster do not count against `limit`."""
+        scheduler. The claim's token (for the worker it launches) if claimed, else None. Runs
+        trained on a cluster do not count against `limit`."""
         running_here = (select(func.count()).select_from(Run)
                         .where(Run.status == RunStatus.RUNNING, Run.job_id.is_(None),
                                or_(Run.host == host, Run.host.is_(None)))
                         .scalar_subquery())
         query = _study_room(update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.job_id.is_(None),
                                               Run.trashed_at.is_(None), running_here < limit), study_id, study_limit)
-        return self._start(query, run_id, host=host, pid=None, token=new_token())
+        token = new_token()
+        return token if self._start(query, run_id, host=host, pid=None, token=token) else None
 
     def claim_submission(self, run_id: int, *, study_id: int | None = None, study_limit: int | None = None) -> bool:
         """Take a queued run to send to a cluster's queue (its `job_id` becomes `submitting`), within
@@ -106,13 +108,14 @@ class RunLifecycle:
                 Run.status == RunStatus.RUNNING, Run.job_id.is_(None), or_(Run.host == host, Run.host.is_(None))))
 
     def adopt(self, run_id: int) -> str | None:
-        """Hold a queued or running run by a new token, whoever held it: a worker given none (one
-        trained in-process, by a test or a benchmark; a torchrun rank 0 on a machine that joined).
-        The token; None if the run has ended."""
+        """Hold a run by a new token for a worker given none (one trained in-process, by a test or a
+        benchmark): a queued run, or a running one no start holds. The token; None if the run has
+        ended or another start holds it."""
         token = new_token()
         with self.session() as s:
-            held = s.execute(update(Run).where(Run.id == run_id, Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
-                             .values(worker_token=token)).rowcount == 1
+            held = s.execute(update(Run).where(Run.id == run_id, or_(
+                Run.status == RunStatus.QUEUED, and_(Run.status == RunStatus.RUNNING, Run.worker_token.is_(None))))
+                .values(worker_token=token)).rowcount == 1
         return token if held else None
 
     def mark_started(self, run_id: int, *, device: str, token: str) -> bool:

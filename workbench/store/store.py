@@ -11,7 +11,7 @@ import os
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import Text, cast, delete, func, select, text, update
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
@@ -42,6 +42,7 @@ MAX_CONCURRENT = "max_concurrent"
 DEFAULT_MAX_CONCURRENT = 2
 HEARTBEAT_TIMEOUT = "heartbeat_timeout_s"
 HEARTBEAT_S = 5.0  # how often a worker says it is alive
+RUN_IDS_USED = "run_ids_used"  # the highest id of a run deleted for good: never given again
 DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0  # twelve missed heartbeats: a worker is gone, not merely slow
 
 
@@ -158,6 +159,9 @@ class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
                     parents: Mapping[str, int], tags: str) -> Run:
         run = Run(method=method, name=name, config=dict(config), status=RunStatus.QUEUED,
                   created_at=time.time(), summary={}, tags=tags)
+        used = None if self.server else s.scalar(select(Meta.value).where(Meta.key == RUN_IDS_USED))
+        if used:  # SQLite gives the highest id again once its row is gone (PostgreSQL's sequence never does)
+            run.id = max(int(used), s.scalar(select(func.max(Run.id))) or 0) + 1
         s.add(run)
         s.flush()
         if not name:
@@ -262,7 +266,12 @@ class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
             if children:
                 raise StoreError(f"run {run_id} is the parent of run{'s' if len(children) > 1 else ''} "
                                  f"{', '.join(map(str, children))}; delete those first")
-            s.execute(delete(Run).where(Run.id == run_id))
+            if s.execute(delete(Run).where(Run.id == run_id)).rowcount:  # its id names it in exports, logs, scripts
+                used = s.scalar(select(Meta.value).where(Meta.key == RUN_IDS_USED))
+                if used is None:
+                    s.add(Meta(key=RUN_IDS_USED, value=str(run_id)))
+                elif int(used) < run_id:
+                    s.execute(update(Meta).where(Meta.key == RUN_IDS_USED).values(value=str(run_id)))
 
     def parents(self, run_id: int) -> dict[str, Run]:
         with self.session() as s:
@@ -284,6 +293,25 @@ class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
                            created_at=time.time(), meta=dict(meta or {}))
             s.add(art)
             return art
+
+    def keep_file(self, run_id: int, kind: str, path: Path, place: Callable[[], None], *, step: int, keep: int,
+                  meta: Mapping[str, Any] | None = None, token: str | None = None) -> list[Artifact] | None:
+        """Record a file a worker wrote as artifact `kind` (`place()` puts it at `path`, inside the
+        transaction), and drop the records of all but the newest `keep` of its kind (returned: their
+        files are the caller's to delete). With the worker's `token`, only while that holds the run
+        (its row held meanwhile, so a new start waits): None, nothing placed, when another start does."""
+        with self.session() as s:
+            if token is not None and s.execute(update(Run).where(Run.id == run_id, Run.worker_token == token)
+                                               .values(worker_token=token)).rowcount != 1:
+                return None
+            place()
+            s.add(Artifact(run_id=run_id, kind=kind, step=step, path=self._relative(path), created_at=time.time(),
+                           meta=dict(meta or {})))
+            s.flush()
+            old = list(s.scalars(select(Artifact).where(Artifact.run_id == run_id, Artifact.kind == kind)
+                                 .order_by(Artifact.step, Artifact.id)))[:-keep]
+            s.execute(delete(Artifact).where(Artifact.id.in_([a.id for a in old])))
+            return old
 
     def artifacts(self, run_id: int, kind: str | None = None, *, name: str | None = None) -> list[Artifact]:
         """Artifacts of a run, oldest step first."""

@@ -129,8 +129,8 @@ def start_queued(store: Store, runner: Runner, *, here: bool = True) -> list[int
             continue
         if not here:
             continue
-        if store.claim_run(run.id, host=host, limit=limit, study_id=sid, study_limit=parallel.get(sid)):
-            runner.launch(run.id)
+        if token := store.claim_run(run.id, host=host, limit=limit, study_id=sid, study_limit=parallel.get(sid)):
+            runner.launch(run.id, token)
             started.append(run.id)
         elif store.running_on(host) >= limit:
             break  # the host is full; a study's own limit only holds back that study's runs
