@@ -74,6 +74,15 @@ def test_every_format_reloads_without_the_workbench(trained, method: str, tmp_pa
     assert expected.shape == ((3, 10) if method == "vit" else (3, 64))  # classifier logits / encoder features
     assert loaded["label_names"][:2] == ["circle", "ring"] and len(loaded["mean"]) == 3
 
+    if method == "vit":  # again there, of other weights, one format: the card names no other export's files
+        said: list[str] = []
+        export_run(store, run_id, folder, ["safetensors"], overwrite=True, weights="last", log=said.append)
+        assert {p.name for p in folder.iterdir()} == {"model.safetensors", "config.json", CARD}
+        assert any("removed model.onnx, model.pt2" in line for line in said)
+        assert "weights: last:" in (folder / CARD).read_text()
+        assert [a.name for a in store.artifacts(run_id, "export") if a.meta["folder"] == str(folder)] == \
+            ["safetensors"]
+
 
 def test_learned_2d_position_embedding_exports_as_timms_pos_embed(trained, tmp_path: Path) -> None:
     """The X and Y tables of a learned-2d run become the [1, 1 + N, D] `pos_embed` of a plain timm ViT."""

@@ -132,11 +132,25 @@ def export_run(store: Store, run_id: int, out: Path, formats: Sequence[str] = FO
         raise WorkbenchError(f"writing the export to {out} failed: {exc.strerror or exc}; nothing was kept") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _drop_earlier_export(store, run_id, out, formats, log)
     for fmt in formats:
         store.add_artifact(run_id, "export", out / FILES[fmt][0], step=exported.checkpoint_step, name=fmt,
                            meta={"max_abs_diff": exported.results[fmt], "folder": str(out),
                                  "weights": exported.weights})
     return exported.results
+
+
+def _drop_earlier_export(store: Store, run_id: int, out: Path, formats: Sequence[str],
+                         log: Callable[[str], None]) -> None:
+    """Remove what is left in `out` of an earlier export there (overwritten): the files of formats
+    this one did not write (maybe of other weights, which the new model card would name as its
+    own), and its records."""
+    stale = [out / name for f in FORMATS if f not in formats for name in FILES[f] if (out / name).exists()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log(f"removed {', '.join(p.name for p in stale)}: an earlier export's, not of these weights")
+    store.delete_artifacts([a.id for a in store.artifacts(run_id, "export") if a.meta.get("folder") == str(out)])
 
 
 def load_exportable(store: Store, run_id: int, *, weights: str = "best") -> Exported:
