@@ -129,11 +129,29 @@ def interrupted_without_checkpoint(_tmp: Path) -> list[str]:
     return ["resume", str(run.id)]
 
 
+def failed_at_step_0(tmp: Path) -> list[str]:
+    """A run that failed before it saved anything, named as the weights to start from."""
+    store = Store()
+    run = create_run(store, "vit", preset="tiny")
+    store.update_run(run.id, status=RunStatus.FAILED)
+    store.close()
+    return ["train", "--method", "vit", "--preset", "tiny", "--set", f"init=run:{run.id}"]
+
+
+def small_dataset(tmp: Path) -> list[str]:
+    assert main(["datasets", "add", "mine", str(folder(tmp))]) == 0  # twelve images
+    return ["train", "--method", "vit", "--preset", "tiny", "--set", "dataset=mine", "batch_size=16"]
+
+
 CASES = [
     # config values
     Case("nan-lr", train("lr=nan"), "lr: nan is not a finite number"),
     Case("inf-warmup", train("warmup_epochs=inf"), "warmup_epochs: inf is not a finite number"),
     Case("cuda-absent", train("device=cuda:63"), "device: cuda:63 is not on this machine"),
+    Case("init-no-file", train("init=/nowhere/weights.safetensors"), "init: no file at /nowhere/weights.safetensors"),
+    Case("init-no-run", train("init=run:999"), "init: there is no run 999"),
+    Case("init-run-never-saved", failed_at_step_0, "has no checkpoint file to start from: it never saved one"),
+    Case("batch-over-the-dataset", small_dataset, "batch_size: 16 is larger than dataset 'mine' (12 images"),
     Case("parent-twice", lambda _t: ["train", "--method", "deit", "--parent", "teacher=1", "--parent", "teacher=2"],
          "--parent teacher is given twice (runs 1 and 2)"),
     # image folders

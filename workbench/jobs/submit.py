@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from workbench.config import ParentInfo, TrainConfig
-from workbench.data import check_dataset
+from workbench.data import BUILTIN_DATASETS, check_dataset
 from workbench.errors import ConfigError, StoreError
 from workbench.jobs import slurm
 from workbench.jobs.gpus import gpu_count
 from workbench.methods import config_class, config_from_dict, make_config
+from workbench.methods.start import parse_init
 from workbench.store import Run, Store
 
 
@@ -52,12 +54,47 @@ def checked_config(store: Store, method: str, *, preset: str | None, overrides: 
                  for k in cls.inherits.get(role, ()) if hasattr(info.config, k)}
     cfg = make_config(method, preset, overrides, inherited=inherited)
     check_dataset(store, cfg.dataset, cls.needs_labels)
+    check_batch(store, cfg)
+    check_init(store, getattr(cfg, "init", ""))
     cfg.check_parents(parents)
     if cfg.executor == "slurm":
         slurm.check_available()  # the device is the cluster's node's
     else:
         check_device(cfg.device)
     return cfg
+
+
+def check_batch(store: Store, cfg: TrainConfig) -> None:
+    """Refuse a batch larger than the whole of a registered dataset (its training set is smaller
+    still), now rather than as a failed run."""
+    record = None if cfg.dataset in BUILTIN_DATASETS else store.get_dataset(cfg.dataset)
+    images = record.stats.get("images") if record is not None else None
+    if images is not None and cfg.batch_size > images:
+        raise ConfigError("batch_size", f"{cfg.batch_size} is larger than dataset {cfg.dataset!r} ({images} images, "
+                                        f"its validation share not yet held out); lower batch_size")
+
+
+def check_init(store: Store, spec: str) -> None:
+    """Refuse weights to start from that cannot be there: a missing file or folder, an unknown run,
+    a run with no checkpoint file (what it would load). Whether they fit the network is found
+    when the worker loads them (that needs torch and the weights)."""
+    if not spec:
+        return
+    kind, value = parse_init(spec)
+    if kind in ("file", "local-dir"):
+        path = Path(value).expanduser()
+        if not (path.is_file() if kind == "file" else (path / "config.json").is_file()):
+            raise ConfigError("init", f"no {'file' if kind == 'file' else 'model folder (config.json)'} at {path}")
+    elif kind == "run":
+        run_id = int(value.partition(":")[0])
+        try:
+            run = store.get_run(run_id)
+        except StoreError:
+            raise ConfigError("init", f"there is no run {run_id}; `workbench runs` lists them") from None
+        files = store.artifacts(run_id, "checkpoint") + store.artifacts(run_id, "best")
+        if not any(store.abspath(a).exists() for a in files):
+            raise ConfigError("init", f"run {run_id} ({run.status}, step {run.step}) has no checkpoint file to start "
+                                      f"from" + (" left (deleted?)" if files else ": it never saved one"))
 
 
 def check_device(device: str) -> None:
