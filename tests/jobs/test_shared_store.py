@@ -223,6 +223,11 @@ def test_migrate_to_postgresql_and_back_keeps_every_row_and_a_study(store: Store
     done = cli("db", "migrate-to", pg_url)
     assert done.returncode == 0, done.stderr
     assert "copied and checked" in done.stdout and "50" in done.stdout
+    (tmp_path / "elsewhere").mkdir()
+    beside = cli("db", "migrate-to", str(tmp_path / "elsewhere" / "copy.sqlite"))  # its own folder: another root
+    assert beside.returncode == 0, beside.stderr
+    assert beside.stdout.count("Point the workbench at the copy") == 1
+    assert f"set WORKBENCH_ARTIFACTS={store.root} " in beside.stdout
     server = Store(pg_url)
     assert counts(server) == counts(store) and _dump(server) == before
     assert server.max_concurrent() == 3 and server.list_runs(trashed=True)[0].id == run.id
@@ -232,9 +237,12 @@ def test_migrate_to_postgresql_and_back_keeps_every_row_and_a_study(store: Store
     assert again.returncode == 2 and "is not empty" in again.stderr  # never into a store that holds runs
 
     back = tmp_path / "back.sqlite"
-    server.delete_run(server.list_runs()[-1].id)
+    deleted = server.list_runs()[-1].id
+    server.delete_run(deleted)  # its id is never given again, in the copy back too
     copied = copy_store(server, Store(back))
-    assert copied["metrics"] == 50_000 and _dump(Store(back)) == before
+    meta = sorted(before["meta"] + [{"key": "run_ids_used", "value": str(deleted)}], key=lambda row: row["key"])
+    assert copied["metrics"] == 50_000 and _dump(Store(back)) == {**before, "meta": meta}
+    assert Store(back).create_run("vit", {}).id == deleted + 1
     assert _dump(store) == before  # the source, untouched
 
 

@@ -67,8 +67,11 @@ def cmd_migrate_to(args: argparse.Namespace) -> int:
 
     copied = copy_store(source, target, progress)
     print(file=sys.stderr)
+    url = target.url.render_as_string(hide_password=True)
+    files = (f"Run files stay under {source.root}, which the copy's paths are relative to: with the copy, set "
+             f"WORKBENCH_ARTIFACTS={source.root} (where others mount it, on their machines), or its checkpoints "
+             f"are looked for under {target.root}" if target.root != source.root else
+             f"Run files stay under {source.root}: set WORKBENCH_ARTIFACTS where others mount them")
     print(f"copied and checked: {', '.join(f'{n} {t}' for t, n in copied.items())}; nothing in {source.label} was "
-          f"changed. Point the workbench at the copy with WORKBENCH_DB={target.url.render_as_string(hide_password=True)} "
-          f"point the workbench at the copy with WORKBENCH_DB={target.url.render_as_string(hide_password=True)} "
-          f"(or --db). Run files stay under {source.root}: set WORKBENCH_ARTIFACTS where others mount them")
+          f"changed. Point the workbench at the copy with WORKBENCH_DB={url} (or --db). {files}")
     return 0
