@@ -187,6 +187,10 @@ CASES = [
     # the commands' own arguments
     Case("runs-bogus-status", lambda _t: ["runs", "--status", "bogus"], "invalid choice: 'bogus'"),
     Case("runs-none-yet", lambda _t: ["runs"], "no runs yet", code=0),
+    Case("restore-unknown", lambda _t: ["restore", "999"], "there is no run 999"),
+    Case("tag-nothing", lambda _t: ["tag", "1"], "say what changes: `workbench tag 1 +TAG -TAG`"),
+    Case("gui-no-display", lambda _t: ["gui"], "no display to open the window on",
+         env={"DISPLAY": "", "WAYLAND_DISPLAY": "", "QT_QPA_PLATFORM": ""}),
     Case("metrics-unknown-key", finished_run_with_metrics,
          "has no metric 'val/top5'; the metrics it recorded: train/loss, val/top1"),
     Case("resume-without-checkpoint", interrupted_without_checkpoint, "--from-scratch` starts it again from step 0"),

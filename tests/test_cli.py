@@ -95,6 +95,18 @@ def test_tags_are_added_and_removed(cli, store: Store) -> None:
     assert bad.returncode == 2 and "+TAG or -TAG" in bad.stderr
 
 
+def test_several_queued_runs_are_cancelled_in_one_command_and_restore_says_what_it_left(cli, store: Store) -> None:
+    from tests.conftest import finished_run
+
+    a, b = store.create_run("vit", {}).id, store.create_run("vit", {}).id
+    done = cli("cancel", str(a), str(b))
+    assert done.returncode == 0 and f"run {a} cancelled" in done.stderr and f"run {b} cancelled" in done.stderr
+    assert {store.get_run(i).status for i in (a, b)} == {"cancelled"}
+    kept = finished_run(store, "vit")
+    told = cli("restore", str(kept))
+    assert told.returncode == 0 and f"run(s) {kept} left as they are: not in the Trash" in told.stderr
+
+
 def test_the_hosts_limit_is_one_setting_for_every_scheduler(cli, store: Store) -> None:
     assert cli("limit").stdout.strip() == "2"
     assert cli("limit", "1").stdout.strip() == "1" and store.max_concurrent() == 1

@@ -69,7 +69,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     store = Store()
     formats = list(FORMATS) if "all" in args.format else list(dict.fromkeys(args.format))
-    out = Path(args.out) if args.out else paths.run_dir(args.run) / "exports"
+    out = Path(args.out) if args.out else paths.run_dir(args.run, create=False) / "exports"  # made once checked
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731 - progress on stderr, the result on stdout
     results = export_run(store, args.run, out, formats, overwrite=args.overwrite, weights=args.weights, log=log)
     pushed = None

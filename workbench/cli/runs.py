@@ -50,8 +50,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--csv", action="store_true", help="CSV with a header row")
     m.set_defaults(func=cmd_metrics)
 
-    c = sub.add_parser("cancel", help="stop a queued or running run (it keeps a checkpoint)")
-    c.add_argument("run", type=int)
+    c = sub.add_parser("cancel", help="stop queued or running runs (each keeps a checkpoint)")
+    c.add_argument("runs", type=int, nargs="+", metavar="run")
     c.add_argument("--grace", type=float, default=10.0, help="seconds to wait before killing the worker")
     c.set_defaults(func=cmd_cancel)
 
@@ -249,9 +249,19 @@ def cmd_archive(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from workbench.jobs import restore
 
-    back = restore(Store(), args.runs)
+    store = Store()
+    back = restore(store, args.runs)
     print(f"run(s) {', '.join(map(str, back)) or 'none'} restored", file=sys.stderr)
-    return 0
+    left = [r for r in args.runs if r not in back]
+    known = store.runs_by_id(left)
+    missing = [r for r in left if r not in known]
+    if missing:
+        print(f"there is no run {', '.join(map(str, missing))}; `workbench trash` lists the runs in the Trash",
+              file=sys.stderr)
+    if set(left) - set(missing):  # said, as `unarchive` says it
+        print(f"run(s) {', '.join(str(r) for r in left if r not in missing)} left as they are: not in the Trash",
+              file=sys.stderr)
+    return 2 if missing else 0
 
 
 def cmd_trash(args: argparse.Namespace) -> int:
@@ -279,7 +289,9 @@ def cmd_trash(args: argparse.Namespace) -> int:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     store = Store()
-    bad = [c for c in args.changes if c[:1] not in "+-" or len(c) < 2 or " " in c] or ([] if args.changes else ["none"])
+    if not args.changes:
+        raise WorkbenchError(f"say what changes: `workbench tag {args.run} +TAG -TAG` adds TAG, removes TAG")
+    bad = [c for c in args.changes if c[:1] not in "+-" or len(c) < 2 or " " in c]
     if bad:
         raise WorkbenchError(f"tags are changed as +TAG or -TAG (no spaces), not {', '.join(bad)}")
     tags = store.edit_tags(args.run, add=[c[1:] for c in args.changes if c[0] == "+"],
@@ -382,12 +394,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     store = Store()
-    status = cancel_run(store, args.run, grace=args.grace)
-    if status == RunStatus.RUNNING:  # on another host: its worker stops after its next step
-        print(f"run {args.run}: cancel requested; its worker on {store.get_run(args.run).host} stops after its next "
-              f"step (`workbench show {args.run}` follows it)", file=sys.stderr)
-    else:
-        print(f"run {args.run} {status}", file=sys.stderr)
+    for run_id in args.runs:  # one at a time: each waits up to --grace for its worker's checkpoint
+        status = cancel_run(store, run_id, grace=args.grace)
+        if status == RunStatus.RUNNING:  # on another host: its worker stops after its next step
+            print(f"run {run_id}: cancel requested; its worker on {store.get_run(run_id).host} stops after its next "
+                  f"step (`workbench show {run_id}` follows it)", file=sys.stderr)
+        else:
+            print(f"run {run_id} {status}", file=sys.stderr)
     return 0
 
 

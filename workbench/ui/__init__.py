@@ -3,11 +3,17 @@ imports torch: the window shows at once, training happens in worker processes.""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
+    if no_display():  # Qt would abort the process (SIGABRT) with a message about xcb plugins
+        print("error: no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): run it on a desktop, "
+              "under `xvfb-run`, or with QT_QPA_PLATFORM=offscreen; `workbench --help` lists what works headless",
+              file=sys.stderr)
+        return 2
     from PySide6.QtWidgets import QApplication
 
     from workbench.ui.main_window import MainWindow
@@ -20,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     app.processEvents()  # paint the window before the database and plotting libraries load
     window.load()
     return app.exec()
+
+
+def no_display() -> bool:
+    """Whether a Linux machine has nowhere to show a window (no X or Wayland display, no Qt platform chosen)."""
+    return sys.platform.startswith("linux") and not any(
+        os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
 def driven_window(size: tuple[int, int] = (1360, 820)) -> Any:
