@@ -270,3 +270,21 @@ def test_concurrent_auto_runs_get_distinct_gpus(store: Store, monkeypatch: pytes
     assert pick_gpu(2, running[:1]) == 1 and pick_gpu(1, running) is None  # all taken: share
     monkeypatch.setenv("WORKBENCH_AUTO_DEVICE", "cpu")  # what the runner passes to a worker it placed
     assert str(select_device("auto")) == "cpu"
+
+
+def test_a_worker_killed_before_its_first_checkpoint_says_how_to_start_it_again(store: Store) -> None:
+    """Out of memory on its first steps (the kernel's SIGKILL): the run's error names the likely
+    cause and does not promise a checkpoint it never saved."""
+    run = create_run(store, "vit", preset="tiny")
+    token = store.claim_run(run.id, host=paths.host(), limit=2)
+    runner = Runner(store)
+    worker = _fake_worker(run.id, 0)
+    runner.procs[run.id] = Launched(worker, token)
+    store.update_run(run.id, pid=worker.pid, step=3)
+    worker.kill()
+    worker.wait()
+    assert runner.reap() == [run.id]
+    error = store.get_run(run.id).error
+    assert error.startswith("the worker was killed by signal SIGKILL before it finished (the system's out-of-memory")
+    assert error.endswith(f"it had saved no checkpoint: `workbench resume {run.id} --from-scratch` starts it again "
+                          f"from step 0")

@@ -129,7 +129,11 @@ def _ended_unreported(store: Store, run_id: int, how: str, judged: Run | None = 
     if now.cancel_requested_at is not None:
         status, error = RunStatus.CANCELLED, f"cancelled; {how}"
     else:
-        status, error = RunStatus.INTERRUPTED, f"{how}; `workbench resume {run_id}` continues from the last checkpoint"
+        oom = " (the system's out-of-memory killer sends it: see `dmesg`)" if "SIGKILL" in how else ""
+        again = (f"`workbench resume {run_id}` continues from the last checkpoint" if store.artifacts(run_id, "checkpoint")
+                 else f"it had saved no checkpoint: `workbench resume {run_id}{' --from-scratch' if now.step else ''}` "
+                      f"starts it again from step 0")
+        status, error = RunStatus.INTERRUPTED, f"{how}{oom}; {again}"
     judged = judged or now
     return store.transition(run_id, status, only_from=[RunStatus.RUNNING], finished_at=time.time(), error=error,
                             where={"pid": judged.pid, **held(judged.worker_token)})
