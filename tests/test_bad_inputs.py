@@ -158,6 +158,8 @@ CASES = [
     Case("folder-is-a-file", lambda t: ["datasets", "add", "x", str(folder(t) / "cat" / "0.png")],
          "0.png is a file; give the folder that holds the images"),
     Case("bomb-skipped", add(bomb), "huge.png: too large (400 megapixels", code=0),
+    Case("one-class-left", add(lambda r: [p.write_bytes(b"not an image") for p in (r / "dog").iterdir()]),
+         "has 1 class folder with images (dog has none it can read)"),
     Case("truncated-jpeg-skipped", add(truncated_jpeg), "cut.jpg: unreadable image (OSError: image file is truncated",
          code=0),
     Case("val-folder-lacks-a-class", lambda t: ["datasets", "add", "mine", str(folder(t)), "--val",

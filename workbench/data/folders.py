@@ -214,8 +214,11 @@ def scan(root: Path, labelled: bool, classes: list[str] | None = None, decode: b
         raise DataError(f"no readable images in {root}" + (f" ({len(result.problems)} skipped: {reasons} …)"
                                                              if result.problems else " (it is empty)"))
     if labelled and classes is None and len(result.classes) < 2:
-        raise DataError(f"{root} has {len(result.classes)} class folder with images; a labelled dataset needs "
-                        f"at least 2 (one subfolder per class), or add it as an unlabelled dataset")
+        empty = [Path(p).name for p, why in result.problems if why.startswith("class folder has no readable images")]
+        raise DataError(f"{root} has {len(result.classes)} class folder with images"
+                        + (f" ({', '.join(empty[:5])} has none it can read)" if empty else "")
+                        + "; a labelled dataset needs at least 2 (one subfolder per class), or add it as an "
+                          "unlabelled dataset")
     return result
 
 
