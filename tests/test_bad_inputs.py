@@ -138,11 +138,6 @@ def failed_at_step_0(tmp: Path) -> list[str]:
     return ["train", "--method", "vit", "--preset", "tiny", "--set", f"init=run:{run.id}"]
 
 
-def small_dataset(tmp: Path) -> list[str]:
-    assert main(["datasets", "add", "mine", str(folder(tmp))]) == 0  # twelve images
-    return ["train", "--method", "vit", "--preset", "tiny", "--set", "dataset=mine", "batch_size=16"]
-
-
 CASES = [
     # config values
     Case("nan-lr", train("lr=nan"), "lr: nan is not a finite number"),
@@ -151,7 +146,6 @@ CASES = [
     Case("init-no-file", train("init=/nowhere/weights.safetensors"), "init: no file at /nowhere/weights.safetensors"),
     Case("init-no-run", train("init=run:999"), "init: there is no run 999"),
     Case("init-run-never-saved", failed_at_step_0, "has no checkpoint file to start from: it never saved one"),
-    Case("batch-over-the-dataset", small_dataset, "batch_size: 16 is larger than dataset 'mine' (12 images"),
     Case("parent-twice", lambda _t: ["train", "--method", "deit", "--parent", "teacher=1", "--parent", "teacher=2"],
          "--parent teacher is given twice (runs 1 and 2)"),
     # image folders
