@@ -283,3 +283,27 @@ def test_the_heartbeat_stops_the_loop_with_a_checkpoint_or_writing_nothing(store
         store.update_run(run.id, worker_token="another start")
         wait_for(lambda: stop.lost is not None, timeout=10, interval=0.01)
     assert said[-1].startswith(f"run {run.id} is no longer this worker's") and "writing nothing more" in said[-1]
+
+
+def test_a_taken_runs_summary_images_and_report_get_nothing_from_its_last_worker(store: Store) -> None:
+    """The writes between two held ones (the evaluation's summary, snapshots, the end's report and
+    warnings) hold to the worker's start too."""
+    import numpy as np
+
+    from workbench.engine.reporter import Reporter
+
+    run = create_run(store, "vit", preset="tiny")
+    token = store.adopt(run.id)
+    reporter = Reporter(store, run.id, token=token)
+    reporter.summary({"val/top1": 0.5})
+    assert store.get_run(run.id).summary["val/top1"] == 0.5 and reporter.lost is None
+    store.update_run(run.id, worker_token="another start")
+    reporter.images(10, {"samples": np.zeros((4, 4, 3), np.uint8)})
+    assert reporter.lost and reporter.lost.startswith(f"run {run.id} is no longer this worker's")
+    reporter.summary({"val/top1": 0.9})
+    reporter.warn("from the last worker")
+    reporter.report(10, "vit", {"x": 1})
+    row = store.get_run(run.id)
+    assert row.summary["val/top1"] == 0.5 and row.warnings == []
+    assert store.artifacts(run.id, "image") == [] and store.artifacts(run.id, "report") == []
+    assert not (paths.run_dir(run.id) / "vit-report.json").exists()

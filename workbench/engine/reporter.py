@@ -13,7 +13,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -64,30 +64,32 @@ class Reporter:
 
     def summary(self, metrics: dict[str, float]) -> None:
         """Record the newest evaluation metrics on the run row (what run lists show)."""
-        run = self.store.get_run(self.run_id)
-        self.store.update_run(self.run_id, summary={**run.summary, **{k: float(v) for k, v in metrics.items()}})
+        self._edit(lambda summary: {**summary, **{k: float(v) for k, v in metrics.items()}})
 
     def environment(self, env: dict[str, str]) -> None:
         """Record what the run now runs on (its summary's environment); a resume on other software
         than its last start says so in a warning."""
-        run = self.store.get_run(self.run_id)
-        changed = differences(run.environment, env) if run.environment else []
-        self.store.update_run(self.run_id, summary={**run.summary, ENVIRONMENT: env})
+        was = self.store.get_run(self.run_id).environment
+        changed = differences(was, env) if was else []
+        self._edit(lambda summary: {**summary, ENVIRONMENT: env})
         if changed:
             self.warn(f"resumed on other software than its last start: {'; '.join(changed)}")
 
     def warn(self, sentence: str) -> None:
         """Keep a warning with the run (its summary's warnings: the Details tab and `workbench show` say it)."""
-        run = self.store.get_run(self.run_id)
-        self.store.update_run(self.run_id, summary={**run.summary, WARNINGS: [*run.warnings, sentence]})
+        self._edit(lambda summary: {**summary, WARNINGS: [*summary.get(WARNINGS, []), sentence]})
+
+    def _edit(self, edit: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        if not self.lost and not self.store.edit_summary(self.run_id, edit, self.token):
+            self.lost = taken_from(self.store, self.run_id)
 
     def report(self, step: int, name: str, data: dict[str, Any]) -> Path:
         """Save a method's end-of-training report as a JSON artifact (written atomically)."""
         path = paths.run_dir(self.run_id) / f"{name}-report.json"
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-        self.store.add_artifact(self.run_id, "report", path, step=step, name=name)
+        self._record("report", path, step, name, place=lambda: os.replace(tmp, path))
+        tmp.unlink(missing_ok=True)  # not placed: another start holds the run
         return path
 
     def images(self, step: int, images: dict[str, np.ndarray]) -> list[Path]:
@@ -98,10 +100,16 @@ class Reporter:
         for name, pixels in images.items():
             path = folder / f"{name}-{step:08d}.png"
             Image.fromarray(pixels).save(path)
-            self.store.add_artifact(self.run_id, "image", path, step=step, name=name,
-                                    meta={"width": int(pixels.shape[1]), "height": int(pixels.shape[0])})
+            self._record("image", path, step, name, meta={"width": int(pixels.shape[1]),
+                                                          "height": int(pixels.shape[0])})
             saved.append(path)
         return saved
+
+    def _record(self, kind: str, path: Path, step: int, name: str, **more: Any) -> None:
+        """The artifact's record, while the worker's start holds the run (else `lost` says why)."""
+        if not self.lost and self.store.keep_file(self.run_id, kind, path, step=step, name=name, token=self.token,
+                                                  **more) is None:
+            self.lost = taken_from(self.store, self.run_id)
 
 
 class Window:

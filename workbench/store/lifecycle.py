@@ -23,6 +23,13 @@ def new_token() -> str:
     return secrets.token_hex(8)
 
 
+def hold(s: Session, run_id: int, token: str | None) -> bool:
+    """Whether `token`'s start holds the run (always, for no token), its row held by `s` until it
+    commits: a new start recorded meanwhile waits for the write that follows."""
+    return token is None or s.execute(update(Run).where(Run.id == run_id, Run.worker_token == token)
+                                      .values(worker_token=token)).rowcount == 1
+
+
 class Beat(NamedTuple):
     """What a heartbeat found: whether the worker should stop after its step, with a checkpoint
     (a cancel asked for, or the run ended meanwhile: cancelled, judged interrupted); whether the

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from workbench.store.lifecycle import hold
 from workbench.store.schema import Artifact, Metric, Run
 
 MetricRow = tuple[int, int, float, str, float, float]  # id, step, epoch, key, value, wall_time
@@ -135,9 +136,9 @@ class MetricQueries:
         the caller's to delete). In one transaction, only while `token` holds the run (None, with
         nothing changed, when another start does)."""
         with self.session() as s:
-            if s.execute(update(Run).where(Run.id == run_id, Run.worker_token == token)
-                         .values(step=step, total_steps=total_steps)).rowcount != 1:
+            if not hold(s, run_id, token):
                 return None
+            s.execute(update(Run).where(Run.id == run_id).values(step=step, total_steps=total_steps))
             s.execute(delete(Metric).where(Metric.run_id == run_id, Metric.step > step))
             doomed = list(s.scalars(select(Artifact).where(Artifact.run_id == run_id, Artifact.kind.in_(list(kinds)),
                                                            Artifact.step > step)))

@@ -27,7 +27,7 @@ from workbench.store.engine import (
     describe,
     parse_url,
 )
-from workbench.store.lifecycle import RunLifecycle
+from workbench.store.lifecycle import RunLifecycle, hold
 from workbench.store.metrics import MetricQueries
 from workbench.store.schema import (
     Artifact,
@@ -294,24 +294,39 @@ class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
             s.add(art)
             return art
 
-    def keep_file(self, run_id: int, kind: str, path: Path, place: Callable[[], None], *, step: int, keep: int,
-                  meta: Mapping[str, Any] | None = None, token: str | None = None) -> list[Artifact] | None:
+    def keep_file(self, run_id: int, kind: str, path: Path, place: Callable[[], None] = lambda: None, *, step: int,
+                  keep: int | None = None, name: str = "", meta: Mapping[str, Any] | None = None,
+                  token: str | None = None) -> list[Artifact] | None:
         """Record a file a worker wrote as artifact `kind` (`place()` puts it at `path`, inside the
         transaction), and drop the records of all but the newest `keep` of its kind (returned: their
         files are the caller's to delete). With the worker's `token`, only while that holds the run
         (its row held meanwhile, so a new start waits): None, nothing placed, when another start does."""
         with self.session() as s:
-            if token is not None and s.execute(update(Run).where(Run.id == run_id, Run.worker_token == token)
-                                               .values(worker_token=token)).rowcount != 1:
+            if not hold(s, run_id, token):
                 return None
             place()
-            s.add(Artifact(run_id=run_id, kind=kind, step=step, path=self._relative(path), created_at=time.time(),
-                           meta=dict(meta or {})))
+            s.add(Artifact(run_id=run_id, kind=kind, name=name, step=step, path=self._relative(path),
+                           created_at=time.time(), meta=dict(meta or {})))
             s.flush()
+            if keep is None:
+                return []
             old = list(s.scalars(select(Artifact).where(Artifact.run_id == run_id, Artifact.kind == kind)
                                  .order_by(Artifact.step, Artifact.id)))[:-keep]
             s.execute(delete(Artifact).where(Artifact.id.in_([a.id for a in old])))
             return old
+
+    def edit_summary(self, run_id: int, edit: Callable[[dict[str, Any]], dict[str, Any]],
+                     token: str | None = None) -> bool:
+        """Replace the run's summary by `edit` of it, in one transaction (two writers lose neither's
+        keys); with a worker's `token`, only while that holds the run. False, nothing changed, if not."""
+        with self.session() as s:
+            if not hold(s, run_id, token):
+                return False
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"there is no run {run_id} in {self.label}")
+            run.summary = edit(dict(run.summary))
+            return True
 
     def artifacts(self, run_id: int, kind: str | None = None, *, name: str | None = None) -> list[Artifact]:
         """Artifacts of a run, oldest step first."""
