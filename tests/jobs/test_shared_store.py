@@ -93,6 +93,7 @@ def test_a_worker_judged_gone_while_frozen_writes_nothing_to_its_runs_next_start
     store.set_heartbeat_timeout(15)
     run = create_run(store, "vit", preset="tiny", overrides=LONG)
     frozen = _start_elsewhere(store, monkeypatch, run.id)
+    wait_for(lambda: store.latest_artifact(run.id, "checkpoint") is not None, timeout=120)  # a resume continues it
     os.killpg(frozen, signal.SIGSTOP)
     try:
         wait_for(lambda: reconcile(store) == [run.id], timeout=60, interval=1)
