@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Sequence
 
-from workbench.cli import data, db, models, runs, studies
+from workbench.cli import data, db, models, runs, studies, tidy
 from workbench.errors import WorkbenchError
 
 
@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--db", metavar="URL", help="the store: postgresql+psycopg://user@host/db or a SQLite file "
                                                "(default: WORKBENCH_DB, else the SQLite file in WORKBENCH_HOME)")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (runs, models, data, studies, db):
+    for group in (runs, tidy, models, data, studies, db):
         group.add_parsers(sub)
     g = sub.add_parser("gui", help="open the desktop app")
     g.set_defaults(func=lambda _args: __import__("workbench.ui", fromlist=["main"]).main())

@@ -16,7 +16,6 @@ demand. Plots export as PNG, the data as CSV.
 
 from __future__ import annotations
 
-import html
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -40,6 +39,7 @@ from workbench.store import Run, Store
 from workbench.ui import groups, theme
 from workbench.ui.curve_groups import BANDS, GroupedCurves, line
 from workbench.ui.metric_keys import MetricKeys
+from workbench.ui.plot_items import Crosshair, metric_plot, read_at
 from workbench.ui.series import RunSeries, write_csv
 
 X_AXES = {"step": 0, "epoch": 1, "wall time (s)": 2}
@@ -69,9 +69,9 @@ class CurvesView(GroupedCurves, QWidget):
         self.panels: list[tuple[str, str, tuple[int, ...]]] = []  # (title, metric, run ids) per plot
         self.curves: dict[tuple[str, int], tuple[pg.PlotDataItem, tuple]] = {}  # (title, run) -> curve, state
         self.raw: dict[tuple[str, int], pg.PlotDataItem] = {}  # faint unsmoothed curves
-        self.crosshairs: dict[str, tuple[pg.InfiniteLine, pg.ScatterPlotItem]] = {}
+        self.crosshairs: dict[str, Crosshair] = {}
         # every plot made (title -> plot, crosshair): one per metric (and method) seen, reused
-        self.made: dict[str, tuple[pg.PlotItem, tuple[pg.InfiniteLine, pg.ScatterPlotItem]]] = {}
+        self.made: dict[str, tuple[pg.PlotItem, Crosshair]] = {}
         self.runs: list[Run] = []  # the shown runs' rows: what grouping reads
         self.shown: tuple = ()  # what set_runs was last given, as far as the plots depend on it
         self.groups: dict[str, list[int]] = {}  # label -> run ids; {} when not grouped
@@ -242,8 +242,7 @@ class CurvesView(GroupedCurves, QWidget):
         self.panels = self._panels()
         for i, (title, _, _) in enumerate(self.panels):
             if title not in self.made:
-                plot = self._new_plot(title)
-                self.made[title] = plot, self._crosshair(plot)
+                self.made[title] = metric_plot(title)
             plot, crosshair = self.made[title]
             for item in plot.listDataItems():
                 if item not in crosshair:
@@ -257,24 +256,6 @@ class CurvesView(GroupedCurves, QWidget):
             self.note.setVisible(bool(split))
         self._apply_follow()
         self.redraw(force=True)
-
-    @staticmethod
-    def _new_plot(title: str) -> pg.PlotItem:
-        plot = pg.PlotItem(title=title)
-        plot.setDownsampling(auto=True, mode="peak")
-        plot.setClipToView(True)
-        plot.getAxis("left").enableAutoSIPrefix(False)
-        return plot
-
-    @staticmethod
-    def _crosshair(plot: pg.PlotItem) -> tuple[pg.InfiniteLine, pg.ScatterPlotItem]:
-        """The hover line and the dots on the curves under it (hidden until the cursor is over `plot`)."""
-        line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#9a9a9a", style=Qt.PenStyle.DashLine))
-        dots = pg.ScatterPlotItem(size=7, pen=pg.mkPen("w"))
-        for item in (line, dots):
-            item.setVisible(False)
-            plot.addItem(item, ignoreBounds=True)
-        return line, dots
 
     def redraw(self, force: bool = False) -> None:
         """setData on the curves whose data or display settings changed."""
@@ -345,22 +326,11 @@ class CurvesView(GroupedCurves, QWidget):
                 continue
             x = plot.vb.mapSceneToView(pos).x()
             line.setPos(x)
-            parts, spots = [], []
-            log = self.log_y.isChecked()
             drawn = ([(item, self.group_colour(label), f"{label} (mean)")
                       for (t, label), (item, *_) in self.bands.items() if t == title] if self.groups else
                      [(item, self.colour(rid), self.names.get(rid, str(rid)))
                       for (t, rid), (item, _) in self.curves.items() if t == title])
-            for item, colour, name in drawn:
-                xs, ys = item.getOriginalDataset()  # as drawn (smoothed), before the log mapping
-                if xs is None or not len(xs):
-                    continue
-                j = int(np.clip(np.searchsorted(xs, x), 0, len(xs) - 1))
-                y = float(ys[j])
-                if not log or y > 0:
-                    spots.append({"pos": (xs[j], np.log10(y) if log else y), "brush": pg.mkBrush(colour)})
-                parts.append(f"<span style='color:{colour}'>&#9632;</span> "
-                             f"{html.escape(name)}: <b>{y:.4g}</b> @ {xs[j]:g}")
+            parts, spots = read_at(drawn, x, self.log_y.isChecked())
             dots.setData(spots)
             self.readout.setText(f"{title} — " + " · ".join(parts) if parts else " ")
 
