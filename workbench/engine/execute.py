@@ -24,7 +24,7 @@ from typing import Any, Callable
 from workbench import paths
 from workbench.errors import RunEnded, StoreError, WorkbenchError
 from workbench.store import RunStatus, Store
-from workbench.store.lifecycle import TOKEN_ENV
+from workbench.store.lifecycle import TOKEN_ENV, held_by
 from workbench.store.store import HEARTBEAT_S
 
 
@@ -126,7 +126,7 @@ def execute(store: Store, run_id: int, stop: StopFlag | None = None,
     if token is None:
         log(str(ended_before_start(store, run_id)))
         return RunStatus(store.get_run(run_id).status)
-    held = {"worker_token": token}  # every end below is recorded only while this start holds the run
+    held = held_by(token)  # every end below is recorded only while this start holds the run
     try:
         with Heartbeat(store, run_id, token, stop, log):
             status = train(store, run_id, stop, log=log, token=token)

@@ -41,7 +41,7 @@ from workbench.jobs.processes import (
     worker_process,
 )
 from workbench.store import RESUMABLE, Run, RunStatus, Store
-from workbench.store.lifecycle import TOKEN_ENV
+from workbench.store.lifecycle import TOKEN_ENV, held_by
 
 SPARE_IDLE_S = 600.0  # a spare nobody took goes after 10 minutes: it holds ~0.7 GB (0.4 its own)
 
@@ -61,11 +61,6 @@ class Launched(NamedTuple):
 
     proc: subprocess.Popen
     token: str
-
-
-def held(token: str | None) -> dict[str, str | None]:
-    """`Store.transition`'s condition for a write only while `token`'s start holds the run."""
-    return {"worker_token": token}
 
 
 def reconcile(store: Store, skip: Iterable[int] = ()) -> list[int]:
@@ -123,20 +118,21 @@ def cancel_run(store: Store, run_id: int, grace: float = 10.0) -> RunStatus:
 
 def _ended_unreported(store: Store, run_id: int, how: str, judged: Run | None = None) -> bool:
     """Record that the run's worker ended without recording an end: cancelled if a cancel was asked
-    for (it killed the worker), else interrupted; only while the run still has the pid `judged`
-    (the caller's earlier read) shows, else the one it has now. True if recorded."""
+    for (it killed the worker), else interrupted; only while the run still has the worker (pid and
+    token) that `judged`, the caller's earlier read, shows (else the one it has now). True if recorded."""
     now = store.get_run(run_id)
     if now.cancel_requested_at is not None:
         status, error = RunStatus.CANCELLED, f"cancelled; {how}"
     else:
         oom = " (the system's out-of-memory killer sends it: see `dmesg`)" if "SIGKILL" in how else ""
-        again = (f"`workbench resume {run_id}` continues from the last checkpoint" if store.artifacts(run_id, "checkpoint")
+        kept = store.artifacts(run_id, "checkpoint")
+        again = (f"`workbench resume {run_id}` continues from the last checkpoint" if kept
                  else f"it had saved no checkpoint: `workbench resume {run_id}{' --from-scratch' if now.step else ''}` "
                       f"starts it again from step 0")
         status, error = RunStatus.INTERRUPTED, f"{how}{oom}; {again}"
     judged = judged or now
     return store.transition(run_id, status, only_from=[RunStatus.RUNNING], finished_at=time.time(), error=error,
-                            where={"pid": judged.pid, **held(judged.worker_token)})
+                            where={"pid": judged.pid, **held_by(judged.worker_token)})
 
 
 def resume_run(store: Store, run_id: int, from_scratch: bool = False) -> Run:
@@ -305,11 +301,12 @@ class Runner:
                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                 env={**env, **extra}, **NEW_SESSION)
             except OSError as exc:
-                self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING], where=held(token),
+                self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING], where=held_by(token),
                                       error=f"could not start the worker process: {exc}", finished_at=time.time())
                 raise WorkbenchError(f"could not start a worker for run {run_id}: {exc}") from exc
         # its pid (a torchrun's rank 0 records its own), while the claim holds the run
-        self.store.transition(run_id, RunStatus.RUNNING, only_from=[RunStatus.RUNNING], where=held(token), pid=proc.pid)
+        self.store.transition(run_id, RunStatus.RUNNING, only_from=[RunStatus.RUNNING], where=held_by(token),
+                              pid=proc.pid)
         self.procs[run_id] = Launched(proc, token)
         self._spare_after = run_id if self.keep_spare else None
 
@@ -329,7 +326,8 @@ class Runner:
                 continue  # another start's now: this worker was judged gone (suspended, cut off) and it started again
             if code > 0:
                 self.store.transition(run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING], finished_at=time.time(),
-                                      where=held(token), error=f"the worker {exit_reason(code)}:\n{log_tail(run_id)}")
+                                      where=held_by(token),
+                                      error=f"the worker {exit_reason(code)}:\n{log_tail(run_id)}")
             else:
                 _ended_unreported(self.store, run_id, f"the worker was {exit_reason(code)} before it finished", run)
         if time.monotonic() >= self._next_check:

@@ -36,7 +36,7 @@ from workbench.errors import ConfigError, WorkbenchError
 from workbench.fields import sbatch_flags
 from workbench.jobs.processes import WORKER_MODULE, log_path, log_tail
 from workbench.store import Run, RunStatus, Store
-from workbench.store.lifecycle import TOKEN_ENV, new_token
+from workbench.store.lifecycle import TOKEN_ENV, held_by, new_token
 from workbench.store.schema import SUBMITTING
 
 PREFIX = "slurm:"  # runs.job_id of a Slurm job
@@ -289,7 +289,7 @@ class SlurmTask:
         store = Store()
         run, now = store.get_run(self.run_id), time.time()
         step, limit = _last_checkpoint(store, self.run_id), int(run.config.get("slurm_requeues", 3))
-        held = {"worker_token": os.environ.get(TOKEN_ENV)}  # only while this job's start holds the run
+        held = held_by(os.environ.get(TOKEN_ENV))  # only while this job's start holds the run
         if self.requeues >= limit:  # None: submitit ends the job, not requeued
             store.transition(self.run_id, RunStatus.INTERRUPTED, only_from=[RunStatus.RUNNING], finished_at=now,
                              where=held,

@@ -23,6 +23,11 @@ def new_token() -> str:
     return secrets.token_hex(8)
 
 
+def held_by(token: str | None) -> dict[str, str | None]:
+    """`Store.transition`'s `where` for a write only while `token`'s start holds the run."""
+    return {"worker_token": token}
+
+
 def hold(s: Session, run_id: int, token: str | None) -> bool:
     """Whether `token`'s start holds the run (always, for no token), its row held by `s` until it
     commits: a new start recorded meanwhile waits for the write that follows."""

@@ -142,8 +142,7 @@ class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
 
     def _set_meta(self, key: str, value: str) -> None:
         with self.session() as s:
-            if s.execute(update(Meta).where(Meta.key == key).values(value=value)).rowcount == 0:
-                s.add(Meta(key=key, value=value))
+            _put_meta(s, key, value)
 
     def schema_version(self) -> int:
         with self.session() as s:
@@ -268,10 +267,7 @@ class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
                                  f"{', '.join(map(str, children))}; delete those first")
             if s.execute(delete(Run).where(Run.id == run_id)).rowcount:  # its id names it in exports, logs, scripts
                 used = s.scalar(select(Meta.value).where(Meta.key == RUN_IDS_USED))
-                if used is None:
-                    s.add(Meta(key=RUN_IDS_USED, value=str(run_id)))
-                elif int(used) < run_id:
-                    s.execute(update(Meta).where(Meta.key == RUN_IDS_USED).values(value=str(run_id)))
+                _put_meta(s, RUN_IDS_USED, str(max(run_id, int(used or 0))))
 
     def parents(self, run_id: int) -> dict[str, Run]:
         with self.session() as s:
@@ -355,6 +351,11 @@ class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
             return str(path.relative_to(self.root.resolve()))
         except ValueError:
             return str(path)
+
+
+def _put_meta(s: Session, key: str, value: str) -> None:
+    if s.execute(update(Meta).where(Meta.key == key).values(value=value)).rowcount == 0:
+        s.add(Meta(key=key, value=value))
 
 
 def _unreachable(exc: OperationalError) -> bool:
