@@ -212,6 +212,10 @@ def test_the_run_table_is_the_users_and_the_window_comes_back_as_it_was_left(qtb
     assert again.proxy.index(0, 0).data() == long
     assert [r.id for r in again.selected_runs()] == [other] and again.tabs.currentIndex() == 4
     assert again.curves.smooth.value() == 30
+    again.select_run(long)  # a user's choice before the start's restore (it waits for reconcile) ...
+    again.tabs.setCurrentIndex(2)
+    again._restore_selection()
+    assert [r.id for r in again.selected_runs()] == [long] and again.tabs.currentIndex() == 2  # ... is kept
     _menu_action(again.runs.header_menu(QPoint(5, 5)), "Reset columns").trigger()
     assert again.model.columns == list(BASE_COLUMNS) and not again.table.horizontalHeader().isSectionHidden(
         model.columns.index("Device"))

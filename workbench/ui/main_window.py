@@ -195,8 +195,12 @@ class MainWindow(QMainWindow):
         return self.loaded
 
     def _restore_selection(self) -> None:
-        self.tabs.setCurrentIndex(int(self.settings.value("main/tab", 0)))
-        self.select_runs([int(i) for i in (self.settings.value("main/selected", []) or []) if str(i).isdigit()])
+        """The tab and runs the window closed with, once the start's look for lost workers is done:
+        not over a tab or runs the user chose meanwhile (rows show, and can be clicked, before it)."""
+        if self.tabs.currentIndex() == 0:
+            self.tabs.setCurrentIndex(int(self.settings.value("main/tab", 0)))
+        if not self.selected_runs():
+            self.select_runs([int(i) for i in (self.settings.value("main/selected", []) or []) if str(i).isdigit()])
 
     def _update_actions(self) -> None:
         runs = self.selected_runs() if self.loaded else []
