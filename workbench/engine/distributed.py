@@ -82,6 +82,17 @@ def setup(ranks: Ranks, device: torch.device) -> torch.device:
     return device
 
 
+def agree(ranks: Ranks, device: torch.device, main_says: bool) -> bool:
+    """Rank 0's yes or no, on every rank (a one-number broadcast): what only rank 0 can decide, such
+    as whether the run is still this start's to train, which every rank must act on alike, or the
+    others wait in their next collective for a rank that has left (on NCCL, until the timeout)."""
+    if ranks.world == 1:
+        return main_says
+    flag = torch.full((1,), 1.0 if main_says else 0.0, device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item() > 0)
+
+
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

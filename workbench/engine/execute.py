@@ -121,7 +121,10 @@ def execute(store: Store, run_id: int, stop: StopFlag | None = None,
 
     stop = stop or StopFlag()
     if not distributed.current().main:  # rank 0 of a torchrun launch records the run's status
-        return train(store, run_id, stop, log=log)
+        try:
+            return train(store, run_id, stop, log=log)
+        except RunEnded:  # rank 0 did not start the run, and says why
+            return RunStatus(store.get_run(run_id).status)
     token = os.environ.get(TOKEN_ENV) or store.adopt(run_id)
     if token is None:
         log(str(ended_before_start(store, run_id)))

@@ -85,9 +85,11 @@ class Training:
         self.log = log if ranks.main else _quiet
         self.amp = autocast_dtype(cfg.precision, device)
         self.token = token or (store.adopt(run_id) if ranks.main else None)
-        if ranks.main and (self.token is None or not store.mark_started(
-                run_id, device=str(device) + (f" x{ranks.world}" if ranks.world > 1 else ""), token=self.token)):
-            raise ended_before_start(store, run_id)
+        started = not ranks.main or self.token is not None and store.mark_started(
+            run_id, device=str(device) + (f" x{ranks.world}" if ranks.world > 1 else ""), token=self.token)
+        if not distributed.agree(ranks, device, started):  # every rank leaves, none waits for rank 0
+            distributed.teardown()
+            raise ended_before_start(store, run_id) if ranks.main else RunEnded(f"run {run_id} not started by rank 0")
         seed_rngs(cfg.seed)  # the same initial weights on every rank
         self.threads = CpuShare(store, cfg.threads, share=ranks.world)
         self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
