@@ -138,6 +138,11 @@ def failed_at_step_0(tmp: Path) -> list[str]:
     return ["train", "--method", "vit", "--preset", "tiny", "--set", f"init=run:{run.id}"]
 
 
+def small_dataset(tmp: Path) -> list[str]:
+    assert main(["datasets", "add", "mine", str(folder(tmp))]) == 0  # twelve images
+    return ["train", "--method", "vit", "--preset", "tiny", "--set", "dataset=mine", "batch_size=16"]
+
+
 CASES = [
     # config values
     Case("nan-lr", train("lr=nan"), "lr: nan is not a finite number"),
@@ -146,6 +151,7 @@ CASES = [
     Case("init-no-file", train("init=/nowhere/weights.safetensors"), "init: no file at /nowhere/weights.safetensors"),
     Case("init-no-run", train("init=run:999"), "init: there is no run 999"),
     Case("init-run-never-saved", failed_at_step_0, "has no checkpoint file to start from: it never saved one"),
+    Case("batch-over-the-dataset", small_dataset, "batch_size: 16 is larger than dataset 'mine' (12 images"),
     Case("parent-twice", lambda _t: ["train", "--method", "deit", "--parent", "teacher=1", "--parent", "teacher=2"],
          "--parent teacher is given twice (runs 1 and 2)"),
     # image folders
@@ -178,6 +184,7 @@ CASES = [
     Case("db-not-sqlite", database(lambda p: p.write_bytes(b"not a database" * 100)),
          "workbench.sqlite is not a SQLite database; the file was left as it is"),
     Case("db-version-abc", database(legacy_version("abc")), "records schema version 'abc'"),
+    Case("db-typo", lambda t: ["--db", str(t / "typo.sqlite"), "runs"], "there is no store at "),
     Case("home-is-a-file", lambda t: (t / "home").write_text("notes") and ["runs"],
          "which is a file, not a folder"),
     # the commands' own arguments
@@ -212,3 +219,15 @@ def test_bad_input_gets_a_sentence_not_a_traceback(case: Case, home: Path, tmp_p
     assert case.says in told, told
     assert code == case.code, told
     assert "Traceback" not in told and "Warning" not in told
+
+
+def test_a_store_named_by_db_that_is_not_there_is_not_made(home: Path, tmp_path: Path, capsys,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBENCH_DB", "")  # what `--db` sets is undone after the test
+    where = tmp_path / "elsewhere"
+    where.mkdir()
+    assert main(["--db", str(where / "typo.sqlite"), "train", "--method", "vit", "--preset", "tiny"]) == 2
+    assert f"there is no store at {where / 'typo.sqlite'}" in capsys.readouterr().err
+    assert list(where.iterdir()) == []
+    Store(where / "mine.sqlite").close()  # one that is there opens
+    assert main(["--db", str(where / "mine.sqlite"), "runs"]) == 0

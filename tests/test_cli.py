@@ -49,12 +49,17 @@ def test_runs_show_and_metrics_of_a_finished_run(cli, store: Store) -> None:
     assert kinds == {"checkpoint", "best", "image", "report"}  # the report: the classifier's diagnostics
     assert shown["diagnostics"]["n"] == 1000
     assert all(a["path"].startswith(str(store.home)) for a in shown["artifacts"])
-    assert "config:" in cli("show", str(run.id)).stdout
+    assert shown["summary"]["params"] == store.get_run(run.id).summary["params"] > 0  # a count: an int
+    assert isinstance(shown["summary"]["params"], int) and shown["trashed_at"] is None
+    text = cli("show", str(run.id)).stdout
+    assert "config:" in text and "in the Trash" not in text
 
     rows = list(csv.DictReader(io.StringIO(cli("metrics", str(run.id), "--key", "val/top1", "--csv").stdout)))
     assert [int(r["step"]) for r in rows] == [10, 20]
     assert float(rows[-1]["value"]) == pytest.approx(store.get_run(run.id).summary["val/top1"])
     assert cli("show", "77").returncode == 2
+    assert cli("delete", str(run.id)).returncode == 0
+    assert "in the Trash since " in cli("show", str(run.id)).stdout  # said, with how to bring it back
 
 
 def test_methods_lists_fields_with_help_and_ranges(cli) -> None:

@@ -84,7 +84,8 @@ def test_a_torchvision_without_decode_jpeg_fails_a_device_decoded_run_at_its_sta
     registry.register(store, "photos", "imagefolder", root)
     monkeypatch.setattr(registry, "CACHE_LIMIT_BYTES", 0)  # read from its files, as decode=device does
     monkeypatch.delattr(torchvision.io, "decode_jpeg")
-    run = create_run(store, "vit", preset="tiny", overrides=["dataset=photos", "decode=device", "max_steps=2"])
+    run = create_run(store, "vit", preset="tiny", overrides=["dataset=photos", "decode=device", "max_steps=2",
+                                                             "batch_size=8"])
     assert execute(store, run.id, log=lambda _: None) == "failed"
     error = store.get_run(run.id).error
     assert error.startswith("decode: torchvision ") and "no longer has decode_jpeg, which decode=device uses; " \

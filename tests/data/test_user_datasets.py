@@ -127,7 +127,7 @@ def test_separate_val_folder_and_unlabelled_datasets(store: Store, tmp_path: Pat
     with pytest.raises(ConfigError, match="has no labels"):
         check_dataset(store, "loose", needs_labels=True)
     check_dataset(store, "loose", needs_labels=False)
-    mae = create_run(store, "mae", preset="tiny", overrides=["dataset=loose"])
+    mae = create_run(store, "mae", preset="tiny", overrides=["dataset=loose", "batch_size=8"])
     assert mae.config["dataset"] == "loose"
     with pytest.raises(ConfigError, match="has no labels"):
         create_run(store, "vit", preset="tiny", overrides=["dataset=loose"])

@@ -45,6 +45,9 @@ def test_tensorboard_reads_back_every_scalar_and_snapshot(store: Store, two_runs
         first = events.Images(f"snapshots/{snapshots[0].name}")
         assert [i.step for i in first] == sorted(a.step for a in snapshots if a.name == snapshots[0].name)
         assert first[0].encoded_image_string.startswith(b"\x89PNG")
+    assert logs.already_there(store, two_runs, out, tensorboard=True) == [out / f for f in folders]
+    logs.to_tensorboard(store, two_runs[:1], out, log=lambda _: None)  # --overwrite: one event file, not two
+    assert len(list((out / folders[0]).iterdir())) == 1
 
 
 def test_one_long_table_as_csv_and_parquet(cli, store: Store, two_runs: list[int], tmp_path: Path) -> None:
@@ -59,5 +62,12 @@ def test_one_long_table_as_csv_and_parquet(cli, store: Store, two_runs: list[int
     assert done.returncode == 0, done.stderr
     table = pq.read_table(tmp_path / "m.parquet").to_pydict()
     assert list(zip(table["run"], table["step"], table["key"], table["value"])) == expected
+    again = cli("export-logs", str(two_runs[0]), "--csv", str(tmp_path / "m.csv"))  # an earlier export is kept
+    assert again.returncode != 0 and "m.csv already exists; overwrite it (--overwrite)" in again.stderr
+    with open(tmp_path / "m.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(expected)
+    again = cli("export-logs", str(two_runs[0]), "--csv", str(tmp_path / "m.csv"), "--overwrite")
+    with open(tmp_path / "m.csv") as f:
+        assert again.returncode == 0 and {int(r["run"]) for r in csv.DictReader(f)} == {two_runs[0]}
     missing = cli("export-logs", str(two_runs[0]), "999", "--csv", str(tmp_path / "x.csv"))
     assert missing.returncode != 0 and "999" in missing.stderr and not (tmp_path / "x.csv").exists()

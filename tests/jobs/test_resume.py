@@ -3,6 +3,7 @@ checkpoint gone, the data changed under it; and a resumed run's time, kept over 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -198,6 +199,8 @@ def test_a_resumed_run_keeps_its_first_start_and_counts_every_segment(store: Sto
     shown = capsys.readouterr().out
     assert f"started {fmt.clock(first.started_at)}  duration {fmt.duration(run)}  ({fmt.segments(run)})" in shown
     assert fmt.segments(run).startswith("2 segments: ") and fmt.segments(run).count("–") == 2
+    assert main(["show", str(run.id), "--json"]) == 0  # the last segment ends where the run did, not at null
+    assert json.loads(capsys.readouterr().out)["summary"]["segments"] == [[start1, end1], [start2, run.finished_at]]
 
 
 # ------------------------------------------------------ the data changed under it (items 1, 16)

@@ -113,7 +113,7 @@ def test_a_failed_first_stage_marks_the_second_not_started_with_the_reason(store
             Image.new("RGB", (16, 16), (60 * i, 0, 0)).save(tmp_path / "pets" / name / f"{i}.png")
     registry.register(store, "pets", "imagefolder", tmp_path / "pets")
     shutil.rmtree(tmp_path / "pets")
-    gone = {**QUICK, "dataset": "pets"}
+    gone = {**QUICK, "dataset": "pets", "batch_size": 4}
     spec = StudySpec([Stage("pretrain", "mae", gone),
                       Stage("probe", "finetune", {**gone, "mode": "linear"}, parents={"encoder": "pretrain"})])
     study = create_study(store, spec)

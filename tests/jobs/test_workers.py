@@ -151,7 +151,7 @@ def test_worker_error_marks_failed_with_the_message(cli, store: Store, tmp_path)
             Image.new("RGB", (16, 16), (60 * i, 0, 0)).save(tmp_path / "pets" / name / f"{i}.png")
     registry.register(store, "pets", "imagefolder", tmp_path / "pets")
     shutil.rmtree(tmp_path / "pets")
-    done = cli("train", "--method", "vit", "--preset", "tiny", "--set", "dataset=pets", "--wait")
+    done = cli("train", "--method", "vit", "--preset", "tiny", "--set", "dataset=pets", "batch_size=4", "--wait")
     assert done.returncode == 1
     run = store.get_run(int(done.stdout.strip()))
     assert run.status == RunStatus.FAILED

@@ -13,17 +13,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from workbench.cli import data, db, models, runs, studies, tidy
 from workbench.errors import WorkbenchError
+from workbench.store.engine import parse_url
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.db:  # every store this command opens, and every worker it starts, uses it
-        os.environ["WORKBENCH_DB"] = args.db
     try:
+        if args.db:  # every store this command opens, and every worker it starts, uses it
+            os.environ["WORKBENCH_DB"] = _existing_store(args.db)
         return args.func(args)
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -33,6 +35,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `workbench show 3 | head` closed the pipe: not an error
         sys.stdout = open(os.devnull, "w")
         return 0
+
+
+def _existing_store(target: str) -> str:
+    """`--db`'s store; a SQLite file that is not there is a typo, not a new store to make silently."""
+    url = parse_url(target)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        raise WorkbenchError(f"there is no store at {url.database}; check the path (a new store is made in a "
+                             f"folder of its own: WORKBENCH_HOME=FOLDER workbench ...)")
+    return target
 
 
 def parser() -> argparse.ArgumentParser:

@@ -39,6 +39,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--csv", metavar="FILE", help="one long table: run, name, method, step, epoch, key, value, "
                                                     "wall_time")
     where.add_argument("--parquet", metavar="FILE", help="the same table as Parquet")
+    g.add_argument("--overwrite", action="store_true", help="replace the file, or the runs' folders, already there")
     g.set_defaults(func=cmd_export_logs)
 
     d = sub.add_parser("diagnose", help="a classifier's confusion matrix, per-class precision and recall, top-5 and "
@@ -98,6 +99,10 @@ def cmd_export_logs(args: argparse.Namespace) -> int:
     for run_id in runs:
         store.get_run(run_id)  # a missing run is refused before anything is written
     target = Path(args.tensorboard or args.csv or args.parquet).expanduser()
+    existing = logs.already_there(store, runs, target, tensorboard=bool(args.tensorboard))
+    if existing and not args.overwrite:
+        raise WorkbenchError(f"{existing[0]} already exists; overwrite it (--overwrite) or choose another "
+                             f"{'folder' if args.tensorboard else 'file'}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if args.tensorboard:

@@ -17,6 +17,7 @@ from workbench.jobs import Runner, cancel_run, create_run, reconcile, resume_run
 from workbench.jobs.processes import log_path
 from workbench.methods import config_class, method_names
 from workbench.store import Run, RunStatus, Store
+from workbench.store.schema import SEGMENTS
 from workbench.studies import tick, wait_for
 
 
@@ -219,6 +220,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"run {run.id}  {run.name}  [{run.method}]  {fmt.status(run)}  {run.progress:.0%} "
           f"({run.step}/{run.total_steps} steps)  device {run.device or '-'}"
           + (f"  {fmt.job(run)}" if run.job_id else ""))
+    if run.trashed_at is not None:
+        print(f"in the Trash since {fmt.clock(run.trashed_at)}: `workbench restore {run.id}` brings it back")
     segments = fmt.segments(run)
     print(f"started {fmt.clock(run.started_at)}  duration {fmt.duration(run)}" + (f"  ({segments})" if segments else ""))
     if run.environment:
@@ -288,4 +291,6 @@ def run_dict(r: Run) -> dict[str, Any]:
             "created_at": r.created_at, "started_at": r.started_at, "finished_at": r.finished_at,
             "host": r.host, "heartbeat_at": r.heartbeat_at, "cancel_requested_at": r.cancel_requested_at,
             "job_id": r.job_id, "job_state": r.job_state, "archived_at": r.archived_at,
-            "error": r.error, "summary": r.summary, "config": r.config, "notes": r.notes, "tags": r.tags}
+            "trashed_at": r.trashed_at, "error": r.error, "config": r.config, "notes": r.notes, "tags": r.tags,
+            # the stored segments' open end is the run's end once it has ended (None only while it trains)
+            "summary": {**r.summary, **({SEGMENTS: [list(span) for span in r.segments]} if r.segments else {})}}

@@ -63,8 +63,9 @@ class Reporter:
             self.lost = taken_from(self.store, self.run_id)
 
     def summary(self, metrics: dict[str, float]) -> None:
-        """Record the newest evaluation metrics on the run row (what run lists show)."""
-        self._edit(lambda summary: {**summary, **{k: float(v) for k, v in metrics.items()}})
+        """Record the newest evaluation metrics on the run row (what run lists show); a count (an
+        int: the parameters) stays one, so it reads "130", not "130.0000"."""
+        self._edit(lambda summary: {**summary, **{k: v if isinstance(v, int) else float(v) for k, v in metrics.items()}})
 
     def environment(self, env: dict[str, str]) -> None:
         """Record what the run now runs on (its summary's environment); a resume on other software
