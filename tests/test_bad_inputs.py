@@ -138,6 +138,13 @@ def failed_at_step_0(tmp: Path) -> list[str]:
     return ["train", "--method", "vit", "--preset", "tiny", "--set", f"init=run:{run.id}"]
 
 
+def in_use(tmp: Path) -> list[str]:
+    """A dataset a queued run trains on, asked to be forgotten (the run would fail)."""
+    assert main(["datasets", "add", "mine", str(folder(tmp))]) == 0
+    create_run(Store(), "vit", preset="tiny", overrides=["dataset=mine", "batch_size=4"])
+    return ["datasets", "remove", "mine"]
+
+
 def small_dataset(tmp: Path) -> list[str]:
     assert main(["datasets", "add", "mine", str(folder(tmp))]) == 0  # twelve images
     return ["train", "--method", "vit", "--preset", "tiny", "--set", "dataset=mine", "batch_size=16"]
@@ -152,6 +159,7 @@ CASES = [
     Case("init-no-run", train("init=run:999"), "init: there is no run 999"),
     Case("init-run-never-saved", failed_at_step_0, "has no checkpoint file to start from: it never saved one"),
     Case("batch-over-the-dataset", small_dataset, "batch_size: 16 is larger than dataset 'mine' (12 images"),
+    Case("set-twice", train("lr=1e-3", "lr=1e-4"), "lr: given twice (0.001 and 0.0001); give it once"),
     Case("parent-twice", lambda _t: ["train", "--method", "deit", "--parent", "teacher=1", "--parent", "teacher=2"],
          "--parent teacher is given twice (runs 1 and 2)"),
     # image folders
@@ -189,6 +197,8 @@ CASES = [
          "which is a file, not a folder"),
     # the commands' own arguments
     Case("runs-bogus-status", lambda _t: ["runs", "--status", "bogus"], "invalid choice: 'bogus'"),
+    Case("forget-built-in", lambda _t: ["datasets", "remove", "shapes"], "shapes is built in and cannot be forgotten"),
+    Case("forget-in-use", in_use, "run(s) 1 wait or train on dataset 'mine'; cancel them, or forget it once they end"),
     Case("runs-none-yet", lambda _t: ["runs"], "no runs yet", code=0),
     Case("restore-unknown", lambda _t: ["restore", "999"], "there is no run 999"),
     Case("tag-nothing", lambda _t: ["tag", "1"], "say what changes: `workbench tag 1 +TAG -TAG`"),
@@ -200,6 +210,8 @@ CASES = [
     # studies
     Case("study-set-out-of-range", lambda _t: ["study", "mae-mask-strategy", "--set", "mask_ratio=1.2"],
          "mask_ratio: 1.2 is outside the allowed range"),
+    Case("study-set-twice", lambda _t: ["study", "mae-mask-strategy", "--set", "epochs=2", "epochs=3"],
+         "epochs: given twice (2 and 3)"),
     Case("study-set-swept", lambda _t: ["study", "mae-mask-ratio", "--set", "mask_ratio=0.5"],
          "mask_ratio: the study sweeps mask_ratio"),
 ]

@@ -32,8 +32,16 @@ def parse_overrides(cls: type[TrainConfig], items: Iterable[str]) -> dict[str, A
             raise ConfigError(key or item, f"expected key=value, got {item!r}")
         if key not in known:
             raise ConfigError(key, unknown_field(cls, key))
-        out[key] = _coerce(key, hints[key], raw.strip())
+        put_once(out, key, _coerce(key, hints[key], raw.strip()))
     return out
+
+
+def put_once(out: dict[str, Any], key: str, value: Any) -> None:
+    """`out[key] = value`, refusing a key given before with another value (`--set lr=1e-3 lr=1e-4`:
+    which one was meant cannot be told)."""
+    if key in out and out[key] != value:
+        raise ConfigError(key, f"given twice ({out[key]!r} and {value!r}); give it once")
+    out[key] = value
 
 
 def check_field(cls: type[TrainConfig], name: str, value: Any) -> None:

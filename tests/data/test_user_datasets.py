@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from workbench import paths
-from workbench.data import check_dataset, folders, registry
+from workbench.data import check_dataset, folders, registry, validation_text
 from workbench.data.loading import load_data
 from workbench.errors import ConfigError, DataError
 from workbench.jobs import create_run
 from workbench.methods import make_config
-from workbench.store import Store
+from workbench.store import RunStatus, Store
 
 COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220), "grün": (40, 200, 70)}
 
@@ -134,6 +134,7 @@ def test_separate_val_folder_and_unlabelled_datasets(store: Store, tmp_path: Pat
     data = load_data(make_config("mae", "tiny", {"dataset": "loose"}), store)
     assert data.info.classes == [] and len(data.train) + len(data.val) == 36
     assert set(data.train.labels.tolist()) == {-1}
+    assert validation_text(store.get_dataset("loose"), long=True) == "10% of the images held out (seeded)"
 
 
 def write_fake_cifar10(root: Path, per_batch: int = 20) -> np.ndarray:
@@ -176,7 +177,7 @@ def test_cifar_errors_say_where_to_put_the_files(store: Store, tmp_path: Path) -
         registry.register(store, "evil", "cifar10", tmp_path / "evil")
 
 
-def test_cli_registers_and_shows_a_folder(cli, tmp_path: Path) -> None:
+def test_cli_registers_and_shows_a_folder(cli, store: Store, tmp_path: Path) -> None:
     write_folder(tmp_path / "photos")
     done = cli("datasets", "add", "mine", str(tmp_path / "photos"), "--json")
     assert done.returncode == 0, done.stderr
@@ -187,8 +188,11 @@ def test_cli_registers_and_shows_a_folder(cli, tmp_path: Path) -> None:
     assert "mine  (imagefolder)" in cli("datasets").stdout
     bad = cli("datasets", "add", "nothing", str(tmp_path / "nope"))
     assert bad.returncode == 2 and "there is no folder" in bad.stderr
+    used = create_run(store, "vit", preset="tiny", overrides=["dataset=mine", "batch_size=8"])
+    store.update_run(used.id, status=RunStatus.CANCELLED)
     removed = cli("datasets", "remove", "mine")
     assert removed.returncode == 0 and "its files are untouched; 0 decoded cache(s) deleted" in removed.stderr
+    assert f"run(s) {used.id} trained on it: they keep their results" in removed.stderr
     assert "mine" not in cli("datasets").stdout and (tmp_path / "photos").is_dir()
 
 

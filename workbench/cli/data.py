@@ -63,11 +63,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             raise WorkbenchError(f"no dataset named {args.name!r}; `workbench datasets` lists them")
         return _print_dataset(record, args.json)
     if args.action == "remove":
-        if store.get_dataset(args.name) is None:
-            raise WorkbenchError(f"no dataset named {args.name!r}")
+        if store.get_dataset(args.name) is None and args.name not in BUILTIN_DATASETS:
+            raise WorkbenchError(f"no dataset named {args.name!r}; `workbench datasets` lists them")
         dropped = registry.forget(store, args.name)
-        print(f"dataset {args.name} removed (its files are untouched; {dropped} decoded cache(s) deleted)",
-              file=sys.stderr)
+        used = [run.id for run in registry.users(store, args.name)]
+        print(f"dataset {args.name} removed (its files are untouched; {dropped} decoded cache(s) deleted)"
+              + (f"; run(s) {', '.join(map(str, used))} trained on it: they keep their results, and can be resumed "
+                 f"or trained again once it is added again under the same name" if used else ""), file=sys.stderr)
         return 0
     records = store.list_datasets()
     if getattr(args, "json", False):

@@ -44,7 +44,8 @@ def validation_text(record: Any, long: bool = False) -> str:
         if record.stats.get("validation"):  # CIFAR's test batch
             return f"{count:,} images ({record.stats['validation']})"
         return f"{count:,} images" + (f" in {record.val_path}" if record.val_path else "")
-    return f"{record.val_fraction:.0%} of each class held out (seeded)" if long else f"{record.val_fraction:.0%} held out"
+    share = "of each class" if record.kind != "unlabeled" else "of the images"  # no classes to stratify by
+    return f"{record.val_fraction:.0%} {share} held out (seeded)" if long else f"{record.val_fraction:.0%} held out"
 
 
 def dataset_names(store: Any) -> list[str]:

@@ -57,9 +57,21 @@ def register(store: Any, name: str, kind: str, path: Path, *, val_path: Path | N
                              val_fraction=val_fraction, stats=stats)
 
 
+def users(store: Any, name: str) -> list[Any]:
+    """The runs (archived ones too) whose config trains on dataset `name`, oldest first."""
+    return [run for archived in (False, True) for run in store.list_runs(archived=archived)
+            if run.config.get("dataset") == name]
+
+
 def forget(store: Any, name: str) -> int:
     """Remove dataset `name`'s record and its decoded caches (its own files are not touched); how
-    many caches were deleted."""
+    many caches were deleted. Refused while a run that trains on it waits or trains: it would fail."""
+    if name in BUILTIN_DATASETS:
+        raise DataError(f"{name} is built in and cannot be forgotten")
+    active = [run.id for run in users(store, name) if run.status in ("queued", "running")]
+    if active:
+        raise DataError(f"run(s) {', '.join(map(str, active))} wait or train on dataset {name!r}; cancel them, or "
+                        f"forget it once they end")
     record = store.get_dataset(name)
     store.remove_dataset(name)
     return len(drop_caches(paths.dataset_cache(), name, str(record.path))) if record is not None else 0

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from workbench.config import PRESETS, ParentInfo, check_field, parse_overrides
 from workbench.errors import ConfigError, StoreError, WorkbenchError
+from workbench.fields import put_once
 from workbench.jobs.submit import checked_config
 from workbench.methods import METHOD_CONFIGS, config_class, config_from_dict
 from workbench.studies.results import overview
@@ -92,7 +93,7 @@ def common_overrides(items: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(key or item, "no method has this field; `workbench methods` lists them")
         value = parse_overrides(owner, [item])[key]
         check_field(owner, key, value)
-        out[key] = value
+        put_once(out, key, value)
     return out
 
 
