@@ -243,3 +243,14 @@ def test_a_store_named_by_db_that_is_not_there_is_not_made(home: Path, tmp_path:
     assert list(where.iterdir()) == []
     Store(where / "mine.sqlite").close()  # one that is there opens
     assert main(["--db", str(where / "mine.sqlite"), "runs"]) == 0
+
+
+def test_a_copy_refused_leaves_no_new_store_file(home: Path, tmp_path: Path, capsys) -> None:
+    store = Store()
+    run = create_run(store, "vit", preset="tiny")
+    store.update_run(run.id, status=RunStatus.RUNNING)  # its worker would go on writing to the source only
+    target = tmp_path / "copy.sqlite"
+    assert main(["db", "migrate-to", str(target)]) == 2
+    said = capsys.readouterr().err
+    assert f"run {run.id} of" in said and "is running; wait for them to end or cancel them" in said
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("copy")) == []

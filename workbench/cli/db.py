@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from workbench.store import Store
+from workbench.store.engine import parse_url
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +58,10 @@ def cmd_set(args: argparse.Namespace) -> int:
 def cmd_migrate_to(args: argparse.Namespace) -> int:
     from workbench.store.transfer import copy_store
 
-    source, target = Store(), Store(args.url)
+    source = Store()
+    url = parse_url(args.url)
+    made = Path(url.database) if url.get_backend_name() == "sqlite" and not Path(url.database).exists() else None
+    target = Store(args.url)
     print(f"copying {source.label} into {target.label}", file=sys.stderr)
     shown: list[str] = []
 
@@ -65,7 +70,14 @@ def cmd_migrate_to(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
         shown.append(table)
 
-    copied = copy_store(source, target, progress)
+    try:
+        copied = copy_store(source, target, progress)
+    except BaseException:
+        if made is not None:  # a SQLite file made for a copy refused or failed is not left behind
+            target.close()
+            for leftover in (made, made.with_name(made.name + "-wal"), made.with_name(made.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+        raise
     print(file=sys.stderr)
     url = target.url.render_as_string(hide_password=True)
     files = (f"Run files stay under {source.root}, which the copy's paths are relative to: with the copy, set "
