@@ -64,3 +64,12 @@ def test_masks_bench_times_every_strategy(tmp_path: Path) -> None:
     for strategy in ("random", "block", "grid"):
         assert result[strategy]["ms_one_process"] > 0 and result[strategy]["ms_2_processes"] > 0
     assert result["block"]["vs_random"] > 0
+
+
+def test_memory_bench_sets_the_cpu_memory_check_beside_what_steps_take(tmp_path: Path) -> None:
+    result = _run(tmp_path, "memory.py", "--small", "--batch", "8", "--methods", "vit", "cnn")
+    assert result["bench"] == "memory" and result["preset"] == "tiny"
+    for method in ("vit", "cnn"):
+        one = result[method]
+        assert "error" not in one, one
+        assert one["mib_per_image"] > 0 and one["bound_gib"] > 0 and one["measured_over_bound"] > 0

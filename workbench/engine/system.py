@@ -9,11 +9,15 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import platform
+import random
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterable
 
+import numpy as np
 import psutil
 import torch
 
@@ -116,3 +120,71 @@ class SystemMetrics:
                 print(f"sys/ GPU metrics off: {exc}", file=sys.stderr)
                 self.gpu = False
         return out
+
+
+def saved_for_backward(step: Callable[[], Any], leave_out: Iterable[torch.nn.Parameter] = ()) -> int:
+    """Bytes of the tensors autograd keeps for the backward pass while `step` runs (each storage
+    once; the parameters in `leave_out`, kept anyway, not counted): a step's activations. Run
+    with torch's, numpy's and Python's random state put back after, so a run that probes draws
+    what it would have drawn without the probe."""
+    known = {p.untyped_storage().data_ptr() for p in leave_out}
+    seen: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in known:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    states = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=[]), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    np.random.set_state(states[0])
+    random.setstate(states[1])
+    return sum(seen.values())
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """What a training step keeps in memory beside the model's weights, in bytes: activations per
+    image and per step (whatever its batch) kept for the backward pass, and the trained weights'
+    size (AdamW's two moments take twice that; their gradients come as the backward pass frees
+    activations, so they are not counted: a lower bound)."""
+    per_image: float
+    per_step: float
+    trained: int
+
+    def need(self, batch: int) -> float:
+        """A step's memory on `batch` images, less the backward pass's own temporaries (bench/memory.py)."""
+        return self.per_step + self.per_image * batch + 2 * self.trained
+
+
+def step_memory(model: torch.nn.Module, step: Callable[[int], Any], around: ContextManager) -> StepMemory:
+    """Measured by `step(n)`, the method's step on n training images (run inside `around`, its
+    autocast), on two and on four: even counts, since Mixup pairs images; the two sizes tell an
+    image's share from the step's own. The model's buffers (BatchNorm's statistics) are put back."""
+    buffers = [b.detach().clone() for b in model.buffers()]
+    with around:
+        two, four = (saved_for_backward(lambda: step(n), model.parameters()) for n in (2, 4))
+    for kept, buffer in zip(buffers, model.buffers()):
+        buffer.data.copy_(kept)
+    per_image = max(four - two, 0) / 2
+    return StepMemory(per_image, max(two - 2 * per_image, 0),
+                      sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad))
+
+
+def memory_short(memory: StepMemory, micro_batch: int, processes: int) -> str:
+    """Why this machine's free memory cannot hold a CPU run's training, '' when it may: on a CPU the
+    out-of-memory killer ends a run mid-step with no word (a GPU's OOM is an error, said), so a
+    step of `micro_batch` images in each of the `processes` on this machine is measured first
+    (`step_memory`). The backward pass's own temporaries come on top, so a run refused cannot fit."""
+    need, free = processes * memory.need(micro_batch), psutil.virtual_memory().available
+    if need <= free:
+        return ""
+    gib, room = 2 ** 30, free / processes - memory.need(0)
+    return (f"this run needs at least {need / gib:.1f} GiB of memory to train, this machine has {free / gib:.1f} GiB "
+            f"free: a batch of {micro_batch} keeps {(memory.need(micro_batch) - memory.need(0)) / gib:.1f} GiB of "
+            f"activations ({memory.per_image / 2 ** 20:.0f} MiB an image) and AdamW's moments take "
+            f"{2 * memory.trained / gib:.1f} GiB" + (f", in each of {processes} processes" if processes > 1 else "")
+            + f"; at most {max(0, int(room // max(memory.per_image, 1)))} images fit at a time: lower batch_size, or "
+              f"raise accum_steps (it trains on batch_size / accum_steps images at a time)")

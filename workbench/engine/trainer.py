@@ -24,7 +24,7 @@ from workbench.data.loading import (
     load_data,
     make_loader,
 )
-from workbench.engine import distributed
+from workbench.engine import distributed, system
 from workbench.engine.checkpoint import (
     BEST,
     Checkpoints,
@@ -112,6 +112,12 @@ class Training:
         if cfg.sync_bn and ranks.world > 1:
             self.model, count = distributed.sync_batchnorm(self.model, device)
             self.log(f"sync_bn: {count} BatchNorm layers take their statistics over all {ranks.world} processes")
+        self.transform = BatchTransform.for_run(cfg, self.data.info, device)
+        why = system.memory_short(system.step_memory(self.model, lambda n: self.method.step(self.model, self.transform(
+            *self.data.train.__getitems__([i % len(self.data.train) for i in range(n)]), True)),
+            autocast(device, self.amp)), cfg.micro_batch(), cfg.nproc) if ranks.main and device.type == "cpu" else ""
+        if not distributed.agree(ranks, device, not why):  # every rank stops, rank 0 says why
+            raise WorkbenchError(why) if ranks.main else RunEnded(f"run {run_id} refused by rank 0")
         channels_last = wants_channels_last(self.model, device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
@@ -142,8 +148,6 @@ class Training:
         self.system = SystemMetrics(device)  # sys/... beside the training metrics
         if ranks.main:
             self.reporter.environment(environment() | {"batches from": source})  # shown beside the run
-        info = self.data.info
-        self.transform = BatchTransform.for_run(cfg, info, device)
         self.snap_batch = _fixed_batch(self.data, cfg, self.transform, device)
         self.step = 0
 
@@ -393,7 +397,4 @@ def _fixed_batch(data: DataBundle, cfg: TrainConfig, transform: BatchTransform,
                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The first validation images: the same ones in every snapshot, so progress is comparable."""
     n = min(SNAPSHOT_IMAGES, len(data.val))
-    if n == 0:
-        return None
-    images, labels = data.val.__getitems__(list(range(n)))
-    return transform(images, labels, False)
+    return transform(*data.val.__getitems__(list(range(n))), False) if n else None
