@@ -66,6 +66,18 @@ def test_invalid_input_disables_start_and_says_why(qtbot, store: Store) -> None:
     assert not dialog.start_button.isEnabled() and "mask ratio" in dialog.error.text()
 
 
+def test_a_batch_larger_than_the_chosen_dataset_is_said_before_start(qtbot, store: Store, tmp_path) -> None:
+    store.add_dataset("few", "imagefolder", tmp_path, stats={"classes": ["a", "b"], "images": 12})
+    dialog = NewRunDialog(store)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.form.widgets["dataset"].findText("few") >= 0, timeout=30_000)
+    dialog.form.widgets["dataset"].setCurrentText("few")
+    qtbot.waitUntil(lambda: not dialog.start_button.isEnabled(), timeout=30_000)
+    assert "batch size: 64 is larger than dataset 'few' (12 images" in dialog.error.text()
+    dialog.form.widgets["batch_size"].setValue(8)
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+
+
 def test_parent_pickers_offer_compatible_finished_runs_and_fill_the_encoder_shape(qtbot, store: Store) -> None:
     mae = create_run(store, "mae", preset="tiny", overrides=["width=96", "heads=3"])
     unfinished = create_run(store, "mae", preset="tiny")

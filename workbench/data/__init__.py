@@ -64,3 +64,13 @@ def check_dataset(store: Any, name: str, needs_labels: bool) -> None:
     if needs_labels and record.kind == "unlabeled":
         raise ConfigError("dataset", f"dataset {name!r} has no labels; this method needs a labelled dataset "
                                      f"(an image folder with one subfolder per class)")
+
+
+def check_batch(store: Any, name: str, batch_size: int) -> None:
+    """Refuse a batch larger than the whole of registered dataset `name` (its training set is
+    smaller still), now rather than as a failed run."""
+    record = None if name in BUILTIN_DATASETS else store.get_dataset(name)
+    images = record.stats.get("images") if record is not None else None
+    if images is not None and batch_size > images:
+        raise ConfigError("batch_size", f"{batch_size} is larger than dataset {name!r} ({images} images, "
+                                        f"its validation share not yet held out); lower batch_size")

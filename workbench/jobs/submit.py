@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from workbench.config import ParentInfo, TrainConfig
-from workbench.data import BUILTIN_DATASETS, check_dataset
+from workbench.data import check_batch, check_dataset
 from workbench.errors import ConfigError, StoreError
 from workbench.jobs import slurm
 from workbench.jobs.gpus import gpu_count
@@ -54,7 +54,7 @@ def checked_config(store: Store, method: str, *, preset: str | None, overrides: 
                  for k in cls.inherits.get(role, ()) if hasattr(info.config, k)}
     cfg = make_config(method, preset, overrides, inherited=inherited)
     check_dataset(store, cfg.dataset, cls.needs_labels)
-    check_batch(store, cfg)
+    check_batch(store, cfg.dataset, cfg.batch_size)
     check_init(store, getattr(cfg, "init", ""))
     cfg.check_parents(parents)
     if cfg.executor == "slurm":
@@ -62,16 +62,6 @@ def checked_config(store: Store, method: str, *, preset: str | None, overrides: 
     else:
         check_device(cfg.device)
     return cfg
-
-
-def check_batch(store: Store, cfg: TrainConfig) -> None:
-    """Refuse a batch larger than the whole of a registered dataset (its training set is smaller
-    still), now rather than as a failed run."""
-    record = None if cfg.dataset in BUILTIN_DATASETS else store.get_dataset(cfg.dataset)
-    images = record.stats.get("images") if record is not None else None
-    if images is not None and cfg.batch_size > images:
-        raise ConfigError("batch_size", f"{cfg.batch_size} is larger than dataset {cfg.dataset!r} ({images} images, "
-                                        f"its validation share not yet held out); lower batch_size")
 
 
 def check_init(store: Store, spec: str) -> None:

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.config import PRESETS, ParentInfo
-from workbench.data import check_dataset, dataset_names
+from workbench.data import check_batch, check_dataset, dataset_names
 from workbench.errors import ConfigError, StoreError
 from workbench.jobs import create_run
 from workbench.methods import METHOD_CONFIGS, config_class, config_from_dict
@@ -253,6 +253,7 @@ class NewRunDialog(CreatingDialog):
         try:
             cfg = config_from_dict(self.form.cls.method, self.form.values())
             check_dataset(self.catalog, cfg.dataset, self.form.cls.needs_labels)
+            check_batch(self.catalog, cfg.dataset, cfg.batch_size)
             infos = {}
             for role, run_id in self.chosen_parents().items():
                 run = self.catalog.get_run(run_id)
