@@ -159,7 +159,7 @@ CASES = [
     Case("init-no-run", train("init=run:999"), "init: there is no run 999"),
     Case("init-run-never-saved", failed_at_step_0, "has no checkpoint file to start from: it never saved one"),
     Case("batch-over-the-dataset", small_dataset, "batch_size: 16 is larger than dataset 'mine' (12 images"),
-    Case("set-twice", train("lr=1e-3", "lr=1e-4"), "lr: given twice (0.001 and 0.0001); give it once"),
+    Case("set-twice", train("lr=1e-3", "lr=1e-4"), "lr: given twice (1e-3 and 1e-4); give it once"),
     Case("parent-twice", lambda _t: ["train", "--method", "deit", "--parent", "teacher=1", "--parent", "teacher=2"],
          "--parent teacher is given twice (runs 1 and 2)"),
     # image folders

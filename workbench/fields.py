@@ -32,16 +32,20 @@ def parse_overrides(cls: type[TrainConfig], items: Iterable[str]) -> dict[str, A
             raise ConfigError(key or item, f"expected key=value, got {item!r}")
         if key not in known:
             raise ConfigError(key, unknown_field(cls, key))
-        put_once(out, key, _coerce(key, hints[key], raw.strip()))
+        out[key] = _coerce(key, hints[key], raw.strip())
     return out
 
 
-def put_once(out: dict[str, Any], key: str, value: Any) -> None:
-    """`out[key] = value`, refusing a key given before with another value (`--set lr=1e-3 lr=1e-4`:
-    which one was meant cannot be told)."""
-    if key in out and out[key] != value:
-        raise ConfigError(key, f"given twice ({out[key]!r} and {value!r}); give it once")
-    out[key] = value
+def given_once(items: Iterable[str]) -> list[str]:
+    """A person's `key=value` strings (`--set`, a study's common values), refusing a key given twice
+    with two values (`--set lr=1e-3 lr=1e-4`: which one was meant cannot be told). Code that
+    composes overrides, where a later value wins, calls `parse_overrides` directly."""
+    items, seen = list(items), {}
+    for item in items:
+        key, _, raw = (part.strip() for part in item.partition("="))
+        if seen.setdefault(key, raw) != raw:
+            raise ConfigError(key, f"given twice ({seen[key]} and {raw}); give it once")
+    return items
 
 
 def check_field(cls: type[TrainConfig], name: str, value: Any) -> None:

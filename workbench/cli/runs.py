@@ -13,6 +13,7 @@ from typing import Any
 from workbench import fmt
 from workbench.config import PRESETS
 from workbench.errors import WorkbenchError
+from workbench.fields import given_once
 from workbench.jobs import Runner, cancel_run, create_run, reconcile, resume_run
 from workbench.jobs.processes import log_path
 from workbench.methods import config_class, method_names
@@ -75,7 +76,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     store = Store()
-    overrides = [item for group in args.overrides for item in group]
+    overrides = given_once(item for group in args.overrides for item in group)
     run = create_run(store, args.method, preset=args.preset, overrides=overrides, parents=parse_parents(args.parent),
                      name=args.name)
     return _launch(store, run.id, args.wait)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from workbench.config import PRESETS, ParentInfo, check_field, parse_overrides
 from workbench.errors import ConfigError, StoreError, WorkbenchError
-from workbench.fields import put_once
+from workbench.fields import given_once
 from workbench.jobs.submit import checked_config
 from workbench.methods import METHOD_CONFIGS, config_class, config_from_dict
 from workbench.studies.results import overview
@@ -86,14 +86,14 @@ def common_overrides(items: Sequence[str]) -> dict[str, Any]:
     """`KEY=VALUE` strings for every stage of a study, typed by whichever method has the field
     (all methods type a shared field alike); an unknown field is refused."""
     out: dict[str, Any] = {}
-    for item in items:
+    for item in given_once(items):
         key = item.partition("=")[0].strip()
         owner = next((cls for cls in METHOD_CONFIGS.values() if key in {f.name for f in fields(cls)}), None)
         if owner is None:
             raise ConfigError(key or item, "no method has this field; `workbench methods` lists them")
         value = parse_overrides(owner, [item])[key]
         check_field(owner, key, value)
-        put_once(out, key, value)
+        out[key] = value
     return out
 
 
