@@ -93,6 +93,12 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     details.save_notes()
     shown(window)  # written on a worker thread
     assert (store.get_run(a).notes, store.get_run(a).tags) == ("first try", "lr-sweep")
+    details.notes.setPlainText("first try; lr too low")  # typed, not saved, then another run chosen
+    store.update_run(a, tags="lr-sweep kept")  # a tag added elsewhere meanwhile: not overwritten
+    window.select_run(b)
+    shown(window)
+    assert (store.get_run(a).notes, store.get_run(a).tags) == ("first try; lr too low", "lr-sweep kept")
+    assert details.notes.toPlainText() == "" and store.get_run(b).notes == ""
     window.table.selectAll()
     shown(window)  # Compare reads the runs' best values on a worker thread
     table = window.compare.table

@@ -59,6 +59,7 @@ class RunDetailsView(QWidget):
         self.store = store
         self.submit = submit  # reads lineage and artifacts off the GUI thread (Tasks.submit); None: inline
         self.run: Run | None = None
+        self.filled: tuple[int, str, str] | None = None  # the run whose notes and tags the editor was filled with
         self.artifact_rows: list[tuple[str, str, str, str]] = []
         self.title = QLabel("select a run")
         self.title.setStyleSheet("font-size: 14px; font-weight: 600;")
@@ -120,6 +121,8 @@ class RunDetailsView(QWidget):
         """Show `run`; the notes editor is only refilled when another run is chosen. `links`: read its
         lineage and artifacts too (a query: not at each poll while another tab hides them)."""
         changed = run is None or self.run is None or run.id != self.run.id
+        if changed:
+            self.keep_typed()  # notes typed for the run shown before are saved, not dropped
         self.run = run
         if run is None:
             self.title.setText("select a run")
@@ -144,6 +147,7 @@ class RunDetailsView(QWidget):
             self.config.setPlainText(json.dumps(run.config, indent=2))
             self.notes.setPlainText(run.notes)
             self.tags.setText(run.tags)
+            self.filled = (run.id, run.notes, run.tags)
             self.lineage.setText("Lineage — …")  # until its reading arrives
             self._show_artifacts([])
         if links:
@@ -188,12 +192,27 @@ class RunDetailsView(QWidget):
             QGuiApplication.clipboard().setText(text)
             self.message.emit(f"Copied {what} (run {run.id}) to the clipboard")
 
+    def typed(self) -> dict[str, str]:
+        """The notes and tags edited in the editor since it was filled (or saved), by field."""
+        if self.filled is None:
+            return {}
+        now = {"notes": self.notes.toPlainText(), "tags": self.tags.text().strip()}
+        return {k: v for k, v, was in zip(now, now.values(), self.filled[1:]) if v != was}
+
+    def keep_typed(self) -> None:
+        """Save what was typed and not saved (before another run is shown, or the window closes)."""
+        if self.typed():
+            self.save_notes()
+
     def save_notes(self) -> None:
-        """Write the notes and tags on a worker thread; the status bar says when they are saved."""
-        if self.run is None:
+        """Write the edited notes and tags (only those: a tag added elsewhere meanwhile stays) on a
+        worker thread; the status bar says when they are saved."""
+        if self.filled is None:
             return
-        run_id, notes, tags = self.run.id, self.notes.toPlainText(), self.tags.text().strip()
-        read_then(self.submit, lambda: self.store.update_run(run_id, notes=notes, tags=tags),
+        run_id, edits = self.filled[0], self.typed() or {"notes": self.notes.toPlainText(),
+                                                            "tags": self.tags.text().strip()}
+        self.filled = (run_id, edits.get("notes", self.filled[1]), edits.get("tags", self.filled[2]))
+        read_then(self.submit, lambda: self.store.update_run(run_id, **edits),
                   lambda _: self.message.emit(f"Saved the notes and tags of run {run_id}"),
-                  lambda message: self.message.emit(f"Could not save the notes of run {run_id} (they are still in "
-                                                    f"the box): {message}"))
+                  lambda message: self.message.emit(f"Could not save the notes of run {run_id}: {message}; typed: "
+                                                    f"{edits}"))

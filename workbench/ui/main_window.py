@@ -387,6 +387,8 @@ class MainWindow(QMainWindow):
             if other is not None:  # a window of its own would keep the app running after this one
                 other.close()
         self.devices_label.stop()
+        if self.loaded:
+            self.details.keep_typed()  # notes typed and not saved: written before the window goes
         self.tasks.wait(5000)
         if self.loaded:
             self.runner.close()  # its spare worker; the runs' workers go on
