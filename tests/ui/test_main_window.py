@@ -6,7 +6,7 @@ import sys
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
 
 from tests.conftest import finished_run
 from tests.ui.conftest import answer_next_box, poll, settle, shown
@@ -49,6 +49,15 @@ def test_runs_are_listed_filtered_and_sorted(window: MainWindow, store: Store) -
     assert window.banner.isVisible() and "boom" in window.banner.text()
     window.select_run(ids[0])
     assert not window.banner.isVisible()
+
+
+def test_no_page_can_widen_the_window_past_a_small_screen(window: MainWindow) -> None:
+    """A tab's page with a long unwrapped line (a run name, a message) is clipped, not given the
+    width: a new user's window grew to 2,700 px on a 1,600-px screen and could not be narrowed."""
+    window.show()
+    window.tabs.addTab(QLabel("a very long line that does not wrap " * 40), "wide")
+    QApplication.processEvents()  # the layouts take the new page's size
+    assert window.minimumSizeHint().width() <= 1366
 
 
 def test_curves_fetch_incrementally_and_export(window: MainWindow, store: Store, tmp_path) -> None:

@@ -163,8 +163,9 @@ class DistillView(QWidget):
         grid_box = QWidget()
         grid_layout = QVBoxLayout(grid_box)
         grid_layout.setContentsMargins(0, 0, 0, 0)
-        grid_layout.addWidget(QLabel("validation images, disagreements first (S: student, T: teacher; green right, "
-                                     "red wrong)"))
+        grid_label = QLabel("validation images, disagreements first (S: student, T: teacher; green right, red wrong)")
+        grid_label.setWordWrap(True)  # clipped otherwise in a narrow tab
+        grid_layout.addWidget(grid_label)
         grid_layout.addWidget(self.grid)
         lower.addWidget(matrix_box)
         lower.addWidget(grid_box)

@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         theme.follow(self.banner, lambda: self.banner.setStyleSheet(theme.banner_style(self.banner, "error")))
         self.banner.hide()
         self.tabs = QTabWidget()
+        self.tabs.setMinimumWidth(480)  # not its pages' widest minimum: a long label must not widen the window
         self.tabs.addTab(QLabel("loading…"), "Curves")
         right = QWidget()
         right_layout = QVBoxLayout(right)
