@@ -4,6 +4,7 @@ import csv
 import subprocess
 import sys
 
+import pyqtgraph as pg
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
@@ -407,6 +408,8 @@ def test_parallel_coordinates_brushing_an_axis_selects_those_runs_in_the_table(
     assert view.fields == ["depth", "lr"] and view.metric_box.currentText() == "val/top1"
     assert view.logicalDpiX() > 0  # Qt's QWidget.metric(), which an attribute named `metric` shadowed (a TypeError)
     assert view.matrix.shape == (6, 3) and len(view.lines) == 6
+    ticks = [item.toPlainText() for item in view.plot.items if isinstance(item, pg.TextItem)]
+    assert {"1", "2", "0.001", "0.004", "0.3600", "0.5200"} <= set(ticks), ticks  # a depth is "2", not "2.0000"
     view.set_range(2, 0.5, 1.1)  # the upper half of the metric's axis
     top = sorted(r for r, s in scores.items() if (s - min(scores.values())) / (max(scores.values()) - min(scores.values()))
                  >= 0.5)

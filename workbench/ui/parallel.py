@@ -121,13 +121,13 @@ class ParallelView(QWidget):
             values, names = axis_values(runs, field)
             column, low, high = scaled(values)
             columns.append(column)
-            labels.append((field, names, low, high))
+            labels.append((field, names, low, high, True))
         score = np.array([float(r.results.get(metric, math.nan)) for r in runs]) if metric else np.full(len(runs),
                                                                                                       math.nan)
         if metric:
             column, low, high = scaled(score)
             columns.append(column)
-            labels.append((metric, None, low, high))
+            labels.append((metric, None, low, high, False))
         self.matrix = np.stack(columns, axis=1) if columns and runs else np.empty((len(runs), 0))
         self.hint.setText(HINT if self.matrix.shape[1] >= 2 else
                           "Parallel coordinates need runs whose configs differ, and a metric: select a sweep's runs "
@@ -143,12 +143,12 @@ class ParallelView(QWidget):
             line = self.plot.plot(xs, np.nan_to_num(row, nan=-0.05), pen=pg.mkPen(colour, width=1.5))
             line.setToolTip(f"{run.id} · {run.name}")
             self.lines[run.id] = line
-        for i, (name, names, low, high) in enumerate(labels):
+        for i, (name, names, low, high, setting) in enumerate(labels):
             self.plot.addItem(pg.InfiniteLine(pos=i, angle=90, pen=pg.mkPen(ink)), ignoreBounds=True)
             title = pg.TextItem(html=f"<b>{html.escape(name)}</b>", anchor=(0.5, 1), color=ink)
             title.setPos(i, 1.08 + stagger * (i % 2))
             self.plot.addItem(title)
-            for y, text in ((0.0, _label(low, names, 0)), (1.0, _label(high, names, -1))):
+            for y, text in ((0.0, _label(low, names, 0, setting)), (1.0, _label(high, names, -1, setting))):
                 tick = pg.TextItem(text, anchor=(0, 0.5), color=ink)
                 tick.setPos(i + 0.03, y)
                 self.plot.addItem(tick)
@@ -206,10 +206,14 @@ def _colours(score: np.ndarray) -> list:
             for s, v in zip(score, scaled_score)]
 
 
-def _label(value: float, names: list[str] | None, end: int) -> str:
+def _label(value: float, names: list[str] | None, end: int, setting: bool) -> str:
+    """An axis end's text: a category's name, a setting's value as given (a whole one as "64", not
+    "64.0000"), a metric's to four places."""
     if names is not None:
         return names[end] if names else ""
-    return "" if math.isnan(value) else fmt.number(value)
+    if math.isnan(value):
+        return ""
+    return f"{value:,.0f}" if setting and value.is_integer() else f"{value:g}" if setting else fmt.number(value)
 
 
 def _fit_to_axis(brush: pg.LinearRegionItem, axis: int, x_range: tuple[float, float], width: float = 0.08) -> None:
