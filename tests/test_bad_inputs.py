@@ -147,7 +147,7 @@ def in_use(tmp: Path) -> list[str]:
 
 def small_dataset(tmp: Path) -> list[str]:
     assert main(["datasets", "add", "mine", str(folder(tmp))]) == 0  # twelve images
-    return ["train", "--method", "vit", "--preset", "tiny", "--set", "dataset=mine", "batch_size=16"]
+    return ["train", "--method", "vit", "--preset", "tiny", "--set", "dataset=mine", "batch_size=11"]
 
 
 CASES = [
@@ -158,7 +158,8 @@ CASES = [
     Case("init-no-file", train("init=/nowhere/weights.safetensors"), "init: no file at /nowhere/weights.safetensors"),
     Case("init-no-run", train("init=run:999"), "init: there is no run 999"),
     Case("init-run-never-saved", failed_at_step_0, "has no checkpoint file to start from: it never saved one"),
-    Case("batch-over-the-dataset", small_dataset, "batch_size: 16 is larger than dataset 'mine' (12 images"),
+    Case("batch-over-the-training-set", small_dataset,
+         "batch_size: 11 is larger than the training set of dataset 'mine' (10 images, 2 of its 12 held out"),
     Case("set-twice", train("lr=1e-3", "lr=1e-4"), "lr: given twice (1e-3 and 1e-4); give it once"),
     Case("parent-twice", lambda _t: ["train", "--method", "deit", "--parent", "teacher=1", "--parent", "teacher=2"],
          "--parent teacher is given twice (runs 1 and 2)"),

@@ -48,6 +48,10 @@ def test_runs_are_listed_filtered_and_sorted(window: MainWindow, store: Store) -
     window.show()
     window.select_run(ids[2])
     assert window.banner.isVisible() and "boom" in window.banner.text()
+    assert "Duplicate it to change a setting, or Resume" in window.banner.text()  # failed at step 0
+    store.update_run(ids[2], step=10)
+    poll(window)
+    assert "boom — Resume continues it." in window.banner.text()
     window.select_run(ids[0])
     assert not window.banner.isVisible()
 

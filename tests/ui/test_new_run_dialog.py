@@ -73,7 +73,8 @@ def test_a_batch_larger_than_the_chosen_dataset_is_said_before_start(qtbot, stor
     qtbot.waitUntil(lambda: dialog.form.widgets["dataset"].findText("few") >= 0, timeout=30_000)
     dialog.form.widgets["dataset"].setCurrentText("few")
     qtbot.waitUntil(lambda: not dialog.start_button.isEnabled(), timeout=30_000)
-    assert "batch size: 64 is larger than dataset 'few' (12 images" in dialog.error.text()
+    assert "batch size: 64 is larger than the training set of dataset 'few' (11 images, 1 of its 12 held out for " \
+           "validation)" in dialog.error.text()
     dialog.form.widgets["batch_size"].setValue(8)
     qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
 

@@ -67,10 +67,19 @@ def check_dataset(store: Any, name: str, needs_labels: bool) -> None:
 
 
 def check_batch(store: Any, name: str, batch_size: int) -> None:
-    """Refuse a batch larger than the whole of registered dataset `name` (its training set is
-    smaller still), now rather than as a failed run."""
+    """Refuse a batch larger than registered dataset `name`'s training set (as it was registered:
+    its images less the share each class holds out for validation, when it has no validation
+    set of its own), now rather than as a failed run."""
+    from workbench.data.folders import held_out  # numpy and Pillow: loaded when a run is checked, not with the GUI
+
     record = None if name in BUILTIN_DATASETS else store.get_dataset(name)
     images = record.stats.get("images") if record is not None else None
-    if images is not None and batch_size > images:
-        raise ConfigError("batch_size", f"{batch_size} is larger than dataset {name!r} ({images} images, "
-                                        f"its validation share not yet held out); lower batch_size")
+    if images is None:
+        return
+    own_val = bool(record.val_path or record.stats.get("validation"))  # a val folder, CIFAR's test batch
+    train = images if own_val else sum(n - held_out(n, record.val_fraction)
+                                       for n in record.stats.get("per_class") or [images])
+    if batch_size > train:
+        held = "" if own_val else f", {images - train} of its {images} held out for validation"
+        raise ConfigError("batch_size", f"{batch_size} is larger than the training set of dataset {name!r} "
+                                        f"({train} images{held}); lower batch_size")

@@ -222,6 +222,11 @@ def scan(root: Path, labelled: bool, classes: list[str] | None = None, decode: b
     return result
 
 
+def held_out(count: int, fraction: float) -> int:
+    """How many of a class's `count` images `split` keeps for validation (at least one, never all)."""
+    return min(count - 1, max(1, int(round(count * fraction)))) if count > 1 else 0
+
+
 def split(items: list[tuple[Path, int]], fraction: float, seed: int = 0) -> tuple[list, list]:
     """A seeded split into (train, val) with `fraction` of every class (at least one) in val."""
     rng = np.random.default_rng(seed)
@@ -232,7 +237,7 @@ def split(items: list[tuple[Path, int]], fraction: float, seed: int = 0) -> tupl
     for label in sorted(by_label):
         group = by_label[label]
         order = rng.permutation(len(group))
-        n_val = min(len(group) - 1, max(1, int(round(len(group) * fraction)))) if len(group) > 1 else 0
+        n_val = held_out(len(group), fraction)
         val += [group[i] for i in order[:n_val]]
         train += [group[i] for i in order[n_val:]]
     return train, val

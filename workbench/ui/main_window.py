@@ -274,7 +274,8 @@ class MainWindow(QMainWindow):
         if failed:
             r = failed[-1]
             self.banner.setText(f"<b>Run {r.id} {r.status}.</b> {r.error.strip().splitlines()[-1]}"
-                                + (" — Resume continues it." if r.status in RESUMABLE else ""))
+                                + ("" if r.status not in RESUMABLE else " — Resume continues it." if r.step else
+                                   " — Duplicate it to change a setting, or Resume to try it again as it is."))
             self.banner.setToolTip(r.error)
         shown = self.tabs.currentWidget()  # the heavier views follow the run only while visible
         self.details.show_run(current, links=shown is self.details)
