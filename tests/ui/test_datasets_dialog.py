@@ -42,6 +42,10 @@ def test_register_browse_and_use_a_folder(qtbot, store: Store, tmp_path: Path) -
     assert [combo.itemText(i) for i in range(combo.count())] == ["shapes", "photos"]
     combo.setCurrentText("photos")
     QApplication.processEvents()
+    assert not new_run.start_button.isEnabled()  # the tiny preset's batch of 64 is more than it holds
+    assert "larger than the training set of dataset 'photos' (33 images" in new_run.error.text()
+    new_run.form.widgets["batch_size"].setValue(16)
+    QApplication.processEvents()
     assert new_run.start_button.isEnabled()
 
 
@@ -61,6 +65,10 @@ def test_a_validation_folder_shows_its_count_and_replaces_the_held_out_share(qtb
     row = [dialog.table.item(1, c).text() for c in range(dialog.table.columnCount())]
     assert row[0] == "split" and row[4] == "12 images"  # 4 good images in each of 3 classes
     assert f"12 images in {tmp_path / 'val'}" in dialog.summary.text()
+    assert dialog.remove_button.isEnabled() and not dialog.remove_button.hasFocus()  # Enter does not forget it
+    dialog.table.selectRow(0)  # shapes, built in: nothing to forget
+    assert not dialog.remove_button.isEnabled()
+    dialog.table.selectRow(1)
     dialog.val_path.clear()
     assert dialog.val_fraction.isEnabled()
 

@@ -81,8 +81,12 @@ class DatasetsDialog(QDialog):
         self.add_button.clicked.connect(self.register)
         self.remove_button = QPushButton("Forget selected")
         self.remove_button.clicked.connect(self.remove_selected)
+        self.remove_button.setEnabled(False)  # until a registered dataset is selected
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.status.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # room for a three-line message kept: one arriving must not move the form under the pointer
+        self.status.setMinimumHeight(self.status.fontMetrics().lineSpacing() * 3)
 
         form = QFormLayout()
         form.addRow("Name", self.name)
@@ -166,9 +170,10 @@ class DatasetsDialog(QDialog):
         from workbench.data.preview import thumbnail_grid
 
         name = self.selected_name()
+        record = self.records.get(name) if name is not None else None
+        self.remove_button.setEnabled(record is not None)  # a built-in dataset cannot be forgotten
         if name is None:
             return
-        record = self.records.get(name)
         self.problems.clear()
         if record is None:
             self.summary.setText(f"<b>{name}</b> — {BUILTIN_DATASETS.get(name, '')}")
@@ -203,6 +208,7 @@ class DatasetsDialog(QDialog):
 
         def done(record) -> None:
             self.add_button.setEnabled(True)
+            self.table.setFocus()  # not the next button, Forget, which Enter would then press
             self.status.setText(f"registered {record.name}: {record.stats.get('images') or '?'} images, "
                                 f"{record.stats.get('skipped', 0)} skipped")
             self.refresh(select=record.name)
