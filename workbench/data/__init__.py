@@ -70,7 +70,8 @@ def check_batch(store: Any, name: str, batch_size: int) -> None:
     """Refuse a batch larger than registered dataset `name`'s training set (as it was registered:
     its images less the share each class holds out for validation, when it has no validation
     set of its own), now rather than as a failed run."""
-    from workbench.data.folders import held_out  # numpy and Pillow: loaded when a run is checked, not with the GUI
+    # numpy and Pillow: loaded when a run is checked, not with the GUI
+    from workbench.data.folders import held_out
 
     record = None if name in BUILTIN_DATASETS else store.get_dataset(name)
     images = record.stats.get("images") if record is not None else None

@@ -92,7 +92,7 @@ class Training:
             raise ended_before_start(store, run_id) if ranks.main else RunEnded(f"run {run_id} not started by rank 0")
         seed_rngs(cfg.seed)  # the same initial weights on every rank
         self.threads = CpuShare(store, cfg.threads, share=ranks.world)
-        self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU threads), "
+        self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU thread{'s' if torch.get_num_threads() > 1 else ''}), "
                  f"precision {self.amp or torch.float32}; loading data")
         self.data = load_data(cfg, store, fill=ranks.local == 0)  # one fill of a new folder's cache per machine
         self.data_fingerprint = data_fingerprint(self.data)

@@ -159,9 +159,9 @@ class RunActions(QObject):
             warn(w, "Cannot delete", f"Runs {', '.join(map(str, busy))} are still queued or running; cancel them first.")
             return
         if not confirm(w, "Move to Trash", f"Move {len(runs)} run{'s' if len(runs) > 1 else ''} to the Trash?",
-                       "Move to Trash", detail=f"{listing(runs)}.\n\nTheir metrics, checkpoints and images stay on "
-                                               f"disk until you empty the Trash; Edit ▸ Undo, or Restore in "
-                                               f"View ▸ Show Trash, brings them back."):
+                       "Move to Trash", detail=f"{listing(runs)}.\n\n{'Their' if len(runs) > 1 else 'Its'} metrics, checkpoints and "
+                                               f"images stay on disk until you empty the Trash; Edit ▸ Undo, or "
+                                               f"Restore in View ▸ Show Trash, brings {'them' if len(runs) > 1 else 'it'} back."):
             return
 
         def moved(run_ids: list[int]) -> None:

@@ -191,7 +191,8 @@ class RunsTableModel(QAbstractTableModel):
             if column == "Name":
                 return f"{run.id} · {run.name}" + (f"\ntags: {run.tags}" if run.tags else "")
             return None
-        if role == Qt.ItemDataRole.TextAlignmentRole and isinstance(self.value(run, column), (int, float)):
+        if role == Qt.ItemDataRole.TextAlignmentRole and (column == "Duration" or  # a running run's too
+                                                          isinstance(self.value(run, column), (int, float))):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
