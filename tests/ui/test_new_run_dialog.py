@@ -64,6 +64,7 @@ def test_invalid_input_disables_start_and_says_why(qtbot, store: Store) -> None:
     assert dialog.form.cls.method == "mae" and dialog.start_button.isEnabled()
     dialog.form.widgets["mask_ratio"].setText("0.99")
     assert not dialog.start_button.isEnabled() and "mask ratio" in dialog.error.text()
+    assert dialog.mask_preview.count.text() == "no preview: a mask ratio of 0.99 is outside 0.05–0.95"
 
 
 def test_a_batch_larger_than_the_chosen_dataset_is_said_before_start(qtbot, store: Store, tmp_path) -> None:

@@ -105,7 +105,13 @@ class MaskPreview(QWidget):
         self.render()
 
     def set_values(self, ratio: float, strategy: str | None = None) -> None:
-        """Set from outside (the form): no `changed` signal."""
+        """Set from outside (the form): no `changed` signal. A ratio the method does not allow is
+        said, not drawn at the nearest one it does (which the spin box would show silently)."""
+        low, high = self.spin.minimum(), self.spin.maximum()
+        if not low <= ratio <= high:
+            self.picture.clear()
+            self.count.setText(f"no preview: a mask ratio of {ratio:g} is outside {low:g}–{high:g}")
+            return
         for widget, value in ((self.spin, ratio), (self.slider, round(ratio * 100))):
             widget.blockSignals(True)
             widget.setValue(value)
