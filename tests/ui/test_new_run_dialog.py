@@ -102,6 +102,16 @@ def test_parent_pickers_offer_compatible_finished_runs_and_fill_the_encoder_shap
     box.setCurrentIndex(0)
     assert not dialog.start_button.isEnabled() and "needs a finished mae, beit or mpp run" in dialog.error.text()
     assert form.widgets["width"].isEnabled()
+    older = create_run(store, "mae", preset="tiny")
+    store.update_run(older.id, status=RunStatus.FINISHED)
+    newest = create_run(store, "mae", preset="tiny")
+    store.update_run(newest.id, status=RunStatus.FINISHED)
+    picked = NewRunDialog(store, method="finetune", selected=[vit.id, older.id])  # selected in the table
+    qtbot.addWidget(picked)
+    assert picked.parent_boxes["encoder"].currentData() == older.id  # not the newest MAE
+    plain = NewRunDialog(store, method="finetune")
+    qtbot.addWidget(plain)
+    assert plain.parent_boxes["encoder"].currentData() == newest.id
 
 
 @pytest.mark.slow

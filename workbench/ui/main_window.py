@@ -301,7 +301,8 @@ class MainWindow(QMainWindow):
             return None
         if copy is None:
             dialog = NewRunDialog(self.store, self, method=str(self.settings.value("new/method", "vit")),
-                                  preset=str(self.settings.value("new/preset", "tiny")), catalog=found[0])
+                                  preset=str(self.settings.value("new/preset", "tiny")), catalog=found[0],
+                                  selected=[r.id for r in self.selected_runs()])
         else:
             dialog = NewRunDialog(self.store, self, method=copy.method, preset=None, values=copy.config,
                                   parents=found[1], name=f"{copy.name} (copy)", catalog=found[0])

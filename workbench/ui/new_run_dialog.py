@@ -11,7 +11,7 @@ the dialog opened; Start writes the run on a worker thread.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -49,7 +49,7 @@ NO_PARENT = "(none)"
 
 
 def parent_box(finished: list[Run], methods: tuple[str, ...], chosen: int | None = None) -> QComboBox:
-    """A picker of finished runs of `methods` (the newest preselected), first entry "none"."""
+    """A picker of finished runs of `methods` (`chosen` preselected, else the newest), first entry "none"."""
     box = QComboBox()
     box.addItem(NO_PARENT, None)
     for run in finished:
@@ -66,13 +66,15 @@ def parent_box(finished: list[Run], methods: tuple[str, ...], chosen: int | None
 class NewRunDialog(CreatingDialog):
     def __init__(self, store: Store, parent: QWidget | None = None, *, method: str = "vit",
                  preset: str | None = "tiny", values: Mapping[str, Any] | None = None,
-                 parents: Mapping[str, int] | None = None, name: str = "", catalog: Catalog | None = None) -> None:
+                 parents: Mapping[str, int] | None = None, name: str = "", catalog: Catalog | None = None,
+                 selected: Sequence[int] = ()) -> None:
         """`catalog`: read off the GUI thread by the window; read here when not given (a dialog made
-        on its own, as in a test)."""
+        on its own, as in a test). `selected`: the runs selected in the table, preferred as parents."""
         super().__init__(parent, "Start")
         self.setWindowTitle("New experiment")
         self.store = store
         self.catalog = catalog or Catalog.read(store)
+        self.selected = list(selected)
         self.form: ConfigForm | None = None
         self.parent_boxes: dict[str, QComboBox] = {}
         self.preview_images_for: tuple[str, int] | None = None  # (dataset, size) of the preview's images
@@ -172,8 +174,10 @@ class NewRunDialog(CreatingDialog):
         while self.parents_layout.rowCount():
             self.parents_layout.removeRow(0)
         self.parent_boxes = {}
+        finished = {run.id: run for run in self.catalog.finished}
         for role, methods in cls.parent_roles.items():
-            box = parent_box(self.catalog.finished, methods, chosen.get(role))
+            picked = [rid for rid in self.selected if rid in finished and finished[rid].method in methods]
+            box = parent_box(self.catalog.finished, methods, chosen.get(role, picked[-1] if picked else None))
             box.currentIndexChanged.connect(self._apply_inherited)
             self.parents_layout.addRow(f"{role.capitalize()} run", box)
             self.parent_boxes[role] = box
