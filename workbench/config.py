@@ -91,6 +91,8 @@ class TrainConfig:
     # the metric the run table shows and studies compare, and whether higher is better
     key_metric: ClassVar[str] = "val/top1"
     key_metric_higher_is_better: ClassVar[bool] = True
+    # what its train/ and val/loss measure: runs whose losses are alike share a plot of them
+    loss: ClassVar[str] = "cross-entropy over the classes"
     # whether the method learns from labels (unlabelled datasets suit pre-training methods only)
     needs_labels: ClassVar[bool] = True
     # masked methods: (ratio field, strategy field or None for always random, exact count per image)

@@ -65,15 +65,17 @@ def test_one_point_is_a_marker_and_smoothing_keeps_the_raw_curve_faint_behind(qt
     assert not raw.isVisible()
 
 
-def test_losses_of_different_methods_get_a_plot_each(qtbot, store: Store) -> None:
-    mae, vit = finished_run(store, "mae"), finished_run(store, "vit")
+def test_losses_of_different_kinds_get_a_plot_each_and_alike_ones_share_one(qtbot, store: Store) -> None:
+    mae, vit, swin = finished_run(store, "mae"), finished_run(store, "vit"), finished_run(store, "swin")
     store.add_metrics(mae, [(1, 0.1, "train/loss", 0.05, 0.0), (2, 0.2, "train/loss", 0.04, 0.0)])
-    store.add_metrics(vit, [(1, 0.1, "train/loss", 2.3, 0.0), (2, 0.2, "train/loss", 2.1, 0.0),
-                            (2, 0.2, "val/top1", 0.3, 0.0)])
-    view = _view(qtbot, store, {mae: "mae", vit: "vit"})
-    assert {"train/loss · mae", "train/loss · vit", "val/top1"} <= set(view.plots)
-    assert "train/loss" not in view.plots and view.note.isVisible() and "one plot per method" in view.note.text()
-    assert ("train/loss · mae", vit) not in view.curves and ("train/loss · vit", vit) in view.curves
+    for run in (vit, swin):  # both cross-entropy over the classes
+        store.add_metrics(run, [(1, 0.1, "train/loss", 2.3, 0.0), (2, 0.2, "train/loss", 2.1, 0.0),
+                                (2, 0.2, "val/top1", 0.3, 0.0)])
+    view = _view(qtbot, store, {mae: "mae", vit: "vit", swin: "swin"})
+    assert {"train/loss · mae", "train/loss · swin, vit", "val/top1"} <= set(view.plots)
+    assert "train/loss" not in view.plots and view.note.isVisible() and "one plot per kind of loss" in view.note.text()
+    assert ("train/loss · mae", vit) not in view.curves and ("train/loss · swin, vit", vit) in view.curves
+    assert ("train/loss · swin, vit", swin) in view.curves
     assert ("val/top1", vit) in view.curves  # accuracies share one axis
 
 

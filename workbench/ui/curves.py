@@ -219,16 +219,18 @@ class CurvesView(GroupedCurves, QWidget):
         self.keys.show_keys(sorted({k for s in self.series.values() for k in s.keys}), default)
 
     def _panels(self) -> list[tuple[str, str, tuple[int, ...]]]:
-        """(title, metric, run ids) of each plot: a method-specific metric of runs that mix
-        methods gets one plot per method that has it."""
+        """(title, metric, run ids) of each plot: a loss of runs whose methods measure their losses
+        differently gets one plot per kind of loss (a ViT's and a Swin's cross-entropy share one)."""
         panels = []
-        methods = sorted(set(self.methods.values()))
+        kinds: dict[str, list[str]] = {}  # the methods shown, by what their loss measures
+        for method in sorted(set(self.methods.values())):
+            kinds.setdefault(config_class(method).loss, []).append(method)
         for key in self.keys.ticked():
-            if len(methods) > 1 and method_specific(key):
-                for method in methods:
-                    rids = tuple(r for r in self.series if self.methods[r] == method and key in self.series[r].keys)
+            if len(kinds) > 1 and method_specific(key):
+                for methods in kinds.values():
+                    rids = tuple(r for r in self.series if self.methods[r] in methods and key in self.series[r].keys)
                     if rids:
-                        panels.append((f"{key} · {method}", key, rids))
+                        panels.append((f"{key} · {', '.join(methods)}", key, rids))
             else:
                 panels.append((key, key, tuple(self.series)))
         return panels
@@ -251,7 +253,7 @@ class CurvesView(GroupedCurves, QWidget):
             self.plots[title], self.crosshairs[title] = plot, crosshair
         split = sorted({key for title, key, _ in self.panels if title != key})
         if self.series:
-            self.note.setText(f"{', '.join(split)}: one plot per method, as each method's loss has its own scale"
+            self.note.setText(f"{', '.join(split)}: one plot per kind of loss, as each has its own scale"
                               if split else "")
             self.note.setVisible(bool(split))
         self._apply_follow()

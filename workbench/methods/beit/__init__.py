@@ -12,6 +12,7 @@ from workbench.methods.backbone import ViTBackboneConfig
 
 @dataclass(kw_only=True)
 class Config(ViTBackboneConfig):
+    loss: ClassVar[str] = "cross-entropy over the tokenizer's codes"
     position: ClassVar[int] = 7
     description: ClassVar[str] = ("BEiT: blockwise-masked patches replaced by a [mask] embedding; the ViT predicts "
                                   "each masked patch's visual token from a dVAE tokenizer.")

@@ -14,6 +14,7 @@ from workbench.methods.backbone import DEIT_RECIPE, ViTBackboneConfig
 
 @dataclass(kw_only=True)
 class Config(ViTBackboneConfig):
+    loss: ClassVar[str] = "the class and distillation heads' losses"
     position: ClassVar[int] = 5
     description: ClassVar[str] = ("DeiT: a ViT with a distillation token whose head learns from a teacher "
                                   "(hard labels or soft, tempered distributions).")

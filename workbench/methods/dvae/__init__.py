@@ -13,6 +13,7 @@ from workbench.methods.backbone import check_patch_size
 
 @dataclass(kw_only=True)
 class Config(TrainConfig):
+    loss: ClassVar[str] = "reconstruction and KL"
     position: ClassVar[int] = 6
     description: ClassVar[str] = ("Discrete VAE tokenizer for BEiT: maps each image patch to one of K visual "
                                   "tokens (Gumbel-softmax, annealed temperature).")

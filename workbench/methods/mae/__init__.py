@@ -13,6 +13,7 @@ from workbench.methods.backbone import ViTBackboneConfig
 
 @dataclass(kw_only=True)
 class Config(ViTBackboneConfig):
+    loss: ClassVar[str] = "pixel error on the masked patches"
     position: ClassVar[int] = 2
     description: ClassVar[str] = ("Masked autoencoder: the encoder sees only the visible patches, a light decoder "
                                   "reconstructs the masked ones' pixels.")

@@ -13,6 +13,7 @@ from workbench.methods.backbone import ViTBackboneConfig
 
 @dataclass(kw_only=True)
 class Config(ViTBackboneConfig):
+    loss: ClassVar[str] = "masked patch prediction"
     position: ClassVar[int] = 8
     description: ClassVar[str] = ("ViT masked patch prediction (the ViT paper's self-supervision): corrupt half "
                                   "the patch embeddings, predict their mean colours or pixels.")
