@@ -179,13 +179,15 @@ def test_a_rank_killed_interrupts_the_run_naming_it_and_resume_finishes(store: S
     assert [r[1] for r in store.metrics(run.id, key="val/top1")] == [20, 40]
 
 
-def test_a_run_rank_0_may_not_start_ends_every_rank_at_once_writing_nothing(store: Store) -> None:
-    """Rank 0 finds its run held by another start: every rank leaves together (no rank waits in a
-    collective for a rank that left, which on NCCL lasts until the timeout), and nothing is written."""
+@pytest.mark.parametrize("given", ["a stale start", ""])
+def test_a_run_rank_0_may_not_start_ends_every_rank_at_once_writing_nothing(store: Store, given: str) -> None:
+    """Rank 0 finds its run held by another start, with a stale token or with none (a worker run by
+    hand): every rank leaves together (no rank waits in a collective for a rank that left, which on
+    NCCL lasts until the timeout), and nothing is written."""
     run = create_run(store, "vit", preset="tiny", overrides=["nproc=2"])
     token = store.claim_run(run.id, host="elsewhere", limit=5)  # another start's
     worker = subprocess.run([sys.executable, "-m", "workbench.worker", str(run.id)], capture_output=True, text=True,
-                            env=dict(os.environ, WORKBENCH_WORKER_TOKEN="a stale start"), timeout=300)
+                            env=dict(os.environ, WORKBENCH_WORKER_TOKEN=given), timeout=300)
     said = worker.stdout + worker.stderr
     assert worker.returncode == 0 and "Traceback" not in said, said
     assert "is held by another start" in said

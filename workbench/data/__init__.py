@@ -6,7 +6,9 @@ and preview datasets without it.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError
@@ -67,20 +69,30 @@ def check_dataset(store: Any, name: str, needs_labels: bool) -> None:
 
 
 def check_batch(store: Any, name: str, batch_size: int) -> None:
-    """Refuse a batch larger than registered dataset `name`'s training set (as it was registered:
-    its images less the share each class holds out for validation, when it has no validation
-    set of its own), now rather than as a failed run."""
+    """Refuse a batch larger than registered dataset `name`'s training set (its images less the
+    share each class holds out for validation, when it has no validation set of its own), now
+    rather than as a failed run. Images added to a folder since it was registered count too: when
+    the registered count refuses, the folder's files are listed (not opened) before refusing."""
     # numpy and Pillow: loaded when a run is checked, not with the GUI
-    from workbench.data.folders import held_out
+    from workbench.data.folders import held_out, listing
 
     record = None if name in BUILTIN_DATASETS else store.get_dataset(name)
     images = record.stats.get("images") if record is not None else None
     if images is None:
         return
     own_val = bool(record.val_path or record.stats.get("validation"))  # a val folder, CIFAR's test batch
-    train = images if own_val else sum(n - held_out(n, record.val_fraction)
-                                       for n in record.stats.get("per_class") or [images])
+
+    def training(per_class: list[int]) -> tuple[int, int]:  # (training images, all images)
+        return sum(n if own_val else n - held_out(n, record.val_fraction) for n in per_class), sum(per_class)
+
+    train, total = training(record.stats.get("per_class") or [images])
+    if batch_size > train and record.kind in ("imagefolder", "unlabeled"):
+        try:
+            files = listing(Path(record.path), labelled=record.kind == "imagefolder")
+            train, total = max((train, total), training(list(Counter(label for _, label in files.items).values())))
+        except OSError:  # the folder is gone: the run's start says so
+            pass
     if batch_size > train:
-        held = "" if own_val else f", {images - train} of its {images} held out for validation"
+        held = "" if own_val else f", {total - train} of its {total} held out for validation"
         raise ConfigError("batch_size", f"{batch_size} is larger than the training set of dataset {name!r} "
                                         f"({train} images{held}); lower batch_size")

@@ -58,9 +58,9 @@ def register(store: Any, name: str, kind: str, path: Path, *, val_path: Path | N
 
 
 def users(store: Any, name: str) -> list[Any]:
-    """The runs (archived ones too) whose config trains on dataset `name`, oldest first."""
-    return [run for archived in (False, True) for run in store.list_runs(archived=archived)
-            if run.config.get("dataset") == name]
+    """The runs (archived ones and those in the Trash too) whose config trains on dataset `name`."""
+    return [run for archived, trashed in ((False, False), (True, False), (False, True))
+            for run in store.list_runs(archived=archived, trashed=trashed) if run.config.get("dataset") == name]
 
 
 def forget(store: Any, name: str) -> int:

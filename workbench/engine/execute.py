@@ -127,6 +127,11 @@ def execute(store: Store, run_id: int, stop: StopFlag | None = None,
             return RunStatus(store.get_run(run_id).status)
     token = os.environ.get(TOKEN_ENV) or store.adopt(run_id)
     if token is None:
+        if distributed.current().world > 1:  # the other ranks wait in the group for rank 0's word: give it
+            try:
+                train(store, run_id, stop, log=log, token="")  # "" holds nothing: every rank stops at its start
+            except RunEnded:
+                pass
         log(str(ended_before_start(store, run_id)))
         return RunStatus(store.get_run(run_id).status)
     held = held_by(token)  # every end below is recorded only while this start holds the run

@@ -178,13 +178,57 @@ def memory_short(memory: StepMemory, micro_batch: int, processes: int) -> str:
     out-of-memory killer ends a run mid-step with no word (a GPU's OOM is an error, said), so a
     step of `micro_batch` images in each of the `processes` on this machine is measured first
     (`step_memory`). The backward pass's own temporaries come on top, so a run refused cannot fit."""
-    need, free = processes * memory.need(micro_batch), psutil.virtual_memory().available
+    need, free = processes * memory.need(micro_batch), free_memory()
     if need <= free:
         return ""
     gib, room = 2 ** 30, free / processes - memory.need(0)
+    fits = int(room // max(memory.per_image, 1))
     return (f"this run needs at least {need / gib:.1f} GiB of memory to train, this machine has {free / gib:.1f} GiB "
             f"free: a batch of {micro_batch} keeps {(memory.need(micro_batch) - memory.need(0)) / gib:.1f} GiB of "
             f"activations ({memory.per_image / 2 ** 20:.0f} MiB an image) and AdamW's moments take "
             f"{2 * memory.trained / gib:.1f} GiB" + (f", in each of {processes} processes" if processes > 1 else "")
-            + f"; at most {max(0, int(room // max(memory.per_image, 1)))} images fit at a time: lower batch_size, or "
-              f"raise accum_steps (it trains on batch_size / accum_steps images at a time)")
+            + (f"; at most {fits} images fit at a time: lower batch_size, or raise accum_steps (a process takes "
+               f"batch_size / (nproc x nnodes x accum_steps) images at a time)" if fits > 0 else
+               "; the model and its optimizer alone do not fit: a smaller model, or a machine with more memory"))
+
+
+def free_memory() -> int:
+    """Bytes this process may still take: the machine's available memory, or less where a cgroup
+    (a container's limit, a Slurm job's --mem) caps it, since its OOM killer acts at the cap. The
+    group's use counts what it cannot give back: less its inactive page cache, as kubelet counts."""
+    free = psutil.virtual_memory().available
+    for hierarchy in _memory_cgroups():
+        try:
+            limit = int((hierarchy.folder / hierarchy.limit).read_text().strip().replace("max", str(2 ** 63)))
+            used = int((hierarchy.folder / hierarchy.usage).read_text())
+            stat = dict(line.split() for line in (hierarchy.folder / "memory.stat").read_text().splitlines())
+            free = min(free, limit - used + int(stat.get(hierarchy.cache, 0)))
+        except (OSError, ValueError):  # not readable here: the machine's figure stands
+            continue
+    return free
+
+
+@dataclass(frozen=True)
+class _Cgroup:
+    folder: Path
+    limit: str
+    usage: str
+    cache: str  # memory.stat's reclaimable page cache
+
+
+def _memory_cgroups() -> list[_Cgroup]:
+    """This process's memory cgroup, v2 (unified) or v1, from /proc/self/cgroup."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            found.append(_Cgroup(Path("/sys/fs/cgroup") / path.lstrip("/"), "memory.max", "memory.current",
+                                 "inactive_file"))
+        elif "memory" in controllers.split(","):
+            found.append(_Cgroup(Path("/sys/fs/cgroup/memory") / path.lstrip("/"), "memory.limit_in_bytes",
+                                 "memory.usage_in_bytes", "total_inactive_file"))
+    return found

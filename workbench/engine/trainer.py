@@ -84,8 +84,8 @@ class Training:
         self.device = device = distributed.setup(ranks, select_device(cfg.device))
         self.log = log if ranks.main else _quiet
         self.amp = autocast_dtype(cfg.precision, device)
-        self.token = token or (store.adopt(run_id) if ranks.main else None)
-        started = not ranks.main or self.token is not None and store.mark_started(
+        self.token = store.adopt(run_id) if token is None and ranks.main else token  # "": held by none
+        started = not ranks.main or bool(self.token) and store.mark_started(
             run_id, device=str(device) + (f" x{ranks.world}" if ranks.world > 1 else ""), token=self.token)
         if not distributed.agree(ranks, device, started):  # every rank leaves, none waits for rank 0
             distributed.teardown()

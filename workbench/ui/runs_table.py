@@ -177,9 +177,9 @@ class RunsTableModel(QAbstractTableModel):
             value = self.value(run, column)
             if value is None:
                 return ""
-            if isinstance(value, float):
-                return fmt.number(value)
-            return value if isinstance(value, int) and not isinstance(value, bool) else str(value)
+            if column == "ID" or isinstance(value, bool) or not isinstance(value, (int, float)):
+                return value if column == "ID" else str(value)
+            return fmt.number(value)  # a count as "95,478", whether stored as an int or (before) a float
         if role == SORT_ROLE:  # numbers sort as numbers; empty cells (None) sort last
             value = self.value(run, column)
             return value.lower() if isinstance(value, str) else value
