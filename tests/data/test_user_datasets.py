@@ -351,3 +351,18 @@ def test_forgetting_drops_only_the_caches_of_that_dataset(tmp_path: Path) -> Non
     filling.mkdir()
     assert drop_caches(tmp_path, "x", "/data/a") == [mine, old]  # (one from before paths were kept: by name)
     assert theirs.is_dir() and other.is_dir() and filling.is_dir()
+
+
+def test_a_batch_is_checked_against_the_training_set_and_images_added_since_count(store: Store, tmp_path: Path) -> None:
+    for name in ("cat", "dog"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(6):
+            photo((200, 60 * (name == "dog"), 40), (32, 32), seed=i).save(tmp_path / "pets" / name / f"{i}.png")
+    registry.register(store, "pets", "imagefolder", tmp_path / "pets")  # 12 images: 10 to train on
+    with pytest.raises(ConfigError, match=r"11 is larger than the training set of dataset 'pets' \(10 images, 2 of "
+                                          r"its 12 held out for validation\)"):
+        create_run(store, "vit", preset="tiny", overrides=["dataset=pets", "batch_size=11"])
+    for name in ("cat", "dog"):  # more photos since it was registered: the run's start will see them
+        for i in range(6, 12):
+            photo((200, 60 * (name == "dog"), 40), (32, 32), seed=i).save(tmp_path / "pets" / name / f"{i}.png")
+    assert create_run(store, "vit", preset="tiny", overrides=["dataset=pets", "batch_size=11"]).config["batch_size"] == 11
