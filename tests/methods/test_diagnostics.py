@@ -61,7 +61,10 @@ def test_a_finished_classifier_reports_its_diagnostics_everywhere(store: Store, 
     qtbot.addWidget(view)
     view.show_run(store.get_run(run.id))
     assert view.matrix.rowCount() == 10 and view.per_class.rowCount() == 10
+    recalls = [view.per_class.item(r, 2).text() for r in range(10)]
+    assert all(len(text) == 5 for text in recalls), recalls  # "0.900", not "0.9"
     assert f"top-1 {shown['top1']:.4f}" in view.title.text() and not view.gallery.item.pixmap().isNull()
     mae = create_run(store, "mae", preset="tiny", overrides=["max_steps=1"])
     view.show_run(store.get_run(mae.id))
     assert "has no diagnostics" in view.title.text() and view.per_class.rowCount() == 0
+    assert view.matrix.columnCount() == 0  # not the classifier's class headers

@@ -121,6 +121,7 @@ class DiagnosticsView(QWidget):
                                f"run {run.id} has no diagnostics: they are written when a classifier finishes "
                                f"training ({run.method}, {run.status})")
             self.matrix.setRowCount(0)
+            self.matrix.setColumnCount(0)  # no class headers of the run shown before
             self.per_class.setRowCount(0)
             self.gallery.set_pixmap(None)
             return
@@ -147,7 +148,8 @@ class DiagnosticsView(QWidget):
                     item.setText("—")
                     item.setToolTip("never predicted: no precision")
                 else:
-                    item.setData(Qt.ItemDataRole.DisplayRole, round(value, 3) if isinstance(value, float) else value)
+                    # to three places alike ("0.900", not "0.9"): in [0, 1], the text sorts as the number
+                    item.setData(Qt.ItemDataRole.DisplayRole, f"{value:.3f}" if isinstance(value, float) else value)
                 self.per_class.setItem(r, c, item)
         self.per_class.setSortingEnabled(True)
         self.per_class.resizeColumnsToContents()
