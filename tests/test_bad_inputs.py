@@ -213,6 +213,8 @@ CASES = [
          "mask_ratio: 1.2 is outside the allowed range"),
     Case("study-set-twice", lambda _t: ["study", "mae-mask-strategy", "--set", "epochs=2", "epochs=3"],
          "epochs: given twice (2 and 3)"),
+    Case("study-sweep-without-values", lambda _t: ["study", "sweep", "--method", "vit", "--vary", "lr="],
+         "lr: give the values to try: lr=A,B,C (a list) or lr=START:STOP:COUNT (a range)"),
     Case("study-set-swept", lambda _t: ["study", "mae-mask-ratio", "--set", "mask_ratio=0.5"],
          "mask_ratio: the study sweeps mask_ratio"),
 ]

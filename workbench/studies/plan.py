@@ -109,6 +109,8 @@ def parse_sweep(method: str, text: str) -> tuple[str, list[Any]]:
     cls = config_class(method)
     name, sep, raw = text.partition("=")
     name = name.strip()
+    if sep and name and not raw.strip():
+        raise ConfigError(name, f"give the values to try: {name}=A,B,C (a list) or {name}=START:STOP:COUNT (a range)")
     if not sep or not raw.strip():
         raise ConfigError(name or "sweep", f"expected FIELD=V1,V2,... or FIELD=START:STOP:COUNT, got {text!r}")
     parts = [p.strip() for p in raw.split(":")]
