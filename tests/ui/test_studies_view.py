@@ -199,3 +199,10 @@ def test_a_members_progress_leaves_the_chart_and_its_zoom_alone(qtbot, window: M
     store.update_run(training, status=RunStatus.FINISHED, step=10, summary={"val/top1": 0.5})
     view.refresh()
     qtbot.waitUntil(lambda: view.chart.plot.getPlotItem().listDataItems() != drawn, timeout=10_000)  # new results
+
+
+def test_with_no_study_shown_the_verdict_panel_says_nothing_of_claims(qtbot, window: MainWindow) -> None:
+    view = window.open_studies()
+    qtbot.waitUntil(lambda: view.list.rowCount() == 0 and view.current() is None, timeout=10_000)
+    view._show_current()
+    assert view.chart.verdicts.rule.text() == "" and view.chart.verdicts.table.isHidden()

@@ -69,7 +69,7 @@ class StudyChart(QWidget):
             self.metric_box.addItems(labels)
             self.metric_box.blockSignals(False)
         self.trend.setText(trend)
-        self.verdicts.show_verdicts(verdicts)
+        self.verdicts.show_verdicts(verdicts, study=table is not None)
         self._plot()
 
     def _apply_theme(self) -> None:

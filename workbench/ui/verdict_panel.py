@@ -53,8 +53,8 @@ class VerdictPanel(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.rule)
 
-    def show_verdicts(self, found: Sequence[Verdict]) -> None:
-        """One row per claim; none (a custom sweep) says there is nothing to check."""
+    def show_verdicts(self, found: Sequence[Verdict], study: bool = True) -> None:
+        """One row per claim; none (a custom sweep) says there is nothing to check; no `study` shown, nothing."""
         self.table.setRowCount(len(found))
         bold = QFont()
         bold.setBold(True)
@@ -71,4 +71,4 @@ class VerdictPanel(QWidget):
                         item.setFont(bold)
                 self.table.setItem(r, c, item)
         self.table.setVisible(bool(found))
-        self.rule.setText(VERDICT_RULE if found else NO_CLAIMS)
+        self.rule.setText(VERDICT_RULE if found else NO_CLAIMS if study else "")
