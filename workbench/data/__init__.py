@@ -68,11 +68,12 @@ def check_dataset(store: Any, name: str, needs_labels: bool) -> None:
                                      f"(an image folder with one subfolder per class)")
 
 
-def check_batch(store: Any, name: str, batch_size: int) -> None:
+def check_batch(store: Any, name: str, batch_size: int, list_files: bool = True) -> None:
     """Refuse a batch larger than registered dataset `name`'s training set (its images less the
     share each class holds out for validation, when it has no validation set of its own), now
     rather than as a failed run. Images added to a folder since it was registered count too: when
-    the registered count refuses, the folder's files are listed (not opened) before refusing."""
+    the registered count refuses, the folder's files are listed (not opened) before refusing,
+    unless not `list_files` (the GUI thread's live check: a large folder takes seconds to list)."""
     # numpy and Pillow: loaded when a run is checked, not with the GUI
     from workbench.data.folders import held_out, listing
 
@@ -86,13 +87,17 @@ def check_batch(store: Any, name: str, batch_size: int) -> None:
         return sum(n if own_val else n - held_out(n, record.val_fraction) for n in per_class), sum(per_class)
 
     train, total = training(record.stats.get("per_class") or [images])
-    if batch_size > train and record.kind in ("imagefolder", "unlabeled"):
+    if batch_size <= train:
+        return
+    if list_files and record.kind in ("imagefolder", "unlabeled"):  # every file: more than its images, never fewer
         try:
             files = listing(Path(record.path), labelled=record.kind == "imagefolder")
-            train, total = max((train, total), training(list(Counter(label for _, label in files.items).values())))
+            if batch_size <= training(list(Counter(label for _, label in files.items).values()))[0]:
+                return
         except OSError:  # the folder is gone: the run's start says so
             pass
-    if batch_size > train:
-        held = "" if own_val else f", {total - train} of its {total} held out for validation"
-        raise ConfigError("batch_size", f"{batch_size} is larger than the training set of dataset {name!r} "
-                                        f"({train} images{held}); lower batch_size")
+    held = "" if own_val else f", {total - train} of its {total} held out for validation"  # as registered
+    raise ConfigError("batch_size", f"{batch_size} is larger than the training set of dataset {name!r} "
+                                    f"({train} images{held}); lower batch_size" + (
+                                        "" if list_files else " (images added to its folder since are counted once "
+                                                              "a run starts on it, or it is forgotten and added again)"))

@@ -257,7 +257,7 @@ class NewRunDialog(CreatingDialog):
         try:
             cfg = config_from_dict(self.form.cls.method, self.form.values())
             check_dataset(self.catalog, cfg.dataset, self.form.cls.needs_labels)
-            check_batch(self.catalog, cfg.dataset, cfg.batch_size)
+            check_batch(self.catalog, cfg.dataset, cfg.batch_size, list_files=False)  # the registered count
             infos = {}
             for role, run_id in self.chosen_parents().items():
                 run = self.catalog.get_run(run_id)
