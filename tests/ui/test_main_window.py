@@ -478,3 +478,20 @@ def test_a_run_selected_by_the_window_while_ctrl_is_held_stays_selected(window: 
         assert [r.id for r in window.selected_runs()] == [second]
     finally:
         qtbot.keyRelease(window.table, Qt.Key.Key_Control)
+
+
+def test_parallel_keeps_the_metric_chosen_over_a_visit_to_runs_without_it(window: MainWindow, store: Store) -> None:
+    """The Trash's runs lack val/loss: the axis shows another metric there, and val/loss again after."""
+    kept = [finished_run(store, "vit", lr=lr) for lr in (0.001, 0.002)]
+    for rid in kept:
+        store.update_run(rid, summary={"val/top1": 0.3 + rid / 100, "val/loss": 2.0 - rid / 100})
+    gone = [finished_run(store, "vit", lr=lr) for lr in (0.003, 0.004)]
+    for rid in gone:
+        store.update_run(rid, summary={"val/top1": 0.2})
+    view = window.coords
+    view.show_runs([store.get_run(r) for r in kept])
+    view.metric_box.setCurrentText("val/loss")  # the user's choice
+    view.show_runs([store.get_run(r) for r in gone])
+    assert view.metric_box.currentText() == "val/top1"
+    view.show_runs([store.get_run(r) for r in kept])
+    assert view.metric_box.currentText() == "val/loss"

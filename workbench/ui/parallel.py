@@ -63,7 +63,8 @@ class ParallelView(QWidget):
         self.names: list[str] = []  # each axis's field or metric, to keep its range over a redraw
         self.chosen: list[int] | None = None  # the runs last offered as the selection
         self.metric_box = QComboBox()
-        self.metric_box.currentTextChanged.connect(lambda *_: self._draw())
+        self.metric_box.currentTextChanged.connect(self._metric_chosen)
+        self.wanted = ""  # the metric last chosen: shown again when runs that have it come back
         self.hint = QLabel(HINT)
         self.hint.setWordWrap(True)
         self.canvas = pg.GraphicsLayoutWidget()
@@ -101,12 +102,16 @@ class ParallelView(QWidget):
         if same:
             return
         keys = sorted({k for r in runs for k in r.results if k.startswith(AXES)})
-        wanted = self.metric_box.currentText() or next((config_class(r.method).key_metric for r in runs), "")
+        wanted = self.wanted or next((config_class(r.method).key_metric for r in runs), "")
         self.metric_box.blockSignals(True)
         self.metric_box.clear()
         self.metric_box.addItems(keys)
         self.metric_box.setCurrentText(wanted if wanted in keys else (keys[0] if keys else ""))
         self.metric_box.blockSignals(False)
+        self._draw()
+
+    def _metric_chosen(self, metric: str) -> None:
+        self.wanted = metric
         self._draw()
 
     def _draw(self) -> None:
