@@ -206,3 +206,15 @@ def test_with_no_study_shown_the_verdict_panel_says_nothing_of_claims(qtbot, win
     qtbot.waitUntil(lambda: view.list.rowCount() == 0 and view.current() is None, timeout=10_000)
     view._show_current()
     assert view.chart.verdicts.rule.text() == "" and view.chart.verdicts.table.isHidden()
+
+
+def test_a_plan_checked_against_the_windows_catalog_takes_a_run_to_start_from(qtbot, store: Store) -> None:
+    """The New study dialog plans every stage against the window's catalog as it is typed: a stage
+    starting from a run (`init=run:ID`) is checked when the study starts, not there, where the
+    catalog has no artifacts to look at (an AttributeError escaped the dialog's slot)."""
+    from workbench.jobs.submit import checked_config
+    from workbench.ui.catalog import Catalog
+
+    run = store.create_run("vit", {})
+    cfg = checked_config(Catalog.read(store), "vit", preset="tiny", overrides=[f"init=run:{run.id}"], parents={})
+    assert cfg.init == f"run:{run.id}"

@@ -55,10 +55,11 @@ def dataset_names(store: Any) -> list[str]:
     return [*BUILTIN_DATASETS, *(d.name for d in store.list_datasets())]
 
 
-def check_dataset(store: Any, name: str, needs_labels: bool) -> None:
-    """Refuse an unknown dataset, or an unlabelled one for a method that needs labels."""
+def check_dataset(store: Any, name: str, needs_labels: bool) -> Any:
+    """Refuse an unknown dataset, or an unlabelled one for a method that needs labels; its record
+    (None for a built-in one)."""
     if name in BUILTIN_DATASETS:
-        return
+        return None
     record = store.get_dataset(name)
     if record is None:
         raise ConfigError("dataset", f"unknown dataset {name!r}; available: {', '.join(dataset_names(store))} "
@@ -66,21 +67,22 @@ def check_dataset(store: Any, name: str, needs_labels: bool) -> None:
     if needs_labels and record.kind == "unlabeled":
         raise ConfigError("dataset", f"dataset {name!r} has no labels; this method needs a labelled dataset "
                                      f"(an image folder with one subfolder per class)")
+    return record
 
 
-def check_batch(store: Any, name: str, batch_size: int, list_files: bool = True) -> None:
-    """Refuse a batch larger than registered dataset `name`'s training set (its images less the
-    share each class holds out for validation, when it has no validation set of its own), now
-    rather than as a failed run. Images added to a folder since it was registered count too: when
+def check_batch(record: Any, batch_size: int, list_files: bool = True) -> None:
+    """Refuse a batch larger than the training set of dataset `record` (`check_dataset`'s; None, a
+    built-in one, is not bounded here): its images less the share each class holds out for
+    validation, when it has no validation set of its own; now rather than as a failed run. Images added to a folder since it was registered count too: when
     the registered count refuses, the folder's files are listed (not opened) before refusing,
     unless not `list_files` (the GUI thread's live check: a large folder takes seconds to list)."""
-    # numpy and Pillow: loaded when a run is checked, not with the GUI
-    from workbench.data.folders import held_out, listing
-
-    record = None if name in BUILTIN_DATASETS else store.get_dataset(name)
     images = record.stats.get("images") if record is not None else None
     if images is None:
         return
+    # numpy and Pillow: loaded when a registered dataset is checked, not with the GUI
+    from workbench.data.folders import held_out, listing
+
+    name = record.name
     own_val = bool(record.val_path or record.stats.get("validation"))  # a val folder, CIFAR's test batch
 
     def training(per_class: list[int]) -> tuple[int, int]:  # (training images, all images)

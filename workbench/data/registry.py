@@ -68,7 +68,8 @@ def forget(store: Any, name: str) -> int:
     many caches were deleted. Refused while a run that trains on it waits or trains: it would fail."""
     if name in BUILTIN_DATASETS:
         raise DataError(f"{name} is built in and cannot be forgotten")
-    active = [run.id for run in users(store, name) if run.status in ("queued", "running")]
+    active = [run.id for run in store.list_runs(status=["queued", "running"])  # never archived nor trashed
+              if run.config.get("dataset") == name]
     if active:
         raise DataError(f"run(s) {', '.join(map(str, active))} wait or train on dataset {name!r}; cancel them, or "
                         f"forget it once they end")

@@ -53,9 +53,10 @@ def checked_config(store: Store, method: str, *, preset: str | None, overrides: 
     inherited = {k: getattr(info.config, k) for role, info in parents.items()
                  for k in cls.inherits.get(role, ()) if hasattr(info.config, k)}
     cfg = make_config(method, preset, overrides, inherited=inherited)
-    check_dataset(store, cfg.dataset, cls.needs_labels)
-    check_batch(store, cfg.dataset, cfg.batch_size)
-    check_init(store, getattr(cfg, "init", ""))
+    live = isinstance(store, Store)  # not a window's catalog (a study's plan, checked as it is typed)
+    check_batch(check_dataset(store, cfg.dataset, cls.needs_labels), cfg.batch_size, list_files=live)
+    if live:  # the files and runs it names: the catalog has no artifacts, and Start checks it
+        check_init(store, getattr(cfg, "init", ""))
     cfg.check_parents(parents)
     if cfg.executor == "slurm":
         slurm.check_available()  # the device is the cluster's node's

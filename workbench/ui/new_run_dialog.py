@@ -256,8 +256,8 @@ class NewRunDialog(CreatingDialog):
         """Why this config cannot start, or None."""
         try:
             cfg = config_from_dict(self.form.cls.method, self.form.values())
-            check_dataset(self.catalog, cfg.dataset, self.form.cls.needs_labels)
-            check_batch(self.catalog, cfg.dataset, cfg.batch_size, list_files=False)  # the registered count
+            record = check_dataset(self.catalog, cfg.dataset, self.form.cls.needs_labels)
+            check_batch(record, cfg.batch_size, list_files=False)  # the registered count: no listing here
             infos = {}
             for role, run_id in self.chosen_parents().items():
                 run = self.catalog.get_run(run_id)
