@@ -38,6 +38,10 @@ class Reporter:
         self.step = 0
         self._last_flush = time.monotonic()
 
+    def lose(self) -> None:
+        """A write was refused: another start holds the run. `lost` says why, as the store has it now."""
+        self.lost = self.lost or taken_from(self.store, self.run_id)
+
     def log(self, step: int, epoch: float, metrics: dict[str, float]) -> None:
         now = time.time()
         self.rows.extend((step, epoch, key, float(value), now) for key, value in metrics.items())
@@ -60,7 +64,7 @@ class Reporter:
             return
         self.rows = []
         if not held:
-            self.lost = taken_from(self.store, self.run_id)
+            self.lose()
 
     def summary(self, metrics: dict[str, float]) -> None:
         """Record the newest evaluation metrics on the run row (what run lists show); a count (an
@@ -82,7 +86,7 @@ class Reporter:
 
     def _edit(self, edit: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         if not self.lost and not self.store.edit_summary(self.run_id, edit, self.token):
-            self.lost = taken_from(self.store, self.run_id)
+            self.lose()
 
     def report(self, step: int, name: str, data: dict[str, Any]) -> Path:
         """Save a method's end-of-training report as a JSON artifact (written atomically)."""
@@ -110,7 +114,7 @@ class Reporter:
         """The artifact's record, while the worker's start holds the run (else `lost` says why)."""
         if not self.lost and self.store.keep_file(self.run_id, kind, path, step=step, name=name, token=self.token,
                                                   **more) is None:
-            self.lost = taken_from(self.store, self.run_id)
+            self.lose()
 
 
 class Window:

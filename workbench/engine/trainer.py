@@ -322,7 +322,7 @@ class Training:
         if better:
             self.best_value = value
             if self.ckpts.save_best(self.step, {**self.weights_state(), "val": val}, self.best_key, value) is None:
-                self.reporter.lost = taken_from(self.store, self.run_id)
+                self.reporter.lose()
 
     def measure(self, model: torch.nn.Module) -> dict[str, float]:
         model.eval()
@@ -342,7 +342,7 @@ class Training:
             **self.weights_state(), "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
             "data_fingerprint": self.data_fingerprint, "data_files": self.data.files, **rng_states(self.device),
         }) is None:  # another start holds the run: the stop at the next step writes nothing more
-            self.reporter.lost = taken_from(self.store, self.run_id)
+            self.reporter.lose()
 
     def restore(self, state: dict[str, Any]) -> int:
         """Load a checkpoint's weights (and EMA), optimizer, schedule and RNG states; its step."""
