@@ -291,11 +291,13 @@ class TrainConfig:
                 allowed = ", ".join(self.parent_roles) or "none"
                 raise ConfigError(f"parent:{role}", f"method {self.method} takes no {role!r} parent "
                                                     f"(its parent roles: {allowed})")
-        for role, methods in required.items():
+        for role, methods in self.parent_roles.items():  # a parent given but not required is checked alike
             parent = parents.get(role)
             if parent is None:
+                if role not in required:
+                    continue
                 raise ConfigError(f"parent:{role}", f"method {self.method} needs a finished "
-                                                    f"{_either(methods)} run as its {role}")
+                                                    f"{_either(required[role])} run as its {role}")
             if parent.method not in methods:
                 raise ConfigError(f"parent:{role}", f"run {parent.run_id} is a {parent.method} run; "
                                                     f"the {role} must be a {_either(methods)} run")

@@ -1,6 +1,7 @@
 """DeiT: distillation token, hard/soft losses, the frozen teacher, averaged inference, checks."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import finished_run
-from workbench.data import DataInfo
+from tests.data.test_user_datasets import write_folder
+from workbench.data import DataInfo, registry
 from workbench.engine.optim import build_optimizer
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import create_run
@@ -155,16 +157,23 @@ def test_teacher_files(tmp_path) -> None:
     assert err.value.field == "teacher_file"
 
 
-def test_teacher_checks_before_anything_starts(store: Store) -> None:
+def test_teacher_checks_before_anything_starts(store: Store, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs a finished cnn, vit, deit or swin run as its teacher"):
         create_run(store, "deit", preset="tiny")
-    other = finished_run(store, "cnn", dataset="cifar10")
-    with pytest.raises(ConfigError, match="trained on 'cifar10'.*classes must match"):
-        create_run(store, "deit", preset="tiny", parents={"teacher": other})
+    write_folder(tmp_path / "photos", per_class=30)
+    registry.register(store, "photos", "imagefolder", tmp_path / "photos")
+    other = finished_run(store, "cnn", dataset="photos")
+    with pytest.raises(ConfigError, match="dataset shapes differs from the teacher run .*'s photos"):
+        create_run(store, "deit", preset="tiny", overrides=["dataset=shapes"], parents={"teacher": other})
+    with pytest.raises(ConfigError, match="dataset shapes differs from the teacher"):  # a teacher need not be
+        create_run(store, "deit", preset="tiny", overrides=["dataset=shapes", "distill=none"],
+                   parents={"teacher": other})
+    taken = create_run(store, "deit", preset="tiny", overrides=["distill=none"], parents={"teacher": other})
+    assert taken.config["dataset"] == "photos"  # the student's classes are its teacher's
     busy = finished_run(store, "cnn")
     store.update_run(busy, status=RunStatus.RUNNING)
     with pytest.raises(ConfigError, match="is running"):
         create_run(store, "deit", preset="tiny", parents={"teacher": busy})
-    assert len(store.list_runs()) == 2  # the refused students left nothing
+    assert len(store.list_runs()) == 3  # the refused students left nothing
     baseline = create_run(store, "deit", preset="tiny", overrides=["distill=none"])
     assert baseline.config["distill"] == "none"

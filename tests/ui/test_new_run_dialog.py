@@ -268,3 +268,23 @@ def test_duplicating_a_run_that_started_from_a_run_no_longer_offered_opens_the_f
     seen = []
     in_dialog(lambda dialog: (seen.append(dialog.start_from.value()), dialog.reject()))
     assert window.duplicate_run() is None and seen == [f"run:{source}:best"]
+
+
+def test_a_teacher_sets_the_students_dataset(qtbot, store: Store, tmp_path) -> None:
+    """A DeiT student learns its teacher's classes: picking a teacher trained on another dataset
+    takes that dataset into the form (locked, saying why), and no teacher frees it again."""
+    from tests.data.test_user_datasets import write_folder
+    from workbench.data import registry
+
+    write_folder(tmp_path / "photos", per_class=30)
+    registry.register(store, "photos", "imagefolder", tmp_path / "photos")
+    teacher = finished_run(store, "cnn", dataset="photos")
+    dialog = NewRunDialog(store, method="deit")
+    qtbot.addWidget(dialog)
+    dataset = dialog.form.widgets["dataset"]
+    assert dialog.parent_boxes["teacher"].currentData() == teacher
+    assert dialog.form.values()["dataset"] == "photos" and not dataset.isEnabled()
+    assert f"taken from the teacher run {teacher}" in dataset.toolTip()
+    assert dialog.start_button.isEnabled(), dialog.error.text()
+    dialog.parent_boxes["teacher"].setCurrentIndex(0)
+    assert dataset.isEnabled() and "needs a finished cnn, vit, deit or swin run" in dialog.error.text()

@@ -19,6 +19,7 @@ class Config(ViTBackboneConfig):
     description: ClassVar[str] = ("DeiT: a ViT with a distillation token whose head learns from a teacher "
                                   "(hard labels or soft, tempered distributions).")
     parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {"teacher": ("cnn", "vit", "deit", "swin")}
+    inherits: ClassVar[dict[str, tuple[str, ...]]] = {"teacher": ("dataset",)}  # its classes are the student's
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": dict(label_smoothing=0.0),
         "small": {},
@@ -53,6 +54,3 @@ class Config(ViTBackboneConfig):
         teacher = parents.get("teacher")
         if teacher is not None and self.teacher_file:
             raise ConfigError("teacher_file", "give either a teacher run or a teacher file, not both")
-        if teacher is not None and teacher.config.dataset != self.dataset:
-            raise ConfigError("parent:teacher", f"run {teacher.run_id} was trained on {teacher.config.dataset!r}, "
-                                                f"this student on {self.dataset!r}: their classes must match")
