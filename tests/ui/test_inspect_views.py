@@ -196,5 +196,7 @@ def test_distillation_view_matches_the_stored_metrics(runs, qtbot) -> None:
     view.baseline.setCurrentIndex(view.baseline.findData(plain))
     assert view.bars["baseline"] == pytest.approx(0.42) and "baseline 42.0%" in view.title.text()
     assert f"{elsewhere} · vit-{elsewhere} (dataset shapes64)" in view.why_not.text()
+    assert not view.body.isHidden()
     view.show_run(store.get_run(ids["mae"]))
     assert view.bars == {} and "no distillation report" in view.title.text()
+    assert view.body.isHidden() and view.baseline.isHidden()  # no empty axes and tables

@@ -148,7 +148,8 @@ class DistillView(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
-        top.addWidget(QLabel("baseline"))
+        self.baseline_label = QLabel("baseline")
+        top.addWidget(self.baseline_label)
         top.addWidget(self.baseline)
         charts = QSplitter()
         charts.addWidget(self.top1_plot)
@@ -170,14 +171,15 @@ class DistillView(QWidget):
         lower.addWidget(matrix_box)
         lower.addWidget(grid_box)
         lower.setSizes([400, 460])
-        body = QSplitter(Qt.Orientation.Vertical)
-        body.addWidget(charts)
-        body.addWidget(lower)
-        body.setSizes([300, 400])
+        self.body = QSplitter(Qt.Orientation.Vertical)
+        self.body.addWidget(charts)
+        self.body.addWidget(lower)
+        self.body.setSizes([300, 400])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.why_not)
-        layout.addWidget(body, 1)
+        layout.addWidget(self.body, 1)
+        layout.addStretch(0)  # takes the room while the body is hidden: the title stays on top
 
     def show_run(self, run: Run | None) -> None:
         """Follow the selected run; what it shows is only read again when the run or its status changes."""
@@ -255,6 +257,8 @@ class DistillView(QWidget):
         self.class_plot.clear()
         self.bars = {}
         report = self.report
+        for part in (self.body, self.baseline_label, self.baseline):  # no empty axes for a run with no report
+            part.setVisible(report is not None)
         if report is None:
             self.title.setText("select a finished DeiT run: its teacher-vs-student report appears here"
                                if self.run is None or self.run.status != RunStatus.FINISHED else
