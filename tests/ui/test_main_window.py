@@ -13,6 +13,7 @@ from tests.conftest import finished_run
 from tests.ui.conftest import answer_next_box, poll, settle, shown
 from workbench import paths
 from workbench.store import RunStatus, Store
+from workbench.ui import groups
 from workbench.ui.main_window import MainWindow
 from workbench.ui.runs_panel import NAME_WIDTH
 from workbench.ui.runs_table import BASE_COLUMNS
@@ -436,6 +437,26 @@ def test_parallel_coordinates_brushing_an_axis_selects_those_runs_in_the_table(
     assert [round(v, 3) for v in view.ranges[0].getRegion()] == [-0.1, 0.5]  # the dragged ranges stay
     assert [round(v, 3) for v in view.ranges[2].getRegion()] == [0.5, 1.1]
     assert view.inside() == brushed and [r.id for r in window.selected_runs()] == chosen  # not overridden
+
+
+def test_parallel_with_runs_of_many_methods_keeps_to_the_settings_most_runs_have(window: MainWindow,
+                                                                                 store: Store) -> None:
+    """Runs of six methods differ in ~40 fields: the view draws method and the fields every run has
+    (lr, swept here), and says how many it leaves out, not 40 overprinted axes."""
+    from workbench.ui.parallel import MAX_SETTINGS
+
+    for i, method in enumerate(("vit", "mae", "swin", "cnn", "dvae", "mpp")):
+        rid = finished_run(store, method, lr=0.001 * (i + 1))
+        store.update_run(rid, summary={"val/loss": 1.0 - i / 10})
+    view = window.coords
+    view.show_runs(store.list_runs())
+    differ = len(groups.differing(store.list_runs()))
+    assert differ > MAX_SETTINGS and len(view.fields) == MAX_SETTINGS
+    assert {"method", "lr"} <= set(view.fields) and view.matrix.shape[1] == MAX_SETTINGS + 1
+    assert f"{MAX_SETTINGS} of the {differ} settings that differ are shown" in view.hint.text()
+    mine = [r for r in store.list_runs() if r.method == "vit"] + [finished_run(store, "vit", lr=0.5)]
+    view.show_runs([store.get_run(r) if isinstance(r, int) else r for r in mine])
+    assert view.fields == ["lr"] and "settings that differ" not in view.hint.text()
 
 
 def test_the_theme_switch_darkens_plots_and_banners_and_is_remembered(window: MainWindow, store: Store) -> None:

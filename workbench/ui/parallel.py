@@ -23,6 +23,8 @@ from workbench.ui import groups, theme
 
 WHOLE = (-0.1, 1.1)  # an axis's range before it is dragged: no condition
 MAX_RUNS = 2000  # lines drawn at most (the newest); more say so
+MAX_SETTINGS = 12  # setting axes at most: runs of several methods differ in ~45 fields, whose titles overprint
+TITLE_Y = WHOLE[1] + 0.03  # axis titles sit above the ranges' top edge, which would strike through them
 AXES = ("val/", "val_ema/")  # the results an axis can show
 FADED = (150, 150, 150, 40)
 HINT = "Parallel coordinates of the runs in the table: drag an axis's range to select the runs that pass through it."
@@ -38,6 +40,24 @@ def axis_values(runs: Sequence[Run], field: str) -> tuple[np.ndarray, list[str] 
     index = {name: i for i, name in enumerate(names)}
     return np.array([math.nan if v is None else float(index[v if isinstance(v, str) else json.dumps(v)])
                      for v in raw]), names
+
+
+def shown_fields(runs: Sequence[Run], limit: int = MAX_SETTINGS) -> tuple[list[str], int]:
+    """The settings given an axis, and how many differ in all: every differing field when they fit,
+    else `method`, then the fields whose values differ between the runs that have them before those
+    that only some runs have, each the most runs have first (a sweep's own fields: every run has
+    them); in the order `groups.differing` gives them."""
+    fields = groups.differing(runs)
+    if len(fields) <= limit:
+        return fields, len(fields)
+
+    def weight(field: str) -> tuple[bool, bool, int]:
+        present = [r.method if field == "method" else r.config[field] for r in runs
+                   if field == "method" or field in r.config]
+        return field == "method", len({json.dumps(v, sort_keys=True) for v in present}) > 1, len(present)
+
+    kept = set(sorted(fields, key=weight, reverse=True)[:limit])
+    return [f for f in fields if f in kept], len(fields)
 
 
 def scaled(values: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -120,7 +140,7 @@ class ParallelView(QWidget):
         self.plot.clear()
         self.ranges, self.lines = [], {}
         runs, metric = self.runs, self.metric_box.currentText()
-        self.fields = [f for f in groups.differing(runs)]
+        self.fields, differ = shown_fields(runs)
         columns, labels = [], []
         for field in self.fields:
             values, names = axis_values(runs, field)
@@ -134,7 +154,9 @@ class ParallelView(QWidget):
             columns.append(column)
             labels.append((metric, None, low, high, False))
         self.matrix = np.stack(columns, axis=1) if columns and runs else np.empty((len(runs), 0))
-        self.hint.setText(HINT if self.matrix.shape[1] >= 2 else
+        self.hint.setText(HINT + (f" {len(self.fields)} of the {differ} settings that differ are shown (those the "
+                                  f"most runs have): filter the table to one method or study for the rest."
+                                  if differ > len(self.fields) else "") if self.matrix.shape[1] >= 2 else
                           "Parallel coordinates need runs whose configs differ, and a metric: select a sweep's runs "
                           "in the table (or clear the filter).")
         self.names = [name for name, *_ in labels]
@@ -151,7 +173,7 @@ class ParallelView(QWidget):
         for i, (name, names, low, high, setting) in enumerate(labels):
             self.plot.addItem(pg.InfiniteLine(pos=i, angle=90, pen=pg.mkPen(ink)), ignoreBounds=True)
             title = pg.TextItem(html=f"<b>{html.escape(name)}</b>", anchor=(0.5, 1), color=ink)
-            title.setPos(i, 1.08 + stagger * (i % 2))
+            title.setPos(i, TITLE_Y + stagger * (i % 2))
             self.plot.addItem(title)
             for y, text in ((0.0, _label(low, names, 0, setting)), (1.0, _label(high, names, -1, setting))):
                 tick = pg.TextItem(text, anchor=(0, 0.5), color=ink)
@@ -166,7 +188,7 @@ class ParallelView(QWidget):
             self.ranges.append(brush)
         x_range = (-0.5, len(labels) - 0.5)  # room for the outer axes' titles, centred on them
         self.plot.setXRange(*x_range, padding=0)
-        self.plot.setYRange(-0.15, 1.15 + stagger, padding=0)
+        self.plot.setYRange(-0.15, TITLE_Y + 0.1 + stagger, padding=0)
         for i, brush in enumerate(self.ranges):
             _fit_to_axis(brush, i, x_range)
         if any(_narrowed(kept[name]) for name in self.names if name in kept):
