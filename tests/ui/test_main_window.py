@@ -15,8 +15,8 @@ from workbench import paths
 from workbench.store import RunStatus, Store
 from workbench.ui import groups
 from workbench.ui.main_window import MainWindow
-from workbench.ui.runs_panel import NAME_WIDTH
 from workbench.ui.runs_table import BASE_COLUMNS
+from workbench.ui.widgets import NAME_WIDTH
 
 
 def test_the_gui_does_not_import_torch(home) -> None:

@@ -24,6 +24,7 @@ from workbench.studies import (
 )
 from workbench.ui.main_window import MainWindow
 from workbench.ui.new_study_dialog import NewStudyDialog
+from workbench.ui.widgets import NAME_WIDTH
 
 QUICK = {"max_steps": 2}
 
@@ -183,12 +184,16 @@ def test_the_verdict_panel_colours_each_claim_and_follows_the_runs(qtbot, window
 def test_a_members_progress_leaves_the_chart_and_its_zoom_alone(qtbot, window: MainWindow, store: Store) -> None:
     """While a member trains, each refresh shows its progress in the members table; the chart is
     drawn again (its zoom reset) only when the results change (it was, twice a second)."""
-    study = create_study(store, sweep_spec("vit", [("pos_embed", ["learned-1d", "none"])], common=QUICK))
+    long = " ".join(["positional embeddings on the shapes dataset, second attempt after the learning-rate fix"] * 2)
+    study = create_study(store, sweep_spec("vit", [("pos_embed", ["learned-1d", "none"])], common=QUICK,
+                                           study_name=long))
     done, training = (m.run_id for m in store.study_members(study.id))
     assert execute(store, done, log=lambda _: None) == RunStatus.FINISHED
     store.update_run(training, status=RunStatus.RUNNING, step=1, total_steps=10)
     view = window.open_studies()
     qtbot.waitUntil(lambda: view.table_data is not None and view.members.item(1, 3).text() == "10%", timeout=10_000)
+    assert view.list.columnWidth(1) <= NAME_WIDTH and view.list.item(0, 1).toolTip() == long  # elided: progress
+    assert view.members.item(0, 0).toolTip() == "vit pos_embed=learned-1d"                   # stays in view
     view.chart.plot.setYRange(-5, 5, padding=0)  # the user zooms
     drawn = view.chart.plot.getPlotItem().listDataItems()
     store.update_run(training, step=5)

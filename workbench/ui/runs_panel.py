@@ -43,13 +43,13 @@ from workbench.ui.runs_table import (
     RunsTableModel,
     column_title,
 )
+from workbench.ui.widgets import NAME_WIDTH
 
 if TYPE_CHECKING:
     from workbench.store import Run, Store
 
 TRASH = "Trash"
 ARCHIVE = "Archived"
-NAME_WIDTH = 200  # px: longer names elide, so Status and the key metric stay in view
 WIDE = ("Name", "Tags")
 FIRST_STEPS = ("<h3>No runs yet</h3><p>Start with <b>New experiment</b> (Ctrl+N): the <i>tiny</i> preset of "
                "<b>mae</b> trains on the built-in dataset in about a minute on a laptop CPU and shows its "

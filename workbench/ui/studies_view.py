@@ -46,7 +46,7 @@ from workbench.ui import theme
 from workbench.ui.compare import Cell
 from workbench.ui.study_chart import StudyChart
 from workbench.ui.tasks import Tasks
-from workbench.ui.widgets import closes_with_keys, confirm
+from workbench.ui.widgets import closes_with_keys, confirm, fit_columns
 
 STUDY_COLUMNS = ("id", "name", "template", "budget", "status", "progress")
 MEMBER_COLUMNS = ("member", "run", "status", "progress", "key metric", "note")
@@ -167,6 +167,8 @@ class StudiesView(QWidget):
             for col, value in enumerate((v.study.id, v.study.name, v.study.template or "sweep", v.study.budget or "-",
                                          v.status, f"{v.progress():.0%}")):
                 item = Cell(value)
+                if col == 1:
+                    item.setToolTip(v.study.name)  # elided past NAME_WIDTH
                 if col == 4:
                     item.setForeground(pg.mkColor(status_colour))
                 self.list.setItem(row, col, item)
@@ -175,7 +177,7 @@ class StudiesView(QWidget):
         if self.list.currentRow() < 0 and views:
             self.list.selectRow(0)
         self.list.blockSignals(False)
-        self.list.resizeColumnsToContents()
+        fit_columns(self.list, (STUDY_COLUMNS.index("name"),))
         self._show_current()
 
     def _load_failed(self, message: str) -> None:
@@ -259,10 +261,10 @@ class StudiesView(QWidget):
             for c, value in enumerate(values):
                 item = QTableWidgetItem(str(value))
                 item.setData(Qt.ItemDataRole.UserRole, run.id if run else None)
-                if m.note:
-                    item.setToolTip(m.note)
+                if m.note or c == 0:
+                    item.setToolTip(m.note or m.name)
                 self.members.setItem(r, c, item)
-        self.members.resizeColumnsToContents()
+        fit_columns(self.members, (MEMBER_COLUMNS.index("member"),))
 
     # -------------------------------------------------------------- actions
     def _buttons(self) -> None:

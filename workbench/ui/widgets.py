@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from workbench.ui.tasks import Tasks, read_until
 
 WHEEL_TAKERS = (QAbstractSpinBox, QComboBox, QAbstractSlider)
+NAME_WIDTH = 200  # px: longer names elide (their tooltip has them whole), so the columns after stay in view
 
 
 def confirm(parent: QWidget, title: str, text: str, yes: str, *, detail: str = "") -> bool:
@@ -97,6 +98,14 @@ def closes_with_keys(window: QWidget) -> None:
     """Escape and Ctrl+W close a secondary window."""
     for keys in (QKeySequence(Qt.Key.Key_Escape), QKeySequence.StandardKey.Close):
         QShortcut(keys, window, window.close)
+
+
+def fit_columns(table: QTableWidget, names: tuple[int, ...]) -> None:
+    """Fit a table's columns to their contents, the `names` columns no wider than NAME_WIDTH: a long
+    study or run name pushed the columns after it (progress) out of a narrow table."""
+    table.resizeColumnsToContents()
+    for col in names:
+        table.setColumnWidth(col, min(table.columnWidth(col), NAME_WIDTH))
 
 
 def fill_count_matrix(table: QTableWidget, counts: list[list[int]], classes: list[str]) -> None:
