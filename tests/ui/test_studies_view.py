@@ -190,8 +190,10 @@ def test_a_members_progress_leaves_the_chart_and_its_zoom_alone(qtbot, window: M
     done, training = (m.run_id for m in store.study_members(study.id))
     assert execute(store, done, log=lambda _: None) == RunStatus.FINISHED
     store.update_run(training, status=RunStatus.RUNNING, step=1, total_steps=10)
+    store.set_max_concurrent(1)  # the machine's limit below the study's 2 at a time: the header says why one waits
     view = window.open_studies()
     qtbot.waitUntil(lambda: view.table_data is not None and view.members.item(1, 3).text() == "10%", timeout=10_000)
+    assert "2 at a time (this machine trains 1 at once" in view.title.text()
     assert view.list.columnWidth(1) <= NAME_WIDTH and view.list.item(0, 1).toolTip() == long  # elided: progress
     assert view.members.item(0, 0).toolTip() == "vit pos_embed=learned-1d"                   # stays in view
     view.chart.plot.setYRange(-5, 5, padding=0)  # the user zooms

@@ -146,13 +146,15 @@ class StudiesView(QWidget):
             return
         self._loading = True
 
-        def load() -> list[Overview]:
-            return [overview(self.store, s.id) for s in self.store.list_studies()]
+        def load() -> tuple[list[Overview], int]:
+            return [overview(self.store, s.id) for s in self.store.list_studies()], self.store.max_concurrent()
 
-        self.tasks.submit(load, self._loaded, self._load_failed)
+        self.tasks.submit(load, lambda read: self._loaded(*read), self._load_failed)
 
-    def _loaded(self, views: list[Overview]) -> None:
+    def _loaded(self, views: list[Overview], machine: int) -> None:
+        """`machine`: how many runs this machine trains at once (the window's parallel runs)."""
         self._loading = False
+        self.parallel = machine  # a new study's default, and what the header compares each study's with
         chosen, self._select_next = self._select_next or self.current_id(), None
         self.views = views
         listed = [(v.study.id, v.study.name, v.status, round(v.progress(), 2)) for v in views]
@@ -209,7 +211,8 @@ class StudiesView(QWidget):
             return
         s = view.study
         table = results(view)
-        shown = (s.id, view.status, repr(table.rows), [(m.state, m.note, m.run_id) for m in view.members])
+        shown = (s.id, view.status, repr(table.rows), [(m.state, m.note, m.run_id) for m in view.members],
+                 self.parallel)
         progress = [(r.status, r.step) for r in view.runs.values()]
         if (shown, progress) == self._shown:  # unchanged since the last poll: leave the plot's zoom and the tables be
             return
@@ -218,7 +221,10 @@ class StudiesView(QWidget):
         counts = ", ".join(f"{n} {k}" for k, n in view.counts().items() if n)
         self.title.setText(f"<b>{s.id} · {s.name}</b> — {s.template or 'custom sweep'}, "
                            f"{s.budget or 'defaults'} budget, {view.status} ({counts}); "
-                           f"{s.parallel} at a time<br>{s.spec.get('description', '')}")
+                           f"{s.parallel} at a time"
+                           + (f" (this machine trains {self.parallel} at once: parallel runs in the main window)"
+                              if self.parallel < s.parallel and view.status == "running" else "")
+                           + f"<br>{s.spec.get('description', '')}")
         self._fill_members(view)
         if new_results:  # the chart is drawn again (its zoom reset) only when what it shows changed
             self.table_data, self.verdict_data = table, verdicts(table, claims_for(s.template))
