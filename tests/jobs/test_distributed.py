@@ -127,6 +127,53 @@ def test_two_machines_meet_by_c10d_rendezvous_and_train_one_run(store: Store) ->
     assert worst < 1e-4, f"weights differ by up to {worst:g} after 12 steps"
 
 
+def test_a_machine_whose_rank_fails_before_training_fails_the_run_on_every_machine(store: Store,
+                                                                                    tmp_path: Path) -> None:
+    """The second machine cannot write its dataset cache: its rank fails while loading the data, and
+    rank 0, which loaded its own, fails the run naming that rank and its error, at once (it waited
+    for it in its next collective: on NCCL, until the 30-minute timeout)."""
+    blocked = tmp_path / "datasets"
+    blocked.write_text("a file where the second machine's dataset folder should be")
+    run = create_run(store, "vit", preset="tiny",
+                     overrides=["max_steps=4", "nnodes=2", f"rdzv_endpoint=127.0.0.1:{_free_port()}"])
+    runner = Runner(store)
+    scheduler.tick(store, runner)
+    wait_for(lambda: store.get_run(run.id).status == RunStatus.RUNNING)
+    join = subprocess.run([sys.executable, "-m", "workbench.cli", "join", str(run.id)], capture_output=True, text=True,
+                          env=dict(os.environ, WORKBENCH_DATASETS=str(blocked)), timeout=300)
+    assert scheduler.wait_for(store, runner, run.id, timeout=120) == RunStatus.FAILED
+    error = store.get_run(run.id).error
+    assert "rank 1 of 2 failed before training" in error and str(blocked) in error, error
+    assert store.metrics(run.id) == []
+    assert join.returncode != 0 and "FileExistsError" in join.stderr  # its own traceback, in its own log
+
+
+def test_a_rank_failing_alone_before_training_stops_every_rank(tmp_path: Path) -> None:
+    torch.multiprocessing.spawn(_prepare, args=(f"file://{tmp_path}/rendezvous", str(tmp_path)), nprocs=2)
+    said = {rank: (tmp_path / f"rank{rank}").read_text() for rank in (0, 1)}
+    assert said[0].startswith("WorkbenchError: rank 1 of 2 failed before training: no file at /nowhere")
+    assert said[1] == "WorkbenchError: no file at /nowhere"  # its own error
+
+
+def _prepare(rank: int, rendezvous: str, out: str) -> None:
+    """One of two gloo ranks preparing a run: rank 1 alone fails (a file its machine lacks)."""
+    import torch.distributed as dist
+
+    from workbench.engine.distributed import Ranks, together
+    from workbench.errors import WorkbenchError
+
+    dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=2)
+    try:
+        with together(Ranks(rank, 2, rank), torch.device("cpu")):
+            if rank == 1:
+                raise WorkbenchError("no file at /nowhere")
+        said = "went on"
+    except Exception as exc:
+        said = f"{type(exc).__name__}: {exc}"
+    dist.destroy_process_group()
+    Path(out, f"rank{rank}").write_text(said)
+
+
 def test_a_second_machine_cannot_join_what_is_not_a_running_multi_machine_run(cli, store: Store) -> None:
     one = create_run(store, "vit", preset="tiny")
     two = create_run(store, "vit", preset="tiny", overrides=["nnodes=2", "rdzv_endpoint=127.0.0.1:29400"])

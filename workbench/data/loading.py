@@ -322,3 +322,10 @@ def random_resized_crop(x: torch.Tensor, scale: tuple[float, float] = (0.35, 1.0
     theta = torch.stack([torch.stack([w, zero, cx], 1), torch.stack([zero, h, cy], 1)], 1)  # [B, 2, 3]
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def fixed_batch(data: DataBundle, transform: BatchTransform) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The first validation images ([N, 3, H, W], N <= 16, transformed), the same in every
+    snapshot so that progress is comparable; None with no validation images."""
+    n = min(16, len(data.val))
+    return transform(*data.val.__getitems__(list(range(n))), False) if n else None

@@ -20,7 +20,7 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Iterator
 
 import psutil
 import torch
@@ -91,6 +91,34 @@ def agree(ranks: Ranks, device: torch.device, main_says: bool) -> bool:
     flag = torch.full((1,), 1.0 if main_says else 0.0, device=device)
     dist.broadcast(flag, src=0)
     return bool(flag.item() > 0)
+
+
+@contextlib.contextmanager
+def together(ranks: Ranks, device: torch.device) -> Iterator[None]:
+    """Around what each rank does on its own before training (loading its data, building its model,
+    checks): every rank leaves it knowing whether all got through, so a failure that only one rank
+    meets (a file missing on one machine) stops them all, where the others would wait for it in
+    their next collective (on NCCL, until the timeout). A failed rank raises its own error; the
+    others raise one naming it, which rank 0 records. Every rank exits non-zero: a torchrun agent
+    whose ranks all exit 0 waits up to 5 minutes at its exit barrier for the agents of failed ones."""
+    if ranks.world == 1:
+        yield
+        return
+    failure: Exception | None = None
+    try:
+        yield
+    except Exception as exc:  # told to the others below, then raised
+        failure = exc
+    whys: list[str] = [""] * ranks.world
+    said = ("" if failure is None else str(failure) if isinstance(failure, WorkbenchError)
+            else f"{type(failure).__name__}: {failure}")
+    dist.all_gather_object(whys, said)
+    if failure is not None:
+        raise failure
+    failed = next(((rank, why) for rank, why in enumerate(whys) if why), None)
+    if failed is not None:
+        raise WorkbenchError(f"rank {failed[0]} of {ranks.world} failed before training: {failed[1]} (its traceback "
+                             f"is in the worker log of its machine); every rank stopped")
 
 
 def teardown() -> None:

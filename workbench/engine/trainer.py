@@ -16,11 +16,10 @@ import torch
 from timm.utils import ModelEmaV3
 
 from workbench import paths
-from workbench.config import TrainConfig
 from workbench.data.loading import (
     BatchTransform,
-    DataBundle,
     data_path,
+    fixed_batch,
     load_data,
     make_loader,
 )
@@ -57,8 +56,6 @@ from workbench.methods import config_from_dict, get_method
 from workbench.methods.base import Method
 from workbench.store import RunStatus, Store
 
-SNAPSHOT_IMAGES = 16
-
 
 def train(store: Store, run_id: int, stop: StopFlag | None = None,
           log: Callable[[str], None] = print, token: str | None = None) -> RunStatus:
@@ -90,34 +87,9 @@ class Training:
         if not distributed.agree(ranks, device, started):  # every rank leaves, none waits for rank 0
             distributed.teardown()
             raise ended_before_start(store, run_id) if ranks.main else RunEnded(f"run {run_id} not started by rank 0")
-        seed_rngs(cfg.seed)  # the same initial weights on every rank
-        self.threads = CpuShare(store, cfg.threads, share=ranks.world)
-        self.log(f"run {run_id}: {run.method} on {device} ({torch.get_num_threads()} CPU thread{'s' if torch.get_num_threads() > 1 else ''}), "
-                 f"precision {self.amp or torch.float32}; loading data")
-        self.data = load_data(cfg, store, fill=ranks.local == 0)  # one fill of a new folder's cache per machine
-        self.data_fingerprint = data_fingerprint(self.data)
-        for note in self.data.notes:
-            self.log(f"data: {note}")
-        source = starting_weights(cfg, store, run, self.log)
-        if source is not None:
-            self.cfg = cfg = fit_config(cfg, source, self.log)
-            if ranks.main:
-                store.update_run(run_id, config=cfg.to_dict())
-        self.method: Method = get_method(run.method)(cfg, self.data.info, parent_runs(store, run_id, weights=True))
-        self.method.shard = (ranks.rank, ranks.world)
-        self.model = self.method.build().to(device)
-        if source is not None:
-            start_from(store, run_id, self.method.init_target(self.model), source, self.data.info.classes, self.log,
-                       record=ranks.main)
-        if cfg.sync_bn and ranks.world > 1:
-            self.model, count = distributed.sync_batchnorm(self.model, device)
-            self.log(f"sync_bn: {count} BatchNorm layers take their statistics over all {ranks.world} processes")
-        self.transform = BatchTransform.for_run(cfg, self.data.info, device)
-        why = system.memory_short(system.step_memory(self.model, lambda n: self.method.step(self.model, self.transform(
-            *self.data.train.__getitems__([i % len(self.data.train) for i in range(n)]), True)),
-            autocast(device, self.amp)), cfg.micro_batch(), cfg.nproc) if ranks.main and device.type == "cpu" else ""
-        if not distributed.agree(ranks, device, not why):  # every rank stops, rank 0 says why
-            raise WorkbenchError(why) if ranks.main else RunEnded(f"run {run_id} refused by rank 0")
+        with distributed.together(ranks, device):  # a rank failing alone here stops every rank
+            self._build()
+        cfg = self.cfg  # as the weights it starts from shaped it
         channels_last = wants_channels_last(self.model, device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
@@ -148,8 +120,41 @@ class Training:
         self.system = SystemMetrics(device)  # sys/... beside the training metrics
         if ranks.main:
             self.reporter.environment(environment() | {"batches from": source})  # shown beside the run
-        self.snap_batch = _fixed_batch(self.data, cfg, self.transform, device)
+        self.snap_batch = fixed_batch(self.data, self.transform)
         self.step = 0
+
+    def _build(self) -> None:
+        """Each rank's own preparation: its share of the CPU, the data, the starting weights, the
+        model, the batch transform; on a CPU, whether a step fits in memory (rank 0 measures)."""
+        store, run, cfg, ranks, device = self.store, self.run, self.cfg, self.ranks, self.device
+        seed_rngs(cfg.seed)  # the same initial weights on every rank
+        self.threads = CpuShare(store, cfg.threads, share=ranks.world)
+        self.log(f"run {run.id}: {run.method} on {device} ({torch.get_num_threads()} CPU thread{'s' if torch.get_num_threads() > 1 else ''}), "
+                 f"precision {self.amp or torch.float32}; loading data")
+        self.data = load_data(cfg, store, fill=ranks.local == 0)  # one fill of a new folder's cache per machine
+        self.data_fingerprint = data_fingerprint(self.data)
+        for note in self.data.notes:
+            self.log(f"data: {note}")
+        source = starting_weights(cfg, store, run, self.log)
+        if source is not None:
+            self.cfg = cfg = fit_config(cfg, source, self.log)
+            if ranks.main:
+                store.update_run(run.id, config=cfg.to_dict())
+        self.method: Method = get_method(run.method)(cfg, self.data.info, parent_runs(store, run.id, weights=True))
+        self.method.shard = (ranks.rank, ranks.world)
+        self.model = self.method.build().to(device)
+        if source is not None:
+            start_from(store, run.id, self.method.init_target(self.model), source, self.data.info.classes, self.log,
+                       record=ranks.main)
+        if cfg.sync_bn and ranks.world > 1:
+            self.model, count = distributed.sync_batchnorm(self.model, device)
+            self.log(f"sync_bn: {count} BatchNorm layers take their statistics over all {ranks.world} processes")
+        self.transform = BatchTransform.for_run(cfg, self.data.info, device)
+        why = system.memory_short(system.step_memory(self.model, lambda n: self.method.step(self.model, self.transform(
+            *self.data.train.__getitems__([i % len(self.data.train) for i in range(n)]), True)),
+            autocast(device, self.amp)), cfg.micro_batch(), cfg.nproc) if ranks.main and device.type == "cpu" else ""
+        if why:
+            raise WorkbenchError(why)  # every rank stops (`together`), rank 0 says why
 
     def resume(self) -> None:
         """Restore the newest readable checkpoint; rank 0 drops the metrics and files written after it.
@@ -392,9 +397,3 @@ class Training:
 def _quiet(_: str) -> None:
     """The log of ranks other than 0: one voice in the worker log is enough."""
 
-
-def _fixed_batch(data: DataBundle, cfg: TrainConfig, transform: BatchTransform,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The first validation images: the same ones in every snapshot, so progress is comparable."""
-    n = min(SNAPSHOT_IMAGES, len(data.val))
-    return transform(*data.val.__getitems__(list(range(n))), False) if n else None
