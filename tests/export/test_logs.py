@@ -48,6 +48,10 @@ def test_tensorboard_reads_back_every_scalar_and_snapshot(store: Store, two_runs
     assert logs.already_there(store, two_runs, out, tensorboard=True) == [out / f for f in folders]
     logs.to_tensorboard(store, two_runs[:1], out, log=lambda _: None)  # --overwrite: one event file, not two
     assert len(list((out / folders[0]).iterdir())) == 1
+    store.update_run(two_runs[0], name="the better lr")  # renamed since: its old folder is its folder too
+    assert logs.already_there(store, two_runs[:1], out, tensorboard=True) == [out / folders[0]]
+    logs.to_tensorboard(store, two_runs[:1], out, log=lambda _: None)
+    assert sorted(p.name for p in out.iterdir()) == [f"{two_runs[0]:06d}-the-better-lr", folders[1]]
 
 
 def test_one_long_table_as_csv_and_parquet(cli, store: Store, two_runs: list[int], tmp_path: Path) -> None:

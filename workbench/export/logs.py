@@ -34,19 +34,26 @@ def run_folder(store: Store, run_id: int) -> str:
     return f"{run_id:06d}-{slug}" if slug else f"{run_id:06d}"
 
 
+def written_before(folder: Path, run_id: int) -> list[Path]:
+    """A run's event-file folders already under `folder`, under any name it had (a run renamed since)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.split("-", 1)[0] == f"{run_id:06d}")
+
+
 def already_there(store: Store, run_ids: Sequence[int], target: Path, tensorboard: bool) -> list[Path]:
     """What writing these runs' logs to `target` would replace: the table's file, or the runs'
-    event-file folders (a second event file in one would show every curve twice in TensorBoard)."""
+    event-file folders (a second event file, or a renamed run's second folder, would show every
+    curve twice in TensorBoard)."""
     if not tensorboard:
         return [target] if target.exists() else []
-    return [path for path in (target / run_folder(store, run_id) for run_id in run_ids)
-            if path.is_dir() and any(path.iterdir())]
+    return [path for run_id in run_ids for path in written_before(target, run_id) if any(path.iterdir())]
 
 
 def to_tensorboard(store: Store, run_ids: Sequence[int], folder: Path,
                    log: Callable[[str], None] = print) -> dict[int, Path]:
     """One event-file folder per run under `folder` (`tensorboard --logdir folder` shows them side
-    by side), replacing a run's folder written before; the folder of each run."""
+    by side), replacing a run's folders written before; the folder of each run."""
     _needs("tensorboard", "--tensorboard")
     from torch.utils.tensorboard import SummaryWriter
 
@@ -54,8 +61,8 @@ def to_tensorboard(store: Store, run_ids: Sequence[int], folder: Path,
     for run_id in run_ids:
         run = store.get_run(run_id)
         path = folder / run_folder(store, run_id)
-        if path.is_dir():
-            shutil.rmtree(path)
+        for old in written_before(folder, run_id):
+            shutil.rmtree(old)
         writer = SummaryWriter(log_dir=str(path))
         try:
             rows = store.metrics(run_id)
