@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from workbench.cli import data, db, models, runs, studies, tidy
 from workbench.errors import WorkbenchError
-from workbench.store.engine import parse_url
+from workbench.store.engine import new_sqlite_file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,9 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _existing_store(target: str) -> str:
     """`--db`'s store; a SQLite file that is not there is a typo, not a new store to make silently."""
-    url = parse_url(target)
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-        raise WorkbenchError(f"there is no store at {url.database}; check the path (a new store is made in a "
+    missing = new_sqlite_file(target)
+    if missing is not None:
+        raise WorkbenchError(f"there is no store at {missing}; check the path (a new store is made in a "
                              f"folder of its own: WORKBENCH_HOME=FOLDER workbench ...)")
     return target
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from workbench.store import Store
-from workbench.store.engine import parse_url
+from workbench.store.engine import new_sqlite_file
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -59,8 +58,7 @@ def cmd_migrate_to(args: argparse.Namespace) -> int:
     from workbench.store.transfer import copy_store
 
     source = Store()
-    url = parse_url(args.url)
-    made = Path(url.database) if url.get_backend_name() == "sqlite" and not Path(url.database).exists() else None
+    made = new_sqlite_file(args.url)
     target = Store(args.url)
     print(f"copying {source.label} into {target.label}", file=sys.stderr)
     shown: list[str] = []

@@ -43,6 +43,16 @@ def parse_url(target: str | Path) -> URL:
     return url
 
 
+def new_sqlite_file(target: str | Path) -> Path | None:
+    """The SQLite file a store at `target` would make (its file is not there yet); None for a
+    SQLite file that exists, an in-memory one, or a server."""
+    url = parse_url(target)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = Path(url.database)
+        return None if path.exists() else path
+    return None
+
+
 def create_store_engine(url: URL, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
     if url.get_backend_name() == "sqlite":
         return create_sqlite_engine(Path(url.database), busy_timeout_s)
