@@ -74,15 +74,17 @@ class Reporter:
     def environment(self, env: dict[str, str]) -> None:
         """Record what the run now runs on (its summary's environment); a resume on other software
         than its last start says so in a warning."""
-        was = self.store.get_run(self.run_id).environment
-        changed = differences(was, env) if was else []
-        self._edit(lambda summary: {**summary, ENVIRONMENT: env})
-        if changed:
-            self.warn(f"resumed on other software than its last start: {'; '.join(changed)}")
+        def edit(summary: dict[str, Any]) -> dict[str, Any]:  # read and written in one transaction
+            changed = differences(summary[ENVIRONMENT], env) if summary.get(ENVIRONMENT) else []
+            summary = {**summary, ENVIRONMENT: env}
+            return _warned(summary, f"resumed on other software than its last start: {'; '.join(changed)}") \
+                if changed else summary
+
+        self._edit(edit)
 
     def warn(self, sentence: str) -> None:
         """Keep a warning with the run (its summary's warnings: the Details tab and `workbench show` say it)."""
-        self._edit(lambda summary: {**summary, WARNINGS: [*summary.get(WARNINGS, []), sentence]})
+        self._edit(lambda summary: _warned(summary, sentence))
 
     def _edit(self, edit: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         if not self.lost and not self.store.edit_summary(self.run_id, edit, self.token):
@@ -146,3 +148,7 @@ class Window:
         metrics["train/images_per_s"] = self.images / elapsed
         metrics["train/data_wait"] = self.waiting / elapsed
         return metrics
+
+
+def _warned(summary: dict[str, Any], sentence: str) -> dict[str, Any]:
+    return {**summary, WARNINGS: [*summary.get(WARNINGS, []), sentence]}
