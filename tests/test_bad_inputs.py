@@ -157,7 +157,7 @@ CASES = [
     Case("cuda-absent", train("device=cuda:63"), "device: cuda:63 is not on this machine"),
     Case("init-no-file", train("init=/nowhere/weights.safetensors"), "init: no file at /nowhere/weights.safetensors"),
     Case("init-no-run", train("init=run:999"), "init: there is no run 999"),
-    Case("init-run-never-saved", failed_at_step_0, "has no checkpoint file to start from: it never saved one"),
+    Case("init-run-never-saved", failed_at_step_0, "has no checkpoint file: it never saved one"),
     Case("batch-over-the-training-set", small_dataset,
          "batch_size: 11 is larger than the training set of dataset 'mine' (10 images, 2 of its 12 held out"),
     Case("set-twice", train("lr=1e-3", "lr=1e-4"), "lr: given twice (1e-3 and 1e-4); give it once"),

@@ -29,14 +29,9 @@ def prepare_config(store: Store, method: str, *, preset: str | None = None,
     """The validated config of a new run with these parents; writes nothing."""
     infos = {}
     for role, parent_id in (parents or {}).items():
-        try:
-            parent = store.get_run(parent_id)
-        except StoreError:
-            raise ConfigError(f"parent:{role}", f"there is no run {parent_id}; `workbench runs` lists them") from None
-        checkpoint = store.latest_artifact(parent.id, "checkpoint")
-        if parent.status == "finished" and (checkpoint is None or not store.abspath(checkpoint).exists()):
-            raise ConfigError(f"parent:{role}", f"run {parent.id} has no checkpoint file left (deleted?); "
-                                                f"pick another run or train it again")
+        parent = _run_named(store, parent_id, f"parent:{role}")
+        if parent.status == "finished":  # an unfinished one is refused by the parent check, saying so
+            _check_weights(store, parent, f"parent:{role}", ("checkpoint",))  # a parent's last is loaded
         infos[role] = ParentInfo(parent.id, parent.method, parent.status,
                                  config_from_dict(parent.method, parent.config, strict=False))
     return checked_config(store, method, preset=preset, overrides=overrides, parents=infos)
@@ -77,15 +72,24 @@ def check_init(store: Store, spec: str) -> None:
         if not (path.is_file() if kind == "file" else (path / "config.json").is_file()):
             raise ConfigError("init", f"no {'file' if kind == 'file' else 'model folder (config.json)'} at {path}")
     elif kind == "run":
-        run_id = int(value.partition(":")[0])
-        try:
-            run = store.get_run(run_id)
-        except StoreError:
-            raise ConfigError("init", f"there is no run {run_id}; `workbench runs` lists them") from None
-        files = store.artifacts(run_id, "checkpoint") + store.artifacts(run_id, "best")
-        if not any(store.abspath(a).exists() for a in files):
-            raise ConfigError("init", f"run {run_id} ({run.status}, step {run.step}) has no checkpoint file to start "
-                                      f"from" + (" left (deleted?)" if files else ": it never saved one"))
+        run = _run_named(store, int(value.partition(":")[0]), "init")
+        _check_weights(store, run, "init", ("checkpoint", "best"))
+
+
+def _run_named(store: Store, run_id: int, field: str) -> Run:
+    try:
+        return store.get_run(run_id)
+    except StoreError:
+        raise ConfigError(field, f"there is no run {run_id}; `workbench runs` lists them") from None
+
+
+def _check_weights(store: Store, run: Run, field: str, kinds: tuple[str, ...]) -> None:
+    """Refuse a run to take weights from that has no file of these kinds left."""
+    files = [a for kind in kinds for a in store.artifacts(run.id, kind)]
+    if not any(store.abspath(a).exists() for a in files):
+        raise ConfigError(field, f"run {run.id} ({run.status}, step {run.step}) has no checkpoint file"
+                                 + (" left (deleted?)" if files else ": it never saved one")
+                                 + "; pick another run or train it again")
 
 
 def check_device(device: str) -> None:
