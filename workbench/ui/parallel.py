@@ -146,13 +146,13 @@ class ParallelView(QWidget):
             values, names = axis_values(runs, field)
             column, low, high = scaled(values)
             columns.append(column)
-            labels.append((field, names, low, high, True))
+            labels.append((field, names, low, high))
         score = np.array([float(r.results.get(metric, math.nan)) for r in runs]) if metric else np.full(len(runs),
                                                                                                       math.nan)
         if metric:
             column, low, high = scaled(score)
             columns.append(column)
-            labels.append((metric, None, low, high, False))
+            labels.append((metric, None, low, high))
         self.matrix = np.stack(columns, axis=1) if columns and runs else np.empty((len(runs), 0))
         self.hint.setText(HINT + (f" {len(self.fields)} of the {differ} settings that differ are shown (those the "
                                   f"most runs have): filter the table to one method or study for the rest."
@@ -170,7 +170,8 @@ class ParallelView(QWidget):
             line = self.plot.plot(xs, np.nan_to_num(row, nan=-0.05), pen=pg.mkPen(colour, width=1.5))
             line.setToolTip(f"{run.id} · {run.name}")
             self.lines[run.id] = line
-        for i, (name, names, low, high, setting) in enumerate(labels):
+        for i, (name, names, low, high) in enumerate(labels):
+            setting = i < len(self.fields)  # the last axis is the metric's
             self.plot.addItem(pg.InfiniteLine(pos=i, angle=90, pen=pg.mkPen(ink)), ignoreBounds=True)
             title = pg.TextItem(html=f"<b>{html.escape(name)}</b>", anchor=(0.5, 1), color=ink)
             title.setPos(i, TITLE_Y + stagger * (i % 2))
