@@ -167,6 +167,7 @@ def test_distillation_view_matches_the_stored_metrics(runs, qtbot) -> None:
     store, ids = runs
     view = DistillView(store)
     qtbot.addWidget(view)
+    assert view.body.isHidden() and "select a finished DeiT run" in view.title.text()  # before any run
     view.show_run(store.get_run(ids["deit"]))
     summary = store.get_run(ids["deit"]).summary
     assert view.baseline.currentData() == ids["baseline"]

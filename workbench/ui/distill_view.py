@@ -180,6 +180,7 @@ class DistillView(QWidget):
         layout.addWidget(self.why_not)
         layout.addWidget(self.body, 1)
         layout.addStretch(0)  # takes the room while the body is hidden: the title stays on top
+        self._draw()  # no run yet: the sentence, no empty axes
 
     def show_run(self, run: Run | None) -> None:
         """Follow the selected run; what it shows is only read again when the run or its status changes."""
