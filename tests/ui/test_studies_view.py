@@ -225,3 +225,27 @@ def test_a_plan_checked_against_the_windows_catalog_takes_a_run_to_start_from(qt
     run = store.create_run("vit", {})
     cfg = checked_config(Catalog.read(store), "vit", preset="tiny", overrides=[f"init=run:{run.id}"], parents={})
     assert cfg.init == f"run:{run.id}"
+
+
+def test_each_study_is_plotted_in_its_own_range_a_log_sweep_on_a_log_axis(qtbot, store: Store) -> None:
+    """Categories set the x range; the next study (numbers, other values) is fitted again, not left
+    off-screen in the last one's range; an lr sweep by factors gets a log x axis."""
+    from workbench.ui.study_chart import StudyChart, log_spaced
+
+    chart = StudyChart()
+    qtbot.addWidget(chart)
+    tables = []
+    for axes, value in (([("pos_embed", ["learned-1d", "none"])], lambda p: 0.55),
+                        ([("lr", [1e-4, 1e-3, 1e-2])], lambda p: 1.2 - p["lr"] * 10)):
+        study = create_study(store, sweep_spec("vit", axes, common=QUICK))
+        finish_queued_members(store, study.id, lambda stage, p: {"val/top1": value(p), "val/loss": 1.0})
+        tables.append(results(overview(store, study.id)))
+    chart.show_table(tables[0], "")
+    chart.show_table(tables[1], "")
+    chart.metric_box.setCurrentText("val/top1")
+    chart.show()
+    qtbot.waitUntil(lambda: chart.plot.getPlotItem().viewRange()[0][0] < -3, timeout=5_000)
+    (x0, x1), (y0, y1) = chart.plot.getPlotItem().viewRange()
+    assert chart.plot.getPlotItem().ctrl.logXCheck.isChecked()
+    assert x0 <= -4 and x1 >= -2 and y0 <= 1.1 and y1 >= 1.19  # log10 of 1e-4 .. 1e-2; every value in view
+    assert log_spaced([1e-4, 1e-3, 1e-2]) and not log_spaced([0.25, 0.5, 0.75]) and not log_spaced([1, 2])

@@ -5,6 +5,7 @@ verdicts on its claims beside it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import pyqtgraph as pg
@@ -15,6 +16,20 @@ from workbench import fmt
 from workbench.studies import Table, Verdict, point_values, reference_values
 from workbench.ui import theme
 from workbench.ui.verdict_panel import VerdictPanel
+
+
+def log_spaced(values: Sequence[float]) -> bool:
+    """Whether a swept field's values are spaced by a factor (lr 1e-4, 1e-3, 1e-2) rather than a
+    step: three or more positive values whose logs are more evenly spaced than the values."""
+    xs = sorted(set(values))
+    if len(xs) < 3 or xs[0] <= 0:
+        return False
+
+    def unevenness(points: list[float]) -> float:
+        gaps = [b - a for a, b in zip(points, points[1:])]
+        return (max(gaps) - min(gaps)) / max(gaps)
+
+    return unevenness([math.log(x) for x in xs]) < unevenness(xs)
 
 
 class StudyChart(QWidget):
@@ -85,12 +100,14 @@ class StudyChart(QWidget):
         one series per value of a second swept field; reference rows (a teacher) as dashed lines."""
         self.plot.clear()
         self.legend.clear()
+        self.plot.enableAutoRange()  # a range set for the study shown before (its categories) is not this one's
         table, col = self.table_data, self.metric_box.currentIndex()
         if table is None or col < 0:
             return
         first = len(table.sweep_fields)
         points = [row for row, ref in zip(table.rows, table.reference) if not ref]
         numeric = all(isinstance(row[0], (int, float)) and not isinstance(row[0], bool) for row in points)
+        self.plot.setLogMode(x=numeric and log_spaced([float(row[0]) for row in points]))
         categories = list(dict.fromkeys(str(row[0]) for row in points))
         axis = self.plot.getAxis("bottom")
         axis.setTicks(None if numeric else [[(i, c) for i, c in enumerate(categories)]])
