@@ -114,6 +114,11 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     shown(window)
     assert (store.get_run(a).notes, store.get_run(a).tags) == ("first try; lr too low", "lr-sweep kept")
     assert details.notes.toPlainText() == "" and store.get_run(b).notes == ""
+    details.show_run(None)  # the run shown leaves (moved to the Trash, say): nothing can be typed for it
+    assert not details.save_button.isEnabled() and not details.notes.isEnabled() and details.tags.text() == ""
+    details.save_notes()
+    shown(window)
+    assert store.get_run(b).tags == ""
     window.table.selectAll()
     shown(window)  # Compare reads the runs' best values on a worker thread
     table = window.compare.table

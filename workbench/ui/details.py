@@ -93,8 +93,8 @@ class RunDetailsView(QWidget):
         self.notes.setMaximumHeight(90)
         self.tags = QLineEdit()
         self.tags.setPlaceholderText("tags, separated by spaces")
-        save = QPushButton("Save notes and tags")
-        save.clicked.connect(self.save_notes)
+        self.save_button = QPushButton("Save notes and tags")
+        self.save_button.clicked.connect(self.save_notes)
 
         buttons = QHBoxLayout()
         buttons.addWidget(copy_json)
@@ -115,7 +115,8 @@ class RunDetailsView(QWidget):
         layout.addWidget(QLabel("Artifacts (double-click opens)"))
         layout.addWidget(self.artifacts, 1)
         layout.addLayout(notes)
-        layout.addWidget(save)
+        layout.addWidget(self.save_button)
+        self._editable(False)
 
     def show_run(self, run: Run | None, links: bool = True) -> None:
         """Show `run`; the notes editor is only refilled when another run is chosen. `links`: read its
@@ -124,7 +125,11 @@ class RunDetailsView(QWidget):
         if changed:
             self.keep_typed()  # notes typed for the run shown before are saved, not dropped
         self.run = run
-        if run is None:
+        self._editable(run is not None)
+        if run is None:  # nothing typed now can go to the run shown before (moved to the Trash, say)
+            self.filled = None
+            self.notes.clear()
+            self.tags.clear()
             self.title.setText("select a run")
             self.timing.clear()
             self.environment.hide()
@@ -153,6 +158,10 @@ class RunDetailsView(QWidget):
         if links:
             run_id = run.id
             read_then(self.submit, lambda: read_links(self.store, run_id), self.show_links)
+
+    def _editable(self, on: bool) -> None:
+        for widget in (self.notes, self.tags, self.save_button):
+            widget.setEnabled(on)
 
     def show_links(self, links: Links) -> None:
         """The lineage and artifacts of the run shown, as `read_links` read them (those of a run no
