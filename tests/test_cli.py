@@ -89,6 +89,16 @@ def test_delete_goes_to_the_trash_and_for_good_only_when_confirmed(cli, store: S
     assert store.get_run(teacher) and paths.run_dir(teacher, create=False).exists()
     assert cli("delete", str(teacher), "--for-good", "--yes").returncode == 0
     assert [r.id for r in store.list_runs()] == [student] and not paths.run_dir(teacher, create=False).exists()
+    parent = finished_run(store, "mae")
+    child = store.create_run("finetune", {}, parents={"encoder": parent}).id
+    lone = finished_run(store, "vit")
+    assert cli("delete", str(parent), str(lone)).returncode == 0
+    kept = cli("delete", str(parent), "--for-good", "--yes")  # named, but a run outside the Trash needs it
+    assert kept.returncode == 2 and f"run {parent} stays in the Trash: run {child} was trained from it" in kept.stderr
+    emptied = cli("trash", "--empty", "--yes")  # what can go goes; the parent stays, said
+    assert emptied.returncode == 0 and f"run {parent} stays in the Trash" in emptied.stderr, emptied.stderr
+    assert f"run(s) {lone} deleted for good" in emptied.stderr
+    assert [r.id for r in store.list_runs(trashed=True)] == [parent]
 
 
 def test_tags_are_added_and_removed(cli, store: Store) -> None:

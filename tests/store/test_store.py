@@ -48,6 +48,20 @@ def test_lineage_and_parent_protection(store: Store) -> None:
     assert [r.id for r in store.list_runs()] == [parent.id, child.id]  # the refused run left nothing
 
 
+def test_a_run_kept_keeps_its_parents_in_the_trash(store: Store) -> None:
+    """mae -> finetune -> deit student outside the Trash: the two in it stay, the lone run goes."""
+    from workbench.jobs.trash import deletable, staying
+
+    mae = store.create_run("mae", {})
+    tuned = store.create_run("finetune", {}, parents={"encoder": mae.id})
+    store.create_run("deit", {}, parents={"teacher": tuned.id})
+    lone = store.create_run("vit", {})
+    go, stay = deletable(store, [mae.id, tuned.id, lone.id])
+    assert go == [lone.id] and stay == {tuned.id: [tuned.id + 1], mae.id: [tuned.id]}
+    assert staying(stay) == (f"run {mae.id} stays in the Trash: run {tuned.id} was trained from it; "
+                             f"run {tuned.id} stays in the Trash: run {tuned.id + 1} was trained from it")
+
+
 def test_trashed_runs_are_hidden_restorable_and_never_active(store: Store) -> None:
     done, running = store.create_run("vit", {}), store.create_run("vit", {})
     store.update_run(done.id, status="finished")

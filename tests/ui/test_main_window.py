@@ -164,25 +164,23 @@ def test_delete_always_asks_moves_to_the_trash_and_deletes_for_good_only_from_th
     window.status_filter.setCurrentText("Trash")
     settle(window)
     assert window.proxy.rowCount() == 3 and not window.actions.delete.isEnabled()
-    window.select_run(teacher)  # the teacher alone would orphan its student
+    window.select_run(teacher)  # the teacher alone would orphan its student: it stays, unasked
     assert window.actions.restore.isEnabled() and window.actions.purge.isEnabled()
-    seen = answer_next_box("Delete for good")
     window.actions.purge.trigger()
-    assert "cannot be undone" in seen[0]
-    window.tasks.wait()
-    QApplication.processEvents()
-    refusal = [box for box in window.findChildren(QMessageBox) if box.isVisible()]
-    assert len(refusal) == 1 and f"run {teacher} is the parent of run {student}" in refusal[0].text()
-    refusal[0].close()
-    window.select_run(other)
+    settle(window)
+    assert (f"Nothing deleted: run {teacher} stays in the Trash: run {student} was trained from it"
+            in window.statusBar().currentMessage())
+    assert len(store.list_runs(trashed=True)) == 3
+    window.select_run(student)
     window.actions.restore.trigger()
     settle(window)
-    assert [r.id for r in store.list_runs()] == [other]
-    answer_next_box("Delete for good")
+    seen = answer_next_box("Delete for good")
     window.actions.empty_trash.trigger()
     settle(window)  # the Trash listed, the question, the deletion: each on a worker thread or after one
-    assert [r.id for r in store.list_runs(trashed=True)] == [] and [r.id for r in store.list_runs()] == [other]
-    assert not paths.run_dir(teacher, create=False).exists() and folder.exists()
+    assert seen[0].startswith("Delete 1 run and") and "cannot be undone" in seen[0]
+    assert f"Kept: run {teacher} stays in the Trash: run {student} was trained from it" in seen[0]
+    assert [r.id for r in store.list_runs(trashed=True)] == [teacher] and [r.id for r in store.list_runs()] == [student]
+    assert not folder.exists()  # the deleted run's files
     window.status_filter.setCurrentIndex(0)
     settle(window)
     assert window.proxy.rowCount() == 1

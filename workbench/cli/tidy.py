@@ -52,7 +52,7 @@ def _confirmed(question: str, yes: bool) -> bool:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     from workbench.jobs import delete_for_good, move_to_trash
-    from workbench.jobs.trash import folder_size
+    from workbench.jobs.trash import deletable, folder_size, staying
 
     store = Store()
     reconcile(store)
@@ -61,14 +61,16 @@ def cmd_delete(args: argparse.Namespace) -> int:
         print(f"run(s) {', '.join(map(str, trashed)) or 'none'} moved to the Trash; `workbench restore` brings "
               f"them back, `workbench trash --empty` deletes them for good", file=sys.stderr)
         return 0
-    size = folder_size(args.runs) / 2**20
-    if not _confirmed(f"Delete run(s) {', '.join(map(str, args.runs))} and {size:,.1f} MB of files for good?",
-                      args.yes):
+    go, stay = deletable(store, args.runs)
+    if stay:
+        print(f"{staying(stay)} (name the runs trained from a run too, to delete it)", file=sys.stderr)
+    if not go or not _confirmed(f"Delete run(s) {', '.join(map(str, go))} and {folder_size(go) / 2**20:,.1f} MB of "
+                                f"files for good?", args.yes):
         print("nothing deleted; the runs are in the Trash", file=sys.stderr)
-        return 1
-    gone = delete_for_good(store, args.runs)
+        return 2 if stay else 1
+    gone = delete_for_good(store, go)
     print(f"run(s) {', '.join(map(str, gone))} deleted for good", file=sys.stderr)
-    return 0
+    return 2 if stay else 0
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
@@ -105,7 +107,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def cmd_trash(args: argparse.Namespace) -> int:
     from workbench.jobs import delete_for_good
-    from workbench.jobs.trash import folder_size
+    from workbench.jobs.trash import deletable, folder_size, staying
 
     store = Store()
     runs = store.list_runs(trashed=True)
@@ -118,10 +120,16 @@ def cmd_trash(args: argparse.Namespace) -> int:
     if not runs:
         print("the Trash is empty", file=sys.stderr)
         return 0
-    size = folder_size([r.id for r in runs]) / 2**20
-    if not _confirmed(f"Delete the {len(runs)} run(s) in the Trash and {size:,.1f} MB of files for good?", args.yes):
+    go, stay = deletable(store, [r.id for r in runs])
+    if stay:
+        print(staying(stay), file=sys.stderr)
+    if not go:
+        print("nothing deleted", file=sys.stderr)
+        return 0
+    if not _confirmed(f"Delete {len(go)} of the {len(runs)} run(s) in the Trash and {folder_size(go) / 2**20:,.1f} MB "
+                      f"of files for good?", args.yes):
         return 1
-    gone = delete_for_good(store, [r.id for r in runs])
+    gone = delete_for_good(store, go)
     print(f"run(s) {', '.join(map(str, gone))} deleted for good", file=sys.stderr)
     return 0
 

@@ -39,6 +39,26 @@ def folder_size(run_ids: Sequence[int]) -> int:
     return total
 
 
+def deletable(store: Store, run_ids: Sequence[int]) -> tuple[list[int], dict[int, list[int]]]:
+    """Which of these runs can be deleted for good, and which stay (id -> the children that keep
+    it): a parent stays while a run trained from it stays (outside the Trash, or kept in it)."""
+    ids = set(run_ids)
+    children = {rid: {c.id for _, c in store.children(rid)} for rid in ids}
+    stay: dict[int, list[int]] = {}
+    while True:  # a run kept keeps its parents in turn
+        more = {rid: sorted(kids - (ids - set(stay))) for rid, kids in children.items()
+                if rid not in stay and kids - (ids - set(stay))}
+        if not more:
+            return sorted(ids - set(stay)), stay
+        stay |= more
+
+
+def staying(stay: dict[int, list[int]]) -> str:
+    """The runs that stay in the Trash and why, as a sentence ('' when none)."""
+    return "; ".join(f"run {rid} stays in the Trash: run{'s' if len(kids) > 1 else ''} {', '.join(map(str, kids))} "
+                     f"{'were' if len(kids) > 1 else 'was'} trained from it" for rid, kids in sorted(stay.items()))
+
+
 def delete_for_good(store: Store, run_ids: Sequence[int]) -> list[int]:
     """Delete trashed runs with their metrics, artifacts and folders, children before parents.
     A run that is the parent of a run not being deleted is refused (its lineage would break)."""

@@ -192,33 +192,45 @@ class RunActions(QObject):
 
     def delete_for_good_selected(self) -> None:
         if self.window.runs.showing_trash():
-            self._delete_for_good(self.window.selected_runs())
+            runs = self.window.selected_runs()
+            self._delete_for_good(lambda: runs)
 
     def empty_the_trash(self) -> None:
         w = self.window
-        if not w.ready():
-            return
-        w.tasks.submit(lambda: w.store.list_runs(trashed=True), self._delete_for_good, w.say)
+        if w.ready():
+            self._delete_for_good(lambda: w.store.list_runs(trashed=True))
 
-    def _delete_for_good(self, runs: list[Run]) -> None:
-        """Delete trashed runs with their files, off the GUI thread, after asking (size included)."""
+    def _delete_for_good(self, which: Callable[[], list[Run]]) -> None:
+        """Delete trashed runs with their files after asking: what goes, its size, and what stays
+        (a parent of a run that stays) and why. Read and deleted off the GUI thread."""
+        from workbench.jobs.trash import deletable, folder_size
+
+        w = self.window
+
+        def read() -> tuple[list[Run], dict[int, list[int]], float]:
+            runs = which()
+            go, stay = deletable(w.store, [r.id for r in runs])
+            return [r for r in runs if r.id in go], stay, folder_size(go) / 2**20
+
+        w.tasks.submit(read, lambda plan: self._confirm_deletion(*plan), w.say)
+
+    def _confirm_deletion(self, runs: list[Run], stay: dict[int, list[int]], size: float) -> None:
         from workbench.jobs import delete_for_good
-        from workbench.jobs.trash import folder_size
+        from workbench.jobs.trash import staying
 
         w = self.window
         if not runs:
-            w.say("The Trash is empty")
+            w.say(f"Nothing deleted: {staying(stay)}" if stay else "The Trash is empty")
             return
-        size = folder_size([r.id for r in runs]) / 2**20
         if not confirm(w, "Delete for good", f"Delete {len(runs)} run{'s' if len(runs) > 1 else ''} and "
                                              f"{size:,.1f} MB of files for good?", "Delete for good",
-                       detail=f"{listing(runs)}.\n\nMetrics, checkpoints, images and exports are removed. "
-                              f"This cannot be undone."):
+                       detail=f"{listing(runs)}.\n\n" + (f"Kept: {staying(stay)}.\n\n" if stay else "")
+                              + "Metrics, checkpoints, images and exports are removed. This cannot be undone."):
             return
 
         def done(gone: list[int]) -> None:
             w.poll()
-            w.say(f"Deleted run(s) {', '.join(map(str, gone))} for good")
+            w.say(f"Deleted run(s) {', '.join(map(str, gone))} for good" + (f"; {staying(stay)}" if stay else ""))
 
         w.tasks.submit(lambda: delete_for_good(w.store, [r.id for r in runs]), done,
                        lambda msg: warn(w, "Not deleted", msg))
