@@ -64,6 +64,15 @@ def test_a_finished_classifier_reports_its_diagnostics_everywhere(store: Store, 
     recalls = [view.per_class.item(r, 2).text() for r in range(10)]
     assert all(len(text) == 5 for text in recalls), recalls  # "0.900", not "0.9"
     assert f"top-1 {shown['top1']:.4f}" in view.title.text() and not view.gallery.item.pixmap().isNull()
+    assert view.weights.isHidden()  # its best evaluation was its last: the weights Export writes
+    best = store.artifacts(run.id, "best")[-1]
+    store.delete_artifacts([best.id])  # as if its best evaluation had been at step 2
+    store.add_artifact(run.id, "best", store.abspath(best), step=2, meta={**best.meta, "value": 0.125})
+    view.show_run(None)
+    view.show_run(store.get_run(run.id))  # a best evaluation before the end: the view says whose these are
+    assert not view.weights.isHidden()
+    assert (f"These describe the last weights (step 4). Export writes the best by default (val/top1 0.125 at "
+            f"step 2)") in view.weights.text()
     mae = create_run(store, "mae", preset="tiny", overrides=["max_steps=1"])
     view.show_run(store.get_run(mae.id))
     assert "has no diagnostics" in view.title.text() and view.per_class.rowCount() == 0

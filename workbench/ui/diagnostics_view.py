@@ -40,12 +40,20 @@ class Diagnosis:
 
     diagnostics: dict | None
     mistakes: QImage | None
+    weights: str = ""  # which weights they describe, when those are not what Export writes by default
 
 
 def read_diagnosis(store: Store, run_id: int) -> Diagnosis:
     diagnostics = (fmt.run_report(store, run_id) or {}).get("diagnostics")
-    mistakes = store.artifacts(run_id, "image", name="mistakes")[-1:] if diagnostics is not None else []
-    return Diagnosis(diagnostics, QImage(str(store.abspath(mistakes[0]))) if mistakes else None)
+    if diagnostics is None:
+        return Diagnosis(None, None)
+    mistakes = store.artifacts(run_id, "image", name="mistakes")[-1:]
+    best, step = store.artifacts(run_id, "best")[-1:], store.get_run(run_id).step
+    weights = (f"These describe the last weights (step {step}). Export writes the best by default "
+               f"({best[0].meta['metric']} {best[0].meta['value']:.4g} at step {best[0].step}): choose the last "
+               f"weights there to export these, or `workbench diagnose {run_id}` describes the best"
+               if best and best[0].step != step else "")
+    return Diagnosis(diagnostics, QImage(str(store.abspath(mistakes[0]))) if mistakes else None, weights)
 
 
 class DiagnosticsView(QWidget):
@@ -57,6 +65,9 @@ class DiagnosticsView(QWidget):
         self.title = QLabel("select a finished classifier run")
         self.title.setStyleSheet("font-weight: 600;")
         self.title.setWordWrap(True)
+        self.weights = QLabel()
+        self.weights.setWordWrap(True)
+        theme.colour_text(self.weights, "muted")
         self.matrix = QTableWidget()
         self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.matrix.setToolTip("rows: the true class; columns: the predicted one; off the diagonal: confusions")
@@ -91,6 +102,7 @@ class DiagnosticsView(QWidget):
         body.setSizes([340, 360])
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
+        layout.addWidget(self.weights)
         layout.addWidget(body, 1)
 
     def show_run(self, run: Run | None) -> None:
@@ -116,6 +128,8 @@ class DiagnosticsView(QWidget):
 
     def _show(self, run: Run | None, diagnosis: Diagnosis) -> None:
         diagnostics = diagnosis.diagnostics
+        self.weights.setText(diagnosis.weights)
+        self.weights.setVisible(bool(diagnosis.weights))
         if run is None or diagnostics is None:
             self.title.setText("select a finished classifier run" if run is None else
                                f"run {run.id} has no diagnostics: they are written when a classifier finishes "
