@@ -101,6 +101,16 @@ def test_delete_goes_to_the_trash_and_for_good_only_when_confirmed(cli, store: S
     assert [r.id for r in store.list_runs(trashed=True)] == [parent]
 
 
+def test_a_run_is_renamed(cli, store: Store) -> None:
+    run = store.create_run("vit", {})
+    done = cli("rename", str(run.id), "vit,", "2-D", "positions")
+    assert done.returncode == 0 and done.stdout.strip() == "vit, 2-D positions" == store.get_run(run.id).name
+    empty = cli("rename", str(run.id), " ")
+    assert empty.returncode == 2 and "cannot be empty" in empty.stderr
+    missing = cli("rename", "999", "x")
+    assert missing.returncode == 2 and "there is no run 999" in missing.stderr
+
+
 def test_tags_are_added_and_removed(cli, store: Store) -> None:
     run = store.create_run("vit", {}, tags="draft lr-sweep")
     done = cli("tag", str(run.id), "+baseline", "-draft", "+lr-sweep")

@@ -186,6 +186,43 @@ def test_delete_always_asks_moves_to_the_trash_and_deletes_for_good_only_from_th
     assert window.proxy.rowCount() == 1
 
 
+def test_a_run_is_renamed_from_the_edit_menu_or_a_right_click(window: MainWindow, store: Store, qtbot) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QInputDialog
+
+    run, other = finished_run(store, "vit"), finished_run(store, "vit")
+    poll(window)
+    window.select_run(run)
+    assert window.actions.rename in window.table.actions()  # the rows' context menu offers it
+
+    had: list[str] = []
+
+    def type_name(text: str) -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QInputDialog):
+            QTimer.singleShot(20, lambda: type_name(text))
+            return
+        had.append(box.textValue())  # the name it has, to edit
+        box.setTextValue(text)
+        box.accept()
+
+    QTimer.singleShot(0, lambda: type_name("  vit, 2-D   positions "))
+    window.actions.rename.trigger()
+    settle(window)
+    assert store.get_run(run).name == "vit, 2-D positions" and store.get_run(other).name == f"vit-{other}"
+    assert had == [f"vit-{run}"]
+    assert window.model.run_at(window.model.row_of(run)).name == "vit, 2-D positions"
+    QTimer.singleShot(0, lambda: type_name("   "))  # an empty name is refused, saying so
+    window.actions.rename.trigger()
+    settle(window)
+    refusal = [box for box in window.findChildren(QMessageBox) if box.isVisible()]
+    assert len(refusal) == 1 and "cannot be empty" in refusal[0].text()
+    refusal[0].close()
+    assert store.get_run(run).name == "vit, 2-D positions"
+    window.table.selectAll()
+    assert not window.actions.rename.isEnabled()  # one run at a time
+
+
 def _menu_action(menu, text: str):
     found = next((a for a in menu.actions() if a.text() == text), None)
     assert found is not None, f"no {text!r} in {[a.text() for a in menu.actions()]}"

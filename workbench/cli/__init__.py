@@ -1,5 +1,5 @@
 """Headless interface: `workbench train | resume | cancel | runs | show | metrics | trash | restore |
-tag | limit | export | inspect | datasets | methods | study | db | gui`.
+tag | rename | limit | export | inspect | datasets | methods | study | db | gui`.
 
 A stable scripting surface: `train` prints only the new run id on stdout (progress goes to
 stderr), `runs` and `show` take `--json`, `metrics --csv` prints the full series. Errors the

@@ -35,6 +35,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--yes", action="store_true", help="do not ask (scripts)")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_trash)
+    rn = sub.add_parser("rename", help="give a run another name: workbench rename 3 'vit, 2-D positions'")
+    rn.add_argument("run", type=int)
+    rn.add_argument("name", nargs="+", help="the new name (words are joined by spaces)")
+    rn.set_defaults(func=cmd_rename)
     tg = sub.add_parser("tag", help="add (+tag) or remove (-tag) tags of a run: workbench tag 3 +baseline -draft")
     tg.add_argument("run", type=int)
     tg.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG")  # "-draft" is no option here
@@ -131,6 +135,11 @@ def cmd_trash(args: argparse.Namespace) -> int:
         return 1
     gone = delete_for_good(store, go)
     print(f"run(s) {', '.join(map(str, gone))} deleted for good", file=sys.stderr)
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    print(Store().rename_run(args.run, " ".join(args.name)))
     return 0
 
 

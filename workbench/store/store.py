@@ -224,6 +224,16 @@ class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
             run.tags = " ".join(tags)
             return tags
 
+    def rename_run(self, run_id: int, name: str) -> str:
+        """Give a run another name (any run, even while it trains: only its label); the name kept."""
+        name = " ".join(name.split())
+        if not name:
+            raise StoreError("a run's name cannot be empty")
+        with self.session() as s:
+            if s.execute(update(Run).where(Run.id == run_id).values(name=name)).rowcount != 1:
+                raise StoreError(f"there is no run {run_id} in {self.label}; `workbench runs` lists them")
+        return name
+
     def transition(self, run_id: int, to: RunStatus, *, only_from: Sequence[RunStatus],
                    where: Mapping[str, Any] | None = None, **values: Any) -> bool:
         """Set the status only if it is still one of `only_from` (so a late writer never undoes a

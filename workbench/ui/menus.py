@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtGui import QActionGroup, QKeySequence
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QToolBar
 
 from workbench.ui import theme
@@ -54,7 +55,7 @@ def build_menus(window: MainWindow) -> None:
     menus = {}
     for title, actions in (("&File", (window.new_action, window.duplicate_action, None, window.store_action, None,
                                       quit_action)),
-                           ("&Edit", (act.undo,)),
+                           ("&Edit", (act.undo, None, act.rename)),
                            ("&Run", (act.cancel, act.resume, None, act.archive, act.unarchive, act.delete, None,
                                      act.restore, act.purge, act.empty_trash, None, act.export, act.folder)),
                            ("&Data", (window.datasets_action,)), ("&Studies", (window.studies_action,)),
@@ -65,6 +66,10 @@ def build_menus(window: MainWindow) -> None:
                 menu.addSeparator()
             else:
                 menu.addAction(a)
+    window.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)  # a right-click on the runs
+    for a in (act.rename, window.duplicate_action, None, act.cancel, act.resume, act.archive, act.unarchive,
+              act.delete, act.restore, act.purge, None, act.export, act.folder):
+        window.table.addAction(a if a is not None else _separator(window))
     themes = menus["&View"].addMenu("Theme")
     group = QActionGroup(window)
     window.theme_actions = {}
@@ -77,3 +82,9 @@ def build_menus(window: MainWindow) -> None:
         themes.addAction(a)
         window.theme_actions[name] = a
     window.theme_actions[window.theme_name()].setChecked(True)
+
+
+def _separator(parent: QObject) -> QAction:
+    line = QAction(parent)
+    line.setSeparator(True)
+    return line

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QObject, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import QInputDialog
 
 from workbench import paths
 from workbench.errors import NoCheckpointError
@@ -63,6 +64,7 @@ class RunActions(QObject):
         self.export = make_action(self, "Export…", self.export_selected, "Ctrl+E",
                                   "write the selected finished run's model as safetensors, ONNX, .pt2 (Ctrl+E)")
         self.folder = make_action(self, "Open folder", self.open_folder, "Ctrl+O", "open the run's folder (Ctrl+O)")
+        self.rename = make_action(self, "Rename…", self.rename_selected, "F2", "give the selected run another name (F2)")
 
     def update(self, runs: list[Run], trash: bool, archive: bool = False) -> None:
         """Enable what applies to `runs` (the selection), in the run list, the Trash or the archive."""
@@ -80,6 +82,7 @@ class RunActions(QObject):
         self.undo.setEnabled(bool(self.last_trashed))
         self.export.setEnabled(not trash and bool(runs) and runs[-1].status == RunStatus.FINISHED)
         self.folder.setEnabled(bool(runs))
+        self.rename.setEnabled(len(runs) == 1)
 
     # ------------------------------------------------------------------ jobs
     def cancel_selected(self) -> None:
@@ -234,6 +237,22 @@ class RunActions(QObject):
 
         w.tasks.submit(lambda: delete_for_good(w.store, [r.id for r in runs]), done,
                        lambda msg: warn(w, "Not deleted", msg))
+
+    def rename_selected(self) -> None:
+        w = self.window
+        runs = w.selected_runs()
+        if len(runs) != 1:
+            return
+        run = runs[0]
+        name, ok = QInputDialog.getText(w, "Rename run", f"A new name for run {run.id} ({run.method}):", text=run.name)
+        if not ok or name.strip() == run.name:
+            return
+
+        def done(kept: str) -> None:
+            w.poll()
+            w.say(f"Run {run.id} is now called {kept!r}")
+
+        w.tasks.submit(lambda: w.store.rename_run(run.id, name), done, lambda msg: warn(w, "Not renamed", msg))
 
     # ----------------------------------------------------------------- files
     def export_selected(self):
