@@ -71,8 +71,8 @@ def test_a_finished_classifier_reports_its_diagnostics_everywhere(store: Store, 
     view.show_run(None)
     view.show_run(store.get_run(run.id))  # a best evaluation before the end: the view says whose these are
     assert not view.weights.isHidden()
-    assert (f"These describe the last weights (step 4). Export writes the best by default (val/top1 0.125 at "
-            f"step 2)") in view.weights.text()
+    assert ("These describe the last weights (step 4). Export writes the best by default (val/top1 0.125 at "
+            "step 2)") in view.weights.text()
     mae = create_run(store, "mae", preset="tiny", overrides=["max_steps=1"])
     view.show_run(store.get_run(mae.id))
     assert "has no diagnostics" in view.title.text() and view.per_class.rowCount() == 0
