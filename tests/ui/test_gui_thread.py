@@ -274,3 +274,25 @@ def test_garbage_is_collected_on_the_gui_thread_only(qtbot) -> None:
     tasks.submit(job, kept.append)
     qtbot.waitUntil(lambda: bool(freed_on and kept), timeout=10_000)
     assert freed_on == [threading.main_thread().name]
+
+
+def test_the_parallel_runs_box_follows_a_limit_set_elsewhere(qtbot, store: Store, monkeypatch) -> None:
+    """`workbench limit 5` (or another window) while this one is open: the box shows 5 within
+    FOLLOW_MS; a value the user sets here is written, not overwritten by a reading made before it."""
+    from workbench.ui.widgets import ParallelRuns
+
+    monkeypatch.setattr(ParallelRuns, "FOLLOW_MS", 200)
+    store.set_max_concurrent(2)
+    window = MainWindow(store)
+    qtbot.addWidget(window)
+    window.load()
+    window.timer.stop()
+    qtbot.waitUntil(lambda: window.parallel.isEnabled() and window.parallel.value() == 2, timeout=10_000)
+    store.set_max_concurrent(5)  # the command line
+    qtbot.waitUntil(lambda: window.parallel.value() == 5, timeout=10_000)
+    window.parallel.setValue(3)  # the user, here
+    qtbot.waitUntil(lambda: store.max_concurrent() == 3, timeout=10_000)
+    qtbot.wait(600)  # three readings later: still the user's
+    assert window.parallel.value() == 3 == store.max_concurrent()
+    settle(window)
+    window.close()

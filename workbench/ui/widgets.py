@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, Callable
 
-from PySide6.QtCore import QEvent, QObject, QProcess, QSignalBlocker, Qt
+from PySide6.QtCore import QEvent, QObject, QProcess, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
@@ -170,6 +170,7 @@ class ParallelRuns(QSpinBox):
     `attach`ed to a store."""
 
     RETRY_MS = 5000  # a first read that failed is tried again after this
+    FOLLOW_MS = 5000  # how often the store's value is read again (`workbench limit`, another window)
 
     def __init__(self) -> None:
         super().__init__()
@@ -181,7 +182,11 @@ class ParallelRuns(QSpinBox):
         self.store: Any = None
         self.wanted: int | None = None  # a value not yet written
         self.writing = False
+        self.changes = 0  # the user's changes so far: a reading older than the last one is dropped
         self.valueChanged.connect(self._changed)
+        self.follow = QTimer(self)
+        self.follow.setInterval(self.FOLLOW_MS)
+        self.follow.timeout.connect(self._read_again)
 
     def attach(self, store: Any, submit: Callable[..., None], failed: Callable[[str], None]) -> None:
         """Show `store`'s limit once read (tried again every `RETRY_MS` until it is); from then on,
@@ -193,8 +198,18 @@ class ParallelRuns(QSpinBox):
         with QSignalBlocker(self):
             self.setValue(value)
         self.setEnabled(True)
+        self.follow.start()
+
+    def _read_again(self) -> None:
+        """Follow a limit set elsewhere, unless the user is changing it here."""
+        if self.writing or self.wanted is not None or self.hasFocus():
+            return
+        changes = self.changes
+        self.submit(self.store.max_concurrent, lambda value: changes == self.changes and not self.hasFocus()
+                    and self._show(value), lambda _: None)  # unreachable: the window's banner says so
 
     def _changed(self, value: int) -> None:
+        self.changes += 1
         self.wanted = value
         if self.store is not None and not self.writing:
             self._write()
