@@ -54,7 +54,9 @@ def test_the_dialog_plans_as_you_type_and_starts_a_study(qtbot, store: Store) ->
     dialog.values[0].setText("learned-1d,none")
     dialog.fields[1].setCurrentText("depth")
     dialog.values[1].setText("1,2")
-    assert "4 runs" in dialog.status.text()
+    assert "4 runs" in dialog.status.text() and "2 at a time" in dialog.status.text()
+    dialog.parallel.setValue(3)
+    assert "3 at a time" in dialog.status.text()
     dialog.start()  # the study is written on a worker thread
     qtbot.waitUntil(lambda: dialog.created is not None, timeout=30_000)
     study = dialog.created

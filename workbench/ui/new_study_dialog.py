@@ -154,6 +154,7 @@ class NewStudyDialog(CreatingDialog):
             widget.textChanged.connect(self.validate)
         for box in self.follow.values():
             box.toggled.connect(self.validate)
+        self.parallel.valueChanged.connect(self.validate)  # the plan says how many at a time
         self.method.setCurrentText("mae")
         self._method_changed()
 
