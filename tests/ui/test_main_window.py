@@ -556,3 +556,27 @@ def test_parallel_keeps_the_metric_chosen_over_a_visit_to_runs_without_it(window
     assert view.metric_box.currentText() == "val/top1"
     view.show_runs([store.get_run(r) for r in kept])
     assert view.metric_box.currentText() == "val/loss"
+
+
+def test_an_error_no_code_caught_is_said_in_the_window_once_at_a_time(window: MainWindow, monkeypatch) -> None:
+    """A bug in a slot printed its traceback on stderr only, and the click seemed to do nothing."""
+    import sys
+
+    from workbench.ui import say_errors
+
+    monkeypatch.setattr(sys, "excepthook", lambda *_: None)  # what Python prints: stderr
+    say_errors(window)
+    for _ in range(3):  # a slot failing at every poll: one box, not three
+        try:
+            raise ImportError("cannot import name 'fit_columns' from 'workbench.ui.widgets'")
+        except ImportError:
+            sys.excepthook(*sys.exc_info())
+    boxes = [box for box in window.findChildren(QMessageBox) if box.isVisible()]
+    assert len(boxes) == 1 and boxes[0].text().startswith("ImportError: cannot import name 'fit_columns'")
+    boxes[0].close()
+    QApplication.processEvents()
+    try:
+        raise ValueError("the next one")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    assert [box.text() for box in window.findChildren(QMessageBox) if box.isVisible()][0].startswith("ValueError")

@@ -22,10 +22,31 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("ViT Workbench")
     app.setOrganizationName("ViT Workbench")
     window = MainWindow()
+    say_errors(window)
     window.show()
     app.processEvents()  # paint the window before the database and plotting libraries load
     window.load()
     return app.exec()
+
+
+def say_errors(window: Any) -> None:
+    """An exception no code caught (in a slot: a bug) is printed on stderr, which a desktop user
+    never sees, and the click seems to do nothing: say it in the window as well, one box at a time
+    (a slot failing at every poll would open one twice a second). The window goes on."""
+    from workbench.ui.widgets import warn
+
+    printed, shown = sys.excepthook, []
+
+    def hook(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+        printed(kind, error, trace)
+        if issubclass(kind, KeyboardInterrupt) or shown:
+            return
+        box = warn(window, "Something went wrong", f"{kind.__name__}: {error}\n\nThis is a bug of the workbench; "
+                   f"the window goes on. The traceback is on its standard error (start it from a terminal to keep it).")
+        shown.append(box)
+        box.finished.connect(lambda _: shown.clear())
+
+    sys.excepthook = hook
 
 
 def no_display() -> bool:
