@@ -138,6 +138,20 @@ def failed_at_step_0(tmp: Path) -> list[str]:
     return ["train", "--method", "vit", "--preset", "tiny", "--set", f"init=run:{run.id}"]
 
 
+def text_as_weights(tmp: Path) -> list[str]:
+    (tmp / "notes.pth").write_text("hello")
+    return train(f"init={tmp / 'notes.pth'}")(tmp)
+
+
+def swin_weights(tmp: Path) -> list[str]:
+    """A Swin's tensors (its blocks are under layers.N), named as a ViT run's weights to start from."""
+    from safetensors.numpy import save_file
+
+    save_file({"patch_embed.proj.weight": np.zeros((8, 3, 4, 4), np.float32),
+               "layers.0.blocks.0.mlp.fc1.weight": np.zeros((16, 8), np.float32)}, str(tmp / "swin.safetensors"))
+    return train(f"init={tmp / 'swin.safetensors'}")(tmp)
+
+
 def in_use(tmp: Path) -> list[str]:
     """A dataset a queued run trains on, asked to be forgotten (the run would fail)."""
     assert main(["datasets", "add", "mine", str(folder(tmp))]) == 0
@@ -157,6 +171,8 @@ CASES = [
     Case("cuda-absent", train("device=cuda:63"), "device: cuda:63 is not on this machine"),
     Case("init-no-file", train("init=/nowhere/weights.safetensors"), "init: no file at /nowhere/weights.safetensors"),
     Case("init-no-run", train("init=run:999"), "init: there is no run 999"),
+    Case("init-text-file", text_as_weights, "notes.pth is neither a .safetensors file nor a file torch.save wrote"),
+    Case("init-not-a-vit", swin_weights, "not a plain ViT's weights: no blocks.0.mlp.fc1.weight"),
     Case("init-run-never-saved", failed_at_step_0, "has no checkpoint file: it never saved one"),
     Case("batch-over-the-training-set", small_dataset,
          "batch_size: 11 is larger than the training set of dataset 'mine' (10 images, 2 of its 12 held out"),

@@ -82,9 +82,14 @@ def test_weights_of_another_network_or_a_broken_file_are_refused_with_a_reason(s
     save_file(swin.state_dict(), tmp_path / "swin.safetensors")
     with pytest.raises(WorkbenchError, match="timm cannot adapt the source to this run's SwinTransformer"):
         _started(store, str(tmp_path / "swin.safetensors"), method="swin")
-    (tmp_path / "broken.safetensors").write_bytes(b"\xff" * 64)
-    with pytest.raises(WorkbenchError, match="broken.safetensors cannot be read as weights"):
+    (tmp_path / "broken.safetensors").write_bytes(b"\xff" * 64)  # refused as the run is created: its header
+    with pytest.raises(ConfigError, match="broken.safetensors is not a safetensors file"):
         _started(store, str(tmp_path / "broken.safetensors"))
+    with pytest.raises(ConfigError, match="not a plain ViT's weights: no blocks.0.mlp.fc1.weight among its"):
+        _started(store, str(tmp_path / "swin.safetensors"))  # a Swin's weights for a ViT run: read in the header
+    (tmp_path / "cut.pth").write_bytes(b"PK\x03\x04" + b"\x00" * 60)  # a zip archive cut short: only torch tells
+    with pytest.raises(WorkbenchError, match="cut.pth cannot be read as weights .*give a .safetensors file"):
+        _started(store, str(tmp_path / "cut.pth"))
 
 
 def test_a_32px_source_into_a_64px_run_resamples_position_and_patch_embeddings(store: Store, tmp_path) -> None:

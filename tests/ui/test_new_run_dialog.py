@@ -234,6 +234,11 @@ def test_start_from_a_weights_file_fills_and_locks_the_shape_and_starts_with_ini
     assert dialog.created.config["init"] == str(tmp_path / "w.safetensors")
     dialog.start_from.kind.setCurrentIndex(0)  # random weights again: nothing locked
     assert dialog.form.values()["init"] == "" and dialog.form.widgets["width"].isEnabled()
+    (tmp_path / "notes.pth").write_text("not weights")
+    dialog.start_from.kind.setCurrentIndex(2)
+    dialog.start_from.text.setText(str(tmp_path / "notes.pth"))  # said as it is typed, not by a failed run
+    assert not dialog.start_button.isEnabled()
+    assert "neither a .safetensors file nor a file torch.save wrote" in dialog.error.text()
 
     select_method(dialog, "dvae")  # no timm network: no Start from
     assert dialog.head.isRowVisible(dialog.start_from) is False

@@ -30,7 +30,7 @@ from workbench import paths
 from workbench.config import TrainConfig
 from workbench.errors import WorkbenchError
 from workbench.methods.backbone import ViTBackboneConfig
-from workbench.methods.start import parse_init, vit_shape
+from workbench.methods.start import not_a_vit, parse_init, vit_shape
 from workbench.store import Run, Store
 
 KIND = "init"  # the artifact recording what a run started from
@@ -122,7 +122,8 @@ def _read_file(path: Path) -> dict[str, Any]:
                              f"could run any code ({reason[:200]}). Save the model's state_dict() instead, or a "
                              f".safetensors file") from None
     except Exception as exc:  # a truncated or foreign file
-        raise WorkbenchError(f"init: {path} cannot be read as weights ({exc})") from None
+        raise WorkbenchError(f"init: {path} cannot be read as weights ({type(exc).__name__}: {exc}); give a "
+                             f".safetensors file or a .pt/.pth file of a state_dict (torch.save)") from None
 
 
 def _unwrap(state: dict[str, Any]) -> dict[str, Tensor]:
@@ -212,8 +213,7 @@ def fit_config(cfg: TrainConfig, source: Source, log: Callable[[str], None]) -> 
     state = source.state
     found = vit_shape({k: tuple(v.shape) for k, v in state.items()})
     if found is None:
-        raise WorkbenchError(f"init {source.spec}: not a ViT's weights (no patch embedding or MLP; keys: "
-                             f"{', '.join(list(state)[:6])})")
+        raise WorkbenchError(f"init {source.spec}: {not_a_vit(list(state))}")
     found.pop("patch_size")  # the run's own: a different one is resampled
     shape: dict[str, Any] = found
     if source.heads:

@@ -11,7 +11,8 @@ from workbench.errors import ConfigError, StoreError
 from workbench.jobs import slurm
 from workbench.jobs.gpus import gpu_count
 from workbench.methods import config_class, config_from_dict, make_config
-from workbench.methods.start import parse_init
+from workbench.methods.backbone import ViTBackboneConfig
+from workbench.methods.start import parse_init, weights_file_problem
 from workbench.store import Run, Store
 
 
@@ -51,7 +52,7 @@ def checked_config(store: Store, method: str, *, preset: str | None, overrides: 
     live = isinstance(store, Store)  # not a window's catalog (a study's plan, checked as it is typed)
     check_batch(check_dataset(store, cfg.dataset, cls.needs_labels), cfg.batch_size, list_files=live)
     if live:  # the files and runs it names: the catalog has no artifacts, and Start checks it
-        check_init(store, getattr(cfg, "init", ""))
+        check_init(store, getattr(cfg, "init", ""), isinstance(cfg, ViTBackboneConfig))
     cfg.check_parents(parents)
     if cfg.executor == "slurm":
         slurm.check_available()  # the device is the cluster's node's
@@ -60,10 +61,9 @@ def checked_config(store: Store, method: str, *, preset: str | None, overrides: 
     return cfg
 
 
-def check_init(store: Store, spec: str) -> None:
-    """Refuse weights to start from that cannot be there: a missing file or folder, an unknown run,
-    a run with no checkpoint file (what it would load). Whether they fit the network is found
-    when the worker loads them (that needs torch and the weights)."""
+def check_init_file(spec: str, vit: bool) -> None:
+    """Refuse a file or folder to start from that is not there or cannot be weights (as far as is
+    told without torch: `weights_file_problem`); `vit`: for a ViT-family run. Other kinds pass."""
     if not spec:
         return
     kind, value = parse_init(spec)
@@ -71,7 +71,18 @@ def check_init(store: Store, spec: str) -> None:
         path = Path(value).expanduser()
         if not (path.is_file() if kind == "file" else (path / "config.json").is_file()):
             raise ConfigError("init", f"no {'file' if kind == 'file' else 'model folder (config.json)'} at {path}")
-    elif kind == "run":
+        problem = weights_file_problem(path, vit) if kind == "file" else None
+        if problem:
+            raise ConfigError("init", problem)
+
+
+def check_init(store: Store, spec: str, vit: bool) -> None:
+    """Refuse weights to start from that cannot be there: a missing or unusable file or folder
+    (`check_init_file`), an unknown run, a run with no checkpoint file (what it would load).
+    Whether they fit the network is found when the worker loads them (that needs torch)."""
+    check_init_file(spec, vit)
+    kind, value = parse_init(spec) if spec else ("", "")
+    if kind == "run":
         run = _run_named(store, int(value.partition(":")[0]), "init")
         _check_weights(store, run, "init", ("checkpoint", "best"))
 

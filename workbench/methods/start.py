@@ -82,10 +82,40 @@ def source_shape(spec: str, store: Store) -> dict[str, Any] | None:
     return None
 
 
+VIT_KEYS = ("patch_embed.proj.weight", "blocks.0.mlp.fc1.weight")  # what `vit_shape` reads
+
+
+def not_a_vit(names: Sequence[str]) -> str:
+    """Why weights with these tensor names do not start a ViT-family run, naming what they lack."""
+    missing = [k for k in VIT_KEYS if k not in names]
+    return (f"not a plain ViT's weights: no {' and no '.join(missing)} among its {len(names)} tensors (they begin "
+            f"{', '.join(list(names)[:3])}, …); a ViT-family run starts from a timm ViT's weights")
+
+
+def weights_file_problem(path: Path, vit: bool) -> str | None:
+    """Why the file at `path` cannot be weights to start from, as far as is told without torch: a
+    safetensors header that does not parse (or, for a ViT-family run, `not_a_vit`), a file that
+    torch.save did not write. None when it may be (a .pt file is opened only by the worker)."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(path, framework="numpy") as f:  # the header alone: shapes, no tensor read
+                shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+        except Exception as exc:  # safetensors' own error for a header it cannot parse
+            return f"{path} is not a safetensors file ({exc})"
+        return not_a_vit(list(shapes)) if vit and vit_shape(shapes) is None else None
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head == b"PK" or head[:1] == b"\x80":  # torch.save's zip archive, or its legacy pickle
+        return None
+    return f"{path} is neither a .safetensors file nor a file torch.save wrote (a .pt/.pth of a state_dict)"
+
+
 def vit_shape(shapes: Mapping[str, Sequence[int]]) -> dict[str, Any] | None:
     """Width, depth, MLP ratio and patch size of a timm ViT from its tensors' shapes (key -> shape);
     None when they are not a ViT's. Attention heads leave no trace in the shapes."""
-    proj, fc1 = shapes.get("patch_embed.proj.weight"), shapes.get("blocks.0.mlp.fc1.weight")
+    proj, fc1 = (shapes.get(k) for k in VIT_KEYS)
     if not proj or not fc1:
         return None
     depth = 1 + max(int(k.split(".")[1]) for k in shapes if k.startswith("blocks."))

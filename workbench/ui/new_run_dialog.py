@@ -34,6 +34,7 @@ from workbench.config import PRESETS, ParentInfo
 from workbench.data import check_batch, check_dataset, dataset_names
 from workbench.errors import ConfigError, StoreError
 from workbench.jobs import create_run
+from workbench.jobs.submit import check_init_file
 from workbench.methods import METHOD_CONFIGS, config_class, config_from_dict
 from workbench.methods.backbone import ViTBackboneConfig
 from workbench.methods.start import source_shape
@@ -256,6 +257,7 @@ class NewRunDialog(CreatingDialog):
         """Why this config cannot start, or None."""
         try:
             cfg = config_from_dict(self.form.cls.method, self.form.values())
+            check_init_file(getattr(cfg, "init", ""), isinstance(cfg, ViTBackboneConfig))  # a header: milliseconds
             record = check_dataset(self.catalog, cfg.dataset, self.form.cls.needs_labels)
             check_batch(record, cfg.batch_size, list_files=False)  # the registered count: no listing here
             infos = {}
