@@ -494,6 +494,8 @@ def test_parallel_with_runs_of_many_methods_keeps_to_the_settings_most_runs_have
     assert differ > MAX_SETTINGS and len(view.fields) == MAX_SETTINGS
     assert {"method", "lr"} <= set(view.fields) and view.matrix.shape[1] == MAX_SETTINGS + 1
     assert f"{MAX_SETTINGS} of the {differ} settings that differ are shown" in view.hint.text()
+    ticks = {item.toPlainText() for item in view.plot.items if isinstance(item, pg.TextItem)}
+    assert {"vit", "mae", "swin", "cnn", "dvae", "mpp"} <= ticks  # every category named, not only the ends
     mine = [r for r in store.list_runs() if r.method == "vit"] + [finished_run(store, "vit", lr=0.5)]
     view.show_runs([store.get_run(r) if isinstance(r, int) else r for r in mine])
     assert view.fields == ["lr"] and "settings that differ" not in view.hint.text()

@@ -176,7 +176,7 @@ class ParallelView(QWidget):
             title = pg.TextItem(html=f"<b>{html.escape(name)}</b>", anchor=(0.5, 1), color=ink)
             title.setPos(i, TITLE_Y + stagger * (i % 2))
             self.plot.addItem(title)
-            for y, text in ((0.0, _label(low, names, 0, setting)), (1.0, _label(high, names, -1, setting))):
+            for y, text in _ticks(low, high, names, setting):
                 tick = pg.TextItem(text, anchor=(0, 0.5), color=ink)
                 tick.setPos(i + 0.03, y)
                 self.plot.addItem(tick)
@@ -234,14 +234,21 @@ def _colours(score: np.ndarray) -> list:
             for s, v in zip(score, scaled_score)]
 
 
-def _label(value: float, names: list[str] | None, end: int, setting: bool) -> str:
-    """An axis end's text: a category's name, a setting's value as given (a whole one as "64", not
-    "64.0000"), a metric's to four places."""
+def _ticks(low: float, high: float, names: list[str] | None, setting: bool) -> list[tuple[float, str]]:
+    """An axis's labels at their heights: every category's name (up to 12; else the ends'), or the
+    ends' values: a setting's as given (a whole one as "64", not "64.0000"), a metric's to four places."""
     if names is not None:
-        return names[end] if names else ""
-    if math.isnan(value):
-        return ""
-    return f"{value:,.0f}" if setting and value.is_integer() else f"{value:g}" if setting else fmt.number(value)
+        if len(names) == 1:
+            return [(0.5, names[0])]  # a constant axis sits at 0.5
+        shown = range(len(names)) if len(names) <= 12 else (0, len(names) - 1)
+        return [(i / (len(names) - 1), names[i]) for i in shown]
+
+    def text(value: float) -> str:
+        if math.isnan(value):
+            return ""
+        return f"{value:,.0f}" if setting and value.is_integer() else f"{value:g}" if setting else fmt.number(value)
+
+    return [(0.0, text(low)), (1.0, text(high))]
 
 
 def _fit_to_axis(brush: pg.LinearRegionItem, axis: int, x_range: tuple[float, float], width: float = 0.08) -> None:
