@@ -28,3 +28,14 @@ def test_long_labels_wrap_and_cut_with_an_ellipsis_not_mid_glyph() -> None:
     assert fit("short", 200) == "short"
     named = fit_name("triangle_with_a_long_name", "93%", 90)
     assert named.endswith("… 93%") and font().getlength(named) <= 90
+
+
+def test_a_wrong_prediction_says_the_true_class_under_it() -> None:
+    from workbench.draw import prediction_grid
+
+    images = np.full((2, 32, 32, 3), 128, np.uint8)
+    grid = prediction_grid(images, [0, 1], [0, 0], [0.9, 0.8], ["circle", "square"], columns=2, side=32)
+    second_line = grid[32 + LABEL_PX + 8:32 + 2 * LABEL_PX + 8]  # the row under each tile's prediction
+    right, wrong = second_line[:, 2:34, :3], second_line[:, 38:70, :3]
+    assert (right == right[0, 0]).all()  # a right one: its frame's colour alone
+    assert (wrong.max(axis=2) > 240).any()  # a wrong one: white text ("is: square")

@@ -98,13 +98,16 @@ def upscale(image: np.ndarray, side: int) -> np.ndarray:
 
 def prediction_grid(images: np.ndarray, labels: Sequence[int], preds: Sequence[int], conf: Sequence[float],
                     classes: Sequence[str], columns: int = 6, side: int = 96) -> np.ndarray:
-    """Each image with a green (right) or red (wrong) frame and 'predicted  confidence' below."""
+    """Each image with a green (right) or red (wrong) frame, 'predicted  confidence' below, and
+    under a wrong one 'is: true class'."""
     tiles = []
     for img, y, p, c in zip(images, labels, preds, conf):
-        canvas = Image.new("RGB", (side + 4, side + LABEL_PX + 9), GOOD if y == p else BAD)
+        canvas = Image.new("RGB", (side + 4, side + 2 * LABEL_PX + 13), GOOD if y == p else BAD)
         canvas.paste(Image.fromarray(upscale(img, side)), (2, 2))
-        ImageDraw.Draw(canvas).text((4, side + 4), fit_name(classes[p], f"{c:.0%}", side - 2), fill=(255, 255, 255),
-                                    font=font())
+        draw = ImageDraw.Draw(canvas)
+        draw.text((4, side + 4), fit_name(classes[p], f"{c:.0%}", side - 2), fill=(255, 255, 255), font=font())
+        if y != p:
+            draw.text((4, side + LABEL_PX + 8), fit(f"is: {classes[y]}", side - 2), fill=(255, 255, 255), font=font())
         tiles.append(np.asarray(canvas))
     return tile(tiles, columns)
 

@@ -44,7 +44,7 @@ def test_confusion_precision_recall_top5_and_the_most_confident_mistakes() -> No
 
 
 def test_a_finished_classifier_reports_its_diagnostics_everywhere(store: Store, qtbot, capsys, tmp_path) -> None:
-    from workbench.ui.diagnostics_view import DiagnosticsView
+    from workbench.ui.diagnostics_view import Diagnosis, DiagnosticsView
 
     run = create_run(store, "vit", preset="tiny", overrides=["max_steps=4", "eval_every=4"])
     assert execute(store, run.id, log=lambda _: None) == "finished"
@@ -73,6 +73,8 @@ def test_a_finished_classifier_reports_its_diagnostics_everywhere(store: Store, 
     assert not view.weights.isHidden()
     assert ("These describe the last weights (step 4). Export writes the best by default (val/top1 0.125 at "
             "step 2)") in view.weights.text()
+    view._show(store.get_run(run.id), Diagnosis(shown, None))  # a classifier right on every image: no gallery
+    assert "no mistakes: every one of the 1,000 validation images" in view.gallery.text.toPlainText()
     mae = create_run(store, "mae", preset="tiny", overrides=["max_steps=1"])
     view.show_run(store.get_run(mae.id))
     assert "has no diagnostics" in view.title.text() and view.per_class.rowCount() == 0

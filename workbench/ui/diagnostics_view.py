@@ -30,6 +30,7 @@ from workbench.ui.image_view import ZoomImage
 from workbench.ui.tasks import Submit, read_then
 from workbench.ui.widgets import fill_count_matrix
 
+PLACEHOLDER = "the most confident mistakes appear here"
 TABLE_CLASSES = 30  # more classes than this: a heatmap instead of a table of counts
 
 
@@ -85,7 +86,7 @@ class DiagnosticsView(QWidget):
         self.per_class.setSortingEnabled(True)
         self.per_class.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)  # A to Z at first
         self.per_class.verticalHeader().hide()
-        self.gallery = ZoomImage(placeholder="the most confident mistakes appear here")
+        self.gallery = ZoomImage(placeholder=PLACEHOLDER)
 
         upper = QSplitter()
         upper.addWidget(self.confusion)
@@ -94,7 +95,8 @@ class DiagnosticsView(QWidget):
         gallery_box = QWidget()
         gallery_layout = QVBoxLayout(gallery_box)
         gallery_layout.setContentsMargins(0, 0, 0, 0)
-        gallery_layout.addWidget(QLabel("the most confident mistakes (red frame: the prediction and its confidence)"))
+        gallery_layout.addWidget(QLabel("the most confident mistakes (red frame: the prediction and its confidence, "
+                                        "then the true class)"))
         gallery_layout.addWidget(self.gallery)
         body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(upper)
@@ -137,7 +139,7 @@ class DiagnosticsView(QWidget):
             self.matrix.setRowCount(0)
             self.matrix.setColumnCount(0)  # no class headers of the run shown before
             self.per_class.setRowCount(0)
-            self.gallery.set_pixmap(None)
+            self.gallery.set_placeholder(PLACEHOLDER)
             return
         self.title.setText(f"run {run.id} · {run.name}: " + fmt.diagnostics_lines(diagnostics)[0])
         classes, counts = diagnostics["classes"], diagnostics["confusion"]
@@ -149,7 +151,11 @@ class DiagnosticsView(QWidget):
             self.confusion.setCurrentWidget(self.heatmap)
         self._per_class(diagnostics["per_class"])
         mistakes = diagnosis.mistakes
-        self.gallery.set_pixmap(QPixmap.fromImage(mistakes) if mistakes is not None else None, keep_zoom=False)
+        if mistakes is None:  # a report with no gallery: every validation image right
+            self.gallery.set_placeholder(f"no mistakes: every one of the {diagnostics['n']:,} validation images was "
+                                         f"classified right")
+        else:
+            self.gallery.set_pixmap(QPixmap.fromImage(mistakes), keep_zoom=False)
 
     def _per_class(self, rows: list[dict]) -> None:
         self.per_class.setSortingEnabled(False)
