@@ -254,3 +254,11 @@ def test_smoothing_a_growing_series_smooths_only_its_new_rows_alike() -> None:
         assert np.allclose(series.smoothed("train/loss", 0.9), ema(values[:start + 700], 0.9))
     assert np.allclose(series.smoothed("train/loss", 0.5), ema(values, 0.5))  # another smoothing: all again
     assert np.array_equal(series.smoothed("train/loss", 0.0), values)  # no smoothing: the values as they are
+
+
+def test_twenty_runs_get_twenty_colours(qtbot, store: Store) -> None:
+    runs = {finished_run(store, "vit"): "vit" for _ in range(20)}
+    for rid in runs:
+        store.add_metrics(rid, [(1, 0.1, "train/loss", 1.0, 0.0), (2, 0.2, "train/loss", 0.5, 0.0)])
+    view = _view(qtbot, store, runs)
+    assert len({view.colour(rid) for rid in runs}) == 20  # the eleventh run was the first's blue

@@ -12,7 +12,7 @@ import pyqtgraph as pg
 
 from workbench.ui import groups
 from workbench.ui.series import ema
-from workbench.ui.theme import PALETTE
+from workbench.ui.theme import PALETTE, UNLISTED
 
 if TYPE_CHECKING:
     from workbench.ui.series import RunSeries
@@ -64,7 +64,7 @@ class GroupedCurves:
         for label, ids in self.groups.items():
             if run_id in ids:
                 return self.group_colour(label)
-        return PALETTE[list(self.series).index(run_id) % len(PALETTE)] if run_id in self.series else PALETTE[-3]
+        return PALETTE[list(self.series).index(run_id) % len(PALETTE)] if run_id in self.series else UNLISTED
 
     def group_colour(self, label: str) -> str:
         return PALETTE[list(self.groups).index(label) % len(PALETTE)]
