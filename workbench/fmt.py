@@ -72,6 +72,11 @@ def number(value: float) -> str:
     return f"{value:.4f}"
 
 
+def setting(value: float) -> str:
+    """A config value as it was given: '64', '50,000', '0.00316', '1e-05' (not '0.0032')."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
+
+
 def key_value(run: Run) -> float | None:
     """The newest value of the method's key metric, or None before the first evaluation."""
     return run.summary.get(config_class(run.method).key_metric)

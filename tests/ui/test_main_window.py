@@ -230,7 +230,7 @@ def _menu_action(menu, text: str):
 
 
 def test_the_run_table_is_the_users_and_the_window_comes_back_as_it_was_left(qtbot, store: Store) -> None:
-    long, other = finished_run(store, "vit", lr=0.002), finished_run(store, "vit", lr=0.004)
+    long, other = finished_run(store, "vit", lr=0.00316), finished_run(store, "vit", lr=0.004)
     store.update_run(long, name="a very long run name " * 8, summary={"val/top1": 0.4}, tags="sweep")
     store.update_run(other, summary={"val/top1": 0.5})
     store.add_metrics(long, [(1, 0.1, "val/top1", 0.6, 0.0), (2, 0.2, "val/top1", 0.4, 0.0)])
@@ -252,7 +252,8 @@ def test_the_run_table_is_the_users_and_the_window_comes_back_as_it_was_left(qtb
     poll(window)
     assert model.columns[-2:] == ["config:lr", "best:val/top1"]
     row = model.row_of(long)
-    assert [model.index(row, c).data() for c in (len(model.columns) - 2, len(model.columns) - 1)] == ["0.0020", "0.6000"]
+    assert [model.index(row, c).data() for c in (len(model.columns) - 2, len(model.columns) - 1)] == ["0.00316",
+                                                                                               "0.6000"]  # lr as given
     assert header.isSectionHidden(model.columns.index("Device"))
     best = model.columns.index("best:val/top1")
     window.table.sortByColumn(best, Qt.SortOrder.DescendingOrder)

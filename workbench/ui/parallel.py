@@ -246,7 +246,7 @@ def _ticks(low: float, high: float, names: list[str] | None, setting: bool) -> l
     def text(value: float) -> str:
         if math.isnan(value):
             return ""
-        return f"{value:,.0f}" if setting and value.is_integer() else f"{value:g}" if setting else fmt.number(value)
+        return fmt.setting(value) if setting else fmt.number(value)
 
     return [(0.0, text(low)), (1.0, text(high))]
 

@@ -179,6 +179,8 @@ class RunsTableModel(QAbstractTableModel):
                 return ""
             if column == "ID" or isinstance(value, bool) or not isinstance(value, (int, float)):
                 return value if column == "ID" else str(value)
+            if column.startswith("config:"):
+                return fmt.setting(value)  # lr 0.00316 as given, not 0.0032
             return fmt.number(value)  # a count as "95,478", whether stored as an int or (before) a float
         if role == SORT_ROLE:  # numbers sort as numbers; empty cells (None) sort last
             value = self.value(run, column)
