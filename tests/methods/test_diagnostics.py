@@ -64,6 +64,9 @@ def test_a_finished_classifier_reports_its_diagnostics_everywhere(store: Store, 
     recalls = [view.per_class.item(r, 2).text() for r in range(10)]
     assert all(len(text) == 5 for text in recalls), recalls  # "0.900", not "0.9"
     assert f"top-1 {shown['top1']:.4f}" in view.title.text() and not view.gallery.item.pixmap().isNull()
+    assert view.matrix.horizontalHeaderItem(3).text() == "3"  # numbered as the rows: "gree" named two classes
+    assert view.matrix.verticalHeaderItem(3).text().startswith("3 ")
+    assert view.matrix.horizontalHeaderItem(3).toolTip() == f"3 {shown['classes'][3]}"
     assert view.weights.isHidden()  # its best evaluation was its last: the weights Export writes
     best = store.artifacts(run.id, "best")[-1]
     store.delete_artifacts([best.id])  # as if its best evaluation had been at step 2
@@ -79,3 +82,22 @@ def test_a_finished_classifier_reports_its_diagnostics_everywhere(store: Store, 
     view.show_run(store.get_run(mae.id))
     assert "has no diagnostics" in view.title.text() and view.per_class.rowCount() == 0
     assert view.matrix.columnCount() == 0  # not the classifier's class headers
+
+
+def test_a_count_matrix_is_shaded_from_the_palettes_background(qtbot) -> None:
+    """On a dark palette the cells of few counts are dark, not white with black text."""
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QTableWidget
+
+    from workbench.ui.widgets import fill_count_matrix
+
+    table = QTableWidget()
+    qtbot.addWidget(table)
+    dark = table.palette()
+    dark.setColor(QPalette.ColorRole.Base, QColor(30, 30, 30))
+    dark.setColor(QPalette.ColorRole.Text, QColor(230, 230, 230))
+    table.setPalette(dark)
+    fill_count_matrix(table, [[9, 0], [1, 8]], ["cat", "dog"])
+    empty = table.item(0, 1)
+    assert empty.background().color().lightness() < 60 and empty.foreground().color().lightness() > 200
+    assert table.item(0, 0).background().color().blue() > 150  # the diagonal, at its peak: blue

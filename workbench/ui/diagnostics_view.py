@@ -73,7 +73,6 @@ class DiagnosticsView(QWidget):
         self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.matrix.setToolTip("rows: the true class; columns: the predicted one; off the diagonal: confusions")
         self.heatmap = pg.PlotWidget(title="confusion (rows: true class, columns: predicted)")
-        theme.follow(self, lambda: self.heatmap.setBackground(theme.background(self)))
         self.heatmap.invertY(True)
         self.heat_image = pg.ImageItem(colorMap=pg.colormap.get("viridis"))
         self.heatmap.addItem(self.heat_image)
@@ -106,6 +105,8 @@ class DiagnosticsView(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.weights)
         layout.addWidget(body, 1)
+        self.drawn: tuple[Run | None, Diagnosis] = (None, Diagnosis(None, None))  # drawn again in a new theme
+        theme.follow(self, self._apply_theme)
 
     def show_run(self, run: Run | None) -> None:
         """Follow the selected run; its report is read again only when the run or its status changes."""
@@ -128,7 +129,12 @@ class DiagnosticsView(QWidget):
 
         read_then(self.submit, lambda: read_diagnosis(self.store, run.id), arrived, failed)
 
+    def _apply_theme(self) -> None:
+        self.heatmap.setBackground(theme.background(self))
+        self._show(*self.drawn)  # the matrix's cells are shaded from the palette's background
+
     def _show(self, run: Run | None, diagnosis: Diagnosis) -> None:
+        self.drawn = (run, diagnosis)
         diagnostics = diagnosis.diagnostics
         self.weights.setText(diagnosis.weights)
         self.weights.setVisible(bool(diagnosis.weights))

@@ -9,7 +9,7 @@ import sys
 from typing import Any, Callable
 
 from PySide6.QtCore import QEvent, QObject, QProcess, QSignalBlocker, Qt, QTimer
-from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
     QAbstractSlider,
@@ -109,28 +109,32 @@ def fit_columns(table: QTableWidget, names: tuple[int, ...]) -> None:
 
 
 def fill_count_matrix(table: QTableWidget, counts: list[list[int]], classes: list[str]) -> None:
-    """A square table of counts (rows and columns: `classes`), shaded by count: the diagonal blue,
-    the rest red, so where two predictions agree or a class is confused stands out."""
+    """A square table of counts (rows and columns: `classes`), shaded by count from the palette's
+    background (light or dark): the diagonal blue, the rest red, so where two predictions agree or
+    a class is confused stands out. Columns are numbered as the rows are (names cut to four letters
+    told 'green circle' from 'green square' no more); every header's tooltip names its class."""
     n = len(classes)
     table.setRowCount(n)
     table.setColumnCount(n)
-    table.setHorizontalHeaderLabels([c[:4] for c in classes])
-    table.setVerticalHeaderLabels([c[:10] for c in classes])
+    table.setHorizontalHeaderLabels([str(i) for i in range(n)])
+    table.setVerticalHeaderLabels([f"{i} {c[:14]}" for i, c in enumerate(classes)])
     peak = max(max(row) for row in counts) or 1
+    paper, ink = table.palette().color(QPalette.ColorRole.Base), table.palette().color(QPalette.ColorRole.Text)
     for r in range(n):
         for c in range(n):
             item = QTableWidgetItem(str(counts[r][c]))
             share = counts[r][c] / peak
             base = (47, 111, 214) if r == c else (214, 69, 69)
-            item.setBackground(QColor(*(round(255 - (255 - b) * share) for b in base)))
-            item.setForeground(QColor("white" if share > 0.6 else "black"))
+            item.setBackground(QColor(*(round(p + (b - p) * share) for p, b in zip(paper.getRgb()[:3], base))))
+            item.setForeground(QColor("white") if share > 0.6 else ink)
             item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
             table.setItem(r, c, item)
     header = table.horizontalHeader()
     header.setMinimumSectionSize(24)
     header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # every column fits the view
     for c, name in enumerate(classes):
-        table.horizontalHeaderItem(c).setToolTip(name)
+        table.horizontalHeaderItem(c).setToolTip(f"{c} {name}")
+        table.verticalHeaderItem(c).setToolTip(f"{c} {name}")
 
 
 class DevicesLabel(QLabel):
