@@ -129,3 +129,18 @@ def diagnostics_lines(diagnostics: Mapping[str, Any]) -> list[str]:
         cells = [f"{row[k]:.3f}" if row[k] is not None else "-" for k in ("precision", "recall")]
         lines.append(f"  {row['class'][:16]:<16} {cells[0]:>9} {cells[1]:>7} {row['support']:>8}")
     return lines
+
+
+def confusion_lines(diagnostics: Mapping[str, Any], most: int = 30) -> list[str]:
+    """The confusion matrix as text (rows: the true class, columns: the predicted one, numbered as
+    the rows); beyond `most` classes, a line saying where it is."""
+    classes, counts = diagnostics["classes"], diagnostics["confusion"]
+    if len(classes) > most:
+        return [f"confusion matrix: {len(classes)} classes, too many to print (--json has it)"]
+    width = max(3, len(str(max(max(row) for row in counts))) + 1)
+    name = max(len(c[:16]) for c in classes) + len(str(len(classes))) + 1
+    lines = ["confusion (rows: true class, columns: predicted)",
+             " " * (name + 2) + "".join(f"{i:>{width}}" for i in range(len(classes)))]
+    for i, (label, row) in enumerate(zip(classes, counts)):
+        lines.append(f"  {f'{i} {label[:16]}':<{name}}" + "".join(f"{n:>{width}}" for n in row))
+    return lines

@@ -56,6 +56,11 @@ def test_a_finished_classifier_reports_its_diagnostics_everywhere(store: Store, 
     again = json.loads(capsys.readouterr().out)
     assert again["confusion"] == shown["confusion"] and again["weights"] == "last: step 4"
     assert (tmp_path / "m.png").stat().st_size > 0
+    assert main(["diagnose", str(run.id), "--weights", "last", "--out", str(tmp_path / "text.png")]) == 0
+    said = capsys.readouterr()
+    assert f"the most confident mistakes: {tmp_path / 'text.png'}" in said.err
+    rows = said.out.split("confusion (rows: true class, columns: predicted)\n")[1].splitlines()[1:]
+    assert [[int(n) for n in row.split()[2:]] for row in rows] == shown["confusion"]  # the matrix, as text
 
     view = DiagnosticsView(store)
     qtbot.addWidget(view)

@@ -120,15 +120,21 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from workbench import fmt, inspect  # torch loads here, only for this command
 
     diagnostics, mistakes, weights = inspect.diagnose(Store(), args.run, weights=args.weights)
-    if args.out and mistakes is not None:
+    if args.out:
         from PIL import Image
 
-        Image.fromarray(mistakes).save(args.out)
+        out = Path(args.out).expanduser()
+        if mistakes is None:
+            print(f"no mistakes to draw: {out} not written", file=sys.stderr)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(mistakes).save(out)
+            print(f"the most confident mistakes: {out}", file=sys.stderr)
     if args.json:
         print(json.dumps({"run": args.run, "weights": weights, **diagnostics}, indent=1))
     else:
         print(f"run {args.run}, weights {weights}")
-        print("\n".join(fmt.diagnostics_lines(diagnostics)))
+        print("\n".join(fmt.diagnostics_lines(diagnostics) + fmt.confusion_lines(diagnostics)))
     return 0
 
 
