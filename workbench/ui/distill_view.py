@@ -133,12 +133,13 @@ class DistillView(QWidget):
         self.why_not.hide()
         self.top1_plot = pg.PlotWidget(title="top-1 (student heads in blue)")
         self.class_plot = pg.PlotWidget(title="per-class accuracy")
+        self.class_plot.setLabel("bottom", "class, numbered as the matrix's rows")
         theme.follow(self, self._apply_theme)
         for plot in (self.top1_plot, self.class_plot):
             plot.setYRange(0, 1.05)
             plot.setMouseEnabled(x=False, y=False)
             plot.hideButtons()
-        self.class_plot.addLegend(offset=(-5, 5))
+        self.class_plot.addLegend(offset=(-5, 5), colCount=2)
         self.matrix = QTableWidget()
         self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.matrix.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -312,8 +313,9 @@ class DistillView(QWidget):
             x = np.arange(len(values)) - 0.4 + width * (k + 0.5)
             self.class_plot.addItem(pg.BarGraphItem(x=x, height=values, width=width * 0.95,
                                                     brush=COLOURS[name], name=name))
-        self.class_plot.getAxis("bottom").setTicks([[(i, c[:7]) for i, c in enumerate(classes)]])
+        self.class_plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(len(classes))]])  # as the matrix's
         self.class_plot.setXRange(-0.6, len(classes) - 0.4, padding=0)
+        self.class_plot.setYRange(0, 1.3, padding=0)  # the legend's row above the bars, over none of them
 
     def _matrix(self, report: dict) -> None:
         counts = report.get("agreement_matrix")

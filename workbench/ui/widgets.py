@@ -123,6 +123,7 @@ def fill_count_matrix(table: QTableWidget, counts: list[list[int]], classes: lis
     for r in range(n):
         for c in range(n):
             item = QTableWidgetItem(str(counts[r][c]))
+            item.setToolTip(f"{classes[r]} (row) × {classes[c]} (column): {counts[r][c]}")  # elided when narrow
             share = counts[r][c] / peak
             base = (47, 111, 214) if r == c else (214, 69, 69)
             item.setBackground(QColor(*(round(p + (b - p) * share) for p, b in zip(paper.getRgb()[:3], base))))
