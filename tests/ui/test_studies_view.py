@@ -36,6 +36,10 @@ def test_the_dialog_plans_as_you_type_and_starts_a_study(qtbot, store: Store) ->
     assert dialog.preview.count() == 13 and "encoder from pretrain mask_ratio=0.25" in dialog.preview.item(4).text()
     dialog.template.setCurrentIndex(dialog.template.findData("deit-distill"))
     assert "4 runs" in dialog.status.text() and "Touvron" in dialog.trend.text()
+    dialog.template.setCurrentIndex(dialog.template.findData("mae-mask-ratio"))
+    dialog.common.setText("epochs=3")  # a stage whose recipe pins its epochs keeps them: said before Start
+    assert "Note: stage" in dialog.status.text() and "keeps its own epochs=" in dialog.status.text()
+    dialog.common.setText("")
 
     dialog.tabs.setCurrentIndex(1)
     dialog.method.setCurrentText("mae")

@@ -10,6 +10,7 @@ study on a worker thread.
 
 from __future__ import annotations
 
+import html
 import shlex
 from typing import Any
 
@@ -39,6 +40,7 @@ from workbench.studies import (
     StudySpec,
     common_overrides,
     create_study,
+    kept_values,
     parse_sweep,
     plan,
     sweep_spec,
@@ -235,8 +237,10 @@ class NewStudyDialog(CreatingDialog):
         for m in members:
             stages[f"{m['stage']} ({m['method']})"] = stages.get(f"{m['stage']} ({m['method']})", 0) + 1
         summary = " + ".join(f"{n} × {stage}" for stage, n in stages.items())
+        kept = kept_values(spec)  # "Every stage" values a stage's recipe overrules: said, not silently dropped
         self.status.setText(f"<b>{len(members)} runs</b>: {summary}; {spec.parallel} at a time. "
-                            f"{spec.description if self.tabs.currentIndex() == 1 else ''}")
+                            f"{spec.description if self.tabs.currentIndex() == 1 else ''}"
+                            + (f"<br>Note: {html.escape('; '.join(kept))}." if kept else ""))
         self.start_button.setEnabled(not self.starting)
         return members
 
