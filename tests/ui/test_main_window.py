@@ -526,6 +526,20 @@ def test_the_theme_switch_darkens_plots_and_banners_and_is_remembered(window: Ma
         theme.apply("system")  # the palette is the application's: leave it as the other tests expect
 
 
+def test_a_run_the_filter_hides_leaves_the_selection_as_it_is(window: MainWindow, store: Store) -> None:
+    """A run started while the table is filtered (and the filter hides it): selecting it cleared
+    the user's selection and showed nothing."""
+    shown_run, hidden = finished_run(store, "vit"), finished_run(store, "mae")
+    store.update_run(shown_run, tags="baseline")
+    poll(window)
+    window.search.setText("baseline")
+    settle(window)
+    window.select_run(shown_run)
+    window.select_run(hidden)
+    assert [r.id for r in window.selected_runs()] == [shown_run]
+    window.search.clear()
+
+
 def test_a_run_selected_by_the_window_while_ctrl_is_held_stays_selected(window: MainWindow, store: Store,
                                                                          qtbot) -> None:
     """The window selects a run itself (one just created: once when its poll shows it, and again

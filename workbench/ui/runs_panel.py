@@ -226,11 +226,14 @@ class RunsPanel(QWidget):
     def select_run(self, run_id: int) -> None:
         """Select the run's row and make it current. Never through `selectRow`, which reads the
         keyboard's modifiers: with Ctrl held (or left so by the last key event) it toggled, and a
-        run just created, selected twice, ended unselected."""
+        run just created, selected twice, ended unselected. A run the filter hides leaves the
+        selection as it is (selecting it cleared it, showing nothing)."""
         row = self.model.row_of(run_id)
         if row is None:
             return
         index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not index.isValid():
+            return
         flags = QItemSelectionModel.SelectionFlag
         self.table.selectionModel().setCurrentIndex(index, flags.ClearAndSelect | flags.Rows)
 
