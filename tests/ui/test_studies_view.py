@@ -255,3 +255,8 @@ def test_each_study_is_plotted_in_its_own_range_a_log_sweep_on_a_log_axis(qtbot,
     assert chart.plot.getPlotItem().ctrl.logXCheck.isChecked()
     assert x0 <= -4 and x1 >= -2 and y0 <= 1.1 and y1 >= 1.19  # log10 of 1e-4 .. 1e-2; every value in view
     assert log_spaced([1e-4, 1e-3, 1e-2]) and not log_spaced([0.25, 0.5, 0.75]) and not log_spaced([1, 2])
+    seeds = create_study(store, sweep_spec("vit", [("seed", [0, 1, 2])], common=QUICK))  # one point, repeated
+    finish_queued_members(store, seeds.id, lambda stage, p: {"val/top1": 0.5 + p["seed"] / 10, "val/loss": 1.0})
+    chart.show_table(results(overview(store, seeds.id)), "")
+    chart.metric_box.setCurrentText("val/top1")
+    assert chart.best.text() == "vit val/top1: <b>0.6000</b> (mean of 3 seeds)"  # not "at (mean…); 1 of 1 points"

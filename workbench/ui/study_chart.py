@@ -160,6 +160,9 @@ class StudyChart(QWidget):
         higher = fmt.higher_is_better(table.keys[col])
         value, key, n = (max if higher else min)(scored, key=lambda p: p[0])
         where = ", ".join(f"{f}={v}" for f, v in zip([f for f in table.sweep_fields if f != "seed"], key))
-        repeats = f" (mean of {n} seeds)" if "seed" in table.sweep_fields else ""
-        return (f"{'highest' if higher else 'lowest'} {table.columns[col]}: <b>{value:.4f}</b> at {where}{repeats}; "
-                f"{len(scored)} of {len(point_values(table, col))} points have a value")
+        repeats = f"mean of {n} seeds" if "seed" in table.sweep_fields else ""
+        if not where:  # seeds alone swept: one point, repeated
+            return f"{table.columns[col]}: <b>{value:.4f}</b>" + (f" ({repeats})" if repeats else "")
+        return (f"{'highest' if higher else 'lowest'} {table.columns[col]}: <b>{value:.4f}</b> at {where}"
+                + (f" ({repeats})" if repeats else "")
+                + f"; {len(scored)} of {len(point_values(table, col))} points have a value")
