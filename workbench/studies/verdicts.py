@@ -19,9 +19,11 @@ from workbench.studies.results import Table, to_csv, to_markdown
 from workbench.studies.templates import Claim, Side
 
 HELD, CONTRADICTED, NOISE, PENDING, NO_DATA = "held", "contradicted", "within noise", "pending", "no data"
+INCONCLUSIVE = "inconclusive"  # a "≈" claim whose interval is too wide to call the sides equal
 AGREES, DISAGREES, NO_VERDICT = "direction only: agrees", "direction only: disagrees", "one seed: no verdict"
 VERDICT_RULE = ("effect = mean A − mean B; SE = √(sa²/na + sb²/nb) over seeds. |effect| < 2 SE: within noise, "
-                "else held or contradicted by its sign; ≈ holds when |effect| < 2 SE; one seed on a side: no SE, "
+                "else held or contradicted by its sign. ≈ (within a margin m): held when effect ± 2 SE lies inside "
+                "±m, contradicted when |effect| ≥ 2 SE and ≥ m, else inconclusive. One seed on a side: no SE, "
                 "direction only.")
 VERDICT_HEADER = ["claim", "effect ± SE", "n", "verdict", "rule", "paper", "source"]  # of `verdict_rows`
 
@@ -77,9 +79,12 @@ def judge(claim: Claim, a: Sequence[float], b: Sequence[float]) -> Verdict:
                        mean_a, mean_b, effect)
     se = math.sqrt(statistics.variance(a) / n[0] + statistics.variance(b) / n[1])
     noise = abs(effect) < 2 * se or effect == 0
-    if claim.relation == "≈":
-        word, rule = (HELD, "|effect| < 2 SE: equal within noise") if noise else (
-            CONTRADICTED, "|effect| ≥ 2 SE: a difference beyond noise")
+    if claim.relation == "≈":  # no difference seen is not equality shown: the interval must fit the margin
+        m = claim.margin
+        word, rule = ((HELD, f"effect ± 2 SE inside ±{m:g}: equal within the margin") if abs(effect) + 2 * se < m
+                      else (CONTRADICTED, f"|effect| ≥ 2 SE and ≥ {m:g}: a difference beyond noise and the margin")
+                      if not noise and abs(effect) >= m
+                      else (INCONCLUSIVE, f"effect ± 2 SE reaches past ±{m:g}: too noisy to call them equal"))
     elif noise:
         word, rule = NOISE, "|effect| < 2 SE"
     else:
