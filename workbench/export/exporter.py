@@ -211,11 +211,12 @@ def _checked(exported: Exported, fmt: str, run_copy: Callable[[torch.Tensor], An
 def write_safetensors(exported: Exported, folder: Path) -> float:
     import timm
 
+    heads = getattr(exported.model, "num_classes", 0)  # an encoder exported alone has none: no label names
     timm.models.save_for_hf(
         exported.model, str(folder), safe_serialization=True,
-        model_config={"label_names": list(exported.data.classes),
+        model_config={**({"label_names": list(exported.data.classes)} if heads else {}),
                       "architecture_note": exported.description,
-                      "pretrained_cfg": {"tag": f"vit-workbench-run-{exported.run.id}", "license": "unknown",
+                      "pretrained_cfg": {"tag": f"vit-workbench-run-{exported.run.id}", "license": "other",  # as the card
                                          "crop_pct": 1.0, "interpolation": "bilinear"}},
         data_config={"mean": tuple(exported.data.mean), "std": tuple(exported.data.std),
                      "input_size": (3, exported.data.image_size, exported.data.image_size)})
