@@ -116,6 +116,7 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     assert details.notes.toPlainText() == "" and store.get_run(b).notes == ""
     details.show_run(None)  # the run shown leaves (moved to the Trash, say): nothing can be typed for it
     assert not details.save_button.isEnabled() and not details.notes.isEnabled() and details.tags.text() == ""
+    details.tags.setText("typed anyway")  # even text put there (by code) is saved for no run
     details.save_notes()
     shown(window)
     assert store.get_run(b).tags == ""
@@ -130,6 +131,10 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     assert values[f"{b} · vit-{b}"] == "0.7000"
     assert headers.index("val/top1 (final)") < headers.index("lr")  # what runs are judged by comes first
     assert table.item(0, headers.index("params")).text() == "75,082"  # a count, not 75082.0000
+    assert sorted(table.item(r, headers.index("lr")).text() for r in range(2)) == ["0.002", "0.004"]  # as given
+    window.compare.show_runs([])
+    shown(window)
+    assert table.isHidden()  # no header of squeezed columns under "select two or more runs"
 
 
 def test_delete_always_asks_moves_to_the_trash_and_deletes_for_good_only_from_there(

@@ -25,11 +25,12 @@ from workbench.ui.tasks import Submit, read_then
 
 
 class Cell(QTableWidgetItem):
-    """A cell that sorts by number when it holds one."""
+    """A cell that sorts by number when it holds one; a `setting`'s number shows as given (lr
+    0.00316), a result's to four places."""
 
-    def __init__(self, value: object) -> None:
+    def __init__(self, value: object, setting: bool = False) -> None:
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        super().__init__(fmt.number(value) if numeric else str(value))
+        super().__init__((fmt.setting(value) if setting else fmt.number(value)) if numeric else str(value))
         self.key = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     def __lt__(self, other: QTableWidgetItem) -> bool:
@@ -71,6 +72,7 @@ class CompareView(QWidget):
 
     def _show(self, runs: list[Run], groups: dict[str, list[int]] | None,
               extremes: dict[int, dict[str, tuple[float, float]]]) -> None:
+        self.table.setVisible(bool(runs))  # no empty header of squeezed columns
         if groups:
             self._show_groups(runs, groups, extremes)
             return
@@ -96,9 +98,10 @@ class CompareView(QWidget):
                 low, high = extremes[run.id].get(key, (None, None))
                 best = high if fmt.higher_is_better(key) else low
                 values += [run.summary.get(key, "")] + (["" if best is None else best] if key in tracked else [])
+            settings = range(len(values), len(values) + len(differing))  # the config columns' places
             values += [run.config.get(k, "") for k in differing] + [run.environment.get(k, "-") for k in env_keys]
             for col, value in enumerate(values):
-                self.table.setItem(row, col, Cell(value))
+                self.table.setItem(row, col, Cell(value, setting=col in settings))
         self.table.resizeColumnsToContents()
         self.table.setSortingEnabled(True)
         envs = ("; software differs: " + ", ".join(f"{k} {' vs '.join(sorted({r.environment.get(k, '-') for r in runs}))}"

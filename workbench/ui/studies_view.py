@@ -246,9 +246,7 @@ class StudiesView(QWidget):
         italic.setItalic(True)
         for r, (row, reference) in enumerate(zip(table.rows, table.reference)):
             for c, value in enumerate(row):
-                item = Cell(value)
-                if c < len(table.sweep_fields):
-                    item.setText(str(value))  # as swept (0.25), not as a metric (0.2500)
+                item = Cell(value, setting=c < len(table.sweep_fields))  # as swept (0.25), not as a metric (0.2500)
                 if reference:
                     item.setFont(italic)
                     item.setToolTip("a shared stage, for reference (not a sweep point)")
