@@ -131,6 +131,18 @@ def diagnostics_lines(diagnostics: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def no_gallery(diagnostics: Mapping[str, Any]) -> str:
+    """What stands in for the gallery of mistakes when a report has none: decided from the
+    confusion counts, as a report may keep no pictures of mistakes it made (DeiT's draws both
+    heads' predictions on the Distillation tab instead)."""
+    counts = diagnostics["confusion"]
+    wrong = sum(map(sum, counts)) - sum(row[i] for i, row in enumerate(counts))
+    if wrong == 0:
+        return f"no mistakes: every one of the {diagnostics['n']:,} validation images was classified right"
+    return (f"{wrong:,} of the {diagnostics['n']:,} validation images were classified wrong; this run's report "
+            f"keeps no pictures of them")
+
+
 def confusion_lines(diagnostics: Mapping[str, Any], most: int = 30) -> list[str]:
     """The confusion matrix as text (rows: the true class, columns: the predicted one, numbered as
     the rows); beyond `most` classes, a line saying where it is."""

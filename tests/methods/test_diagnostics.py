@@ -81,7 +81,11 @@ def test_a_finished_classifier_reports_its_diagnostics_everywhere(store: Store, 
     assert not view.weights.isHidden()
     assert ("These describe the last weights (step 4). Export writes the best by default (val/top1 0.125 at "
             "step 2)") in view.weights.text()
-    view._show(store.get_run(run.id), Diagnosis(shown, None))  # a classifier right on every image: no gallery
+    view._show(store.get_run(run.id), Diagnosis(shown, None))  # a report that keeps no pictures (DeiT's)
+    wrong = shown["n"] - sum(row[i] for i, row in enumerate(shown["confusion"]))
+    assert wrong > 0 and f"{wrong:,} of the 1,000 validation images were classified wrong" in view.gallery.text.toPlainText()
+    right = {**shown, "confusion": [[n if i == j else 0 for j, n in enumerate(row)] for i, row in enumerate(shown["confusion"])]}
+    view._show(store.get_run(run.id), Diagnosis(right, None))  # a classifier right on every image: no gallery
     assert "no mistakes: every one of the 1,000 validation images" in view.gallery.text.toPlainText()
     mae = create_run(store, "mae", preset="tiny", overrides=["max_steps=1"])
     view.show_run(store.get_run(mae.id))

@@ -125,7 +125,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
         out = Path(args.out).expanduser()
         if mistakes is None:
-            print(f"no mistakes to draw: {out} not written", file=sys.stderr)
+            print(f"{fmt.no_gallery(diagnostics)}: {out} not written", file=sys.stderr)
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(mistakes).save(out)

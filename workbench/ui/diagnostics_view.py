@@ -157,9 +157,8 @@ class DiagnosticsView(QWidget):
             self.confusion.setCurrentWidget(self.heatmap)
         self._per_class(diagnostics["per_class"])
         mistakes = diagnosis.mistakes
-        if mistakes is None:  # a report with no gallery: every validation image right
-            self.gallery.set_placeholder(f"no mistakes: every one of the {diagnostics['n']:,} validation images was "
-                                         f"classified right")
+        if mistakes is None:
+            self.gallery.set_placeholder(fmt.no_gallery(diagnostics))
         else:
             self.gallery.set_pixmap(QPixmap.fromImage(mistakes), keep_zoom=False)
 
