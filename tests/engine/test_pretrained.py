@@ -13,6 +13,7 @@ from workbench.engine.execute import execute
 from workbench.engine.trainer import Training
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.jobs import create_run
+from workbench.methods.start import source_shape
 from workbench.store import Store
 
 # the tiny preset's data (32 px, 10 classes) and a source of another shape: width 96, depth 3, 3 heads
@@ -60,6 +61,9 @@ def test_a_safetensors_file_and_a_pth_state_dict_load_and_a_pickle_with_code_is_
     _same_except_head(_started(store, str(tmp_path / "w.safetensors"), "width=96", "heads=3").model, source)
     torch.save({"model": source.state_dict(), "epoch": 3}, tmp_path / "w.pth")  # as training scripts save
     _same_except_head(_started(store, str(tmp_path / "w.pth"), "width=96", "heads=3").model, source)
+    save_file({f"module.{k}": v for k, v in source.state_dict().items()}, tmp_path / "ddp.safetensors")  # DDP's names
+    assert source_shape(str(tmp_path / "ddp.safetensors"), store)["width"] == 96  # read in the header, as timm's
+    _same_except_head(_started(store, str(tmp_path / "ddp.safetensors"), "width=96", "heads=3").model, source)
 
     torch.save({"model": source.state_dict(), "args": Opaque()}, tmp_path / "code.pth")
     with pytest.raises(WorkbenchError, match="pickled Python objects.*could run any code"):

@@ -30,7 +30,7 @@ from workbench import paths
 from workbench.config import TrainConfig
 from workbench.errors import WorkbenchError
 from workbench.methods.backbone import ViTBackboneConfig
-from workbench.methods.start import not_a_vit, parse_init, vit_shape
+from workbench.methods.start import not_a_vit, parse_init, tensor_name, vit_shape
 from workbench.store import Run, Store
 
 KIND = "init"  # the artifact recording what a run started from
@@ -133,7 +133,7 @@ def _unwrap(state: dict[str, Any]) -> dict[str, Tensor]:
         if isinstance(state.get(key), dict):
             state = state[key]
             break
-    tensors = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, Tensor)}
+    tensors = {tensor_name(k): v for k, v in state.items() if isinstance(v, Tensor)}
     if not tensors:
         raise WorkbenchError(f"init: the file holds no tensors (its keys: {', '.join(list(state)[:8])})")
     return tensors

@@ -75,11 +75,25 @@ def source_shape(spec: str, store: Store) -> dict[str, Any] | None:
         args = json.loads((path / "config.json").read_text()).get("model_args", {})
         return {field: args[arg] for arg, field in TIMM_ARGS.items() if arg in args} or None
     if kind == "file" and path.suffix == ".safetensors" and path.is_file():
-        from safetensors import safe_open
-
-        with safe_open(path, framework="numpy") as f:  # the header alone: shapes, no tensor read
-            return vit_shape({k: f.get_slice(k).get_shape() for k in f.keys()})
+        try:
+            return vit_shape(header_shapes(path))
+        except Exception:  # a header that does not parse: the form fills nothing; Start says why
+            return None
     return None
+
+
+def tensor_name(key: str) -> str:
+    """A saved tensor's name as timm knows it: DataParallel and DDP save theirs under "module."."""
+    return key.removeprefix("module.")
+
+
+def header_shapes(path: Path) -> dict[str, list[int]]:
+    """Tensor name (`tensor_name`) -> shape from a safetensors file's header alone, no tensor
+    read; raises safetensors' own error for a header it cannot parse."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="numpy") as f:
+        return {tensor_name(k): f.get_slice(k).get_shape() for k in f.keys()}
 
 
 VIT_KEYS = ("patch_embed.proj.weight", "blocks.0.mlp.fc1.weight")  # what `vit_shape` reads
@@ -88,8 +102,9 @@ VIT_KEYS = ("patch_embed.proj.weight", "blocks.0.mlp.fc1.weight")  # what `vit_s
 def not_a_vit(names: Sequence[str]) -> str:
     """Why weights with these tensor names do not start a ViT-family run, naming what they lack."""
     missing = [k for k in VIT_KEYS if k not in names]
-    return (f"not a plain ViT's weights: no {' and no '.join(missing)} among its {len(names)} tensors (they begin "
-            f"{', '.join(list(names)[:3])}, …); a ViT-family run starts from a timm ViT's weights")
+    held = (f"among its {len(names)} tensors (they begin {', '.join(list(names)[:3])}, …)" if names
+            else "(it holds no tensors)")
+    return f"not a plain ViT's weights: no {' and no '.join(missing)} {held}; a ViT-family run starts from a timm ViT's weights"
 
 
 def weights_file_problem(path: Path, vit: bool) -> str | None:
@@ -97,16 +112,18 @@ def weights_file_problem(path: Path, vit: bool) -> str | None:
     safetensors header that does not parse (or, for a ViT-family run, `not_a_vit`), a file that
     torch.save did not write. None when it may be (a .pt file is opened only by the worker)."""
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
         try:
-            with safe_open(path, framework="numpy") as f:  # the header alone: shapes, no tensor read
-                shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+            shapes = header_shapes(path)
+        except OSError as exc:
+            return f"cannot read {path}: {exc.strerror or exc}"
         except Exception as exc:  # safetensors' own error for a header it cannot parse
             return f"{path} is not a safetensors file ({exc})"
         return not_a_vit(list(shapes)) if vit and vit_shape(shapes) is None else None
-    with open(path, "rb") as fh:
-        head = fh.read(2)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError as exc:  # unreadable (permissions) or a folder: said here, not as a traceback
+        return f"cannot read {path}: {exc.strerror or exc}"
     if head == b"PK" or head[:1] == b"\x80":  # torch.save's zip archive, or its legacy pickle
         return None
     return f"{path} is neither a .safetensors file nor a file torch.save wrote (a .pt/.pth of a state_dict)"
