@@ -172,6 +172,8 @@ def test_every_template_claim_names_rows_and_columns_its_study_has(store: Store)
     table = results(overview(store, pos_embed_study(store, TOP1, [0, 1, 2])))
     assert [(v.verdict, v.rule) for v in verdicts(table, [missing, wrong])] == [
         (NO_DATA, "this study has no row {'pos_embed': 'rope'}"), (NO_DATA, "this study has no column 'top-5'")]
+    with pytest.raises(ValueError, match="needs a margin above 0"):  # 'about equal' within 0 never holds
+        Claim("1-D ≈ 2-D", missing.a, missing.b, relation="≈")
 
 
 def test_exports_add_the_verdicts_after_the_results(store: Store) -> None:

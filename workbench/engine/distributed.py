@@ -104,10 +104,10 @@ def together(ranks: Ranks, device: torch.device) -> Iterator[None]:
     if ranks.world == 1:
         yield
         return
-    failure: Exception | None = None
+    failure: BaseException | None = None
     try:
         yield
-    except Exception as exc:  # told to the others below, then raised
+    except BaseException as exc:  # told to the others below, then raised (an interrupt too: they would wait)
         failure = exc
     whys: list[str] = [""] * ranks.world
     said = ("" if failure is None else str(failure) if isinstance(failure, WorkbenchError)
@@ -117,8 +117,8 @@ def together(ranks: Ranks, device: torch.device) -> Iterator[None]:
         raise failure
     failed = next(((rank, why) for rank, why in enumerate(whys) if why), None)
     if failed is not None:
-        raise WorkbenchError(f"rank {failed[0]} of {ranks.world} failed before training: {failed[1]} (its traceback "
-                             f"is in the worker log of its machine); every rank stopped")
+        raise WorkbenchError(f"rank {failed[0]} of {ranks.world} failed before training: {failed[1]} (its "
+                             f"worker log, on its machine, says more); every rank stopped")
 
 
 def teardown() -> None:

@@ -75,6 +75,12 @@ class Claim:
     source: str = ""
     margin: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.relation not in (">", "≈"):
+            raise ValueError(f"claim {self.text!r}: relation {self.relation!r} is neither '>' nor '≈'")
+        if self.relation == "≈" and self.margin <= 0:  # with none, no difference is ever 'about equal'
+            raise ValueError(f"claim {self.text!r}: an '≈' claim needs a margin above 0")
+
 
 @dataclass(frozen=True)
 class Template:
