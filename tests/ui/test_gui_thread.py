@@ -294,5 +294,22 @@ def test_the_parallel_runs_box_follows_a_limit_set_elsewhere(qtbot, store: Store
     qtbot.waitUntil(lambda: store.max_concurrent() == 3, timeout=10_000)
     qtbot.wait(600)  # three readings later: still the user's
     assert window.parallel.value() == 3 == store.max_concurrent()
+    box, gate, asked = window.parallel, threading.Event(), []
+
+    def slow() -> int:  # a reading made before the user's change, answered after it
+        asked.append(1)
+        gate.wait(10)
+        return 5
+
+    box.follow.stop()
+    qtbot.waitUntil(lambda: not box.reading, timeout=10_000)
+    monkeypatch.setattr(store, "max_concurrent", slow)
+    box._read_again()
+    box._read_again()  # still reading: not asked twice
+    box.setValue(4)
+    qtbot.waitUntil(lambda: not box.writing, timeout=10_000)
+    gate.set()
+    qtbot.waitUntil(lambda: not box.reading, timeout=10_000)
+    assert box.value() == 4 and len(asked) == 1  # the stale 5 is dropped
     settle(window)
     window.close()

@@ -602,3 +602,22 @@ def test_an_error_no_code_caught_is_said_in_the_window_once_at_a_time(window: Ma
     except ValueError:
         sys.excepthook(*sys.exc_info())
     assert [box.text() for box in window.findChildren(QMessageBox) if box.isVisible()][0].startswith("ValueError")
+    for box in window.findChildren(QMessageBox):
+        box.close()
+    QApplication.processEvents()
+    printed = []
+    monkeypatch.setattr(sys, "excepthook", lambda *args: printed.append(args))
+    say_errors(window)
+
+    def off_the_gui_thread() -> None:  # a widget made here would crash the window: printed only
+        try:
+            raise KeyError("in a pool thread")
+        except KeyError:
+            sys.excepthook(*sys.exc_info())
+
+    import threading
+
+    thread = threading.Thread(target=off_the_gui_thread)
+    thread.start()
+    thread.join()
+    assert len(printed) == 1 and not [box for box in window.findChildren(QMessageBox) if box.isVisible()]

@@ -33,16 +33,22 @@ def say_errors(window: Any) -> None:
     """An exception no code caught (in a slot: a bug) is printed on stderr, which a desktop user
     never sees, and the click seems to do nothing: say it in the window as well, one box at a time
     (a slot failing at every poll would open one twice a second). The window goes on."""
+    from PySide6.QtCore import QThread
+
     from workbench.ui.widgets import warn
 
     printed, shown = sys.excepthook, []
 
     def hook(kind: type[BaseException], error: BaseException, trace: Any) -> None:
         printed(kind, error, trace)
-        if issubclass(kind, KeyboardInterrupt) or shown:
+        if issubclass(kind, KeyboardInterrupt) or shown or QThread.currentThread() is not window.thread():
+            return  # a box is made on the GUI thread only (PySide may call this hook from a pool thread)
+        try:
+            box = warn(window, "Something went wrong", f"{kind.__name__}: {error}\n\nThis is a bug of the workbench; "
+                       f"the window goes on. The traceback is on its standard error (start it from a terminal to "
+                       f"keep it).")
+        except RuntimeError:  # the window is already gone (an error while it closes): printed is all
             return
-        box = warn(window, "Something went wrong", f"{kind.__name__}: {error}\n\nThis is a bug of the workbench; "
-                   f"the window goes on. The traceback is on its standard error (start it from a terminal to keep it).")
         shown.append(box)
         box.finished.connect(lambda _: shown.clear())
 

@@ -187,6 +187,7 @@ class ParallelRuns(QSpinBox):
         self.store: Any = None
         self.wanted: int | None = None  # a value not yet written
         self.writing = False
+        self.reading = False  # a follow-up reading is on its way: a slow store gets one at a time
         self.changes = 0  # the user's changes so far: a reading older than the last one is dropped
         self.valueChanged.connect(self._changed)
         self.follow = QTimer(self)
@@ -207,11 +208,19 @@ class ParallelRuns(QSpinBox):
 
     def _read_again(self) -> None:
         """Follow a limit set elsewhere, unless the user is changing it here."""
-        if self.writing or self.wanted is not None or self.hasFocus():
+        if self.reading or self.writing or self.wanted is not None or self.hasFocus():
             return
-        changes = self.changes
-        self.submit(self.store.max_concurrent, lambda value: changes == self.changes and not self.hasFocus()
-                    and self._show(value), lambda _: None)  # unreachable: the window's banner says so
+        changes, self.reading = self.changes, True
+
+        def read(value: int) -> None:
+            self.reading = False
+            if changes == self.changes and not self.hasFocus():  # not one made before the user's change
+                self._show(value)
+
+        def unread(_: str) -> None:  # unreachable: the window's banner says so
+            self.reading = False
+
+        self.submit(self.store.max_concurrent, read, unread)
 
     def _changed(self, value: int) -> None:
         self.changes += 1
