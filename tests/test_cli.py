@@ -107,6 +107,9 @@ def test_a_run_is_renamed(cli, store: Store) -> None:
     assert done.returncode == 0 and done.stdout.strip() == "vit, 2-D positions" == store.get_run(run.id).name
     empty = cli("rename", str(run.id), " ")
     assert empty.returncode == 2 and "cannot be empty" in empty.stderr
+    long = cli("rename", str(run.id), "x" * 201)
+    assert long.returncode == 2 and "at most 200 characters; this one has 201" in long.stderr
+    assert store.get_run(run.id).name == "vit, 2-D positions"
     missing = cli("rename", "999", "x")
     assert missing.returncode == 2 and "there is no run 999" in missing.stderr
 

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QApplication
 from tests.conftest import finished_run
 from workbench.store import Store
 from workbench.ui.curves import CurvesView
+from workbench.ui.theme import UNLISTED
 
 
 def _view(qtbot, store: Store, runs: dict[int, str]) -> CurvesView:
@@ -261,4 +262,6 @@ def test_twenty_runs_get_twenty_colours(qtbot, store: Store) -> None:
     for rid in runs:
         store.add_metrics(rid, [(1, 0.1, "train/loss", 1.0, 0.0), (2, 0.2, "train/loss", 0.5, 0.0)])
     view = _view(qtbot, store, runs)
-    assert len({view.colour(rid) for rid in runs}) == 20  # the eleventh run was the first's blue
+    colours = {view.colour(rid) for rid in runs}
+    assert len(colours) == 20 and UNLISTED not in colours  # the eleventh run was the first's blue; none is the
+    # grey of a run whose series is not loaded

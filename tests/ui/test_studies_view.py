@@ -149,6 +149,9 @@ def test_a_running_study_can_be_cancelled_from_the_window(qtbot, window: MainWin
     qtbot.waitUntil(lambda: view.current() is not None and view.current().status == "cancelled", timeout=30_000)
     assert view.resume_button.isEnabled() and not view.cancel_button.isEnabled()
     assert view.members.item(2, 5).text() == "not started: the study was cancelled"
+    name = view.members.item(2, 0).text()  # the name in full (elided in view), then why it did not start
+    assert view.members.item(2, 0).toolTip() == f"{name}\nnot started: the study was cancelled"
+    assert view.members.item(2, 2).toolTip() == "not started: the study was cancelled"
     assert {r.status for r in store.list_runs()} == {RunStatus.CANCELLED}
     assert overview(store, study.id).status == "cancelled"
 

@@ -229,6 +229,8 @@ class Store(RunLifecycle, MetricQueries, DatasetQueries, StudyQueries):
         name = " ".join(name.split())
         if not name:
             raise StoreError("a run's name cannot be empty")
+        if len(name) > Run.name.type.length:  # PostgreSQL refuses it with its own error; SQLite keeps it
+            raise StoreError(f"a run's name is at most {Run.name.type.length} characters; this one has {len(name)}")
         with self.session() as s:
             if s.execute(update(Run).where(Run.id == run_id).values(name=name)).rowcount != 1:
                 raise StoreError(f"there is no run {run_id} in {self.label}; `workbench runs` lists them")

@@ -265,8 +265,10 @@ class StudiesView(QWidget):
             for c, value in enumerate(values):
                 item = QTableWidgetItem(str(value))
                 item.setData(Qt.ItemDataRole.UserRole, run.id if run else None)
-                if m.note or c == 0:
-                    item.setToolTip(m.note or m.name)
+                if c == 0:  # the name, elided past NAME_WIDTH, in full (and the note under it)
+                    item.setToolTip("\n".join(filter(None, (m.name, m.note))))
+                elif m.note:
+                    item.setToolTip(m.note)
                 self.members.setItem(r, c, item)
         fit_columns(self.members, (MEMBER_COLUMNS.index("member"),))
 

@@ -14,11 +14,12 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 THEMES = ("system", "light", "dark")
 # the series' colours (runs, groups, study rows), the same in every theme
-# one colour per run or group: ten, then ten more of Kelly's colours of maximum contrast (a run's
-# colour repeated from the eleventh run on)
-PALETTE = ("#2f7fd8", "#d64545", "#2e9d57", "#d9862b", "#8d5bd6", "#1aa3a3", "#c2487f", "#7a7a7a",
-           "#b8a21a", "#3b3b9e", "#882d17", "#8db600", "#e68fac", "#654522", "#a1caf1", "#f99379",
-           "#604e97", "#c2b280", "#e25822", "#0067a5")
+# one colour per run or group: ten, then ten of Kelly's colours of maximum contrast (a colour repeated
+# from the 21st run on); no grey, which is UNLISTED's (#e040e0: the mid-light colour farthest from
+# the others and from grey, in CIELAB)
+PALETTE = ("#2f7fd8", "#d64545", "#2e9d57", "#d9862b", "#8d5bd6", "#1aa3a3", "#c2487f", "#e040e0", "#b8a21a",
+           "#3b3b9e", "#882d17", "#8db600", "#e68fac", "#654522", "#a1caf1", "#f99379", "#604e97", "#c2b280",
+           "#e25822", "#0067a5")
 UNLISTED = "#7a7a7a"  # a run whose series is not loaded (yet)
 _SYSTEM: dict[str, object] = {}  # the style and palette the application started with
 
