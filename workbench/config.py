@@ -86,6 +86,9 @@ class TrainConfig:
     parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {}
     # role -> fields taken from that parent's config unless set explicitly (e.g. the encoder shape)
     inherits: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # role -> fields taken from that parent's config unless set explicitly, and free to differ (the
+    # dataset a fine-tune trains on: its encoder's, unless another is named)
+    suggests: ClassVar[dict[str, tuple[str, ...]]] = {}
     # preset name -> field overrides; merged down the class hierarchy
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     # the metric the run table shows and studies compare, and whether higher is better

@@ -65,6 +65,29 @@ def test_finetune_takes_the_encoder_shape_from_its_parent(store: Store) -> None:
     assert store.parents(run.id)["encoder"].id == parent
 
 
+def test_finetune_trains_on_its_encoders_dataset_unless_told_another(store: Store, tmp_path) -> None:
+    """It fine-tuned on the built-in shapes whatever its encoder had been pre-trained on."""
+    from PIL import Image
+
+    from workbench.data import registry
+
+    for kind, name in (("imagefolder", "pets"), ("unlabeled", "street")):
+        for label in ("cat", "dog"):
+            (tmp_path / name / label).mkdir(parents=True)
+            for i in range(8):
+                Image.new("RGB", (16, 16), (30 * i, 0, 0)).save(tmp_path / name / label / f"{i}.png")
+        registry.register(store, name, kind, tmp_path / name)
+    pets = finished_run(store, "mae", dataset="pets")
+    assert create_run(store, "finetune", preset="tiny", overrides=["batch_size=4"],
+                      parents={"encoder": pets}).config["dataset"] == "pets"
+    other = create_run(store, "finetune", preset="tiny", overrides=["dataset=shapes"], parents={"encoder": pets})
+    assert other.config["dataset"] == "shapes"  # suggested, not locked: a downstream dataset of one's own
+    street = finished_run(store, "mae", dataset="street")  # pre-trained without labels: a fine-tune needs them
+    with pytest.raises(ConfigError, match=f"has no labels.*it is the encoder run {street}'s: name another with "
+                                          f"dataset=NAME"):
+        create_run(store, "finetune", preset="tiny", parents={"encoder": street})
+
+
 @pytest.mark.parametrize("setup, field, words", [
     ("no parent", "parent:encoder", "needs a finished mae, beit or mpp run as its encoder"),
     ("unfinished", "parent:encoder", "is running; wait until it has finished"),

@@ -275,9 +275,11 @@ def test_duplicating_a_run_that_started_from_a_run_no_longer_offered_opens_the_f
     assert window.duplicate_run() is None and seen == [f"run:{source}:best"]
 
 
-def test_a_teacher_sets_the_students_dataset(qtbot, store: Store, tmp_path) -> None:
+def test_a_teacher_sets_the_students_dataset_and_an_encoder_suggests_the_fine_tunes(qtbot, store: Store,
+                                                                                    tmp_path) -> None:
     """A DeiT student learns its teacher's classes: picking a teacher trained on another dataset
-    takes that dataset into the form (locked, saying why), and no teacher frees it again."""
+    takes that dataset into the form (locked, saying why), and no teacher frees it again. A
+    fine-tune starts on its encoder's dataset, which may be changed."""
     from tests.data.test_user_datasets import write_folder
     from workbench.data import registry
 
@@ -293,3 +295,11 @@ def test_a_teacher_sets_the_students_dataset(qtbot, store: Store, tmp_path) -> N
     assert dialog.start_button.isEnabled(), dialog.error.text()
     dialog.parent_boxes["teacher"].setCurrentIndex(0)
     assert dataset.isEnabled() and "needs a finished cnn, vit, deit or swin run" in dialog.error.text()
+    encoder = finished_run(store, "mae", dataset="photos")
+    tune = NewRunDialog(store, method="finetune")
+    qtbot.addWidget(tune)
+    assert tune.parent_boxes["encoder"].currentData() == encoder
+    assert tune.form.values()["dataset"] == "photos" and tune.form.widgets["dataset"].isEnabled()
+    tune.form.set_values({"dataset": "shapes"})
+    tune.validate()
+    assert tune.start_button.isEnabled(), tune.error.text()

@@ -44,13 +44,23 @@ def checked_config(store: Store, method: str, *, preset: str | None, overrides: 
     dataset's and the parents' included. Parents may be runs or runs a study has yet to make.
 
     Fields a method inherits from a parent (an encoder's shape, say) are taken from it unless
-    set explicitly; an explicit value that differs is refused by the parent check."""
+    set explicitly; an explicit value that differs is refused by the parent check. Fields it is
+    `suggests`ed are taken the same way, and may differ."""
     cls = config_class(method)
     inherited = {k: getattr(info.config, k) for role, info in parents.items()
-                 for k in cls.inherits.get(role, ()) if hasattr(info.config, k)}
+                 for k in (*cls.inherits.get(role, ()), *cls.suggests.get(role, ())) if hasattr(info.config, k)}
     cfg = make_config(method, preset, overrides, inherited=inherited)
     live = isinstance(store, Store)  # not a window's catalog (a study's plan, checked as it is typed)
-    check_batch(check_dataset(store, cfg.dataset, cls.needs_labels), cfg.batch_size, list_files=live)
+    try:
+        record = check_dataset(store, cfg.dataset, cls.needs_labels)
+    except ConfigError as exc:
+        given = next(((role, info.run_id) for role, info in parents.items() if "dataset" in cls.suggests.get(role, ())
+                      and cfg.dataset == getattr(info.config, "dataset", None)), None)
+        if given is None:
+            raise
+        raise ConfigError("dataset", f"{exc.reason} (it is the {given[0]} run {given[1]}'s: name another with "
+                                     f"dataset=NAME)") from None
+    check_batch(record, cfg.batch_size, list_files=live)
     if live:  # the files and runs it names: the catalog has no artifacts, and Start checks it
         check_init(store, getattr(cfg, "init", ""), isinstance(cfg, ViTBackboneConfig))
     cfg.check_parents(parents)

@@ -197,13 +197,14 @@ class NewRunDialog(CreatingDialog):
         return {role: box.currentData() for role, box in self.parent_boxes.items() if box.currentData() is not None}
 
     def _apply_inherited(self) -> None:
-        """Copy the fields a parent dictates (an encoder's shape) into the form and lock them."""
+        """Copy the fields a parent dictates (an encoder's shape) into the form and lock them, and
+        those it suggests (a fine-tune's dataset), left editable."""
         locked: dict[str, str] = {}
         for role, run_id in self.chosen_parents().items():
-            names = self.form.cls.inherits.get(role, ())
-            if names:
+            names, suggested = self.form.cls.inherits.get(role, ()), self.form.cls.suggests.get(role, ())
+            if names or suggested:
                 parent = self.catalog.get_run(run_id)
-                self.form.set_values({k: parent.config[k] for k in names if k in parent.config})
+                self.form.set_values({k: parent.config[k] for k in (*names, *suggested) if k in parent.config})
                 locked.update({k: f"taken from the {role} run {run_id}" for k in names})
         if "init" in self.form.widgets:
             locked.update(self._apply_source())

@@ -18,6 +18,7 @@ class Config(ViTBackboneConfig):
                                   "prediction, or weights from init) as a classifier on a labelled dataset.")
     parent_roles: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ("mae", "beit", "mpp")}
     inherits: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ENCODER_SHAPE}
+    suggests: ClassVar[dict[str, tuple[str, ...]]] = {"encoder": ("dataset",)}  # fine-tuned where pre-trained
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": dict(epochs=8, lr=2e-3),
         "small": {},
