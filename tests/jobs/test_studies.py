@@ -256,6 +256,7 @@ def test_cli_refuses_a_bad_study_in_one_line(cli, store: Store) -> None:
     assert done.returncode == 2 and "stage student (distill=none seed=0): patch size 5" in done.stderr
     assert "--budget" in cli("study", "deit-distill", "--budget", "huge").stderr
     assert "cpu:" in cli("study", "deit-distill", "--help").stdout
+    assert "--seeds" in cli("study", "sweep", "--help").stdout
     assert store.list_studies() == []
 
 
@@ -270,6 +271,14 @@ def test_repeats_seed_whole_chains_and_tables_mean_and_sd(store: Store) -> None:
         (r, s) for r in (0.25, 0.5, 0.75, 0.9) for s in (0, 1)}
     with pytest.raises(ConfigError, match="seeds must be distinct"):
         template_spec("vit-pos-embed", seeds=[1, 1])
+    swept = plan(store, sweep_spec("mae", [("mask_ratio", [0.5, 0.75])], follow_ups=("probe",), seeds=[0, 1]))
+    assert sorted((m["values"]["mask_ratio"], m["config"]["seed"]) for m in swept if m["stage"] == "mae") == [
+        (0.5, 0), (0.5, 1), (0.75, 0), (0.75, 1)]  # a custom sweep too
+    probes = [m for m in swept if m["stage"] == "probe"]
+    assert len(probes) == 4 and all(m["config"]["seed"] == swept[m["parents"]["encoder"]["member"]]["config"]["seed"]
+                                    for m in probes)
+    with pytest.raises(ConfigError, match="seed is swept already"):
+        sweep_spec("vit", [("seed", [0, 1])], seeds=[2, 3])
 
     table = Table(["mask_ratio", "seed", "top-1", "status"], [[0.5, 0, 0.25, "finished"], [0.5, 1, 0.35, "finished"],
                                                               [0.75, 0, 0.4, "finished"], [0.75, 1, "", "running"]],

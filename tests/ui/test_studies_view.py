@@ -59,6 +59,12 @@ def test_the_dialog_plans_as_you_type_and_starts_a_study(qtbot, store: Store) ->
     dialog.fields[1].setCurrentText("depth")
     dialog.values[1].setText("1,2")
     assert "4 runs" in dialog.status.text() and "2 at a time" in dialog.status.text()
+    dialog.seeds.setText("0 1")  # a custom sweep repeats its points over seeds as a template does
+    assert "the study sweeps seed (0, 1), so seed=3 would be ignored" in dialog.status.text()
+    dialog.common.setText("max_steps=2")
+    assert "8 runs" in dialog.status.text(), dialog.status.text()
+    dialog.seeds.setText("")
+    dialog.common.setText("max_steps=2 seed=3")
     dialog.parallel.setValue(3)
     assert "3 at a time" in dialog.status.text()
     dialog.start()  # the study is written on a worker thread

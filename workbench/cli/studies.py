@@ -27,6 +27,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        help="set a field in every stage that has it (dataset=pets, seed=1, device=cuda)")
         p.add_argument("--name", default="", help="a name for the study (default: TEMPLATE-ID)")
         p.add_argument("--parallel", type=int, default=2, help="runs of this study training at once (default 2)")
+        p.add_argument("--seeds", type=int, nargs="+", default=[], metavar="SEED",
+                       help="repeat every point and every shared stage (a teacher, the ViT from scratch) with each "
+                            "seed; the table adds means and sds (e.g. --seeds 0 1 2)")
         p.add_argument("--wait", action="store_true", help="stay attached until it ends, then print the results")
         p.set_defaults(func=cmd_study_start)
 
@@ -35,9 +38,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                                                            f"Paper: {template.paper_trend}")
         t.add_argument("--budget", choices=list(studies.BUDGETS), default="tiny",
                        help="; ".join(f"{b}: {about}" for b, (_, about) in studies.BUDGETS.items()))
-        t.add_argument("--seeds", type=int, nargs="+", default=[], metavar="SEED",
-                       help="repeat every point and every shared stage (a teacher, the ViT from scratch) with each "
-                            "seed; the table adds means and sds (e.g. --seeds 0 1 2)")
         starting(t)
     sw = st_sub.add_parser("sweep", help="your own sweep of one method over one or two fields",
                            description="e.g. workbench study sweep --method vit --vary lr=1e-4:1e-2:3:log "
@@ -80,7 +80,7 @@ def cmd_study_start(args: argparse.Namespace) -> int:
         axes = [studies.parse_sweep(args.method, text) for text in args.vary]
         spec = studies.sweep_spec(args.method, axes, budget=args.preset, follow_ups=tuple(args.then),
                                   parents=parse_parents(args.parent), common=common, parallel=args.parallel,
-                                  study_name=args.name)
+                                  study_name=args.name, seeds=args.seeds)
     else:
         spec = studies.template_spec(args.action, args.budget, common=common, parallel=args.parallel,
                                      study_name=args.name, seeds=args.seeds)

@@ -262,7 +262,7 @@ def _check_common_is_free(spec: StudySpec) -> None:
     swept = {k for p in spec.points for k in p}
     for name, value in spec.common.items():
         if name in swept:
-            values = ", ".join(str(p[name]) for p in spec.points if name in p)
+            values = ", ".join(dict.fromkeys(str(p[name]) for p in spec.points if name in p))  # each once
             raise ConfigError(name, f"the study sweeps {name} ({values}), so {name}={value} would be ignored; "
                                     f"leave it out, or make a custom sweep of the values you want")
         having = [s for s in spec.stages if name in {f.name for f in fields(config_class(s.method))}]

@@ -257,6 +257,19 @@ def claims_for(template: str) -> tuple[Claim, ...]:
     return TEMPLATES[template].claims if template in TEMPLATES else ()
 
 
+def with_seeds(points: list[dict[str, Any]], fields: list[str],
+               seeds: Sequence[int]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every point repeated with each seed, and "seed" among the swept fields (the table then has
+    a seed column and per-point means); unchanged without seeds."""
+    if not seeds:
+        return points, fields
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ConfigError("seeds", f"seeds must be distinct whole numbers >= 0, got {list(seeds)}")
+    if "seed" in fields:
+        raise ConfigError("seeds", "seed is swept already; give its values there or as seeds, not both")
+    return [{**p, "seed": seed} for p in points for seed in seeds], [*fields, "seed"]
+
+
 def template_spec(name: str, budget: str = "tiny", *, common: dict[str, Any] | None = None, parallel: int = 2,
                   study_name: str = "", seeds: Sequence[int] = ()) -> StudySpec:
     """The study a built-in template makes at this budget; `common` fields go to every stage.
@@ -269,10 +282,7 @@ def template_spec(name: str, budget: str = "tiny", *, common: dict[str, Any] | N
                                     + "; ".join(f"{b} ({about})" for b, (_, about) in BUDGETS.items()))
     t = TEMPLATES[name]
     stages, fields, points, columns = t.build(budget)
-    if seeds:
-        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
-            raise ConfigError("seeds", f"seeds must be distinct whole numbers >= 0, got {list(seeds)}")
-        points, fields = [{**p, "seed": seed} for p in points for seed in seeds], [*fields, "seed"]
+    points, fields = with_seeds(points, fields, seeds)
     return StudySpec(stages, fields, points, columns, budget=budget, preset=BUDGETS[budget][0],
                      common=dict(common or {}), name=study_name,
                      template=name, description=t.description, paper_trend=t.paper_trend, parallel=parallel)
@@ -280,9 +290,11 @@ def template_spec(name: str, budget: str = "tiny", *, common: dict[str, Any] | N
 
 def sweep_spec(method: str, axes: list[tuple[str, list[Any]]], *, budget: str | None = "tiny",
                follow_ups: tuple[str, ...] = (), parents: dict[str, int] | None = None,
-               common: dict[str, Any] | None = None, parallel: int = 2, study_name: str = "") -> StudySpec:
+               common: dict[str, Any] | None = None, parallel: int = 2, study_name: str = "",
+               seeds: Sequence[int] = ()) -> StudySpec:
     """A custom study: one method swept over one or two fields (their grid), optionally followed by a
-    linear probe and/or a fine-tune of each encoder; `parents` are existing runs (a teacher)."""
+    linear probe and/or a fine-tune of each encoder; `parents` are existing runs (a teacher);
+    `seeds` as in `template_spec`."""
     cls = config_class(method)
     if not 1 <= len(axes) <= 2:
         raise ConfigError("sweep", f"sweep one or two fields, not {len(axes)}")
@@ -298,7 +310,8 @@ def sweep_spec(method: str, axes: list[tuple[str, list[Any]]], *, budget: str | 
     stages += [follow_up(kind, method, budget) for kind in follow_ups]
     columns = [Column(method, cls.key_metric, f"{method} {cls.key_metric}")]
     columns += [Column(kind, TOP1, FOLLOW_UP_LABELS[kind]) for kind in follow_ups]
-    return StudySpec(stages, [name for name, _ in axes], grid(axes), columns, budget=budget,
+    points, fields = with_seeds(grid(axes), [name for name, _ in axes], seeds)
+    return StudySpec(stages, fields, points, columns, budget=budget,
                      common=dict(common or {}), name=study_name,
                      description=f"{method} swept over {' x '.join(name for name, _ in axes)}"
                                  + (f", then {' and '.join(follow_ups)}" if follow_ups else ""),

@@ -85,7 +85,6 @@ class NewStudyDialog(CreatingDialog):
         t_form = QFormLayout(template_page)
         t_form.addRow("Template", self.template)
         t_form.addRow("Budget", self.budget)
-        t_form.addRow("Seeds", self.seeds)
         t_form.addRow("Runs", self.about)
         t_form.addRow("Paper", self.trend)
 
@@ -133,6 +132,7 @@ class NewStudyDialog(CreatingDialog):
         self.parallel.setToolTip("runs of this study training at once")
         both = QFormLayout()
         both.addRow("Name", self.name)
+        both.addRow("Seeds", self.seeds)
         both.addRow("Every stage", self.common)
         both.addRow("Parallel runs", self.parallel)
         self.preview = QListWidget()
@@ -188,11 +188,11 @@ class NewStudyDialog(CreatingDialog):
     def spec(self) -> StudySpec:
         """The study the form describes; raises `WorkbenchError` naming what is wrong."""
         common = self._common()
+        try:
+            seeds = [int(v) for v in self.seeds.text().replace(",", " ").split()]
+        except ValueError:
+            raise WorkbenchError(f"seeds: {self.seeds.text()!r} is not a list of whole numbers (0 1 2)") from None
         if self.tabs.currentIndex() == 0:
-            try:
-                seeds = [int(v) for v in self.seeds.text().replace(",", " ").split()]
-            except ValueError:
-                raise WorkbenchError(f"seeds: {self.seeds.text()!r} is not a list of whole numbers (0 1 2)") from None
             return template_spec(self.template.currentData(), self.budget.currentText(), common=common,
                                  parallel=self.parallel.value(), study_name=self.name.text(), seeds=seeds)
         method = self.method.currentText()
@@ -204,7 +204,7 @@ class NewStudyDialog(CreatingDialog):
         parents = {role: box.currentData() for role, box in self.parent_boxes.items() if box.currentData() is not None}
         return sweep_spec(method, axes, budget=preset, parents=parents, common=common,
                           follow_ups=tuple(k for k, box in self.follow.items() if box.isChecked()),
-                          parallel=self.parallel.value(), study_name=self.name.text())
+                          parallel=self.parallel.value(), study_name=self.name.text(), seeds=seeds)
 
     def _common(self) -> dict[str, Any]:
         try:
