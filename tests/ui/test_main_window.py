@@ -120,6 +120,8 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     details.save_notes()
     shown(window)
     assert store.get_run(b).tags == ""
+    store.rename_run(a, "a learning rate too low for this depth, " * 3)  # elided in the table, whole in its tooltip
+    poll(window)
     window.table.selectAll()
     shown(window)  # Compare reads the runs' best values on a worker thread
     table = window.compare.table
@@ -132,6 +134,7 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     assert headers.index("val/top1 (final)") < headers.index("lr")  # what runs are judged by comes first
     assert table.item(0, headers.index("params")).text() == "75,082"  # a count, not 75082.0000
     assert sorted(table.item(r, headers.index("lr")).text() for r in range(2)) == ["0.002", "0.004"]  # as given
+    assert table.columnWidth(0) <= NAME_WIDTH and table.item(0, 0).toolTip() == table.item(0, 0).text()
     window.compare.show_runs([])
     shown(window)
     assert table.isHidden()  # no header of squeezed columns under "select two or more runs"

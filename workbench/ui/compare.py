@@ -22,6 +22,7 @@ from workbench.methods import config_class
 from workbench.store import Run, Store
 from workbench.studies.results import mean_sd
 from workbench.ui.tasks import Submit, read_then
+from workbench.ui.widgets import fit_columns
 
 
 class Cell(QTableWidgetItem):
@@ -50,6 +51,7 @@ class CompareView(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().hide()
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # run names differ at their ends
         layout = QVBoxLayout(self)
         layout.addWidget(self.hint)
         layout.addWidget(self.table)
@@ -102,8 +104,9 @@ class CompareView(QWidget):
             values += [run.config.get(k, "") for k in differing] + [run.environment.get(k, "-") for k in env_keys]
             for col, value in enumerate(values):
                 self.table.setItem(row, col, Cell(value, setting=col in settings))
-        self.table.resizeColumnsToContents()
-        self.table.setSortingEnabled(True)
+            self.table.item(row, 0).setToolTip(str(values[0]))  # elided past NAME_WIDTH
+        self.table.setSortingEnabled(True)  # first: its headers' sort arrows then count in their widths
+        fit_columns(self.table, (0,))  # a long run name no longer pushes the settings that differ out of view
         envs = ("; software differs: " + ", ".join(f"{k} {' vs '.join(sorted({r.environment.get(k, '-') for r in runs}))}"
                                                   for k in env_keys)) if env_keys else ""
         self.hint.setText(f"{len(runs)} runs · {len(differing)} config values differ{envs}"
@@ -132,8 +135,8 @@ class CompareView(QWidget):
                 cells += [MeanCell(finals), MeanCell(bests)]
             for col, cell in enumerate(cells):
                 self.table.setItem(row, col, cell)
+        self.table.setSortingEnabled(True)  # first: its headers' sort arrows then count in their widths
         self.table.resizeColumnsToContents()
-        self.table.setSortingEnabled(True)
         self.hint.setText(f"{len(members)} groups of {len(runs)} runs · mean ± sd over each group's runs")
         self.table.sortItems(0, Qt.SortOrder.AscendingOrder)
 

@@ -229,8 +229,8 @@ class StudiesView(QWidget):
         if new_results:  # the chart is drawn again (its zoom reset) only when what it shows changed
             self.table_data, self.verdict_data = table, verdicts(table, claims_for(s.template))
             self._fill_results(table, s.id)
-            self.chart.show_table(table, s.spec.get("paper_trend") or "a custom sweep: no published trend to compare "
-                                  "with", self.verdict_data)
+            self.chart.show_table(table, s.spec.get("paper_trend") or "a custom sweep: no published trend or claims "
+                                  "to compare with", self.verdict_data)
 
     def _fill_results(self, table: Table, study_id: int) -> None:
         header = self.results.horizontalHeader()
@@ -251,8 +251,8 @@ class StudiesView(QWidget):
                     item.setFont(italic)
                     item.setToolTip("a shared stage, for reference (not a sweep point)")
                 self.results.setItem(r, c, item)
+        self.results.setSortingEnabled(True)  # first: its headers' sort arrows then count in their widths
         self.results.resizeColumnsToContents()
-        self.results.setSortingEnabled(True)
         if 0 <= sort[0] < len(table.header):
             self.results.sortItems(*sort)
 
@@ -365,4 +365,5 @@ def _table(columns: tuple[str, ...]) -> QTableWidget:
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.verticalHeader().hide()
     table.horizontalHeader().setStretchLastSection(True)
+    table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # names differ at their ends (…seed=1)
     return table

@@ -60,6 +60,7 @@ class StudyChart(QWidget):
         side_layout.addWidget(QLabel("<b>What the paper found</b>"))
         side_layout.addWidget(self.trend)
         side_layout.addWidget(self.verdicts, 1)
+        side_layout.addStretch()  # takes the room of a hidden verdict panel: the text above stays together
         plot_box = QWidget()
         plot_layout = QVBoxLayout(plot_box)
         plot_layout.setContentsMargins(0, 0, 0, 0)
@@ -84,7 +85,8 @@ class StudyChart(QWidget):
             self.metric_box.addItems(labels)
             self.metric_box.blockSignals(False)
         self.trend.setText(trend)
-        self.verdicts.show_verdicts(verdicts, study=table is not None)
+        self.verdicts.show_verdicts(verdicts)
+        self.verdicts.setVisible(bool(verdicts))  # no empty "did the claims hold?" for a custom sweep
         self._plot()
 
     def _apply_theme(self) -> None:

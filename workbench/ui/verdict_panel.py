@@ -26,7 +26,6 @@ from workbench.studies import CONTRADICTED, HELD, VERDICT_RULE, Verdict, verdict
 COLOURS = {HELD: "#2e7d32", CONTRADICTED: "#b3261e"}
 GREY = "#6b6b6b"  # within noise, direction only, pending: nothing decided
 SHOWN = 4  # claim, effect ± SE, n, verdict; rule, paper and source go to the tooltip
-NO_CLAIMS = "a custom sweep: no published claims to check"
 
 
 class VerdictPanel(QWidget):
@@ -53,8 +52,8 @@ class VerdictPanel(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.rule)
 
-    def show_verdicts(self, found: Sequence[Verdict], study: bool = True) -> None:
-        """One row per claim; none (a custom sweep) says there is nothing to check; no `study` shown, nothing."""
+    def show_verdicts(self, found: Sequence[Verdict]) -> None:
+        """One row per claim (a custom sweep has none: the chart hides the panel)."""
         self.table.setRowCount(len(found))
         bold = QFont()
         bold.setBold(True)
@@ -70,5 +69,4 @@ class VerdictPanel(QWidget):
                     if verdict.verdict in COLOURS:
                         item.setFont(bold)
                 self.table.setItem(r, c, item)
-        self.table.setVisible(bool(found))
-        self.rule.setText(VERDICT_RULE if found else NO_CLAIMS if study else "")
+
