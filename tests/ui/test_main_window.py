@@ -131,7 +131,8 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     best = headers.index("val/top1 (best)")
     values = {table.item(r, 0).text(): table.item(r, best).text() for r in range(table.rowCount())}
     assert values[f"{b} · vit-{b}"] == "0.7000"
-    assert headers.index("val/top1 (final)") < headers.index("lr")  # what runs are judged by comes first
+    assert headers.index("val/top1 (final)") < headers.index("lr")  # what runs are judged by comes first,
+    assert headers.index("pos_embed") < headers.index("params")  # then what differs, in view, then other results
     assert table.item(0, headers.index("params")).text() == "75,082"  # a count, not 75082.0000
     assert sorted(table.item(r, headers.index("lr")).text() for r in range(2)) == ["0.002", "0.004"]  # as given
     assert table.columnWidth(0) <= NAME_WIDTH and table.item(0, 0).toolTip() == table.item(0, 0).text()

@@ -52,6 +52,7 @@ class CompareView(QWidget):
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().hide()
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # run names differ at their ends
+        self.table.setWordWrap(False)  # a long name on one line, elided, not cut after its second
         layout = QVBoxLayout(self)
         layout.addWidget(self.hint)
         layout.addWidget(self.table)
@@ -83,25 +84,34 @@ class CompareView(QWidget):
         differing = [k for k in keys if len({repr(r.config.get(k)) for r in runs}) > 1]
         first = {config_class(r.method).key_metric for r in runs}  # what the runs are judged by, first
         metrics = sorted({k for r in runs for k in r.results}, key=lambda k: (k not in first, k))
-        columns = ["run", "method"]
+        judged = [k for k in metrics if k in first]  # then the settings that differ, then the other results
         tracked = [k for k in metrics if k.startswith("val/")]  # a curve, so final and best differ
-        for key in metrics:
-            columns += [f"{key} (final)", f"{key} (best)"] if key in tracked else [key]
+
+        def headers(keys: list[str]) -> list[str]:
+            return [h for k in keys for h in ([f"{k} (final)", f"{k} (best)"] if k in tracked else [k])]
+
         env_keys = [k for k in dict.fromkeys(k for r in runs for k in r.environment)
                     if k != "host" and len({r.environment.get(k) for r in runs}) > 1]
-        columns += differing + [f"env: {k}" for k in env_keys]
+        columns = (["run", "method", *headers(judged), *differing, *headers(metrics[len(judged):])]
+                   + [f"env: {k}" for k in env_keys])
         self.table.clear()
         self.table.setColumnCount(len(columns))
         self.table.setHorizontalHeaderLabels(columns)
         self.table.setRowCount(len(runs))
-        for row, run in enumerate(runs):
-            values: list[object] = [f"{run.id} · {run.name}", run.method]
-            for key in metrics:
+        settings = range(2 + len(headers(judged)), 2 + len(headers(judged)) + len(differing))  # shown as given
+
+        def results(run: Run, keys: list[str]) -> list[object]:
+            cells: list[object] = []
+            for key in keys:
                 low, high = extremes[run.id].get(key, (None, None))
                 best = high if fmt.higher_is_better(key) else low
-                values += [run.summary.get(key, "")] + (["" if best is None else best] if key in tracked else [])
-            settings = range(len(values), len(values) + len(differing))  # the config columns' places
-            values += [run.config.get(k, "") for k in differing] + [run.environment.get(k, "-") for k in env_keys]
+                cells += [run.summary.get(key, "")] + (["" if best is None else best] if key in tracked else [])
+            return cells
+
+        for row, run in enumerate(runs):
+            values = [f"{run.id} · {run.name}", run.method, *results(run, judged),
+                      *(run.config.get(k, "") for k in differing), *results(run, metrics[len(judged):]),
+                      *(run.environment.get(k, "-") for k in env_keys)]
             for col, value in enumerate(values):
                 self.table.setItem(row, col, Cell(value, setting=col in settings))
             self.table.item(row, 0).setToolTip(str(values[0]))  # elided past NAME_WIDTH
