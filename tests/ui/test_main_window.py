@@ -4,6 +4,7 @@ import csv
 import subprocess
 import sys
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QKeySequence
@@ -509,6 +510,24 @@ def test_parallel_with_runs_of_many_methods_keeps_to_the_settings_most_runs_have
     mine = [r for r in store.list_runs() if r.method == "vit"] + [finished_run(store, "vit", lr=0.5)]
     view.show_runs([store.get_run(r) if isinstance(r, int) else r for r in mine])
     assert view.fields == ["lr"] and "settings that differ" not in view.hint.text()
+
+
+def test_parallel_draws_a_run_without_a_setting_below_its_axis_not_at_another_runs_value(window: MainWindow,
+                                                                                          store: Store) -> None:
+    """A field only the MAE run has (one value) put every ViT line through that value's height."""
+    runs = [finished_run(store, "vit", lr=0.001), finished_run(store, "vit", lr=0.002), finished_run(store, "mae")]
+    for rid in runs:
+        store.update_run(rid, summary={"val/loss": 1.0})
+    view = window.coords
+    view.show_runs([store.get_run(r) for r in runs])
+    own = [i for i, f in enumerate(view.fields) if f in store.get_run(runs[2]).config
+           and f not in store.get_run(runs[0]).config]
+    assert own, view.fields
+    column = view.matrix[:, own[0]]
+    assert np.isnan(column[:2]).all() and column[2] == 0.5
+    ticks = [item.toPlainText() for item in view.plot.items if isinstance(item, pg.TextItem)]
+    assert "not set" in ticks
+    assert ticks.count("1.0000") == 1  # the metric's one value labelled once, not at both ends
 
 
 def test_the_theme_switch_darkens_plots_and_banners_and_is_remembered(window: MainWindow, store: Store) -> None:

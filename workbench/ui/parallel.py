@@ -27,6 +27,7 @@ MAX_SETTINGS = 12  # setting axes at most: runs of several methods differ in ~45
 TITLE_Y = WHOLE[1] + 0.03  # axis titles sit above the ranges' top edge, which would strike through them
 AXES = ("val/", "val_ema/")  # the results an axis can show
 FADED = (150, 150, 150, 40)
+MISSING_Y = -0.05  # where a line crosses an axis whose value it lacks (a field of another method, no metric)
 HINT = "Parallel coordinates of the runs in the table: drag an axis's range to select the runs that pass through it."
 
 
@@ -61,12 +62,15 @@ def shown_fields(runs: Sequence[Run], limit: int = MAX_SETTINGS) -> tuple[list[s
 
 
 def scaled(values: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Values mapped onto [0, 1] (a constant axis at 0.5), with the range they came from."""
+    """Values mapped onto [0, 1] (a constant axis at 0.5), NaN (missing) left NaN, with the range
+    they came from."""
     finite = values[np.isfinite(values)]
     if not len(finite):
-        return np.full(len(values), 0.5), math.nan, math.nan
+        return np.full(len(values), math.nan), math.nan, math.nan
     low, high = float(finite.min()), float(finite.max())
-    return (np.full(len(values), 0.5) if high == low else (values - low) / (high - low)), low, high
+    if high == low:  # one value: at mid-height, and a run without it not drawn there as if it had it
+        return np.where(np.isfinite(values), 0.5, math.nan), low, high
+    return (values - low) / (high - low), low, high
 
 
 class ParallelView(QWidget):
@@ -167,7 +171,7 @@ class ParallelView(QWidget):
         stagger = 0.08 if len(labels) > 6 else 0.0  # many axes: every other title a line higher, not overlapping
         xs = np.arange(self.matrix.shape[1], dtype=float)
         for run, row, colour in zip(runs, self.matrix, colours):
-            line = self.plot.plot(xs, np.nan_to_num(row, nan=-0.05), pen=pg.mkPen(colour, width=1.5))
+            line = self.plot.plot(xs, np.nan_to_num(row, nan=MISSING_Y), pen=pg.mkPen(colour, width=1.5))
             line.setToolTip(f"{run.id} · {run.name}")
             self.lines[run.id] = line
         for i, (name, names, low, high) in enumerate(labels):
@@ -176,7 +180,8 @@ class ParallelView(QWidget):
             title = pg.TextItem(html=f"<b>{html.escape(name)}</b>", anchor=(0.5, 1), color=ink)
             title.setPos(i, TITLE_Y + stagger * (i % 2))
             self.plot.addItem(title)
-            for y, text in _ticks(low, high, names, setting):
+            unset = [(MISSING_Y, "not set")] if np.isnan(self.matrix[:, i]).any() else []  # the lines below it
+            for y, text in _ticks(low, high, names, setting) + unset:
                 tick = pg.TextItem(text, anchor=(0, 0.5), color=ink)
                 tick.setPos(i + 0.03, y)
                 self.plot.addItem(tick)
@@ -248,7 +253,7 @@ def _ticks(low: float, high: float, names: list[str] | None, setting: bool) -> l
             return ""
         return fmt.setting(value) if setting else fmt.number(value)
 
-    return [(0.0, text(low)), (1.0, text(high))]
+    return [(0.5, text(low))] if low == high else [(0.0, text(low)), (1.0, text(high))]
 
 
 def _fit_to_axis(brush: pg.LinearRegionItem, axis: int, x_range: tuple[float, float], width: float = 0.08) -> None:
