@@ -192,7 +192,8 @@ class ParallelView(QWidget):
             brush.sigRegionChangeFinished.connect(lambda *_: self._brush())
             self.plot.addItem(brush)
             self.ranges.append(brush)
-        x_range = (-0.5, len(labels) - 0.5)  # room for the outer axes' titles, centred on them
+        # room for the outer axes' titles, centred on them, and for the last axis's labels, right of it
+        x_range = (-0.5, len(labels) - 0.2)
         self.plot.setXRange(*x_range, padding=0)
         self.plot.setYRange(-0.15, TITLE_Y + 0.1 + stagger, padding=0)
         for i, brush in enumerate(self.ranges):
