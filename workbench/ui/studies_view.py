@@ -366,4 +366,5 @@ def _table(columns: tuple[str, ...]) -> QTableWidget:
     table.verticalHeader().hide()
     table.horizontalHeader().setStretchLastSection(True)
     table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # names differ at their ends (…seed=1)
+    table.setWordWrap(False)  # one line, elided: a wrapped name was cut after its second line
     return table
