@@ -66,6 +66,8 @@ def test_a_finished_classifier_reports_its_diagnostics_everywhere(store: Store, 
     qtbot.addWidget(view)
     view.show_run(store.get_run(run.id))
     assert view.matrix.rowCount() == 10 and view.per_class.rowCount() == 10
+    table = view.per_class  # its four columns in view, "support" not cut
+    assert table.minimumWidth() >= sum(table.columnWidth(c) for c in range(4)) > 0
     recalls = [view.per_class.item(r, 2).text() for r in range(10)]
     assert all(len(text) == 5 for text in recalls), recalls  # "0.900", not "0.9"
     assert f"top-1 {shown['top1']:.4f}" in view.title.text() and not view.gallery.item.pixmap().isNull()

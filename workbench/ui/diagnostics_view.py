@@ -178,3 +178,6 @@ class DiagnosticsView(QWidget):
                 self.per_class.setItem(r, c, item)
         self.per_class.setSortingEnabled(True)
         self.per_class.resizeColumnsToContents()
+        table = self.per_class  # wide enough for its four columns ("support" was cut): the splitter gives it that
+        table.setMinimumWidth(sum(table.columnWidth(c) for c in range(table.columnCount()))
+                              + table.verticalScrollBar().sizeHint().width() + 2 * table.frameWidth())
