@@ -91,6 +91,7 @@ def test_parent_pickers_offer_compatible_finished_runs_and_fill_the_encoder_shap
     store.add_artifact(mae.id, "checkpoint", ckpt)
     dialog = NewRunDialog(store, method="finetune")
     qtbot.addWidget(dialog)
+    assert dialog.start_from.kind.currentText() == "the encoder run's weights"  # not "random weights"
     box = dialog.parent_boxes["encoder"]
     offered = [box.itemData(i) for i in range(box.count())]
     assert offered == [None, mae.id]  # not the unfinished MAE, not the ViT
@@ -112,6 +113,8 @@ def test_parent_pickers_offer_compatible_finished_runs_and_fill_the_encoder_shap
     plain = NewRunDialog(store, method="finetune")
     qtbot.addWidget(plain)
     assert plain.parent_boxes["encoder"].currentData() == newest.id
+    plain.set_method("vit")
+    assert plain.start_from.kind.currentText() == "random weights"
 
 
 @pytest.mark.slow

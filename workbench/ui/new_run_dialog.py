@@ -158,6 +158,8 @@ class NewRunDialog(CreatingDialog):
         self.head.setRowVisible(self.start_from, takes_init)
         if takes_init:
             self.form.hide_field("init")
+            self.start_from.name_default("the encoder run's weights" if "encoder" in cls.parent_roles
+                                         else "random weights")  # a fine-tune's encoder is not random
             self.start_from.set_value(str(self.form.values()["init"]))
         self.form.changed.connect(self.validate)
         self.form.changed.connect(self._form_to_preview)

@@ -81,6 +81,10 @@ class StartFrom(QWidget):
             return f"local-dir:{text}"
         return text if kind in ("path", "name") else ""
 
+    def name_default(self, label: str) -> None:
+        """What starting without `init` means for this method: random weights, or its encoder run's."""
+        self.kind.setItemText(0, label)
+
     def set_value(self, spec: str) -> None:
         """Show an `init` value (a duplicated run's)."""
         index = self.runs.findData(spec if spec.count(":") == 2 else f"{spec}:best")
