@@ -209,6 +209,10 @@ def test_the_users_ticks_outlive_a_selection_of_other_runs(qtbot, store: Store) 
     view = _view(qtbot, store, {a: "vit"})
     assert view.keys.ticked() == ["train/loss", "val/top1"]  # the defaults
     items = {view.keys.item(i).text(): view.keys.item(i) for i in range(view.keys.count())}
+    view.keys.show_keys([*items, "train/images_per_s_of_a_long_name"], set())  # as wide as the longest, at most
+    assert view.keys.minimumWidth() > 150 and view.keys.item(3).toolTip() == "train/images_per_s_of_a_long_name"
+    view.keys.show_keys(list(items), {"train/loss", "val/top1"})
+    items = {view.keys.item(i).text(): view.keys.item(i) for i in range(view.keys.count())}
     items["train/lr"].setCheckState(Qt.CheckState.Checked)  # as a click does
     items["val/top1"].setCheckState(Qt.CheckState.Unchecked)
     assert set(view.plots) == {"train/loss", "train/lr"}

@@ -8,6 +8,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
+MIN_WIDTH, MAX_WIDTH = 150, 240  # px; between them, as wide as the longest name
+
 
 class MetricKeys(QListWidget):
     ticks_changed = Signal()  # by the user: the plots follow
@@ -15,8 +17,8 @@ class MetricKeys(QListWidget):
     def __init__(self) -> None:
         super().__init__()
         self.chosen: dict[str, bool] = {}  # metric -> ticked, as the user last set it
-        self.setMinimumWidth(150)
-        self.setMaximumWidth(240)
+        self.setMinimumWidth(MIN_WIDTH)
+        self.setMaximumWidth(MAX_WIDTH)
         self.itemChanged.connect(self._ticked)
 
     def _ticked(self, item: QListWidgetItem) -> None:
@@ -31,11 +33,14 @@ class MetricKeys(QListWidget):
         self.clear()
         for key in keys:
             item = QListWidgetItem(key)
+            item.setToolTip(key)  # whole, where the list is narrower than the name
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             ticked = self.chosen.get(key, key in default)
             item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
             self.addItem(item)
         self.blockSignals(False)
+        wanted = self.sizeHintForColumn(0) + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        self.setMinimumWidth(max(MIN_WIDTH, min(MAX_WIDTH, wanted)))  # a longer name than the minimum width fits
 
     def names(self) -> list[str]:
         return [self.item(i).text() for i in range(self.count())]
