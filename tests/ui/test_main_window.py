@@ -128,6 +128,7 @@ def test_details_notes_cli_command_and_compare(window: MainWindow, store: Store)
     table = window.compare.table
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
     assert {"lr", "pos_embed", "val/top1 (final)", "val/top1 (best)"} <= set(headers)
+    assert "method" not in headers and "(all vit)" in window.compare.hint.text()  # no column of one value
     assert "width" not in headers  # equal in both runs
     best = headers.index("val/top1 (best)")
     values = {table.item(r, 0).text(): table.item(r, best).text() for r in range(table.rowCount())}

@@ -92,13 +92,15 @@ class CompareView(QWidget):
 
         env_keys = [k for k in dict.fromkeys(k for r in runs for k in r.environment)
                     if k != "host" and len({r.environment.get(k) for r in runs}) > 1]
-        columns = (["run", "method", *headers(judged), *differing, *headers(metrics[len(judged):])]
+        named = ["run", "method"] if len({r.method for r in runs}) > 1 else ["run"]  # one method: said in the hint
+        columns = ([*named, *headers(judged), *differing, *headers(metrics[len(judged):])]
                    + [f"env: {k}" for k in env_keys])
         self.table.clear()
         self.table.setColumnCount(len(columns))
         self.table.setHorizontalHeaderLabels(columns)
         self.table.setRowCount(len(runs))
-        settings = range(2 + len(headers(judged)), 2 + len(headers(judged)) + len(differing))  # shown as given
+        start = len(named) + len(headers(judged))
+        settings = range(start, start + len(differing))  # shown as given
 
         def results(run: Run, keys: list[str]) -> list[object]:
             cells: list[object] = []
@@ -109,7 +111,7 @@ class CompareView(QWidget):
             return cells
 
         for row, run in enumerate(runs):
-            values = [f"{run.id} · {run.name}", run.method, *results(run, judged),
+            values = [f"{run.id} · {run.name}", *([run.method] if len(named) > 1 else []), *results(run, judged),
                       *(run.config.get(k, "") for k in differing), *results(run, metrics[len(judged):]),
                       *(run.environment.get(k, "-") for k in env_keys)]
             for col, value in enumerate(values):
@@ -119,7 +121,8 @@ class CompareView(QWidget):
         fit_columns(self.table, (0,))  # a long run name no longer pushes the settings that differ out of view
         envs = ("; software differs: " + ", ".join(f"{k} {' vs '.join(sorted({r.environment.get(k, '-') for r in runs}))}"
                                                   for k in env_keys)) if env_keys else ""
-        self.hint.setText(f"{len(runs)} runs · {len(differing)} config values differ{envs}"
+        alike = f" (all {runs[0].method})" if len(named) == 1 and runs else ""
+        self.hint.setText(f"{len(runs)} runs{alike} · {len(differing)} config values differ{envs}"
                           if len(runs) > 1 else "select two or more runs to compare them")
         self.table.sortItems(0, Qt.SortOrder.AscendingOrder)
 
