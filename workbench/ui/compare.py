@@ -117,8 +117,7 @@ class CompareView(QWidget):
             for col, value in enumerate(values):
                 self.table.setItem(row, col, Cell(value, setting=col in settings))
             self.table.item(row, 0).setToolTip(str(values[0]))  # elided past NAME_WIDTH
-        self.table.setSortingEnabled(True)  # first: its headers' sort arrows then count in their widths
-        fit_columns(self.table, (0,))  # a long run name no longer pushes the settings that differ out of view
+        fit_columns(self.table, (0,), sortable=True)  # a long run name no longer hides the settings that differ
         envs = ("; software differs: " + ", ".join(f"{k} {' vs '.join(sorted({r.environment.get(k, '-') for r in runs}))}"
                                                   for k in env_keys)) if env_keys else ""
         alike = f" (all {runs[0].method})" if len(named) == 1 and runs else ""
@@ -148,8 +147,7 @@ class CompareView(QWidget):
                 cells += [MeanCell(finals), MeanCell(bests)]
             for col, cell in enumerate(cells):
                 self.table.setItem(row, col, cell)
-        self.table.setSortingEnabled(True)  # first: its headers' sort arrows then count in their widths
-        self.table.resizeColumnsToContents()
+        fit_columns(self.table, sortable=True)
         self.hint.setText(f"{len(members)} groups of {len(runs)} runs · mean ± sd over each group's runs")
         self.table.sortItems(0, Qt.SortOrder.AscendingOrder)
 

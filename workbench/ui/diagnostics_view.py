@@ -28,7 +28,7 @@ from workbench.store import Run, Store
 from workbench.ui import theme
 from workbench.ui.image_view import ZoomImage
 from workbench.ui.tasks import Submit, read_then
-from workbench.ui.widgets import fill_count_matrix
+from workbench.ui.widgets import fill_count_matrix, fit_columns, with_frame
 
 PLACEHOLDER = "the most confident mistakes appear here"
 TABLE_CLASSES = 30  # more classes than this: a heatmap instead of a table of counts
@@ -176,8 +176,7 @@ class DiagnosticsView(QWidget):
                     # to three places alike ("0.900", not "0.9"): in [0, 1], the text sorts as the number
                     item.setData(Qt.ItemDataRole.DisplayRole, f"{value:.3f}" if isinstance(value, float) else value)
                 self.per_class.setItem(r, c, item)
-        self.per_class.setSortingEnabled(True)
-        self.per_class.resizeColumnsToContents()
-        table = self.per_class  # wide enough for its four columns ("support" was cut): the splitter gives it that
-        table.setMinimumWidth(sum(table.columnWidth(c) for c in range(table.columnCount()))
-                              + table.verticalScrollBar().sizeHint().width() + 2 * table.frameWidth())
+        table = self.per_class
+        fit_columns(table, sortable=True)
+        # wide enough for its four columns ("support" was cut): the splitter gives it that
+        table.setMinimumWidth(with_frame(table, sum(table.columnWidth(c) for c in range(table.columnCount()))))

@@ -8,6 +8,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
+from workbench.ui.widgets import with_frame
+
 MIN_WIDTH, MAX_WIDTH = 150, 240  # px; between them, as wide as the longest name
 
 
@@ -39,8 +41,8 @@ class MetricKeys(QListWidget):
             item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
             self.addItem(item)
         self.blockSignals(False)
-        wanted = self.sizeHintForColumn(0) + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
-        self.setMinimumWidth(max(MIN_WIDTH, min(MAX_WIDTH, wanted)))  # a longer name than the minimum width fits
+        wanted = with_frame(self, self.sizeHintForColumn(0))  # a longer name than the minimum width fits
+        self.setMinimumWidth(max(MIN_WIDTH, min(MAX_WIDTH, wanted)))
 
     def names(self) -> list[str]:
         return [self.item(i).text() for i in range(self.count())]

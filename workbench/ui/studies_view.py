@@ -251,8 +251,7 @@ class StudiesView(QWidget):
                     item.setFont(italic)
                     item.setToolTip("a shared stage, for reference (not a sweep point)")
                 self.results.setItem(r, c, item)
-        self.results.setSortingEnabled(True)  # first: its headers' sort arrows then count in their widths
-        self.results.resizeColumnsToContents()
+        fit_columns(self.results, sortable=True)
         if 0 <= sort[0] < len(table.header):
             self.results.sortItems(*sort)
 

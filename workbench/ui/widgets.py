@@ -11,6 +11,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QEvent, QObject, QProcess, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QColor, QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QAbstractScrollArea,
     QAbstractSlider,
     QAbstractSpinBox,
@@ -100,12 +101,21 @@ def closes_with_keys(window: QWidget) -> None:
         QShortcut(keys, window, window.close)
 
 
-def fit_columns(table: QTableWidget, names: tuple[int, ...]) -> None:
+def fit_columns(table: QTableWidget, names: tuple[int, ...] = (), sortable: bool = False) -> None:
     """Fit a table's columns to their contents, the `names` columns no wider than NAME_WIDTH: a long
-    study or run name pushed the columns after it (progress) out of a narrow table."""
+    study or run name pushed the columns after it (progress) out of a narrow table. `sortable`:
+    sorting is turned on first, so that each header's sort arrow counts in its width (a header
+    fitted before was cut under its arrow)."""
+    if sortable:
+        table.setSortingEnabled(True)
     table.resizeColumnsToContents()
     for col in names:
         table.setColumnWidth(col, min(table.columnWidth(col), NAME_WIDTH))
+
+
+def with_frame(view: QAbstractItemView, content: int) -> int:
+    """The width a view needs to show `content` px of its items whole: with its scroll bar and frame."""
+    return content + view.verticalScrollBar().sizeHint().width() + 2 * view.frameWidth()
 
 
 def fill_count_matrix(table: QTableWidget, counts: list[list[int]], classes: list[str]) -> None:
